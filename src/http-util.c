@@ -1,0 +1,281 @@
+/*
+ * http-util.c: route-table dispatch and reply helpers over libevent's evhttp.
+ *
+ * Handlers run on the loop thread and must not block. Bodies are read from the
+ * request's input evbuffer under a cap; libevent itself is configured by each server
+ * with a larger hard limit (evhttp_set_max_body_size) so that bodies between the two
+ * get our JSON 413 rather than libevent's HTML one.
+ */
+#include "http-util.h"
+
+#include "buf.h"
+#include "util.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+int
+vd_http_method(struct evhttp_request *req)
+{
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET:
+		return VD_HTTP_GET;
+	case EVHTTP_REQ_POST:
+		return VD_HTTP_POST;
+	case EVHTTP_REQ_HEAD:
+		return VD_HTTP_HEAD;
+	case EVHTTP_REQ_PUT:
+		return VD_HTTP_PUT;
+	case EVHTTP_REQ_DELETE:
+		return VD_HTTP_DELETE;
+	case EVHTTP_REQ_OPTIONS:
+		return VD_HTTP_OPTIONS;
+	default:
+		return 0;
+	}
+}
+
+const char *
+vd_http_method_name(struct evhttp_request *req)
+{
+	switch (vd_http_method(req)) {
+	case VD_HTTP_GET:
+		return "GET";
+	case VD_HTTP_POST:
+		return "POST";
+	case VD_HTTP_HEAD:
+		return "HEAD";
+	case VD_HTTP_PUT:
+		return "PUT";
+	case VD_HTTP_DELETE:
+		return "DELETE";
+	case VD_HTTP_OPTIONS:
+		return "OPTIONS";
+	default:
+		return "OTHER";
+	}
+}
+
+static bool
+vd_http_route_matches(const struct vd_http_route *r, const char *path)
+{
+	if (r->prefix)
+		return vd_str_has_prefix(path, r->path);
+	return strcmp(path, r->path) == 0;
+}
+
+void
+vd_http_router_cb(struct evhttp_request *req, void *arg)
+{
+	const struct vd_http_router *router = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *raw = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	char *path = evhttp_uridecode(raw != NULL && *raw ? raw : "/", 0, NULL);
+	if (path == NULL) {
+		vd_http_reply_error(req, 400, "invalid percent-encoding in the request path");
+		return;
+	}
+	int method = vd_http_method(req);
+	bool path_known = false;
+	for (size_t i = 0; i < router->nroutes; i++) {
+		const struct vd_http_route *r = &router->routes[i];
+		if (!vd_http_route_matches(r, path))
+			continue;
+		path_known = true;
+		if (r->methods & method) {
+			r->handler(req, path, router->arg);
+			free(path);
+			return;
+		}
+	}
+	if (path_known)
+		router->method_not_allowed(req, path, router->arg);
+	else
+		router->not_found(req, path, router->arg);
+	free(path);
+}
+
+int
+vd_http_read_body(struct evhttp_request *req, struct vd_buf *out)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (len > out->cap)
+		return -E2BIG;
+	vd_buf_reset(out);
+	if (len == 0)
+		return 0;
+	const unsigned char *data = evbuffer_pullup(in, (ev_ssize_t)len);
+	return vd_buf_append(out, data, len);
+}
+
+int
+vd_http_parse_json_object(struct evhttp_request *req, size_t cap, json_t **out, char **cause)
+{
+	struct vd_buf body;
+	vd_buf_init(&body, cap);
+	int status = 0;
+	if (vd_http_read_body(req, &body) < 0) {
+		status = vd_fail(cause, 413, "request body too large: the limit is %zu bytes", cap);
+		goto out_cleanup;
+	}
+	if (body.len == 0) {
+		status = vd_fail(cause, 400, "missing request body");
+		goto out_cleanup;
+	}
+	json_error_t err;
+	json_t *value = json_loadb(body.data, body.len, JSON_REJECT_DUPLICATES, &err);
+	if (value == NULL) {
+		status =
+		    vd_fail(cause, 400, "invalid JSON in request body at line %d column %d: %s",
+			    err.line, err.column, err.text);
+		goto out_cleanup;
+	}
+	if (!json_is_object(value)) {
+		json_decref(value);
+		status = vd_fail(cause, 400, "request body must be a JSON object");
+		goto out_cleanup;
+	}
+	*out = value;
+out_cleanup:
+	vd_buf_cleanup(&body);
+	return status;
+}
+
+char *
+vd_http_query_param(struct evhttp_request *req, const char *name)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	if (query == NULL)
+		return NULL;
+	struct evkeyvalq params;
+	TAILQ_INIT(&params);
+	if (evhttp_parse_query_str(query, &params) != 0) {
+		evhttp_clear_headers(&params);
+		return NULL;
+	}
+	const char *v = evhttp_find_header(&params, name);
+	char *copy = v != NULL ? xstrdup(v) : NULL;
+	evhttp_clear_headers(&params);
+	return copy;
+}
+
+const char *
+vd_http_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Status";
+	}
+}
+
+static void
+vd_http_send(struct evhttp_request *req, int status, const char *content_type, const char *body,
+	     size_t len)
+{
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+	evhttp_remove_header(headers, "Content-Type");
+	evhttp_add_header(headers, "Content-Type", content_type);
+	struct evbuffer *out = evbuffer_new();
+	evbuffer_add(out, body, len);
+	evhttp_send_reply(req, status, vd_http_reason(status), out);
+	evbuffer_free(out);
+}
+
+char *
+vd_json_dumps_go(const json_t *value)
+{
+	char *raw = json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	if (raw == NULL)
+		return xstrdup("null");
+	size_t extra = 0;
+	for (const char *p = raw; *p; p++)
+		if (*p == '<' || *p == '>' || *p == '&')
+			extra += 5;
+	if (extra == 0)
+		return raw;
+	/* These bytes can only occur inside JSON strings, so replacing them everywhere is safe. */
+	char *out = xmalloc(strlen(raw) + extra + 1);
+	char *o = out;
+	for (const char *p = raw; *p; p++) {
+		const char *esc = *p == '<'   ? "\\u003c"
+				  : *p == '>' ? "\\u003e"
+				  : *p == '&' ? "\\u0026"
+					      : NULL;
+		if (esc != NULL) {
+			memcpy(o, esc, 6);
+			o += 6;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	free(raw);
+	return out;
+}
+
+void
+vd_http_reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	char *text = vd_json_dumps_go(body);
+	vd_http_send(req, status, "application/json; charset=utf-8", text, strlen(text));
+	free(text);
+	json_decref(body);
+}
+
+void
+vd_http_reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vd_http_reply_json(req, status, json_pack("{s:s}", "error", msg));
+}
+
+void
+vd_http_reply_text(struct evhttp_request *req, int status, const char *text)
+{
+	vd_http_send(req, status, "text/plain; charset=utf-8", text, strlen(text));
+}

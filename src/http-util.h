@@ -1,0 +1,81 @@
+/*
+ * http-util.h: helpers for the libevent HTTP servers of vramd and ollama-sim: a route
+ * table, JSON replies, {"error": ...} replies, and reading a request body under a cap.
+ */
+#ifndef VRAMD_HTTP_UTIL_H
+#define VRAMD_HTTP_UTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct evhttp_request;
+struct vd_buf;
+
+/* Methods as a bit mask (libevent's enum evhttp_cmd_type values are bits already). */
+#define VD_HTTP_GET	(1 << 0)
+#define VD_HTTP_POST	(1 << 1)
+#define VD_HTTP_HEAD	(1 << 2)
+#define VD_HTTP_PUT	(1 << 3)
+#define VD_HTTP_DELETE	(1 << 4)
+#define VD_HTTP_OPTIONS (1 << 5)
+
+typedef void vd_http_handler_cb(struct evhttp_request *req, const char *path, void *arg);
+
+struct vd_http_route {
+	int methods;	  /* VD_HTTP_* mask */
+	const char *path; /* exact path, or a prefix when it ends in '/' and prefix is set */
+	bool prefix;	  /* match path as a prefix (the handler parses the rest) */
+	vd_http_handler_cb *handler;
+};
+
+struct vd_http_router {
+	const struct vd_http_route *routes;
+	size_t nroutes;
+	vd_http_handler_cb *not_found;		/* no route has this path */
+	vd_http_handler_cb *method_not_allowed; /* a route has this path, not this method */
+	void *arg;				/* passed to every handler */
+};
+
+/* The libevent generic callback: arg is a struct vd_http_router *. Strips the query
+ * string, matches the table, and calls the handler with the decoded path. */
+void vd_http_router_cb(struct evhttp_request *req, void *arg);
+
+/* The request's method as a VD_HTTP_* bit (0 if unknown). */
+int vd_http_method(struct evhttp_request *req);
+const char *vd_http_method_name(struct evhttp_request *req);
+
+/*
+ * Copies the request body into out (initialised by the caller with its cap).
+ * Returns 0, or -E2BIG when the body is over the cap.
+ */
+int vd_http_read_body(struct evhttp_request *req, struct vd_buf *out);
+
+/*
+ * Parses the request body as a JSON object no larger than cap bytes. On failure returns
+ * the HTTP status to answer (400 for empty/malformed/not an object, 413 for too large)
+ * and sets *cause to a clear message the caller frees; on success returns 0 and *out
+ * holds a new reference.
+ */
+int vd_http_parse_json_object(struct evhttp_request *req, size_t cap, json_t **out, char **cause);
+
+/* Value of query parameter name (decoded, caller frees), or NULL if absent. */
+char *vd_http_query_param(struct evhttp_request *req, const char *name);
+
+/* Sends a JSON reply with Content-Type "application/json; charset=utf-8". Steals body. */
+void vd_http_reply_json(struct evhttp_request *req, int status, json_t *body);
+/* Sends {"error": "<message>"} with the given status. */
+void vd_http_reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sends a text/plain; charset=utf-8 reply. */
+void vd_http_reply_text(struct evhttp_request *req, int status, const char *text);
+/* The standard reason phrase for a status ("Not Found"). */
+const char *vd_http_reason(int status);
+
+/*
+ * Serialises a JSON value compactly with keys in insertion order, the way Go's
+ * encoding/json does: '<', '>' and '&' become \u003c, \u003e, \u0026. Caller frees.
+ */
+char *vd_json_dumps_go(const json_t *value);
+
+#endif

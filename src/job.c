@@ -1,0 +1,182 @@
+/*
+ * job.c: job objects: creation, reference counting, names of kinds, priorities and
+ * statuses, and the JSON shape GET /api/job/{id} returns.
+ */
+#include "job.h"
+
+#include "util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const job_kind_names[JOB_NKINDS] = {"generate", "chat", "embed"};
+static const char *const job_priority_names[JOB_NPRIORITIES] = {"high", "normal", "low"};
+static const char *const job_status_names[JOB_NSTATUSES] = {"queued",	"pending", "running",
+							    "complete", "failed",  "cancelled"};
+
+struct job *
+job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority priority,
+	json_t *request, json_t *metadata)
+{
+	struct job *job = xcalloc(1, sizeof(*job));
+	job->refcount = 1;
+	job->seq = seq;
+	job_format_id(seq, job->id);
+	job->model = xstrdup(model);
+	job->kind = kind;
+	job->priority = priority;
+	job->status = JOB_QUEUED;
+	job->request = request != NULL ? request : json_object();
+	job->metadata = metadata;
+	return job;
+}
+
+struct job *
+job_ref(struct job *job)
+{
+	job->refcount++;
+	return job;
+}
+
+void
+job_unref(struct job *job)
+{
+	if (job == NULL || --job->refcount > 0)
+		return;
+	free(job->model);
+	json_decref(job->request);
+	json_decref(job->metadata);
+	json_decref(job->result);
+	free(job->error);
+	free(job);
+}
+
+bool
+job_is_final(const struct job *job)
+{
+	return job->status == JOB_COMPLETE || job->status == JOB_FAILED ||
+	       job->status == JOB_CANCELLED;
+}
+
+void
+job_format_id(int64_t seq, char *buf)
+{
+	snprintf(buf, JOB_ID_LEN, "j-%016" PRIx64, (uint64_t)seq);
+}
+
+bool
+job_parse_id(const char *id, int64_t *seq)
+{
+	if (strncmp(id, "j-", 2) != 0 || strlen(id) != 18)
+		return false;
+	uint64_t v = 0;
+	for (const char *p = id + 2; *p; p++) {
+		int d;
+		if (*p >= '0' && *p <= '9')
+			d = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			d = *p - 'a' + 10;
+		else
+			return false;
+		v = v * 16 + (uint64_t)d;
+	}
+	if (v > INT64_MAX)
+		return false;
+	*seq = (int64_t)v;
+	return true;
+}
+
+static int
+job_lookup(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+job_kind_name(enum job_kind kind)
+{
+	return kind < JOB_NKINDS ? job_kind_names[kind] : "?";
+}
+
+const char *
+job_priority_name(enum job_priority priority)
+{
+	return priority < JOB_NPRIORITIES ? job_priority_names[priority] : "?";
+}
+
+const char *
+job_status_name(enum job_status status)
+{
+	return status < JOB_NSTATUSES ? job_status_names[status] : "?";
+}
+
+int
+job_kind_from_name(const char *name)
+{
+	return job_lookup(job_kind_names, JOB_NKINDS, name);
+}
+
+int
+job_priority_from_name(const char *name)
+{
+	return job_lookup(job_priority_names, JOB_NPRIORITIES, name);
+}
+
+int
+job_status_from_name(const char *name)
+{
+	return job_lookup(job_status_names, JOB_NSTATUSES, name);
+}
+
+void
+job_finish(struct job *job, enum job_status status, json_t *result, const char *error,
+	   int64_t now_wall_ms)
+{
+	job->status = status;
+	json_decref(job->result);
+	job->result = result;
+	free(job->error);
+	job->error = error != NULL ? xstrdup(error) : NULL;
+	job->completed_at_ms = now_wall_ms;
+}
+
+/* Unix ms as an RFC 3339 UTC string, or JSON null for 0 (never happened). */
+static json_t *
+job_time_json(int64_t wall_ms)
+{
+	if (wall_ms == 0)
+		return json_null();
+	char buf[48];
+	vd_format_rfc3339_utc(wall_ms * VD_NS_PER_MS, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+json_t *
+job_to_json(const struct job *job)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "job_id", json_string(job->id));
+	json_object_set_new(o, "status", json_string(job_status_name(job->status)));
+	json_object_set_new(o, "model", json_string(job->model));
+	json_object_set_new(o, "kind", json_string(job_kind_name(job->kind)));
+	json_object_set_new(o, "priority", json_string(job_priority_name(job->priority)));
+	if (job->status == JOB_COMPLETE && job->result != NULL)
+		json_object_set(o, "result", job->result);
+	if (job->error != NULL)
+		json_object_set_new(o, "error", json_string(job->error));
+	json_object_set_new(o, "submitted_at", job_time_json(job->submitted_at_ms));
+	json_object_set_new(o, "started_at", job_time_json(job->started_at_ms));
+	json_object_set_new(o, "completed_at", job_time_json(job->completed_at_ms));
+	json_object_set_new(o, "metrics",
+			    json_pack("{s:I,s:I,s:I}", "wait_ms", (json_int_t)job->wait_ms,
+				      "load_ms", (json_int_t)job->load_ms, "run_ms",
+				      (json_int_t)job->run_ms));
+	json_object_set_new(o, "attempts", json_integer(job->attempts));
+	json_object_set(o, "metadata", job->metadata != NULL ? job->metadata : json_null());
+	return o;
+}

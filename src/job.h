@@ -1,0 +1,93 @@
+/*
+ * job.h: an inference job as vramd tracks it from submission to a final status.
+ *
+ * A job is reference-counted: the job table, the queue, an HTTP long-poll and a
+ * backend transfer may each hold it. The loop thread alone touches jobs.
+ *
+ * Status lifecycle:
+ *   queued    accepted and durably stored, waiting in the queue
+ *   pending   taken from the queue by the scheduler; its backend request is being set up
+ *             or retried (connection failure backoff)
+ *   running   its request is in flight on an Ollama server
+ *   complete | failed | cancelled   final
+ */
+#ifndef VRAMD_JOB_H
+#define VRAMD_JOB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum job_kind { JOB_KIND_GENERATE, JOB_KIND_CHAT, JOB_KIND_EMBED, JOB_NKINDS };
+
+/* Lower value = more urgent; arrays indexed by priority use JOB_NPRIORITIES. */
+enum job_priority { JOB_PRIO_HIGH, JOB_PRIO_NORMAL, JOB_PRIO_LOW, JOB_NPRIORITIES };
+
+enum job_status {
+	JOB_QUEUED,
+	JOB_PENDING,
+	JOB_RUNNING,
+	JOB_COMPLETE,
+	JOB_FAILED,
+	JOB_CANCELLED,
+	JOB_NSTATUSES
+};
+
+#define JOB_ID_LEN 24 /* "j-" + 16 hex + NUL, with room */
+
+struct job {
+	int refcount;
+	char id[JOB_ID_LEN]; /* public id, e.g. "j-0000018c2f3a9b11" */
+	int64_t seq;	     /* submission order (store row id); FIFO tiebreak */
+	char *model;	     /* model name as the client gave it */
+	enum job_kind kind;
+	enum job_priority priority;
+	enum job_status status;
+	json_t *request;  /* owned: the Ollama request fields (prompt / messages / input,
+			     images, options, system, format, ...) without model and stream */
+	json_t *metadata; /* owned: client metadata, echoed back; NULL if none */
+	json_t *result;	  /* owned when complete: the Ollama reply's text / message / embeddings */
+	char *error;	  /* owned when failed or cancelled: a clear message */
+	int64_t submitted_at_ms;	  /* wall clock, Unix ms */
+	int64_t started_at_ms;		  /* wall clock when it began running; 0 if never */
+	int64_t completed_at_ms;	  /* wall clock when final; 0 if not */
+	int64_t enqueued_mono_ms;	  /* monotonic, when it (re)entered the queue */
+	int64_t wait_ms, load_ms, run_ms; /* metrics */
+	int attempts;			  /* backend attempts so far */
+
+	/* Private to queue.c: links in the per-model, per-priority FIFO. */
+	struct job *queue_prev, *queue_next;
+	/* Private to the engine: the transfer in flight, if any. */
+	void *engine_transfer;
+};
+
+/* Creates a job with refcount 1 and status queued; takes ownership of request and
+ * metadata (either may be NULL). The id is derived from seq. */
+struct job *job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority priority,
+		    json_t *request, json_t *metadata);
+struct job *job_ref(struct job *job);
+void job_unref(struct job *job);
+
+bool job_is_final(const struct job *job);
+/* Formats the public id for a sequence number into buf (JOB_ID_LEN bytes). */
+void job_format_id(int64_t seq, char *buf);
+/* Parses a public id back to its sequence number; returns false if malformed. */
+bool job_parse_id(const char *id, int64_t *seq);
+
+const char *job_kind_name(enum job_kind kind);
+const char *job_priority_name(enum job_priority priority);
+const char *job_status_name(enum job_status status);
+/* Name-to-enum lookups; return -1 for an unknown name. */
+int job_kind_from_name(const char *name);
+int job_priority_from_name(const char *name);
+int job_status_from_name(const char *name);
+
+/* Sets a final status (complete, failed or cancelled) and its completion time.
+ * error is copied (may be NULL); result is stolen (may be NULL). */
+void job_finish(struct job *job, enum job_status status, json_t *result, const char *error,
+		int64_t now_wall_ms);
+
+/* The job as the API shows it (GET /api/job/{id}); a new reference. */
+json_t *job_to_json(const struct job *job);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * queue.h: the job queue. Jobs wait per model, and per model in three FIFOs, one per
+ * priority, so the scheduler can ask "how many jobs of model M wait, and since when"
+ * in O(1) and take the next job of a model (highest priority first, FIFO within a
+ * priority) in O(1). The queue holds one reference on each job in it.
+ *
+ * Capacity is QUEUE_MAX_SIZE jobs in all; a push beyond it fails with -ENOSPC (the API
+ * answers 429 with Retry-After).
+ */
+#ifndef VRAMD_QUEUE_H
+#define VRAMD_QUEUE_H
+
+#include "job.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct queue;
+
+/* What the scheduler needs to know about one model's waiting jobs. */
+struct queue_model_summary {
+	const char *model; /* borrowed; valid while the model has jobs in the queue */
+	int count[JOB_NPRIORITIES];
+	int64_t oldest_enqueued_ms[JOB_NPRIORITIES]; /* monotonic; 0 when count is 0 */
+};
+
+struct queue *queue_new(size_t max_size);
+/* Frees the queue and drops its reference on every job still in it. */
+void queue_free(struct queue *q);
+
+/* Appends job at the tail of its model's FIFO for its priority and takes a reference.
+ * Sets job->status to queued. Returns 0 or -ENOSPC when the queue is full. */
+int queue_push(struct queue *q, struct job *job);
+/* Puts a job back at the head of its FIFO (a dispatch that could not start), ignoring
+ * the capacity so nothing accepted is ever dropped. Takes a reference. */
+void queue_push_front(struct queue *q, struct job *job);
+/* Removes and returns the next job of model (highest priority, oldest first), or NULL.
+ * The caller receives the queue's reference. */
+struct job *queue_pop_model(struct queue *q, const char *model);
+/* Removes job if it is queued (cancel); drops the queue's reference. Returns whether
+ * it was in the queue. */
+bool queue_remove(struct queue *q, struct job *job);
+
+size_t queue_length(const struct queue *q);
+size_t queue_capacity(const struct queue *q);
+size_t queue_length_priority(const struct queue *q, enum job_priority priority);
+/* Number of jobs that would be dispatched before job if nothing else arrived, counting
+ * every model: jobs of higher priority plus older jobs of the same priority. */
+size_t queue_position(const struct queue *q, const struct job *job);
+
+/* Number of models with waiting jobs, and their summaries in no particular order.
+ * summaries must have room for queue_model_count() entries; returns the count written. */
+size_t queue_model_count(const struct queue *q);
+size_t queue_summaries(const struct queue *q, struct queue_model_summary *summaries, size_t max);
+/* Summary for one model (all zero counts if it has no waiting jobs). */
+void queue_summary(const struct queue *q, const char *model, struct queue_model_summary *out);
+
+#endif

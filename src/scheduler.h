@@ -1,0 +1,114 @@
+/*
+ * scheduler.h: the decision step of observe -> decide -> act. sched_decide() is a pure
+ * function: a snapshot of GPUs, models and queue summaries in, a plan out (unload
+ * these models, load those, dispatch N jobs of these). No I/O, no clock reads, no
+ * globals; the caller puts the current time in the snapshot.
+ *
+ * Memory model: a GPU's free_bytes is what NVML measures (so memory of other processes
+ * is already subtracted). Loads in flight whose memory does not show yet are in
+ * pending_bytes, reservations for other programs not yet taken in reserved_bytes.
+ * A model fits a GPU when
+ *     footprint <= free - pending - reserved - safety_margin.
+ * Without NVML the daemon fills free_bytes from the configured budget minus the
+ * footprints of resident models.
+ */
+#ifndef VRAMD_SCHEDULER_H
+#define VRAMD_SCHEDULER_H
+
+#include "job.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sched_config {
+	uint64_t safety_margin_bytes; /* VRAM_SAFETY_MARGIN_MB */
+	int64_t max_batch_wait_ms;    /* MAX_BATCH_WAIT: the most a job waits behind other models */
+	int max_concurrent_per_model; /* MAX_CONCURRENT_PER_MODEL */
+	int64_t keep_alive_ms;	      /* MODEL_KEEP_ALIVE: idle models unload after this */
+	int max_loads_in_flight;      /* loads at once in all (Ollama serialises them: 1) */
+	bool allow_cpu;		      /* models that fit no GPU may run on CPU (host RAM) */
+};
+
+struct sched_gpu {
+	int id;		/* index as the engine knows it */
+	bool available; /* false: lost, or paused (CRITICAL); nothing new goes there */
+	uint64_t total_bytes;
+	uint64_t free_bytes;	 /* measured free memory */
+	uint64_t pending_bytes;	 /* loads in flight not yet visible in free_bytes */
+	uint64_t reserved_bytes; /* reservations for other programs not yet visible */
+	double speed;		 /* 1.0 OPTIMAL .. 0.0 paused: scales concurrency on this GPU */
+};
+
+enum sched_residency {
+	SCHED_UNLOADED,
+	SCHED_LOADING,
+	SCHED_LOADED,
+	SCHED_UNLOADING,
+};
+
+#define SCHED_GPU_CPU (-1) /* gpu value of a model placed on CPU */
+
+struct sched_model {
+	const char *name;	  /* borrowed */
+	uint64_t footprint_bytes; /* measured footprint, or the estimate until measured */
+	enum sched_residency residency;
+	int gpu;     /* where it is (or is loading): a sched_gpu id or SCHED_GPU_CPU */
+	int running; /* jobs in flight (pending or running) */
+	int queued[JOB_NPRIORITIES];
+	int64_t oldest_enqueued_ms[JOB_NPRIORITIES]; /* monotonic; meaningful when queued > 0 */
+	int64_t last_used_ms; /* monotonic: last job start or end, or load end */
+	bool cpu_allowed;     /* this model may be placed on CPU */
+};
+
+struct sched_snapshot {
+	int64_t now_ms; /* monotonic */
+	const struct sched_config *config;
+	const struct sched_gpu *gpus;
+	size_t ngpus;
+	const struct sched_model *models;
+	size_t nmodels;
+	uint64_t cpu_free_bytes; /* host memory available for CPU placement */
+	int loads_in_flight;
+};
+
+enum sched_action_type {
+	SCHED_ACTION_UNLOAD,   /* unload model (it is idle) */
+	SCHED_ACTION_LOAD,     /* load model on gpu (or SCHED_GPU_CPU) */
+	SCHED_ACTION_DISPATCH, /* start count jobs of model (it is loaded) */
+};
+
+enum sched_reason {
+	SCHED_REASON_KEEP_ALIVE, /* unload: idle longer than keep_alive */
+	SCHED_REASON_MAKE_ROOM,	 /* unload: room for a load */
+	SCHED_REASON_DEMAND,	 /* load or dispatch: jobs wait for it */
+	SCHED_REASON_STARVATION, /* load or dispatch: a job waited past max_batch_wait */
+};
+
+struct sched_action {
+	enum sched_action_type type;
+	size_t model; /* index into snapshot.models */
+	int gpu;      /* LOAD: target gpu id or SCHED_GPU_CPU; otherwise the model's gpu */
+	int count;    /* DISPATCH: number of jobs */
+	enum sched_reason reason;
+};
+
+struct sched_plan {
+	struct sched_action *actions;
+	size_t nactions;
+	size_t alloc;
+};
+
+void sched_plan_init(struct sched_plan *plan);
+void sched_plan_cleanup(struct sched_plan *plan);
+
+/*
+ * Decides what to do now. Clears plan and fills it with actions, in the order to carry
+ * them out (unloads first). Deterministic: the same snapshot gives the same plan.
+ */
+void sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan);
+
+const char *sched_action_name(enum sched_action_type type);
+const char *sched_reason_name(enum sched_reason reason);
+
+#endif
