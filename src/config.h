@@ -1,0 +1,162 @@
+/*
+ * config.h: vramd's configuration. One table (config.c, config_table[]) lists every key
+ * with its flag, type, default, range, unit and description; the parser, the
+ * validation, --help and docs/configuration.md all follow that table.
+ *
+ * Sources, later ones winning: built-in default < config file (--config FILE, lines
+ * "KEY = value", '#' comments) < environment < command-line flags. Environment: every
+ * key is read from VRAMD_<KEY> (VRAMD_QUEUE_MAX_SIZE); the keys of the original design
+ * (OLLAMA_BASE_URL, VRAM_SAFETY_MARGIN_MB, ...) are also read under their bare name, and
+ * VRAMD_<KEY> wins over the bare name.
+ *
+ * Runtime changes (PUT /api/gpu/config) go through config_set_many(): all keys
+ * validated first, then applied together, or nothing changes. Only keys marked runtime
+ * may change while running. Key names are matched case-insensitively, so JSON may use
+ * "critical_pause_seconds".
+ *
+ * Getters take an enum config_key and never fail: the type is checked with an assert
+ * (a wrong getter is a programming error).
+ */
+#ifndef VRAMD_CONFIG_H
+#define VRAMD_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum config_key {
+	/* Daemon and backends. */
+	CONFIG_OLLAMA_BASE_URL,
+	CONFIG_LISTEN,
+	CONFIG_DATA_DIR,
+	CONFIG_LOG_FILE,
+	CONFIG_SYNC,
+	CONFIG_REQUEST_TIMEOUT,
+	CONFIG_MAX_BODY_BYTES,
+	CONFIG_OLLAMA_POLL_INTERVAL,
+	/* Scheduling (issue 3). */
+	CONFIG_VRAM_SAFETY_MARGIN_MB,
+	CONFIG_VRAM_ESTIMATION_MULTIPLIER,
+	CONFIG_SCHEDULER_LOOP_INTERVAL,
+	CONFIG_MODEL_KEEP_ALIVE,
+	CONFIG_MAX_CONCURRENT_PER_MODEL,
+	CONFIG_QUEUE_MAX_SIZE,
+	CONFIG_MAX_BATCH_WAIT,
+	CONFIG_ALLOW_CPU,
+	/* GPU telemetry. */
+	CONFIG_NVML_LIB,
+	CONFIG_GPU_SOURCE,
+	CONFIG_GPUS,
+	CONFIG_VRAM_BUDGET,
+	CONFIG_MEMORY_MONITORING_INTERVAL,
+	CONFIG_GPU_HISTORY_LENGTH,
+	/* GPU state machine and throttling (issue 4; runtime-changeable). */
+	CONFIG_TEMP_NORMAL_C,
+	CONFIG_TEMP_THROTTLED_C,
+	CONFIG_TEMP_CRITICAL_C,
+	CONFIG_MEMORY_NORMAL_PCT,
+	CONFIG_MEMORY_THROTTLED_PCT,
+	CONFIG_MEMORY_CRITICAL_PCT,
+	CONFIG_HYSTERESIS_C,
+	CONFIG_SPEED_OPTIMAL,
+	CONFIG_SPEED_NORMAL,
+	CONFIG_SPEED_THROTTLED,
+	CONFIG_SPEED_CRITICAL,
+	CONFIG_CRITICAL_PAUSE_SECONDS,
+	CONFIG_THROTTLE_COOLDOWN_SECONDS,
+	CONFIG_MEMORY_LIMIT_MB,
+	CONFIG_MEMORY_RESERVE_MB,
+	CONFIG_WEBHOOK_URLS,
+	CONFIG_NKEYS
+};
+
+enum config_type {
+	CONFIG_TYPE_STRING, /* free text; may be empty */
+	CONFIG_TYPE_INT,    /* int64 within [min, max] */
+	CONFIG_TYPE_DOUBLE, /* within [min, max] */
+	CONFIG_TYPE_BOOL,   /* true/false, yes/no, on/off, 1/0 */
+	CONFIG_TYPE_SIZE,   /* bytes: "8GiB", "512MB", "4096" */
+	CONFIG_TYPE_ENUM,   /* one of the '|'-separated names in choices */
+};
+
+/* Where a key's current value came from. */
+enum config_source {
+	CONFIG_SRC_DEFAULT,
+	CONFIG_SRC_FILE,
+	CONFIG_SRC_ENV,
+	CONFIG_SRC_FLAG,
+	CONFIG_SRC_RUNTIME
+};
+
+struct config_def {
+	const char *name; /* "QUEUE_MAX_SIZE" */
+	const char *env;  /* bare environment alias, or NULL (VRAMD_<name> always works) */
+	const char *flag; /* "--queue-max-size" */
+	enum config_type type;
+	const char *def;     /* default, as text */
+	double min, max;     /* range for INT, DOUBLE and SIZE */
+	const char *choices; /* ENUM: "auto|nvml|nvidia-smi|none" */
+	const char *unit;    /* "ms", "s", "MiB", "C", "%", "bytes", or "" */
+	bool runtime;	     /* may change through PUT /api/gpu/config */
+	const char *help;    /* one sentence */
+};
+
+/* The table, CONFIG_NKEYS entries indexed by enum config_key. */
+const struct config_def *config_def(enum config_key key);
+/* Looks a key up by name, case-insensitively, with or without a VRAMD_ prefix. */
+int config_key_from_name(const char *name); /* enum config_key, or -1 */
+
+struct config;
+
+/* A configuration holding every default. */
+struct config *config_new(void);
+void config_free(struct config *cfg);
+
+/*
+ * Loads every source into cfg: parses argv for --config FILE and the key flags
+ * (--flag VALUE or --flag=VALUE; a BOOL flag alone means true), reads the file, then
+ * the environment envp (NULL = environ), then applies the flags. --help/-h and
+ * --version set *help / *version (either may be NULL to reject them) and stop nothing.
+ * Returns 0, or -EINVAL with *cause naming the key, the source ("flag --queue-max-size",
+ * "environment VRAMD_QUEUE_MAX_SIZE", "/etc/vramd.conf:12") and the accepted range,
+ * or naming an unknown flag / file key.
+ */
+int config_load(struct config *cfg, int argc, char **argv, char **envp, bool *help, bool *version,
+		char **cause);
+/* Reads a config file only (part of config_load; exposed for tests and the fuzzer). */
+int config_load_file(struct config *cfg, const char *path, char **cause);
+/* Parses file text (label names it in messages). */
+int config_load_text(struct config *cfg, const char *text, const char *label, char **cause);
+
+/* Sets one key from text (validated; any key, runtime or not; source becomes runtime).
+ * Returns 0, -ENOENT (unknown key) or -EINVAL with *cause naming the key and range. */
+int config_set(struct config *cfg, const char *key, const char *value, char **cause);
+/*
+ * PUT /api/gpu/config: obj maps key names to values (JSON numbers, strings, booleans).
+ * Every key must exist and be runtime-changeable, every value valid, and the thresholds
+ * must stay ordered; then all are applied at once. On error nothing changes and the
+ * return is -ENOENT (unknown key) or -EINVAL with *cause naming the key.
+ * *changed (may be NULL) receives a new JSON object of the keys whose value changed.
+ */
+int config_set_many(struct config *cfg, const json_t *obj, json_t **changed, char **cause);
+
+/* Typed getters. Strings are borrowed until the key changes. */
+const char *config_str(const struct config *cfg, enum config_key key);
+int64_t config_int(const struct config *cfg, enum config_key key);
+double config_double(const struct config *cfg, enum config_key key);
+bool config_bool(const struct config *cfg, enum config_key key);
+uint64_t config_size(const struct config *cfg, enum config_key key);
+enum config_source config_source_of(const struct config *cfg, enum config_key key);
+const char *config_source_name(enum config_source source);
+
+/* {"KEY": value, ...} with typed values; runtime_only limits it to runtime keys. */
+json_t *config_to_json(const struct config *cfg, bool runtime_only);
+
+/* The --help text from the table. */
+void config_print_help(FILE *out, const char *progname);
+/* Markdown table of every key (docs/configuration.md is written from it). */
+void config_print_markdown(FILE *out);
+
+#endif
