@@ -30,7 +30,10 @@ struct queue *queue_new(size_t max_size);
 void queue_free(struct queue *q);
 
 /* Appends job at the tail of its model's FIFO for its priority and takes a reference.
- * Sets job->status to queued. Returns 0 or -ENOSPC when the queue is full. */
+ * Sets job->status to queued, and job->enqueued_mono_ms to now when it is 0 (the caller
+ * may set it first). Models are keyed by job->model exactly as given, so callers
+ * normalise names ("x" vs "x:latest") before. Returns 0 or -ENOSPC when the queue is
+ * full. */
 int queue_push(struct queue *q, struct job *job);
 /* Puts a job back at the head of its FIFO (a dispatch that could not start), ignoring
  * the capacity so nothing accepted is ever dropped. Takes a reference. */
@@ -42,11 +45,17 @@ struct job *queue_pop_model(struct queue *q, const char *model);
  * it was in the queue. */
 bool queue_remove(struct queue *q, struct job *job);
 
+/* The next job of model without removing it (borrowed), or NULL. */
+struct job *queue_peek_model(const struct queue *q, const char *model);
+
 size_t queue_length(const struct queue *q);
 size_t queue_capacity(const struct queue *q);
+/* Changes the capacity; jobs already waiting beyond it stay. */
+void queue_set_capacity(struct queue *q, size_t max_size);
 size_t queue_length_priority(const struct queue *q, enum job_priority priority);
 /* Number of jobs that would be dispatched before job if nothing else arrived, counting
- * every model: jobs of higher priority plus older jobs of the same priority. */
+ * every model: jobs of higher priority plus older jobs (smaller seq) of the same
+ * priority. O(log n). */
 size_t queue_position(const struct queue *q, const struct job *job);
 
 /* Number of models with waiting jobs, and their summaries in no particular order.

@@ -1,0 +1,507 @@
+/*
+ * queue.c: the job queue (see queue.h). Called by the API (push on submit, remove on
+ * cancel, position for replies), the scheduler wiring (summaries, pop per model) and
+ * the engine (push_front when a dispatch could not start).
+ *
+ * Layout: a chained hash table maps a model name to its struct queue_model, which holds
+ * one intrusive FIFO per priority (job->queue_prev/next). Models with no waiting job are
+ * freed, and live models are also kept in a dense array (each knows its index) so
+ * summaries cost O(models with jobs), never O(models ever seen).
+ *
+ * Positions: per priority, an order-statistics treap keyed by (seq, job address) counts
+ * the waiting jobs older than a given one in O(log n), whichever model they wait for.
+ * A job's position is the number of waiting jobs of higher priorities plus the jobs of
+ * its priority with a smaller seq. seq is the submission order, so a job put back with
+ * push_front keeps its place.
+ *
+ * Invariants: q->length == sum of every model's counts == sum of the treap sizes; a job
+ * is in the queue iff job->status == JOB_QUEUED and it is linked in its model's FIFO
+ * (queue_remove checks membership through the model's list, never trusts the status).
+ */
+#include "queue.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct queue_model {
+	char *name;
+	uint64_t hash;
+	struct queue_model *hnext; /* bucket chain */
+	size_t dense_index;	   /* index in q->models */
+	struct job *head[JOB_NPRIORITIES], *tail[JOB_NPRIORITIES];
+	int count[JOB_NPRIORITIES];
+	int total;
+};
+
+struct queue_node { /* treap node */
+	int64_t seq;
+	uintptr_t addr;
+	uint64_t prio;
+	size_t size;
+	struct queue_node *left, *right;
+};
+
+struct queue {
+	size_t max_size;
+	size_t length;
+	size_t length_prio[JOB_NPRIORITIES];
+	struct queue_model **buckets;
+	size_t nbuckets;	     /* power of two */
+	struct queue_model **models; /* dense array of models with jobs */
+	size_t nmodels, models_alloc;
+	struct queue_node *order[JOB_NPRIORITIES]; /* treap roots */
+	struct queue_node *free_nodes;		   /* recycled nodes (linked by right) */
+	uint64_t rng;
+};
+
+/* --- order statistics treap ------------------------------------------------------ */
+
+static size_t
+queue_node_size(const struct queue_node *n)
+{
+	return n != NULL ? n->size : 0;
+}
+
+static void
+queue_node_fix(struct queue_node *n)
+{
+	n->size = 1 + queue_node_size(n->left) + queue_node_size(n->right);
+}
+
+static int
+queue_key_cmp(int64_t seq, uintptr_t addr, const struct queue_node *n)
+{
+	if (seq != n->seq)
+		return seq < n->seq ? -1 : 1;
+	if (addr != n->addr)
+		return addr < n->addr ? -1 : 1;
+	return 0;
+}
+
+/* Splits t into keys < (seq, addr) and keys >= (seq, addr). */
+static void
+queue_treap_split(struct queue_node *t, int64_t seq, uintptr_t addr, struct queue_node **l,
+		  struct queue_node **r)
+{
+	if (t == NULL) {
+		*l = *r = NULL;
+		return;
+	}
+	if (queue_key_cmp(seq, addr, t) > 0) {
+		queue_treap_split(t->right, seq, addr, &t->right, r);
+		*l = t;
+	} else {
+		queue_treap_split(t->left, seq, addr, l, &t->left);
+		*r = t;
+	}
+	queue_node_fix(t);
+}
+
+static struct queue_node *
+queue_treap_merge(struct queue_node *l, struct queue_node *r)
+{
+	if (l == NULL)
+		return r;
+	if (r == NULL)
+		return l;
+	if (l->prio > r->prio) {
+		l->right = queue_treap_merge(l->right, r);
+		queue_node_fix(l);
+		return l;
+	}
+	r->left = queue_treap_merge(l, r->left);
+	queue_node_fix(r);
+	return r;
+}
+
+static void
+queue_order_insert(struct queue *q, const struct job *job)
+{
+	struct queue_node *n = q->free_nodes;
+	if (n != NULL)
+		q->free_nodes = n->right;
+	else
+		n = xmalloc(sizeof(*n));
+	n->seq = job->seq;
+	n->addr = (uintptr_t)job;
+	n->prio = vd_rand64(&q->rng);
+	n->size = 1;
+	n->left = n->right = NULL;
+
+	struct queue_node *l, *r;
+	queue_treap_split(q->order[job->priority], n->seq, n->addr, &l, &r);
+	q->order[job->priority] = queue_treap_merge(queue_treap_merge(l, n), r);
+}
+
+/* Removes the node of job from t; returns the new root. */
+static struct queue_node *
+queue_treap_erase(struct queue *q, struct queue_node *t, int64_t seq, uintptr_t addr)
+{
+	if (t == NULL)
+		return NULL;
+	int c = queue_key_cmp(seq, addr, t);
+	if (c == 0) {
+		struct queue_node *m = queue_treap_merge(t->left, t->right);
+		t->right = q->free_nodes;
+		q->free_nodes = t;
+		return m;
+	}
+	if (c < 0)
+		t->left = queue_treap_erase(q, t->left, seq, addr);
+	else
+		t->right = queue_treap_erase(q, t->right, seq, addr);
+	queue_node_fix(t);
+	return t;
+}
+
+static void
+queue_order_erase(struct queue *q, const struct job *job)
+{
+	q->order[job->priority] =
+	    queue_treap_erase(q, q->order[job->priority], job->seq, (uintptr_t)job);
+}
+
+/* Number of keys in t smaller than (seq, addr). */
+static size_t
+queue_treap_rank(const struct queue_node *t, int64_t seq, uintptr_t addr)
+{
+	size_t rank = 0;
+	while (t != NULL) {
+		int c = queue_key_cmp(seq, addr, t);
+		if (c <= 0) {
+			t = t->left;
+		} else {
+			rank += queue_node_size(t->left) + 1;
+			t = t->right;
+		}
+	}
+	return rank;
+}
+
+static void
+queue_treap_free(struct queue_node *t)
+{
+	/* Iterative: a degenerate treap must not overflow the stack. */
+	while (t != NULL) {
+		if (t->left != NULL) {
+			struct queue_node *l = t->left;
+			t->left = l->right;
+			l->right = t;
+			t = l;
+		} else {
+			struct queue_node *r = t->right;
+			free(t);
+			t = r;
+		}
+	}
+}
+
+/* --- model table ------------------------------------------------------------------ */
+
+static uint64_t
+queue_hash(const char *name)
+{
+	return vd_hash64(name, strlen(name), 0);
+}
+
+static struct queue_model *
+queue_model_lookup(const struct queue *q, const char *name)
+{
+	uint64_t h = queue_hash(name);
+	for (struct queue_model *m = q->buckets[h & (q->nbuckets - 1)]; m != NULL; m = m->hnext)
+		if (m->hash == h && strcmp(m->name, name) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+queue_rehash(struct queue *q, size_t nbuckets)
+{
+	struct queue_model **buckets = xcalloc(nbuckets, sizeof(*buckets));
+	for (size_t i = 0; i < q->nmodels; i++) {
+		struct queue_model *m = q->models[i];
+		size_t b = m->hash & (nbuckets - 1);
+		m->hnext = buckets[b];
+		buckets[b] = m;
+	}
+	free(q->buckets);
+	q->buckets = buckets;
+	q->nbuckets = nbuckets;
+}
+
+static struct queue_model *
+queue_model_get(struct queue *q, const char *name)
+{
+	struct queue_model *m = queue_model_lookup(q, name);
+	if (m != NULL)
+		return m;
+	m = xcalloc(1, sizeof(*m));
+	m->name = xstrdup(name);
+	m->hash = queue_hash(name);
+	if (q->nmodels == q->models_alloc) {
+		q->models_alloc = q->models_alloc != 0 ? q->models_alloc * 2 : 16;
+		q->models = xreallocarray(q->models, q->models_alloc, sizeof(*q->models));
+	}
+	m->dense_index = q->nmodels;
+	q->models[q->nmodels++] = m;
+	if (q->nmodels > q->nbuckets)
+		queue_rehash(q, q->nbuckets * 2);
+	else {
+		size_t b = m->hash & (q->nbuckets - 1);
+		m->hnext = q->buckets[b];
+		q->buckets[b] = m;
+	}
+	return m;
+}
+
+static void
+queue_model_drop(struct queue *q, struct queue_model *m)
+{
+	struct queue_model **pp = &q->buckets[m->hash & (q->nbuckets - 1)];
+	while (*pp != m)
+		pp = &(*pp)->hnext;
+	*pp = m->hnext;
+	struct queue_model *last = q->models[--q->nmodels];
+	q->models[m->dense_index] = last;
+	last->dense_index = m->dense_index;
+	free(m->name);
+	free(m);
+}
+
+/* --- queue ------------------------------------------------------------------------ */
+
+struct queue *
+queue_new(size_t max_size)
+{
+	struct queue *q = xcalloc(1, sizeof(*q));
+	q->max_size = max_size;
+	q->nbuckets = 16;
+	q->buckets = xcalloc(q->nbuckets, sizeof(*q->buckets));
+	q->rng = 0x9e3779b97f4a7c15ULL;
+	return q;
+}
+
+void
+queue_free(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	while (q->nmodels > 0) {
+		struct queue_model *m = q->models[q->nmodels - 1];
+		for (int p = 0; p < JOB_NPRIORITIES; p++) {
+			struct job *job = m->head[p];
+			while (job != NULL) {
+				struct job *next = job->queue_next;
+				job->queue_prev = job->queue_next = NULL;
+				job_unref(job);
+				job = next;
+			}
+		}
+		queue_model_drop(q, m);
+	}
+	for (int p = 0; p < JOB_NPRIORITIES; p++)
+		queue_treap_free(q->order[p]);
+	while (q->free_nodes != NULL) {
+		struct queue_node *n = q->free_nodes;
+		q->free_nodes = n->right;
+		free(n);
+	}
+	free(q->buckets);
+	free(q->models);
+	free(q);
+}
+
+static void
+queue_link(struct queue *q, struct job *job, bool front)
+{
+	struct queue_model *m = queue_model_get(q, job->model);
+	int p = job->priority;
+	if (front) {
+		job->queue_prev = NULL;
+		job->queue_next = m->head[p];
+		if (m->head[p] != NULL)
+			m->head[p]->queue_prev = job;
+		else
+			m->tail[p] = job;
+		m->head[p] = job;
+	} else {
+		job->queue_next = NULL;
+		job->queue_prev = m->tail[p];
+		if (m->tail[p] != NULL)
+			m->tail[p]->queue_next = job;
+		else
+			m->head[p] = job;
+		m->tail[p] = job;
+	}
+	m->count[p]++;
+	m->total++;
+	q->length++;
+	q->length_prio[p]++;
+	queue_order_insert(q, job);
+	job->status = JOB_QUEUED;
+	if (job->enqueued_mono_ms == 0)
+		job->enqueued_mono_ms = vd_now_mono_ms();
+	job_ref(job);
+}
+
+static void
+queue_unlink(struct queue *q, struct queue_model *m, struct job *job)
+{
+	int p = job->priority;
+	if (job->queue_prev != NULL)
+		job->queue_prev->queue_next = job->queue_next;
+	else
+		m->head[p] = job->queue_next;
+	if (job->queue_next != NULL)
+		job->queue_next->queue_prev = job->queue_prev;
+	else
+		m->tail[p] = job->queue_prev;
+	job->queue_prev = job->queue_next = NULL;
+	m->count[p]--;
+	m->total--;
+	q->length--;
+	q->length_prio[p]--;
+	queue_order_erase(q, job);
+	if (m->total == 0)
+		queue_model_drop(q, m);
+}
+
+int
+queue_push(struct queue *q, struct job *job)
+{
+	if (q->length >= q->max_size)
+		return -ENOSPC;
+	queue_link(q, job, false);
+	return 0;
+}
+
+void
+queue_push_front(struct queue *q, struct job *job)
+{
+	queue_link(q, job, true);
+}
+
+struct job *
+queue_pop_model(struct queue *q, const char *model)
+{
+	struct queue_model *m = queue_model_lookup(q, model);
+	if (m == NULL)
+		return NULL;
+	for (int p = 0; p < JOB_NPRIORITIES; p++) {
+		struct job *job = m->head[p];
+		if (job != NULL) {
+			queue_unlink(q, m, job);
+			return job; /* the queue's reference passes to the caller */
+		}
+	}
+	return NULL;
+}
+
+/* Whether job is linked in m's FIFO for its priority: O(1) through its neighbours. */
+static bool
+queue_model_holds(const struct queue_model *m, const struct job *job)
+{
+	if ((unsigned)job->priority >= JOB_NPRIORITIES)
+		return false;
+	if (job->queue_prev != NULL)
+		return job->queue_prev->queue_next == job;
+	return m->head[job->priority] == job;
+}
+
+bool
+queue_remove(struct queue *q, struct job *job)
+{
+	struct queue_model *m = queue_model_lookup(q, job->model);
+	if (m == NULL || !queue_model_holds(m, job))
+		return false;
+	queue_unlink(q, m, job);
+	job_unref(job);
+	return true;
+}
+
+size_t
+queue_length(const struct queue *q)
+{
+	return q->length;
+}
+
+size_t
+queue_capacity(const struct queue *q)
+{
+	return q->max_size;
+}
+
+void
+queue_set_capacity(struct queue *q, size_t max_size)
+{
+	q->max_size = max_size;
+}
+
+size_t
+queue_length_priority(const struct queue *q, enum job_priority priority)
+{
+	return (unsigned)priority < JOB_NPRIORITIES ? q->length_prio[priority] : 0;
+}
+
+size_t
+queue_position(const struct queue *q, const struct job *job)
+{
+	size_t pos = 0;
+	if ((unsigned)job->priority >= JOB_NPRIORITIES)
+		return 0;
+	for (int p = 0; p < (int)job->priority; p++)
+		pos += q->length_prio[p];
+	return pos + queue_treap_rank(q->order[job->priority], job->seq, (uintptr_t)job);
+}
+
+size_t
+queue_model_count(const struct queue *q)
+{
+	return q->nmodels;
+}
+
+static void
+queue_fill_summary(const struct queue_model *m, struct queue_model_summary *out)
+{
+	out->model = m->name;
+	for (int p = 0; p < JOB_NPRIORITIES; p++) {
+		out->count[p] = m->count[p];
+		out->oldest_enqueued_ms[p] = m->head[p] != NULL ? m->head[p]->enqueued_mono_ms : 0;
+	}
+}
+
+size_t
+queue_summaries(const struct queue *q, struct queue_model_summary *summaries, size_t max)
+{
+	size_t n = q->nmodels < max ? q->nmodels : max;
+	for (size_t i = 0; i < n; i++)
+		queue_fill_summary(q->models[i], &summaries[i]);
+	return n;
+}
+
+void
+queue_summary(const struct queue *q, const char *model, struct queue_model_summary *out)
+{
+	const struct queue_model *m = queue_model_lookup(q, model);
+	if (m != NULL) {
+		queue_fill_summary(m, out);
+		return;
+	}
+	memset(out, 0, sizeof(*out));
+	out->model = NULL;
+}
+
+struct job *
+queue_peek_model(const struct queue *q, const char *model)
+{
+	const struct queue_model *m = queue_model_lookup(q, model);
+	if (m == NULL)
+		return NULL;
+	for (int p = 0; p < JOB_NPRIORITIES; p++)
+		if (m->head[p] != NULL)
+			return m->head[p];
+	return NULL;
+}
