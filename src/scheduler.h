@@ -70,6 +70,8 @@ struct sched_snapshot {
 	size_t nmodels;
 	uint64_t cpu_free_bytes; /* host memory available for CPU placement */
 	int loads_in_flight;
+	/* Added after the first version (zero when a caller does not set it): */
+	uint64_t cpu_total_bytes; /* host memory in all; 0: unknown (cpu_free_bytes is used) */
 };
 
 enum sched_action_type {
@@ -83,6 +85,7 @@ enum sched_reason {
 	SCHED_REASON_MAKE_ROOM,	 /* unload: room for a load */
 	SCHED_REASON_DEMAND,	 /* load or dispatch: jobs wait for it */
 	SCHED_REASON_STARVATION, /* load or dispatch: a job waited past max_batch_wait */
+	SCHED_REASON_RELOCATE,	 /* unload: its GPU is paused or lost and another GPU fits it */
 };
 
 struct sched_action {
@@ -97,6 +100,7 @@ struct sched_plan {
 	struct sched_action *actions;
 	size_t nactions;
 	size_t alloc;
+	void *scratch; /* private to scheduler.c: working memory reused across decisions */
 };
 
 void sched_plan_init(struct sched_plan *plan);
@@ -108,6 +112,15 @@ void sched_plan_cleanup(struct sched_plan *plan);
  */
 void sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan);
 
+/*
+ * Whether model could ever be placed: its footprint fits some GPU's total memory minus
+ * the safety margin (paused or lost GPUs count, they may come back), or it may run on
+ * CPU and fits host memory. A model that cannot is never planned; the daemon fails its
+ * jobs with a clear message instead of letting them wait forever.
+ */
+bool sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model);
+
+/* Static names for logs and the API ("unload", "make_room", ...). */
 const char *sched_action_name(enum sched_action_type type);
 const char *sched_reason_name(enum sched_reason reason);
 

@@ -1,0 +1,623 @@
+/*
+ * scheduler.c: the decide step. sched_decide() turns a snapshot (GPUs, models with
+ * their queue summaries, loads in flight) into a plan: unloads first, then loads, then
+ * dispatches. It is pure: no I/O, no clock reads, no globals; the only state kept
+ * between calls is the plan's scratch memory, which never influences a decision.
+ *
+ * The decision, in order (docs/scheduling.md has the long version):
+ *   1. Keep-alive: idle models (LOADED, nothing running or queued) unused for
+ *      keep_alive_ms are unloaded.
+ *   2. Relocation: an idle-but-wanted model on a paused or lost GPU is unloaded when
+ *      another GPU fits it now, so its jobs run there.
+ *   3. Demand: unloaded models with queued jobs, ranked (starving first, then priority,
+ *      then the age of the job each would serve next), are placed one by one:
+ *      a direct best fit; else evictions of idle models, least recently used first, on
+ *      the GPU that needs the least evicted memory (the load itself follows on a later
+ *      decision, once the memory is back); else CPU when allowed and no GPU could ever
+ *      hold it. A starving model may also claim models that still have queued or
+ *      running jobs: they get no new dispatch, drain, and are then unloaded.
+ *   4. Dispatch: every loaded model that is not frozen gets up to its concurrency cap
+ *      (scaled by its GPU's speed), models with higher-ranked jobs first.
+ *
+ * Invariants: a plan never commits more memory on a GPU than
+ * free - pending - reserved - margin (each load or claim lowers the GPU's headroom in
+ * the plan); a model with running jobs, or a LOADING / UNLOADING one, is never
+ * unloaded; an empty plan means nothing can progress until the snapshot changes.
+ *
+ * Caller: the engine's loop (on every event and every SCHEDULER_LOOP_INTERVAL);
+ * tests/test-scheduler.c and bench/bench-scheduler.c on hand-made snapshots.
+ */
+#include "scheduler.h"
+
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Byte counts are clamped to this before signed arithmetic, so four of them can be
+ * added or subtracted without overflow whatever a snapshot holds. */
+#define SCHED_BYTES_MAX (INT64_MAX / 8)
+
+/* What sched_decide derives about one model. */
+struct sched_mstate {
+	int64_t footprint; /* clamped footprint_bytes */
+	int64_t oldest_ms; /* oldest queued job of any priority */
+	int64_t head_ms;   /* oldest queued job of best_prio: the one served next */
+	int queued;	   /* queued jobs over all priorities */
+	int best_prio;	   /* most urgent priority with queued jobs */
+	int gpu_index;	   /* index into snap->gpus, or -1 (CPU, unloaded or unknown id) */
+	bool starving;	   /* its oldest job waited longer than max_batch_wait */
+	bool gone;	   /* unloaded or claimed as a victim in this plan */
+	bool frozen;	   /* no new dispatch: it drains for a starving model */
+};
+
+/* What sched_decide derives about one GPU. */
+struct sched_gstate {
+	int64_t head;	  /* memory a load may take now: free - pending - reserved - margin */
+	int64_t incoming; /* memory that unloads in progress or in this plan give back */
+	int64_t ours;	  /* footprints of models resident (or loading) there */
+	size_t lru_begin, lru_end; /* this GPU's range in scratch.lru */
+	bool usable;		   /* available and speed > 0: loads and dispatch may go here */
+};
+
+/* Sort key of a model in demand and dispatch order. */
+struct sched_rank {
+	int cls; /* 0: starving, 1: not */
+	int prio;
+	int64_t head_ms;
+	size_t model;
+};
+
+/* A resident model in least-recently-used order within its GPU. */
+struct sched_lru {
+	int gpu_index;
+	int64_t last_used_ms;
+	size_t model;
+};
+
+/* Working memory, grown as needed and kept in the plan between decisions. */
+struct sched_scratch {
+	size_t cap_models, cap_gpus;
+	struct sched_mstate *models;
+	struct sched_gstate *gpus;
+	struct sched_rank *ranks;
+	struct sched_lru *lru;
+	size_t *victims, *best_victims;
+	struct sched_action *loads;
+};
+
+void
+sched_plan_init(struct sched_plan *plan)
+{
+	memset(plan, 0, sizeof(*plan));
+}
+
+static void
+sched_scratch_free(struct sched_scratch *s)
+{
+	if (s == NULL)
+		return;
+	free(s->models);
+	free(s->gpus);
+	free(s->ranks);
+	free(s->lru);
+	free(s->victims);
+	free(s->best_victims);
+	free(s->loads);
+	free(s);
+}
+
+void
+sched_plan_cleanup(struct sched_plan *plan)
+{
+	free(plan->actions);
+	sched_scratch_free(plan->scratch);
+	memset(plan, 0, sizeof(*plan));
+}
+
+static struct sched_scratch *
+sched_scratch_get(struct sched_plan *plan, size_t nmodels, size_t ngpus)
+{
+	struct sched_scratch *s = plan->scratch;
+
+	if (s == NULL) {
+		s = xcalloc(1, sizeof(*s));
+		plan->scratch = s;
+	}
+	if (s->cap_models < nmodels || s->models == NULL) {
+		size_t n = nmodels > 16 ? nmodels : 16;
+		s->models = xreallocarray(s->models, n, sizeof(*s->models));
+		s->ranks = xreallocarray(s->ranks, n, sizeof(*s->ranks));
+		s->lru = xreallocarray(s->lru, n, sizeof(*s->lru));
+		s->victims = xreallocarray(s->victims, n, sizeof(*s->victims));
+		s->best_victims = xreallocarray(s->best_victims, n, sizeof(*s->best_victims));
+		s->loads = xreallocarray(s->loads, n, sizeof(*s->loads));
+		s->cap_models = n;
+	}
+	if (s->cap_gpus < ngpus || s->gpus == NULL) {
+		size_t n = ngpus > 8 ? ngpus : 8;
+		s->gpus = xreallocarray(s->gpus, n, sizeof(*s->gpus));
+		s->cap_gpus = n;
+	}
+	return s;
+}
+
+static void
+sched_plan_push(struct sched_plan *plan, enum sched_action_type type, size_t model, int gpu,
+		int count, enum sched_reason reason)
+{
+	if (plan->nactions == plan->alloc) {
+		plan->alloc = plan->alloc ? plan->alloc * 2 : 16;
+		plan->actions = xreallocarray(plan->actions, plan->alloc, sizeof(*plan->actions));
+	}
+	plan->actions[plan->nactions++] = (struct sched_action){
+	    .type = type, .model = model, .gpu = gpu, .count = count, .reason = reason};
+}
+
+static int64_t
+sched_bytes(uint64_t bytes)
+{
+	return bytes > (uint64_t)SCHED_BYTES_MAX ? SCHED_BYTES_MAX : (int64_t)bytes;
+}
+
+static int
+sched_gpu_index(const struct sched_snapshot *snap, int id)
+{
+	for (size_t i = 0; i < snap->ngpus; i++)
+		if (snap->gpus[i].id == id)
+			return (int)i;
+	return -1;
+}
+
+static bool
+sched_gpu_is_usable(const struct sched_gpu *gpu)
+{
+	return gpu->available && gpu->speed > 0.0;
+}
+
+bool
+sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model)
+{
+	const struct sched_config *cfg = snap->config;
+	const struct sched_model *m;
+	int64_t fp, margin;
+
+	if (model >= snap->nmodels || cfg == NULL)
+		return false;
+	m = &snap->models[model];
+	if (m->residency != SCHED_UNLOADED)
+		return true;
+	fp = sched_bytes(m->footprint_bytes);
+	margin = sched_bytes(cfg->safety_margin_bytes);
+	for (size_t i = 0; i < snap->ngpus; i++)
+		if (fp <= sched_bytes(snap->gpus[i].total_bytes) - margin)
+			return true;
+	if (cfg->allow_cpu && m->cpu_allowed) {
+		uint64_t host = snap->cpu_total_bytes > snap->cpu_free_bytes ? snap->cpu_total_bytes
+									     : snap->cpu_free_bytes;
+		if (fp <= sched_bytes(host))
+			return true;
+	}
+	return false;
+}
+
+/* Jobs of a model that may run at once where it is now: the configured cap, scaled by
+ * its GPU's speed (at least 1 while the GPU runs at all), 0 on a paused or lost GPU. */
+static int
+sched_model_cap(const struct sched_snapshot *snap, const struct sched_model *m,
+		const struct sched_mstate *ms)
+{
+	int cap = snap->config->max_concurrent_per_model;
+	const struct sched_gpu *gpu;
+	int scaled;
+
+	if (cap < 1)
+		cap = 1;
+	if (m->gpu == SCHED_GPU_CPU)
+		return cap;
+	if (ms->gpu_index < 0)
+		return 0;
+	gpu = &snap->gpus[ms->gpu_index];
+	if (!sched_gpu_is_usable(gpu))
+		return 0;
+	if (gpu->speed >= 1.0)
+		return cap;
+	scaled = (int)((double)cap * gpu->speed);
+	return scaled < 1 ? 1 : scaled;
+}
+
+static int
+sched_rank_cmp(const struct sched_rank *a, const struct sched_rank *b)
+{
+	if (a->cls != b->cls)
+		return a->cls < b->cls ? -1 : 1;
+	if (a->prio != b->prio)
+		return a->prio < b->prio ? -1 : 1;
+	if (a->head_ms != b->head_ms)
+		return a->head_ms < b->head_ms ? -1 : 1;
+	if (a->model != b->model)
+		return a->model < b->model ? -1 : 1;
+	return 0;
+}
+
+static int
+sched_rank_qsort_cb(const void *a, const void *b)
+{
+	return sched_rank_cmp(a, b);
+}
+
+static int
+sched_lru_qsort_cb(const void *pa, const void *pb)
+{
+	const struct sched_lru *a = pa, *b = pb;
+
+	if (a->gpu_index != b->gpu_index)
+		return a->gpu_index < b->gpu_index ? -1 : 1;
+	if (a->last_used_ms != b->last_used_ms)
+		return a->last_used_ms < b->last_used_ms ? -1 : 1;
+	if (a->model != b->model)
+		return a->model < b->model ? -1 : 1;
+	return 0;
+}
+
+static struct sched_rank
+sched_rank_of(const struct sched_mstate *ms, size_t model)
+{
+	return (struct sched_rank){.cls = ms->starving ? 0 : 1,
+				   .prio = ms->best_prio,
+				   .head_ms = ms->head_ms,
+				   .model = model};
+}
+
+/* An eviction option for one model on one GPU. */
+struct sched_evict {
+	int gpu_index;
+	size_t nvictims;
+	int64_t evicted; /* bytes the victims give back */
+	int64_t leftover;
+	bool must_drain; /* some victim still has jobs running */
+};
+
+/* Whether option a is better than b: no draining, less evicted, best fit, lower id. */
+static bool
+sched_evict_is_better(const struct sched_snapshot *snap, const struct sched_evict *a,
+		      const struct sched_evict *b)
+{
+	if (a->must_drain != b->must_drain)
+		return !a->must_drain;
+	if (a->evicted != b->evicted)
+		return a->evicted < b->evicted;
+	if (a->leftover != b->leftover)
+		return a->leftover < b->leftover;
+	return snap->gpus[a->gpu_index].id < snap->gpus[b->gpu_index].id;
+}
+
+/*
+ * Picks victims on GPU gi for model x, least recently used first: idle models, then,
+ * when x starves, models it outranks that may still have jobs (they will drain). Fills
+ * s->victims and *ev; returns false when even all candidates would not make x fit
+ * (never evict for nothing).
+ */
+static bool
+sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, size_t x, int gi,
+		 struct sched_evict *ev)
+{
+	const struct sched_gstate *gs = &s->gpus[gi];
+	const struct sched_mstate *xs = &s->models[x];
+	struct sched_rank xr = sched_rank_of(xs, x);
+	int64_t room = gs->head + gs->incoming;
+
+	*ev = (struct sched_evict){.gpu_index = gi};
+	for (int pass = 0; pass < 2 && room + ev->evicted < xs->footprint; pass++) {
+		if (pass == 1 && !xs->starving)
+			break;
+		for (size_t i = gs->lru_begin; i < gs->lru_end; i++) {
+			size_t y = s->lru[i].model;
+			const struct sched_model *ym = &snap->models[y];
+			const struct sched_mstate *ys = &s->models[y];
+			bool idle = ym->running == 0 && ys->queued == 0;
+
+			if (room + ev->evicted >= xs->footprint)
+				break;
+			if (ym->residency != SCHED_LOADED || ys->gone)
+				continue;
+			if (pass == 0 && !idle)
+				continue;
+			if (pass == 1) {
+				struct sched_rank yr;
+				if (idle)
+					continue; /* taken in pass 0 */
+				yr = sched_rank_of(ys, y);
+				if (ys->queued > 0 && sched_rank_cmp(&xr, &yr) >= 0)
+					continue;
+				if (ym->running > 0)
+					ev->must_drain = true;
+			}
+			s->victims[ev->nvictims++] = y;
+			ev->evicted += ys->footprint;
+		}
+	}
+	if (room + ev->evicted < xs->footprint)
+		return false;
+	ev->leftover = room + ev->evicted - xs->footprint;
+	return true;
+}
+
+/* Places one unloaded model with demand; see the file comment, step 3. */
+static void
+sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct sched_scratch *s,
+	    size_t x, int *load_slots, size_t *nloads, int64_t *cpu_room)
+{
+	const struct sched_model *xm = &snap->models[x];
+	struct sched_mstate *xs = &s->models[x];
+	enum sched_reason why = xs->starving ? SCHED_REASON_STARVATION : SCHED_REASON_DEMAND;
+	int best = -1;
+	struct sched_evict ev, best_ev = {0};
+	int64_t max_room = -1;
+
+	/* A direct fit: the least leftover, ties to the lower id. */
+	for (size_t g = 0; g < snap->ngpus; g++) {
+		const struct sched_gstate *gs = &s->gpus[g];
+		int64_t left = gs->head - xs->footprint;
+		if (!gs->usable || left < 0)
+			continue;
+		if (best < 0 || left < s->gpus[best].head - xs->footprint ||
+		    (left == s->gpus[best].head - xs->footprint &&
+		     snap->gpus[g].id < snap->gpus[best].id))
+			best = (int)g;
+	}
+	if (best >= 0) {
+		if (*load_slots > 0) {
+			s->loads[(*nloads)++] = (struct sched_action){.type = SCHED_ACTION_LOAD,
+								      .model = x,
+								      .gpu = snap->gpus[best].id,
+								      .reason = why};
+			(*load_slots)--;
+		}
+		s->gpus[best].head -= xs->footprint;
+		return;
+	}
+
+	/* Room after evictions (or after unloads already under way). */
+	best = -1;
+	for (size_t g = 0; g < snap->ngpus; g++) {
+		if (!s->gpus[g].usable || !sched_evict_plan(snap, s, x, (int)g, &ev))
+			continue;
+		if (best < 0 || sched_evict_is_better(snap, &ev, &best_ev)) {
+			size_t *tmp = s->best_victims;
+			s->best_victims = s->victims;
+			s->victims = tmp;
+			best_ev = ev;
+			best = (int)g;
+		}
+	}
+	if (best >= 0) {
+		struct sched_gstate *gs = &s->gpus[best];
+		int64_t after = gs->head + gs->incoming + best_ev.evicted - xs->footprint;
+
+		for (size_t i = 0; i < best_ev.nvictims; i++) {
+			size_t y = s->best_victims[i];
+			s->models[y].gone = true;
+			s->models[y].frozen = true;
+			if (!best_ev.must_drain)
+				sched_plan_push(plan, SCHED_ACTION_UNLOAD, y, snap->models[y].gpu,
+						0, SCHED_REASON_MAKE_ROOM);
+		}
+		if (after < gs->head)
+			gs->head = after;
+		gs->incoming = 0;
+		return;
+	}
+
+	/* CPU only when no usable GPU could hold it even with all our models gone. */
+	if (!snap->config->allow_cpu || !xm->cpu_allowed)
+		return;
+	for (size_t g = 0; g < snap->ngpus; g++) {
+		const struct sched_gstate *gs = &s->gpus[g];
+		if (gs->usable && gs->head + gs->incoming + gs->ours > max_room)
+			max_room = gs->head + gs->incoming + gs->ours;
+	}
+	if (max_room >= xs->footprint || xs->footprint > *cpu_room)
+		return;
+	if (*load_slots > 0) {
+		s->loads[(*nloads)++] = (struct sched_action){
+		    .type = SCHED_ACTION_LOAD, .model = x, .gpu = SCHED_GPU_CPU, .reason = why};
+		(*load_slots)--;
+	}
+	*cpu_room -= xs->footprint;
+}
+
+/* Fills s->models, s->gpus and the per-GPU LRU lists from the snapshot. */
+static void
+sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
+{
+	const struct sched_config *cfg = snap->config;
+	int64_t margin = sched_bytes(cfg->safety_margin_bytes);
+	size_t nlru = 0;
+
+	for (size_t g = 0; g < snap->ngpus; g++) {
+		const struct sched_gpu *gpu = &snap->gpus[g];
+		s->gpus[g] = (struct sched_gstate){
+		    .head = sched_bytes(gpu->free_bytes) - sched_bytes(gpu->pending_bytes) -
+			    sched_bytes(gpu->reserved_bytes) - margin,
+		    .usable = sched_gpu_is_usable(gpu),
+		};
+	}
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		struct sched_mstate *ms = &s->models[i];
+
+		*ms = (struct sched_mstate){.footprint = sched_bytes(m->footprint_bytes),
+					    .best_prio = JOB_NPRIORITIES,
+					    .gpu_index = -1};
+		for (int p = 0; p < JOB_NPRIORITIES; p++) {
+			if (m->queued[p] <= 0)
+				continue;
+			ms->queued += m->queued[p];
+			if (ms->best_prio == JOB_NPRIORITIES) {
+				ms->best_prio = p;
+				ms->head_ms = m->oldest_enqueued_ms[p];
+				ms->oldest_ms = m->oldest_enqueued_ms[p];
+			} else if (m->oldest_enqueued_ms[p] < ms->oldest_ms) {
+				ms->oldest_ms = m->oldest_enqueued_ms[p];
+			}
+		}
+		ms->starving =
+		    ms->queued > 0 && snap->now_ms - ms->oldest_ms > cfg->max_batch_wait_ms;
+		if (m->residency == SCHED_UNLOADED || m->gpu == SCHED_GPU_CPU)
+			continue;
+		ms->gpu_index = sched_gpu_index(snap, m->gpu);
+		if (ms->gpu_index < 0)
+			continue;
+		s->gpus[ms->gpu_index].ours += ms->footprint;
+		if (m->residency == SCHED_UNLOADING)
+			s->gpus[ms->gpu_index].incoming += ms->footprint;
+		if (m->residency == SCHED_LOADED)
+			s->lru[nlru++] = (struct sched_lru){.gpu_index = ms->gpu_index,
+							    .last_used_ms = m->last_used_ms,
+							    .model = i};
+	}
+	qsort(s->lru, nlru, sizeof(*s->lru), sched_lru_qsort_cb);
+	for (size_t g = 0; g < snap->ngpus; g++)
+		s->gpus[g].lru_begin = s->gpus[g].lru_end = 0;
+	for (size_t i = 0; i < nlru; i++) {
+		struct sched_gstate *gs = &s->gpus[s->lru[i].gpu_index];
+		if (i == 0 || s->lru[i - 1].gpu_index != s->lru[i].gpu_index)
+			gs->lru_begin = i;
+		gs->lru_end = i + 1;
+	}
+}
+
+/* Steps 1 and 2: keep-alive expiry and relocation off paused or lost GPUs. */
+static void
+sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
+		  struct sched_scratch *s)
+{
+	const struct sched_config *cfg = snap->config;
+
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		struct sched_mstate *ms = &s->models[i];
+
+		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued > 0)
+			continue;
+		if (cfg->keep_alive_ms <= 0 || snap->now_ms - m->last_used_ms < cfg->keep_alive_ms)
+			continue;
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0, SCHED_REASON_KEEP_ALIVE);
+		ms->gone = true;
+		if (ms->gpu_index >= 0)
+			s->gpus[ms->gpu_index].incoming += ms->footprint;
+	}
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		struct sched_mstate *ms = &s->models[i];
+		int best = -1;
+
+		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued == 0 ||
+		    m->gpu == SCHED_GPU_CPU)
+			continue;
+		if (ms->gpu_index >= 0 && s->gpus[ms->gpu_index].usable)
+			continue;
+		for (size_t g = 0; g < snap->ngpus; g++) {
+			const struct sched_gstate *gs = &s->gpus[g];
+			if (!gs->usable || gs->head < ms->footprint)
+				continue;
+			if (best < 0 || gs->head < s->gpus[best].head ||
+			    (gs->head == s->gpus[best].head &&
+			     snap->gpus[g].id < snap->gpus[best].id))
+				best = (int)g;
+		}
+		if (best < 0)
+			continue;
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0, SCHED_REASON_RELOCATE);
+		ms->gone = true;
+		s->gpus[best].head -= ms->footprint; /* keep its new place for it */
+	}
+}
+
+void
+sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
+{
+	const struct sched_config *cfg;
+	struct sched_scratch *s;
+	size_t ndemand = 0, nloads = 0, ndispatch = 0;
+	int load_slots;
+	int64_t cpu_room;
+
+	plan->nactions = 0;
+	if (snap == NULL || snap->config == NULL)
+		return;
+	cfg = snap->config;
+	s = sched_scratch_get(plan, snap->nmodels, snap->ngpus);
+	sched_derive(snap, s);
+	sched_unload_idle(snap, plan, s);
+
+	/* Demand: unloaded models with jobs, in rank order. */
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		if (m->residency == SCHED_UNLOADED && s->models[i].queued > 0 &&
+		    sched_model_can_ever_fit(snap, i))
+			s->ranks[ndemand++] = sched_rank_of(&s->models[i], i);
+	}
+	qsort(s->ranks, ndemand, sizeof(*s->ranks), sched_rank_qsort_cb);
+	load_slots =
+	    (cfg->max_loads_in_flight > 0 ? cfg->max_loads_in_flight : 1) - snap->loads_in_flight;
+	cpu_room = sched_bytes(snap->cpu_free_bytes);
+	for (size_t i = 0; i < ndemand; i++)
+		sched_place(snap, plan, s, s->ranks[i].model, &load_slots, &nloads, &cpu_room);
+	for (size_t i = 0; i < nloads; i++)
+		sched_plan_push(plan, s->loads[i].type, s->loads[i].model, s->loads[i].gpu, 0,
+				s->loads[i].reason);
+
+	/* Dispatch: loaded models not frozen, highest-ranked first. */
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		const struct sched_mstate *ms = &s->models[i];
+		if (m->residency != SCHED_LOADED || ms->gone || ms->frozen || ms->queued == 0)
+			continue;
+		if (sched_model_cap(snap, m, ms) - m->running > 0)
+			s->ranks[ndispatch++] = sched_rank_of(ms, i);
+	}
+	qsort(s->ranks, ndispatch, sizeof(*s->ranks), sched_rank_qsort_cb);
+	for (size_t i = 0; i < ndispatch; i++) {
+		size_t x = s->ranks[i].model;
+		const struct sched_mstate *ms = &s->models[x];
+		int n = sched_model_cap(snap, &snap->models[x], ms) - snap->models[x].running;
+		if (n > ms->queued)
+			n = ms->queued;
+		sched_plan_push(plan, SCHED_ACTION_DISPATCH, x, snap->models[x].gpu, n,
+				ms->starving ? SCHED_REASON_STARVATION : SCHED_REASON_DEMAND);
+	}
+}
+
+const char *
+sched_action_name(enum sched_action_type type)
+{
+	switch (type) {
+	case SCHED_ACTION_UNLOAD:
+		return "unload";
+	case SCHED_ACTION_LOAD:
+		return "load";
+	case SCHED_ACTION_DISPATCH:
+		return "dispatch";
+	}
+	return "unknown";
+}
+
+const char *
+sched_reason_name(enum sched_reason reason)
+{
+	switch (reason) {
+	case SCHED_REASON_KEEP_ALIVE:
+		return "keep_alive";
+	case SCHED_REASON_MAKE_ROOM:
+		return "make_room";
+	case SCHED_REASON_DEMAND:
+		return "demand";
+	case SCHED_REASON_STARVATION:
+		return "starvation";
+	case SCHED_REASON_RELOCATE:
+		return "relocate";
+	}
+	return "unknown";
+}
