@@ -1,0 +1,909 @@
+/*
+ * config.c: the configuration table and its sources (see config.h). vramd.c calls
+ * config_load() once at start; the API calls config_set_many() for PUT /api/gpu/config
+ * and config_to_json() for GET; every component reads values through the typed getters.
+ *
+ * Every key is one row of config_table[], indexed by enum config_key (checked at
+ * start by config_new). A value is kept both as the text it was given and parsed into
+ * its type, so GET shows typed JSON and --help shows the default text.
+ *
+ * Invariant: the values in a struct config are always valid and the ordered groups
+ * (temperature and memory thresholds, speed multipliers) always ordered; every change
+ * is checked on a copy first and applied only when the whole copy is valid.
+ */
+#include "config.h"
+
+#include "util.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+extern char **environ;
+
+/* clang-format off */
+static const struct config_def config_table[CONFIG_NKEYS] = {
+	[CONFIG_OLLAMA_BASE_URL] = {"OLLAMA_BASE_URL", "OLLAMA_BASE_URL", "--ollama", CONFIG_TYPE_STRING,
+		"http://127.0.0.1:11434", 0, 0, NULL, "", false,
+		"Base URL of the Ollama server vramd schedules for."},
+	[CONFIG_LISTEN] = {"LISTEN", NULL, "--listen", CONFIG_TYPE_STRING, "127.0.0.1:5001", 0, 0,
+		NULL, "", false, "Address and port of vramd's HTTP API (HOST:PORT)."},
+	[CONFIG_DATA_DIR] = {"DATA_DIR", NULL, "--data-dir", CONFIG_TYPE_STRING, "./vramd-data", 0, 0,
+		NULL, "", false, "Directory of the job database (created if missing)."},
+	[CONFIG_LOG_FILE] = {"LOG_FILE", NULL, "--log-file", CONFIG_TYPE_STRING, "", 0, 0, NULL, "",
+		false, "Append the log to this file instead of stderr."},
+	[CONFIG_SYNC] = {"SYNC", NULL, "--sync", CONFIG_TYPE_ENUM, "full", 0, 0, "full|normal", "",
+		false, "Commit durability: full survives power loss, normal only a vramd crash."},
+	[CONFIG_REQUEST_TIMEOUT] = {"REQUEST_TIMEOUT", NULL, "--request-timeout", CONFIG_TYPE_INT,
+		"600", 1, 86400, NULL, "s", false, "Timeout of one request to Ollama (a job run or a load)."},
+	[CONFIG_MAX_BODY_BYTES] = {"MAX_BODY_BYTES", NULL, "--max-body-bytes", CONFIG_TYPE_SIZE,
+		"8MiB", 1024, 1073741824.0, NULL, "bytes", false,
+		"Largest accepted request body (bigger ones get 413)."},
+	[CONFIG_OLLAMA_POLL_INTERVAL] = {"OLLAMA_POLL_INTERVAL", NULL, "--ollama-poll-interval",
+		CONFIG_TYPE_INT, "1000", 50, 600000, NULL, "ms", false,
+		"How often /api/ps and /api/version of each Ollama server are polled."},
+	[CONFIG_VRAM_SAFETY_MARGIN_MB] = {"VRAM_SAFETY_MARGIN_MB", "VRAM_SAFETY_MARGIN_MB",
+		"--safety-margin-mb", CONFIG_TYPE_INT, "1024", 0, 1048576, NULL, "MiB", true,
+		"GPU memory always left free when deciding whether a model fits."},
+	[CONFIG_VRAM_ESTIMATION_MULTIPLIER] = {"VRAM_ESTIMATION_MULTIPLIER",
+		"VRAM_ESTIMATION_MULTIPLIER", "--estimation-multiplier", CONFIG_TYPE_DOUBLE, "1.3",
+		0.1, 10, NULL, "", true,
+		"VRAM estimate of a never-loaded model: file size times this."},
+	[CONFIG_SCHEDULER_LOOP_INTERVAL] = {"SCHEDULER_LOOP_INTERVAL", "SCHEDULER_LOOP_INTERVAL",
+		"--loop-interval", CONFIG_TYPE_INT, "100", 1, 60000, NULL, "ms", false,
+		"The scheduler runs on every change and at least this often."},
+	[CONFIG_MODEL_KEEP_ALIVE] = {"MODEL_KEEP_ALIVE", "MODEL_KEEP_ALIVE", "--keep-alive",
+		CONFIG_TYPE_INT, "300", 0, 31536000, NULL, "s", true,
+		"Idle models are unloaded after this long."},
+	[CONFIG_MAX_CONCURRENT_PER_MODEL] = {"MAX_CONCURRENT_PER_MODEL", "MAX_CONCURRENT_PER_MODEL",
+		"--max-concurrent", CONFIG_TYPE_INT, "1", 1, 1024, NULL, "", true,
+		"Jobs of one model at once; match the Ollama server's OLLAMA_NUM_PARALLEL."},
+	[CONFIG_QUEUE_MAX_SIZE] = {"QUEUE_MAX_SIZE", "QUEUE_MAX_SIZE", "--queue-max-size",
+		CONFIG_TYPE_INT, "1000", 1, 10000000, NULL, "", false,
+		"Jobs waiting at most; more submissions get 429 with Retry-After."},
+	[CONFIG_MAX_BATCH_WAIT] = {"MAX_BATCH_WAIT", "MAX_BATCH_WAIT", "--max-batch-wait",
+		CONFIG_TYPE_INT, "30", 0, 86400, NULL, "s", true,
+		"The longest a job waits behind jobs of already loaded models."},
+	[CONFIG_ALLOW_CPU] = {"ALLOW_CPU", NULL, "--allow-cpu", CONFIG_TYPE_BOOL, "false", 0, 0,
+		NULL, "", true, "Let a model that fits no GPU run on CPU (host memory)."},
+	[CONFIG_NVML_LIB] = {"NVML_LIB", NULL, "--nvml-lib", CONFIG_TYPE_STRING, "", 0, 0, NULL, "",
+		false, "Path of libnvidia-ml; empty tries libnvidia-ml.so.1 then libnvidia-ml.so."},
+	[CONFIG_GPU_SOURCE] = {"GPU_SOURCE", NULL, "--gpu-source", CONFIG_TYPE_ENUM, "auto", 0, 0,
+		"auto|nvml|nvidia-smi|none", "", false,
+		"GPU telemetry: auto tries NVML, then nvidia-smi, then none."},
+	[CONFIG_GPUS] = {"GPUS", NULL, "--gpus", CONFIG_TYPE_STRING, "", 0, 0, NULL, "", false,
+		"GPUs to use, by index or UUID, comma-separated (empty: all)."},
+	[CONFIG_VRAM_BUDGET] = {"VRAM_BUDGET", NULL, "--vram-budget", CONFIG_TYPE_SIZE, "0", 0,
+		1125899906842624.0, NULL, "bytes", false,
+		"GPU memory to plan with when there is no GPU telemetry (0: CPU only)."},
+	[CONFIG_MEMORY_MONITORING_INTERVAL] = {"MEMORY_MONITORING_INTERVAL",
+		"MEMORY_MONITORING_INTERVAL", "--monitor-interval", CONFIG_TYPE_INT, "1000", 50,
+		600000, NULL, "ms", true, "How often GPUs are sampled."},
+	[CONFIG_GPU_HISTORY_LENGTH] = {"GPU_HISTORY_LENGTH", NULL, "--gpu-history", CONFIG_TYPE_INT,
+		"200", 1, 100000, NULL, "samples", false, "Samples kept per GPU for history and trends."},
+	[CONFIG_TEMP_NORMAL_C] = {"TEMP_NORMAL_C", NULL, "--temp-normal", CONFIG_TYPE_INT, "65", 0,
+		150, NULL, "C", true, "A GPU at or above this temperature is NORMAL (below: OPTIMAL)."},
+	[CONFIG_TEMP_THROTTLED_C] = {"TEMP_THROTTLED_C", NULL, "--temp-throttled", CONFIG_TYPE_INT,
+		"75", 0, 150, NULL, "C", true, "At or above this temperature a GPU is THROTTLED."},
+	[CONFIG_TEMP_CRITICAL_C] = {"TEMP_CRITICAL_C", NULL, "--temp-critical", CONFIG_TYPE_INT,
+		"85", 0, 150, NULL, "C", true,
+		"Above this temperature a GPU is CRITICAL (never above the card's slowdown - 2)."},
+	[CONFIG_MEMORY_NORMAL_PCT] = {"MEMORY_NORMAL_PCT", NULL, "--memory-normal-pct",
+		CONFIG_TYPE_DOUBLE, "70", 0, 100, NULL, "%", true,
+		"Memory used by others at or above this share makes a GPU NORMAL."},
+	[CONFIG_MEMORY_THROTTLED_PCT] = {"MEMORY_THROTTLED_PCT", NULL, "--memory-throttled-pct",
+		CONFIG_TYPE_DOUBLE, "85", 0, 100, NULL, "%", true,
+		"Memory used by others at or above this share makes a GPU THROTTLED."},
+	[CONFIG_MEMORY_CRITICAL_PCT] = {"MEMORY_CRITICAL_PCT", NULL, "--memory-critical-pct",
+		CONFIG_TYPE_DOUBLE, "95", 0, 100, NULL, "%", true,
+		"Memory used by others above this share makes a GPU CRITICAL."},
+	[CONFIG_HYSTERESIS_C] = {"HYSTERESIS_C", NULL, "--hysteresis", CONFIG_TYPE_INT, "3", 0, 50,
+		NULL, "C", true, "A GPU leaves a hotter state only this far below its threshold."},
+	[CONFIG_SPEED_OPTIMAL] = {"SPEED_OPTIMAL", NULL, "--speed-optimal", CONFIG_TYPE_DOUBLE, "1.0",
+		0, 1, NULL, "", true, "Concurrency multiplier of an OPTIMAL GPU."},
+	[CONFIG_SPEED_NORMAL] = {"SPEED_NORMAL", NULL, "--speed-normal", CONFIG_TYPE_DOUBLE, "0.8", 0,
+		1, NULL, "", true, "Concurrency multiplier of a NORMAL GPU."},
+	[CONFIG_SPEED_THROTTLED] = {"SPEED_THROTTLED", NULL, "--speed-throttled", CONFIG_TYPE_DOUBLE,
+		"0.5", 0, 1, NULL, "", true, "Concurrency multiplier of a THROTTLED GPU."},
+	[CONFIG_SPEED_CRITICAL] = {"SPEED_CRITICAL", NULL, "--speed-critical", CONFIG_TYPE_DOUBLE,
+		"0.0", 0, 1, NULL, "", true, "Concurrency multiplier of a CRITICAL GPU (0: paused)."},
+	[CONFIG_CRITICAL_PAUSE_SECONDS] = {"CRITICAL_PAUSE_SECONDS", NULL, "--critical-pause",
+		CONFIG_TYPE_INT, "60", 0, 86400, NULL, "s", true,
+		"A CRITICAL GPU gets no new work for this long, then is re-evaluated."},
+	[CONFIG_THROTTLE_COOLDOWN_SECONDS] = {"THROTTLE_COOLDOWN_SECONDS", NULL,
+		"--throttle-cooldown", CONFIG_TYPE_INT, "30", 0, 86400, NULL, "s", true,
+		"A GPU leaves THROTTLED only after this long below its threshold."},
+	[CONFIG_MEMORY_LIMIT_MB] = {"MEMORY_LIMIT_MB", NULL, "--memory-limit-mb", CONFIG_TYPE_INT,
+		"0", 0, 16777216, NULL, "MiB", true,
+		"GPU memory vramd may hand out per GPU, models and reservations (0: all of it)."},
+	[CONFIG_MEMORY_RESERVE_MB] = {"MEMORY_RESERVE_MB", NULL, "--memory-reserve-mb",
+		CONFIG_TYPE_INT, "0", 0, 16777216, NULL, "MiB", true,
+		"GPU memory reservations may never take (kept for the system)."},
+	[CONFIG_WEBHOOK_URLS] = {"WEBHOOK_URLS", NULL, "--webhook-urls", CONFIG_TYPE_STRING, "", 0, 0,
+		NULL, "", true, "Comma-separated URLs that receive GPU events as JSON POSTs."},
+};
+/* clang-format on */
+
+/* Groups that must stay strictly increasing (thresholds) or non-increasing (speeds). */
+static const enum config_key config_ascending[][3] = {
+    {CONFIG_TEMP_NORMAL_C, CONFIG_TEMP_THROTTLED_C, CONFIG_TEMP_CRITICAL_C},
+    {CONFIG_MEMORY_NORMAL_PCT, CONFIG_MEMORY_THROTTLED_PCT, CONFIG_MEMORY_CRITICAL_PCT},
+};
+static const enum config_key config_speeds[] = {CONFIG_SPEED_OPTIMAL, CONFIG_SPEED_NORMAL,
+						CONFIG_SPEED_THROTTLED, CONFIG_SPEED_CRITICAL};
+
+struct config_value {
+	char *text; /* as given (normalised for bools and enums) */
+	int64_t i;  /* INT; SIZE as bytes fits int64 too */
+	uint64_t size;
+	double d;
+	bool b;
+	enum config_source source;
+};
+
+struct config {
+	struct config_value v[CONFIG_NKEYS];
+};
+
+const struct config_def *
+config_def(enum config_key key)
+{
+	assert((unsigned)key < CONFIG_NKEYS);
+	return &config_table[key];
+}
+
+int
+config_key_from_name(const char *name)
+{
+	if (strncasecmp(name, "VRAMD_", 6) == 0)
+		name += 6;
+	for (int k = 0; k < CONFIG_NKEYS; k++)
+		if (strcasecmp(config_table[k].name, name) == 0)
+			return k;
+	return -1;
+}
+
+const char *
+config_source_name(enum config_source source)
+{
+	static const char *const names[] = {"default", "file", "environment", "flag", "runtime"};
+	return (unsigned)source < VD_ARRAY_LEN(names) ? names[source] : "?";
+}
+
+/* "an integer from 1 to 1000 (ms)" and the like, for error messages. */
+static char *
+config_expected(const struct config_def *def)
+{
+	const char *unit = def->unit[0] != '\0' ? def->unit : NULL;
+	switch (def->type) {
+	case CONFIG_TYPE_INT:
+		return xasprintf("an integer from %.0f to %.0f%s%s%s", def->min, def->max,
+				 unit ? " (" : "", unit ? unit : "", unit ? ")" : "");
+	case CONFIG_TYPE_DOUBLE:
+		return xasprintf("a number from %g to %g%s%s%s", def->min, def->max,
+				 unit ? " (" : "", unit ? unit : "", unit ? ")" : "");
+	case CONFIG_TYPE_SIZE:
+		return xasprintf("a size from %.0f to %.0f bytes, e.g. 8GiB or 512MB", def->min,
+				 def->max);
+	case CONFIG_TYPE_BOOL:
+		return xstrdup("true or false");
+	case CONFIG_TYPE_ENUM:
+		return xasprintf("one of %s", def->choices);
+	case CONFIG_TYPE_STRING:
+		break;
+	}
+	return xstrdup("text");
+}
+
+static int
+config_bad(const struct config_def *def, const char *where, const char *text, const char *why,
+	   char **cause)
+{
+	char *expected = config_expected(def);
+	int rc = vd_fail(cause, -EINVAL, "invalid %s (%s): \"%s\" %s; expected %s", def->name,
+			 where, text, why, expected);
+	free(expected);
+	return rc;
+}
+
+static bool
+config_enum_has(const char *choices, const char *text)
+{
+	size_t n = strlen(text);
+	for (const char *p = choices; *p != '\0';) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar != NULL ? (size_t)(bar - p) : strlen(p);
+		if (len == n && n > 0 && strncasecmp(p, text, n) == 0)
+			return true;
+		if (bar == NULL)
+			break;
+		p = bar + 1;
+	}
+	return false;
+}
+
+static bool
+config_parse_bool(const char *text, bool *out)
+{
+	if (strcasecmp(text, "true") == 0 || strcasecmp(text, "yes") == 0 ||
+	    strcasecmp(text, "on") == 0 || strcmp(text, "1") == 0)
+		*out = true;
+	else if (strcasecmp(text, "false") == 0 || strcasecmp(text, "no") == 0 ||
+		 strcasecmp(text, "off") == 0 || strcmp(text, "0") == 0)
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+/* Parses text for def into out (out->text is replaced). where names the source. */
+static int
+config_parse(const struct config_def *def, const char *text, const char *where,
+	     struct config_value *out, char **cause)
+{
+	char *end;
+	struct config_value v = {0};
+	switch (def->type) {
+	case CONFIG_TYPE_STRING:
+		break;
+	case CONFIG_TYPE_INT: {
+		errno = 0;
+		long long n = strtoll(text, &end, 10);
+		if (text[0] == '\0' || *end != '\0' || isspace((unsigned char)text[0]))
+			return config_bad(def, where, text, "is not an integer", cause);
+		if (errno == ERANGE || (double)n < def->min || (double)n > def->max)
+			return config_bad(def, where, text, "is out of range", cause);
+		v.i = n;
+		v.d = (double)n;
+		break;
+	}
+	case CONFIG_TYPE_DOUBLE: {
+		errno = 0;
+		double d = strtod(text, &end);
+		if (text[0] == '\0' || *end != '\0' || isspace((unsigned char)text[0]) ||
+		    !isfinite(d))
+			return config_bad(def, where, text, "is not a number", cause);
+		if (d < def->min || d > def->max)
+			return config_bad(def, where, text, "is out of range", cause);
+		v.d = d;
+		break;
+	}
+	case CONFIG_TYPE_SIZE: {
+		uint64_t bytes;
+		char *why = NULL;
+		if (vd_parse_size(text, &bytes, &why) < 0) {
+			free(why);
+			return config_bad(def, where, text, "is not a size", cause);
+		}
+		if ((double)bytes < def->min || (double)bytes > def->max)
+			return config_bad(def, where, text, "is out of range", cause);
+		v.size = bytes;
+		v.i = (int64_t)bytes;
+		break;
+	}
+	case CONFIG_TYPE_BOOL:
+		if (!config_parse_bool(text, &v.b))
+			return config_bad(def, where, text, "is not a boolean", cause);
+		break;
+	case CONFIG_TYPE_ENUM:
+		if (!config_enum_has(def->choices, text))
+			return config_bad(def, where, text, "is not a valid choice", cause);
+		break;
+	}
+	if (def->type == CONFIG_TYPE_BOOL)
+		v.text = xstrdup(v.b ? "true" : "false");
+	else if (def->type == CONFIG_TYPE_ENUM) {
+		v.text = xstrdup(text);
+		for (char *p = v.text; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	} else
+		v.text = xstrdup(text);
+	v.source = out->source;
+	free(out->text);
+	*out = v;
+	return 0;
+}
+
+static void
+config_values_copy(struct config_value *dst, const struct config_value *src)
+{
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		dst[k] = src[k];
+		dst[k].text = xstrdup(src[k].text);
+	}
+}
+
+static void
+config_values_free(struct config_value *v)
+{
+	for (int k = 0; k < CONFIG_NKEYS; k++)
+		vd_free(v[k].text);
+}
+
+static double
+config_number(const struct config_value *v, enum config_key k)
+{
+	return config_table[k].type == CONFIG_TYPE_INT ? (double)v[k].i : v[k].d;
+}
+
+/* Checks the relations between keys; names the offending keys. */
+static int
+config_check_order(const struct config_value *v, char **cause)
+{
+	for (size_t g = 0; g < VD_ARRAY_LEN(config_ascending); g++)
+		for (int i = 0; i + 1 < 3; i++) {
+			enum config_key a = config_ascending[g][i], b = config_ascending[g][i + 1];
+			if (!(config_number(v, a) < config_number(v, b)))
+				return vd_fail(
+				    cause, -EINVAL, "invalid %s: %s (%g) must be below %s (%g)",
+				    config_table[a].name, config_table[a].name, config_number(v, a),
+				    config_table[b].name, config_number(v, b));
+		}
+	for (size_t i = 0; i + 1 < VD_ARRAY_LEN(config_speeds); i++) {
+		enum config_key a = config_speeds[i], b = config_speeds[i + 1];
+		if (v[a].d < v[b].d)
+			return vd_fail(cause, -EINVAL,
+				       "invalid %s: %s (%g) must not be below %s (%g)",
+				       config_table[b].name, config_table[a].name, v[a].d,
+				       config_table[b].name, v[b].d);
+	}
+	return 0;
+}
+
+struct config *
+config_new(void)
+{
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		assert(config_table[k].name != NULL);
+		int rc = config_parse(&config_table[k], config_table[k].def, "default", &cfg->v[k],
+				      NULL);
+		assert(rc == 0);
+		(void)rc;
+		cfg->v[k].source = CONFIG_SRC_DEFAULT;
+	}
+	return cfg;
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	config_values_free(cfg->v);
+	free(cfg);
+}
+
+/* Sets key k in v from text; where names the source for messages. */
+static int
+config_assign(struct config_value *v, enum config_key k, const char *text,
+	      enum config_source source, const char *where, char **cause)
+{
+	int rc = config_parse(&config_table[k], text, where, &v[k], cause);
+	if (rc == 0)
+		v[k].source = source;
+	return rc;
+}
+
+static char *
+config_trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Parses file text into v. */
+static int
+config_text_into(struct config_value *v, const char *text, const char *label, char **cause)
+{
+	char *copy = xstrdup(text);
+	int rc = 0, lineno = 0;
+	/* strtok_r would merge empty lines and shift line numbers: split by hand. */
+	for (char *line = copy; line != NULL;) {
+		char *nl = strchr(line, '\n');
+		if (nl != NULL)
+			*nl = '\0';
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash != NULL)
+			*hash = '\0';
+		char *s = config_trim(line);
+		if (*s != '\0') {
+			char *eq = strchr(s, '=');
+			if (eq == NULL) {
+				rc = vd_fail(cause, -EINVAL,
+					     "%s:%d: expected KEY = value, got \"%s\"", label,
+					     lineno, s);
+				goto out;
+			}
+			*eq = '\0';
+			char *key = config_trim(s), *value = config_trim(eq + 1);
+			size_t vn = strlen(value);
+			if (vn >= 2 && ((value[0] == '"' && value[vn - 1] == '"') ||
+					(value[0] == '\'' && value[vn - 1] == '\''))) {
+				value[vn - 1] = '\0';
+				value++;
+			}
+			int k = config_key_from_name(key);
+			if (k < 0) {
+				rc = vd_fail(cause, -EINVAL,
+					     "%s:%d: unknown configuration key \"%s\"", label,
+					     lineno, key);
+				goto out;
+			}
+			char *where = xasprintf("%s:%d", label, lineno);
+			rc = config_assign(v, k, value, CONFIG_SRC_FILE, where, cause);
+			free(where);
+			if (rc < 0)
+				goto out;
+		}
+		line = nl != NULL ? nl + 1 : NULL;
+	}
+out:
+	free(copy);
+	return rc;
+}
+
+int
+config_load_text(struct config *cfg, const char *text, const char *label, char **cause)
+{
+	struct config_value tmp[CONFIG_NKEYS];
+	config_values_copy(tmp, cfg->v);
+	int rc = config_text_into(tmp, text, label, cause);
+	if (rc == 0)
+		rc = config_check_order(tmp, cause);
+	if (rc == 0) {
+		config_values_free(cfg->v);
+		memcpy(cfg->v, tmp, sizeof(tmp));
+	} else
+		config_values_free(tmp);
+	return rc;
+}
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+
+static int
+config_read_file(const char *path, char **text, char **cause)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return vd_fail(cause, -errno, "cannot open config file %s: %s", path,
+			       strerror(errno));
+	char *buf = xmalloc(CONFIG_FILE_MAX + 1);
+	size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+	int err = ferror(f);
+	fclose(f);
+	if (err) {
+		free(buf);
+		return vd_fail(cause, -EIO, "cannot read config file %s", path);
+	}
+	if (n > CONFIG_FILE_MAX) {
+		free(buf);
+		return vd_fail(cause, -EFBIG, "config file %s is over %d bytes", path,
+			       CONFIG_FILE_MAX);
+	}
+	if (memchr(buf, '\0', n) != NULL) {
+		free(buf);
+		return vd_fail(cause, -EINVAL, "config file %s contains a NUL byte", path);
+	}
+	buf[n] = '\0';
+	*text = buf;
+	return 0;
+}
+
+int
+config_load_file(struct config *cfg, const char *path, char **cause)
+{
+	char *text;
+	int rc = config_read_file(path, &text, cause);
+	if (rc < 0)
+		return rc;
+	rc = config_load_text(cfg, text, path, cause);
+	free(text);
+	return rc;
+}
+
+static const char *
+config_getenv(char **envp, const char *name)
+{
+	size_t n = strlen(name);
+	for (char **e = envp; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+static int
+config_env_into(struct config_value *v, char **envp, char **cause)
+{
+	char name[96];
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		const struct config_def *def = &config_table[k];
+		snprintf(name, sizeof(name), "VRAMD_%s", def->name);
+		const char *value = config_getenv(envp, name);
+		const char *used = name;
+		if (value == NULL && def->env != NULL) {
+			value = config_getenv(envp, def->env);
+			used = def->env;
+		}
+		if (value == NULL)
+			continue;
+		char *where = xasprintf("environment %s", used);
+		int rc = config_assign(v, k, value, CONFIG_SRC_ENV, where, cause);
+		free(where);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+config_flag_key(const char *flag, size_t len)
+{
+	for (int k = 0; k < CONFIG_NKEYS; k++)
+		if (strlen(config_table[k].flag) == len &&
+		    strncmp(config_table[k].flag, flag, len) == 0)
+			return k;
+	return -1;
+}
+
+/*
+ * One pass over argv. With v == NULL it only finds --config (into *config_path) and
+ * checks the syntax; with v it applies the key flags.
+ */
+static int
+config_args(struct config_value *v, int argc, char **argv, const char **config_path, bool *help,
+	    bool *version, char **cause)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			if (help == NULL)
+				return vd_fail(cause, -EINVAL, "unknown option %s", arg);
+			*help = true;
+			continue;
+		}
+		if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+			if (version == NULL)
+				return vd_fail(cause, -EINVAL, "unknown option %s", arg);
+			*version = true;
+			continue;
+		}
+		if (strncmp(arg, "--", 2) != 0)
+			return vd_fail(cause, -EINVAL, "unexpected argument \"%s\" (see --help)",
+				       arg);
+		const char *eq = strchr(arg, '=');
+		size_t len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+		const char *value = eq != NULL ? eq + 1 : NULL;
+		bool is_config = len == 8 && strncmp(arg, "--config", 8) == 0;
+		int k = is_config ? -1 : config_flag_key(arg, len);
+		if (!is_config && k < 0)
+			return vd_fail(cause, -EINVAL, "unknown option %.*s (see --help)", (int)len,
+				       arg);
+		bool ignored;
+		if (value == NULL) {
+			/* A bool flag alone means true; "--allow-cpu false" is also accepted. */
+			if (k >= 0 && config_table[k].type == CONFIG_TYPE_BOOL &&
+			    (i + 1 >= argc || !config_parse_bool(argv[i + 1], &ignored))) {
+				value = "true";
+			} else if (i + 1 < argc) {
+				value = argv[++i];
+			} else {
+				return vd_fail(cause, -EINVAL, "option %.*s needs a value",
+					       (int)len, arg);
+			}
+		}
+		if (is_config) {
+			*config_path = value;
+			continue;
+		}
+		if (v == NULL)
+			continue;
+		char *where = xasprintf("flag %s", config_table[k].flag);
+		int rc = config_assign(v, k, value, CONFIG_SRC_FLAG, where, cause);
+		free(where);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+config_load(struct config *cfg, int argc, char **argv, char **envp, bool *help, bool *version,
+	    char **cause)
+{
+	const char *config_path = NULL;
+	char *text = NULL;
+	int rc = config_args(NULL, argc, argv, &config_path, help, version, cause);
+	if (rc < 0)
+		return rc;
+	if (envp == NULL)
+		envp = environ;
+	if (config_path == NULL)
+		config_path = config_getenv(envp, "VRAMD_CONFIG");
+	if (config_path != NULL) {
+		rc = config_read_file(config_path, &text, cause);
+		if (rc < 0)
+			return rc;
+	}
+
+	struct config_value tmp[CONFIG_NKEYS];
+	config_values_copy(tmp, cfg->v);
+	if (text != NULL)
+		rc = config_text_into(tmp, text, config_path, cause);
+	if (rc == 0)
+		rc = config_env_into(tmp, envp, cause);
+	if (rc == 0)
+		rc = config_args(tmp, argc, argv, &config_path, NULL, NULL, cause);
+	if (rc == 0)
+		rc = config_check_order(tmp, cause);
+	free(text);
+	if (rc < 0) {
+		config_values_free(tmp);
+		return rc;
+	}
+	config_values_free(cfg->v);
+	memcpy(cfg->v, tmp, sizeof(tmp));
+	return 0;
+}
+
+int
+config_set(struct config *cfg, const char *key, const char *value, char **cause)
+{
+	int k = config_key_from_name(key);
+	if (k < 0)
+		return vd_fail(cause, -ENOENT, "unknown configuration key \"%s\"", key);
+	struct config_value tmp[CONFIG_NKEYS];
+	config_values_copy(tmp, cfg->v);
+	int rc = config_assign(tmp, k, value, CONFIG_SRC_RUNTIME, "runtime", cause);
+	if (rc == 0)
+		rc = config_check_order(tmp, cause);
+	if (rc < 0) {
+		config_values_free(tmp);
+		return rc;
+	}
+	config_values_free(cfg->v);
+	memcpy(cfg->v, tmp, sizeof(tmp));
+	return 0;
+}
+
+/* The text form of a JSON value for parsing, or NULL if the type cannot be a value. */
+static char *
+config_json_text(const json_t *value)
+{
+	switch (json_typeof(value)) {
+	case JSON_STRING:
+		return xstrdup(json_string_value(value));
+	case JSON_INTEGER:
+		return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(value));
+	case JSON_REAL:
+		return xasprintf("%.17g", json_real_value(value));
+	case JSON_TRUE:
+		return xstrdup("true");
+	case JSON_FALSE:
+		return xstrdup("false");
+	default:
+		return NULL;
+	}
+}
+
+static json_t *
+config_value_json(const struct config_value *v, enum config_key k)
+{
+	switch (config_table[k].type) {
+	case CONFIG_TYPE_INT:
+		return json_integer(v[k].i);
+	case CONFIG_TYPE_SIZE:
+		return json_integer((json_int_t)v[k].size);
+	case CONFIG_TYPE_DOUBLE:
+		return json_real(v[k].d);
+	case CONFIG_TYPE_BOOL:
+		return json_boolean(v[k].b);
+	case CONFIG_TYPE_STRING:
+	case CONFIG_TYPE_ENUM:
+		break;
+	}
+	return json_string(v[k].text);
+}
+
+int
+config_set_many(struct config *cfg, const json_t *obj, json_t **changed, char **cause)
+{
+	if (!json_is_object(obj))
+		return vd_fail(cause, -EINVAL, "configuration must be a JSON object");
+	struct config_value tmp[CONFIG_NKEYS];
+	config_values_copy(tmp, cfg->v);
+	int rc = 0;
+	const char *key;
+	json_t *value;
+	json_object_foreach((json_t *)obj, key, value)
+	{
+		int k = config_key_from_name(key);
+		if (k < 0) {
+			rc = vd_fail(cause, -ENOENT, "unknown configuration key \"%s\"", key);
+			goto out;
+		}
+		if (!config_table[k].runtime) {
+			rc = vd_fail(cause, -EINVAL,
+				     "%s cannot be changed at run time (set it at start)",
+				     config_table[k].name);
+			goto out;
+		}
+		char *text = config_json_text(value);
+		if (text == NULL) {
+			char *expected = config_expected(&config_table[k]);
+			rc = vd_fail(cause, -EINVAL, "invalid %s (runtime): expected %s",
+				     config_table[k].name, expected);
+			free(expected);
+			goto out;
+		}
+		rc = config_assign(tmp, k, text, CONFIG_SRC_RUNTIME, "runtime", cause);
+		free(text);
+		if (rc < 0)
+			goto out;
+	}
+	rc = config_check_order(tmp, cause);
+	if (rc < 0)
+		goto out;
+	if (changed != NULL) {
+		*changed = json_object();
+		for (int k = 0; k < CONFIG_NKEYS; k++)
+			if (strcmp(tmp[k].text, cfg->v[k].text) != 0)
+				json_object_set_new(*changed, config_table[k].name,
+						    config_value_json(tmp, k));
+	}
+	config_values_free(cfg->v);
+	memcpy(cfg->v, tmp, sizeof(tmp));
+	return 0;
+out:
+	config_values_free(tmp);
+	return rc;
+}
+
+const char *
+config_str(const struct config *cfg, enum config_key key)
+{
+	assert((unsigned)key < CONFIG_NKEYS);
+	return cfg->v[key].text;
+}
+
+int64_t
+config_int(const struct config *cfg, enum config_key key)
+{
+	assert((unsigned)key < CONFIG_NKEYS);
+	assert(config_table[key].type == CONFIG_TYPE_INT ||
+	       config_table[key].type == CONFIG_TYPE_SIZE);
+	return cfg->v[key].i;
+}
+
+double
+config_double(const struct config *cfg, enum config_key key)
+{
+	assert((unsigned)key < CONFIG_NKEYS);
+	assert(config_table[key].type == CONFIG_TYPE_DOUBLE ||
+	       config_table[key].type == CONFIG_TYPE_INT);
+	return config_number(cfg->v, key);
+}
+
+bool
+config_bool(const struct config *cfg, enum config_key key)
+{
+	assert((unsigned)key < CONFIG_NKEYS && config_table[key].type == CONFIG_TYPE_BOOL);
+	return cfg->v[key].b;
+}
+
+uint64_t
+config_size(const struct config *cfg, enum config_key key)
+{
+	assert((unsigned)key < CONFIG_NKEYS && config_table[key].type == CONFIG_TYPE_SIZE);
+	return cfg->v[key].size;
+}
+
+enum config_source
+config_source_of(const struct config *cfg, enum config_key key)
+{
+	assert((unsigned)key < CONFIG_NKEYS);
+	return cfg->v[key].source;
+}
+
+json_t *
+config_to_json(const struct config *cfg, bool runtime_only)
+{
+	json_t *o = json_object();
+	for (int k = 0; k < CONFIG_NKEYS; k++)
+		if (!runtime_only || config_table[k].runtime)
+			json_object_set_new(o, config_table[k].name, config_value_json(cfg->v, k));
+	return o;
+}
+
+static const char *
+config_type_name(const struct config_def *def)
+{
+	switch (def->type) {
+	case CONFIG_TYPE_INT:
+		return "N";
+	case CONFIG_TYPE_DOUBLE:
+		return "X";
+	case CONFIG_TYPE_SIZE:
+		return "SIZE";
+	case CONFIG_TYPE_BOOL:
+		return "[BOOL]";
+	case CONFIG_TYPE_ENUM:
+		return def->choices;
+	case CONFIG_TYPE_STRING:
+		break;
+	}
+	return "TEXT";
+}
+
+void
+config_print_help(FILE *out, const char *progname)
+{
+	fprintf(
+	    out,
+	    "usage: %s [--config FILE] [OPTIONS]\n\n"
+	    "vramd: a VRAM-aware job scheduler in front of Ollama servers.\n\n"
+	    "Every option is also a config file key (KEY = value) and an environment\n"
+	    "variable VRAMD_<KEY>; flags win over the environment, which wins over the file.\n\n"
+	    "  --config FILE  read KEY = value lines from FILE (or $VRAMD_CONFIG)\n"
+	    "  -h, --help     show this help\n"
+	    "  -V, --version  show the version\n\n",
+	    progname);
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		const struct config_def *def = &config_table[k];
+		char left[96];
+		snprintf(left, sizeof(left), "%s %s", def->flag, config_type_name(def));
+		fprintf(out, "  %-36s %s\n", left, def->help);
+		fprintf(out, "  %-36s key %s", "", def->name);
+		if (def->env != NULL)
+			fprintf(out, ", env %s", def->env);
+		fprintf(out, "; default %s%s%s", def->def[0] != '\0' ? def->def : "(none)",
+			def->unit[0] != '\0' ? " " : "", def->unit);
+		if (def->type == CONFIG_TYPE_INT || def->type == CONFIG_TYPE_DOUBLE)
+			fprintf(out, "; range %g..%g", def->min, def->max);
+		if (def->runtime)
+			fprintf(out, "; runtime");
+		fputc('\n', out);
+	}
+}
+
+void
+config_print_markdown(FILE *out)
+{
+	fprintf(out, "| Key | Flag | Environment | Type | Default | Range | Unit | Runtime | "
+		     "Description |\n");
+	fprintf(out, "|---|---|---|---|---|---|---|---|---|\n");
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		const struct config_def *def = &config_table[k];
+		char range[64] = "";
+		if (def->type == CONFIG_TYPE_INT || def->type == CONFIG_TYPE_DOUBLE ||
+		    def->type == CONFIG_TYPE_SIZE)
+			snprintf(range, sizeof(range), "%.15g .. %.15g", def->min, def->max);
+		if (def->type == CONFIG_TYPE_ENUM) {
+			size_t n = 0;
+			for (const char *c = def->choices; *c != '\0' && n + 3 < sizeof(range);
+			     c++) {
+				if (*c == '|') {
+					range[n++] = ',';
+					range[n++] = ' ';
+				} else
+					range[n++] = *c;
+			}
+			range[n] = '\0';
+		}
+		fprintf(out, "| `%s` | `%s` | `VRAMD_%s`%s%s%s | %s | %s | %s | %s | %s | %s |\n",
+			def->name, def->flag, def->name, def->env ? ", `" : "",
+			def->env ? def->env : "", def->env ? "`" : "",
+			def->type == CONFIG_TYPE_ENUM ? "choice" : config_type_name(def),
+			def->def[0] != '\0' ? def->def : "(empty)", range, def->unit,
+			def->runtime ? "yes" : "no", def->help);
+	}
+}
