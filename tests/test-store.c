@@ -1,0 +1,378 @@
+/*
+ * test-store.c: unit tests for src/store.c: every job field survives a round trip,
+ * unfinished jobs come back queued after a restart, many jobs commit in one batch,
+ * reservations persist, and bad data directories give clear errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *
+tmpdir(void)
+{
+	char tmpl[] = "/tmp/vramd-test-store-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	assert_non_null(d);
+	return xstrdup(d);
+}
+
+static void
+rmtree(const char *dir)
+{
+	char *cmd = xasprintf("rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+}
+
+static struct store *
+open_store(const char *dir)
+{
+	struct store *st = NULL;
+	char *cause = NULL;
+	int rc = store_open(dir, STORE_SYNC_NORMAL, &st, &cause);
+	if (rc != 0)
+		fail_msg("store_open: %s", cause);
+	return st;
+}
+
+static void
+commit(struct store *st)
+{
+	char *cause = NULL;
+	if (store_commit(st, &cause) != 0)
+		fail_msg("store_commit: %s", cause);
+}
+
+static struct job *
+full_job(struct store *st)
+{
+	json_t *req = json_pack("{s:s,s:{s:f}}", "prompt", "why is the sky blue?", "options",
+				"temperature", 0.5);
+	json_t *meta = json_pack("{s:s}", "user", "alice");
+	struct job *job =
+	    job_new(store_next_seq(st), "llama3.2:latest", JOB_KIND_CHAT, JOB_PRIO_HIGH, req, meta);
+	job->status = JOB_COMPLETE;
+	job->result = json_pack("{s:s}", "response", "Rayleigh scattering");
+	job->error = xstrdup("none really");
+	job->submitted_at_ms = 1700000000123;
+	job->started_at_ms = 1700000001000;
+	job->completed_at_ms = 1700000002000;
+	job->wait_ms = 877;
+	job->load_ms = 1234;
+	job->run_ms = 999;
+	job->attempts = 2;
+	return job;
+}
+
+static void
+test_round_trip(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct store *st = open_store(dir);
+	assert_non_null(strstr(store_path(st), "vramd.db"));
+	struct job *job = full_job(st);
+	assert_false(store_has_pending(st));
+	assert_int_equal(store_job_save(st, job, NULL), 0);
+	assert_true(store_has_pending(st));
+	commit(st);
+	assert_false(store_has_pending(st));
+	store_close(st);
+
+	st = open_store(dir);
+	struct job *got = store_job_get(st, job->id);
+	assert_non_null(got);
+	assert_int_equal(got->seq, job->seq);
+	assert_string_equal(got->id, job->id);
+	assert_string_equal(got->model, "llama3.2:latest");
+	assert_int_equal(got->kind, JOB_KIND_CHAT);
+	assert_int_equal(got->priority, JOB_PRIO_HIGH);
+	assert_int_equal(got->status, JOB_COMPLETE);
+	assert_true(json_equal(got->request, job->request));
+	assert_true(json_equal(got->metadata, job->metadata));
+	assert_true(json_equal(got->result, job->result));
+	assert_string_equal(got->error, "none really");
+	assert_true(got->submitted_at_ms == job->submitted_at_ms);
+	assert_true(got->started_at_ms == job->started_at_ms);
+	assert_true(got->completed_at_ms == job->completed_at_ms);
+	assert_int_equal(got->wait_ms, 877);
+	assert_int_equal(got->load_ms, 1234);
+	assert_int_equal(got->run_ms, 999);
+	assert_int_equal(got->attempts, 2);
+	/* The sequence counter continues after the stored maximum. */
+	assert_true(store_next_seq(st) == job->seq + 1);
+	assert_null(store_job_get(st, "j-00000000000000ff"));
+	assert_null(store_job_get(st, "nonsense"));
+	job_unref(got);
+	job_unref(job);
+	store_close(st);
+	rmtree(dir);
+	free(dir);
+}
+
+struct collected {
+	struct job *jobs[64];
+	int n;
+};
+
+static void
+collect_cb(struct job *job, void *arg)
+{
+	struct collected *c = arg;
+	assert_true(c->n < 64);
+	c->jobs[c->n++] = job;
+}
+
+static void
+collected_free(struct collected *c)
+{
+	for (int i = 0; i < c->n; i++)
+		job_unref(c->jobs[i]);
+	c->n = 0;
+}
+
+static void
+test_restart_recovery(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct store *st = open_store(dir);
+	enum job_status statuses[] = {JOB_QUEUED,  JOB_RUNNING, JOB_COMPLETE,
+				      JOB_PENDING, JOB_FAILED,	JOB_CANCELLED};
+	int64_t seqs[6];
+	for (int i = 0; i < 6; i++) {
+		struct job *job = job_new(store_next_seq(st), "m", JOB_KIND_GENERATE,
+					  JOB_PRIO_NORMAL, NULL, NULL);
+		job->status = statuses[i];
+		if (statuses[i] == JOB_RUNNING)
+			job->started_at_ms = 5;
+		seqs[i] = job->seq;
+		assert_int_equal(store_job_save(st, job, NULL), 0);
+		job_unref(job);
+	}
+	commit(st);
+	store_close(st);
+
+	st = open_store(dir);
+	struct collected c = {0};
+	char *cause = NULL;
+	assert_int_equal(store_load_unfinished(st, collect_cb, &c, &cause), 3);
+	assert_int_equal(c.n, 3);
+	int64_t want[] = {seqs[0], seqs[1], seqs[3]};
+	for (int i = 0; i < 3; i++) {
+		assert_true(c.jobs[i]->seq == want[i]);
+		assert_int_equal(c.jobs[i]->status, JOB_QUEUED);
+		assert_int_equal(c.jobs[i]->started_at_ms, 0);
+		assert_int_equal(c.jobs[i]->refcount, 1);
+	}
+	collected_free(&c);
+
+	/* Listing: newest first, filtered. */
+	assert_int_equal(store_jobs_list(st, NULL, NULL, 0, collect_cb, &c, &cause), 6);
+	assert_true(c.jobs[0]->seq == seqs[5]);
+	collected_free(&c);
+	assert_int_equal(store_jobs_list(st, "complete", NULL, 10, collect_cb, &c, &cause), 1);
+	assert_int_equal(c.jobs[0]->status, JOB_COMPLETE);
+	collected_free(&c);
+	assert_int_equal(store_jobs_list(st, NULL, "m", 2, collect_cb, &c, &cause), 2);
+	collected_free(&c);
+	assert_int_equal(store_jobs_list(st, "queued", "other", 2, collect_cb, &c, &cause), 0);
+
+	struct store_counts counts;
+	assert_int_equal(store_counts(st, &counts, &cause), 0);
+	assert_int_equal(counts.total, 6);
+	assert_int_equal(counts.by_status[JOB_RUNNING], 1);
+	assert_int_equal(counts.by_status[JOB_CANCELLED], 1);
+	assert_int_equal(counts.by_priority[JOB_PRIO_NORMAL], 6);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(counts.per_model, "m"), "queued")),
+	    1);
+	json_decref(counts.per_model);
+	store_close(st);
+	rmtree(dir);
+	free(dir);
+}
+
+static void
+test_group_commit(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct store *st = open_store(dir);
+	enum { N = 5000 };
+	for (int i = 0; i < N; i++) {
+		struct job *job =
+		    job_new(store_next_seq(st), i % 2 ? "a" : "b", JOB_KIND_EMBED,
+			    (enum job_priority)(i % 3), json_pack("{s:i}", "input", i), NULL);
+		assert_int_equal(store_job_save(st, job, NULL), 0);
+		job_unref(job);
+	}
+	assert_true(store_has_pending(st));
+	commit(st);
+	/* Saving a job again replaces its row. */
+	struct job *again = store_job_get(st, "j-0000000000000001");
+	assert_non_null(again);
+	again->status = JOB_COMPLETE;
+	assert_int_equal(store_job_save(st, again, NULL), 0);
+	commit(st);
+	job_unref(again);
+	store_close(st);
+
+	st = open_store(dir);
+	struct store_counts counts;
+	char *cause = NULL;
+	assert_int_equal(store_counts(st, &counts, &cause), 0);
+	assert_int_equal(counts.total, N);
+	assert_int_equal(counts.by_status[JOB_QUEUED], N - 1);
+	assert_int_equal(counts.by_status[JOB_COMPLETE], 1);
+	assert_int_equal(counts.by_priority[JOB_PRIO_HIGH], (N + 2) / 3);
+	json_decref(counts.per_model);
+	store_close(st);
+	rmtree(dir);
+	free(dir);
+}
+
+struct res_seen {
+	int n;
+	char ids[4][32];
+	uint64_t bytes[4];
+	int gpu[4];
+	int64_t expires[4];
+	char owner[4][32];
+};
+
+static void
+res_cb(const struct store_reservation *res, void *arg)
+{
+	struct res_seen *seen = arg;
+	assert_true(seen->n < 4);
+	vd_strlcpy(seen->ids[seen->n], res->id, sizeof(seen->ids[0]));
+	seen->bytes[seen->n] = res->bytes;
+	seen->gpu[seen->n] = res->gpu;
+	seen->expires[seen->n] = res->expires_at_ms;
+	vd_strlcpy(seen->owner[seen->n], res->owner != NULL ? res->owner : "(null)",
+		   sizeof(seen->owner[0]));
+	seen->n++;
+}
+
+static void
+test_reservations(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct store *st = open_store(dir);
+	struct store_reservation a = {.id = "train",
+				      .gpu = 0,
+				      .bytes = 4 * VD_GIB,
+				      .created_at_ms = 1000,
+				      .expires_at_ms = 61000,
+				      .ttl_ms = 60000,
+				      .owner = "trainer"};
+	struct store_reservation b = {
+	    .id = "sd", .gpu = -1, .bytes = 2 * VD_GIB, .created_at_ms = 2000};
+	struct store_reservation c = {.id = "gone", .gpu = 1, .bytes = 1, .created_at_ms = 3000};
+	assert_int_equal(store_reservation_save(st, &a, NULL), 0);
+	assert_int_equal(store_reservation_save(st, &b, NULL), 0);
+	assert_int_equal(store_reservation_save(st, &c, NULL), 0);
+	commit(st);
+	assert_int_equal(store_reservation_delete(st, "gone", NULL), 0);
+	assert_int_equal(store_reservation_delete(st, "never-existed", NULL), 0);
+	commit(st);
+	store_close(st);
+
+	st = open_store(dir);
+	struct res_seen seen = {0};
+	char *cause = NULL;
+	assert_int_equal(store_reservations_load(st, res_cb, &seen, &cause), 2);
+	assert_string_equal(seen.ids[0], "train");
+	assert_true(seen.bytes[0] == 4 * VD_GIB);
+	assert_int_equal(seen.gpu[0], 0);
+	assert_int_equal(seen.expires[0], 61000);
+	assert_string_equal(seen.owner[0], "trainer");
+	assert_string_equal(seen.ids[1], "sd");
+	assert_int_equal(seen.gpu[1], -1);
+	assert_string_equal(seen.owner[1], "(null)");
+	store_close(st);
+	rmtree(dir);
+	free(dir);
+}
+
+static void
+test_bad_data_dir(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct store *st = NULL;
+	char *cause = NULL;
+
+	/* A data dir path that is a regular file. */
+	char *file = xasprintf("%s/plainfile", dir);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_true(store_open(file, STORE_SYNC_FULL, &st, &cause) < 0);
+	assert_null(st);
+	assert_non_null(strstr(cause, file));
+	vd_free(cause);
+
+	/* A corrupt database file. */
+	char *bad = xasprintf("%s/corrupt", dir);
+	assert_int_equal(mkdir(bad, 0700), 0);
+	char *db = xasprintf("%s/vramd.db", bad);
+	f = fopen(db, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 512; i++)
+		fputs("this is not a sqlite database at all. ", f);
+	fclose(f);
+	assert_true(store_open(bad, STORE_SYNC_FULL, &st, &cause) < 0);
+	assert_null(st);
+	assert_non_null(strstr(cause, "vramd.db"));
+	assert_non_null(strstr(cause, "not a database"));
+	vd_free(cause);
+
+	/* An unwritable directory (root can write anywhere: skip that check as root). */
+	if (geteuid() != 0) {
+		char *ro = xasprintf("%s/readonly", dir);
+		assert_int_equal(mkdir(ro, 0500), 0);
+		assert_true(store_open(ro, STORE_SYNC_FULL, &st, &cause) < 0);
+		assert_non_null(strstr(cause, "not writable"));
+		vd_free(cause);
+		chmod(ro, 0700);
+		free(ro);
+	}
+
+	/* A nested directory that does not exist yet is created. */
+	char *nested = xasprintf("%s/a/b/c", dir);
+	assert_int_equal(store_open(nested, STORE_SYNC_FULL, &st, &cause), 0);
+	store_close(st);
+
+	free(nested);
+	free(db);
+	free(bad);
+	free(file);
+	rmtree(dir);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_round_trip),	 cmocka_unit_test(test_restart_recovery),
+	    cmocka_unit_test(test_group_commit), cmocka_unit_test(test_reservations),
+	    cmocka_unit_test(test_bad_data_dir),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
