@@ -1,0 +1,913 @@
+/*
+ * test-scheduler.c: unit tests for src/scheduler.c on hand-made snapshots. Each test
+ * builds a small world (GPUs, models, queue summaries), runs sched_decide and asserts
+ * the exact plan; a last group checks the plan's invariants over many random
+ * snapshots.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "scheduler.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define GIB	 ((uint64_t)VD_GIB)
+#define MIB	 ((uint64_t)VD_MIB)
+#define NOW	 INT64_C(10000000)
+#define W_MS	 INT64_C(30000)
+#define MAX_GPUS 8
+#define MAX_MOD	 64
+
+struct world {
+	struct sched_config cfg;
+	struct sched_gpu gpus[MAX_GPUS];
+	struct sched_model models[MAX_MOD];
+	size_t ngpus, nmodels;
+	struct sched_snapshot snap;
+	struct sched_plan plan;
+};
+
+static void
+world_init(struct world *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->cfg = (struct sched_config){.safety_margin_bytes = 1 * GIB,
+				       .max_batch_wait_ms = W_MS,
+				       .max_concurrent_per_model = 2,
+				       .keep_alive_ms = 300000,
+				       .max_loads_in_flight = 1,
+				       .allow_cpu = false};
+	sched_plan_init(&w->plan);
+}
+
+static void
+world_cleanup(struct world *w)
+{
+	sched_plan_cleanup(&w->plan);
+}
+
+/* Adds a GPU with all memory free and full speed; returns its index. */
+static size_t
+gpu_add(struct world *w, int id, uint64_t total)
+{
+	size_t i = w->ngpus++;
+	w->gpus[i] = (struct sched_gpu){
+	    .id = id, .available = true, .total_bytes = total, .free_bytes = total, .speed = 1.0};
+	return i;
+}
+
+static size_t
+model_add(struct world *w, const char *name, uint64_t footprint)
+{
+	size_t i = w->nmodels++;
+	w->models[i] = (struct sched_model){.name = name,
+					    .footprint_bytes = footprint,
+					    .residency = SCHED_UNLOADED,
+					    .gpu = SCHED_GPU_CPU};
+	return i;
+}
+
+/* Marks model resident on gpu id (index gi), taking its memory from free_bytes. */
+static void
+model_loaded(struct world *w, size_t m, size_t gi, int64_t last_used)
+{
+	w->models[m].residency = SCHED_LOADED;
+	w->models[m].gpu = w->gpus[gi].id;
+	w->models[m].last_used_ms = last_used;
+	w->gpus[gi].free_bytes -= w->models[m].footprint_bytes;
+}
+
+static void
+model_queue(struct world *w, size_t m, enum job_priority p, int n, int64_t oldest)
+{
+	w->models[m].queued[p] = n;
+	w->models[m].oldest_enqueued_ms[p] = oldest;
+}
+
+static void
+decide(struct world *w)
+{
+	w->snap.now_ms = NOW;
+	w->snap.config = &w->cfg;
+	w->snap.gpus = w->gpus;
+	w->snap.ngpus = w->ngpus;
+	w->snap.models = w->models;
+	w->snap.nmodels = w->nmodels;
+	sched_decide(&w->snap, &w->plan);
+}
+
+static void
+print_plan(const struct world *w)
+{
+	for (size_t i = 0; i < w->plan.nactions; i++) {
+		const struct sched_action *a = &w->plan.actions[i];
+		fprintf(stderr, "  %zu: %s %s gpu=%d count=%d (%s)\n", i,
+			sched_action_name(a->type), w->models[a->model].name, a->gpu, a->count,
+			sched_reason_name(a->reason));
+	}
+}
+
+static void
+expect_n(const struct world *w, size_t n)
+{
+	if (w->plan.nactions != n)
+		print_plan(w);
+	assert_int_equal(w->plan.nactions, n);
+}
+
+static void
+expect(const struct world *w, size_t i, enum sched_action_type type, size_t model, int gpu,
+       int count, enum sched_reason reason)
+{
+	const struct sched_action *a;
+
+	if (i >= w->plan.nactions)
+		print_plan(w);
+	assert_true(i < w->plan.nactions);
+	a = &w->plan.actions[i];
+	if (a->type != type || a->model != model || a->gpu != gpu || a->count != count ||
+	    a->reason != reason)
+		print_plan(w);
+	assert_string_equal(sched_action_name(a->type), sched_action_name(type));
+	assert_string_equal(w->models[a->model].name, w->models[model].name);
+	assert_int_equal(a->gpu, gpu);
+	assert_int_equal(a->count, count);
+	assert_string_equal(sched_reason_name(a->reason), sched_reason_name(reason));
+}
+
+/* footprint <= free - margin loads; one byte more does not. */
+static void
+test_fit_with_margin(void **state)
+{
+	struct world w;
+	size_t a;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 7 * GIB);
+	model_queue(&w, a, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+
+	w.models[a].footprint_bytes = 7 * GIB + 1;
+	decide(&w);
+	expect_n(&w, 0);
+	assert_false(sched_model_can_ever_fit(&w.snap, a));
+	world_cleanup(&w);
+}
+
+/* Memory held by other processes lowers free_bytes and so blocks a load. */
+static void
+test_other_process_memory(void **state)
+{
+	struct world w;
+	size_t a;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	w.gpus[0].free_bytes = 4 * GIB; /* 4 GiB used by someone else */
+	a = model_add(&w, "a", 3 * GIB + 512 * MIB);
+	model_queue(&w, a, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 0);
+	assert_true(sched_model_can_ever_fit(&w.snap, a));
+
+	w.gpus[0].free_bytes = 5 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* Pending loads and reservations count against free memory. */
+static void
+test_reserved_and_pending(void **state)
+{
+	struct world w;
+	size_t a;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 3 * GIB);
+	model_queue(&w, a, JOB_PRIO_NORMAL, 1, NOW - 10);
+
+	w.gpus[0].reserved_bytes = 4 * GIB + 1;
+	decide(&w);
+	expect_n(&w, 0);
+	w.gpus[0].reserved_bytes = 4 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+
+	w.gpus[0].reserved_bytes = 2 * GIB;
+	w.gpus[0].pending_bytes = 2 * GIB + 1;
+	decide(&w);
+	expect_n(&w, 0);
+	w.gpus[0].pending_bytes = 2 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* Two loads in one plan never overcommit a GPU, and loads in flight are capped. */
+static void
+test_no_overcommit_in_one_plan(void **state)
+{
+	struct world w;
+	size_t a, b;
+
+	(void)state;
+	world_init(&w);
+	w.cfg.max_loads_in_flight = 2;
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 4 * GIB);
+	b = model_add(&w, "b", 4 * GIB);
+	model_queue(&w, a, JOB_PRIO_NORMAL, 1, NOW - 20);
+	model_queue(&w, b, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1); /* 7 GiB usable: only one of them */
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+
+	w.models[a].footprint_bytes = 3 * GIB;
+	w.models[b].footprint_bytes = 3 * GIB;
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+	expect(&w, 1, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_DEMAND);
+
+	w.snap.loads_in_flight = 1;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+	w.snap.loads_in_flight = 2;
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
+/* Idle models are evicted least recently used first, only as many as needed, and the
+ * load follows once the memory is back. */
+static void
+test_eviction_lru(void **state)
+{
+	struct world w;
+	size_t a, b, c, x;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 2 * GIB);
+	b = model_add(&w, "b", 2 * GIB);
+	c = model_add(&w, "c", 2 * GIB);
+	x = model_add(&w, "x", 3 * GIB);
+	model_loaded(&w, a, 0, NOW - 100);
+	model_loaded(&w, b, 0, NOW - 500); /* least recently used */
+	model_loaded(&w, c, 0, NOW - 200);
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w); /* usable 1 GiB, needs 3: one 2 GiB model is enough */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* While b unloads, nothing more is evicted. */
+	w.models[b].residency = SCHED_UNLOADING;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* b is gone: x loads. */
+	w.models[b].residency = SCHED_UNLOADED;
+	w.gpus[0].free_bytes += 2 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, x, 0, 0, SCHED_REASON_DEMAND);
+
+	/* A bigger x needs two: b and then c (a is the most recent). */
+	w.models[b].residency = SCHED_LOADED;
+	w.gpus[0].free_bytes -= 2 * GIB;
+	w.models[x].footprint_bytes = 5 * GIB;
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+	expect(&w, 1, SCHED_ACTION_UNLOAD, c, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* Room being made for a model is not taken by a lower-ranked one in the same plan. */
+static void
+test_eviction_claims_room(void **state)
+{
+	struct world w;
+	size_t a, x, y;
+
+	(void)state;
+	world_init(&w);
+	w.cfg.max_loads_in_flight = 2;
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 4 * GIB);
+	x = model_add(&w, "x", 5 * GIB);
+	y = model_add(&w, "y", 3 * GIB);
+	model_loaded(&w, a, 0, NOW - 1);
+	model_queue(&w, x, JOB_PRIO_HIGH, 1, NOW - 10);
+	model_queue(&w, y, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w); /* y alone would fit now (3 GiB usable), but x counts on that */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* Busy models (running or queued jobs) are never evicted; an eviction that would not
+ * make room is not made. */
+static void
+test_never_evict_busy(void **state)
+{
+	struct world w;
+	size_t a, b, c, x;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 2 * GIB);
+	b = model_add(&w, "b", 2 * GIB);
+	c = model_add(&w, "c", 2 * GIB);
+	x = model_add(&w, "x", 3 * GIB);
+	model_loaded(&w, a, 0, NOW - 900);
+	model_loaded(&w, b, 0, NOW - 800);
+	model_loaded(&w, c, 0, NOW - 100);
+	w.models[a].running = 1;			 /* busy: running */
+	w.models[b].running = 2;			 /* at its cap, and ... */
+	model_queue(&w, b, JOB_PRIO_NORMAL, 1, NOW - 5); /* busy: queued */
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, c, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* x needs 5 GiB: only c is idle, 1 + 2 < 5, so nothing is evicted. */
+	w.models[x].footprint_bytes = 5 * GIB;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* LOADING and UNLOADING models are not victims either. */
+	w.models[x].footprint_bytes = 3 * GIB;
+	w.models[c].residency = SCHED_LOADING;
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
+/* A job of an unloaded model that waited past max_batch_wait stops the feeding of the
+ * model that blocks it; once that one drains it is unloaded and the job's model loads. */
+static void
+test_starvation_bound(void **state)
+{
+	struct world w;
+	size_t a, x;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 5 * GIB);
+	x = model_add(&w, "x", 5 * GIB);
+	model_loaded(&w, a, 0, NOW - 1);
+	w.models[a].running = 1;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 50, NOW - 1000);
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - W_MS);
+
+	/* Within the bound: batching by model, a keeps being fed. */
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, 1, SCHED_REASON_DEMAND);
+
+	/* Past the bound: a gets no new job; it still runs one, so nothing else yet. */
+	w.models[x].oldest_enqueued_ms[JOB_PRIO_NORMAL] = NOW - W_MS - 1;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* a drained: it is unloaded although it has queued jobs. */
+	w.models[a].running = 0;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* a's memory is back: x loads, for starvation. */
+	w.models[a].residency = SCHED_UNLOADED;
+	w.gpus[0].free_bytes += 5 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, x, 0, 0, SCHED_REASON_STARVATION);
+
+	/* x loaded; a's jobs now starve too, but x's job is older: x is served first,
+	 * not drained right away (no swap without progress). */
+	w.models[x].residency = SCHED_LOADED;
+	w.models[x].gpu = 0;
+	w.gpus[0].free_bytes -= 5 * GIB;
+	w.models[x].oldest_enqueued_ms[JOB_PRIO_NORMAL] = NOW - W_MS - 500;
+	w.models[a].oldest_enqueued_ms[JOB_PRIO_NORMAL] = NOW - W_MS - 100;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, x, 0, 1, SCHED_REASON_STARVATION);
+
+	/* Had a's job been waiting longer, x would make way (it runs nothing). */
+	w.models[a].oldest_enqueued_ms[JOB_PRIO_NORMAL] = NOW - W_MS - 900;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, x, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* A starving job outranks priority: a low-priority job past the bound loads before a
+ * fresh high-priority one, and stops the feeding of a model with high-priority work. */
+static void
+test_starvation_beats_priority(void **state)
+{
+	struct world w;
+	size_t a, x, y;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	x = model_add(&w, "x", 2 * GIB);
+	y = model_add(&w, "y", 2 * GIB);
+	model_queue(&w, x, JOB_PRIO_LOW, 1, NOW - W_MS - 1);
+	model_queue(&w, y, JOB_PRIO_HIGH, 1, NOW - 1);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, x, 0, 0, SCHED_REASON_STARVATION);
+
+	/* x needs a's room; a has a high-priority job queued and none running. */
+	world_cleanup(&w);
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 5 * GIB);
+	x = model_add(&w, "x", 5 * GIB);
+	model_loaded(&w, a, 0, NOW - 1);
+	model_queue(&w, a, JOB_PRIO_HIGH, 4, NOW - 5);
+	model_queue(&w, x, JOB_PRIO_LOW, 1, NOW - W_MS + 1);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, 2, SCHED_REASON_DEMAND);
+	model_queue(&w, x, JOB_PRIO_LOW, 1, NOW - W_MS - 1);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* Across models, higher-priority waiting jobs are served first, then older ones. */
+static void
+test_priority_order(void **state)
+{
+	struct world w;
+	size_t a, b, c, x, y;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 24 * GIB);
+	a = model_add(&w, "a", 2 * GIB);
+	b = model_add(&w, "b", 2 * GIB);
+	c = model_add(&w, "c", 2 * GIB);
+	model_loaded(&w, a, 0, NOW - 1);
+	model_loaded(&w, b, 0, NOW - 1);
+	model_loaded(&w, c, 0, NOW - 1);
+	model_queue(&w, a, JOB_PRIO_NORMAL, 1, NOW - 500);
+	model_queue(&w, b, JOB_PRIO_HIGH, 1, NOW - 10);
+	model_queue(&w, c, JOB_PRIO_LOW, 1, NOW - 900);
+	model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 100);
+	decide(&w);
+	expect_n(&w, 3);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, b, 0, 1, SCHED_REASON_DEMAND);
+	expect(&w, 1, SCHED_ACTION_DISPATCH, a, 0, 1, SCHED_REASON_DEMAND);
+	expect(&w, 2, SCHED_ACTION_DISPATCH, c, 0, 2, SCHED_REASON_DEMAND);
+
+	/* One load slot: the model with the high-priority job loads first. */
+	x = model_add(&w, "x", 2 * GIB);
+	y = model_add(&w, "y", 2 * GIB);
+	model_queue(&w, x, JOB_PRIO_NORMAL, 5, NOW - 1000);
+	model_queue(&w, y, JOB_PRIO_HIGH, 1, NOW - 1);
+	w.models[a].queued[JOB_PRIO_NORMAL] = 0;
+	w.models[b].queued[JOB_PRIO_HIGH] = 0;
+	w.models[c].queued[JOB_PRIO_LOW] = 0;
+	w.models[c].queued[JOB_PRIO_NORMAL] = 0;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, y, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* At most max_concurrent_per_model jobs of a model at once, counting running ones. */
+static void
+test_concurrency_cap(void **state)
+{
+	struct world w;
+	size_t a;
+
+	(void)state;
+	world_init(&w);
+	w.cfg.max_concurrent_per_model = 4;
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 2 * GIB);
+	model_loaded(&w, a, 0, NOW - 1);
+	w.models[a].running = 1;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 10, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, 3, SCHED_REASON_DEMAND);
+
+	model_queue(&w, a, JOB_PRIO_NORMAL, 2, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, 2, SCHED_REASON_DEMAND);
+
+	w.models[a].running = 4;
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
+/* The cap scales with the GPU's speed; speed 0 or a lost GPU pauses dispatch; CPU
+ * models use the plain cap. */
+static void
+test_cap_scaled_by_speed(void **state)
+{
+	static const struct {
+		double speed;
+		bool available;
+		int expect;
+	} cases[] = {
+	    {1.0, true, 4}, {0.8, true, 3},  {0.5, true, 2},  {0.1, true, 1},
+	    {0.0, true, 0}, {1.0, false, 0}, {0.5, false, 0},
+	};
+	struct world w;
+	size_t a, cpu;
+
+	(void)state;
+	for (size_t i = 0; i < VD_ARRAY_LEN(cases); i++) {
+		world_init(&w);
+		w.cfg.max_concurrent_per_model = 4;
+		gpu_add(&w, 0, 8 * GIB);
+		a = model_add(&w, "a", 2 * GIB);
+		model_loaded(&w, a, 0, NOW - 1);
+		model_queue(&w, a, JOB_PRIO_NORMAL, 10, NOW - 10);
+		w.gpus[0].speed = cases[i].speed;
+		w.gpus[0].available = cases[i].available;
+		decide(&w);
+		if (cases[i].expect == 0) {
+			expect_n(&w, 0);
+		} else {
+			expect_n(&w, 1);
+			expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, cases[i].expect,
+			       SCHED_REASON_DEMAND);
+		}
+		world_cleanup(&w);
+	}
+
+	world_init(&w);
+	w.cfg.max_concurrent_per_model = 4;
+	gpu_add(&w, 0, 8 * GIB);
+	w.gpus[0].speed = 0.0;
+	cpu = model_add(&w, "cpu", 2 * GIB);
+	w.models[cpu].residency = SCHED_LOADED;
+	w.models[cpu].gpu = SCHED_GPU_CPU;
+	model_queue(&w, cpu, JOB_PRIO_NORMAL, 10, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, cpu, SCHED_GPU_CPU, 4, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* Idle models unload after keep_alive; busy ones do not; keep_alive <= 0 never expires. */
+static void
+test_keep_alive(void **state)
+{
+	struct world w;
+	size_t a, b;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 2 * GIB);
+	b = model_add(&w, "b", 2 * GIB);
+	model_loaded(&w, a, 0, NOW - 300000 + 1);
+	model_loaded(&w, b, 0, NOW - 400000);
+	w.models[b].running = 1;
+	decide(&w);
+	expect_n(&w, 0);
+
+	w.models[a].last_used_ms = NOW - 300000;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_KEEP_ALIVE);
+
+	w.cfg.keep_alive_ms = 0;
+	decide(&w);
+	expect_n(&w, 0);
+	w.cfg.keep_alive_ms = -1;
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
+/* Several GPUs: best fit (least leftover, ties to the lower id); a paused GPU takes
+ * nothing new, and a model stuck on it moves to another GPU that fits it. */
+static void
+test_multi_gpu(void **state)
+{
+	struct world w;
+	size_t a, b;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 12 * GIB);
+	gpu_add(&w, 2, 6 * GIB);
+	gpu_add(&w, 1, 6 * GIB);
+	gpu_add(&w, 3, 4 * GIB);
+	a = model_add(&w, "a", 4 * GIB);
+	model_queue(&w, a, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 1, 0, SCHED_REASON_DEMAND);
+
+	w.gpus[2].speed = 0.0; /* id 1 paused (CRITICAL) */
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 2, 0, SCHED_REASON_DEMAND);
+	w.gpus[1].available = false; /* id 2 lost */
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+
+	/* b sits on paused id 1 with jobs waiting: while it runs one, it finishes there. */
+	b = model_add(&w, "b", 4 * GIB);
+	w.models[a].queued[JOB_PRIO_NORMAL] = 0;
+	model_loaded(&w, b, 2, NOW - 10);
+	w.models[b].running = 1;
+	model_queue(&w, b, JOB_PRIO_NORMAL, 3, NOW - 10);
+	decide(&w);
+	expect_n(&w, 0);
+	/* Drained: it is unloaded to be loaded where it fits (id 0). */
+	w.models[b].running = 0;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 1, 0, SCHED_REASON_RELOCATE);
+	/* Two models want to leave, id 0 holds only one of them: one goes. */
+	{
+		size_t c = model_add(&w, "c", 4 * GIB);
+		w.gpus[2].free_bytes += 4 * GIB;
+		model_loaded(&w, c, 2, NOW - 10);
+		model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 10);
+		w.gpus[0].free_bytes = 8 * GIB;
+		decide(&w);
+		expect_n(&w, 1);
+		expect(&w, 0, SCHED_ACTION_UNLOAD, b, 1, 0, SCHED_REASON_RELOCATE);
+		w.models[c].queued[JOB_PRIO_NORMAL] = 0;
+		w.gpus[0].free_bytes = 12 * GIB;
+	}
+	w.models[b].residency = SCHED_UNLOADED;
+	w.gpus[2].free_bytes += 4 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* CPU placement only when allowed and no GPU could ever hold the model now. */
+static void
+test_cpu_fallback(void **state)
+{
+	struct world w;
+	size_t big, busy;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	w.gpus[0].free_bytes = 3 * GIB; /* another program holds 5 GiB */
+	w.snap.cpu_free_bytes = 32 * GIB;
+	big = model_add(&w, "big", 6 * GIB);
+	model_queue(&w, big, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 0); /* CPU not allowed by config */
+
+	w.cfg.allow_cpu = true;
+	decide(&w);
+	expect_n(&w, 0); /* nor by the model */
+
+	w.models[big].cpu_allowed = true;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, big, SCHED_GPU_CPU, 0, SCHED_REASON_DEMAND);
+
+	w.snap.cpu_free_bytes = 6 * GIB - 1;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* The GPU would fit it once a busy model of ours is done: wait for the GPU. */
+	w.snap.cpu_free_bytes = 32 * GIB;
+	w.gpus[0].free_bytes = 8 * GIB;
+	busy = model_add(&w, "busy", 3 * GIB);
+	model_loaded(&w, busy, 0, NOW - 10);
+	w.models[busy].running = 1;
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
+/* A model that can never fit does not block others. */
+static void
+test_never_fits_does_not_block(void **state)
+{
+	struct world w;
+	size_t huge, small;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	huge = model_add(&w, "huge", 40 * GIB);
+	small = model_add(&w, "small", 2 * GIB);
+	model_queue(&w, huge, JOB_PRIO_HIGH, 3, NOW - 100000);
+	model_queue(&w, small, JOB_PRIO_LOW, 1, NOW - 1);
+	assert_false(sched_model_can_ever_fit(&w.snap, huge));
+	decide(&w);
+	assert_false(sched_model_can_ever_fit(&w.snap, huge));
+	assert_true(sched_model_can_ever_fit(&w.snap, small));
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, small, 0, 0, SCHED_REASON_DEMAND);
+
+	/* With CPU allowed and enough host memory it can. */
+	w.cfg.allow_cpu = true;
+	w.models[huge].cpu_allowed = true;
+	w.snap.cpu_total_bytes = 64 * GIB;
+	assert_true(sched_model_can_ever_fit(&w.snap, huge));
+	world_cleanup(&w);
+}
+
+/* Random worlds for the invariant and determinism checks. */
+static void
+random_world(struct world *w, uint64_t *seed)
+{
+	world_init(w);
+	w->cfg.max_loads_in_flight = 1 + (int)(vd_rand64(seed) % 3);
+	w->cfg.max_concurrent_per_model = 1 + (int)(vd_rand64(seed) % 4);
+	w->cfg.allow_cpu = vd_rand64(seed) % 2;
+	w->snap.cpu_free_bytes = (vd_rand64(seed) % 32) * GIB;
+	for (int g = 0, n = 1 + (int)(vd_rand64(seed) % 4); g < n; g++) {
+		size_t gi = gpu_add(w, g, (4 + vd_rand64(seed) % 20) * GIB);
+		static const double speeds[] = {1.0, 0.8, 0.5, 0.0};
+		w->gpus[gi].speed = speeds[vd_rand64(seed) % 4];
+		w->gpus[gi].available = vd_rand64(seed) % 8 != 0;
+		w->gpus[gi].free_bytes -= (vd_rand64(seed) % 3) * GIB;
+		w->gpus[gi].reserved_bytes = (vd_rand64(seed) % 2) * GIB;
+	}
+	for (int m = 0, n = 1 + (int)(vd_rand64(seed) % 20); m < n; m++) {
+		size_t mi = model_add(w, "m", (1 + vd_rand64(seed) % 8) * GIB);
+		size_t gi = vd_rand64(seed) % w->ngpus;
+		uint64_t r = vd_rand64(seed) % 10;
+
+		w->models[mi].cpu_allowed = vd_rand64(seed) % 2;
+		if (r < 4 && w->gpus[gi].free_bytes >= w->models[mi].footprint_bytes) {
+			model_loaded(w, mi, gi, NOW - (int64_t)(vd_rand64(seed) % 600000));
+			w->models[mi].running = (int)(vd_rand64(seed) % 3);
+			if (r == 3)
+				w->models[mi].residency = SCHED_UNLOADING;
+		}
+		for (int p = 0; p < JOB_NPRIORITIES; p++)
+			if (vd_rand64(seed) % 3 == 0)
+				model_queue(w, mi, (enum job_priority)p,
+					    1 + (int)(vd_rand64(seed) % 20),
+					    NOW - (int64_t)(vd_rand64(seed) % 60000));
+	}
+}
+
+/* Plans keep their invariants on random snapshots. */
+static void
+test_invariants_random(void **state)
+{
+	uint64_t seed = 42;
+
+	(void)state;
+	for (int round = 0; round < 2000; round++) {
+		struct world w;
+		int64_t used[MAX_GPUS] = {0};
+		bool seen[MAX_MOD] = {0};
+		int loads = 0;
+		int64_t margin;
+
+		random_world(&w, &seed);
+		decide(&w);
+		margin = (int64_t)w.cfg.safety_margin_bytes;
+		for (size_t i = 0; i < w.plan.nactions; i++) {
+			const struct sched_action *a = &w.plan.actions[i];
+			const struct sched_model *m = &w.models[a->model];
+			int queued = m->queued[0] + m->queued[1] + m->queued[2];
+
+			assert_true(a->model < w.nmodels);
+			assert_false(seen[a->model]); /* one action per model */
+			seen[a->model] = true;
+			if (i > 0) /* unloads, then loads, then dispatches */
+				assert_true(w.plan.actions[i - 1].type <= a->type);
+			switch (a->type) {
+			case SCHED_ACTION_UNLOAD:
+				assert_int_equal(m->residency, SCHED_LOADED);
+				assert_int_equal(m->running, 0);
+				break;
+			case SCHED_ACTION_LOAD:
+				assert_int_equal(m->residency, SCHED_UNLOADED);
+				assert_true(queued > 0);
+				loads++;
+				if (a->gpu != SCHED_GPU_CPU) {
+					size_t g = 0;
+					while (w.gpus[g].id != a->gpu)
+						g++;
+					assert_true(w.gpus[g].available && w.gpus[g].speed > 0);
+					used[g] += (int64_t)m->footprint_bytes;
+					assert_true(used[g] <=
+						    (int64_t)w.gpus[g].free_bytes -
+							(int64_t)w.gpus[g].pending_bytes -
+							(int64_t)w.gpus[g].reserved_bytes - margin);
+				} else {
+					assert_true(w.cfg.allow_cpu && m->cpu_allowed);
+				}
+				break;
+			case SCHED_ACTION_DISPATCH:
+				assert_int_equal(m->residency, SCHED_LOADED);
+				assert_true(a->count > 0 && a->count <= queued);
+				assert_true(m->running + a->count <=
+					    w.cfg.max_concurrent_per_model);
+				break;
+			}
+		}
+		assert_true(loads <= w.cfg.max_loads_in_flight);
+		world_cleanup(&w);
+	}
+}
+
+static void
+expect_same_plan(const struct sched_plan *a, const struct sched_plan *b)
+{
+	assert_int_equal(a->nactions, b->nactions);
+	for (size_t i = 0; i < a->nactions; i++) {
+		assert_int_equal(a->actions[i].type, b->actions[i].type);
+		assert_int_equal(a->actions[i].model, b->actions[i].model);
+		assert_int_equal(a->actions[i].gpu, b->actions[i].gpu);
+		assert_int_equal(a->actions[i].count, b->actions[i].count);
+		assert_int_equal(a->actions[i].reason, b->actions[i].reason);
+	}
+}
+
+/* The same snapshot gives the same plan, with a fresh plan or a reused one. */
+static void
+test_determinism(void **state)
+{
+	uint64_t seed = 7;
+	size_t nonempty = 0;
+
+	(void)state;
+	for (int round = 0; round < 200; round++) {
+		struct world w;
+		struct sched_plan other;
+
+		random_world(&w, &seed);
+		decide(&w);
+		nonempty += w.plan.nactions > 0;
+		sched_plan_init(&other);
+		sched_decide(&w.snap, &other);
+		expect_same_plan(&w.plan, &other);
+		sched_decide(&w.snap, &other); /* reused plan and scratch */
+		expect_same_plan(&w.plan, &other);
+		sched_plan_cleanup(&other);
+		world_cleanup(&w);
+	}
+	assert_true(nonempty > 100); /* the random worlds do exercise the scheduler */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_fit_with_margin),
+	    cmocka_unit_test(test_other_process_memory),
+	    cmocka_unit_test(test_reserved_and_pending),
+	    cmocka_unit_test(test_no_overcommit_in_one_plan),
+	    cmocka_unit_test(test_eviction_lru),
+	    cmocka_unit_test(test_never_evict_busy),
+	    cmocka_unit_test(test_starvation_bound),
+	    cmocka_unit_test(test_starvation_beats_priority),
+	    cmocka_unit_test(test_eviction_claims_room),
+	    cmocka_unit_test(test_priority_order),
+	    cmocka_unit_test(test_concurrency_cap),
+	    cmocka_unit_test(test_cap_scaled_by_speed),
+	    cmocka_unit_test(test_keep_alive),
+	    cmocka_unit_test(test_multi_gpu),
+	    cmocka_unit_test(test_cpu_fallback),
+	    cmocka_unit_test(test_never_fits_does_not_block),
+	    cmocka_unit_test(test_invariants_random),
+	    cmocka_unit_test(test_determinism),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
