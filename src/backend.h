@@ -108,10 +108,13 @@ struct backend_running_list {
 #define BACKEND_PLACE_CPU  (-1)
 
 struct backend_load_request {
-	const char *model;   /* borrowed until the start function returns */
-	int placement;	     /* BACKEND_PLACE_AUTO, BACKEND_PLACE_CPU, or a GPU index >= 0 */
-	bool embedding_only; /* load/unload through /api/embed (no generate capability) */
-	int64_t timeout_ms;  /* 0 = backend default (load_timeout_ms / control_timeout_ms) */
+	const char *model;     /* borrowed until the start function returns */
+	int placement;	       /* BACKEND_PLACE_AUTO, BACKEND_PLACE_CPU, or a GPU index >= 0 */
+	bool embedding_only;   /* load/unload through /api/embed (no generate capability) */
+	const json_t *options; /* load-time options to send (num_ctx, ...), borrowed until the
+				  start function returns; NULL for none. Placement overrides
+				  num_gpu/main_gpu. */
+	int64_t timeout_ms;    /* 0 = backend default (load_timeout_ms / control_timeout_ms) */
 };
 
 struct backend_run_request {

@@ -457,6 +457,12 @@ httpc_cancel(struct httpc_request *req)
 	httpc_request_free(req);
 }
 
+struct event_base *
+httpc_base(const struct httpc *client)
+{
+	return client->base;
+}
+
 size_t
 httpc_in_flight(const struct httpc *client)
 {

@@ -90,6 +90,8 @@ struct httpc_request *httpc_start(struct httpc *client, const struct httpc_optio
  * already started. NULL is a no-op. */
 void httpc_cancel(struct httpc_request *req);
 
+/* The loop the client runs on (borrowed). */
+struct event_base *httpc_base(const struct httpc *client);
 /* Number of requests in flight (started, not yet completed or cancelled). */
 size_t httpc_in_flight(const struct httpc *client);
 
