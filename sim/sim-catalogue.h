@@ -1,0 +1,69 @@
+/*
+ * sim-catalogue.h: the models ollama-sim pretends to have pulled, loaded from a JSON
+ * catalogue (sim/catalogues/default.json is built in). Each model carries what
+ * Ollama's API reports (name, size, digest, details, capabilities) and what the
+ * simulation needs (actual VRAM footprint, KV geometry, tokens/s on GPU and CPU).
+ */
+#ifndef VRAMD_SIM_CATALOGUE_H
+#define VRAMD_SIM_CATALOGUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_CAP_COMPLETION (1u << 0)
+#define SIM_CAP_EMBEDDING  (1u << 1)
+#define SIM_CAP_VISION	   (1u << 2)
+#define SIM_CAP_TOOLS	   (1u << 3)
+#define SIM_CAP_THINKING   (1u << 4)
+#define SIM_CAP_INSERT	   (1u << 5)
+
+struct sim_model {
+	char *name;		  /* "llama3.2:1b": always with a tag */
+	uint64_t file_bytes;	  /* size on disk: /api/tags size, Ollama's estimate base */
+	uint64_t footprint_bytes; /* real VRAM of weights + compute buffers, KV cache excluded */
+	char *family;
+	char *parameter_size;
+	char *quantization_level;
+	unsigned capabilities; /* SIM_CAP_* */
+	int64_t embedding_length;
+	int64_t context_length; /* n_ctx_train */
+	int64_t block_count;
+	int64_t head_count;
+	int64_t head_count_kv;
+	double gpu_tokens_per_s;
+	double cpu_tokens_per_s;
+	char digest[65];     /* 64 hex characters, derived from the name */
+	int64_t modified_ns; /* wall time, deterministic */
+};
+
+struct sim_catalogue {
+	struct sim_model *models;
+	size_t nmodels;
+};
+
+/* Parses a catalogue from JSON text ({"models":[...]}, see docs/ollama-sim.md).
+ * Returns 0 and a new catalogue (free with sim_catalogue_free), or -EINVAL with
+ * *cause naming the model and field at fault. */
+int sim_catalogue_parse(const char *text, size_t len, struct sim_catalogue **out, char **cause);
+/* Reads and parses a catalogue file. Errors as above, or -errno when unreadable. */
+int sim_catalogue_load(const char *path, struct sim_catalogue **out, char **cause);
+/* The built-in catalogue (the same ten models as sim/catalogues/default.json). */
+struct sim_catalogue *sim_catalogue_default(void);
+void sim_catalogue_free(struct sim_catalogue *cat);
+
+/* Looks a model up the way Ollama resolves names: "NAME" means "NAME:latest", a
+ * "registry.ollama.ai/library/" prefix is ignored. Returns a borrowed pointer
+ * valid while the catalogue lives, or NULL. */
+const struct sim_model *sim_catalogue_find(const struct sim_catalogue *cat, const char *name);
+
+/* Ollama's KV-cache estimate for ctx tokens (f16):
+ * 2 x block_count x head_count_kv x (embedding_length / head_count) x ctx x 2 bytes. */
+uint64_t sim_model_kv_bytes(const struct sim_model *m, int64_t ctx);
+/* Ollama's pre-flight estimate: file size + KV cache for ctx tokens in total. */
+uint64_t sim_model_estimate_bytes(const struct sim_model *m, int64_t ctx);
+/* The real footprint for ctx tokens in total: footprint + KV, always above the estimate
+ * by footprint - file size (the gap that makes estimate-trusting clients run out of memory). */
+uint64_t sim_model_actual_bytes(const struct sim_model *m, int64_t ctx);
+
+#endif
