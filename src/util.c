@@ -250,8 +250,11 @@ vd_parse_size(const char *text, uint64_t *bytes, char **cause)
 	size_t n = strlen(end);
 	if (n >= sizeof(unit))
 		return vd_fail(cause, -EINVAL, "invalid size unit in \"%s\"", text);
-	for (size_t i = 0; i <= n; i++)
+	for (size_t i = 0; i < sizeof(unit); i++) {
 		unit[i] = (char)tolower((unsigned char)end[i]);
+		if (end[i] == '\0')
+			break;
+	}
 	for (size_t i = 0; i < VD_ARRAY_LEN(vd_size_units); i++) {
 		if (strcmp(unit, vd_size_units[i].name) == 0) {
 			double b = value * (double)vd_size_units[i].factor;
