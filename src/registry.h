@@ -3,7 +3,8 @@
  * where it was last seen. One registry per Ollama server.
  *
  * Footprint: until a model has been loaded, file size x VRAM_ESTIMATION_MULTIPLIER (the
- * estimate). Once /api/ps shows it loaded, its size_vram (the measured footprint),
+ * estimate). Once /api/ps shows it loaded, its size_vram (the measured footprint; size if
+ * it was partly on CPU),
  * raised to the NVML memory delta of its load when that delta is plausible (the CUDA
  * context costs memory Ollama does not count). A model loaded on CPU (size_vram 0) keeps
  * its estimate for GPU placement.

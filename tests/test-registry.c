@@ -1,0 +1,259 @@
+/*
+ * test-registry.c: unit tests for src/registry.c: the estimate, then learning the
+ * footprint from /api/ps and NVML, name normalisation, load statistics, capabilities,
+ * and models that disappear.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "job.h"
+#include "log.h"
+#include "registry.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GB VD_GIB
+
+static void
+test_estimate_then_learning(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new(1.3);
+	registry_begin_tags(reg);
+	struct registry_model *m = registry_set_installed(
+	    reg, "llama3.2:latest", 2 * GB, "llama", "3.2B", "Q4_K_M", REGISTRY_CAP_COMPLETION);
+	registry_end_tags(reg);
+	assert_true(m->installed);
+	assert_false(m->measured);
+	assert_true(m->estimate_bytes == (uint64_t)(2.0 * GB * 1.3));
+	assert_true(registry_footprint(m) == m->estimate_bytes);
+
+	/* The multiplier can change; estimates follow. */
+	registry_set_multiplier(reg, 1.5);
+	assert_true(registry_footprint(m) == 3 * GB);
+
+	/* Loaded: size_vram becomes the footprint. */
+	registry_observe_loaded(reg, "llama3.2:latest", 3200 * VD_MIB, 3200 * VD_MIB, 100);
+	assert_true(m->measured);
+	assert_true(m->loaded);
+	assert_true(registry_footprint(m) == 3200 * VD_MIB);
+
+	/* A plausible larger NVML delta (CUDA context) raises it... */
+	registry_record_load(reg, "llama3.2", 1500, 3500 * VD_MIB);
+	assert_true(registry_footprint(m) == 3500 * VD_MIB);
+	assert_true(m->nvml_delta_bytes == (int64_t)(3500 * VD_MIB));
+	/* ...an implausible one (another program allocated meanwhile) does not. */
+	registry_record_load(reg, "llama3.2", 1500, 20 * (int64_t)GB);
+	assert_true(registry_footprint(m) == 3200 * VD_MIB);
+	/* A smaller delta never lowers the footprint below size_vram. */
+	registry_record_load(reg, "llama3.2", 1500, 1 * (int64_t)GB);
+	assert_true(registry_footprint(m) == 3200 * VD_MIB);
+
+	/* Partly on CPU: full GPU placement needs the whole size. */
+	registry_observe_loaded(reg, "llama3.2", 4 * GB, 1 * GB, 200);
+	assert_true(registry_footprint(m) == 4 * GB);
+
+	/* Unloaded: residency goes, the learnt footprint stays. */
+	registry_observe_unloaded(reg, "llama3.2");
+	assert_false(m->loaded);
+	assert_true(registry_footprint(m) == 4 * GB);
+	registry_free(reg);
+}
+
+static void
+test_nvml_delta_without_ps(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new(1.0);
+	registry_begin_tags(reg);
+	struct registry_model *m = registry_set_installed(reg, "qwen", 4 * GB, NULL, NULL, NULL, 0);
+	registry_end_tags(reg);
+	registry_record_load(reg, "qwen", 800, 5 * (int64_t)GB);
+	assert_true(m->measured);
+	assert_true(registry_footprint(m) == 5 * GB);
+	registry_free(reg);
+}
+
+static void
+test_name_normalisation(void **state)
+{
+	(void)state;
+	char buf[128];
+	assert_string_equal(registry_normalize_name("llama3.2", buf, sizeof(buf)),
+			    "llama3.2:latest");
+	assert_string_equal(registry_normalize_name("llama3.2:1b", buf, sizeof(buf)),
+			    "llama3.2:1b");
+	assert_string_equal(registry_normalize_name("host:5000/ns/model", buf, sizeof(buf)),
+			    "host:5000/ns/model:latest");
+
+	struct registry *reg = registry_new(1.3);
+	registry_begin_tags(reg);
+	struct registry_model *m =
+	    registry_set_installed(reg, "llama3.2:latest", GB, NULL, NULL, NULL, 0);
+	struct registry_model *small =
+	    registry_set_installed(reg, "llama3.2:1b", GB / 2, NULL, NULL, NULL, 0);
+	registry_end_tags(reg);
+	assert_ptr_equal(registry_find(reg, "llama3.2"), m);
+	assert_ptr_equal(registry_find(reg, "llama3.2:latest"), m);
+	assert_ptr_equal(registry_find(reg, "llama3.2:1b"), small);
+	assert_null(registry_find(reg, "llama3.2:3b"));
+	assert_null(registry_find(reg, "mistral"));
+	assert_string_equal(m->name, "llama3.2:latest"); /* display name kept */
+	assert_int_equal(registry_count(reg), 2);
+
+	/* /api/ps under the short name updates the same model. */
+	registry_observe_loaded(reg, "llama3.2", GB, GB, 1);
+	assert_true(m->loaded);
+	assert_int_equal(registry_count(reg), 2);
+	registry_touch(reg, "llama3.2", 42);
+	assert_int_equal(m->last_used_ms, 42);
+	registry_free(reg);
+}
+
+static void
+test_load_stats(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new(1.3);
+	registry_record_load(reg, "m", 1000, -1);
+	registry_record_load(reg, "m", 2000, -1);
+	registry_record_load(reg, "m", 6000, -1);
+	struct registry_model *m = registry_find(reg, "m:latest");
+	assert_non_null(m);
+	assert_false(m->installed); /* learnt of through a load, not /api/tags */
+	assert_int_equal(m->load_count, 3);
+	assert_int_equal(m->load_ms_last, 6000);
+	assert_true(fabs(m->load_ms_mean - 3000.0) < 1e-9);
+	assert_int_equal(m->nvml_delta_bytes, -1);
+	assert_false(m->measured);
+	registry_free(reg);
+}
+
+static void
+test_removal_and_ps_listing(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new(1.3);
+	registry_begin_tags(reg);
+	struct registry_model *a = registry_set_installed(reg, "a", GB, NULL, NULL, NULL, 0);
+	struct registry_model *b = registry_set_installed(reg, "b", GB, NULL, NULL, NULL, 0);
+	assert_int_equal(registry_end_tags(reg), 0);
+
+	registry_begin_tags(reg);
+	registry_set_installed(reg, "a", GB, NULL, NULL, NULL, 0);
+	assert_int_equal(registry_end_tags(reg), 1);
+	assert_true(a->installed);
+	assert_false(b->installed);
+	assert_ptr_equal(registry_find(reg, "b"), b); /* pointer stays valid */
+
+	json_t *all = registry_to_json(reg, false);
+	json_t *inst = registry_to_json(reg, true);
+	assert_int_equal(json_array_size(json_object_get(all, "models")), 2);
+	assert_int_equal(json_array_size(json_object_get(inst, "models")), 1);
+	json_decref(all);
+	json_decref(inst);
+
+	/* A model comes back. */
+	registry_begin_tags(reg);
+	registry_set_installed(reg, "a", GB, NULL, NULL, NULL, 0);
+	registry_set_installed(reg, "b:latest", 2 * GB, NULL, NULL, NULL, 0);
+	assert_int_equal(registry_end_tags(reg), 0);
+	assert_true(b->installed);
+	assert_true(b->file_bytes == 2 * GB);
+
+	/* /api/ps listings: models not listed any more are unloaded. */
+	registry_begin_ps(reg);
+	registry_observe_loaded(reg, "a", GB, GB, 10);
+	registry_observe_loaded(reg, "b", GB, GB, 10);
+	registry_end_ps(reg);
+	assert_true(a->loaded && b->loaded);
+	registry_begin_ps(reg);
+	registry_observe_loaded(reg, "b", GB, GB, 20);
+	registry_end_ps(reg);
+	assert_false(a->loaded);
+	assert_true(b->loaded);
+	registry_free(reg);
+}
+
+static void
+test_capabilities_and_json(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new(1.3);
+	registry_begin_tags(reg);
+	struct registry_model *emb =
+	    registry_set_installed(reg, "nomic-embed-text", GB / 4, "nomic-bert", "137M", "F16",
+				   registry_cap_from_name("embedding"));
+	struct registry_model *llava = registry_set_installed(
+	    reg, "llava", 4 * GB, NULL, NULL, NULL,
+	    registry_cap_from_name("completion") | registry_cap_from_name("vision"));
+	struct registry_model *unknown =
+	    registry_set_installed(reg, "mystery", GB, NULL, NULL, NULL, 0);
+	registry_end_tags(reg);
+
+	assert_int_equal(registry_cap_from_name("nonsense"), 0);
+	assert_true(registry_supports_kind(emb, JOB_KIND_EMBED));
+	assert_false(registry_supports_kind(emb, JOB_KIND_GENERATE));
+	assert_false(registry_supports_kind(emb, JOB_KIND_CHAT));
+	assert_int_equal(registry_default_kind(emb), JOB_KIND_EMBED);
+	assert_true(registry_supports_kind(llava, JOB_KIND_CHAT));
+	assert_false(registry_supports_kind(llava, JOB_KIND_EMBED));
+	assert_int_equal(registry_default_kind(llava), JOB_KIND_GENERATE);
+	assert_true(registry_supports_kind(unknown, JOB_KIND_EMBED)); /* unknown: allow */
+
+	/* caps 0 on a later refresh keeps what was known; set_caps replaces. */
+	registry_begin_tags(reg);
+	registry_set_installed(reg, "llava", 4 * GB, NULL, NULL, NULL, 0);
+	registry_end_tags(reg);
+	assert_true(llava->caps & REGISTRY_CAP_VISION);
+	registry_set_caps(reg, "mystery", REGISTRY_CAP_COMPLETION);
+	assert_false(registry_supports_kind(unknown, JOB_KIND_EMBED));
+
+	json_t *j = registry_model_to_json(llava);
+	assert_string_equal(json_string_value(json_object_get(j, "name")), "llava");
+	json_t *caps = json_object_get(j, "capabilities");
+	assert_int_equal(json_array_size(caps), 2);
+	assert_string_equal(json_string_value(json_array_get(caps, 1)), "vision");
+	assert_true(json_is_null(json_object_get(j, "measured_bytes")));
+	assert_int_equal(json_integer_value(json_object_get(j, "footprint_bytes")),
+			 (json_int_t)llava->estimate_bytes);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(j, "residency"), "on")), "none");
+	json_decref(j);
+
+	/* Many models: the table grows and every one is still found. */
+	char name[32];
+	for (int i = 0; i < 500; i++) {
+		snprintf(name, sizeof(name), "model-%d", i);
+		registry_set_installed(reg, name, (uint64_t)i * VD_MIB, NULL, NULL, NULL, 0);
+	}
+	for (int i = 0; i < 500; i++) {
+		snprintf(name, sizeof(name), "model-%d:latest", i);
+		struct registry_model *m = registry_find(reg, name);
+		assert_non_null(m);
+		assert_true(m->file_bytes == (uint64_t)i * VD_MIB);
+	}
+	assert_ptr_equal(registry_find(reg, "llava"), llava);
+	registry_free(reg);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_estimate_then_learning),
+	    cmocka_unit_test(test_nvml_delta_without_ps),
+	    cmocka_unit_test(test_name_normalisation),
+	    cmocka_unit_test(test_load_stats),
+	    cmocka_unit_test(test_removal_and_ps_listing),
+	    cmocka_unit_test(test_capabilities_and_json),
+	};
+	vd_log_set_level(VD_LOG_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
