@@ -1,0 +1,98 @@
+/*
+ * cmd-models.c: `vramctl models` prints vramd's model registry (GET /api/models): VRAM
+ * estimate and measured footprint, where each model is loaded, its load times.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "buf.h"
+#include "table.h"
+#include "util.h"
+#include "vramctl.h"
+
+/* "0:612 MiB" for each place a model is loaded, comma-separated; "-" when none. */
+static void
+models_where(const json_t *loaded_on, char *buf, size_t size)
+{
+	struct vd_buf b;
+	size_t i;
+	json_t *place;
+
+	vd_buf_init(&b, size - 1);
+	json_array_foreach(loaded_on, i, place)
+	{
+		json_t *gpu = json_object_get(place, "gpu");
+		if (json_is_integer(gpu))
+			vd_buf_printf(&b, "%sgpu%lld", i ? "," : "",
+				      (long long)json_integer_value(gpu));
+		else
+			vd_buf_printf(&b, "%scpu", i ? "," : "");
+	}
+	vd_strlcpy(buf, b.len > 0 ? vd_buf_str(&b) : "-", size);
+	vd_buf_cleanup(&b);
+}
+
+static int
+cmd_models_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {CTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+	struct ctl_reply reply = {0};
+	int opt, rc = CTL_EXIT_OK;
+
+	while ((opt = ctl_getopt(ctl, cmd, argc, argv, "", longopts, &rc)) != -1)
+		if (opt == -2)
+			return rc;
+	if (optind < argc)
+		return ctl_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+	rc = ctl_api_print(ctl, "GET", "/api/models", NULL, CTL_DEFAULT_TIMEOUT_S, &reply);
+	if (rc != CTL_EXIT_OK)
+		goto out;
+	if (ctl->json) {
+		ctl_print_raw(&reply);
+		goto out;
+	}
+	json_t *models = json_object_get(reply.json, "models");
+	if (json_array_size(models) == 0) {
+		printf("no models\n");
+		goto out;
+	}
+	struct ctl_table *t = ctl_table_new(10, "NAME", "FILE", "ESTIMATE", "MEASURED", "PLANNED",
+					    "LOADED", "QUEUED", "RUNNING", "LOADS", "MEAN_LOAD_MS");
+	size_t i;
+	json_t *m;
+	json_array_foreach(models, i, m)
+	{
+		char buf[128];
+		const json_t *stats = json_object_get(m, "load_stats");
+		ctl_table_cell(t, ctl_json_str(m, "name"));
+		ctl_table_cell(
+		    t, ctl_fmt_bytes(json_object_get(m, "file_size_bytes"), buf, sizeof(buf)));
+		ctl_table_cell(
+		    t, ctl_fmt_bytes(json_object_get(m, "estimate_bytes"), buf, sizeof(buf)));
+		ctl_table_cell(
+		    t, ctl_fmt_bytes(json_object_get(m, "measured_bytes"), buf, sizeof(buf)));
+		ctl_table_cell(
+		    t, ctl_fmt_bytes(json_object_get(m, "footprint_bytes"), buf, sizeof(buf)));
+		models_where(json_object_get(m, "loaded_on"), buf, sizeof(buf));
+		ctl_table_cell(t, buf);
+		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "queued"), buf, sizeof(buf)));
+		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "running"), buf, sizeof(buf)));
+		ctl_table_cell(t, ctl_fmt_num(json_object_get(stats, "count"), buf, sizeof(buf)));
+		ctl_table_cell(t, ctl_fmt_num(json_object_get(stats, "mean_ms"), buf, sizeof(buf)));
+	}
+	ctl_table_print(t, stdout);
+	ctl_table_free(t);
+out:
+	ctl_reply_cleanup(&reply);
+	return rc;
+}
+
+const struct ctl_cmd ctl_cmd_models = {
+    .name = "models",
+    .usage = "",
+    .help = "list installed models: VRAM estimate, measured footprint, where loaded",
+    .details = "Columns: FILE is the model file size, ESTIMATE the file size times\n"
+	       "VRAM_ESTIMATION_MULTIPLIER, MEASURED the footprint seen once loaded, PLANNED\n"
+	       "what the scheduler plans with (measured when known).\n",
+    .exec = cmd_models_exec,
+};
