@@ -1,0 +1,354 @@
+/*
+ * test-config.c: unit tests for src/config.c: defaults, precedence (flag > environment >
+ * file), validation messages that name the key, the source and the range, unknown
+ * keys and flags, runtime changes that are all-or-nothing, and the help text and
+ * docs/configuration.md listing every key of the table.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *empty_env[] = {NULL};
+
+/* Loads argv (NULL-terminated) and env into a fresh config; returns rc, *cause set. */
+static int
+load(struct config **cfg, char **argv, char **env, char **cause)
+{
+	int argc = 0;
+	while (argv[argc] != NULL)
+		argc++;
+	*cfg = config_new();
+	bool help = false, version = false;
+	return config_load(*cfg, argc, argv, env, &help, &version, cause);
+}
+
+static char *
+write_file(const char *text)
+{
+	char tmpl[] = "/tmp/vramd-test-config-XXXXXX";
+	int fd = mkstemp(tmpl);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return xstrdup(tmpl);
+}
+
+static void
+test_defaults(void **state)
+{
+	(void)state;
+	struct config *cfg = config_new();
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_BASE_URL), "http://127.0.0.1:11434");
+	assert_string_equal(config_str(cfg, CONFIG_LISTEN), "127.0.0.1:5001");
+	assert_string_equal(config_str(cfg, CONFIG_DATA_DIR), "./vramd-data");
+	assert_int_equal(config_int(cfg, CONFIG_VRAM_SAFETY_MARGIN_MB), 1024);
+	assert_true(config_double(cfg, CONFIG_VRAM_ESTIMATION_MULTIPLIER) == 1.3);
+	assert_int_equal(config_int(cfg, CONFIG_SCHEDULER_LOOP_INTERVAL), 100);
+	assert_int_equal(config_int(cfg, CONFIG_MODEL_KEEP_ALIVE), 300);
+	assert_int_equal(config_int(cfg, CONFIG_MAX_CONCURRENT_PER_MODEL), 1);
+	assert_int_equal(config_int(cfg, CONFIG_QUEUE_MAX_SIZE), 1000);
+	assert_int_equal(config_int(cfg, CONFIG_MAX_BATCH_WAIT), 30);
+	assert_true(config_size(cfg, CONFIG_MAX_BODY_BYTES) == 8 * VD_MIB);
+	assert_false(config_bool(cfg, CONFIG_ALLOW_CPU));
+	assert_string_equal(config_str(cfg, CONFIG_SYNC), "full");
+	assert_string_equal(config_str(cfg, CONFIG_GPU_SOURCE), "auto");
+	assert_int_equal(config_int(cfg, CONFIG_TEMP_CRITICAL_C), 85);
+	assert_true(config_double(cfg, CONFIG_SPEED_THROTTLED) == 0.5);
+	assert_int_equal(config_int(cfg, CONFIG_GPU_HISTORY_LENGTH), 200);
+	assert_int_equal(config_source_of(cfg, CONFIG_LISTEN), CONFIG_SRC_DEFAULT);
+	config_free(cfg);
+}
+
+static void
+test_precedence(void **state)
+{
+	(void)state;
+	char *path = write_file("# a comment\n"
+				"QUEUE_MAX_SIZE = 10\n"
+				"\n"
+				"MAX_BATCH_WAIT = 5   # trailing comment\n"
+				"MODEL_KEEP_ALIVE = 7\n"
+				"listen = \"0.0.0.0:6000\"\n");
+	char *argv[] = {"vramd", "--config", path, "--queue-max-size=30", "--allow-cpu", NULL};
+	char *env[] = {"VRAMD_QUEUE_MAX_SIZE=20", "MAX_BATCH_WAIT=6",
+		       "OLLAMA_BASE_URL=http://gpu-box:11434", "UNRELATED=1", NULL};
+	struct config *cfg;
+	char *cause = NULL;
+	int rc = load(&cfg, argv, env, &cause);
+	if (rc != 0)
+		fail_msg("%s", cause);
+	assert_int_equal(config_int(cfg, CONFIG_QUEUE_MAX_SIZE), 30); /* flag wins */
+	assert_int_equal(config_source_of(cfg, CONFIG_QUEUE_MAX_SIZE), CONFIG_SRC_FLAG);
+	assert_int_equal(config_int(cfg, CONFIG_MAX_BATCH_WAIT), 6); /* env over file */
+	assert_int_equal(config_source_of(cfg, CONFIG_MAX_BATCH_WAIT), CONFIG_SRC_ENV);
+	assert_int_equal(config_int(cfg, CONFIG_MODEL_KEEP_ALIVE), 7); /* file over default */
+	assert_int_equal(config_source_of(cfg, CONFIG_MODEL_KEEP_ALIVE), CONFIG_SRC_FILE);
+	assert_string_equal(config_str(cfg, CONFIG_LISTEN), "0.0.0.0:6000");
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_BASE_URL), "http://gpu-box:11434");
+	assert_true(config_bool(cfg, CONFIG_ALLOW_CPU));
+	config_free(cfg);
+
+	/* VRAMD_<KEY> wins over the bare alias; "--flag value" form; bool with a value. */
+	char *argv2[] = {"vramd", "--ollama", "http://flag:1", "--allow-cpu", "false", NULL};
+	char *env2[] = {"VRAMD_MAX_BATCH_WAIT=8", "MAX_BATCH_WAIT=9", NULL};
+	rc = load(&cfg, argv2, env2, &cause);
+	if (rc != 0)
+		fail_msg("%s", cause);
+	assert_int_equal(config_int(cfg, CONFIG_MAX_BATCH_WAIT), 8);
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_BASE_URL), "http://flag:1");
+	assert_false(config_bool(cfg, CONFIG_ALLOW_CPU));
+	config_free(cfg);
+	unlink(path);
+	free(path);
+}
+
+/* Loads expecting failure; checks every needle is in the message. */
+static void
+expect_error(char **argv, char **env, const char *needles[])
+{
+	struct config *cfg;
+	char *cause = NULL;
+	assert_int_equal(load(&cfg, argv, env, &cause), -EINVAL);
+	assert_non_null(cause);
+	for (int i = 0; needles[i] != NULL; i++)
+		if (strstr(cause, needles[i]) == NULL)
+			fail_msg("\"%s\" not in \"%s\"", needles[i], cause);
+	/* A failed load changes nothing. */
+	assert_int_equal(config_int(cfg, CONFIG_QUEUE_MAX_SIZE), 1000);
+	free(cause);
+	config_free(cfg);
+}
+
+static void
+test_validation_messages(void **state)
+{
+	(void)state;
+	expect_error((char *[]){"vramd", "--queue-max-size", "lots", "--keep-alive=1", NULL},
+		     empty_env,
+		     (const char *[]){"QUEUE_MAX_SIZE", "flag --queue-max-size", "\"lots\"",
+				      "not an integer", "1 to 10000000", NULL});
+	expect_error((char *[]){"vramd", NULL}, (char *[]){"VRAMD_QUEUE_MAX_SIZE=0", NULL},
+		     (const char *[]){"QUEUE_MAX_SIZE", "environment VRAMD_QUEUE_MAX_SIZE",
+				      "out of range", NULL});
+	expect_error(
+	    (char *[]){"vramd", NULL}, (char *[]){"VRAM_ESTIMATION_MULTIPLIER=abc", NULL},
+	    (const char *[]){"VRAM_ESTIMATION_MULTIPLIER", "not a number", "0.1 to 10", NULL});
+	expect_error((char *[]){"vramd", "--gpu-source", "cuda", NULL}, empty_env,
+		     (const char *[]){"GPU_SOURCE", "auto|nvml|nvidia-smi|none", NULL});
+	expect_error((char *[]){"vramd", "--max-body-bytes", "12 parsecs", NULL}, empty_env,
+		     (const char *[]){"MAX_BODY_BYTES", "not a size", NULL});
+	expect_error((char *[]){"vramd", "--allow-cpu=maybe", NULL}, empty_env,
+		     (const char *[]){"ALLOW_CPU", "true or false", NULL});
+	expect_error((char *[]){"vramd", "--no-such-flag", NULL}, empty_env,
+		     (const char *[]){"unknown option --no-such-flag", NULL});
+	expect_error((char *[]){"vramd", "--listen", NULL}, empty_env,
+		     (const char *[]){"--listen needs a value", NULL});
+	expect_error((char *[]){"vramd", "stray", NULL}, empty_env,
+		     (const char *[]){"stray", NULL});
+	/* Ordered thresholds. */
+	expect_error((char *[]){"vramd", "--temp-throttled", "90", NULL}, empty_env,
+		     (const char *[]){"TEMP_THROTTLED_C", "TEMP_CRITICAL_C", NULL});
+	expect_error((char *[]){"vramd", "--speed-normal", "1", "--speed-optimal", "0.9", NULL},
+		     empty_env, (const char *[]){"SPEED_NORMAL", "SPEED_OPTIMAL", NULL});
+}
+
+static void
+test_file_errors(void **state)
+{
+	(void)state;
+	struct config *cfg = config_new();
+	char *cause = NULL;
+	assert_int_equal(
+	    config_load_text(cfg, "QUEUE_MAX_SIZE = 5\nBOGUS_KEY = 1\n", "my.conf", &cause),
+	    -EINVAL);
+	assert_non_null(strstr(cause, "my.conf:2"));
+	assert_non_null(strstr(cause, "BOGUS_KEY"));
+	vd_free(cause);
+	assert_int_equal(config_int(cfg, CONFIG_QUEUE_MAX_SIZE), 1000); /* all or nothing */
+
+	assert_int_equal(config_load_text(cfg, "\n\nMAX_BATCH_WAIT = 1.5\n", "f", &cause), -EINVAL);
+	assert_non_null(strstr(cause, "f:3"));
+	assert_non_null(strstr(cause, "MAX_BATCH_WAIT"));
+	assert_non_null(strstr(cause, "not an integer"));
+	vd_free(cause);
+
+	assert_int_equal(config_load_text(cfg, "just some words\n", "f", &cause), -EINVAL);
+	assert_non_null(strstr(cause, "KEY = value"));
+	vd_free(cause);
+
+	assert_true(config_load_file(cfg, "/nonexistent/vramd.conf", &cause) < 0);
+	assert_non_null(strstr(cause, "/nonexistent/vramd.conf"));
+	vd_free(cause);
+
+	/* --config naming a missing file fails the load. */
+	char *argv[] = {"vramd", "--config=/nonexistent/x.conf", NULL};
+	config_free(cfg);
+	assert_true(load(&cfg, argv, empty_env, &cause) < 0);
+	assert_non_null(strstr(cause, "x.conf"));
+	vd_free(cause);
+
+	assert_int_equal(config_load_text(cfg, "vramd_sync = NORMAL\n", "f", &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_SYNC), "normal");
+	config_free(cfg);
+}
+
+static void
+test_runtime_changes(void **state)
+{
+	(void)state;
+	struct config *cfg = config_new();
+	char *cause = NULL;
+	json_t *changed = NULL;
+
+	json_t *ok = json_pack("{s:i,s:f,s:s}", "critical_pause_seconds", 10, "SPEED_NORMAL", 0.7,
+			       "webhook_urls", "http://hook:1/x");
+	assert_int_equal(config_set_many(cfg, ok, &changed, &cause), 0);
+	assert_int_equal(config_int(cfg, CONFIG_CRITICAL_PAUSE_SECONDS), 10);
+	assert_true(config_double(cfg, CONFIG_SPEED_NORMAL) == 0.7);
+	assert_string_equal(config_str(cfg, CONFIG_WEBHOOK_URLS), "http://hook:1/x");
+	assert_int_equal(config_source_of(cfg, CONFIG_SPEED_NORMAL), CONFIG_SRC_RUNTIME);
+	assert_int_equal(json_object_size(changed), 3);
+	assert_non_null(json_object_get(changed, "CRITICAL_PAUSE_SECONDS"));
+	json_decref(changed);
+	json_decref(ok);
+
+	/* One bad value: nothing changes. */
+	json_t *bad = json_pack("{s:i,s:i}", "CRITICAL_PAUSE_SECONDS", 20, "TEMP_CRITICAL_C", 500);
+	assert_int_equal(config_set_many(cfg, bad, NULL, &cause), -EINVAL);
+	assert_non_null(strstr(cause, "TEMP_CRITICAL_C"));
+	assert_non_null(strstr(cause, "0 to 150"));
+	vd_free(cause);
+	assert_int_equal(config_int(cfg, CONFIG_CRITICAL_PAUSE_SECONDS), 10);
+	json_decref(bad);
+
+	json_t *unknown = json_pack("{s:i}", "no_such_key", 1);
+	assert_int_equal(config_set_many(cfg, unknown, NULL, &cause), -ENOENT);
+	assert_non_null(strstr(cause, "no_such_key"));
+	vd_free(cause);
+	json_decref(unknown);
+
+	json_t *fixed = json_pack("{s:s}", "listen", "0.0.0.0:1");
+	assert_int_equal(config_set_many(cfg, fixed, NULL, &cause), -EINVAL);
+	assert_non_null(strstr(cause, "LISTEN"));
+	vd_free(cause);
+	json_decref(fixed);
+
+	json_t *wrong_type = json_pack("{s:[]}", "HYSTERESIS_C");
+	assert_int_equal(config_set_many(cfg, wrong_type, NULL, &cause), -EINVAL);
+	assert_non_null(strstr(cause, "HYSTERESIS_C"));
+	vd_free(cause);
+	json_decref(wrong_type);
+
+	/* Thresholds must stay ordered, even when each value is in range. */
+	json_t *order = json_pack("{s:i}", "temp_normal_c", 80);
+	assert_int_equal(config_set_many(cfg, order, NULL, &cause), -EINVAL);
+	vd_free(cause);
+	json_decref(order);
+	json_t *moved = json_pack("{s:i,s:i,s:i}", "temp_normal_c", 80, "temp_throttled_c", 88,
+				  "temp_critical_c", 92);
+	assert_int_equal(config_set_many(cfg, moved, NULL, &cause), 0);
+	assert_int_equal(config_int(cfg, CONFIG_TEMP_NORMAL_C), 80);
+	json_decref(moved);
+
+	assert_int_equal(config_set(cfg, "allow_cpu", "yes", &cause), 0);
+	assert_true(config_bool(cfg, CONFIG_ALLOW_CPU));
+	assert_int_equal(config_set(cfg, "nope", "1", &cause), -ENOENT);
+	vd_free(cause);
+
+	json_t *all = config_to_json(cfg, false);
+	json_t *rt = config_to_json(cfg, true);
+	assert_int_equal(json_object_size(all), CONFIG_NKEYS);
+	assert_true(json_object_size(rt) < CONFIG_NKEYS);
+	assert_null(json_object_get(rt, "LISTEN"));
+	assert_int_equal(json_integer_value(json_object_get(rt, "TEMP_NORMAL_C")), 80);
+	assert_true(json_is_true(json_object_get(all, "ALLOW_CPU")));
+	json_decref(all);
+	json_decref(rt);
+	config_free(cfg);
+}
+
+static char *
+read_all(FILE *f)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = xmalloc(cap);
+	for (;;) {
+		size_t got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+		if (got == 0)
+			break;
+		if (n + 1 == cap) {
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static void
+test_help_lists_every_key(void **state)
+{
+	(void)state;
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	config_print_help(f, "vramd");
+	rewind(f);
+	char *help = read_all(f);
+	fclose(f);
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		const struct config_def *def = config_def(k);
+		assert_non_null(strstr(help, def->name));
+		assert_non_null(strstr(help, def->flag));
+		assert_int_equal(config_key_from_name(def->name), k);
+	}
+	assert_non_null(strstr(help, "--config FILE"));
+	free(help);
+}
+
+/* docs/configuration.md must mention every key, so the docs never drift from the table. */
+static void
+test_docs_list_every_key(void **state)
+{
+	(void)state;
+	FILE *f = fopen(SOURCE_DIR "/docs/configuration.md", "r");
+	assert_non_null(f);
+	char *doc = read_all(f);
+	fclose(f);
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		char needle[96];
+		snprintf(needle, sizeof(needle), "`%s`", config_def(k)->name);
+		if (strstr(doc, needle) == NULL)
+			fail_msg("docs/configuration.md does not document %s", config_def(k)->name);
+		snprintf(needle, sizeof(needle), "`%s`", config_def(k)->flag);
+		if (strstr(doc, needle) == NULL)
+			fail_msg("docs/configuration.md lacks the flag %s", config_def(k)->flag);
+	}
+	free(doc);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_precedence),
+	    cmocka_unit_test(test_validation_messages),
+	    cmocka_unit_test(test_file_errors),
+	    cmocka_unit_test(test_runtime_changes),
+	    cmocka_unit_test(test_help_lists_every_key),
+	    cmocka_unit_test(test_docs_list_every_key),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
