@@ -144,6 +144,8 @@ sim_catalogue_string_field(json_t *obj, const char *model, const char *key, char
 			   char **cause)
 {
 	json_t *v = json_object_get(obj, key);
+	if (v == NULL)
+		return vd_fail(cause, -EINVAL, "model \"%s\": missing field \"%s\"", model, key);
 	if (!json_is_string(v) || json_string_length(v) == 0)
 		return vd_fail(cause, -EINVAL,
 			       "model \"%s\": field \"%s\" must be a non-empty string", model, key);
