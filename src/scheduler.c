@@ -7,8 +7,11 @@
  * The decision, in order (docs/scheduling.md has the long version):
  *   1. Keep-alive: idle models (LOADED, nothing running or queued) unused for
  *      keep_alive_ms are unloaded.
- *   2. Relocation: an idle-but-wanted model on a paused or lost GPU is unloaded when
- *      another GPU fits it now, so its jobs run there.
+ *   2. Pressure and relocation: a GPU whose free memory fell below
+ *      pending + reserved + margin (a VRAM reservation, or another program grew) gets
+ *      idle models unloaded, LRU first, when that restores the margin; an
+ *      idle-but-wanted model on a paused or lost GPU is unloaded when another GPU fits
+ *      it now, so its jobs run there.
  *   3. Demand: unloaded models with queued jobs, ranked (starving first, then priority,
  *      then the age of the job each would serve next), are placed one by one:
  *      a direct best fit; else evictions of idle models, least recently used first, on
@@ -488,7 +491,42 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 	}
 }
 
-/* Steps 1 and 2: keep-alive expiry and relocation off paused or lost GPUs. */
+/*
+ * A GPU whose headroom is negative (a reservation not yet satisfied, or other programs
+ * grew into the margin) gets idle models unloaded, least recently used first, but only
+ * when that brings the headroom back to zero or more.
+ */
+static void
+sched_relieve_pressure(const struct sched_snapshot *snap, struct sched_plan *plan,
+		       struct sched_scratch *s, size_t g)
+{
+	struct sched_gstate *gs = &s->gpus[g];
+	int64_t room = gs->head + gs->incoming, idle = 0;
+
+	if (room >= 0)
+		return;
+	for (size_t i = gs->lru_begin; i < gs->lru_end && room + idle < 0; i++) {
+		size_t y = s->lru[i].model;
+		if (snap->models[y].running == 0 && s->models[y].queued == 0 && !s->models[y].gone)
+			idle += s->models[y].footprint;
+	}
+	if (room + idle < 0)
+		return;
+	for (size_t i = gs->lru_begin; i < gs->lru_end && room < 0; i++) {
+		size_t y = s->lru[i].model;
+		if (snap->models[y].running > 0 || s->models[y].queued > 0 || s->models[y].gone)
+			continue;
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, y, snap->models[y].gpu, 0,
+				SCHED_REASON_MAKE_ROOM);
+		s->models[y].gone = true;
+		room += s->models[y].footprint;
+	}
+	/* The memory coming back first fills the deficit; only the rest is for loads. */
+	gs->incoming = room - gs->head;
+}
+
+/* Steps 1 and 2: keep-alive expiry, reservations and memory pressure, and relocation
+ * off paused or lost GPUs. */
 static void
 sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		  struct sched_scratch *s)
@@ -508,6 +546,8 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		if (ms->gpu_index >= 0)
 			s->gpus[ms->gpu_index].incoming += ms->footprint;
 	}
+	for (size_t g = 0; g < snap->ngpus; g++)
+		sched_relieve_pressure(snap, plan, s, g);
 	for (size_t i = 0; i < snap->nmodels; i++) {
 		const struct sched_model *m = &snap->models[i];
 		struct sched_mstate *ms = &s->models[i];

@@ -300,6 +300,51 @@ test_eviction_lru(void **state)
 	world_cleanup(&w);
 }
 
+/* A reservation (or another program) eating into the margin unloads idle models,
+ * least recently used first, only when that restores the margin. */
+static void
+test_reservation_pressure(void **state)
+{
+	struct world w;
+	size_t a, b, c;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 2 * GIB);
+	b = model_add(&w, "b", 2 * GIB);
+	c = model_add(&w, "c", 2 * GIB);
+	model_loaded(&w, a, 0, NOW - 900);
+	model_loaded(&w, b, 0, NOW - 100);
+	model_loaded(&w, c, 0, NOW - 1000);
+	w.models[c].running = 1; /* busy: never a victim */
+	w.gpus[0].reserved_bytes = 1 * GIB;
+	decide(&w); /* 2 - 1 - 1 = 0: satisfied */
+	expect_n(&w, 0);
+
+	w.gpus[0].reserved_bytes = 2 * GIB; /* -1: a (LRU among idle) is enough */
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	w.gpus[0].reserved_bytes = 5 * GIB; /* -4: both idle ones */
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+	expect(&w, 1, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	w.gpus[0].reserved_bytes = 6 * GIB; /* -5: cannot be satisfied, evict nothing */
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* An unload under way already covers the deficit. */
+	w.gpus[0].reserved_bytes = 2 * GIB;
+	w.models[a].residency = SCHED_UNLOADING;
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
 /* Room being made for a model is not taken by a lower-ranked one in the same plan. */
 static void
 test_eviction_claims_room(void **state)
@@ -899,6 +944,7 @@ main(void)
 	    cmocka_unit_test(test_starvation_bound),
 	    cmocka_unit_test(test_starvation_beats_priority),
 	    cmocka_unit_test(test_eviction_claims_room),
+	    cmocka_unit_test(test_reservation_pressure),
 	    cmocka_unit_test(test_priority_order),
 	    cmocka_unit_test(test_concurrency_cap),
 	    cmocka_unit_test(test_cap_scaled_by_speed),
