@@ -1,0 +1,106 @@
+/*
+ * test-job.c: unit tests for src/job.c: ids, names, reference counting, finishing, and
+ * the JSON shape of GET /api/job/{id}.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "job.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void
+test_ids(void **state)
+{
+	(void)state;
+	char id[JOB_ID_LEN];
+	job_format_id(0x18c2f3a9b11, id);
+	assert_string_equal(id, "j-0000018c2f3a9b11");
+	int64_t seq = 0;
+	assert_true(job_parse_id(id, &seq));
+	assert_true(seq == 0x18c2f3a9b11);
+	assert_false(job_parse_id("j-0000018C2F3A9B11", &seq)); /* upper case is not ours */
+	assert_false(job_parse_id("j-123", &seq));
+	assert_false(job_parse_id("x-0000018c2f3a9b11", &seq));
+	assert_false(job_parse_id("j-ffffffffffffffff", &seq)); /* beyond INT64_MAX */
+	assert_false(job_parse_id("", &seq));
+}
+
+static void
+test_names(void **state)
+{
+	(void)state;
+	for (int k = 0; k < JOB_NKINDS; k++)
+		assert_int_equal(job_kind_from_name(job_kind_name(k)), k);
+	for (int p = 0; p < JOB_NPRIORITIES; p++)
+		assert_int_equal(job_priority_from_name(job_priority_name(p)), p);
+	for (int s = 0; s < JOB_NSTATUSES; s++)
+		assert_int_equal(job_status_from_name(job_status_name(s)), s);
+	assert_int_equal(job_priority_from_name("urgent"), -1);
+	assert_string_equal(job_status_name(JOB_NSTATUSES), "?");
+}
+
+static void
+test_lifecycle_and_json(void **state)
+{
+	(void)state;
+	struct job *job = job_new(7, "llama3.2", JOB_KIND_GENERATE, JOB_PRIO_LOW,
+				  json_pack("{s:s}", "prompt", "hi"), json_pack("{s:i}", "k", 1));
+	assert_int_equal(job->refcount, 1);
+	assert_int_equal(job->status, JOB_QUEUED);
+	assert_false(job_is_final(job));
+	assert_ptr_equal(job_ref(job), job);
+	assert_int_equal(job->refcount, 2);
+	job_unref(job);
+
+	json_t *j = job_to_json(job);
+	assert_string_equal(json_string_value(json_object_get(j, "job_id")), "j-0000000000000007");
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "queued");
+	assert_string_equal(json_string_value(json_object_get(j, "priority")), "low");
+	assert_null(json_object_get(j, "result"));
+	assert_true(json_is_null(json_object_get(j, "started_at")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "metadata"), "k")),
+			 1);
+	json_decref(j);
+
+	job->submitted_at_ms = 1726175849110;
+	job_finish(job, JOB_COMPLETE, json_pack("{s:s}", "response", "hello"), NULL, 1726175850000);
+	assert_true(job_is_final(job));
+	j = job_to_json(job);
+	assert_string_equal(json_string_value(json_object_get(j, "submitted_at")),
+			    "2024-09-12T21:17:29.11Z");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(j, "result"), "response")), "hello");
+	json_decref(j);
+
+	job_finish(job, JOB_FAILED, NULL, "model not found", 1726175851000);
+	j = job_to_json(job);
+	assert_null(json_object_get(j, "result"));
+	assert_string_equal(json_string_value(json_object_get(j, "error")), "model not found");
+	json_decref(j);
+	job_unref(job);
+
+	/* No request and no metadata. */
+	job = job_new(8, "m", JOB_KIND_EMBED, JOB_PRIO_HIGH, NULL, NULL);
+	assert_true(json_is_object(job->request));
+	j = job_to_json(job);
+	assert_true(json_is_null(json_object_get(j, "metadata")));
+	json_decref(j);
+	job_unref(job);
+	job_unref(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_lifecycle_and_json),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
