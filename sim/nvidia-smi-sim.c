@@ -193,6 +193,45 @@ smi_gpu_field(nvmlDevice_t dev, unsigned int index, const char *field, struct sm
 }
 
 static bool
+smi_gpu_field_known(const char *field)
+{
+	static const char *const known[] = {"index",
+					    "count",
+					    "name",
+					    "gpu_name",
+					    "uuid",
+					    "gpu_uuid",
+					    "pci.bus_id",
+					    "gpu_bus_id",
+					    "driver_version",
+					    "memory.total",
+					    "memory.used",
+					    "memory.free",
+					    "memory.reserved",
+					    "utilization.gpu",
+					    "utilization.memory",
+					    "temperature.gpu",
+					    "temperature.gpu.tlimit",
+					    "power.draw",
+					    "power.draw.average",
+					    "power.draw.instant",
+					    "power.limit",
+					    "enforced.power.limit",
+					    "fan.speed",
+					    "clocks.sm",
+					    "clocks.current.sm",
+					    "clocks.gr",
+					    "clocks.max.sm",
+					    "clocks_event_reasons.active",
+					    "clocks_throttle_reasons.active",
+					    "pstate"};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(field, known[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
 smi_app_field_known(const char *field)
 {
 	static const char *const known[] = {"gpu_uuid",	    "gpu_bus_id",  "gpu_name",
@@ -288,7 +327,8 @@ main(int argc, char **argv)
 	if (nfields == 0)
 		return smi_usage("No fields to query.");
 	for (int i = 0; i < nfields; i++) {
-		bool ok = mode == SMI_APPS ? smi_app_field_known(fields[i]) : true;
+		bool ok = mode == SMI_APPS ? smi_app_field_known(fields[i])
+					   : smi_gpu_field_known(fields[i]);
 		if (!ok) {
 			printf("Field \"%s\" is not a valid field to query.\n\n", fields[i]);
 			return 2;
@@ -313,8 +353,9 @@ main(int argc, char **argv)
 		nvmlDevice_t dev;
 		rc = nvmlDeviceGetHandleByIndex_v2(g, &dev);
 		if (rc != NVML_SUCCESS) {
+			/* Report it and go on with the other GPUs; the exit code says it. */
 			exit_code = smi_device_error(g, rc);
-			break;
+			continue;
 		}
 		if (mode == SMI_GPUS) {
 			bool lost = false;
@@ -332,7 +373,7 @@ main(int argc, char **argv)
 				lost = true;
 			if (lost) {
 				exit_code = smi_device_error(g, NVML_ERROR_GPU_IS_LOST);
-				break;
+				continue;
 			}
 			smi_print_line(values, nfields);
 			continue;
@@ -350,7 +391,7 @@ main(int argc, char **argv)
 		rc = nvmlDeviceGetComputeRunningProcesses_v3(dev, &n, procs);
 		if (rc == NVML_ERROR_GPU_IS_LOST) {
 			exit_code = smi_device_error(g, rc);
-			break;
+			continue;
 		}
 		if (rc == NVML_ERROR_NOT_SUPPORTED) {
 			for (int i = 0; i < nfields; i++) {
