@@ -82,7 +82,7 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"GPU memory to plan with when there is no GPU telemetry (0: CPU only)."},
 	[CONFIG_MEMORY_MONITORING_INTERVAL] = {"MEMORY_MONITORING_INTERVAL",
 		"MEMORY_MONITORING_INTERVAL", "--monitor-interval", CONFIG_TYPE_INT, "1000", 50,
-		600000, NULL, "ms", true, "How often GPUs are sampled."},
+		600000, NULL, "ms", false, "How often GPUs are sampled."},
 	[CONFIG_GPU_HISTORY_LENGTH] = {"GPU_HISTORY_LENGTH", NULL, "--gpu-history", CONFIG_TYPE_INT,
 		"200", 1, 100000, NULL, "samples", false, "Samples kept per GPU for history and trends."},
 	[CONFIG_TEMP_NORMAL_C] = {"TEMP_NORMAL_C", NULL, "--temp-normal", CONFIG_TYPE_INT, "65", 0,
