@@ -664,13 +664,14 @@ sim_req_schedule(struct sim_req *r, const struct sim_model *m, json_t *body)
 			r->target_tokens = sim_text_default_length(r->text_seed);
 		}
 	}
-	int status = sim_sched_submit(r->api->sched, &r->job);
-	if (status == 503) {
+	/* The callbacks may run (and free r) inside submit: mark it first, and touch r
+	 * afterwards only when the scheduler refused it. */
+	r->job_submitted = true;
+	if (sim_sched_submit(r->api->sched, &r->job) == 503) {
+		r->job_submitted = false;
 		sim_req_reply_error(
 		    r, 503, "server busy, please try again.  maximum pending requests exceeded");
-		return;
 	}
-	r->job_submitted = true;
 }
 
 static int

@@ -22,7 +22,6 @@
 
 #define SIM_OOM_MESSAGE                                                                            \
 	"llama-server reported out-of-memory during startup: cudaMalloc failed: out of memory"
-#define SIM_FOREVER_WALL_NS (INT64_C(292) * 365 * 86400 * VD_NS_PER_S)
 
 static void sched_process_pending(struct sim_sched *s);
 
@@ -263,16 +262,25 @@ sched_unload(struct sim_sched *s, struct sim_runner *r)
 
 static void sched_runner_timer_cb(evutil_socket_t fd, short what, void *arg);
 
+/* now + keep_alive, saturating: "forever" lands in 2262, the end of int64 ns time
+ * (Ollama reports ~292 years ahead; clients treat anything past 20 years as forever). */
+static int64_t
+sched_expiry_wall_ns(int64_t session_ns)
+{
+	int64_t now = vd_now_wall_ns();
+	if (session_ns >= INT64_MAX - now)
+		return INT64_MAX - INT64_MAX % VD_NS_PER_S;
+	return now + session_ns;
+}
+
 static void
 sched_arm_expiry(struct sim_sched *s, struct sim_runner *r)
 {
-	int64_t now = vd_now_wall_ns();
+	r->expires_wall_ns = sched_expiry_wall_ns(r->session_ns);
 	if (r->session_ns == SIM_FOREVER_NS) {
-		r->expires_wall_ns = now + SIM_FOREVER_WALL_NS;
 		evtimer_del(r->timer);
 		return;
 	}
-	r->expires_wall_ns = now + r->session_ns;
 	struct timeval tv = sched_real_tv(s, r->session_ns);
 	evtimer_add(r->timer, &tv);
 }
@@ -577,9 +585,7 @@ sched_start_load(struct sim_sched *s, struct sim_job *job, int64_t ctx, int para
 	r->oom = p->oom;
 	r->loading = true;
 	r->session_ns = job->has_keep_alive ? job->keep_alive_ns : s->cfg.keep_alive_ns;
-	r->expires_wall_ns =
-	    vd_now_wall_ns() +
-	    (r->session_ns == SIM_FOREVER_NS ? SIM_FOREVER_WALL_NS : r->session_ns);
+	r->expires_wall_ns = sched_expiry_wall_ns(r->session_ns);
 	r->pid = s->next_pid++;
 	/* Time per token mixes GPU and CPU speed by where the bytes live. */
 	double gpu_frac = r->size_bytes > 0 ? (double)sim_runner_vram_total(r) / r->size_bytes : 0;

@@ -10,7 +10,7 @@ Environment: VRAMD_BUILD_DIR (default /work/main/build) names the build tree,
 VRAMD_SOURCE_DIR the source tree (default: two levels above this file).
 """
 
-import http.client
+import http.client as _httpclient
 import json
 import os
 import signal
@@ -91,6 +91,16 @@ class Proc:
         self._close()
         return self.popen.returncode
 
+    def assert_clean_exit(self, timeout=10):
+        """Stops the program with SIGTERM and asserts it exited 0 with no sanitizer
+        report (leaks, UB) in its log."""
+        rc = self.stop(timeout)
+        text = self.log_text()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            assert marker not in text, "%s in the log of %s:\n%s" % (marker, self.name,
+                                                                       self.log_tail(60))
+        assert rc == 0, "%s exited with %s:\n%s" % (self.name, rc, self.log_tail())
+
     def kill9(self):
         """SIGKILL now (a crash)."""
         if self.alive():
@@ -155,7 +165,7 @@ def wait_http_ready(url, timeout=20, proc=None):
         try:
             http("GET", url, timeout=2)
             return
-        except (OSError, http.client.HTTPException) as e:
+        except (OSError, _httpclient.HTTPException) as e:
             last = e
             time.sleep(0.05)
     raise AssertionError("%s did not answer within %ss: %s" % (url, timeout, last))
@@ -165,7 +175,7 @@ def http(method, url, json_body=None, raw_body=None, headers=None, timeout=30):
     """One HTTP request without any proxy. Returns (status, headers dict with
     lower-case names, body bytes)."""
     u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    conn = _httpclient.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
     path = u.path or "/"
     if u.query:
         path += "?" + u.query
@@ -222,9 +232,18 @@ def run_tests(namespace):
     passed = failed = 0
     setup = namespace.get("setup_module")
     teardown = namespace.get("teardown_module")
-    if setup:
-        setup()
     try:
+        if setup:
+            try:
+                setup()
+            except Exception:  # noqa: BLE001
+                print("FAIL setup_module")
+                traceback.print_exc(file=sys.stdout)
+                for p in list(_ALL_PROCS):
+                    print("---- tail of %s log (%s) ----" % (p.name, p.log_path))
+                    print(p.log_tail())
+                failed += 1
+                tests = []
         for name, fn in tests:
             if only and only not in name:
                 continue
