@@ -92,7 +92,6 @@ ctl_getopt(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv, co
 
 	opterr = 0;
 	for (;;) {
-		int before = optind;
 		opt = getopt_long(argc, argv, opts, longopts, &longindex);
 		if (opt == CTL_OPT_JSON) {
 			ctl->json = true;
@@ -107,7 +106,7 @@ ctl_getopt(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv, co
 			*exit_code = CTL_EXIT_OK;
 			opt = -2;
 		} else if (opt == '?' || opt == ':') {
-			const char *arg = before < argc ? argv[before] : "?";
+			const char *arg = optind >= 1 && optind - 1 < argc ? argv[optind - 1] : "?";
 			if (optopt != 0 && strncmp(arg, "--", 2) != 0)
 				*exit_code = ctl_usage_error(cmd,
 							     opt == ':' ? "option -%c needs a value"
