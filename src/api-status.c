@@ -1,0 +1,191 @@
+/*
+ * api-status.c: what vramd knows, read-only: GET /api/stats (job counts, loads, VRAM
+ * per GPU, resident models), GET /api/health (vramd, the Ollama server, GPU telemetry)
+ * and GET /api/models (the registry with residency and queue counts).
+ */
+#include "api.h"
+
+#include "backend.h"
+#include "config.h"
+#include "daemon.h"
+#include "engine.h"
+#include "gpu.h"
+#include "http-util.h"
+#include "monitor.h"
+#include "queue.h"
+#include "registry.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *
+api_status_counts(const int64_t *by_status)
+{
+	json_t *o = json_object();
+	for (int s = 0; s < JOB_NSTATUSES; s++)
+		json_object_set_new(o, job_status_name((enum job_status)s),
+				    json_integer(by_status[s]));
+	return o;
+}
+
+/* The GPUs as the scheduler sees them: telemetry, or the budget. */
+static json_t *
+api_stats_gpus(struct daemon *d)
+{
+	json_t *list = json_array();
+	if (d->budget_mode) {
+		uint64_t budget = config_size(d->config, CONFIG_VRAM_BUDGET);
+		uint64_t models = engine_gpu_models_bytes(d->engine, 0);
+		json_array_append_new(
+		    list, json_pack("{s:i,s:s,s:I,s:I,s:I,s:I,s:I}", "index", 0, "name", "budget",
+				    "memory_total_bytes", (json_int_t)budget, "memory_used_bytes",
+				    (json_int_t)models, "memory_free_bytes",
+				    (json_int_t)(models < budget ? budget - models : 0),
+				    "memory_models_bytes", (json_int_t)models, "memory_other_bytes",
+				    (json_int_t)0));
+		return list;
+	}
+	for (size_t i = 0; i < gpu_monitor_count(d->gpus); i++) {
+		const struct gpu_device *dev = gpu_monitor_device(d->gpus, i);
+		const struct gpu_sample *s = &dev->latest;
+		json_t *o = json_object();
+		json_object_set_new(o, "index", json_integer(dev->index));
+		json_object_set_new(o, "name", json_string(dev->name));
+		json_object_set_new(o, "state", json_string(gpu_device_state_name(dev->state)));
+		const struct {
+			const char *key;
+			uint32_t bit;
+			uint64_t value;
+		} mem[] = {
+		    {"memory_total_bytes", GPU_HAS_MEM_TOTAL, s->mem_total_bytes},
+		    {"memory_used_bytes", GPU_HAS_MEM_USED, s->mem_used_bytes},
+		    {"memory_free_bytes", GPU_HAS_MEM_FREE, s->mem_free_bytes},
+		};
+		for (size_t k = 0; k < VD_ARRAY_LEN(mem); k++)
+			json_object_set_new(o, mem[k].key,
+					    dev->has_sample && (s->valid & mem[k].bit)
+						? json_integer((json_int_t)mem[k].value)
+						: json_null());
+		json_object_set_new(
+		    o, "memory_models_bytes",
+		    json_integer((json_int_t)engine_gpu_models_bytes(d->engine, (int)dev->index)));
+		uint64_t others;
+		json_object_set_new(o, "memory_other_bytes",
+				    gpu_device_used_by_others(dev, &others)
+					? json_integer((json_int_t)others)
+					: json_null());
+		json_array_append_new(list, o);
+	}
+	return list;
+}
+
+void
+api_stats(struct evhttp_request *req, const char *path, void *arg)
+{
+	(void)path;
+	struct daemon *d = arg;
+	struct store_counts counts;
+	char *cause = NULL;
+	if (store_counts(d->store, &counts, &cause) < 0) {
+		vd_http_reply_error(req, 500, "cannot count jobs: %s", cause);
+		free(cause);
+		return;
+	}
+	struct engine_counters ec;
+	engine_counters(d->engine, &ec);
+	json_t *by_priority = json_object();
+	for (int p = 0; p < JOB_NPRIORITIES; p++)
+		json_object_set_new(
+		    by_priority, job_priority_name((enum job_priority)p),
+		    json_pack("{s:I,s:I}", "total", (json_int_t)counts.by_priority[p], "queued",
+			      (json_int_t)queue_length_priority(d->queue, (enum job_priority)p)));
+	json_t *o = json_object();
+	json_object_set_new(o, "uptime_s", json_integer(daemon_uptime_s(d)));
+	json_object_set_new(o, "queue",
+			    json_pack("{s:I,s:I}", "length", (json_int_t)queue_length(d->queue),
+				      "max", (json_int_t)queue_capacity(d->queue)));
+	json_object_set_new(o, "jobs",
+			    json_pack("{s:I,s:o,s:o}", "total", (json_int_t)counts.total,
+				      "by_status", api_status_counts(counts.by_status),
+				      "by_priority", by_priority));
+	json_object_set_new(o, "per_model",
+			    counts.per_model != NULL ? counts.per_model : json_object());
+	json_object_set_new(o, "loads", json_integer(ec.loads));
+	json_object_set_new(o, "unloads", json_integer(ec.unloads));
+	json_object_set_new(o, "load_failures", json_integer(ec.load_failures));
+	json_object_set_new(o, "dispatched", json_integer(ec.dispatched));
+	json_object_set_new(o, "retries", json_integer(ec.retries));
+	json_object_set_new(o, "gpus", api_stats_gpus(d));
+	json_object_set_new(o, "loaded_models", engine_loaded_models_json(d->engine));
+	vd_http_reply_json(req, 200, o);
+}
+
+void
+api_health(struct evhttp_request *req, const char *path, void *arg)
+{
+	(void)path;
+	struct daemon *d = arg;
+	bool up = monitor_server_up(d->monitor);
+	const char *telemetry = d->budget_mode	   ? "budget"
+				: d->cpu_only_mode ? "none"
+						   : gpu_monitor_source(d->gpus);
+	const char *reason = gpu_monitor_reason(d->gpus);
+	json_t *o = json_object();
+	json_object_set_new(o, "status", json_string(up ? "ok" : "degraded"));
+	json_object_set_new(o, "version", json_string(VRAMD_VERSION));
+	json_object_set_new(o, "uptime_s", json_integer(daemon_uptime_s(d)));
+	json_object_set_new(o, "gpu_telemetry", json_string(telemetry));
+	json_object_set_new(o, "gpu_telemetry_reason", reason ? json_string(reason) : json_null());
+	json_object_set_new(o, "gpu_count", json_integer((json_int_t)gpu_monitor_count(d->gpus)));
+	json_object_set_new(o, "monitoring", json_boolean(gpu_monitor_is_running(d->gpus)));
+	json_object_set_new(o, "servers", json_pack("[o]", monitor_server_json(d->monitor)));
+	vd_http_reply_json(req, 200, o);
+}
+
+static int
+api_models_by_name(const void *a, const void *b)
+{
+	const char *na = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+	const char *nb = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+	return strcmp(na, nb);
+}
+
+void
+api_models(struct evhttp_request *req, const char *path, void *arg)
+{
+	(void)path;
+	struct daemon *d = arg;
+	size_t n = registry_count(d->registry);
+	json_t **items = xcalloc(n + 1, sizeof(*items));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct registry_model *rm = registry_at(d->registry, i);
+		if (!rm->installed)
+			continue;
+		json_t *o = registry_model_to_json(rm);
+		json_object_set_new(o, "server", json_string(d->backend->url));
+		struct queue_model_summary qs;
+		queue_summary(d->queue, rm->name, &qs);
+		json_object_set_new(o, "queued",
+				    json_integer(qs.count[0] + qs.count[1] + qs.count[2]));
+		json_t *rt = engine_model_json(d->engine, rm->name);
+		json_object_set_new(
+		    o, "running",
+		    json_integer(rt ? json_integer_value(json_object_get(rt, "running")) : 0));
+		json_object_set_new(o, "state",
+				    rt ? json_incref(json_object_get(rt, "state"))
+				       : json_string("unloaded"));
+		json_object_set_new(o, "gpu",
+				    rt ? json_incref(json_object_get(rt, "gpu")) : json_null());
+		json_decref(rt);
+		items[k++] = o;
+	}
+	qsort(items, k, sizeof(*items), api_models_by_name);
+	json_t *list = json_array();
+	for (size_t i = 0; i < k; i++)
+		json_array_append_new(list, items[i]);
+	free(items);
+	vd_http_reply_json(req, 200, json_pack("{s:o}", "models", list));
+}

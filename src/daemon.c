@@ -1,0 +1,516 @@
+/*
+ * daemon.c: builds the running daemon from its configuration, owns the job table, and
+ * implements the two loop-level mechanisms every API handler relies on:
+ *
+ *   - group commit: handlers save jobs into the store's open batch and hand their 202
+ *     reply to daemon_reply_after_commit(); one low-priority event per loop turn commits
+ *     the batch and then sends every waiting reply, so a reply never precedes durability
+ *     and one fsync covers all the jobs of a turn;
+ *   - long-polls: GET /api/job/{id}?wait=S parks the request (no thread) until the job
+ *     becomes final, the timer fires, or the client goes away.
+ *
+ * Invariants: every non-final job is in the job table with one reference; a job leaves
+ * the table when it becomes final (after being saved).
+ */
+#include "daemon.h"
+
+#include "api.h"
+#include "backend.h"
+#include "config.h"
+#include "engine.h"
+#include "gpu.h"
+#include "http-util.h"
+#include "httpc.h"
+#include "log.h"
+#include "monitor.h"
+#include "queue.h"
+#include "registry.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct daemon_reply {
+	struct daemon_reply *next;
+	struct evhttp_request *req;
+	struct job *job; /* a reference */
+	json_t *body;
+};
+
+struct daemon_waiter {
+	struct daemon_waiter *next;
+	struct daemon *d;
+	struct evhttp_request *req;
+	struct evhttp_connection *conn;
+	struct job *job; /* a reference */
+	struct event *timer;
+};
+
+/* --- The job table: open addressing on seq, linear probing, backward-shift delete --- */
+
+static size_t
+daemon_jobs_slot(const struct daemon_job_table *t, int64_t seq)
+{
+	return (size_t)(vd_hash64(&seq, sizeof(seq), 0) & (t->nslots - 1));
+}
+
+static void
+daemon_jobs_insert_slot(struct daemon_job_table *t, struct job *job)
+{
+	size_t i = daemon_jobs_slot(t, job->seq);
+	while (t->slots[i] != NULL)
+		i = (i + 1) & (t->nslots - 1);
+	t->slots[i] = job;
+}
+
+static void
+daemon_jobs_grow(struct daemon_job_table *t)
+{
+	struct job **old = t->slots;
+	size_t oldn = t->nslots;
+	t->nslots = oldn ? oldn * 2 : 1024;
+	t->slots = xcalloc(t->nslots, sizeof(*t->slots));
+	for (size_t i = 0; i < oldn; i++)
+		if (old[i] != NULL)
+			daemon_jobs_insert_slot(t, old[i]);
+	free(old);
+}
+
+static struct job *
+daemon_jobs_get(const struct daemon_job_table *t, int64_t seq)
+{
+	if (t->nslots == 0)
+		return NULL;
+	for (size_t i = daemon_jobs_slot(t, seq); t->slots[i] != NULL;
+	     i = (i + 1) & (t->nslots - 1))
+		if (t->slots[i]->seq == seq)
+			return t->slots[i];
+	return NULL;
+}
+
+static void
+daemon_jobs_remove(struct daemon_job_table *t, struct job *job)
+{
+	if (t->nslots == 0)
+		return;
+	size_t mask = t->nslots - 1;
+	size_t i = daemon_jobs_slot(t, job->seq);
+	while (t->slots[i] != NULL && t->slots[i] != job)
+		i = (i + 1) & mask;
+	if (t->slots[i] == NULL)
+		return;
+	t->slots[i] = NULL;
+	t->count--;
+	/* Re-place the rest of the cluster so lookups never stop at the hole. */
+	for (size_t j = (i + 1) & mask; t->slots[j] != NULL; j = (j + 1) & mask) {
+		struct job *moved = t->slots[j];
+		t->slots[j] = NULL;
+		daemon_jobs_insert_slot(t, moved);
+	}
+	job_unref(job);
+}
+
+void
+daemon_job_add(struct daemon *d, struct job *job)
+{
+	struct daemon_job_table *t = &d->jobs;
+	if ((t->count + 1) * 2 > t->nslots)
+		daemon_jobs_grow(t);
+	daemon_jobs_insert_slot(t, job_ref(job));
+	t->count++;
+}
+
+struct job *
+daemon_job_find(struct daemon *d, const char *id)
+{
+	int64_t seq;
+	if (!job_parse_id(id, &seq))
+		return NULL;
+	return daemon_jobs_get(&d->jobs, seq);
+}
+
+static void
+daemon_jobs_cleanup(struct daemon_job_table *t)
+{
+	for (size_t i = 0; i < t->nslots; i++)
+		job_unref(t->slots[i]);
+	vd_free(t->slots);
+	t->nslots = 0;
+	t->count = 0;
+}
+
+/* --- Group commit ------------------------------------------------------------------ */
+
+void
+daemon_request_commit(struct daemon *d)
+{
+	if (d->commit_requested)
+		return;
+	d->commit_requested = true;
+	event_active(d->commit_event, 0, 0);
+}
+
+void
+daemon_reply_after_commit(struct daemon *d, struct evhttp_request *req, struct job *job,
+			  json_t *body)
+{
+	struct daemon_reply *r = xcalloc(1, sizeof(*r));
+	r->req = req;
+	r->job = job_ref(job);
+	r->body = body;
+	*d->replies_tail = r;
+	d->replies_tail = &r->next;
+	daemon_request_commit(d);
+}
+
+static void
+daemon_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct daemon *d = arg;
+	d->commit_requested = false;
+	char *cause = NULL;
+	int rc = store_commit(d->store, &cause);
+	if (rc < 0)
+		vd_error(STORE, "commit failed: %s", cause);
+	struct daemon_reply *r = d->replies;
+	d->replies = NULL;
+	d->replies_tail = &d->replies;
+	while (r != NULL) {
+		struct daemon_reply *next = r->next;
+		if (rc == 0) {
+			vd_http_reply_json(r->req, 202, r->body);
+		} else {
+			/* Not durable, so not accepted: withdraw the job. */
+			json_decref(r->body);
+			queue_remove(d->queue, r->job);
+			daemon_jobs_remove(&d->jobs, r->job);
+			vd_http_reply_error(r->req, 500, "could not store the job: %s", cause);
+		}
+		job_unref(r->job);
+		free(r);
+		r = next;
+	}
+	free(cause);
+}
+
+/* --- Long-polls ----------------------------------------------------------------------- */
+
+static void
+daemon_waiter_free(struct daemon_waiter *w)
+{
+	struct daemon *d = w->d;
+	for (struct daemon_waiter **p = &d->waiters; *p != NULL; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	if (w->conn != NULL)
+		evhttp_connection_set_closecb(w->conn, NULL, NULL);
+	event_free(w->timer);
+	job_unref(w->job);
+	free(w);
+}
+
+static void
+daemon_waiter_answer(struct daemon_waiter *w)
+{
+	vd_http_reply_json(w->req, 200, job_to_json(w->job));
+	daemon_waiter_free(w);
+}
+
+static void
+daemon_waiter_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	daemon_waiter_answer(arg);
+}
+
+static void
+daemon_waiter_close_cb(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	struct daemon_waiter *w = arg;
+	/* The client went away: libevent frees the request; forget it. */
+	w->conn = NULL;
+	evhttp_request_free(w->req);
+	daemon_waiter_free(w);
+}
+
+void
+daemon_wait_for_job(struct daemon *d, struct evhttp_request *req, struct job *job,
+		    int64_t timeout_ms)
+{
+	struct daemon_waiter *w = xcalloc(1, sizeof(*w));
+	w->d = d;
+	w->req = req;
+	w->job = job_ref(job);
+	w->conn = evhttp_request_get_connection(req);
+	w->timer = evtimer_new(d->base, daemon_waiter_timer_cb, w);
+	struct timeval tv = {(time_t)(timeout_ms / 1000),
+			     (suseconds_t)((timeout_ms % 1000) * 1000)};
+	evtimer_add(w->timer, &tv);
+	if (w->conn != NULL)
+		evhttp_connection_set_closecb(w->conn, daemon_waiter_close_cb, w);
+	w->next = d->waiters;
+	d->waiters = w;
+}
+
+static void
+daemon_wake_waiters(struct daemon *d, struct job *job)
+{
+	struct daemon_waiter *w = d->waiters;
+	while (w != NULL) {
+		struct daemon_waiter *next = w->next;
+		if (w->job == job)
+			daemon_waiter_answer(w);
+		w = next;
+	}
+}
+
+void
+daemon_job_changed(struct daemon *d, struct job *job)
+{
+	char *cause = NULL;
+	if (store_job_save(d->store, job, &cause) < 0) {
+		vd_error(STORE, "saving job %s failed: %s", job->id, cause);
+		free(cause);
+	}
+	daemon_request_commit(d);
+	if (job_is_final(job)) {
+		daemon_wake_waiters(d, job);
+		daemon_jobs_remove(&d->jobs, job);
+	}
+}
+
+/* --- Life cycle --------------------------------------------------------------------------- */
+
+void
+daemon_kick(struct daemon *d)
+{
+	engine_kick(d->engine);
+}
+
+int64_t
+daemon_uptime_s(const struct daemon *d)
+{
+	return (vd_now_mono_ms() - d->started_mono_ms) / 1000;
+}
+
+static void
+daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct daemon *d = arg;
+	vd_log(SYSTEM, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	event_base_loopexit(d->base, NULL);
+}
+
+/* Recovery: every job that was queued, pending or running when vramd stopped. */
+static void
+daemon_recover_cb(struct job *job, void *arg)
+{
+	struct daemon *d = arg;
+	job->enqueued_mono_ms = vd_now_mono_ms();
+	daemon_job_add(d, job);
+	queue_push_front(d->queue, job);
+	job_unref(job);
+}
+
+/* Every complete GPU sample is a reason to decide again. */
+static void
+daemon_gpu_sample_cb(struct gpu_monitor *mon, void *arg)
+{
+	(void)mon;
+	struct daemon *d = arg;
+	if (d->engine != NULL)
+		engine_kick(d->engine);
+}
+
+static int
+daemon_open_gpus(struct daemon *d, char **cause)
+{
+	struct config *cfg = d->config;
+	struct gpu_options opts = {0};
+	if (gpu_provider_pref_parse(config_str(cfg, CONFIG_GPU_SOURCE), &opts.provider, cause) < 0)
+		return -EINVAL;
+	const char *lib = config_str(cfg, CONFIG_NVML_LIB);
+	opts.nvml_lib = *lib ? lib : NULL;
+	const char *filter = config_str(cfg, CONFIG_GPUS);
+	if (*filter == '\0')
+		filter = getenv("CUDA_VISIBLE_DEVICES");
+	opts.device_filter = filter != NULL && *filter ? filter : NULL;
+	opts.interval_ms = config_int(cfg, CONFIG_MEMORY_MONITORING_INTERVAL);
+	opts.history_len = (size_t)config_int(cfg, CONFIG_GPU_HISTORY_LENGTH);
+	opts.on_sample = daemon_gpu_sample_cb;
+	opts.on_sample_arg = d;
+	d->gpus = gpu_monitor_new(d->base, &opts, cause);
+	if (d->gpus == NULL)
+		return -EINVAL;
+	if (strcmp(gpu_monitor_source(d->gpus), "none") != 0) {
+		vd_log(GPU, "telemetry from %s", gpu_monitor_source(d->gpus));
+		return 0;
+	}
+	const char *why = gpu_monitor_reason(d->gpus);
+	if (config_size(cfg, CONFIG_VRAM_BUDGET) > 0) {
+		char size[32];
+		vd_format_size(config_size(cfg, CONFIG_VRAM_BUDGET), size, sizeof(size));
+		d->budget_mode = true;
+		vd_log(GPU, "no GPU telemetry (%s); planning against a VRAM budget of %s",
+		       why ? why : "none", size);
+	} else {
+		d->cpu_only_mode = true;
+		vd_log(GPU, "no GPU telemetry (%s) and no --vram-budget: models run on CPU",
+		       why ? why : "none");
+	}
+	return 0;
+}
+
+static int
+daemon_listen(struct daemon *d, char **cause)
+{
+	const char *listen = config_str(d->config, CONFIG_LISTEN);
+	const char *colon = strrchr(listen, ':');
+	if (colon == NULL)
+		return vd_fail(cause, -EINVAL, "LISTEN: \"%s\" is not ADDR:PORT", listen);
+	char *host = xstrndup(listen, (size_t)(colon - listen));
+	int64_t port;
+	int rc = vd_parse_int64(colon + 1, 0, 65535, &port, "LISTEN port", cause);
+	if (rc < 0)
+		goto out_free_host;
+	d->http = evhttp_new(d->base);
+	/* libevent's own limit (HTML 413) sits above ours (JSON 413). */
+	evhttp_set_max_body_size(
+	    d->http, (ev_ssize_t)config_size(d->config, CONFIG_MAX_BODY_BYTES) * 4 + 4096);
+	evhttp_set_max_headers_size(d->http, 64 * 1024);
+	evhttp_set_timeout(d->http, 600);
+	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						EVHTTP_REQ_OPTIONS);
+	api_install(d);
+	if (evhttp_bind_socket(d->http, host, (ev_uint16_t)port) != 0) {
+		rc =
+		    vd_fail(cause, -EADDRINUSE, "cannot listen on %s: %s", listen, strerror(errno));
+		goto out_free_host;
+	}
+	vd_log(API, "listening on http://%s", listen);
+out_free_host:
+	free(host);
+	return rc;
+}
+
+int
+daemon_new(struct config *config, struct daemon **out, char **cause)
+{
+	struct daemon *d = xcalloc(1, sizeof(*d));
+	d->config = config;
+	d->started_mono_ms = vd_now_mono_ms();
+	d->started_wall_ms = vd_now_wall_ms();
+	d->replies_tail = &d->replies;
+	int rc;
+
+	struct event_config *ecfg = event_config_new();
+	d->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	event_base_priority_init(d->base, 2);
+	d->commit_event = event_new(d->base, -1, 0, daemon_commit_cb, d);
+	event_priority_set(d->commit_event, 1); /* after every handler of the turn */
+
+	enum store_sync sync = strcmp(config_str(config, CONFIG_SYNC), "normal") == 0
+				   ? STORE_SYNC_NORMAL
+				   : STORE_SYNC_FULL;
+	rc = store_open(config_str(config, CONFIG_DATA_DIR), sync, &d->store, cause);
+	if (rc < 0)
+		goto out_fail;
+	d->queue = queue_new((size_t)config_int(config, CONFIG_QUEUE_MAX_SIZE));
+	d->registry = registry_new(config_double(config, CONFIG_VRAM_ESTIMATION_MULTIPLIER));
+	d->httpc = httpc_new(d->base);
+	struct backend_config bcfg = {
+	    .url = config_str(config, CONFIG_OLLAMA_BASE_URL),
+	    .httpc = d->httpc,
+	    .run_timeout_ms = config_int(config, CONFIG_REQUEST_TIMEOUT) * 1000,
+	};
+	rc = backend_new("ollama", &bcfg, &d->backend, cause);
+	if (rc < 0)
+		goto out_fail;
+	rc = daemon_open_gpus(d, cause);
+	if (rc < 0)
+		goto out_fail;
+	d->engine = engine_new(d);
+	d->monitor = monitor_new(d);
+
+	rc = store_load_unfinished(d->store, daemon_recover_cb, d, cause);
+	if (rc < 0)
+		goto out_fail;
+	if (rc > 0)
+		vd_log(QUEUE, "recovered %d unfinished jobs from %s", rc, store_path(d->store));
+
+	rc = daemon_listen(d, cause);
+	if (rc < 0)
+		goto out_fail;
+
+	d->signal_int = evsignal_new(d->base, SIGINT, daemon_signal_cb, d);
+	d->signal_term = evsignal_new(d->base, SIGTERM, daemon_signal_cb, d);
+	evsignal_add(d->signal_int, NULL);
+	evsignal_add(d->signal_term, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	monitor_poll_now(d->monitor);
+	engine_kick(d->engine);
+	*out = d;
+	return 0;
+out_fail:
+	daemon_free(d);
+	return rc;
+}
+
+int
+daemon_run(struct daemon *d)
+{
+	vd_log(SYSTEM, "vramd ready: ollama %s, data %s",
+	       config_str(d->config, CONFIG_OLLAMA_BASE_URL), store_path(d->store));
+	event_base_dispatch(d->base);
+	return 0;
+}
+
+void
+daemon_free(struct daemon *d)
+{
+	if (d == NULL)
+		return;
+	while (d->waiters != NULL) {
+		vd_http_reply_json(d->waiters->req, 200, job_to_json(d->waiters->job));
+		daemon_waiter_free(d->waiters);
+	}
+	if (d->http != NULL)
+		evhttp_free(d->http);
+	monitor_free(d->monitor);
+	engine_free(d->engine);
+	if (d->commit_event != NULL && d->store != NULL)
+		daemon_commit_cb(-1, 0, d);
+	gpu_monitor_free(d->gpus);
+	backend_free(d->backend);
+	httpc_free(d->httpc);
+	queue_free(d->queue);
+	daemon_jobs_cleanup(&d->jobs);
+	registry_free(d->registry);
+	store_close(d->store);
+	if (d->signal_int != NULL)
+		event_free(d->signal_int);
+	if (d->signal_term != NULL)
+		event_free(d->signal_term);
+	if (d->commit_event != NULL)
+		event_free(d->commit_event);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	config_free(d->config);
+	free(d);
+}

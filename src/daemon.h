@@ -1,0 +1,116 @@
+/*
+ * daemon.h: the running vramd: every component and the glue between them, on one
+ * libevent loop (observe -> decide -> act).
+ *
+ *   monitor.c   observe: polls the Ollama server (health, /api/tags, /api/ps) into the
+ *               registry; the GPU monitor (gpu.c) samples memory and temperature.
+ *   scheduler.c decide: a pure function from a snapshot to a plan.
+ *   engine.c    act: builds the snapshot, runs the scheduler, and carries out the plan
+ *               through the backend (load, unload, run), feeding results back.
+ *   api-*.c     the HTTP API; store.c makes accepted jobs durable.
+ *
+ * Jobs that are not final live in the job table (and the queue or the engine); final
+ * jobs are dropped from memory once stored and read back from the store on demand.
+ * Only the loop thread touches any of this.
+ */
+#ifndef VRAMD_DAEMON_H
+#define VRAMD_DAEMON_H
+
+#include "job.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct backend;
+struct config;
+struct engine;
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_request;
+struct gpu_monitor;
+struct httpc;
+struct monitor;
+struct queue;
+struct registry;
+struct store;
+
+struct daemon_job_table {
+	struct job **slots; /* open addressing by seq; NULL = empty */
+	size_t nslots;
+	size_t count;
+};
+
+struct daemon {
+	struct event_base *base;
+	struct config *config;
+	struct store *store;
+	struct queue *queue;
+	struct registry *registry;
+	struct httpc *httpc;
+	struct backend *backend;
+	struct gpu_monitor *gpus;
+	struct monitor *monitor;
+	struct engine *engine;
+	struct evhttp *http;
+	struct daemon_job_table jobs; /* non-final jobs by seq, one reference each */
+
+	int64_t started_mono_ms;
+	int64_t started_wall_ms;
+	bool budget_mode;   /* no GPU telemetry: plan against VRAM_BUDGET */
+	bool cpu_only_mode; /* no telemetry and no budget: models run on CPU */
+
+	/* Group commit: 202 replies wait here until the batch holding their job commits. */
+	struct event *commit_event;
+	bool commit_requested;	      /* commit_event is active */
+	struct daemon_reply *replies; /* singly linked, oldest first */
+	struct daemon_reply **replies_tail;
+	/* Long-polls (GET /api/job/{id}?wait=S) waiting for a job to become final. */
+	struct daemon_waiter *waiters;
+
+	struct event *signal_int, *signal_term;
+};
+
+/*
+ * Builds the daemon from a loaded configuration: opens the store (recovering unfinished
+ * jobs into the queue), the GPU monitor, the backend, and the HTTP listener. Returns 0
+ * or a negative errno with *cause (e.g. the port is taken, the data dir is unwritable).
+ * Takes ownership of config.
+ */
+int daemon_new(struct config *config, struct daemon **out, char **cause);
+/* Runs the loop until SIGINT/SIGTERM. */
+int daemon_run(struct daemon *d);
+void daemon_free(struct daemon *d);
+
+/* Job table: non-final jobs by id. Borrowed pointer; NULL if not in memory. */
+struct job *daemon_job_find(struct daemon *d, const char *id);
+void daemon_job_add(struct daemon *d, struct job *job);
+
+/*
+ * Records a change of job (status, result, metrics) durably (in the current batch) and,
+ * when the job became final, wakes its long-polls and drops it from the job table.
+ */
+void daemon_job_changed(struct daemon *d, struct job *job);
+
+/* Makes sure the current batch is committed at the end of this loop turn. */
+void daemon_request_commit(struct daemon *d);
+
+/*
+ * Replies to req once the batch holding the job commits: status 202 and body (stolen).
+ * If the commit fails the client gets a 500 and the job is withdrawn.
+ */
+void daemon_reply_after_commit(struct daemon *d, struct evhttp_request *req, struct job *job,
+			       json_t *body);
+
+/* Holds req until job is final or timeout_ms passes, then answers with the job. */
+void daemon_wait_for_job(struct daemon *d, struct evhttp_request *req, struct job *job,
+			 int64_t timeout_ms);
+
+/* Asks the engine to run the scheduler soon (coalesced; at most once per loop turn). */
+void daemon_kick(struct daemon *d);
+
+int64_t daemon_uptime_s(const struct daemon *d);
+
+#endif

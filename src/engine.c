@@ -1,0 +1,757 @@
+/*
+ * engine.c: the "act" step, and the driver of "decide".
+ *
+ * On every kick (a job arrived or ended, a load or unload finished, a GPU sample came
+ * in) and every SCHEDULER_LOOP_INTERVAL, the engine builds a scheduler snapshot from
+ * its model states, the queue, the registry and the GPU monitor, calls sched_decide()
+ * (pure), and carries out the plan through the backend:
+ *
+ *   UNLOAD   keep_alive 0; the model stays UNLOADING until /api/ps stops listing it
+ *            (bounded by ENGINE_UNLOAD_CONFIRM_MS), then a fresh GPU sample is taken.
+ *   LOAD     empty-prompt generate with keep_alive -1 (vramd, not Ollama's timer,
+ *            decides unloads). Until a GPU sample taken after the load shows its memory,
+ *            the model's footprint counts as pending on its GPU.
+ *   DISPATCH pops jobs of the model (highest priority first) and runs them.
+ *
+ * Failures: an Ollama error reply fails the job with Ollama's message; a connection
+ * failure puts the job back at the head of the queue (at most ENGINE_MAX_ATTEMPTS
+ * attempts) and pauses dispatch until the monitor sees the server again. A load that
+ * fails is retried with backoff; after ENGINE_MAX_LOAD_FAILURES in a row the model's
+ * queued jobs fail with the load's error.
+ */
+#include "engine.h"
+
+#include "backend.h"
+#include "config.h"
+#include "daemon.h"
+#include "gpu.h"
+#include "log.h"
+#include "monitor.h"
+#include "queue.h"
+#include "registry.h"
+#include "scheduler.h"
+#include "util.h"
+
+#include <event2/event.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENGINE_MAX_ATTEMPTS	 5
+#define ENGINE_MAX_LOAD_FAILURES 3
+#define ENGINE_UNLOAD_CONFIRM_MS 5000
+#define ENGINE_LOAD_BACKOFF_MS	 1000
+
+struct engine_model {
+	char *name; /* the registry's display name; the queue key */
+	enum sched_residency residency;
+	int gpu; /* scheduler gpu id, or SCHED_GPU_CPU */
+	int running;
+	int64_t last_used_ms;	   /* monotonic */
+	int64_t load_started_ms;   /* monotonic */
+	int64_t load_done_ms;	   /* monotonic; 0 if never */
+	int64_t unload_replied_ms; /* monotonic; 0 while the unload call is in flight */
+	int64_t not_before_ms;	   /* no load before this (backoff after a failure) */
+	int load_failures;	   /* consecutive */
+	struct backend_call *call; /* the load or unload in flight */
+	struct engine *engine;
+};
+
+struct engine_run {
+	struct engine_run *next;
+	struct engine *engine;
+	struct engine_model *model;
+	struct job *job; /* a reference */
+	struct backend_call *call;
+	int64_t started_mono_ms;
+};
+
+struct engine {
+	struct daemon *d;
+	struct engine_model **models;
+	size_t nmodels, models_alloc;
+	struct engine_run *runs;
+	struct event *kick_event;
+	struct event *tick;
+	bool kick_requested; /* kick_event is active */
+	bool backend_up;
+	struct engine_counters counters;
+	double run_ms_mean; /* moving average of run times */
+	struct sched_plan plan;
+	int loads_in_flight;
+};
+
+static void engine_decide_cb(evutil_socket_t fd, short what, void *arg);
+
+static int64_t
+engine_now(void)
+{
+	return vd_now_mono_ms();
+}
+
+static struct engine_model *
+engine_model_get(struct engine *e, const char *name, bool create)
+{
+	for (size_t i = 0; i < e->nmodels; i++)
+		if (strcmp(e->models[i]->name, name) == 0)
+			return e->models[i];
+	if (!create)
+		return NULL;
+	if (e->nmodels == e->models_alloc) {
+		e->models_alloc = e->models_alloc ? e->models_alloc * 2 : 16;
+		e->models = xreallocarray(e->models, e->models_alloc, sizeof(*e->models));
+	}
+	struct engine_model *m = xcalloc(1, sizeof(*m));
+	m->name = xstrdup(name);
+	m->residency = SCHED_UNLOADED;
+	m->gpu = SCHED_GPU_CPU;
+	m->engine = e;
+	e->models[e->nmodels++] = m;
+	return m;
+}
+
+static void
+engine_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	e->kick_requested = false;
+	engine_decide_cb(fd, what, arg);
+}
+
+struct engine *
+engine_new(struct daemon *d)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+	e->d = d;
+	e->backend_up = false;
+	e->run_ms_mean = -1;
+	sched_plan_init(&e->plan);
+	e->kick_event = event_new(d->base, -1, 0, engine_kick_cb, e);
+	e->tick = event_new(d->base, -1, EV_PERSIST, engine_decide_cb, e);
+	int64_t ms = config_int(d->config, CONFIG_SCHEDULER_LOOP_INTERVAL);
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	event_add(e->tick, &tv);
+	return e;
+}
+
+void
+engine_kick(struct engine *e)
+{
+	if (e->kick_requested)
+		return;
+	e->kick_requested = true;
+	event_active(e->kick_event, 0, 0);
+}
+
+void
+engine_set_backend_up(struct engine *e, bool up)
+{
+	if (e->backend_up == up)
+		return;
+	e->backend_up = up;
+	if (up)
+		engine_kick(e);
+}
+
+bool
+engine_backend_is_up(const struct engine *e)
+{
+	return e->backend_up;
+}
+
+void
+engine_counters(const struct engine *e, struct engine_counters *out)
+{
+	*out = e->counters;
+}
+
+/* --- Snapshot --------------------------------------------------------------------------- */
+
+static uint64_t
+engine_model_footprint(const struct engine *e, const struct engine_model *m)
+{
+	const struct registry_model *rm = registry_find(e->d->registry, m->name);
+	return rm != NULL ? registry_footprint(rm) : 0;
+}
+
+static bool
+engine_model_is_resident(const struct engine_model *m)
+{
+	return m->residency != SCHED_UNLOADED;
+}
+
+/* Fills gpus (room for GPU_MAX_DEVICES); returns the count. */
+static size_t
+engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
+{
+	struct daemon *d = e->d;
+	size_t n = 0;
+	if (d->cpu_only_mode)
+		return 0;
+	if (d->budget_mode) {
+		uint64_t budget = config_size(d->config, CONFIG_VRAM_BUDGET);
+		uint64_t used = 0;
+		for (size_t i = 0; i < e->nmodels; i++)
+			if (engine_model_is_resident(e->models[i]) && e->models[i]->gpu == 0)
+				used += engine_model_footprint(e, e->models[i]);
+		gpus[0] = (struct sched_gpu){.id = 0,
+					     .available = true,
+					     .total_bytes = budget,
+					     .free_bytes = used < budget ? budget - used : 0,
+					     .speed = 1.0};
+		return 1;
+	}
+	for (size_t i = 0; i < gpu_monitor_count(d->gpus) && n < GPU_MAX_DEVICES; i++) {
+		const struct gpu_device *dev = gpu_monitor_device(d->gpus, i);
+		const struct gpu_sample *s = &dev->latest;
+		struct sched_gpu *g = &gpus[n++];
+		*g = (struct sched_gpu){.id = (int)dev->index, .speed = 1.0};
+		bool mem_known = dev->has_sample && (s->valid & GPU_HAS_MEM_TOTAL) &&
+				 (s->valid & GPU_HAS_MEM_FREE);
+		g->available = dev->state == GPU_DEVICE_AVAILABLE && mem_known;
+		if (!mem_known)
+			continue;
+		g->total_bytes = s->mem_total_bytes;
+		g->free_bytes = s->mem_free_bytes;
+		/* Loads whose memory this sample cannot show yet. */
+		for (size_t j = 0; j < e->nmodels; j++) {
+			const struct engine_model *m = e->models[j];
+			if (m->gpu != g->id)
+				continue;
+			if (m->residency == SCHED_LOADING ||
+			    (m->residency == SCHED_LOADED && m->load_done_ms >= s->mono_ms))
+				g->pending_bytes += engine_model_footprint(e, m);
+		}
+	}
+	return n;
+}
+
+/* --- Acting ---------------------------------------------------------------------------- */
+
+static int
+engine_placement(const struct engine *e, int gpu)
+{
+	if (gpu == SCHED_GPU_CPU)
+		return BACKEND_PLACE_CPU;
+	/* One GPU: let Ollama place it (adding main_gpu would only force reloads). */
+	if (e->d->budget_mode || gpu_monitor_count(e->d->gpus) <= 1)
+		return BACKEND_PLACE_AUTO;
+	return gpu;
+}
+
+static bool
+engine_model_embedding_only(const struct engine *e, const char *name)
+{
+	const struct registry_model *rm = registry_find(e->d->registry, name);
+	return rm != NULL && (rm->caps & REGISTRY_CAP_EMBEDDING) &&
+	       !(rm->caps & REGISTRY_CAP_COMPLETION);
+}
+
+/* Fails every queued job of a model (a load that keeps failing, a model that can never
+ * fit). */
+static void
+engine_fail_queued(struct engine *e, struct engine_model *m, const char *why)
+{
+	struct job *job;
+	int n = 0;
+	while ((job = queue_pop_model(e->d->queue, m->name)) != NULL) {
+		job_finish(job, JOB_FAILED, NULL, why, vd_now_wall_ms());
+		e->counters.failed++;
+		daemon_job_changed(e->d, job);
+		job_unref(job);
+		n++;
+	}
+	if (n > 0)
+		vd_warn(ENGINE, "failed %d queued jobs of %s: %s", n, m->name, why);
+}
+
+static void
+engine_load_cb(const struct backend_status *st, void *arg)
+{
+	struct engine_model *m = arg;
+	struct engine *e = m->engine;
+	m->call = NULL;
+	e->loads_in_flight--;
+	int64_t now = engine_now();
+	if (st->error == BACKEND_OK) {
+		m->residency = SCHED_LOADED;
+		m->load_done_ms = now;
+		m->last_used_ms = now;
+		m->load_failures = 0;
+		e->counters.loads++;
+		registry_record_load(e->d->registry, m->name, now - m->load_started_ms, -1);
+		vd_log(ENGINE, "loaded %s on %s in %lld ms", m->name,
+		       m->gpu == SCHED_GPU_CPU ? "CPU" : "GPU",
+		       (long long)(now - m->load_started_ms));
+		if (m->gpu >= 0)
+			vd_debug(ENGINE, "model %s is on GPU %d", m->name, m->gpu);
+	} else {
+		m->residency = SCHED_UNLOADED;
+		e->counters.load_failures++;
+		vd_warn(ENGINE, "loading %s failed (%s): %s", m->name,
+			backend_error_name(st->error), st->message);
+		if (st->error == BACKEND_ERR_UNAVAILABLE) {
+			engine_set_backend_up(e, false);
+			monitor_poll_now(e->d->monitor);
+		} else if (++m->load_failures >= ENGINE_MAX_LOAD_FAILURES ||
+			   st->http_status == 404) {
+			char *why = xasprintf("loading model %s failed: %s", m->name, st->message);
+			engine_fail_queued(e, m, why);
+			free(why);
+			m->load_failures = 0;
+		} else {
+			m->not_before_ms = now + ENGINE_LOAD_BACKOFF_MS * (1 << m->load_failures);
+		}
+	}
+	monitor_refresh_ps(e->d->monitor);
+	gpu_monitor_sample_now(e->d->gpus);
+	engine_kick(e);
+}
+
+static void
+engine_unload_cb(const struct backend_status *st, void *arg)
+{
+	struct engine_model *m = arg;
+	struct engine *e = m->engine;
+	m->call = NULL;
+	if (st->error == BACKEND_OK || st->http_status == 404) {
+		/* Ollama answers before the runner is gone: wait for /api/ps to agree. */
+		m->unload_replied_ms = engine_now();
+		monitor_refresh_ps(e->d->monitor);
+	} else {
+		vd_warn(ENGINE, "unloading %s failed: %s", m->name, st->message);
+		m->residency = SCHED_LOADED;
+		if (st->error == BACKEND_ERR_UNAVAILABLE)
+			engine_set_backend_up(e, false);
+	}
+	engine_kick(e);
+}
+
+/* Finishes UNLOADING models that /api/ps no longer lists (or that took too long). */
+static void
+engine_confirm_unloads(struct engine *e, int64_t now)
+{
+	for (size_t i = 0; i < e->nmodels; i++) {
+		struct engine_model *m = e->models[i];
+		if (m->residency != SCHED_UNLOADING || m->unload_replied_ms == 0)
+			continue;
+		const struct registry_model *rm = registry_find(e->d->registry, m->name);
+		bool gone =
+		    rm == NULL || (!rm->loaded && rm->observed_at_ms >= m->unload_replied_ms);
+		bool late = now - m->unload_replied_ms > ENGINE_UNLOAD_CONFIRM_MS;
+		if (!gone && !late) {
+			monitor_refresh_ps(e->d->monitor);
+			continue;
+		}
+		if (!gone)
+			vd_warn(ENGINE,
+				"%s still listed by /api/ps %d ms after its unload; going on",
+				m->name, ENGINE_UNLOAD_CONFIRM_MS);
+		m->residency = SCHED_UNLOADED;
+		m->unload_replied_ms = 0;
+		e->counters.unloads++;
+		vd_log(ENGINE, "unloaded %s", m->name);
+		gpu_monitor_sample_now(e->d->gpus);
+	}
+}
+
+/* Wraps Ollama's reply fields into the job's result object (see docs/api.md). */
+static json_t *
+engine_result_json(const struct job *job, struct backend_run_result *res)
+{
+	static const char *const keys[JOB_NKINDS] = {"response", "message", "embeddings"};
+	json_t *o = json_object();
+	json_object_set_new(o, keys[job->kind], res->result != NULL ? res->result : json_null());
+	res->result = NULL;
+	if (res->done_reason != NULL)
+		json_object_set_new(o, "done_reason", json_string(res->done_reason));
+	const struct backend_run_metrics *mt = &res->metrics;
+	const struct {
+		const char *key;
+		int64_t value;
+	} metrics[] = {
+	    {"total_duration", mt->total_duration_ns},
+	    {"load_duration", mt->load_duration_ns},
+	    {"prompt_eval_count", mt->prompt_eval_count},
+	    {"prompt_eval_duration", mt->prompt_eval_duration_ns},
+	    {"eval_count", mt->eval_count},
+	    {"eval_duration", mt->eval_duration_ns},
+	};
+	for (size_t i = 0; i < VD_ARRAY_LEN(metrics); i++)
+		if (metrics[i].value >= 0)
+			json_object_set_new(o, metrics[i].key, json_integer(metrics[i].value));
+	return o;
+}
+
+static void
+engine_run_unlink(struct engine *e, struct engine_run *run)
+{
+	for (struct engine_run **p = &e->runs; *p != NULL; p = &(*p)->next) {
+		if (*p == run) {
+			*p = run->next;
+			return;
+		}
+	}
+}
+
+static void
+engine_run_cb(const struct backend_status *st, struct backend_run_result *res, void *arg)
+{
+	struct engine_run *run = arg;
+	struct engine *e = run->engine;
+	struct daemon *d = e->d;
+	struct job *job = run->job;
+	struct engine_model *m = run->model;
+	int64_t now = engine_now();
+	engine_run_unlink(e, run);
+	m->running--;
+	m->last_used_ms = now;
+	registry_touch(d->registry, m->name, now);
+	job->engine_transfer = NULL;
+	job->run_ms = now - run->started_mono_ms;
+
+	if (st->error == BACKEND_OK) {
+		job_finish(job, JOB_COMPLETE, engine_result_json(job, res), NULL, vd_now_wall_ms());
+		e->counters.completed++;
+		e->run_ms_mean = e->run_ms_mean < 0
+				     ? (double)job->run_ms
+				     : 0.9 * e->run_ms_mean + 0.1 * (double)job->run_ms;
+	} else if (st->error == BACKEND_ERR_REMOTE) {
+		job_finish(job, JOB_FAILED, NULL, st->message, vd_now_wall_ms());
+		e->counters.failed++;
+	} else if (st->timed_out) {
+		char *why = xasprintf("ollama at %s did not answer within %lld s", d->backend->url,
+				      (long long)config_int(d->config, CONFIG_REQUEST_TIMEOUT));
+		job_finish(job, JOB_FAILED, NULL, why, vd_now_wall_ms());
+		free(why);
+		e->counters.failed++;
+	} else if (job->attempts >= ENGINE_MAX_ATTEMPTS) {
+		char *why = xasprintf("ollama at %s unreachable after %d attempts: %s",
+				      d->backend->url, job->attempts, st->message);
+		job_finish(job, JOB_FAILED, NULL, why, vd_now_wall_ms());
+		free(why);
+		e->counters.failed++;
+	} else {
+		/* Connection trouble or a reply cut off: run it again later, first in line. */
+		vd_warn(ENGINE, "job %s attempt %d on %s failed (%s): %s; requeued", job->id,
+			job->attempts, m->name, backend_error_name(st->error), st->message);
+		e->counters.retries++;
+		job->enqueued_mono_ms = now;
+		queue_push_front(d->queue, job);
+		if (st->error == BACKEND_ERR_UNAVAILABLE) {
+			engine_set_backend_up(e, false);
+			monitor_poll_now(d->monitor);
+		}
+	}
+	if (job_is_final(job))
+		vd_debug(ENGINE, "job %s %s in %lld ms", job->id, job_status_name(job->status),
+			 (long long)job->run_ms);
+	daemon_job_changed(d, job);
+	job_unref(job);
+	free(run);
+	engine_kick(e);
+}
+
+static void
+engine_dispatch(struct engine *e, struct engine_model *m, int count)
+{
+	struct daemon *d = e->d;
+	int64_t now = engine_now();
+	for (int i = 0; i < count; i++) {
+		struct job *job = queue_pop_model(d->queue, m->name);
+		if (job == NULL)
+			return;
+		struct engine_run *run = xcalloc(1, sizeof(*run));
+		run->engine = e;
+		run->model = m;
+		run->job = job; /* the queue's reference */
+		run->started_mono_ms = now;
+		job->status = JOB_RUNNING;
+		job->attempts++;
+		job->started_at_ms = vd_now_wall_ms();
+		job->wait_ms = now - job->enqueued_mono_ms;
+		/* The part of its wait this job spent on its own model's load. */
+		if (m->load_done_ms > job->enqueued_mono_ms) {
+			int64_t from = m->load_started_ms > job->enqueued_mono_ms
+					   ? m->load_started_ms
+					   : job->enqueued_mono_ms;
+			job->load_ms = m->load_done_ms - from;
+		}
+		m->running++;
+		m->last_used_ms = now;
+		e->counters.dispatched++;
+		run->next = e->runs;
+		e->runs = run;
+		struct backend_run_request req = {
+		    .model = m->name,
+		    .kind = job->kind,
+		    .request = job->request,
+		    .placement = engine_placement(e, m->gpu),
+		};
+		run->call = backend_run(d->backend, &req, engine_run_cb, run);
+		job->engine_transfer = run;
+		daemon_job_changed(d, job);
+	}
+}
+
+static void
+engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_model **src)
+{
+	struct daemon *d = e->d;
+	for (size_t i = 0; i < e->plan.nactions; i++) {
+		const struct sched_action *a = &e->plan.actions[i];
+		struct engine_model *m = src[a->model];
+		struct backend_load_request req = {
+		    .model = m->name,
+		    .embedding_only = engine_model_embedding_only(e, m->name),
+		};
+		switch (a->type) {
+		case SCHED_ACTION_UNLOAD:
+			vd_log(SCHEDULER, "unload %s (%s)", m->name, sched_reason_name(a->reason));
+			m->residency = SCHED_UNLOADING;
+			m->unload_replied_ms = 0;
+			req.placement = engine_placement(e, m->gpu);
+			m->call = backend_unload(d->backend, &req, engine_unload_cb, m);
+			break;
+		case SCHED_ACTION_LOAD:
+			vd_log(SCHEDULER, "load %s on %s%.0d (%s, footprint %llu MiB)", m->name,
+			       a->gpu == SCHED_GPU_CPU ? "CPU" : "GPU ",
+			       a->gpu == SCHED_GPU_CPU ? 0 : a->gpu, sched_reason_name(a->reason),
+			       (unsigned long long)(snap->models[a->model].footprint_bytes >> 20));
+			m->residency = SCHED_LOADING;
+			m->gpu = a->gpu;
+			m->load_started_ms = engine_now();
+			e->loads_in_flight++;
+			req.placement = engine_placement(e, a->gpu);
+			m->call = backend_load(d->backend, &req, engine_load_cb, m);
+			break;
+		case SCHED_ACTION_DISPATCH:
+			engine_dispatch(e, m, a->count);
+			break;
+		}
+	}
+}
+
+static void
+engine_decide_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct engine *e = arg;
+	struct daemon *d = e->d;
+	int64_t now = engine_now();
+	engine_confirm_unloads(e, now);
+	if (!e->backend_up)
+		return;
+
+	struct sched_config cfg = {
+	    .safety_margin_bytes =
+		(uint64_t)config_int(d->config, CONFIG_VRAM_SAFETY_MARGIN_MB) * VD_MIB,
+	    .max_batch_wait_ms = config_int(d->config, CONFIG_MAX_BATCH_WAIT) * 1000,
+	    .max_concurrent_per_model = (int)config_int(d->config, CONFIG_MAX_CONCURRENT_PER_MODEL),
+	    .keep_alive_ms = config_int(d->config, CONFIG_MODEL_KEEP_ALIVE) * 1000,
+	    .max_loads_in_flight = 1,
+	    .allow_cpu = config_bool(d->config, CONFIG_ALLOW_CPU) || d->cpu_only_mode,
+	};
+	if (d->budget_mode)
+		cfg.safety_margin_bytes = 0;
+	struct sched_gpu gpus[GPU_MAX_DEVICES];
+	size_t ngpus = engine_snapshot_gpus(e, gpus);
+
+	/* Models: those with waiting jobs, and those resident or busy. */
+	size_t nsum = queue_model_count(d->queue);
+	struct queue_model_summary *sums = xcalloc(nsum + 1, sizeof(*sums));
+	nsum = queue_summaries(d->queue, sums, nsum);
+	for (size_t i = 0; i < nsum; i++)
+		engine_model_get(e, sums[i].model, true);
+	struct sched_model *models = xcalloc(e->nmodels + 1, sizeof(*models));
+	struct engine_model **src = xcalloc(e->nmodels + 1, sizeof(*src));
+	size_t n = 0;
+	for (size_t i = 0; i < e->nmodels; i++) {
+		struct engine_model *m = e->models[i];
+		struct queue_model_summary qs;
+		queue_summary(d->queue, m->name, &qs);
+		bool waiting = qs.count[0] + qs.count[1] + qs.count[2] > 0;
+		if (!waiting && !engine_model_is_resident(m) && m->running == 0)
+			continue;
+		struct sched_model *sm = &models[n];
+		src[n++] = m;
+		sm->name = m->name;
+		sm->footprint_bytes = engine_model_footprint(e, m);
+		sm->residency = m->residency;
+		sm->gpu = m->gpu;
+		sm->running = m->running;
+		sm->last_used_ms = m->last_used_ms;
+		sm->cpu_allowed = cfg.allow_cpu;
+		/* A model in load backoff shows no demand until the backoff ends. */
+		if (m->residency == SCHED_UNLOADED && m->not_before_ms > now)
+			continue;
+		for (int p = 0; p < JOB_NPRIORITIES; p++) {
+			sm->queued[p] = qs.count[p];
+			sm->oldest_enqueued_ms[p] = qs.oldest_enqueued_ms[p];
+		}
+	}
+	const struct gpu_host_memory *host = gpu_monitor_host(d->gpus);
+	struct sched_snapshot snap = {
+	    .now_ms = now,
+	    .config = &cfg,
+	    .gpus = gpus,
+	    .ngpus = ngpus,
+	    .models = models,
+	    .nmodels = n,
+	    .cpu_free_bytes = host != NULL && host->valid ? host->available_bytes : 0,
+	    .loads_in_flight = e->loads_in_flight,
+	};
+	/* Jobs whose model fits nowhere, ever, fail now rather than wait forever. */
+	for (size_t i = 0; i < n; i++) {
+		if (models[i].residency == SCHED_UNLOADED &&
+		    models[i].queued[0] + models[i].queued[1] + models[i].queued[2] > 0 &&
+		    !sched_model_can_ever_fit(&snap, i)) {
+			char size[32];
+			vd_format_size(models[i].footprint_bytes, size, sizeof(size));
+			char *why = xasprintf(
+			    "model %s needs about %s of VRAM, more than any GPU can give it",
+			    src[i]->name, size);
+			engine_fail_queued(e, src[i], why);
+			free(why);
+			for (int p = 0; p < JOB_NPRIORITIES; p++)
+				models[i].queued[p] = 0;
+		}
+	}
+	sched_decide(&snap, &e->plan);
+	engine_apply(e, &snap, src);
+	free(src);
+	free(models);
+	free(sums);
+}
+
+/* --- Cancel, views, teardown ---------------------------------------------------------------- */
+
+bool
+engine_cancel_job(struct engine *e, struct job *job)
+{
+	struct engine_run *run = job->engine_transfer;
+	if (run == NULL)
+		return false;
+	backend_call_cancel(e->d->backend, run->call);
+	engine_run_unlink(e, run);
+	run->model->running--;
+	job->engine_transfer = NULL;
+	job->run_ms = engine_now() - run->started_mono_ms;
+	job_finish(job, JOB_CANCELLED, NULL, "cancelled by client", vd_now_wall_ms());
+	daemon_job_changed(e->d, job);
+	job_unref(job);
+	free(run);
+	engine_kick(e);
+	return true;
+}
+
+double
+engine_eta_s(const struct engine *e, const struct job *job, size_t position)
+{
+	const struct engine_model *m = NULL;
+	for (size_t i = 0; i < e->nmodels; i++)
+		if (strcmp(e->models[i]->name, job->model) == 0)
+			m = e->models[i];
+	double run_s = e->run_ms_mean >= 0 ? e->run_ms_mean / 1000.0 : -1;
+	if (run_s < 0)
+		return -1;
+	int64_t slots = config_int(e->d->config, CONFIG_MAX_CONCURRENT_PER_MODEL);
+	double eta =
+	    (double)(position > 0 ? position - 1 : 0) * run_s / (double)(slots > 0 ? slots : 1);
+	if (m == NULL || m->residency != SCHED_LOADED) {
+		const struct registry_model *rm = registry_find(e->d->registry, job->model);
+		if (rm != NULL && rm->load_count > 0)
+			eta += rm->load_ms_mean / 1000.0;
+	}
+	return round(eta * 10) / 10;
+}
+
+static const char *
+engine_residency_name(enum sched_residency r)
+{
+	static const char *const names[] = {"unloaded", "loading", "loaded", "unloading"};
+	return names[r];
+}
+
+json_t *
+engine_model_json(const struct engine *e, const char *name)
+{
+	for (size_t i = 0; i < e->nmodels; i++) {
+		const struct engine_model *m = e->models[i];
+		if (strcmp(m->name, name) != 0)
+			continue;
+		return json_pack(
+		    "{s:s,s:o,s:i}", "state", engine_residency_name(m->residency), "gpu",
+		    m->gpu >= 0 && engine_model_is_resident(m) ? json_integer(m->gpu) : json_null(),
+		    "running", m->running);
+	}
+	return NULL;
+}
+
+json_t *
+engine_loaded_models_json(const struct engine *e)
+{
+	json_t *list = json_array();
+	int64_t now = engine_now();
+	for (size_t i = 0; i < e->nmodels; i++) {
+		const struct engine_model *m = e->models[i];
+		if (!engine_model_is_resident(m))
+			continue;
+		const struct registry_model *rm = registry_find(e->d->registry, m->name);
+		json_t *o = json_object();
+		json_object_set_new(o, "model", json_string(m->name));
+		json_object_set_new(o, "server", json_string(e->d->backend->url));
+		json_object_set_new(o, "state", json_string(engine_residency_name(m->residency)));
+		json_object_set_new(o, "gpu", m->gpu >= 0 ? json_integer(m->gpu) : json_null());
+		json_object_set_new(
+		    o, "size_vram_bytes",
+		    json_integer(rm != NULL && rm->loaded ? (json_int_t)rm->size_vram_bytes : 0));
+		json_object_set_new(o, "footprint_bytes",
+				    json_integer((json_int_t)engine_model_footprint(e, m)));
+		json_object_set_new(o, "running", json_integer(m->running));
+		json_object_set_new(
+		    o, "idle_s", json_integer(m->running > 0 ? 0 : (now - m->last_used_ms) / 1000));
+		json_array_append_new(list, o);
+	}
+	return list;
+}
+
+uint64_t
+engine_gpu_models_bytes(const struct engine *e, int gpu)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < e->nmodels; i++)
+		if (engine_model_is_resident(e->models[i]) && e->models[i]->gpu == gpu)
+			sum += engine_model_footprint(e, e->models[i]);
+	return sum;
+}
+
+void
+engine_free(struct engine *e)
+{
+	if (e == NULL)
+		return;
+	struct daemon *d = e->d;
+	/* Jobs in flight go back to queued in the store, so a restart runs them again. */
+	while (e->runs != NULL) {
+		struct engine_run *run = e->runs;
+		e->runs = run->next;
+		backend_call_cancel(d->backend, run->call);
+		run->job->status = JOB_QUEUED;
+		run->job->engine_transfer = NULL;
+		daemon_job_changed(d, run->job);
+		job_unref(run->job);
+		free(run);
+	}
+	for (size_t i = 0; i < e->nmodels; i++) {
+		backend_call_cancel(d->backend, e->models[i]->call);
+		free(e->models[i]->name);
+		free(e->models[i]);
+	}
+	free(e->models);
+	event_free(e->kick_event);
+	event_free(e->tick);
+	sched_plan_cleanup(&e->plan);
+	free(e);
+}

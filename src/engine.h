@@ -1,0 +1,51 @@
+/*
+ * engine.h: the "act" step. The engine keeps the runtime state of every model it has
+ * touched (loading, loaded, unloading, jobs in flight), builds the scheduler's snapshot
+ * from that state, the queue, the registry and the GPU monitor, runs sched_decide, and
+ * carries out the plan through the backend. Results come back as callbacks on the loop.
+ */
+#ifndef VRAMD_ENGINE_H
+#define VRAMD_ENGINE_H
+
+#include "job.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct daemon;
+struct engine;
+
+struct engine *engine_new(struct daemon *d);
+/* Cancels everything in flight (jobs in flight go back to the queue in the store, so a
+ * restart runs them) and frees the engine. */
+void engine_free(struct engine *e);
+
+/* Runs the scheduler soon (coalesced per loop turn) and every SCHEDULER_LOOP_INTERVAL. */
+void engine_kick(struct engine *e);
+
+/* Cancels a job that is pending or running (aborting its backend request). Returns
+ * false if the engine does not hold it. */
+bool engine_cancel_job(struct engine *e, struct job *job);
+
+/* The backend answered a health probe: reachable or not. Unreachable pauses dispatch. */
+void engine_set_backend_up(struct engine *e, bool up);
+bool engine_backend_is_up(const struct engine *e);
+
+/* Counters since start. */
+struct engine_counters {
+	int64_t loads, unloads, load_failures, dispatched, completed, failed, retries;
+};
+void engine_counters(const struct engine *e, struct engine_counters *out);
+
+/* A job's estimated start in seconds from now (rough); < 0 when unknown. */
+double engine_eta_s(const struct engine *e, const struct job *job, size_t position);
+
+/* JSON views for the API: the models resident or in transition, and per-model runtime. */
+json_t *engine_loaded_models_json(const struct engine *e);
+/* {"running": n, "gpu": g|null, "state": "loaded"} for one model (NULL if untouched). */
+json_t *engine_model_json(const struct engine *e, const char *name);
+/* Memory the engine's resident models take per GPU (for memory_models_bytes). */
+uint64_t engine_gpu_models_bytes(const struct engine *e, int gpu);
+
+#endif

@@ -1,0 +1,265 @@
+/*
+ * monitor.c: watches the Ollama server. Every OLLAMA_POLL_INTERVAL it asks
+ * GET /api/version; when that answers, GET /api/tags (installed models, file sizes) and
+ * GET /api/ps (resident models, measured sizes) follow and feed the registry. While the
+ * server does not answer, probes back off exponentially (up to MONITOR_MAX_BACKOFF_MS);
+ * the engine pauses dispatch until the server is back. Each change of health is logged
+ * once.
+ *
+ * At most one probe chain and one extra /api/ps refresh are in flight at a time.
+ */
+#include "monitor.h"
+
+#include "backend.h"
+#include "config.h"
+#include "daemon.h"
+#include "engine.h"
+#include "log.h"
+#include "registry.h"
+#include "util.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MONITOR_MAX_BACKOFF_MS 30000
+#define MONITOR_PS_REFRESH_MS  100
+
+struct monitor {
+	struct daemon *d;
+	struct event *timer;	    /* the next health probe */
+	struct event *ps_timer;	    /* a pending /api/ps refresh */
+	struct backend_call *probe; /* version -> tags -> ps chain in flight */
+	struct backend_call *ps_call;
+	bool up;
+	bool models_known;
+	char *version;
+	char *last_error;
+	int consecutive_failures;
+	int64_t last_ok_wall_ms;
+	int64_t next_probe_wall_ms;
+	int64_t backoff_ms;
+};
+
+static void monitor_schedule(struct monitor *m, int64_t delay_ms);
+
+static void
+monitor_apply_ps(struct monitor *m, const struct backend_status *st,
+		 const struct backend_running_list *list)
+{
+	struct daemon *d = m->d;
+	if (st->error == BACKEND_OK) {
+		int64_t now = vd_now_mono_ms();
+		registry_begin_ps(d->registry);
+		for (size_t i = 0; i < list->n; i++)
+			registry_observe_loaded(d->registry, list->models[i].name,
+						list->models[i].size_bytes,
+						list->models[i].size_vram_bytes, now);
+		registry_end_ps(d->registry);
+		engine_kick(d->engine);
+	} else {
+		vd_warn(MONITOR, "GET /api/ps failed: %s", st->message);
+	}
+}
+
+/* The /api/ps at the end of a probe chain. */
+static void
+monitor_chain_ps_cb(const struct backend_status *st, const struct backend_running_list *list,
+		    void *arg)
+{
+	struct monitor *m = arg;
+	m->probe = NULL;
+	monitor_apply_ps(m, st, list);
+}
+
+/* An extra /api/ps (after a load or unload). */
+static void
+monitor_refresh_ps_cb(const struct backend_status *st, const struct backend_running_list *list,
+		      void *arg)
+{
+	struct monitor *m = arg;
+	m->ps_call = NULL;
+	monitor_apply_ps(m, st, list);
+}
+
+static void
+monitor_tags_cb(const struct backend_status *st, const struct backend_model_list *list, void *arg)
+{
+	struct monitor *m = arg;
+	struct daemon *d = m->d;
+	m->probe = NULL;
+	if (st->error == BACKEND_OK) {
+		registry_begin_tags(d->registry);
+		for (size_t i = 0; i < list->n; i++) {
+			const struct backend_model_info *mi = &list->models[i];
+			/* The backend's capability bits and the registry's share names, not values.
+			 */
+			unsigned caps = 0;
+			if (mi->capabilities & BACKEND_CAP_COMPLETION)
+				caps |= REGISTRY_CAP_COMPLETION;
+			if (mi->capabilities & BACKEND_CAP_EMBEDDING)
+				caps |= REGISTRY_CAP_EMBEDDING;
+			if (mi->capabilities & BACKEND_CAP_VISION)
+				caps |= REGISTRY_CAP_VISION;
+			registry_set_installed(d->registry, mi->name, mi->size_bytes, mi->family,
+					       mi->parameter_size, mi->quantization_level, caps);
+		}
+		size_t gone = registry_end_tags(d->registry);
+		if (!m->models_known)
+			vd_log(REGISTRY, "%zu models installed on %s", list->n, d->backend->url);
+		if (gone > 0)
+			vd_log(REGISTRY, "%zu models no longer installed on %s", gone,
+			       d->backend->url);
+		m->models_known = true;
+	} else {
+		vd_warn(MONITOR, "GET /api/tags failed: %s", st->message);
+	}
+	m->probe = backend_list_running(d->backend, monitor_chain_ps_cb, m);
+}
+
+static void
+monitor_version_cb(const struct backend_status *st, const char *version, void *arg)
+{
+	struct monitor *m = arg;
+	struct daemon *d = m->d;
+	m->probe = NULL;
+	int64_t interval = config_int(d->config, CONFIG_OLLAMA_POLL_INTERVAL);
+	if (st->error == BACKEND_OK) {
+		if (!m->up)
+			vd_log(MONITOR, "ollama at %s is up (version %s)%s", d->backend->url,
+			       version, m->consecutive_failures > 0 ? " again" : "");
+		m->up = true;
+		m->consecutive_failures = 0;
+		m->backoff_ms = interval;
+		m->last_ok_wall_ms = vd_now_wall_ms();
+		free(m->version);
+		m->version = xstrdup(version);
+		vd_free(m->last_error);
+		engine_set_backend_up(d->engine, true);
+		m->probe = backend_list_installed(d->backend, monitor_tags_cb, m);
+		monitor_schedule(m, interval);
+		return;
+	}
+	m->consecutive_failures++;
+	free(m->last_error);
+	m->last_error = xstrdup(st->message != NULL ? st->message : "unknown error");
+	if (m->up || m->consecutive_failures == 1)
+		vd_warn(MONITOR, "ollama at %s is unreachable: %s", d->backend->url, m->last_error);
+	m->up = false;
+	engine_set_backend_up(d->engine, false);
+	m->backoff_ms = m->backoff_ms < interval ? interval : m->backoff_ms * 2;
+	if (m->backoff_ms > MONITOR_MAX_BACKOFF_MS)
+		m->backoff_ms = MONITOR_MAX_BACKOFF_MS;
+	monitor_schedule(m, m->backoff_ms);
+}
+
+static void
+monitor_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct monitor *m = arg;
+	if (m->probe != NULL)
+		return;
+	m->next_probe_wall_ms = 0;
+	m->probe = backend_version(m->d->backend, monitor_version_cb, m);
+}
+
+static void
+monitor_schedule(struct monitor *m, int64_t delay_ms)
+{
+	struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
+	evtimer_add(m->timer, &tv);
+	m->next_probe_wall_ms = vd_now_wall_ms() + delay_ms;
+}
+
+static void
+monitor_ps_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct monitor *m = arg;
+	if (m->ps_call == NULL && m->up)
+		m->ps_call = backend_list_running(m->d->backend, monitor_refresh_ps_cb, m);
+}
+
+struct monitor *
+monitor_new(struct daemon *d)
+{
+	struct monitor *m = xcalloc(1, sizeof(*m));
+	m->d = d;
+	m->timer = evtimer_new(d->base, monitor_timer_cb, m);
+	m->ps_timer = evtimer_new(d->base, monitor_ps_timer_cb, m);
+	m->backoff_ms = config_int(d->config, CONFIG_OLLAMA_POLL_INTERVAL);
+	return m;
+}
+
+void
+monitor_poll_now(struct monitor *m)
+{
+	if (m->probe != NULL)
+		return;
+	monitor_schedule(m, 0);
+}
+
+void
+monitor_refresh_ps(struct monitor *m)
+{
+	if (evtimer_pending(m->ps_timer, NULL))
+		return;
+	struct timeval tv = {0, MONITOR_PS_REFRESH_MS * 1000};
+	evtimer_add(m->ps_timer, &tv);
+}
+
+bool
+monitor_server_up(const struct monitor *m)
+{
+	return m->up;
+}
+
+bool
+monitor_models_known(const struct monitor *m)
+{
+	return m->models_known;
+}
+
+static json_t *
+monitor_time_json(int64_t wall_ms)
+{
+	if (wall_ms == 0)
+		return json_null();
+	char buf[48];
+	vd_format_rfc3339_utc(wall_ms * VD_NS_PER_MS, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+json_t *
+monitor_server_json(const struct monitor *m)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "url", json_string(m->d->backend->url));
+	json_object_set_new(o, "reachable", json_boolean(m->up));
+	json_object_set_new(o, "version", m->version ? json_string(m->version) : json_null());
+	json_object_set_new(o, "consecutive_failures", json_integer(m->consecutive_failures));
+	json_object_set_new(o, "last_error",
+			    m->last_error ? json_string(m->last_error) : json_null());
+	json_object_set_new(o, "last_ok_at", monitor_time_json(m->last_ok_wall_ms));
+	json_object_set_new(o, "next_probe_at",
+			    m->up ? json_null() : monitor_time_json(m->next_probe_wall_ms));
+	json_object_set_new(o, "models_known", json_boolean(m->models_known));
+	return o;
+}
+
+void
+monitor_free(struct monitor *m)
+{
+	if (m == NULL)
+		return;
+	backend_call_cancel(m->d->backend, m->probe);
+	backend_call_cancel(m->d->backend, m->ps_call);
+	event_free(m->timer);
+	event_free(m->ps_timer);
+	free(m->version);
+	free(m->last_error);
+	free(m);
+}

@@ -1,0 +1,33 @@
+/*
+ * monitor.h: the Ollama side of "observe". Polls the Ollama server every
+ * OLLAMA_POLL_INTERVAL: GET /api/version for health (with consecutive-failure tracking,
+ * the last error, and exponential backoff while it is down), GET /api/tags into the
+ * registry (installed models and file sizes), GET /api/ps into the registry (what is
+ * resident and its measured size). Health changes go to the engine (dispatch pauses
+ * while the server is down) and are logged once per change.
+ */
+#ifndef VRAMD_MONITOR_H
+#define VRAMD_MONITOR_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct daemon;
+struct monitor;
+
+struct monitor *monitor_new(struct daemon *d);
+void monitor_free(struct monitor *m);
+
+/* Polls now (health, then tags and ps) unless a poll is in flight. */
+void monitor_poll_now(struct monitor *m);
+/* Refreshes /api/ps soon (after a load or unload). */
+void monitor_refresh_ps(struct monitor *m);
+
+bool monitor_server_up(const struct monitor *m);
+/* Whether /api/tags has been read at least once (the model list is known). */
+bool monitor_models_known(const struct monitor *m);
+/* The server entry of GET /api/health. */
+json_t *monitor_server_json(const struct monitor *m);
+
+#endif
