@@ -393,15 +393,20 @@ gpu_apply_reading(struct gpu_monitor *mon, struct gpu_device *d, const struct gp
 	gpu_ring_push(d->ring, d->ring_len, &d->ring_head, &d->ring_count, &pt);
 }
 
+/* Sets the reason (NULL clears it) and logs it when it differs from the last one
+ * logged, so each condition is said once. */
 static void
-gpu_set_reason(struct gpu_monitor *mon, const char *reason)
+gpu_set_reason(struct gpu_monitor *mon, const char *reason, bool warn)
 {
 	vd_free(mon->reason);
 	if (reason == NULL)
 		return;
 	mon->reason = xstrdup(reason);
 	if (mon->logged_reason == NULL || strcmp(mon->logged_reason, reason) != 0) {
-		vd_warn(GPU, "%s", reason);
+		if (warn)
+			vd_warn(GPU, "%s", reason);
+		else
+			vd_log(GPU, "%s", reason);
 		free(mon->logged_reason);
 		mon->logged_reason = xstrdup(reason);
 	}
@@ -418,12 +423,12 @@ gpu_sample_done_cb(const struct gpu_reading *readings, size_t n, int rc, const c
 	mon->in_flight = false;
 	gpu_host_read_meminfo(mon->meminfo_path, &mon->host);
 	if (rc < 0) {
-		char *msg =
-		    xasprintf("%s: %s", mon->provider->name, cause != NULL ? cause : strerror(-rc));
-		gpu_set_reason(mon, msg);
+		char *msg = cause != NULL ? xstrdup(cause)
+					  : xasprintf("%s: %s", mon->provider->name, strerror(-rc));
+		gpu_set_reason(mon, msg, true);
 		free(msg);
 	} else {
-		gpu_set_reason(mon, cause);
+		gpu_set_reason(mon, cause, true);
 		if (cause == NULL)
 			vd_free(mon->logged_reason);
 		for (size_t i = 0; i < n; i++) {
@@ -545,7 +550,7 @@ gpu_monitor_new(struct event_base *base, const struct gpu_options *opts, char **
 		char *msg = opts->provider == GPU_PROVIDER_NONE
 				? xstrdup("GPU telemetry disabled (provider none)")
 				: xasprintf("running without GPU telemetry: %s", why);
-		gpu_set_reason(mon, msg);
+		gpu_set_reason(mon, msg, false);
 		free(msg);
 	}
 	free(why);
