@@ -142,8 +142,9 @@ struct gpu_temp_trend {
 /* The rise (or fall) across the window, in degrees C, that makes a trend not stable. */
 #define GPU_TREND_THRESHOLD_C 2.0
 
-/* A GPU as the monitor knows it. Borrowed from the monitor: valid until the next
- * sample completes (the sample callback returns) or the monitor is freed. */
+/* A GPU as the monitor knows it. Borrowed from the monitor: the pointer stays valid
+ * until gpu_monitor_free (a device keeps its slot, even when lost); the contents change
+ * at every sample. */
 struct gpu_device {
 	uint32_t index; /* provider index */
 	char name[GPU_NAME_LEN];
@@ -271,7 +272,9 @@ int gpu_provider_pref_parse(const char *text, enum gpu_provider_pref *out, char 
  * sample() starts a reading of all devices; it calls done(readings, n, rc, cause, arg)
  * exactly once, synchronously or later on the loop, unless the provider is closed
  * first. readings and cause are borrowed for the call. rc < 0 means the provider
- * failed as a whole (for example nvidia-smi exit 9). close() cancels anything in flight.
+ * failed as a whole (for example nvidia-smi exit 9); a cause with rc 0 is a warning
+ * (nvidia-smi exit 15: the lost GPU is simply missing from readings). close() cancels anything in
+ * flight.
  */
 typedef void (*gpu_provider_done_cb)(const struct gpu_reading *readings, size_t n, int rc,
 				     const char *cause, void *arg);
