@@ -99,7 +99,7 @@ cmd_jobs_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 		const char *error = ctl_json_str(job, "error");
 		char short_error[61];
 		vd_strlcpy(short_error, error != NULL ? error : "", sizeof(short_error));
-		ctl_table_cell(t, short_error);
+		ctl_table_cell(t, error != NULL ? short_error : NULL);
 	}
 	ctl_table_print(t, stdout);
 	ctl_table_free(t);
