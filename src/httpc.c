@@ -393,6 +393,10 @@ httpc_start(struct httpc *client, const struct httpc_options *opts, httpc_done_c
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	/* Runs may wait minutes for a reply: notice a peer that vanished. */
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 60L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 30L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
 			 (long)(opts->timeout_ms > 0 ? opts->timeout_ms : 0));

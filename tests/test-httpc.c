@@ -36,6 +36,8 @@ struct fixture {
 	int cutoff_port;
 	struct httpc *client;
 	struct event *watchdog;
+	int held;   /* /hold requests received (never answered) */
+	int closed; /* connections of held requests closed by the client */
 };
 
 struct outcome {
@@ -99,15 +101,34 @@ server_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(out);
 }
 
-/* The cut-off server: reads the request, promises 1000 bytes, sends 7, and closes. */
+/* The raw server: for GET /hold reads the request and never answers (counting when the
+ * client closes); otherwise promises 1000 bytes, sends 7, and closes. */
+static void
+cutoff_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct fixture *fx = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		fx->closed++;
+		bufferevent_free(bev);
+		event_base_loopbreak(fx->base);
+	}
+}
+
 static void
 cutoff_read_cb(struct bufferevent *bev, void *arg)
 {
-	(void)arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 	if (p.pos < 0)
 		return;
+	struct fixture *fx = arg;
+	if (evbuffer_search(in, "GET /hold", 9, NULL).pos == 0) {
+		/* Hold: never answer, count when the client closes. */
+		fx->held++;
+		evbuffer_drain(in, evbuffer_get_length(in));
+		event_base_loopbreak(fx->base);
+		return;
+	}
 	const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial";
 	int fd = bufferevent_getfd(bev);
 	ssize_t w = write(fd, reply, sizeof(reply) - 1);
@@ -124,7 +145,7 @@ cutoff_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *
 	(void)len;
 	struct fixture *fx = arg;
 	struct bufferevent *bev = bufferevent_socket_new(fx->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(bev, cutoff_read_cb, NULL, NULL, fx);
+	bufferevent_setcb(bev, cutoff_read_cb, NULL, cutoff_event_cb, fx);
 	bufferevent_enable(bev, EV_READ);
 }
 
@@ -475,6 +496,26 @@ test_cancel_in_flight(void **state)
 	outcome_cleanup(&o);
 }
 
+static void
+test_cancel_closes_connection(void **state)
+{
+	struct fixture *fx = *state;
+	char url[128];
+	struct outcome o = {.fx = fx};
+
+	/* The server must see the connection go away, so a generation stops there. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/hold", fx->cutoff_port);
+	struct httpc_request *req = httpc_start(
+	    fx->client, &(struct httpc_options){.url = url, .timeout_ms = 5000}, done_cb, &o);
+	event_base_dispatch(fx->base); /* until the server holds it */
+	assert_int_equal(fx->held, 1);
+	assert_int_equal(fx->closed, 0);
+	httpc_cancel(req);
+	event_base_dispatch(fx->base); /* until the server sees the close */
+	assert_int_equal(fx->closed, 1);
+	assert_false(o.done);
+}
+
 /* A callback that cancels a sibling and starts a new request. */
 struct chain {
 	struct fixture *fx;
@@ -585,6 +626,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reply_over_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_closes_connection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_callback_reentry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_closed_mid_reply, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_with_requests_in_flight, setup, teardown),
