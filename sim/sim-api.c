@@ -339,7 +339,11 @@ sim_req_close_cb(struct evhttp_connection *conn, void *arg)
 	(void)conn;
 	struct sim_req *r = arg;
 	vd_debug(API, "client went away during %s", r->model_name);
-	r->req = NULL; /* libevent frees it */
+	/* libevent detaches a request the handler has not finished from its failed
+	 * connection and leaves freeing it to us; attached ones it frees itself. */
+	if (r->req != NULL && evhttp_request_get_connection(r->req) == NULL)
+		evhttp_request_free(r->req);
+	r->req = NULL;
 	sim_req_free(r);
 }
 
