@@ -19,6 +19,7 @@
 #include "config.h"
 #include "engine.h"
 #include "gpu.h"
+#include "gpu-policy.h"
 #include "http-util.h"
 #include "httpc.h"
 #include "log.h"
@@ -331,6 +332,8 @@ daemon_gpu_sample_cb(struct gpu_monitor *mon, void *arg)
 {
 	(void)mon;
 	struct daemon *d = arg;
+	if (d->policy != NULL)
+		gpu_policy_on_sample(d->policy);
 	if (d->engine != NULL)
 		engine_kick(d->engine);
 }
@@ -444,6 +447,7 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	rc = daemon_open_gpus(d, cause);
 	if (rc < 0)
 		goto out_fail;
+	d->policy = gpu_policy_new(d);
 	d->engine = engine_new(d);
 	d->monitor = monitor_new(d);
 
@@ -494,6 +498,7 @@ daemon_free(struct daemon *d)
 		evhttp_free(d->http);
 	monitor_free(d->monitor);
 	engine_free(d->engine);
+	gpu_policy_free(d->policy);
 	if (d->commit_event != NULL && d->store != NULL)
 		daemon_commit_cb(-1, 0, d);
 	gpu_monitor_free(d->gpus);

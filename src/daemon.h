@@ -31,6 +31,7 @@ struct event_base;
 struct evhttp;
 struct evhttp_request;
 struct gpu_monitor;
+struct gpu_policy;
 struct httpc;
 struct monitor;
 struct queue;
@@ -52,6 +53,7 @@ struct daemon {
 	struct httpc *httpc;
 	struct backend *backend;
 	struct gpu_monitor *gpus;
+	struct gpu_policy *policy; /* GPU states, throttling, reservations */
 	struct monitor *monitor;
 	struct engine *engine;
 	struct evhttp *http;

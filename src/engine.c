@@ -25,6 +25,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "gpu.h"
+#include "gpu-policy.h"
 #include "log.h"
 #include "monitor.h"
 #include "queue.h"
@@ -208,7 +209,10 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 		*g = (struct sched_gpu){.id = (int)dev->index, .speed = 1.0};
 		bool mem_known = dev->has_sample && (s->valid & GPU_HAS_MEM_TOTAL) &&
 				 (s->valid & GPU_HAS_MEM_FREE);
-		g->available = dev->state == GPU_DEVICE_AVAILABLE && mem_known;
+		g->available = dev->state == GPU_DEVICE_AVAILABLE && mem_known &&
+			       gpu_policy_accepts_work(d->policy, g->id);
+		g->speed = gpu_policy_speed(d->policy, g->id);
+		g->reserved_bytes = gpu_policy_reserved_bytes(d->policy, g->id);
 		if (!mem_known)
 			continue;
 		g->total_bytes = s->mem_total_bytes;
