@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "buf.h"
 #include "table.h"
@@ -12,12 +13,24 @@
 
 /* "0:612 MiB" for each place a model is loaded, comma-separated; "-" when none. */
 static void
-models_where(const json_t *loaded_on, char *buf, size_t size)
+models_where(const json_t *model, char *buf, size_t size)
 {
+	const json_t *loaded_on = json_object_get(model, "loaded_on");
+	const json_t *residency = json_object_get(model, "residency");
 	struct vd_buf b;
 	size_t i;
 	json_t *place;
 
+	/* Older daemons describe one placement as "residency" plus a top-level "gpu". */
+	if (loaded_on == NULL && json_is_true(json_object_get(residency, "loaded"))) {
+		const json_t *gpu = json_object_get(model, "gpu");
+		const char *on = ctl_json_str(residency, "on");
+		if (json_is_integer(gpu) && (on == NULL || strcmp(on, "cpu") != 0))
+			snprintf(buf, size, "gpu%lld", (long long)json_integer_value(gpu));
+		else
+			snprintf(buf, size, "%s", on != NULL ? on : "yes");
+		return;
+	}
 	vd_buf_init(&b, size - 1);
 	json_array_foreach(loaded_on, i, place)
 	{
@@ -65,15 +78,17 @@ cmd_models_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **arg
 		char buf[128];
 		const json_t *stats = json_object_get(m, "load_stats");
 		ctl_table_cell(t, ctl_json_str(m, "name"));
-		ctl_table_cell(
-		    t, ctl_fmt_bytes(json_object_get(m, "file_size_bytes"), buf, sizeof(buf)));
+		const json_t *file = json_object_get(m, "file_size_bytes");
+		if (file == NULL)
+			file = json_object_get(m, "file_bytes");
+		ctl_table_cell(t, ctl_fmt_bytes(file, buf, sizeof(buf)));
 		ctl_table_cell(
 		    t, ctl_fmt_bytes(json_object_get(m, "estimate_bytes"), buf, sizeof(buf)));
 		ctl_table_cell(
 		    t, ctl_fmt_bytes(json_object_get(m, "measured_bytes"), buf, sizeof(buf)));
 		ctl_table_cell(
 		    t, ctl_fmt_bytes(json_object_get(m, "footprint_bytes"), buf, sizeof(buf)));
-		models_where(json_object_get(m, "loaded_on"), buf, sizeof(buf));
+		models_where(m, buf, sizeof(buf));
 		ctl_table_cell(t, buf);
 		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "queued"), buf, sizeof(buf)));
 		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "running"), buf, sizeof(buf)));

@@ -2,6 +2,7 @@
  * cmd-stats.c: `vramctl stats` prints GET /api/stats: jobs by priority and status, the
  * queue, per-model counts, loads and unloads, VRAM per GPU, and the loaded models.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -37,25 +38,39 @@ stats_print_jobs(const json_t *jobs)
 	ctl_table_free(t);
 }
 
+/* One row of the per-model table; in the object form ("model": {counts}) a missing
+ * count is 0, in the documented array form it is unknown. */
 static void
-stats_print_models(const json_t *per_model)
+stats_model_row(struct ctl_table *t, const char *name, const json_t *m, bool zero_missing)
 {
-	if (json_array_size(per_model) == 0)
+	static const char *const keys[] = {"queued", "running",	  "complete",
+					   "failed", "cancelled", "loads"};
+	char buf[32];
+	ctl_table_cell(t, name);
+	for (size_t k = 0; k < VD_ARRAY_LEN(keys); k++) {
+		const json_t *v = json_object_get(m, keys[k]);
+		ctl_table_cell(t,
+			       v == NULL && zero_missing ? "0" : ctl_fmt_num(v, buf, sizeof(buf)));
+	}
+}
+
+static void
+stats_print_models(json_t *per_model)
+{
+	if (json_array_size(per_model) == 0 && json_object_size(per_model) == 0)
 		return;
 	struct ctl_table *t = ctl_table_new(7, "MODEL", "QUEUED", "RUNNING", "COMPLETE", "FAILED",
 					    "CANCELLED", "LOADS");
 	size_t i;
 	json_t *m;
-	char buf[32];
+	const char *name;
 	json_array_foreach(per_model, i, m)
 	{
-		ctl_table_cell(t, ctl_json_str(m, "model"));
-		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "queued"), buf, sizeof(buf)));
-		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "running"), buf, sizeof(buf)));
-		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "complete"), buf, sizeof(buf)));
-		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "failed"), buf, sizeof(buf)));
-		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "cancelled"), buf, sizeof(buf)));
-		ctl_table_cell(t, ctl_fmt_num(json_object_get(m, "loads"), buf, sizeof(buf)));
+		stats_model_row(t, ctl_json_str(m, "model"), m, false);
+	}
+	json_object_foreach(per_model, name, m)
+	{
+		stats_model_row(t, name, m, true);
 	}
 	printf("\n");
 	ctl_table_print(t, stdout);
