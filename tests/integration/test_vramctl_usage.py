@@ -507,6 +507,22 @@ def test_stats_models_health_tables():
     rc, out, err = vramctl("health", url=f.url)
     assert rc == 1 and "Connection refused" in out and "degraded" in err, (rc, out, err)
 
+    # The shapes vramd's first API cut sends: per_model keyed by name with only the
+    # non-zero counts; file_bytes and residency in the registry.
+    f.routes[("GET", "/api/stats")] = (200, dict(STATS_REPLY, per_model={
+        "gemma:2b": {"complete": 3}}))
+    rc, out, _ = vramctl("stats", url=f.url)
+    assert rc == 0 and ["gemma:2b", "0", "0", "3", "0", "0", "0"] in table_rows(out), out
+    m = dict(MODELS_REPLY["models"][1], file_bytes=397821319, gpu=0,
+             residency={"loaded": True, "on": "gpu", "size_vram_bytes": 637534208})
+    del m["file_size_bytes"], m["loaded_on"]
+    f.routes[("GET", "/api/models")] = (200, {"models": [m]})
+    rc, out, _ = vramctl("models", url=f.url)
+    assert rc == 0 and table_rows(out)[1][:2] == ["qwen2.5:0.5b", "379.39 MiB"], out
+    assert "gpu0" in table_rows(out)[1], out
+    f.routes[("GET", "/api/stats")] = (200, STATS_REPLY)
+    f.routes[("GET", "/api/models")] = (200, MODELS_REPLY)
+
     for cmd, reply in (("stats", STATS_REPLY), ("models", MODELS_REPLY)):
         rc, out, _ = vramctl(cmd, "--json", url=f.url)
         assert rc == 0 and json.loads(out) == reply, cmd
