@@ -12,6 +12,8 @@
  *     exactly once, from the loop, never from inside the starting function, unless the
  *     call is cancelled with backend_call_cancel() first (then never).
  *   - The handle is valid until the callback returns or backend_call_cancel() returns.
+ *   - Inside a callback one may start new calls and cancel OTHER calls, but not free the
+ *     backend or its httpc.
  *   - Every pointer in a status or result passed to a callback is borrowed for the
  *     callback's duration, except what the comment says may be stolen.
  *   - Every call has a timeout (0 in a request = the backend's default for that kind).

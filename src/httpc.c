@@ -49,6 +49,10 @@ struct httpc_request {
 	bool too_large;
 	char errbuf[CURL_ERROR_SIZE];
 	int64_t started_ms;
+	bool finished;	/* collected by httpc_check_done, not yet delivered */
+	bool cancelled; /* cancelled while finished: freed by httpc_check_done */
+	CURLcode result;
+	struct httpc_request *done_next;
 	httpc_done_cb *cb;
 	void *arg;
 };
@@ -226,11 +230,59 @@ httpc_classify(CURLcode code, bool too_large)
 	}
 }
 
-/* Runs the callbacks of finished transfers, one message at a time: a callback may
- * cancel another finished request, and curl_multi_remove_handle drops its message. */
+/* Delivers one finished request to its callback and frees it. */
+static void
+httpc_deliver(struct httpc *client, struct httpc_request *req)
+{
+	CURLcode code = req->result;
+	struct httpc_result result = {
+	    .error = httpc_classify(code, req->too_large),
+	    .body = vd_buf_str(&req->reply),
+	    .body_len = req->reply.len,
+	    .elapsed_ms = vd_now_mono_ms() - req->started_ms,
+	};
+	long status = 0;
+	char *ctype = NULL;
+	char *message = NULL;
+
+	httpc_unlink(req);
+	curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(req->easy, CURLINFO_CONTENT_TYPE, &ctype);
+	result.content_type = ctype;
+	if (result.error != HTTPC_OK) {
+		const char *detail = req->errbuf[0] ? req->errbuf : curl_easy_strerror(code);
+		long os_errno = 0;
+		curl_easy_getinfo(req->easy, CURLINFO_OS_ERRNO, &os_errno);
+		if (result.error == HTTPC_ERR_TOO_LARGE)
+			message = xasprintf("reply body over the %zu-byte cap", req->reply.cap);
+		else if (os_errno > 0 && !strcasestr(detail, strerror((int)os_errno)))
+			message = xasprintf("%s (%s)", detail, strerror((int)os_errno));
+		else
+			message = xstrdup(detail);
+		/* A failed transfer has no usable status even if headers came. */
+		status = result.error == HTTPC_ERR_TOO_LARGE ? status : 0;
+	}
+	result.status = (int)status;
+	result.timed_out = result.error == HTTPC_ERR_TIMEOUT;
+	result.error_message = message;
+
+	client->in_callback = true;
+	req->cb(&result, req->arg);
+	client->in_callback = false;
+	free(message);
+	httpc_request_free(req);
+}
+
+/*
+ * Runs the callbacks of finished transfers. All of curl's messages are collected first
+ * (their handles stay valid until delivered), then delivered one by one; a callback that
+ * cancels another collected request only marks it, and it is freed here, undelivered.
+ * So no message can outlive its request, whatever curl does with pending messages.
+ */
 static void
 httpc_check_done(struct httpc *client)
 {
+	struct httpc_request *head = NULL, **tail = &head;
 	CURLMsg *msg;
 	int left;
 
@@ -238,48 +290,19 @@ httpc_check_done(struct httpc *client)
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		struct httpc_request *req = NULL;
-		CURLcode code = msg->data.result;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
-		httpc_unlink(req);
-
-		struct httpc_result result = {
-		    .error = httpc_classify(code, req->too_large),
-		    .body = vd_buf_str(&req->reply),
-		    .body_len = req->reply.len,
-		    .elapsed_ms = vd_now_mono_ms() - req->started_ms,
-		};
-		long status = 0;
-		char *ctype = NULL;
-		char *message = NULL;
-		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(req->easy, CURLINFO_CONTENT_TYPE, &ctype);
-		result.content_type = ctype;
-		if (result.error != HTTPC_OK) {
-			const char *detail =
-			    req->errbuf[0] ? req->errbuf : curl_easy_strerror(code);
-			long os_errno = 0;
-			curl_easy_getinfo(req->easy, CURLINFO_OS_ERRNO, &os_errno);
-			if (result.error == HTTPC_ERR_TOO_LARGE)
-				message =
-				    xasprintf("reply body over the %zu-byte cap", req->reply.cap);
-			else if (os_errno > 0 && !strcasestr(detail, strerror((int)os_errno)))
-				message = xasprintf("%s (%s)", detail, strerror((int)os_errno));
-			else
-				message = xstrdup(detail);
-			/* A failed transfer has no usable status even if headers came. */
-			status = result.error == HTTPC_ERR_TOO_LARGE ? status : 0;
-		}
-		result.status = (int)status;
-		result.timed_out = result.error == HTTPC_ERR_TIMEOUT;
-		result.error_message = message;
-		/* Out of the multi handle before the callback (the info above survives). */
-		curl_multi_remove_handle(client->multi, req->easy);
-
-		client->in_callback = true;
-		req->cb(&result, req->arg);
-		client->in_callback = false;
-		free(message);
-		httpc_request_free(req);
+		req->result = msg->data.result;
+		req->finished = true;
+		*tail = req;
+		tail = &req->done_next;
+	}
+	while (head) {
+		struct httpc_request *req = head;
+		head = req->done_next;
+		if (req->cancelled)
+			httpc_request_free(req); /* already unlinked by httpc_cancel */
+		else
+			httpc_deliver(client, req);
 	}
 }
 
@@ -458,7 +481,10 @@ httpc_cancel(struct httpc_request *req)
 	if (!req)
 		return;
 	httpc_unlink(req);
-	httpc_request_free(req);
+	if (req->finished)
+		req->cancelled = true; /* httpc_check_done holds it; it frees it */
+	else
+		httpc_request_free(req);
 }
 
 struct event_base *

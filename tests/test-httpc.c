@@ -566,6 +566,45 @@ test_callback_reentry(void **state)
 	outcome_cleanup(&c.second);
 }
 
+/* Two requests that time out together; the first callback cancels the other, which
+ * curl has most likely already reported finished in the same batch. */
+struct pair {
+	struct fixture *fx;
+	struct httpc_request *req[2];
+	int calls;
+};
+
+static void
+pair_cb(const struct httpc_result *r, void *arg)
+{
+	struct pair *p = arg;
+	assert_int_equal(r->error, HTTPC_ERR_TIMEOUT);
+	p->calls++;
+	httpc_cancel(p->req[1]);
+	p->req[1] = NULL;
+	event_base_loopbreak(p->fx->base);
+}
+
+static void
+test_cancel_finished_sibling(void **state)
+{
+	struct fixture *fx = *state;
+	struct pair p = {.fx = fx};
+	char url[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", fx->silent_port);
+	p.req[0] = httpc_start(fx->client, &(struct httpc_options){.url = url, .timeout_ms = 200},
+			       pair_cb, &p);
+	p.req[1] = httpc_start(fx->client, &(struct httpc_options){.url = url, .timeout_ms = 200},
+			       never_cb, NULL);
+	event_base_dispatch(fx->base);
+	struct timeval tv = {0, 300000};
+	event_base_once(fx->base, -1, EV_TIMEOUT, break_cb, fx->base, &tv);
+	event_base_dispatch(fx->base);
+	assert_int_equal(p.calls, 1);
+	assert_int_equal(httpc_in_flight(fx->client), 0);
+}
+
 static void
 test_closed_mid_reply(void **state)
 {
@@ -628,6 +667,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_cancel_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_closes_connection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_callback_reentry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_finished_sibling, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_closed_mid_reply, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_with_requests_in_flight, setup, teardown),
 	};
