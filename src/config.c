@@ -70,6 +70,10 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"The longest a job waits behind jobs of already loaded models."},
 	[CONFIG_ALLOW_CPU] = {"ALLOW_CPU", NULL, "--allow-cpu", CONFIG_TYPE_BOOL, "false", 0, 0,
 		NULL, "", true, "Let a model that fits no GPU run on CPU (host memory)."},
+	[CONFIG_MAX_LOADED_MODELS] = {"MAX_LOADED_MODELS", NULL, "--max-loaded-models",
+		CONFIG_TYPE_INT, "0", 0, 1000, NULL, "", true,
+		"Most models resident at once on the Ollama server; match its OLLAMA_MAX_LOADED_MODELS "
+		"(0 = Ollama's default, 3 per GPU)."},
 	[CONFIG_NVML_LIB] = {"NVML_LIB", NULL, "--nvml-lib", CONFIG_TYPE_STRING, "", 0, 0, NULL, "",
 		false, "Path of libnvidia-ml; empty tries libnvidia-ml.so.1 then libnvidia-ml.so."},
 	[CONFIG_GPU_SOURCE] = {"GPU_SOURCE", NULL, "--gpu-source", CONFIG_TYPE_ENUM, "auto", 0, 0,

@@ -556,11 +556,14 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	    .keep_alive_ms = config_int(d->config, CONFIG_MODEL_KEEP_ALIVE) * 1000,
 	    .max_loads_in_flight = 1,
 	    .allow_cpu = config_bool(d->config, CONFIG_ALLOW_CPU) || d->cpu_only_mode,
+	    .max_loaded_models = (int)config_int(d->config, CONFIG_MAX_LOADED_MODELS),
 	};
 	if (d->budget_mode)
 		cfg.safety_margin_bytes = 0;
 	struct sched_gpu gpus[GPU_MAX_DEVICES];
 	size_t ngpus = engine_snapshot_gpus(e, gpus);
+	if (cfg.max_loaded_models == 0) /* Ollama's default: 3 per GPU */
+		cfg.max_loaded_models = 3 * (int)(ngpus > 0 ? ngpus : 1);
 
 	/* Models: those with waiting jobs, and those resident or busy. */
 	size_t nsum = queue_model_count(d->queue);

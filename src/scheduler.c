@@ -346,6 +346,47 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
 	return true;
 }
 
+/*
+ * The resident-model cap: the Ollama server evicts on its own beyond
+ * OLLAMA_MAX_LOADED_MODELS, so a load must wait until fewer models are resident.
+ * Returns true when one more may load. Otherwise, unless an unload is already under way,
+ * plans the unload of the least recently used idle model anywhere, and the load waits
+ * for a later decision.
+ */
+static bool
+sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
+		    struct sched_scratch *s, size_t nloads)
+{
+	int cap = snap->config->max_loaded_models;
+	size_t resident = nloads;
+	size_t victim = SIZE_MAX;
+	bool unloading = false;
+	if (cap <= 0)
+		return true;
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		if (m->residency == SCHED_UNLOADED)
+			continue;
+		resident++;
+		if (m->residency == SCHED_UNLOADING || s->models[i].gone)
+			unloading = true;
+		else if (m->residency == SCHED_LOADED && m->running == 0 &&
+			 s->models[i].queued == 0 &&
+			 (victim == SIZE_MAX ||
+			  m->last_used_ms < snap->models[victim].last_used_ms))
+			victim = i;
+	}
+	if (resident < (size_t)cap)
+		return true;
+	if (!unloading && victim != SIZE_MAX) {
+		s->models[victim].gone = true;
+		s->models[victim].frozen = true;
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, victim, snap->models[victim].gpu, 0,
+				SCHED_REASON_MAKE_ROOM);
+	}
+	return false;
+}
+
 /* Places one unloaded model with demand; see the file comment, step 3. */
 static void
 sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct sched_scratch *s,
@@ -603,8 +644,11 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 	load_slots =
 	    (cfg->max_loads_in_flight > 0 ? cfg->max_loads_in_flight : 1) - snap->loads_in_flight;
 	cpu_room = sched_bytes(snap->cpu_free_bytes);
-	for (size_t i = 0; i < ndemand; i++)
+	for (size_t i = 0; i < ndemand; i++) {
+		if (!sched_resident_room(snap, plan, s, nloads))
+			break;
 		sched_place(snap, plan, s, s->ranks[i].model, &load_slots, &nloads, &cpu_room);
+	}
 	for (size_t i = 0; i < nloads; i++)
 		sched_plan_push(plan, s->loads[i].type, s->loads[i].model, s->loads[i].gpu, 0,
 				s->loads[i].reason);

@@ -28,6 +28,7 @@ struct sched_config {
 	int64_t keep_alive_ms;	      /* MODEL_KEEP_ALIVE: idle models unload after this */
 	int max_loads_in_flight;      /* loads at once in all (Ollama serialises them: 1) */
 	bool allow_cpu;		      /* models that fit no GPU may run on CPU (host RAM) */
+	int max_loaded_models; /* resident models at most (the server evicts past it); 0 = no cap */
 };
 
 struct sched_gpu {

@@ -931,6 +931,38 @@ test_determinism(void **state)
 	assert_true(nonempty > 100); /* the random worlds do exercise the scheduler */
 }
 
+/* At the resident-model cap, the LRU idle model is unloaded first; the load waits. */
+static void
+test_resident_cap(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.max_loaded_models = 2;
+	size_t g = gpu_add(&w, 0, 24 * GIB);
+	size_t a = model_add(&w, "a", 1 * GIB);
+	size_t b = model_add(&w, "b", 1 * GIB);
+	size_t c = model_add(&w, "c", 1 * GIB);
+	model_loaded(&w, a, g, NOW - 5000);
+	model_loaded(&w, b, g, NOW - 9000);
+	model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* While that unload is under way, nothing more is evicted and nothing loads. */
+	w.models[b].residency = SCHED_UNLOADING;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* Once it is gone, c loads. */
+	w.models[b].residency = SCHED_UNLOADED;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
 int
 main(void)
 {
@@ -954,6 +986,7 @@ main(void)
 	    cmocka_unit_test(test_never_fits_does_not_block),
 	    cmocka_unit_test(test_invariants_random),
 	    cmocka_unit_test(test_determinism),
+	    cmocka_unit_test(test_resident_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
