@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "engine.h"
 #include "gpu.h"
+#include "gpu-policy.h"
 #include "http-util.h"
 #include "monitor.h"
 #include "queue.h"
@@ -30,6 +31,30 @@ api_status_counts(const int64_t *by_status)
 	return o;
 }
 
+/* {"model": {"complete": n, ...}} from the store, as a sorted array with every status
+ * and the model's load count. Steals per_model. */
+static json_t *
+api_stats_per_model(struct daemon *d, json_t *per_model)
+{
+	json_t *list = json_array();
+	const char *name;
+	json_t *counts;
+	json_object_foreach(per_model, name, counts)
+	{
+		json_t *o = json_pack("{s:s}", "model", name);
+		for (int s = 0; s < JOB_NSTATUSES; s++) {
+			json_t *n = json_object_get(counts, job_status_name((enum job_status)s));
+			json_object_set_new(o, job_status_name((enum job_status)s),
+					    json_integer(n != NULL ? json_integer_value(n) : 0));
+		}
+		const struct registry_model *rm = registry_find(d->registry, name);
+		json_object_set_new(o, "loads", json_integer(rm != NULL ? rm->load_count : 0));
+		json_array_append_new(list, o);
+	}
+	json_decref(per_model);
+	return list;
+}
+
 /* The GPUs as the scheduler sees them: telemetry, or the budget. */
 static json_t *
 api_stats_gpus(struct daemon *d)
@@ -45,6 +70,11 @@ api_stats_gpus(struct daemon *d)
 				    (json_int_t)(models < budget ? budget - models : 0),
 				    "memory_models_bytes", (json_int_t)models, "memory_other_bytes",
 				    (json_int_t)0));
+		json_object_set_new(json_array_get(list, 0), "state",
+				    json_string(gpu_policy_state_name(d->policy, 0)));
+		json_object_set_new(
+		    json_array_get(list, 0), "memory_reserved_bytes",
+		    json_integer((json_int_t)gpu_policy_reserved_bytes(d->policy, 0)));
 		return list;
 	}
 	for (size_t i = 0; i < gpu_monitor_count(d->gpus); i++) {
@@ -53,7 +83,8 @@ api_stats_gpus(struct daemon *d)
 		json_t *o = json_object();
 		json_object_set_new(o, "index", json_integer(dev->index));
 		json_object_set_new(o, "name", json_string(dev->name));
-		json_object_set_new(o, "state", json_string(gpu_device_state_name(dev->state)));
+		json_object_set_new(o, "state",
+				    json_string(gpu_policy_state_name(d->policy, (int)dev->index)));
 		const struct {
 			const char *key;
 			uint32_t bit;
@@ -110,8 +141,7 @@ api_stats(struct evhttp_request *req, const char *path, void *arg)
 			    json_pack("{s:I,s:o,s:o}", "total", (json_int_t)counts.total,
 				      "by_status", api_status_counts(counts.by_status),
 				      "by_priority", by_priority));
-	json_object_set_new(o, "per_model",
-			    counts.per_model != NULL ? counts.per_model : json_object());
+	json_object_set_new(o, "per_model", api_stats_per_model(d, counts.per_model));
 	json_object_set_new(o, "loads", json_integer(ec.loads));
 	json_object_set_new(o, "unloads", json_integer(ec.unloads));
 	json_object_set_new(o, "load_failures", json_integer(ec.load_failures));
@@ -138,7 +168,9 @@ api_health(struct evhttp_request *req, const char *path, void *arg)
 	json_object_set_new(o, "uptime_s", json_integer(daemon_uptime_s(d)));
 	json_object_set_new(o, "gpu_telemetry", json_string(telemetry));
 	json_object_set_new(o, "gpu_telemetry_reason", reason ? json_string(reason) : json_null());
-	json_object_set_new(o, "gpu_count", json_integer((json_int_t)gpu_monitor_count(d->gpus)));
+	json_object_set_new(
+	    o, "gpu_count",
+	    json_integer(d->budget_mode ? 1 : (json_int_t)gpu_monitor_count(d->gpus)));
 	json_object_set_new(o, "monitoring", json_boolean(gpu_monitor_is_running(d->gpus)));
 	json_object_set_new(o, "servers", json_pack("[o]", monitor_server_json(d->monitor)));
 	vd_http_reply_json(req, 200, o);

@@ -645,8 +645,10 @@ config_load(struct config *cfg, int argc, char **argv, char **envp, bool *help, 
 		rc = config_text_into(tmp, text, config_path, cause);
 	if (rc == 0)
 		rc = config_env_into(tmp, envp, cause);
+	bool seen_help = false, seen_version = false; /* reported by the first pass */
 	if (rc == 0)
-		rc = config_args(tmp, argc, argv, &config_path, NULL, NULL, cause);
+		rc = config_args(tmp, argc, argv, &config_path, help ? &seen_help : NULL,
+				 version ? &seen_version : NULL, cause);
 	if (rc == 0)
 		rc = config_check_order(tmp, cause);
 	free(text);

@@ -26,6 +26,9 @@ void gpu_policy_on_sample(struct gpu_policy *p);
 /* Scheduling inputs for the GPU with this provider index. */
 double gpu_policy_speed(const struct gpu_policy *p, int gpu);	   /* 1.0 .. 0.0 */
 bool gpu_policy_accepts_work(const struct gpu_policy *p, int gpu); /* not paused/unavailable */
+/* The GPU's state name: "OPTIMAL", "NORMAL", "THROTTLED", "CRITICAL" or "UNAVAILABLE"
+ * (static string). */
+const char *gpu_policy_state_name(const struct gpu_policy *p, int gpu);
 /* Reserved bytes not yet visible as used memory on that GPU. */
 uint64_t gpu_policy_reserved_bytes(const struct gpu_policy *p, int gpu);
 

@@ -400,16 +400,18 @@ registry_model_to_json(const struct registry_model *m)
 	json_t *o = json_object();
 	json_object_set_new(o, "name", json_string(m->name));
 	json_object_set_new(o, "installed", json_boolean(m->installed));
-	json_object_set_new(o, "file_bytes", json_integer((json_int_t)m->file_bytes));
 	json_object_set_new(o, "family", registry_opt_string(m->family));
 	json_object_set_new(o, "parameter_size", registry_opt_string(m->parameter_size));
-	json_object_set_new(o, "quantization", registry_opt_string(m->quantization));
+	json_object_set_new(o, "quantization_level", registry_opt_string(m->quantization));
 	json_object_set_new(o, "capabilities", caps);
+	json_object_set_new(o, "file_size_bytes", json_integer((json_int_t)m->file_bytes));
 	json_object_set_new(o, "estimate_bytes", json_integer((json_int_t)m->estimate_bytes));
 	json_object_set_new(o, "measured_bytes",
 			    m->measured ? json_integer((json_int_t)m->measured_bytes)
 					: json_null());
 	json_object_set_new(o, "footprint_bytes", json_integer((json_int_t)registry_footprint(m)));
+	json_object_set_new(o, "footprint_source",
+			    json_string(m->measured ? "measured" : "estimate"));
 	json_object_set_new(o, "nvml_delta_bytes",
 			    m->nvml_delta_bytes >= 0 ? json_integer(m->nvml_delta_bytes)
 						     : json_null());
@@ -417,14 +419,16 @@ registry_model_to_json(const struct registry_model *m)
 			    : m->size_vram_bytes == 0		 ? "cpu"
 			    : m->size_vram_bytes < m->size_bytes ? "gpu+cpu"
 								 : "gpu";
-	json_object_set_new(o, "residency",
-			    json_pack("{s:b,s:s,s:I,s:I}", "loaded", m->loaded, "on", where,
-				      "size_bytes", (json_int_t)m->size_bytes, "size_vram_bytes",
-				      (json_int_t)m->size_vram_bytes));
-	json_object_set_new(o, "load_stats",
-			    json_pack("{s:I,s:I,s:f}", "count", (json_int_t)m->load_count,
-				      "last_ms", (json_int_t)m->load_ms_last, "mean_ms",
-				      m->load_ms_mean));
+	json_object_set_new(o, "loaded", json_boolean(m->loaded));
+	json_object_set_new(o, "placement", m->loaded ? json_string(where) : json_null());
+	json_object_set_new(o, "size_bytes", json_integer((json_int_t)m->size_bytes));
+	json_object_set_new(o, "size_vram_bytes", json_integer((json_int_t)m->size_vram_bytes));
+	bool loaded_once = m->load_count > 0;
+	json_object_set_new(
+	    o, "load_stats",
+	    json_pack("{s:I,s:o,s:o}", "count", (json_int_t)m->load_count, "last_ms",
+		      loaded_once ? json_integer(m->load_ms_last) : json_null(), "mean_ms",
+		      loaded_once ? json_real(m->load_ms_mean) : json_null()));
 	return o;
 }
 

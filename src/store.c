@@ -572,6 +572,8 @@ store_counts(struct store *st, struct store_counts *out, char **cause)
 			out->by_status[st_idx] += n;
 		if (prio >= 0)
 			out->by_priority[prio] += n;
+		if (prio >= 0 && st_idx >= 0)
+			out->by_priority_status[prio][st_idx] += n;
 		json_t *m = json_object_get(out->per_model, model != NULL ? model : "");
 		if (m == NULL) {
 			m = json_object();

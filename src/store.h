@@ -82,6 +82,7 @@ struct store_counts {
 	int64_t total;
 	int64_t by_status[JOB_NSTATUSES];
 	int64_t by_priority[JOB_NPRIORITIES];
+	int64_t by_priority_status[JOB_NPRIORITIES][JOB_NSTATUSES];
 	json_t *per_model; /* owned: {"model": {"queued": n, "complete": n, ...}, ...} */
 };
 /* Fills out (free per_model with json_decref). Returns 0 or a negative errno + *cause. */

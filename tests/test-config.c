@@ -338,11 +338,28 @@ test_docs_list_every_key(void **state)
 	free(doc);
 }
 
+/* --help and --version are reported, not rejected, even among other flags. */
+static void
+test_help_flag(void **state)
+{
+	(void)state;
+	char *argv[] = {"vramd", "--queue-max-size", "5", "--help", NULL};
+	struct config *cfg = config_new();
+	bool help = false, version = false;
+	char *cause = NULL;
+	assert_int_equal(config_load(cfg, 4, argv, empty_env, &help, &version, &cause), 0);
+	assert_true(help);
+	assert_false(version);
+	assert_int_equal(config_int(cfg, CONFIG_QUEUE_MAX_SIZE), 5);
+	config_free(cfg);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_help_flag),
 	    cmocka_unit_test(test_precedence),
 	    cmocka_unit_test(test_validation_messages),
 	    cmocka_unit_test(test_file_errors),

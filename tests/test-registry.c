@@ -223,8 +223,9 @@ test_capabilities_and_json(void **state)
 	assert_true(json_is_null(json_object_get(j, "measured_bytes")));
 	assert_int_equal(json_integer_value(json_object_get(j, "footprint_bytes")),
 			 (json_int_t)llava->estimate_bytes);
-	assert_string_equal(
-	    json_string_value(json_object_get(json_object_get(j, "residency"), "on")), "none");
+	assert_true(json_is_false(json_object_get(j, "loaded")));
+	assert_true(json_is_null(json_object_get(j, "placement")));
+	assert_string_equal(json_string_value(json_object_get(j, "footprint_source")), "estimate");
 	json_decref(j);
 
 	/* Many models: the table grows and every one is still found. */
