@@ -379,8 +379,8 @@ main(int argc, char **argv)
 	if (a.state != NULL && sim_hw_open_state(&sm.hw, a.state, &cause) < 0)
 		goto out_usage;
 
-	char *addr;
-	uint16_t port;
+	char *addr = NULL;
+	uint16_t port = 0;
 	if (sim_split_listen(a.listen, &addr, &port, &cause) < 0)
 		goto out_usage;
 

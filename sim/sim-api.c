@@ -710,8 +710,8 @@ sim_handle_generate_or_chat(struct evhttp_request *req, struct sim_api *api, boo
 		return;
 	const char *st = chat ? "ChatRequest" : "GenerateRequest";
 	char *cause = NULL;
-	const char *model_name, *prompt = "", *system = "", *suffix = "";
-	bool stream, raw = false;
+	const char *model_name = "", *prompt = "", *system = "", *suffix = "";
+	bool stream = true, raw = false;
 	struct vd_buf text;
 	vd_buf_init(&text, SIM_API_BODY_HARD);
 	if (sim_get_string(body, "model", st, &model_name, "", &cause) < 0 ||
@@ -734,7 +734,7 @@ sim_handle_generate_or_chat(struct evhttp_request *req, struct sim_api *api, boo
 			json_t *msg;
 			json_array_foreach(msgs, i, msg)
 			{
-				const char *role, *content;
+				const char *role = "", *content = "";
 				if (!json_is_object(msg)) {
 					sim_type_error(&cause, msg, st, "messages", "api.Message");
 					goto out_bad;
@@ -827,7 +827,7 @@ sim_handle_embed_common(struct evhttp_request *req, struct sim_api *api, bool le
 		return;
 	const char *st = legacy ? "EmbeddingRequest" : "EmbedRequest";
 	char *cause = NULL;
-	const char *model_name, *prompt = "";
+	const char *model_name = "", *prompt = "";
 	json_t *inputs = json_array();
 	if (sim_get_string(body, "model", st, &model_name, "", &cause) < 0)
 		goto out_bad;
@@ -985,7 +985,7 @@ sim_handle_show(struct evhttp_request *req, const char *path, void *arg)
 	if (!sim_parse_body(api, req, &body))
 		return;
 	char *cause = NULL;
-	const char *model_name, *legacy_name;
+	const char *model_name = "", *legacy_name = "";
 	if (sim_get_string(body, "model", "ShowRequest", &model_name, "", &cause) < 0 ||
 	    sim_get_string(body, "name", "ShowRequest", &legacy_name, "", &cause) < 0) {
 		vd_http_reply_error(req, 400, "%s", cause);
