@@ -560,6 +560,9 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	};
 	if (d->budget_mode)
 		cfg.safety_margin_bytes = 0;
+	/* With telemetry, nothing is decided before the first sample says what is free. */
+	if (!d->budget_mode && !d->cpu_only_mode && gpu_monitor_sample_count(d->gpus) == 0)
+		return;
 	struct sched_gpu gpus[GPU_MAX_DEVICES];
 	size_t ngpus = engine_snapshot_gpus(e, gpus);
 	if (cfg.max_loaded_models == 0) /* Ollama's default: 3 per GPU */
@@ -609,8 +612,12 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	    .cpu_free_bytes = host != NULL && host->valid ? host->available_bytes : 0,
 	    .loads_in_flight = e->loads_in_flight,
 	};
-	/* Jobs whose model fits nowhere, ever, fail now rather than wait forever. */
-	for (size_t i = 0; i < n; i++) {
+	/* Jobs whose model fits nowhere, ever, fail now rather than wait forever; judged
+	 * only once every GPU's memory is known. */
+	bool totals_known = true;
+	for (size_t g = 0; g < ngpus; g++)
+		totals_known = totals_known && gpus[g].total_bytes > 0;
+	for (size_t i = 0; i < n && totals_known; i++) {
 		if (models[i].residency == SCHED_UNLOADED &&
 		    models[i].queued[0] + models[i].queued[1] + models[i].queued[2] > 0 &&
 		    !sched_model_can_ever_fit(&snap, i)) {
