@@ -1,0 +1,119 @@
+"""300 random jobs over the ten models of ollama-sim's catalogue on one simulated
+8 GiB GPU, through vramd with the simulated NVML: mixed kinds (generate, chat,
+embed, as each model allows) and priorities. Every job completes with a result of
+its kind, ollama-sim counts zero out-of-memory load failures, and vramd batches
+jobs per model so there are far fewer loads than jobs. The second test raises
+another process's memory on the GPU to 3 GiB in the middle of the run."""
+
+import os
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import http_json, run_tests, start_sim  # noqa: E402
+from vramd_harness import (check_result, new_rng, random_job, start_vramd,  # noqa: E402
+                           wait_models_known, wait_ready)
+
+JOBS = 300
+
+
+def run_random(other_mb_mid_run):
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
+    v = start_vramd(sim)
+    try:
+        wait_ready(v)
+        rng = new_rng()
+        bodies = [random_job(rng) for _ in range(JOBS)]
+        ids = []
+        for i, body in enumerate(bodies):
+            ids.append(v.submit_ok(body))
+            if other_mb_mid_run and i == JOBS // 3:
+                status, reply = http_json("POST", sim.url + "/sim/gpu/0",
+                                          json_body={"other_mb": other_mb_mid_run})
+                assert status == 200, (status, reply)
+        assert len(set(ids)) == JOBS, "job ids are not unique"
+        jobs = v.wait_all_final(ids, timeout=240)
+        failed = [j for j in jobs.values() if j["status"] != "complete"]
+        assert not failed, "%d jobs did not complete, e.g. %r" % (len(failed), failed[0])
+        for jid, body in zip(ids, bodies):
+            job = v.job(jid)
+            assert job["model"] == body["model"], (job, body)
+            assert job["priority"] == body["priority"], (job, body)
+            check_result(job)
+        counters = sim.state()["counters"]
+        print("sim counters:", counters)
+        # The central promise: vramd never makes Ollama load a model that does not fit.
+        assert counters["oom_failures"] == 0, counters
+        assert counters["rejected_503"] == 0, counters
+        # Batching: jobs of one model run together, so loads are far fewer than jobs.
+        assert 1 <= counters["loads"] <= JOBS // 4, counters
+        stats = v.stats()
+        assert stats["jobs"]["by_status"]["complete"] == JOBS, stats["jobs"]
+        assert stats["load_failures"] == 0, stats
+        if other_mb_mid_run:
+            gpu = sim.state()["gpus"][0]
+            assert gpu["used_by_others"] >= other_mb_mid_run * (1 << 20), gpu
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        sim.stop()
+
+
+def test_random_jobs_all_complete_without_oom():
+    run_random(0)
+
+
+def test_random_jobs_with_other_process_memory_mid_run():
+    run_random(3072)
+
+
+def test_jobs_submitted_before_first_gpu_sample_run():
+    """BUG (src/engine.c, engine_decide_cb): a job submitted in the first second
+    after vramd starts, before the GPU monitor's first NVML sample, fails at once
+    with "model X needs about N of VRAM, more than any GPU can give it", because
+    engine_snapshot_gpus() reports the GPU with total_bytes 0 (or no GPU at all)
+    and sched_model_can_ever_fit() then says no. Such jobs should wait for the
+    first sample instead."""
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
+    v = start_vramd(sim)
+    try:
+        wait_models_known(v)
+        ids = [v.submit_ok({"model": m, "prompt": "hi"})
+               for m in ("qwen2.5:0.5b", "smollm:360m", "phi3:mini")]
+        jobs = v.wait_all_final(ids, timeout=60)
+        for jid in ids:
+            assert jobs[jid]["status"] == "complete", jobs[jid]
+    finally:
+        v.stop()
+        sim.stop()
+
+
+def test_unloads_are_confirmed_without_waiting_out_the_timeout():
+    """BUG (src/registry.c, registry_end_ps / registry_observe_unloaded): a model
+    that /api/ps no longer lists is marked unloaded but its observed_at_ms is not
+    updated, so engine_confirm_unloads() (src/engine.c) never sees
+    observed_at_ms >= unload_replied_ms and every unload waits out
+    ENGINE_UNLOAD_CONFIRM_MS (5 s) with "still listed by /api/ps 5000 ms after its
+    unload" although ollama-sim unloaded the model at once. Loads that need room
+    stall 5 s each. The fix: stamp observed_at_ms (or a registry-wide /api/ps
+    time) for models found missing too."""
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
+    v = start_vramd(sim)
+    try:
+        wait_ready(v)
+        # Four models whose footprints (about 7.9 GB) do not fit 8 GiB minus the
+        # 1 GiB margin: the fourth needs an unload.
+        for model in ("phi3:mini", "qwen2.5:1.5b", "gemma:2b", "llama3.2:1b", "phi3:mini"):
+            job = v.wait_final(v.submit_ok({"model": model, "prompt": "hi"}), timeout=60)
+            assert job["status"] == "complete", job
+        assert sim.state()["counters"]["unloads"] >= 1, sim.state()["counters"]
+        log = v.proc.log_text()
+        assert "still listed by /api/ps" not in log, "unload confirmation timed out:\n" + "\n".join(
+            line for line in log.splitlines() if "still listed" in line)
+    finally:
+        v.stop()
+        sim.stop()
+
+
+if __name__ == "__main__":
+    run_tests(globals())
