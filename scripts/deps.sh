@@ -4,7 +4,7 @@
 # the exact apt-get line and stops.
 
 VD_BUILD_PACKAGES="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libcmocka-dev python3 curl"
-VD_TEST_PACKAGES="$VD_BUILD_PACKAGES clang clang-format nodejs npm"
+VD_TEST_PACKAGES="$VD_BUILD_PACKAGES clang clang-format"
 
 vd_ensure_packages() {
 	local missing=()
@@ -20,4 +20,13 @@ vd_ensure_packages() {
 	echo "Installing missing Debian packages: ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# node and npm (for the official ollama npm client test): any installation on PATH will
+# do (nodesource's nodejs bundles npm); otherwise Debian's nodejs and npm.
+vd_ensure_node() {
+	if command -v node >/dev/null && command -v npm >/dev/null; then
+		return 0
+	fi
+	vd_ensure_packages nodejs npm
 }

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 vd_ensure_packages $VD_TEST_PACKAGES
+vd_ensure_node
 
 build=${VRAMD_TEST_BUILD_DIR:-build-test}
 cmake -S . -B "$build" -DVRAMD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
