@@ -38,6 +38,19 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_GET, "/api/stats", false, api_stats},
     {VD_HTTP_GET | VD_HTTP_HEAD, "/api/health", false, api_health},
     {VD_HTTP_GET, "/api/models", false, api_models},
+    {VD_HTTP_GET, "/api/gpu/status", false, api_gpu_status},
+    {VD_HTTP_GET, "/api/gpu/status/all", false, api_gpu_status_all},
+    {VD_HTTP_GET, "/api/gpu/metrics", false, api_gpu_metrics},
+    {VD_HTTP_GET, "/api/gpu/metrics/history", false, api_gpu_history},
+    {VD_HTTP_GET, "/api/gpu/temperature/trend", false, api_gpu_trend},
+    {VD_HTTP_GET, "/api/gpu/memory/available", false, api_gpu_memory},
+    {VD_HTTP_GET, "/api/gpu/throttle/status", false, api_gpu_throttle},
+    {VD_HTTP_POST, "/api/gpu/memory/allocate", false, api_gpu_allocate},
+    {VD_HTTP_POST, "/api/gpu/memory/deallocate", false, api_gpu_deallocate},
+    {VD_HTTP_POST, "/api/gpu/monitoring/start", false, api_gpu_monitoring_start},
+    {VD_HTTP_POST, "/api/gpu/monitoring/stop", false, api_gpu_monitoring_stop},
+    {VD_HTTP_GET | VD_HTTP_PUT, "/api/gpu/config", false, api_gpu_config},
+    {VD_HTTP_GET, "/api/events", false, api_events},
 };
 
 static struct vd_http_router api_router = {

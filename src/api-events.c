@@ -1,0 +1,48 @@
+/*
+ * api-events.c: GET /api/events, the Server-Sent Events stream of the event bus
+ * (events.h, docs/api.md "GET /api/events"). The handler validates the query and hands
+ * the request to the bus, which owns the stream from then on.
+ *
+ * Parameters: types (comma-separated event types; all when absent) and heartbeat_ms
+ * (10-3600000; the bus's default, 15 s, when absent; for tests and proxies with short
+ * idle timeouts).
+ */
+#include "api.h"
+
+#include "daemon.h"
+#include "events.h"
+#include "gpu-policy.h"
+#include "http-util.h"
+#include "util.h"
+
+#include <stdlib.h>
+
+void
+api_events(struct evhttp_request *req, const char *path, void *arg)
+{
+	(void)path;
+	struct daemon *d = arg;
+	uint32_t mask;
+	char *cause = NULL;
+	char *types = vd_http_query_param(req, "types");
+	int rc = events_types_parse(types, &mask, &cause);
+	free(types);
+	if (rc < 0) {
+		vd_http_reply_error(req, 400, "%s", cause);
+		free(cause);
+		return;
+	}
+	int64_t heartbeat_ms = 0;
+	char *text = vd_http_query_param(req, "heartbeat_ms");
+	if (text != NULL) {
+		rc = vd_parse_int64(text, 10, 3600000, &heartbeat_ms, "heartbeat_ms", NULL);
+		free(text);
+		if (rc < 0) {
+			vd_http_reply_error(
+			    req, 400,
+			    "parameter 'heartbeat_ms' must be an integer between 10 and 3600000");
+			return;
+		}
+	}
+	events_add_client(gpu_policy_events(d->policy), req, mask, heartbeat_ms);
+}
