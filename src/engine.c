@@ -340,8 +340,8 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 		if (m->residency != SCHED_UNLOADING || m->unload_replied_ms == 0)
 			continue;
 		const struct registry_model *rm = registry_find(e->d->registry, m->name);
-		bool gone =
-		    rm == NULL || (!rm->loaded && rm->observed_at_ms >= m->unload_replied_ms);
+		bool gone = rm == NULL || (!rm->loaded && monitor_ps_fresh_since(e->d->monitor) >=
+							      m->unload_replied_ms);
 		bool late = now - m->unload_replied_ms > ENGINE_UNLOAD_CONFIRM_MS;
 		if (!gone && !late) {
 			monitor_refresh_ps(e->d->monitor);

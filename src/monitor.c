@@ -39,16 +39,21 @@ struct monitor {
 	int64_t last_ok_wall_ms;
 	int64_t next_probe_wall_ms;
 	int64_t backoff_ms;
+	int64_t chain_ps_sent_ms;   /* monotonic: when the chain's /api/ps was sent */
+	int64_t refresh_ps_sent_ms; /* monotonic: when the extra /api/ps was sent */
+	int64_t ps_fresh_since_ms;  /* monotonic: request time of the newest listing applied */
 };
 
 static void monitor_schedule(struct monitor *m, int64_t delay_ms);
 
 static void
 monitor_apply_ps(struct monitor *m, const struct backend_status *st,
-		 const struct backend_running_list *list)
+		 const struct backend_running_list *list, int64_t sent_ms)
 {
 	struct daemon *d = m->d;
 	if (st->error == BACKEND_OK) {
+		if (sent_ms > m->ps_fresh_since_ms)
+			m->ps_fresh_since_ms = sent_ms;
 		int64_t now = vd_now_mono_ms();
 		registry_begin_ps(d->registry);
 		for (size_t i = 0; i < list->n; i++)
@@ -69,7 +74,7 @@ monitor_chain_ps_cb(const struct backend_status *st, const struct backend_runnin
 {
 	struct monitor *m = arg;
 	m->probe = NULL;
-	monitor_apply_ps(m, st, list);
+	monitor_apply_ps(m, st, list, m->chain_ps_sent_ms);
 }
 
 /* An extra /api/ps (after a load or unload). */
@@ -79,7 +84,7 @@ monitor_refresh_ps_cb(const struct backend_status *st, const struct backend_runn
 {
 	struct monitor *m = arg;
 	m->ps_call = NULL;
-	monitor_apply_ps(m, st, list);
+	monitor_apply_ps(m, st, list, m->refresh_ps_sent_ms);
 }
 
 static void
@@ -114,6 +119,7 @@ monitor_tags_cb(const struct backend_status *st, const struct backend_model_list
 	} else {
 		vd_warn(MONITOR, "GET /api/tags failed: %s", st->message);
 	}
+	m->chain_ps_sent_ms = vd_now_mono_ms();
 	m->probe = backend_list_running(d->backend, monitor_chain_ps_cb, m);
 }
 
@@ -179,8 +185,10 @@ monitor_ps_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct monitor *m = arg;
-	if (m->ps_call == NULL && m->up)
+	if (m->ps_call == NULL && m->up) {
+		m->refresh_ps_sent_ms = vd_now_mono_ms();
 		m->ps_call = backend_list_running(m->d->backend, monitor_refresh_ps_cb, m);
+	}
 }
 
 struct monitor *
@@ -215,6 +223,12 @@ bool
 monitor_server_up(const struct monitor *m)
 {
 	return m->up;
+}
+
+int64_t
+monitor_ps_fresh_since(const struct monitor *m)
+{
+	return m->ps_fresh_since_ms;
 }
 
 bool

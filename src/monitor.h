@@ -25,6 +25,9 @@ void monitor_poll_now(struct monitor *m);
 void monitor_refresh_ps(struct monitor *m);
 
 bool monitor_server_up(const struct monitor *m);
+/* When the newest successful /api/ps listing was requested (monotonic ms; 0 if never):
+ * the registry's residency is at least that fresh. */
+int64_t monitor_ps_fresh_since(const struct monitor *m);
 /* Whether /api/tags has been read at least once (the model list is known). */
 bool monitor_models_known(const struct monitor *m);
 /* The server entry of GET /api/health. */
