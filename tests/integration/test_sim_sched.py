@@ -182,7 +182,7 @@ def test_cpu_only_node():
 
 
 def test_state_consistency_and_file():
-    sim = start_sim("--gpus", "16GiB,24GiB", "--seed", "7", state_file=True)
+    sim = start_sim("--gpus", "16GiB,24GiB", "--seed", "7", state_file=True, time_scale=1)
     try:
         shm = read_shm(sim.state_file)
         assert shm.magic == 0x4d495356 and shm.version == 1 and shm.ngpus == 2
@@ -200,11 +200,11 @@ def test_state_consistency_and_file():
         assert shm.gpus[1].used_by_models_bytes == m["size"]
         assert shm.gpus[1].nprocs == 1 and shm.gpus[1].procs[0].is_model_runner == 1
         assert shm.gpus[1].procs[0].pid == m["pid"]
-        # Utilization is 100 while generating (20000 tokens last long enough to see it
-        # even on a loaded machine).
+        # Utilization is 100 while generating (real time, so the generation lasts long
+        # enough to be seen even on a loaded machine).
         done = {}
         t = threading.Thread(target=lambda: done.update(r=gen(sim, "llama3.2:1b", prompt="x", stream=False,
-                                                              options={"num_predict": 20000})))
+                                                              options={"num_predict": 100})))
         sim2 = sim
         t.start()
         wait_until(lambda: sim2.state()["gpus"][1]["utilization"] == 100, 5)
