@@ -23,6 +23,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "events.h"
 #include "daemon.h"
 #include "gpu.h"
 #include "gpu-policy.h"
@@ -287,8 +288,11 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		vd_log(ENGINE, "loaded %s on %s in %lld ms", m->name,
 		       m->gpu == SCHED_GPU_CPU ? "CPU" : "GPU",
 		       (long long)(now - m->load_started_ms));
-		if (m->gpu >= 0)
-			vd_debug(ENGINE, "model %s is on GPU %d", m->name, m->gpu);
+		if (m->gpu == SCHED_GPU_CPU)
+			events_emit(gpu_policy_events(e->d->policy), "model_on_cpu",
+				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
+					      e->d->backend->url, "message",
+					      "no GPU can hold it; it runs on the CPU"));
 	} else {
 		m->residency = SCHED_UNLOADED;
 		e->counters.load_failures++;

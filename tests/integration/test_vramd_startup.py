@@ -2,6 +2,10 @@
 instead of being judged against unknown memory (they used to fail with "needs more
 VRAM than any GPU can give it"), and the budget and CPU-only modes run jobs too."""
 
+import http.client
+import json
+import time
+
 from harness import run_tests, start_sim, wait_until
 from vramd_harness import start_vramd, wait_models_known
 
@@ -49,8 +53,21 @@ def test_cpu_only_mode_runs_jobs_on_cpu():
     try:
         wait_models_known(v)
         assert v.health()["gpu_telemetry"] == "none"
+        # Follow the event stream, then submit: the load on CPU is announced.
+        conn = http.client.HTTPConnection("127.0.0.1", v.port, timeout=10)
+        conn.request("GET", "/api/events")
+        stream = conn.getresponse()
+        assert stream.status == 200
         jid = v.submit_ok({"model": "smollm:360m", "prompt": "hi", "options": {"num_predict": 4}})
         assert v.wait_final(jid)["status"] == "complete"
+        deadline = time.monotonic() + 10
+        event = None
+        while event is None and time.monotonic() < deadline:
+            line = stream.fp.readline().decode()
+            if line.startswith("data:") and "model_on_cpu" in line:
+                event = json.loads(line[5:])
+        conn.close()
+        assert event is not None and event["model"] == "smollm:360m", event
         placed = {m["name"]: m for m in sim.state()["models"]}
         assert placed["smollm:360m"]["placement"] == "cpu", placed
     finally:
