@@ -222,6 +222,16 @@ vd_http_send(struct evhttp_request *req, int status, const char *content_type, c
 	evbuffer_free(out);
 }
 
+json_t *
+vd_json_time_ms(int64_t wall_ms)
+{
+	if (wall_ms == 0)
+		return json_null();
+	char buf[48];
+	vd_format_rfc3339_utc(wall_ms * VD_NS_PER_MS, buf, sizeof(buf));
+	return json_string(buf);
+}
+
 char *
 vd_json_dumps_go(const json_t *value)
 {

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct evhttp_request;
 struct vd_buf;
@@ -71,6 +72,10 @@ void vd_http_reply_error(struct evhttp_request *req, int status, const char *fmt
 void vd_http_reply_text(struct evhttp_request *req, int status, const char *text);
 /* The standard reason phrase for a status ("Not Found"). */
 const char *vd_http_reason(int status);
+
+/* A wall-clock time in Unix ms as an RFC 3339 UTC string, or JSON null for 0 (the event
+ * has not happened). A new reference. */
+json_t *vd_json_time_ms(int64_t wall_ms);
 
 /*
  * Serialises a JSON value compactly with keys in insertion order, the way Go's

@@ -4,6 +4,7 @@
  */
 #include "job.h"
 
+#include "http-util.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -145,17 +146,6 @@ job_finish(struct job *job, enum job_status status, json_t *result, const char *
 	job->completed_at_ms = now_wall_ms;
 }
 
-/* Unix ms as an RFC 3339 UTC string, or JSON null for 0 (never happened). */
-static json_t *
-job_time_json(int64_t wall_ms)
-{
-	if (wall_ms == 0)
-		return json_null();
-	char buf[48];
-	vd_format_rfc3339_utc(wall_ms * VD_NS_PER_MS, buf, sizeof(buf));
-	return json_string(buf);
-}
-
 json_t *
 job_to_json(const struct job *job)
 {
@@ -169,9 +159,9 @@ job_to_json(const struct job *job)
 		json_object_set(o, "result", job->result);
 	if (job->error != NULL)
 		json_object_set_new(o, "error", json_string(job->error));
-	json_object_set_new(o, "submitted_at", job_time_json(job->submitted_at_ms));
-	json_object_set_new(o, "started_at", job_time_json(job->started_at_ms));
-	json_object_set_new(o, "completed_at", job_time_json(job->completed_at_ms));
+	json_object_set_new(o, "submitted_at", vd_json_time_ms(job->submitted_at_ms));
+	json_object_set_new(o, "started_at", vd_json_time_ms(job->started_at_ms));
+	json_object_set_new(o, "completed_at", vd_json_time_ms(job->completed_at_ms));
 	json_object_set_new(o, "metrics",
 			    json_pack("{s:I,s:I,s:I}", "wait_ms", (json_int_t)job->wait_ms,
 				      "load_ms", (json_int_t)job->load_ms, "run_ms",

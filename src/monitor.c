@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "log.h"
 #include "registry.h"
+#include "http-util.h"
 #include "util.h"
 
 #include <event2/event.h>
@@ -237,16 +238,6 @@ monitor_models_known(const struct monitor *m)
 	return m->models_known;
 }
 
-static json_t *
-monitor_time_json(int64_t wall_ms)
-{
-	if (wall_ms == 0)
-		return json_null();
-	char buf[48];
-	vd_format_rfc3339_utc(wall_ms * VD_NS_PER_MS, buf, sizeof(buf));
-	return json_string(buf);
-}
-
 json_t *
 monitor_server_json(const struct monitor *m)
 {
@@ -257,9 +248,9 @@ monitor_server_json(const struct monitor *m)
 	json_object_set_new(o, "consecutive_failures", json_integer(m->consecutive_failures));
 	json_object_set_new(o, "last_error",
 			    m->last_error ? json_string(m->last_error) : json_null());
-	json_object_set_new(o, "last_ok_at", monitor_time_json(m->last_ok_wall_ms));
+	json_object_set_new(o, "last_ok_at", vd_json_time_ms(m->last_ok_wall_ms));
 	json_object_set_new(o, "next_probe_at",
-			    m->up ? json_null() : monitor_time_json(m->next_probe_wall_ms));
+			    m->up ? json_null() : vd_json_time_ms(m->next_probe_wall_ms));
 	json_object_set_new(o, "models_known", json_boolean(m->models_known));
 	return o;
 }
