@@ -4,7 +4,7 @@
  * the request to the bus, which owns the stream from then on.
  *
  * Parameters: types (comma-separated event types; all when absent) and heartbeat_ms
- * (10-3600000; the bus's default, 15 s, when absent; for tests and proxies with short
+ * (1-3600000; the bus's default, 15 s, when absent; for tests and proxies with short
  * idle timeouts).
  */
 #include "api.h"
@@ -35,12 +35,12 @@ api_events(struct evhttp_request *req, const char *path, void *arg)
 	int64_t heartbeat_ms = 0;
 	char *text = vd_http_query_param(req, "heartbeat_ms");
 	if (text != NULL) {
-		rc = vd_parse_int64(text, 10, 3600000, &heartbeat_ms, "heartbeat_ms", NULL);
+		rc = vd_parse_int64(text, 1, 3600000, &heartbeat_ms, "heartbeat_ms", NULL);
 		free(text);
 		if (rc < 0) {
 			vd_http_reply_error(
 			    req, 400,
-			    "parameter 'heartbeat_ms' must be an integer between 10 and 3600000");
+			    "parameter 'heartbeat_ms' must be an integer between 1 and 3600000");
 			return;
 		}
 	}

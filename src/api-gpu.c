@@ -951,6 +951,25 @@ api_gpu_webhooks_parse(const json_t *v, char **csv, char **cause)
 	return 0;
 }
 
+/* Rewrites configuration key names in a config_set_many message into the API's. */
+static void
+api_gpu_cause_names(char **cause)
+{
+	for (size_t i = 0; i < VD_ARRAY_LEN(api_gpu_keys); i++) {
+		const struct api_gpu_key *k = &api_gpu_keys[i];
+		if (k->kind != API_KEY_CONFIG)
+			continue;
+		const char *name = config_def(k->key)->name;
+		char *at;
+		while ((at = strstr(*cause, name)) != NULL) {
+			char *next = xasprintf("%.*s'%s'%s", (int)(at - *cause), *cause, k->name,
+					       at + strlen(name));
+			free(*cause);
+			*cause = next;
+		}
+	}
+}
+
 static void
 api_gpu_config_put(struct evhttp_request *req, struct daemon *d)
 {
@@ -1013,6 +1032,7 @@ api_gpu_config_put(struct evhttp_request *req, struct daemon *d)
 			json_object_set(cfg, config_def(k->key)->name, v);
 	}
 	if (config_set_many(d->config, cfg, &changed, &cause) < 0) {
+		api_gpu_cause_names(&cause);
 		vd_http_reply_error(req, 400, "%s", cause);
 		goto out;
 	}

@@ -185,8 +185,15 @@ events_client_close_cb(struct evhttp_connection *evcon, void *arg)
 {
 	(void)evcon;
 	struct events_client *c = arg;
+	struct evhttp_request *req = c->req;
 	vd_debug(EVENTS, "SSE client left (%zu left)", c->ev->nclients - 1);
 	events_client_unlink(c);
+	/* When the client went away libevent has already detached the unfinished request
+	 * from the connection and leaves it to us: ending the reply frees it. When libevent
+	 * frees the connection itself (evhttp_free) the request is still attached and is
+	 * freed with it. */
+	if (evhttp_request_get_connection(req) == NULL)
+		evhttp_send_reply_end(req);
 }
 
 /* Disconnects a client ourselves: the stream ends without a proper last chunk. */
@@ -431,7 +438,7 @@ events_emit(struct events *ev, const char *type, json_t *payload)
 	const char *text = json_string_value(json_object_get(obj, "message"));
 	vd_log(EVENTS, "#%lld %s: %s", (long long)id, type, text != NULL ? text : type);
 
-	char *data = json_dumps(obj, JSON_COMPACT);
+	char *data = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12));
 	if (data != NULL) {
 		uint32_t bit = events_type_bit(type);
 		char *frame =

@@ -206,8 +206,12 @@ gpu_policy_memory(const struct gpu_policy *p, int gpu, struct gpu_policy_memory 
 							  : 0);
 	policy_other_bytes(dev, out->models_bytes, &out->other_bytes);
 	out->other_percent = 100.0 * (double)out->other_bytes / (double)out->total_bytes;
+	/* Memory the driver keeps for itself (NVML v2 "reserved") is never ours to give. */
+	uint64_t usable = out->total_bytes;
+	if ((s->valid & GPU_HAS_MEM_RESERVED) && s->mem_reserved_bytes < usable)
+		usable -= s->mem_reserved_bytes;
 	uint64_t limit = (uint64_t)config_int(cfg, CONFIG_MEMORY_LIMIT_MB) * MIB;
-	out->limit_bytes = limit > 0 && limit < out->total_bytes ? limit : out->total_bytes;
+	out->limit_bytes = limit > 0 && limit < usable ? limit : usable;
 	uint64_t unsatisfied = 0;
 	for (size_t i = 0; i < p->nres; i++)
 		if (p->res[i].gpu == gpu && !p->res[i].satisfied)
