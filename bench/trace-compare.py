@@ -170,6 +170,10 @@ def run_vramd(trace, schedule, scale, args, h, vh):
     stop = threading.Event()
     try:
         vh.wait_ready(v)
+        telemetry = v.health()["gpu_telemetry"]
+        if telemetry != "nvml":
+            raise SystemExit("vramd runs without the simulated NVML (%s); build the nvml "
+                             "target in %s" % (telemetry, os.environ["VRAMD_BUILD_DIR"]))
         t0 = time.monotonic()
         wall0 = time.time()
         mem = threading.Thread(target=other_memory_driver,
