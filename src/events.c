@@ -31,10 +31,12 @@
 #include <event2/keyvalq_struct.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define EVENTS_DEFAULT_HEARTBEAT_MS 15000
 #define EVENTS_DEFAULT_BACKLOG	    (256 * 1024)
 #define EVENTS_DEFAULT_RETRY_MS	    500
+#define EVENTS_DEFAULT_SNDBUF	    (64 * 1024)
 #define EVENTS_MAX_RETRY_MS	    30000
 #define EVENTS_WEBHOOK_TIMEOUT_MS   5000
 
@@ -80,6 +82,7 @@ struct events {
 	int64_t next_id;
 	int64_t heartbeat_ms;
 	size_t max_backlog;
+	int sndbuf; /* SO_SNDBUF of SSE sockets: bounds what the kernel holds per client */
 	int64_t retry_ms;
 	struct events_client *clients;
 	size_t nclients;
@@ -112,6 +115,7 @@ events_new(struct event_base *base, struct httpc *httpc, const struct config *cf
 	    events_env_int("VRAMD_SSE_HEARTBEAT_MS", EVENTS_DEFAULT_HEARTBEAT_MS, 10, 3600000);
 	ev->max_backlog =
 	    (size_t)events_env_int("VRAMD_SSE_MAX_BACKLOG", EVENTS_DEFAULT_BACKLOG, 1024, 1 << 30);
+	ev->sndbuf = (int)events_env_int("VRAMD_SSE_SNDBUF", EVENTS_DEFAULT_SNDBUF, 1024, 64 << 20);
 	ev->retry_ms = events_env_int("VRAMD_WEBHOOK_RETRY_MS", EVENTS_DEFAULT_RETRY_MS, 1,
 				      EVENTS_MAX_RETRY_MS);
 	ev->webhook_urls = xstrdup("");
@@ -251,6 +255,12 @@ events_add_client(struct events *ev, struct evhttp_request *req, uint32_t mask,
 	evhttp_add_header(headers, "Cache-Control", "no-cache");
 	evhttp_add_header(headers, "X-Accel-Buffering", "no");
 	evhttp_send_reply_start(req, 200, "OK");
+	/* The kernel may otherwise buffer megabytes for a client that does not read,
+	 * hiding it from the backlog check. */
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &ev->sndbuf, sizeof(ev->sndbuf));
 	evhttp_connection_set_closecb(c->evcon, events_client_close_cb, c);
 	int64_t period = heartbeat_ms > 0 ? heartbeat_ms : ev->heartbeat_ms;
 	c->heartbeat = event_new(ev->base, -1, EV_PERSIST, events_heartbeat_cb, c);

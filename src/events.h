@@ -17,8 +17,8 @@
  * other components emit through events_emit().
  *
  * Environment (for tests): VRAMD_SSE_HEARTBEAT_MS (default 15000),
- * VRAMD_SSE_MAX_BACKLOG (bytes, default 262144), VRAMD_WEBHOOK_RETRY_MS (first
- * backoff, default 500).
+ * VRAMD_SSE_MAX_BACKLOG (bytes, default 262144), VRAMD_SSE_SNDBUF (SO_SNDBUF of SSE
+ * sockets, default 65536), VRAMD_WEBHOOK_RETRY_MS (first backoff, default 500).
  */
 #ifndef VRAMD_EVENTS_H
 #define VRAMD_EVENTS_H
