@@ -71,6 +71,25 @@ vd_http_route_matches(const struct vd_http_route *r, const char *path)
 	return strcmp(path, r->path) == 0;
 }
 
+/* Adds "Allow: GET, POST" for a VD_HTTP_* mask, as a 405 reply should carry. */
+static void
+vd_http_add_allow(struct evhttp_request *req, int methods)
+{
+	static const struct {
+		int bit;
+		const char *name;
+	} names[] = {{VD_HTTP_GET, "GET"},	 {VD_HTTP_HEAD, "HEAD"},
+		     {VD_HTTP_POST, "POST"},	 {VD_HTTP_PUT, "PUT"},
+		     {VD_HTTP_DELETE, "DELETE"}, {VD_HTTP_OPTIONS, "OPTIONS"}};
+	char allow[64] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < VD_ARRAY_LEN(names); i++)
+		if (methods & names[i].bit)
+			n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "",
+					      names[i].name);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+}
+
 void
 vd_http_router_cb(struct evhttp_request *req, void *arg)
 {
@@ -83,21 +102,22 @@ vd_http_router_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	int method = vd_http_method(req);
-	bool path_known = false;
+	int allowed = 0;
 	for (size_t i = 0; i < router->nroutes; i++) {
 		const struct vd_http_route *r = &router->routes[i];
 		if (!vd_http_route_matches(r, path))
 			continue;
-		path_known = true;
+		allowed |= r->methods;
 		if (r->methods & method) {
 			r->handler(req, path, router->arg);
 			free(path);
 			return;
 		}
 	}
-	if (path_known)
+	if (allowed != 0) {
+		vd_http_add_allow(req, allowed);
 		router->method_not_allowed(req, path, router->arg);
-	else
+	} else
 		router->not_found(req, path, router->arg);
 	free(path);
 }
