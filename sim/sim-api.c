@@ -24,6 +24,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <sys/socket.h>
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,6 +51,7 @@ struct sim_req {
 	struct sim_job job;
 	bool job_submitted;
 	struct event *timer;
+	struct event *hangup; /* watches the client socket for EOF while we work */
 	int64_t slot_mono_ns;
 	int64_t prompt_tokens;
 	int64_t target_tokens;
@@ -325,6 +328,8 @@ sim_req_free(struct sim_req *r)
 	}
 	if (r->timer != NULL)
 		event_free(r->timer);
+	if (r->hangup != NULL)
+		event_free(r->hangup);
 	LIST_REMOVE(r, entry);
 	free(r->model_name);
 	free(r->prompt);
@@ -611,6 +616,38 @@ sim_req_error_cb(struct sim_job *job, void *arg)
 	free(msg);
 }
 
+/*
+ * libevent 2.1 stops reading a connection while its request is being handled, so a
+ * client that hangs up before any reply byte is written would go unnoticed (Ollama
+ * notices at once and frees the slot). This one-shot watch on the socket sees the EOF;
+ * closing the connection then runs sim_req_close_cb, which frees the request.
+ */
+static void
+sim_req_hangup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct sim_req *r = arg;
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+		return; /* pipelined bytes, not a hangup: stop watching */
+	struct evhttp_connection *conn =
+	    r->req != NULL ? evhttp_request_get_connection(r->req) : NULL;
+	if (conn != NULL)
+		evhttp_connection_free(conn);
+}
+
+static void
+sim_req_watch_hangup(struct sim_req *r, struct evhttp_connection *conn)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+	if (fd < 0)
+		return;
+	r->hangup = event_new(r->api->base, fd, EV_READ, sim_req_hangup_cb, r);
+	event_add(r->hangup, NULL);
+}
+
 static struct sim_req *
 sim_req_new(struct sim_api *api, struct evhttp_request *req, enum sim_req_kind kind)
 {
@@ -624,8 +661,10 @@ sim_req_new(struct sim_api *api, struct evhttp_request *req, enum sim_req_kind k
 	r->job.start_mono_ns = vd_now_mono_ns();
 	LIST_INSERT_HEAD(&api->live, r, entry);
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
-	if (conn != NULL)
+	if (conn != NULL) {
 		evhttp_connection_set_closecb(conn, sim_req_close_cb, r);
+		sim_req_watch_hangup(r, conn);
+	}
 	return r;
 }
 

@@ -274,6 +274,27 @@ def test_counters_count_requests():
     assert SIM.state()["counters"]["requests"] == before + 2
 
 
+def test_client_hangup_frees_the_slot():
+    # A non-streaming client that hangs up before any reply byte: the slot is freed at
+    # once, as Ollama does, not when the generation would have ended (minutes here:
+    # this sim runs 100 times slower than real time).
+    import socket
+    slow = start_sim("--gpus", "24GiB", time_scale=0.01)
+    try:
+        sock = socket.create_connection(("127.0.0.1", slow.port))
+        body = json.dumps({"model": "smollm:360m", "prompt": "x", "stream": False}).encode()
+        sock.sendall(b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+        def holders():
+            return sum(m["refcount"] + m["waiting"] for m in slow.state()["models"])
+        wait_until(lambda: holders() >= 1, 10, what="the request to take the runner")
+        sock.close()
+        # The model keeps loading; nothing holds it for the departed client.
+        wait_until(lambda: holders() == 0, 5, what="the request to be dropped after the hangup")
+    finally:
+        slow.proc.assert_clean_exit()
+
 def test_zz_clean_shutdown():
     SIM.proc.assert_clean_exit()
 
