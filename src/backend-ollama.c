@@ -3,9 +3,10 @@
  * Each operation is one or a few HTTP calls through httpc on the daemon's loop:
  *
  *   version         GET  /api/version
- *   list_installed  GET  /api/tags, then POST /api/show for each model whose capabilities
- *                   the tags reply does not carry (older servers). Answers are cached by
- *                   name and digest, so a model is shown once; if /api/show fails or has no
+ *   list_installed  GET  /api/tags, then POST /api/show for each model not seen before:
+ *                   its architecture (to size the KV cache) and, for older servers whose
+ *                   tags reply carries none, its capabilities. Answers are cached by name
+ *                   and digest, so a model is shown once; if /api/show fails or has no
  *                   capabilities, they are inferred from the family (bert-like: embedding).
  *   list_running    GET  /api/ps
  *   load            POST /api/generate {"model","keep_alive":-1,"options"} (success:
@@ -53,6 +54,7 @@ struct ollama_caps_entry {
 	char *key; /* "name@digest" */
 	unsigned caps;
 	bool reported;
+	struct backend_model_arch arch;
 };
 
 struct ollama {
@@ -342,6 +344,7 @@ ollama_caps_store(struct ollama *o, const struct backend_model_info *m)
 	}
 	e->caps = m->capabilities;
 	e->reported = m->capabilities_reported;
+	e->arch = m->arch;
 }
 
 static void
@@ -368,10 +371,15 @@ ollama_show_cb(const struct httpc_result *r, void *arg)
 	show->http = NULL;
 	if (r->error == HTTPC_OK && r->status == 200) {
 		int rc = ollama_parse_show_capabilities(r->body, r->body_len, &caps, &cause);
-		if (rc == 0) {
+		if (rc == 0 && !m->capabilities_reported) {
 			m->capabilities = caps;
 			m->capabilities_reported = true;
 		}
+		char *arch_cause = NULL;
+		if (ollama_parse_show_arch(r->body, r->body_len, &m->arch, &arch_cause) < 0)
+			vd_debug(MONITOR, "ollama at %s: /api/show %s: %s", call->o->b->url,
+				 m->name, arch_cause);
+		free(arch_cause);
 		/* Cached even without a list (older server): the family guess stands. */
 		if (rc == 0 || rc == -ENOENT)
 			ollama_caps_store(call->o, m);
@@ -395,12 +403,13 @@ ollama_tags_parsed(struct backend_call *call)
 	call->shows = xcalloc(call->list.n ? call->list.n : 1, sizeof(*call->shows));
 	for (size_t i = 0; i < call->list.n; i++) {
 		struct backend_model_info *m = &call->list.models[i];
-		if (m->capabilities_reported)
-			continue;
 		struct ollama_caps_entry *e = ollama_caps_find(o, m);
 		if (e) {
-			m->capabilities = e->caps;
-			m->capabilities_reported = e->reported;
+			if (!m->capabilities_reported) {
+				m->capabilities = e->caps;
+				m->capabilities_reported = e->reported;
+			}
+			m->arch = e->arch;
 			continue;
 		}
 		struct ollama_show *show = &call->shows[call->nshows++];

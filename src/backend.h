@@ -68,6 +68,16 @@ struct backend_status {
 #define BACKEND_CAP_THINKING   (1u << 4)
 #define BACKEND_CAP_INSERT     (1u << 5)
 
+/* A model's architecture from /api/show "model_info", enough to size its KV cache the
+ * way Ollama does; 0 where the server did not say. */
+struct backend_model_arch {
+	int64_t context_length;	  /* <arch>.context_length: the trained context */
+	int64_t block_count;	  /* <arch>.block_count: layers */
+	int64_t head_count;	  /* <arch>.attention.head_count */
+	int64_t head_count_kv;	  /* <arch>.attention.head_count_kv */
+	int64_t embedding_length; /* <arch>.embedding_length */
+};
+
 /* One installed model (/api/tags). Strings are owned by the list; "" when absent. */
 struct backend_model_info {
 	char *name;		  /* "llama3.2:latest" */
@@ -80,6 +90,7 @@ struct backend_model_info {
 	/* How capabilities were learnt: from the server (/api/tags or /api/show), or only
 	 * inferred from the family (bert-like families are embedding-only, others completion). */
 	bool capabilities_reported;
+	struct backend_model_arch arch; /* from /api/show (asked once per name and digest) */
 };
 
 struct backend_model_list {

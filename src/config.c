@@ -52,7 +52,7 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 	[CONFIG_VRAM_ESTIMATION_MULTIPLIER] = {"VRAM_ESTIMATION_MULTIPLIER",
 		"VRAM_ESTIMATION_MULTIPLIER", "--estimation-multiplier", CONFIG_TYPE_DOUBLE, "1.3",
 		0.1, 10, NULL, "", true,
-		"VRAM estimate of a never-loaded model: file size times this."},
+		"VRAM estimate of a never-loaded model: file size times this, plus its KV cache."},
 	[CONFIG_SCHEDULER_LOOP_INTERVAL] = {"SCHEDULER_LOOP_INTERVAL", "SCHEDULER_LOOP_INTERVAL",
 		"--loop-interval", CONFIG_TYPE_INT, "100", 1, 60000, NULL, "ms", false,
 		"The scheduler runs on every change and at least this often."},
@@ -70,6 +70,10 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"The longest a job waits behind jobs of already loaded models."},
 	[CONFIG_ALLOW_CPU] = {"ALLOW_CPU", NULL, "--allow-cpu", CONFIG_TYPE_BOOL, "false", 0, 0,
 		NULL, "", true, "Let a model that fits no GPU run on CPU (host memory)."},
+	[CONFIG_OLLAMA_CONTEXT_LENGTH] = {"OLLAMA_CONTEXT_LENGTH", NULL, "--ollama-context-length",
+		CONFIG_TYPE_INT, "0", 0, 16777216, NULL, "tokens", true,
+		"The server's default num_ctx, for sizing KV caches; match its OLLAMA_CONTEXT_LENGTH "
+		"(0 = Ollama's VRAM tier: 4096, 32768 from 23 GiB, 262144 from 47 GiB)."},
 	[CONFIG_MAX_LOADED_MODELS] = {"MAX_LOADED_MODELS", NULL, "--max-loaded-models",
 		CONFIG_TYPE_INT, "0", 0, 1000, NULL, "", true,
 		"Most models resident at once on the Ollama server; match its OLLAMA_MAX_LOADED_MODELS "

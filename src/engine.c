@@ -231,6 +231,25 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 	return n;
 }
 
+/*
+ * Tells the registry what context and parallelism loads get, so estimates include the
+ * KV cache: OLLAMA_CONTEXT_LENGTH, or Ollama's own default tier from the total VRAM.
+ */
+static void
+engine_size_kv_caches(struct engine *e, const struct sched_gpu *gpus, size_t ngpus)
+{
+	struct config *cfg = e->d->config;
+	int64_t num_ctx = config_int(cfg, CONFIG_OLLAMA_CONTEXT_LENGTH);
+	if (num_ctx == 0) {
+		uint64_t total = 0;
+		for (size_t i = 0; i < ngpus; i++)
+			total += gpus[i].total_bytes;
+		num_ctx = total >= 47 * VD_GIB ? 262144 : total >= 23 * VD_GIB ? 32768 : 4096;
+	}
+	registry_set_context(e->d->registry, num_ctx,
+			     config_int(cfg, CONFIG_MAX_CONCURRENT_PER_MODEL));
+}
+
 /* --- Acting ---------------------------------------------------------------------------- */
 
 static int
@@ -571,6 +590,7 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	size_t ngpus = engine_snapshot_gpus(e, gpus);
 	if (cfg.max_loaded_models == 0) /* Ollama's default: 3 per GPU */
 		cfg.max_loaded_models = 3 * (int)(ngpus > 0 ? ngpus : 1);
+	engine_size_kv_caches(e, gpus, ngpus);
 
 	/* Models: those with waiting jobs, and those resident or busy. */
 	size_t nsum = queue_model_count(d->queue);

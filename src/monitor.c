@@ -109,6 +109,9 @@ monitor_tags_cb(const struct backend_status *st, const struct backend_model_list
 				caps |= REGISTRY_CAP_VISION;
 			registry_set_installed(d->registry, mi->name, mi->size_bytes, mi->family,
 					       mi->parameter_size, mi->quantization_level, caps);
+			registry_set_arch(d->registry, mi->name, mi->arch.context_length,
+					  mi->arch.block_count, mi->arch.head_count,
+					  mi->arch.head_count_kv, mi->arch.embedding_length);
 		}
 		size_t gone = registry_end_tags(d->registry);
 		if (!m->models_known)

@@ -200,6 +200,47 @@ ollama_parse_show_capabilities(const char *body, size_t len, unsigned *caps, cha
 	return rc;
 }
 
+/* A model_info number, or the largest element of an array of numbers; 0 if absent. */
+static int64_t
+ollama_info_i64(const json_t *info, const char *arch, const char *suffix)
+{
+	char key[128];
+	snprintf(key, sizeof(key), "%s.%s", arch, suffix);
+	const json_t *v = json_object_get(info, key);
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+	int64_t max = 0;
+	size_t i;
+	const json_t *e;
+	if (json_is_array(v))
+		json_array_foreach(v, i, e) if (json_is_integer(e) && json_integer_value(e) > max)
+		    max = json_integer_value(e);
+	return max;
+}
+
+int
+ollama_parse_show_arch(const char *body, size_t len, struct backend_model_arch *arch, char **cause)
+{
+	memset(arch, 0, sizeof(*arch));
+	json_t *root = ollama_load_object(body, len, cause);
+	if (!root)
+		return -EINVAL;
+	int rc = 0;
+	json_t *info = json_object_get(root, "model_info");
+	const char *name = json_string_value(json_object_get(info, "general.architecture"));
+	if (!json_is_object(info) || name == NULL || strlen(name) > 64) {
+		rc = vd_fail(cause, -ENOENT, "reply has no model_info with general.architecture");
+	} else {
+		arch->context_length = ollama_info_i64(info, name, "context_length");
+		arch->block_count = ollama_info_i64(info, name, "block_count");
+		arch->head_count = ollama_info_i64(info, name, "attention.head_count");
+		arch->head_count_kv = ollama_info_i64(info, name, "attention.head_count_kv");
+		arch->embedding_length = ollama_info_i64(info, name, "embedding_length");
+	}
+	json_decref(root);
+	return rc;
+}
+
 int
 ollama_parse_ps(const char *body, size_t len, struct backend_running_list *out, char **cause)
 {

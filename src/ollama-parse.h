@@ -27,6 +27,12 @@ int ollama_parse_tags(const char *body, size_t len, struct backend_model_list *o
  * when the reply has no capabilities list (older servers), or -EINVAL when malformed. */
 int ollama_parse_show_capabilities(const char *body, size_t len, unsigned *caps, char **cause);
 
+/* /api/show -> the architecture fields of "model_info" (arrays, as some models give per
+ * layer, count as their largest element). Returns 0, or -ENOENT when model_info or
+ * general.architecture is missing, or -EINVAL when malformed. */
+int ollama_parse_show_arch(const char *body, size_t len, struct backend_model_arch *arch,
+			   char **cause);
+
 /* /api/ps -> *out (cleanup with backend_running_list_cleanup). */
 int ollama_parse_ps(const char *body, size_t len, struct backend_running_list *out, char **cause);
 

@@ -29,6 +29,8 @@
 
 struct registry {
 	double multiplier;
+	int64_t num_ctx;  /* the context loads get; 0 = unknown (no KV term) */
+	int64_t parallel; /* slots per model */
 	struct registry_model **models;
 	size_t nmodels, alloc;
 	size_t *slots; /* index + 1 into models; 0 = empty */
@@ -111,10 +113,35 @@ registry_free(struct registry *reg)
 	free(reg);
 }
 
+/* The f16 KV cache Ollama predicts for m at the registry's context and parallelism. */
 static uint64_t
-registry_estimate(const struct registry *reg, uint64_t file_bytes)
+registry_kv_bytes(const struct registry *reg, const struct registry_model *m)
 {
-	return (uint64_t)((double)file_bytes * reg->multiplier);
+	if (reg->num_ctx <= 0 || m->block_count <= 0 || m->head_count <= 0 ||
+	    m->head_count_kv <= 0 || m->embedding_length <= 0)
+		return 0;
+	int64_t ctx = reg->num_ctx;
+	if (m->ctx_train > 0 && ctx > m->ctx_train)
+		ctx = m->ctx_train;
+	double head_dim = (double)m->embedding_length / (double)m->head_count;
+	double kv = 2.0 * (double)m->block_count * (double)m->head_count_kv * head_dim *
+		    (double)ctx * (double)(reg->parallel > 0 ? reg->parallel : 1) * 2.0;
+	return kv < 1e18 ? (uint64_t)kv : UINT64_C(1000000000000000000);
+}
+
+/* Weights and compute buffers (file size x multiplier) plus the KV cache. */
+static void
+registry_estimate_model(const struct registry *reg, struct registry_model *m)
+{
+	m->kv_bytes = registry_kv_bytes(reg, m);
+	m->estimate_bytes = (uint64_t)((double)m->file_bytes * reg->multiplier) + m->kv_bytes;
+}
+
+static void
+registry_estimate_all(struct registry *reg)
+{
+	for (size_t i = 0; i < reg->nmodels; i++)
+		registry_estimate_model(reg, reg->models[i]);
 }
 
 void
@@ -123,8 +150,32 @@ registry_set_multiplier(struct registry *reg, double multiplier)
 	if (!(multiplier > 0))
 		return;
 	reg->multiplier = multiplier;
-	for (size_t i = 0; i < reg->nmodels; i++)
-		reg->models[i]->estimate_bytes = registry_estimate(reg, reg->models[i]->file_bytes);
+	registry_estimate_all(reg);
+}
+
+void
+registry_set_context(struct registry *reg, int64_t num_ctx, int64_t parallel)
+{
+	if (reg->num_ctx == num_ctx && reg->parallel == parallel)
+		return;
+	reg->num_ctx = num_ctx;
+	reg->parallel = parallel;
+	registry_estimate_all(reg);
+}
+
+void
+registry_set_arch(struct registry *reg, const char *name, int64_t ctx_train, int64_t block_count,
+		  int64_t head_count, int64_t head_count_kv, int64_t embedding_length)
+{
+	struct registry_model *m = registry_find(reg, name);
+	if (m == NULL)
+		return;
+	m->ctx_train = ctx_train;
+	m->block_count = block_count;
+	m->head_count = head_count;
+	m->head_count_kv = head_count_kv;
+	m->embedding_length = embedding_length;
+	registry_estimate_model(reg, m);
 }
 
 struct registry_model *
@@ -201,14 +252,15 @@ registry_set_installed(struct registry *reg, const char *name, uint64_t file_byt
 		       unsigned caps)
 {
 	struct registry_model *m = registry_get(reg, name);
-	if (!m->installed)
-		vd_log(REGISTRY, "model %s installed (%" PRIu64 " bytes, estimate %" PRIu64 ")",
-		       name, file_bytes, registry_estimate(reg, file_bytes));
+	bool was_installed = m->installed;
 	m->installed = true;
 	if (strcmp(m->name, name) != 0)
 		registry_replace(&m->name, name);
 	m->file_bytes = file_bytes;
-	m->estimate_bytes = registry_estimate(reg, file_bytes);
+	registry_estimate_model(reg, m);
+	if (!was_installed)
+		vd_log(REGISTRY, "model %s installed (%" PRIu64 " bytes, estimate %" PRIu64 ")",
+		       name, file_bytes, m->estimate_bytes);
 	registry_replace(&m->family, family);
 	registry_replace(&m->parameter_size, parameter_size);
 	registry_replace(&m->quantization, quantization);
@@ -406,6 +458,7 @@ registry_model_to_json(const struct registry_model *m)
 	json_object_set_new(o, "capabilities", caps);
 	json_object_set_new(o, "file_size_bytes", json_integer((json_int_t)m->file_bytes));
 	json_object_set_new(o, "estimate_bytes", json_integer((json_int_t)m->estimate_bytes));
+	json_object_set_new(o, "kv_cache_bytes", json_integer((json_int_t)m->kv_bytes));
 	json_object_set_new(o, "measured_bytes",
 			    m->measured ? json_integer((json_int_t)m->measured_bytes)
 					: json_null());

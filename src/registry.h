@@ -43,7 +43,10 @@ struct registry_model {
 	char *family, *parameter_size, *quantization; /* may be NULL */
 	unsigned caps;				      /* REGISTRY_CAP_* bits; 0 = unknown */
 
-	uint64_t estimate_bytes;  /* file_bytes x multiplier */
+	/* Architecture from /api/show (0 = unknown), to size the KV cache. */
+	int64_t ctx_train, block_count, head_count, head_count_kv, embedding_length;
+	uint64_t kv_bytes;	  /* KV cache at the server's context and parallelism */
+	uint64_t estimate_bytes;  /* file_bytes x multiplier + kv_bytes */
 	bool measured;		  /* measured_bytes is known */
 	uint64_t measured_bytes;  /* learned footprint (see above) */
 	int64_t nvml_delta_bytes; /* last NVML delta of a load; -1 unknown */
@@ -86,6 +89,17 @@ struct registry_model *registry_set_installed(struct registry *reg, const char *
 					      unsigned caps);
 /* Returns the number of models that went from installed to not installed. */
 size_t registry_end_tags(struct registry *reg);
+/* Sets a model's architecture (from /api/show; 0 = unknown) and recomputes its estimate. */
+void registry_set_arch(struct registry *reg, const char *name, int64_t ctx_train,
+		       int64_t block_count, int64_t head_count, int64_t head_count_kv,
+		       int64_t embedding_length);
+/*
+ * The context every load gets (the server's default num_ctx; a model trained on less
+ * gets its own) and the parallel slots per model: the KV cache of each model is
+ * 2 x layers x kv_heads x (embedding / heads) x ctx x parallel x 2 bytes (f16), as
+ * Ollama predicts it. Every estimate is recomputed when these change.
+ */
+void registry_set_context(struct registry *reg, int64_t num_ctx, int64_t parallel);
 /* Sets capabilities learnt later (e.g. from /api/show). */
 void registry_set_caps(struct registry *reg, const char *name, unsigned caps);
 

@@ -196,6 +196,14 @@ fake_cb(struct evhttp_request *req, void *arg)
 			      "[\"embedding\"]}");
 		else if (model && strcmp(model, "llava:7b") == 0)
 			reply(req, 200, "{\"capabilities\":[\"completion\",\"vision\"]}");
+		else if (model && strcmp(model, "qwen3:8b") == 0)
+			reply(
+			    req, 200,
+			    "{\"model_info\":{\"general.architecture\":\"qwen3\","
+			    "\"qwen3.context_length\":40960,\"qwen3.block_count\":36,"
+			    "\"qwen3.attention.head_count\":32,"
+			    "\"qwen3.attention.head_count_kv\":[8,8,4],"
+			    "\"qwen3.embedding_length\":4096},\"capabilities\":[\"completion\"]}");
 		else
 			reply(req, 404, "{\"error\":\"model not found\"}");
 	} else if (strcmp(uri, "/api/generate") == 0) {
@@ -511,17 +519,31 @@ test_list_installed_capabilities(void **state)
 	assert_int_equal(s.models[2].capabilities, BACKEND_CAP_COMPLETION | BACKEND_CAP_VISION);
 	seen_cleanup(&s);
 
-	/* Capabilities present in /api/tags: no /api/show at all. */
+	/* Capabilities present in /api/tags: they stand; /api/show is still asked once, for
+	 * the architecture that sizes the KV cache (per-layer arrays count as their largest). */
 	fx->tags_reply = "{\"models\":[{\"name\":\"qwen3:8b\",\"size\":5,\"digest\":\"d\","
 			 "\"details\":{\"family\":\"qwen3\"},\"capabilities\":[\"completion\","
 			 "\"tools\",\"thinking\"]}]}";
 	s.fx = fx;
 	backend_list_installed(fx->backend, models_cb, &s);
 	wait_for(fx, &s);
-	assert_int_equal(fx->shows, 6);
+	assert_int_equal(fx->shows, 7);
 	assert_int_equal(s.n, 1);
 	assert_int_equal(s.models[0].capabilities,
 			 BACKEND_CAP_COMPLETION | BACKEND_CAP_TOOLS | BACKEND_CAP_THINKING);
+	assert_int_equal(s.models[0].arch.context_length, 40960);
+	assert_int_equal(s.models[0].arch.block_count, 36);
+	assert_int_equal(s.models[0].arch.head_count, 32);
+	assert_int_equal(s.models[0].arch.head_count_kv, 8);
+	assert_int_equal(s.models[0].arch.embedding_length, 4096);
+	seen_cleanup(&s);
+
+	/* And from the cache on the next listing: no new /api/show. */
+	s.fx = fx;
+	backend_list_installed(fx->backend, models_cb, &s);
+	wait_for(fx, &s);
+	assert_int_equal(fx->shows, 7);
+	assert_int_equal(s.models[0].arch.block_count, 36);
 	seen_cleanup(&s);
 }
 

@@ -66,6 +66,36 @@ test_estimate_then_learning(void **state)
 	registry_free(reg);
 }
 
+/* The estimate adds the KV cache Ollama predicts: phi3:mini-like (no GQA, 32 layers,
+ * 3072 wide) at 4096 tokens is 1.5 GiB, on top of file x multiplier; a model trained on
+ * less context gets its own; parallel slots multiply it. */
+static void
+test_estimate_includes_kv_cache(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new(1.3);
+	struct registry_model *m =
+	    registry_set_installed(reg, "phi3:mini", 2200000000, "phi3", "3.8B", "Q4_0", 0);
+	assert_true(m->estimate_bytes == 2860000000);
+	registry_set_context(reg, 4096, 1);
+	assert_true(m->estimate_bytes == 2860000000); /* architecture unknown: no KV term */
+	registry_set_arch(reg, "phi3:mini", 131072, 32, 32, 32, 3072);
+	uint64_t kv = UINT64_C(2) * 32 * 32 * 96 * 4096 * 2;
+	assert_true(m->kv_bytes == kv);
+	assert_true(m->estimate_bytes == 2860000000 + kv);
+	assert_true(registry_footprint(m) == 2860000000 + kv);
+
+	registry_set_context(reg, 4096, 2);
+	assert_true(m->kv_bytes == 2 * kv);
+	registry_set_context(reg, 262144, 1);
+	assert_true(m->kv_bytes == kv * 32); /* clamped to the trained 131072 */
+
+	/* Measured footprint still wins once loaded. */
+	registry_observe_loaded(reg, "phi3:mini", 4000000000, 4000000000, 1);
+	assert_true(registry_footprint(m) == 4000000000);
+	registry_free(reg);
+}
+
 static void
 test_nvml_delta_without_ps(void **state)
 {
@@ -249,6 +279,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_estimate_then_learning),
+	    cmocka_unit_test(test_estimate_includes_kv_cache),
 	    cmocka_unit_test(test_nvml_delta_without_ps),
 	    cmocka_unit_test(test_name_normalisation),
 	    cmocka_unit_test(test_load_stats),
