@@ -74,6 +74,10 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		CONFIG_TYPE_INT, "0", 0, 16777216, NULL, "tokens", true,
 		"The server's default num_ctx, for sizing KV caches; match its OLLAMA_CONTEXT_LENGTH "
 		"(0 = Ollama's VRAM tier: 4096, 32768 from 23 GiB, 262144 from 47 GiB)."},
+	[CONFIG_MIN_SWAP_BATCH] = {"MIN_SWAP_BATCH", NULL, "--min-swap-batch", CONFIG_TYPE_INT, "2",
+		0, 1000, NULL, "jobs", true,
+		"A load that needs another model unloaded waits until this many of its jobs queue "
+		"(or one is high priority, or one waited MAX_BATCH_WAIT); 0 or 1 = never waits."},
 	[CONFIG_MAX_LOADED_MODELS] = {"MAX_LOADED_MODELS", NULL, "--max-loaded-models",
 		CONFIG_TYPE_INT, "0", 0, 1000, NULL, "", true,
 		"Most models resident at once on the Ollama server; match its OLLAMA_MAX_LOADED_MODELS "

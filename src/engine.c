@@ -580,6 +580,7 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	    .max_loads_in_flight = 1,
 	    .allow_cpu = config_bool(d->config, CONFIG_ALLOW_CPU) || d->cpu_only_mode,
 	    .max_loaded_models = (int)config_int(d->config, CONFIG_MAX_LOADED_MODELS),
+	    .min_swap_batch = (int)config_int(d->config, CONFIG_MIN_SWAP_BATCH),
 	};
 	if (d->budget_mode)
 		cfg.safety_margin_bytes = 0;

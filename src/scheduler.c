@@ -355,7 +355,7 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
  */
 static bool
 sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
-		    struct sched_scratch *s, size_t nloads)
+		    struct sched_scratch *s, size_t nloads, bool may_evict)
 {
 	int cap = snap->config->max_loaded_models;
 	size_t resident = nloads;
@@ -378,13 +378,26 @@ sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
 	}
 	if (resident < (size_t)cap)
 		return true;
-	if (!unloading && victim != SIZE_MAX) {
+	if (may_evict && !unloading && victim != SIZE_MAX) {
 		s->models[victim].gone = true;
 		s->models[victim].frozen = true;
 		sched_plan_push(plan, SCHED_ACTION_UNLOAD, victim, snap->models[victim].gpu, 0,
 				SCHED_REASON_MAKE_ROOM);
 	}
 	return false;
+}
+
+/*
+ * Swap batching: evicting a model to load another costs two loads if the evicted one is
+ * wanted again soon, so a model whose load needs an eviction waits until enough of its
+ * jobs queue up to be worth it, unless they starve or one is high priority. A load
+ * into free room never waits.
+ */
+static bool
+sched_swap_is_worth_it(const struct sched_snapshot *snap, const struct sched_mstate *xs)
+{
+	return xs->starving || xs->best_prio == JOB_PRIO_HIGH ||
+	       xs->queued >= snap->config->min_swap_batch;
 }
 
 /* Places one unloaded model with demand; see the file comment, step 3. */
@@ -423,6 +436,8 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 	}
 
 	/* Room after evictions (or after unloads already under way). */
+	if (!sched_swap_is_worth_it(snap, xs))
+		return;
 	best = -1;
 	for (size_t g = 0; g < snap->ngpus; g++) {
 		if (!s->gpus[g].usable || !sched_evict_plan(snap, s, x, (int)g, &ev))
@@ -645,9 +660,14 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 	    (cfg->max_loads_in_flight > 0 ? cfg->max_loads_in_flight : 1) - snap->loads_in_flight;
 	cpu_room = sched_bytes(snap->cpu_free_bytes);
 	for (size_t i = 0; i < ndemand; i++) {
-		if (!sched_resident_room(snap, plan, s, nloads))
-			break;
-		sched_place(snap, plan, s, s->ranks[i].model, &load_slots, &nloads, &cpu_room);
+		size_t x = s->ranks[i].model;
+		bool worth = sched_swap_is_worth_it(snap, &s->models[x]);
+		if (!sched_resident_room(snap, plan, s, nloads, worth)) {
+			if (worth)
+				break; /* an unload for it is planned or under way */
+			continue;      /* a model further down may be worth a swap */
+		}
+		sched_place(snap, plan, s, x, &load_slots, &nloads, &cpu_room);
 	}
 	for (size_t i = 0; i < nloads; i++)
 		sched_plan_push(plan, s->loads[i].type, s->loads[i].model, s->loads[i].gpu, 0,

@@ -29,6 +29,8 @@ struct sched_config {
 	int max_loads_in_flight;      /* loads at once in all (Ollama serialises them: 1) */
 	bool allow_cpu;		      /* models that fit no GPU may run on CPU (host RAM) */
 	int max_loaded_models; /* resident models at most (the server evicts past it); 0 = no cap */
+	int min_swap_batch;    /* a load that needs an eviction waits for this many queued jobs,
+				  unless they starve or one is high priority; 0 or 1 = never waits */
 };
 
 struct sched_gpu {

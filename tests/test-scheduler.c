@@ -963,6 +963,57 @@ test_resident_cap(void **state)
 	world_cleanup(&w);
 }
 
+/* Swap batching: a model whose load needs an eviction waits for min_swap_batch queued
+ * jobs, unless one is high priority or starving; a load into free room never waits. */
+static void
+test_swap_batching(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.min_swap_batch = 2;
+	w.cfg.max_loaded_models = 2;
+	size_t g = gpu_add(&w, 0, 24 * GIB);
+	size_t a = model_add(&w, "a", 1 * GIB);
+	size_t b = model_add(&w, "b", 1 * GIB);
+	size_t c = model_add(&w, "c", 1 * GIB);
+	model_loaded(&w, a, g, NOW - 5000);
+	model_loaded(&w, b, g, NOW - 9000);
+
+	/* One normal job for c: not worth unloading b yet. */
+	model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* A second one makes the swap worth it: b (LRU) goes. */
+	model_queue(&w, c, JOB_PRIO_NORMAL, 2, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* A single high-priority job is worth it at once. */
+	model_queue(&w, c, JOB_PRIO_NORMAL, 0, 0);
+	model_queue(&w, c, JOB_PRIO_HIGH, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* So is a single job that has waited past max_batch_wait. */
+	model_queue(&w, c, JOB_PRIO_HIGH, 0, 0);
+	model_queue(&w, c, JOB_PRIO_LOW, 1, NOW - W_MS - 1);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* Below the resident cap, with free memory, one job loads at once. */
+	w.cfg.max_loaded_models = 3;
+	model_queue(&w, c, JOB_PRIO_LOW, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
 int
 main(void)
 {
@@ -987,6 +1038,7 @@ main(void)
 	    cmocka_unit_test(test_invariants_random),
 	    cmocka_unit_test(test_determinism),
 	    cmocka_unit_test(test_resident_cap),
+	    cmocka_unit_test(test_swap_batching),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
