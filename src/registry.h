@@ -94,7 +94,7 @@ void registry_set_arch(struct registry *reg, const char *name, int64_t ctx_train
 		       int64_t block_count, int64_t head_count, int64_t head_count_kv,
 		       int64_t embedding_length);
 /*
- * The context every load gets (the server's default num_ctx; a model trained on less
+ * The context every load is given (the server's default num_ctx; a model trained on less
  * gets its own) and the parallel slots per model: the KV cache of each model is
  * 2 x layers x kv_heads x (embedding / heads) x ctx x parallel x 2 bytes (f16), as
  * Ollama predicts it. Every estimate is recomputed when these change.
