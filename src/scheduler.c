@@ -87,6 +87,7 @@ struct sched_scratch {
 	struct sched_lru *lru;
 	size_t *victims, *best_victims;
 	struct sched_action *loads;
+	bool resident_busy; /* some resident model has jobs running or queued */
 };
 
 void
@@ -389,14 +390,15 @@ sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
 
 /*
  * Swap batching: evicting a model to load another costs two loads if the evicted one is
- * wanted again soon, so a model whose load needs an eviction waits until enough of its
- * jobs queue up to be worth it, unless they starve or one is high priority. A load
- * into free room never waits.
+ * wanted again soon, so while the resident models have work, a model whose load needs
+ * an eviction waits until enough of its jobs queue up to be worth it, unless they starve
+ * or one is high priority. A load into free room, or onto an idle GPU, never waits.
  */
 static bool
-sched_swap_is_worth_it(const struct sched_snapshot *snap, const struct sched_mstate *xs)
+sched_swap_is_worth_it(const struct sched_snapshot *snap, const struct sched_scratch *s,
+		       const struct sched_mstate *xs)
 {
-	return xs->starving || xs->best_prio == JOB_PRIO_HIGH ||
+	return !s->resident_busy || xs->starving || xs->best_prio == JOB_PRIO_HIGH ||
 	       xs->queued >= snap->config->min_swap_batch;
 }
 
@@ -436,7 +438,7 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 	}
 
 	/* Room after evictions (or after unloads already under way). */
-	if (!sched_swap_is_worth_it(snap, xs))
+	if (!sched_swap_is_worth_it(snap, s, xs))
 		return;
 	best = -1;
 	for (size_t g = 0; g < snap->ngpus; g++) {
@@ -646,6 +648,12 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 	cfg = snap->config;
 	s = sched_scratch_get(plan, snap->nmodels, snap->ngpus);
 	sched_derive(snap, s);
+	s->resident_busy = false;
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		if (m->residency != SCHED_UNLOADED && (m->running > 0 || s->models[i].queued > 0))
+			s->resident_busy = true;
+	}
 	sched_unload_idle(snap, plan, s);
 
 	/* Demand: unloaded models with jobs, in rank order. */
@@ -661,7 +669,7 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 	cpu_room = sched_bytes(snap->cpu_free_bytes);
 	for (size_t i = 0; i < ndemand; i++) {
 		size_t x = s->ranks[i].model;
-		bool worth = sched_swap_is_worth_it(snap, &s->models[x]);
+		bool worth = sched_swap_is_worth_it(snap, s, &s->models[x]);
 		if (!sched_resident_room(snap, plan, s, nloads, worth)) {
 			if (worth)
 				break; /* an unload for it is planned or under way */

@@ -963,8 +963,9 @@ test_resident_cap(void **state)
 	world_cleanup(&w);
 }
 
-/* Swap batching: a model whose load needs an eviction waits for min_swap_batch queued
- * jobs, unless one is high priority or starving; a load into free room never waits. */
+/* Swap batching: while a resident model works, a model whose load needs an eviction
+ * waits for min_swap_batch queued jobs, unless one is high priority or starving; a load
+ * into free room, or onto an idle GPU, never waits. */
 static void
 test_swap_batching(void **state)
 {
@@ -980,7 +981,14 @@ test_swap_batching(void **state)
 	model_loaded(&w, a, g, NOW - 5000);
 	model_loaded(&w, b, g, NOW - 9000);
 
-	/* One normal job for c: not worth unloading b yet. */
+	/* Nothing resident is working: one job for c swaps at once. */
+	model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* While a works, one normal job for c is not worth unloading b yet. */
+	w.models[a].running = 1;
 	model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 10);
 	decide(&w);
 	expect_n(&w, 0);
