@@ -33,16 +33,7 @@ api_events(struct evhttp_request *req, const char *path, void *arg)
 		return;
 	}
 	int64_t heartbeat_ms = 0;
-	char *text = vd_http_query_param(req, "heartbeat_ms");
-	if (text != NULL) {
-		rc = vd_parse_int64(text, 1, 3600000, &heartbeat_ms, "heartbeat_ms", NULL);
-		free(text);
-		if (rc < 0) {
-			vd_http_reply_error(
-			    req, 400,
-			    "parameter 'heartbeat_ms' must be an integer between 1 and 3600000");
-			return;
-		}
-	}
+	if (!vd_http_query_int(req, "heartbeat_ms", 1, 3600000, &heartbeat_ms))
+		return;
 	events_add_client(gpu_policy_events(d->policy), req, mask, heartbeat_ms);
 }

@@ -432,16 +432,8 @@ api_gpu_history(struct evhttp_request *req, const char *path, void *arg)
 	if (!api_gpu_param(req, d, &one))
 		return;
 	int64_t limit = 0;
-	char *text = vd_http_query_param(req, "limit");
-	if (text != NULL) {
-		int rc = vd_parse_int64(text, 1, 10000, &limit, "limit", NULL);
-		free(text);
-		if (rc < 0) {
-			vd_http_reply_error(
-			    req, 400, "parameter 'limit' must be an integer between 1 and 10000");
-			return;
-		}
-	}
+	if (!vd_http_query_int(req, "limit", 1, 10000, &limit))
+		return;
 	json_t *gpus = json_array();
 	size_t capacity = 0;
 	for (size_t i = 0; i < gpu_monitor_count(d->gpus); i++) {

@@ -416,15 +416,11 @@ api_jobs(struct evhttp_request *req, const char *path, void *arg)
 	char *status = vd_http_query_param(req, "status");
 	char *model = vd_http_query_param(req, "model");
 	char *prio = vd_http_query_param(req, "priority");
-	char *limit_text = vd_http_query_param(req, "limit");
 	struct api_list list = {.jobs = json_array(), .priority = -1};
 	int64_t limit = 100;
 	char *cause = NULL;
-	if (limit_text != NULL && vd_parse_int64(limit_text, 1, 1000, &limit, "limit", NULL) < 0) {
-		vd_http_reply_error(req, 400,
-				    "parameter 'limit' must be an integer between 1 and 1000");
+	if (!vd_http_query_int(req, "limit", 1, 1000, &limit))
 		goto out;
-	}
 	if (prio != NULL && (list.priority = job_priority_from_name(prio)) < 0) {
 		vd_http_reply_error(
 		    req, 400, "parameter 'priority' must be one of high, normal, low (got \"%s\")",
@@ -477,5 +473,4 @@ out:
 	free(status);
 	free(model);
 	free(prio);
-	free(limit_text);
 }

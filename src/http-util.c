@@ -188,6 +188,22 @@ vd_http_query_param(struct evhttp_request *req, const char *name)
 	return copy;
 }
 
+bool
+vd_http_query_int(struct evhttp_request *req, const char *name, int64_t min, int64_t max,
+		  int64_t *out)
+{
+	char *text = vd_http_query_param(req, name);
+	if (text == NULL)
+		return true;
+	int rc = vd_parse_int64(text, min, max, out, name, NULL);
+	free(text);
+	if (rc < 0)
+		vd_http_reply_error(req, 400,
+				    "parameter '%s' must be an integer between %lld and %lld", name,
+				    (long long)min, (long long)max);
+	return rc == 0;
+}
+
 const char *
 vd_http_reason(int status)
 {

@@ -62,6 +62,13 @@ int vd_http_parse_json_object(struct evhttp_request *req, size_t cap, json_t **o
 
 /* Value of query parameter name (decoded, caller frees), or NULL if absent. */
 char *vd_http_query_param(struct evhttp_request *req, const char *name);
+/*
+ * An optional integer query parameter within [min, max]: *out keeps its value when the
+ * parameter is absent. On a bad value answers 400 ("parameter 'limit' must be an integer
+ * between 1 and 1000") and returns false; the handler then just returns.
+ */
+bool vd_http_query_int(struct evhttp_request *req, const char *name, int64_t min, int64_t max,
+		       int64_t *out);
 
 /* Sends a JSON reply with Content-Type "application/json; charset=utf-8". Steals body. */
 void vd_http_reply_json(struct evhttp_request *req, int status, json_t *body);
