@@ -57,6 +57,7 @@ struct engine_model {
 	int load_failures;	   /* consecutive */
 	struct backend_call *call; /* the load or unload in flight */
 	struct engine *engine;
+	struct queue_model_summary queue; /* its waiting jobs, as of the current decision */
 };
 
 struct engine_run {
@@ -92,13 +93,21 @@ engine_now(void)
 }
 
 static struct engine_model *
-engine_model_get(struct engine *e, const char *name, bool create)
+engine_model_find(const struct engine *e, const char *name)
 {
 	for (size_t i = 0; i < e->nmodels; i++)
 		if (strcmp(e->models[i]->name, name) == 0)
 			return e->models[i];
-	if (!create)
-		return NULL;
+	return NULL;
+}
+
+/* The model's runtime state, created (unloaded, idle) on first use. */
+static struct engine_model *
+engine_model_get(struct engine *e, const char *name)
+{
+	struct engine_model *found = engine_model_find(e, name);
+	if (found != NULL)
+		return found;
 	if (e->nmodels == e->models_alloc) {
 		e->models_alloc = e->models_alloc ? e->models_alloc * 2 : 16;
 		e->models = xreallocarray(e->models, e->models_alloc, sizeof(*e->models));
@@ -594,19 +603,24 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	engine_size_kv_caches(e, gpus, ngpus);
 
 	/* Models: those with waiting jobs, and those resident or busy. */
+	for (size_t i = 0; i < e->nmodels; i++)
+		memset(&e->models[i]->queue, 0, sizeof(e->models[i]->queue));
 	size_t nsum = queue_model_count(d->queue);
 	struct queue_model_summary *sums = xcalloc(nsum + 1, sizeof(*sums));
 	nsum = queue_summaries(d->queue, sums, nsum);
-	for (size_t i = 0; i < nsum; i++)
-		engine_model_get(e, sums[i].model, true);
+	for (size_t i = 0; i < nsum; i++) {
+		struct engine_model *m = engine_model_get(e, sums[i].model);
+		m->queue = sums[i];
+		m->queue.model = NULL; /* borrowed from the queue: not kept */
+	}
+	free(sums);
 	struct sched_model *models = xcalloc(e->nmodels + 1, sizeof(*models));
 	struct engine_model **src = xcalloc(e->nmodels + 1, sizeof(*src));
 	size_t n = 0;
 	for (size_t i = 0; i < e->nmodels; i++) {
 		struct engine_model *m = e->models[i];
-		struct queue_model_summary qs;
-		queue_summary(d->queue, m->name, &qs);
-		bool waiting = qs.count[0] + qs.count[1] + qs.count[2] > 0;
+		const struct queue_model_summary *qs = &m->queue;
+		bool waiting = qs->count[0] + qs->count[1] + qs->count[2] > 0;
 		if (!waiting && !engine_model_is_resident(m) && m->running == 0)
 			continue;
 		struct sched_model *sm = &models[n];
@@ -622,8 +636,8 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 		if (m->residency == SCHED_UNLOADED && m->not_before_ms > now)
 			continue;
 		for (int p = 0; p < JOB_NPRIORITIES; p++) {
-			sm->queued[p] = qs.count[p];
-			sm->oldest_enqueued_ms[p] = qs.oldest_enqueued_ms[p];
+			sm->queued[p] = qs->count[p];
+			sm->oldest_enqueued_ms[p] = qs->oldest_enqueued_ms[p];
 		}
 	}
 	const struct gpu_host_memory *host = gpu_monitor_host(d->gpus);
@@ -661,7 +675,6 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	engine_apply(e, &snap, src);
 	free(src);
 	free(models);
-	free(sums);
 }
 
 /* --- Cancel, views, teardown ---------------------------------------------------------------- */
@@ -688,10 +701,7 @@ engine_cancel_job(struct engine *e, struct job *job)
 double
 engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 {
-	const struct engine_model *m = NULL;
-	for (size_t i = 0; i < e->nmodels; i++)
-		if (strcmp(e->models[i]->name, job->model) == 0)
-			m = e->models[i];
+	const struct engine_model *m = engine_model_find(e, job->model);
 	double run_s = e->run_ms_mean >= 0 ? e->run_ms_mean / 1000.0 : -1;
 	if (run_s < 0)
 		return -1;
@@ -716,16 +726,13 @@ engine_residency_name(enum sched_residency r)
 json_t *
 engine_model_json(const struct engine *e, const char *name)
 {
-	for (size_t i = 0; i < e->nmodels; i++) {
-		const struct engine_model *m = e->models[i];
-		if (strcmp(m->name, name) != 0)
-			continue;
-		return json_pack(
-		    "{s:s,s:o,s:i}", "state", engine_residency_name(m->residency), "gpu",
-		    m->gpu >= 0 && engine_model_is_resident(m) ? json_integer(m->gpu) : json_null(),
-		    "running", m->running);
-	}
-	return NULL;
+	const struct engine_model *m = engine_model_find(e, name);
+	if (m == NULL)
+		return NULL;
+	return json_pack("{s:s,s:o,s:i}", "state", engine_residency_name(m->residency), "gpu",
+			 m->gpu >= 0 && engine_model_is_resident(m) ? json_integer(m->gpu)
+								    : json_null(),
+			 "running", m->running);
 }
 
 json_t *
