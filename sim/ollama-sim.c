@@ -7,6 +7,7 @@
  * user's guide; --help lists every option.
  */
 #include "http-util.h"
+#include "httpd.h"
 #include "log.h"
 #include "sim-api.h"
 #include "sim-catalogue.h"
@@ -16,7 +17,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -81,7 +81,7 @@ static const char sim_usage[] =
 
 struct sim_main {
 	struct event_base *base;
-	struct evhttp *http;
+	struct vd_httpd *http;
 	struct sim_hw hw;
 	struct sim_catalogue *cat;
 	struct sim_sched *sched;
@@ -385,17 +385,23 @@ main(int argc, char **argv)
 		goto out_usage;
 
 	sm.base = event_base_new();
-	sm.http = evhttp_new(sm.base);
-	if (evhttp_bind_socket(sm.http, addr, port) != 0) {
-		cause = xasprintf("cannot listen on %s:%u: %s", addr, port, strerror(errno));
-		goto out_free;
-	}
 	sm.sched = sim_sched_new(sm.base, &sm.hw, sm.cat, &a.cfg);
 	struct sim_api_config api_cfg = {
 	    .check_host = !a.no_host_check && sim_addr_is_loopback(addr),
 	    .version = SIM_VERSION,
 	};
-	sm.api = sim_api_new(sm.base, sm.http, sm.sched, &sm.hw, sm.cat, &api_cfg);
+	sm.api = sim_api_new(sm.base, sm.sched, &sm.hw, sm.cat, &api_cfg);
+	/* Go's net/http has no body limit and generous timeouts; these only keep a test
+	 * from exhausting the simulator. */
+	struct vd_httpd_limits lim;
+	vd_httpd_limits_default(&lim);
+	lim.max_body_bytes = SIM_API_BODY_HARD;
+	lim.max_head_bytes = 1024 * 1024;
+	lim.max_uri_bytes = 1024 * 1024;
+	lim.idle_timeout_ms = 5 * 60 * 1000;
+	sm.http = vd_httpd_new(sm.base, &lim, sim_api_request_cb, sm.api);
+	if (vd_httpd_listen(sm.http, addr, port, &cause) < 0)
+		goto out_free;
 
 	sm.sigint = evsignal_new(sm.base, SIGINT, sim_signal_cb, &sm);
 	sm.sigterm = evsignal_new(sm.base, SIGTERM, sim_signal_cb, &sm);
@@ -420,10 +426,9 @@ main(int argc, char **argv)
 	status = 0;
 
 out_free:
+	vd_httpd_free(sm.http);
 	if (sm.api != NULL)
 		sim_api_free(sm.api);
-	if (sm.http != NULL)
-		evhttp_free(sm.http);
 	if (sm.tick != NULL)
 		event_free(sm.tick);
 	if (sm.sigint != NULL)

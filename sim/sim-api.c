@@ -9,7 +9,7 @@
  * send no headers until the first token exists. A request owns a struct sim_req
  * that lives until its reply ends or its client goes away (connection close
  * callback), whichever is first; either way its scheduler job is finished exactly
- * once. Callers: ollama-sim.c creates the API on its evhttp server.
+ * once. Callers: ollama-sim.c serves it with its vd_httpd server.
  */
 #include "sim-api.h"
 
@@ -23,9 +23,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <sys/socket.h>
-#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <math.h>
 #include <stdio.h>
@@ -38,7 +36,7 @@ enum sim_req_kind { SIM_REQ_GENERATE, SIM_REQ_CHAT, SIM_REQ_EMBED, SIM_REQ_EMBED
 
 struct sim_req {
 	struct sim_api *api;
-	struct evhttp_request *req;
+	struct vd_http_req *req;
 	enum sim_req_kind kind;
 	char *model_name; /* as the client spelled it, echoed in replies */
 	bool stream;
@@ -51,7 +49,6 @@ struct sim_req {
 	struct sim_job job;
 	bool job_submitted;
 	struct event *timer;
-	struct event *hangup; /* watches the client socket for EOF while we work */
 	int64_t slot_mono_ns;
 	int64_t prompt_tokens;
 	int64_t target_tokens;
@@ -321,15 +318,10 @@ sim_req_free(struct sim_req *r)
 {
 	if (r->job_submitted)
 		sim_sched_finish(r->api->sched, &r->job);
-	if (r->req != NULL) {
-		struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
-		if (conn != NULL)
-			evhttp_connection_set_closecb(conn, NULL, NULL);
-	}
+	if (r->req != NULL)
+		vd_http_req_release(r->req); /* nobody answered it: end it unanswered */
 	if (r->timer != NULL)
 		event_free(r->timer);
-	if (r->hangup != NULL)
-		event_free(r->hangup);
 	LIST_REMOVE(r, entry);
 	free(r->model_name);
 	free(r->prompt);
@@ -339,26 +331,18 @@ sim_req_free(struct sim_req *r)
 }
 
 static void
-sim_req_close_cb(struct evhttp_connection *conn, void *arg)
+sim_req_close_cb(struct vd_http_req *req, void *arg)
 {
-	(void)conn;
+	(void)req;
 	struct sim_req *r = arg;
 	vd_debug(API, "client went away during %s", r->model_name);
-	/* libevent detaches a request the handler has not finished from its failed
-	 * connection and leaves freeing it to us; attached ones it frees itself. */
-	if (r->req != NULL && evhttp_request_get_connection(r->req) == NULL)
-		evhttp_request_free(r->req);
-	r->req = NULL;
-	sim_req_free(r);
+	sim_req_free(r); /* releases the request */
 }
 
 static void
 sim_req_reply_json(struct sim_req *r, int status, json_t *body)
 {
 	if (r->req != NULL) {
-		struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
-		if (conn != NULL)
-			evhttp_connection_set_closecb(conn, NULL, NULL);
 		vd_http_reply_json(r->req, status, body);
 		r->req = NULL;
 	} else {
@@ -384,16 +368,13 @@ sim_req_send_line(struct sim_req *r, json_t *obj)
 		return;
 	}
 	if (!r->headers_sent) {
-		struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-		evhttp_add_header(h, "Content-Type", "application/x-ndjson");
-		evhttp_send_reply_start(r->req, 200, "OK");
+		vd_http_req_set_header(r->req, "Content-Type", "application/x-ndjson");
+		vd_http_req_start(r->req, 200);
 		r->headers_sent = true;
 	}
-	struct evbuffer *buf = evbuffer_new();
-	evbuffer_add(buf, text, strlen(text));
-	evbuffer_add(buf, "\n", 1);
-	evhttp_send_reply_chunk(r->req, buf);
-	evbuffer_free(buf);
+	size_t len = strlen(text);
+	text[len] = '\n'; /* replaces the NUL: one chunk per line, as Ollama flushes */
+	vd_http_req_send(r->req, text, len + 1);
 	free(text);
 }
 
@@ -401,10 +382,7 @@ static void
 sim_req_end_stream(struct sim_req *r)
 {
 	if (r->req != NULL) {
-		struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
-		if (conn != NULL)
-			evhttp_connection_set_closecb(conn, NULL, NULL);
-		evhttp_send_reply_end(r->req);
+		vd_http_req_end(r->req);
 		r->req = NULL;
 	}
 	sim_req_free(r);
@@ -616,40 +594,8 @@ sim_req_error_cb(struct sim_job *job, void *arg)
 	free(msg);
 }
 
-/*
- * libevent 2.1 stops reading a connection while its request is being handled, so a
- * client that hangs up before any reply byte is written would go unnoticed (Ollama
- * notices at once and frees the slot). This one-shot watch on the socket sees the EOF;
- * closing the connection then runs sim_req_close_cb, which frees the request.
- */
-static void
-sim_req_hangup_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)what;
-	struct sim_req *r = arg;
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
-		return; /* pipelined bytes, not a hangup: stop watching */
-	struct evhttp_connection *conn =
-	    r->req != NULL ? evhttp_request_get_connection(r->req) : NULL;
-	if (conn != NULL)
-		evhttp_connection_free(conn);
-}
-
-static void
-sim_req_watch_hangup(struct sim_req *r, struct evhttp_connection *conn)
-{
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
-	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
-	if (fd < 0)
-		return;
-	r->hangup = event_new(r->api->base, fd, EV_READ, sim_req_hangup_cb, r);
-	event_add(r->hangup, NULL);
-}
-
 static struct sim_req *
-sim_req_new(struct sim_api *api, struct evhttp_request *req, enum sim_req_kind kind)
+sim_req_new(struct sim_api *api, struct vd_http_req *req, enum sim_req_kind kind)
 {
 	struct sim_req *r = xcalloc(1, sizeof(*r));
 	r->api = api;
@@ -660,11 +606,7 @@ sim_req_new(struct sim_api *api, struct evhttp_request *req, enum sim_req_kind k
 	vd_buf_init(&r->text, 64 * VD_MIB);
 	r->job.start_mono_ns = vd_now_mono_ns();
 	LIST_INSERT_HEAD(&api->live, r, entry);
-	struct evhttp_connection *conn = evhttp_request_get_connection(req);
-	if (conn != NULL) {
-		evhttp_connection_set_closecb(conn, sim_req_close_cb, r);
-		sim_req_watch_hangup(r, conn);
-	}
+	vd_http_req_on_close(req, sim_req_close_cb, r);
 	return r;
 }
 
@@ -730,7 +672,7 @@ sim_req_keep_alive(struct sim_req *r, json_t *body, char **cause)
 }
 
 static bool
-sim_parse_body(struct sim_api *api, struct evhttp_request *req, json_t **body)
+sim_parse_body(struct sim_api *api, struct vd_http_req *req, json_t **body)
 {
 	char *cause = NULL;
 	int status = vd_http_parse_json_object(req, api->cfg.body_cap, body, &cause);
@@ -742,7 +684,7 @@ sim_parse_body(struct sim_api *api, struct evhttp_request *req, json_t **body)
 }
 
 static void
-sim_handle_generate_or_chat(struct evhttp_request *req, struct sim_api *api, bool chat)
+sim_handle_generate_or_chat(struct vd_http_req *req, struct sim_api *api, bool chat)
 {
 	json_t *body = NULL;
 	if (!sim_parse_body(api, req, &body))
@@ -845,21 +787,21 @@ out:
 }
 
 static void
-sim_handle_generate(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_generate(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	sim_handle_generate_or_chat(req, arg, false);
 }
 
 static void
-sim_handle_chat(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_chat(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	sim_handle_generate_or_chat(req, arg, true);
 }
 
 static void
-sim_handle_embed_common(struct evhttp_request *req, struct sim_api *api, bool legacy)
+sim_handle_embed_common(struct vd_http_req *req, struct sim_api *api, bool legacy)
 {
 	json_t *body = NULL;
 	if (!sim_parse_body(api, req, &body))
@@ -949,14 +891,14 @@ out:
 }
 
 static void
-sim_handle_embed(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_embed(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	sim_handle_embed_common(req, arg, false);
 }
 
 static void
-sim_handle_embeddings(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_embeddings(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	sim_handle_embed_common(req, arg, true);
@@ -965,7 +907,7 @@ sim_handle_embeddings(struct evhttp_request *req, const char *path, void *arg)
 /* ---- simple endpoints --------------------------------------------------- */
 
 static void
-sim_handle_root(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_root(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	(void)arg;
@@ -973,7 +915,7 @@ sim_handle_root(struct evhttp_request *req, const char *path, void *arg)
 }
 
 static void
-sim_handle_version(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_version(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct sim_api *api = arg;
@@ -981,7 +923,7 @@ sim_handle_version(struct evhttp_request *req, const char *path, void *arg)
 }
 
 static void
-sim_handle_tags(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_tags(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct sim_api *api = arg;
@@ -1016,7 +958,7 @@ sim_handle_tags(struct evhttp_request *req, const char *path, void *arg)
 }
 
 static void
-sim_handle_show(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_show(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct sim_api *api = arg;
@@ -1081,7 +1023,7 @@ out:
 }
 
 static void
-sim_handle_ps(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_ps(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct sim_api *api = arg;
@@ -1168,7 +1110,7 @@ sim_gpu_json(const struct sim_gpu *g)
 }
 
 static void
-sim_handle_state(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_state(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct sim_api *api = arg;
@@ -1333,7 +1275,7 @@ sim_apply_gpu_settings(struct sim_gpu *g, json_t *body, char **cause)
 }
 
 static void
-sim_handle_gpu(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_gpu(struct vd_http_req *req, const char *path, void *arg)
 {
 	struct sim_api *api = arg;
 	const char *idx = path + strlen("/sim/gpu/");
@@ -1363,7 +1305,7 @@ sim_handle_gpu(struct evhttp_request *req, const char *path, void *arg)
 }
 
 static void
-sim_handle_reset(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_reset(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct sim_api *api = arg;
@@ -1373,7 +1315,7 @@ sim_handle_reset(struct evhttp_request *req, const char *path, void *arg)
 }
 
 static void
-sim_handle_not_found(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_not_found(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	(void)arg;
@@ -1381,7 +1323,7 @@ sim_handle_not_found(struct evhttp_request *req, const char *path, void *arg)
 }
 
 static void
-sim_handle_method_not_allowed(struct evhttp_request *req, const char *path, void *arg)
+sim_handle_method_not_allowed(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	(void)arg;
@@ -1404,33 +1346,26 @@ static const struct vd_http_route sim_routes[] = {
 };
 
 /* The generic callback: host check, OPTIONS, counters, then the route table. */
-static void
-sim_api_cb(struct evhttp_request *req, void *arg)
+void
+sim_api_request_cb(struct vd_http_req *req, void *arg)
 {
 	struct sim_api *api = arg;
-	if (api->cfg.check_host) {
-		const char *host =
-		    evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
-		if (!sim_host_allowed(host)) {
-			struct evbuffer *empty = evbuffer_new();
-			evhttp_send_reply(req, 403, "Forbidden", empty);
-			evbuffer_free(empty);
-			return;
-		}
-	}
-	if (vd_http_method(req) == VD_HTTP_OPTIONS) {
-		evhttp_send_reply(req, 204, "No Content", NULL);
+	if (api->cfg.check_host && !sim_host_allowed(vd_http_req_header(req, "Host"))) {
+		vd_http_req_reply(req, 403, NULL, 0);
 		return;
 	}
-	const char *uri = evhttp_request_get_uri(req);
-	if (uri == NULL || !vd_str_has_prefix(uri, "/sim/"))
+	if (vd_http_req_method(req) == VD_HTTP_OPTIONS) {
+		vd_http_req_reply(req, 204, NULL, 0);
+		return;
+	}
+	if (!vd_str_has_prefix(vd_http_req_path(req), "/sim/"))
 		api->sched->counters.requests++;
 	vd_http_router_cb(req, &api->router);
 }
 
 struct sim_api *
-sim_api_new(struct event_base *base, struct evhttp *http, struct sim_sched *sched,
-	    struct sim_hw *hw, const struct sim_catalogue *cat, const struct sim_api_config *cfg)
+sim_api_new(struct event_base *base, struct sim_sched *sched, struct sim_hw *hw,
+	    const struct sim_catalogue *cat, const struct sim_api_config *cfg)
 {
 	struct sim_api *api = xcalloc(1, sizeof(*api));
 	api->base = base;
@@ -1448,11 +1383,6 @@ sim_api_new(struct event_base *base, struct evhttp *http, struct sim_sched *sche
 	    .method_not_allowed = sim_handle_method_not_allowed,
 	    .arg = api,
 	};
-	evhttp_set_gencb(http, sim_api_cb, api);
-	evhttp_set_max_body_size(http, SIM_API_BODY_HARD);
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-					     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-					     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	return api;
 }
 
@@ -1463,6 +1393,6 @@ sim_api_free(struct sim_api *api)
 		return;
 	struct sim_req *r;
 	while ((r = LIST_FIRST(&api->live)) != NULL)
-		sim_req_free(r); /* evhttp_free answers and frees their requests */
+		sim_req_free(r);
 	free(api);
 }

@@ -17,11 +17,11 @@
 #include <stdint.h>
 
 struct event_base;
-struct evhttp;
+struct vd_http_req;
 struct sim_api;
 
 #define SIM_API_BODY_CAP  (8 * VD_MIB)	/* bigger bodies get a JSON 413 */
-#define SIM_API_BODY_HARD (16 * VD_MIB) /* libevent's own limit */
+#define SIM_API_BODY_HARD (16 * VD_MIB) /* the server's own limit */
 
 struct sim_api_config {
 	bool check_host;     /* listening on loopback: reject foreign Host headers (403) */
@@ -29,12 +29,13 @@ struct sim_api_config {
 	size_t body_cap;
 };
 
-/* Registers the routes on http. All pointers are borrowed and must outlive the API. */
-struct sim_api *sim_api_new(struct event_base *base, struct evhttp *http, struct sim_sched *sched,
-			    struct sim_hw *hw, const struct sim_catalogue *cat,
-			    const struct sim_api_config *cfg);
+/* The API. All pointers are borrowed and must outlive it. */
+struct sim_api *sim_api_new(struct event_base *base, struct sim_sched *sched, struct sim_hw *hw,
+			    const struct sim_catalogue *cat, const struct sim_api_config *cfg);
+/* The HTTP server's request callback (httpd.h); arg is the struct sim_api. */
+void sim_api_request_cb(struct vd_http_req *req, void *arg);
 /* Drops every request in flight (their jobs are finished) and frees the API. Call
- * before evhttp_free. */
+ * after vd_httpd_free. */
 void sim_api_free(struct sim_api *api);
 
 /*

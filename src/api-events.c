@@ -18,7 +18,7 @@
 #include <stdlib.h>
 
 void
-api_events(struct evhttp_request *req, const char *path, void *arg)
+api_events(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -32,8 +32,14 @@ api_events(struct evhttp_request *req, const char *path, void *arg)
 		free(cause);
 		return;
 	}
+	struct events *ev = gpu_policy_events(d->policy);
 	int64_t heartbeat_ms = 0;
-	if (!vd_http_query_int(req, "heartbeat_ms", 1, 3600000, &heartbeat_ms))
+	if (!vd_http_query_int(req, "heartbeat_ms", events_min_heartbeat_ms(ev), 3600000,
+			       &heartbeat_ms))
 		return;
-	events_add_client(gpu_policy_events(d->policy), req, mask, heartbeat_ms);
+	if (events_add_client(ev, req, mask, heartbeat_ms, &cause) < 0) {
+		vd_http_set_header(req, "Retry-After", "5");
+		vd_http_reply_error(req, 503, "%s", cause);
+		free(cause);
+	}
 }

@@ -25,7 +25,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/http.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +91,7 @@ api_gpu_list(const struct daemon *d)
 }
 
 static void
-api_gpu_not_found(struct evhttp_request *req, const struct daemon *d, const char *what)
+api_gpu_not_found(struct vd_http_req *req, const struct daemon *d, const char *what)
 {
 	char *list = api_gpu_list(d);
 	vd_http_reply_error(req, 404, "gpu %s not found (GPUs: %s)", what, *list ? list : "none");
@@ -104,7 +103,7 @@ api_gpu_not_found(struct evhttp_request *req, const struct daemon *d, const char
  * the request (400 or 404).
  */
 static bool
-api_gpu_param(struct evhttp_request *req, struct daemon *d, const struct gpu_device **dev)
+api_gpu_param(struct vd_http_req *req, struct daemon *d, const struct gpu_device **dev)
 {
 	*dev = NULL;
 	char *text = vd_http_query_param(req, "gpu");
@@ -318,7 +317,7 @@ api_gpu_state_rank(const char *state)
 /* --- GET /api/gpu/status, /api/gpu/status/all --------------------------------------- */
 
 void
-api_gpu_status(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_status(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -348,7 +347,7 @@ api_gpu_status(struct evhttp_request *req, const char *path, void *arg)
 }
 
 void
-api_gpu_status_all(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_status_all(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -376,7 +375,7 @@ api_gpu_status_all(struct evhttp_request *req, const char *path, void *arg)
 /* --- GET /api/gpu/metrics, /metrics/history, /temperature/trend ---------------------- */
 
 void
-api_gpu_metrics(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_metrics(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -424,7 +423,7 @@ api_gpu_metrics(struct evhttp_request *req, const char *path, void *arg)
 }
 
 void
-api_gpu_history(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_history(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -479,7 +478,7 @@ api_gpu_history(struct evhttp_request *req, const char *path, void *arg)
 }
 
 void
-api_gpu_trend(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_trend(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -548,7 +547,7 @@ api_gpu_reservation_json(const struct gpu_reservation *r)
 }
 
 void
-api_gpu_memory(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_memory(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -614,7 +613,7 @@ api_gpu_errno_status(int rc)
 }
 
 void
-api_gpu_allocate(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_allocate(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -705,7 +704,7 @@ out:
 }
 
 void
-api_gpu_deallocate(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_deallocate(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -739,7 +738,7 @@ api_gpu_deallocate(struct evhttp_request *req, const char *path, void *arg)
 /* --- Throttle status -------------------------------------------------------------------- */
 
 void
-api_gpu_throttle(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_throttle(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -778,9 +777,9 @@ api_gpu_throttle(struct evhttp_request *req, const char *path, void *arg)
 /* --- Monitoring start / stop --------------------------------------------------------- */
 
 static void
-api_gpu_monitoring(struct evhttp_request *req, struct daemon *d, bool start)
+api_gpu_monitoring(struct vd_http_req *req, struct daemon *d, bool start)
 {
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0) {
+	if (evbuffer_get_length(vd_http_req_body(req)) > 0) {
 		json_t *body = api_read_object(d, req);
 		if (body == NULL)
 			return;
@@ -807,14 +806,14 @@ api_gpu_monitoring(struct evhttp_request *req, struct daemon *d, bool start)
 }
 
 void
-api_gpu_monitoring_start(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_monitoring_start(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	api_gpu_monitoring(req, arg, true);
 }
 
 void
-api_gpu_monitoring_stop(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_monitoring_stop(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	api_gpu_monitoring(req, arg, false);
@@ -963,7 +962,7 @@ api_gpu_cause_names(char **cause)
 }
 
 static void
-api_gpu_config_put(struct evhttp_request *req, struct daemon *d)
+api_gpu_config_put(struct vd_http_req *req, struct daemon *d)
 {
 	json_t *body = api_read_object(d, req);
 	if (body == NULL)
@@ -1058,11 +1057,11 @@ out:
 }
 
 void
-api_gpu_config(struct evhttp_request *req, const char *path, void *arg)
+api_gpu_config(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
-	if (vd_http_method(req) == VD_HTTP_PUT)
+	if (vd_http_req_method(req) == VD_HTTP_PUT)
 		api_gpu_config_put(req, d);
 	else
 		vd_http_reply_json(req, 200, api_gpu_config_json(d));

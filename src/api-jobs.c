@@ -19,7 +19,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <event2/http.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,7 +170,7 @@ api_infer_kind(const json_t *body, const struct registry_model *model)
 }
 
 void
-api_submit(struct evhttp_request *req, const char *path, void *arg)
+api_submit(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -268,9 +267,7 @@ api_submit(struct evhttp_request *req, const char *path, void *arg)
 		double eta = engine_eta_s(d->engine, &(struct job){.model = (char *)name},
 					  queue_length(d->queue));
 		int retry = eta > 1 ? (int)fmin(ceil(eta), 300) : 5;
-		char header[16];
-		snprintf(header, sizeof(header), "%d", retry);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", header);
+		vd_http_set_header(req, "Retry-After", "%d", retry);
 		status = 429;
 		msg = xasprintf("queue is full (%zu jobs); retry later", queue_capacity(d->queue));
 		goto out_error;
@@ -306,9 +303,7 @@ api_submit(struct evhttp_request *req, const char *path, void *arg)
 	json_t *reply =
 	    json_pack("{s:s,s:s,s:I,s:o}", "job_id", job->id, "status", "queued", "position",
 		      (json_int_t)position, "eta_s", eta >= 0 ? json_real(eta) : json_null());
-	char location[64];
-	snprintf(location, sizeof(location), "/api/job/%s", job->id);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", location);
+	vd_http_set_header(req, "Location", "/api/job/%s", job->id);
 	vd_debug(API, "job %s queued: %s %s %s", job->id, job_kind_name(job->kind), job->model,
 		 job_priority_name(job->priority));
 	daemon_reply_after_commit(d, req, job, reply);
@@ -335,7 +330,7 @@ api_job_lookup(struct daemon *d, const char *id)
 }
 
 static void
-api_job_cancel(struct daemon *d, struct evhttp_request *req, struct job *job)
+api_job_cancel(struct daemon *d, struct vd_http_req *req, struct job *job)
 {
 	if (job_is_final(job)) {
 		vd_http_reply_error(req, 409, "job %s is already %s", job->id,
@@ -355,7 +350,7 @@ api_job_cancel(struct daemon *d, struct evhttp_request *req, struct job *job)
 }
 
 void
-api_job(struct evhttp_request *req, const char *path, void *arg)
+api_job(struct vd_http_req *req, const char *path, void *arg)
 {
 	struct daemon *d = arg;
 	const char *id = path + strlen("/api/job/");
@@ -364,7 +359,7 @@ api_job(struct evhttp_request *req, const char *path, void *arg)
 		vd_http_reply_error(req, 404, "job \"%s\" not found", id);
 		return;
 	}
-	if (vd_http_method(req) == VD_HTTP_DELETE) {
+	if (vd_http_req_method(req) == VD_HTTP_DELETE) {
 		api_job_cancel(d, req, job);
 		job_unref(job);
 		return;
@@ -409,7 +404,7 @@ api_jobs_seq_desc(const void *a, const void *b)
 }
 
 void
-api_jobs(struct evhttp_request *req, const char *path, void *arg)
+api_jobs(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;

@@ -113,7 +113,7 @@ api_stats_gpus(struct daemon *d)
 }
 
 void
-api_stats(struct evhttp_request *req, const char *path, void *arg)
+api_stats(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -153,7 +153,7 @@ api_stats(struct evhttp_request *req, const char *path, void *arg)
 }
 
 void
-api_health(struct evhttp_request *req, const char *path, void *arg)
+api_health(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
@@ -185,7 +185,7 @@ api_models_by_name(const void *a, const void *b)
 }
 
 void
-api_models(struct evhttp_request *req, const char *path, void *arg)
+api_models(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;

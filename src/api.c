@@ -1,7 +1,14 @@
 /*
- * api.c: the route table of vramd's HTTP API (every endpoint in one table) and the
- * helpers its handlers share. Handlers live in api-<group>.c; they run on the loop,
- * never block, and answer every error with {"error": "<clear message>"}.
+ * api.c: the route table of vramd's HTTP API (every endpoint in one table), the checks
+ * every request passes before it (who may drive the daemon), and the helpers handlers
+ * share. Handlers live in api-<group>.c; they run on the loop, never block, and answer
+ * every error with {"error": "<clear message>"}.
+ *
+ * A web page the user opens must not drive the daemon: browsers let any page send
+ * requests to 127.0.0.1, so vramd refuses (403) a Host that is not a name of this
+ * listener (DNS rebinding), any request carrying an Origin that is neither a localhost
+ * page nor in CORS_ORIGINS (cross-site requests), and (415) a body that is not declared
+ * application/json (the "simple" text/plain POST a page can send without a preflight).
  */
 #include "api.h"
 
@@ -11,24 +18,26 @@
 #include "log.h"
 #include "util.h"
 
-#include <event2/http.h>
+#include <event2/buffer.h>
+
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
 static void
-api_not_found(struct evhttp_request *req, const char *path, void *arg)
+api_not_found(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)arg;
 	vd_http_reply_error(req, 404, "no such endpoint: %s %s (see docs/api.md)",
-			    vd_http_method_name(req), path);
+			    vd_http_req_method_name(req), path);
 }
 
 static void
-api_method_not_allowed(struct evhttp_request *req, const char *path, void *arg)
+api_method_not_allowed(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)arg;
-	vd_http_reply_error(req, 405, "method %s is not allowed on %s", vd_http_method_name(req),
-			    path);
+	vd_http_reply_error(req, 405, "method %s is not allowed on %s",
+			    vd_http_req_method_name(req), path);
 }
 
 static const struct vd_http_route api_routes[] = {
@@ -60,15 +69,132 @@ static struct vd_http_router api_router = {
     .method_not_allowed = api_method_not_allowed,
 };
 
-void
-api_install(struct daemon *d)
+static bool
+api_name_in_list(const char *list, const char *name)
 {
+	size_t n = strlen(name);
+	for (const char *p = list; *p;) {
+		while (*p == ',' || *p == ' ')
+			p++;
+		const char *end = p + strcspn(p, ",");
+		size_t len = (size_t)(end - p);
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if ((len == 1 && *p == '*') ||
+		    (len == n && len > 0 && strncasecmp(p, name, n) == 0))
+			return true;
+		p = end;
+	}
+	return false;
+}
+
+static bool
+api_is_loopback_name(const char *name)
+{
+	return strcasecmp(name, "localhost") == 0 || vd_str_has_prefix(name, "127.") ||
+	       strcmp(name, "::1") == 0 || vd_str_has_suffix(name, ".localhost");
+}
+
+/* The Host header names this daemon: a loopback name, the listen host, or ALLOWED_HOSTS.
+ * A daemon told to listen beyond loopback accepts any name (it has warned at start). */
+static bool
+api_host_allowed(struct daemon *d, struct vd_http_req *req)
+{
+	const char *host = vd_http_req_header(req, "Host");
+	char listen_host[128];
+	vd_http_host_name(vd_http_req_local_addr(req), listen_host, sizeof(listen_host));
+	if (!api_is_loopback_name(listen_host))
+		return true;
+	if (host == NULL) /* HTTP/1.0; HTTP/1.1 without Host was refused by the server */
+		return true;
+	char name[256];
+	if (!vd_http_host_name(host, name, sizeof(name)))
+		return false;
+	return api_is_loopback_name(name) || strcasecmp(name, listen_host) == 0 ||
+	       api_name_in_list(config_str(d->config, CONFIG_ALLOWED_HOSTS), name);
+}
+
+/* A localhost page, or an origin CORS_ORIGINS names. */
+static bool
+api_origin_configured(struct daemon *d, const char *origin)
+{
+	return api_name_in_list(config_str(d->config, CONFIG_CORS_ORIGINS), origin);
+}
+
+static bool
+api_origin_allowed(struct daemon *d, const char *origin)
+{
+	if (api_origin_configured(d, origin))
+		return true;
+	const char *rest = vd_str_has_prefix(origin, "http://")	   ? origin + 7
+			   : vd_str_has_prefix(origin, "https://") ? origin + 8
+								   : NULL;
+	char name[256];
+	return rest != NULL && vd_http_host_name(rest, name, sizeof(name)) &&
+	       api_is_loopback_name(name);
+}
+
+static bool
+api_is_json_type(const char *type)
+{
+	if (type == NULL)
+		return false;
+	while (*type == ' ')
+		type++;
+	size_t n = strcspn(type, "; ");
+	return n == 16 && strncasecmp(type, "application/json", 16) == 0;
+}
+
+void
+api_request_cb(struct vd_http_req *req, void *arg)
+{
+	struct daemon *d = arg;
 	api_router.arg = d;
-	evhttp_set_gencb(d->http, vd_http_router_cb, &api_router);
+	if (!api_host_allowed(d, req)) {
+		vd_http_reply_error(
+		    req, 403,
+		    "Host '%s' is not a name of this daemon; add it to ALLOWED_HOSTS "
+		    "to accept it",
+		    vd_http_req_header(req, "Host"));
+		return;
+	}
+	const char *origin = vd_http_req_header(req, "Origin");
+	if (origin != NULL) {
+		if (!api_origin_allowed(d, origin)) {
+			vd_http_reply_error(
+			    req, 403,
+			    "cross-origin request from '%s' refused: allow the origin "
+			    "with CORS_ORIGINS",
+			    origin);
+			return;
+		}
+		if (api_origin_configured(d, origin)) {
+			vd_http_req_set_header(req, "Access-Control-Allow-Origin", origin);
+			vd_http_req_set_header(req, "Vary", "Origin");
+			if (vd_http_req_method(req) == VD_HTTP_OPTIONS &&
+			    vd_http_req_header(req, "Access-Control-Request-Method") != NULL) {
+				vd_http_req_set_header(req, "Access-Control-Allow-Methods",
+						       "GET, HEAD, POST, PUT, DELETE");
+				vd_http_req_set_header(req, "Access-Control-Allow-Headers",
+						       "Content-Type, Authorization");
+				vd_http_req_set_header(req, "Access-Control-Max-Age", "600");
+				vd_http_req_reply(req, 204, NULL, 0);
+				return;
+			}
+		}
+	}
+	size_t body_len = evbuffer_get_length(vd_http_req_body(req));
+	const char *type = vd_http_req_header(req, "Content-Type");
+	if (body_len > 0 && !api_is_json_type(type)) {
+		vd_http_reply_error(req, 415, "Content-Type must be application/json (got %s)",
+				    type != NULL ? type : "none");
+		return;
+	}
+	vd_http_router_cb(req, &api_router);
 }
 
 json_t *
-api_read_object(struct daemon *d, struct evhttp_request *req)
+api_read_object(struct daemon *d, struct vd_http_req *req)
 {
 	json_t *body = NULL;
 	char *cause = NULL;

@@ -10,38 +10,41 @@
 #include <stdint.h>
 
 struct daemon;
-struct evhttp_request;
+struct vd_http_req;
 
-/* Installs the route table on d->http. */
-void api_install(struct daemon *d);
+/*
+ * The server's request callback (arg is the daemon): checks who is asking (Host, Origin,
+ * Content-Type; CORS when configured) and then dispatches through the route table.
+ */
+void api_request_cb(struct vd_http_req *req, void *arg);
 
 /* Handlers (api-jobs.c). path is the decoded path; arg is the daemon. */
-void api_submit(struct evhttp_request *req, const char *path, void *arg);
-void api_job(struct evhttp_request *req, const char *path, void *arg);
-void api_jobs(struct evhttp_request *req, const char *path, void *arg);
+void api_submit(struct vd_http_req *req, const char *path, void *arg);
+void api_job(struct vd_http_req *req, const char *path, void *arg);
+void api_jobs(struct vd_http_req *req, const char *path, void *arg);
 /* api-status.c */
-void api_stats(struct evhttp_request *req, const char *path, void *arg);
-void api_health(struct evhttp_request *req, const char *path, void *arg);
-void api_models(struct evhttp_request *req, const char *path, void *arg);
+void api_stats(struct vd_http_req *req, const char *path, void *arg);
+void api_health(struct vd_http_req *req, const char *path, void *arg);
+void api_models(struct vd_http_req *req, const char *path, void *arg);
 
 /* api-gpu.c: the /api/gpu endpoints (docs/api.md "GPUs"). */
-void api_gpu_status(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_status_all(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_metrics(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_history(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_trend(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_memory(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_throttle(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_allocate(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_deallocate(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_monitoring_start(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_monitoring_stop(struct evhttp_request *req, const char *path, void *arg);
-void api_gpu_config(struct evhttp_request *req, const char *path, void *arg);
+void api_gpu_status(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_status_all(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_metrics(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_history(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_trend(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_memory(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_throttle(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_allocate(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_deallocate(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_monitoring_start(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_monitoring_stop(struct vd_http_req *req, const char *path, void *arg);
+void api_gpu_config(struct vd_http_req *req, const char *path, void *arg);
 /* api-events.c: GET /api/events (Server-Sent Events). */
-void api_events(struct evhttp_request *req, const char *path, void *arg);
+void api_events(struct vd_http_req *req, const char *path, void *arg);
 
 /* Parses a request body as a JSON object under MAX_BODY_BYTES; on failure answers the
  * request (400/413) and returns NULL. */
-json_t *api_read_object(struct daemon *d, struct evhttp_request *req);
+json_t *api_read_object(struct daemon *d, struct vd_http_req *req);
 
 #endif

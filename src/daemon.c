@@ -21,6 +21,7 @@
 #include "gpu.h"
 #include "gpu-policy.h"
 #include "http-util.h"
+#include "httpd.h"
 #include "httpc.h"
 #include "log.h"
 #include "monitor.h"
@@ -31,14 +32,13 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct daemon_reply {
 	struct daemon_reply *next;
-	struct evhttp_request *req;
+	struct vd_http_req *req;
 	struct job *job; /* a reference */
 	json_t *body;
 };
@@ -46,8 +46,7 @@ struct daemon_reply {
 struct daemon_waiter {
 	struct daemon_waiter *next;
 	struct daemon *d;
-	struct evhttp_request *req;
-	struct evhttp_connection *conn;
+	struct vd_http_req *req;
 	struct job *job; /* a reference */
 	struct event *timer;
 };
@@ -157,8 +156,7 @@ daemon_request_commit(struct daemon *d)
 }
 
 void
-daemon_reply_after_commit(struct daemon *d, struct evhttp_request *req, struct job *job,
-			  json_t *body)
+daemon_reply_after_commit(struct daemon *d, struct vd_http_req *req, struct job *job, json_t *body)
 {
 	struct daemon_reply *r = xcalloc(1, sizeof(*r));
 	r->req = req;
@@ -213,8 +211,6 @@ daemon_waiter_free(struct daemon_waiter *w)
 			break;
 		}
 	}
-	if (w->conn != NULL)
-		evhttp_connection_set_closecb(w->conn, NULL, NULL);
 	event_free(w->timer);
 	job_unref(w->job);
 	free(w);
@@ -223,6 +219,7 @@ daemon_waiter_free(struct daemon_waiter *w)
 static void
 daemon_waiter_answer(struct daemon_waiter *w)
 {
+	vd_http_req_on_close(w->req, NULL, NULL);
 	vd_http_reply_json(w->req, 200, job_to_json(w->job));
 	daemon_waiter_free(w);
 }
@@ -236,31 +233,26 @@ daemon_waiter_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-daemon_waiter_close_cb(struct evhttp_connection *conn, void *arg)
+daemon_waiter_close_cb(struct vd_http_req *req, void *arg)
 {
-	(void)conn;
 	struct daemon_waiter *w = arg;
-	/* The client went away: libevent frees the request; forget it. */
-	w->conn = NULL;
-	evhttp_request_free(w->req);
+	/* The client went away: end its request now rather than at the timeout. */
 	daemon_waiter_free(w);
+	vd_http_req_release(req);
 }
 
 void
-daemon_wait_for_job(struct daemon *d, struct evhttp_request *req, struct job *job,
-		    int64_t timeout_ms)
+daemon_wait_for_job(struct daemon *d, struct vd_http_req *req, struct job *job, int64_t timeout_ms)
 {
 	struct daemon_waiter *w = xcalloc(1, sizeof(*w));
 	w->d = d;
 	w->req = req;
 	w->job = job_ref(job);
-	w->conn = evhttp_request_get_connection(req);
 	w->timer = evtimer_new(d->base, daemon_waiter_timer_cb, w);
 	struct timeval tv = {(time_t)(timeout_ms / 1000),
 			     (suseconds_t)((timeout_ms % 1000) * 1000)};
 	evtimer_add(w->timer, &tv);
-	if (w->conn != NULL)
-		evhttp_connection_set_closecb(w->conn, daemon_waiter_close_cb, w);
+	vd_http_req_on_close(req, daemon_waiter_close_cb, w);
 	w->next = d->waiters;
 	d->waiters = w;
 }
@@ -389,21 +381,22 @@ daemon_listen(struct daemon *d, char **cause)
 	int rc = vd_parse_int64(colon + 1, 0, 65535, &port, "LISTEN port", cause);
 	if (rc < 0)
 		goto out_free_host;
-	d->http = evhttp_new(d->base);
-	/* libevent's own limit (HTML 413) sits above ours (JSON 413). */
-	evhttp_set_max_body_size(
-	    d->http, (ev_ssize_t)config_size(d->config, CONFIG_MAX_BODY_BYTES) * 4 + 4096);
-	evhttp_set_max_headers_size(d->http, 64 * 1024);
-	evhttp_set_timeout(d->http, 600);
-	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						EVHTTP_REQ_OPTIONS);
-	api_install(d);
-	if (evhttp_bind_socket(d->http, host, (ev_uint16_t)port) != 0) {
-		rc =
-		    vd_fail(cause, -EADDRINUSE, "cannot listen on %s: %s", listen, strerror(errno));
+	struct vd_httpd_limits lim;
+	vd_httpd_limits_default(&lim);
+	lim.max_body_bytes = config_size(d->config, CONFIG_MAX_BODY_BYTES);
+	lim.max_connections = (size_t)config_int(d->config, CONFIG_MAX_CONNECTIONS);
+	lim.head_timeout_ms = config_int(d->config, CONFIG_HTTP_HEAD_TIMEOUT) * 1000;
+	lim.body_timeout_ms = config_int(d->config, CONFIG_HTTP_BODY_TIMEOUT) * 1000;
+	lim.idle_timeout_ms = config_int(d->config, CONFIG_HTTP_IDLE_TIMEOUT) * 1000;
+	d->http = vd_httpd_new(d->base, &lim, api_request_cb, d);
+	rc = vd_httpd_listen(d->http, host, (uint16_t)port, cause);
+	if (rc < 0)
 		goto out_free_host;
-	}
+	struct vd_httpd_stats hs;
+	vd_httpd_get_stats(d->http, &hs);
+	if ((size_t)config_int(d->config, CONFIG_MAX_CONNECTIONS) > hs.max_connections)
+		vd_warn(API, "MAX_CONNECTIONS lowered to %zu by the descriptor limit (ulimit -n)",
+			hs.max_connections);
 	vd_log(API, "listening on http://%s", listen);
 out_free_host:
 	free(host);
@@ -490,12 +483,9 @@ daemon_free(struct daemon *d)
 {
 	if (d == NULL)
 		return;
-	while (d->waiters != NULL) {
-		vd_http_reply_json(d->waiters->req, 200, job_to_json(d->waiters->job));
-		daemon_waiter_free(d->waiters);
-	}
-	if (d->http != NULL)
-		evhttp_free(d->http);
+	while (d->waiters != NULL)
+		daemon_waiter_answer(d->waiters);
+	vd_httpd_free(d->http);
 	monitor_free(d->monitor);
 	engine_free(d->engine);
 	gpu_policy_free(d->policy);

@@ -28,8 +28,8 @@ struct config;
 struct engine;
 struct event;
 struct event_base;
-struct evhttp;
-struct evhttp_request;
+struct vd_httpd;
+struct vd_http_req;
 struct gpu_monitor;
 struct gpu_policy;
 struct httpc;
@@ -56,7 +56,7 @@ struct daemon {
 	struct gpu_policy *policy; /* GPU states, throttling, reservations */
 	struct monitor *monitor;
 	struct engine *engine;
-	struct evhttp *http;
+	struct vd_httpd *http;
 	struct daemon_job_table jobs; /* non-final jobs by seq, one reference each */
 
 	int64_t started_mono_ms;
@@ -103,11 +103,11 @@ void daemon_request_commit(struct daemon *d);
  * Replies to req once the batch holding the job commits: status 202 and body (stolen).
  * If the commit fails the client gets a 500 and the job is withdrawn.
  */
-void daemon_reply_after_commit(struct daemon *d, struct evhttp_request *req, struct job *job,
+void daemon_reply_after_commit(struct daemon *d, struct vd_http_req *req, struct job *job,
 			       json_t *body);
 
 /* Holds req until job is final or timeout_ms passes, then answers with the job. */
-void daemon_wait_for_job(struct daemon *d, struct evhttp_request *req, struct job *job,
+void daemon_wait_for_job(struct daemon *d, struct vd_http_req *req, struct job *job,
 			 int64_t timeout_ms);
 
 /* Asks the engine to run the scheduler soon (coalesced; at most once per loop turn). */

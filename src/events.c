@@ -1,12 +1,13 @@
 /*
  * events.c: the event bus (see events.h): log, SSE clients, webhooks.
  *
- * SSE clients are a singly linked list. Each holds its evhttp request (a chunked reply
- * started with evhttp_send_reply_start) and a heartbeat timer. Before any write the
- * backlog in the connection's output buffer is checked; over the cap the connection
- * is freed (libevent then forgets the request). The connection's close callback
- * unlinks a client that went away by itself; it is cleared before we free a
- * connection ourselves, so a client is unlinked exactly once.
+ * SSE clients are a singly linked list, at most MAX_EVENT_CLIENTS long. Each holds its
+ * request (a streamed reply) and a heartbeat timer, no faster than once a second.
+ * Before any write the client's backlog in bytes (what our output buffer and the
+ * kernel's send queue still hold, the latter bounded by SO_SNDBUF) is checked against
+ * one cap; over it the connection is aborted. The request's close callback unlinks a
+ * client that went away by itself; aborting clears it first, so a client is unlinked
+ * exactly once.
  *
  * Webhooks: one struct per URL with a ring of serialised events. At most one request
  * is in flight per URL; a failure (transport error or a non-2xx status) retries the
@@ -20,20 +21,18 @@
 
 #include "config.h"
 #include "httpc.h"
+#include "httpd.h"
 #include "log.h"
 #include "util.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define EVENTS_DEFAULT_HEARTBEAT_MS 15000
+#define EVENTS_MIN_HEARTBEAT_MS	    1000
 #define EVENTS_DEFAULT_BACKLOG	    (256 * 1024)
 #define EVENTS_DEFAULT_RETRY_MS	    500
 #define EVENTS_DEFAULT_SNDBUF	    (64 * 1024)
@@ -59,8 +58,7 @@ static const char *const events_types[] = {
 struct events_client {
 	struct events_client *next;
 	struct events *ev;
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
+	struct vd_http_req *req;
 	struct event *heartbeat;
 	uint32_t mask;
 };
@@ -81,6 +79,7 @@ struct events {
 	const struct config *cfg;
 	int64_t next_id;
 	int64_t heartbeat_ms;
+	int64_t min_heartbeat_ms;
 	size_t max_backlog;
 	int sndbuf; /* SO_SNDBUF of SSE sockets: bounds what the kernel holds per client */
 	int64_t retry_ms;
@@ -113,6 +112,8 @@ events_new(struct event_base *base, struct httpc *httpc, const struct config *cf
 	ev->next_id = 1;
 	ev->heartbeat_ms =
 	    events_env_int("VRAMD_SSE_HEARTBEAT_MS", EVENTS_DEFAULT_HEARTBEAT_MS, 10, 3600000);
+	ev->min_heartbeat_ms =
+	    events_env_int("VRAMD_SSE_MIN_HEARTBEAT_MS", EVENTS_MIN_HEARTBEAT_MS, 1, 3600000);
 	ev->max_backlog =
 	    (size_t)events_env_int("VRAMD_SSE_MAX_BACKLOG", EVENTS_DEFAULT_BACKLOG, 1024, 1 << 30);
 	ev->sndbuf = (int)events_env_int("VRAMD_SSE_SNDBUF", EVENTS_DEFAULT_SNDBUF, 1024, 64 << 20);
@@ -183,41 +184,32 @@ events_client_unlink(struct events_client *c)
 	free(c);
 }
 
-/* The client went away (or libevent freed the connection). */
+/* The client went away. */
 static void
-events_client_close_cb(struct evhttp_connection *evcon, void *arg)
+events_client_close_cb(struct vd_http_req *req, void *arg)
 {
-	(void)evcon;
 	struct events_client *c = arg;
-	struct evhttp_request *req = c->req;
 	vd_debug(EVENTS, "SSE client left (%zu left)", c->ev->nclients - 1);
 	events_client_unlink(c);
-	/* When the client went away libevent has already detached the unfinished request
-	 * from the connection and leaves it to us: ending the reply frees it. When libevent
-	 * frees the connection itself (evhttp_free) the request is still attached and is
-	 * freed with it. */
-	if (evhttp_request_get_connection(req) == NULL)
-		evhttp_send_reply_end(req);
+	vd_http_req_release(req);
 }
 
 /* Disconnects a client ourselves: the stream ends without a proper last chunk. */
 static void
 events_client_drop(struct events_client *c)
 {
-	struct evhttp_connection *evcon = c->evcon;
-	evhttp_connection_set_closecb(evcon, NULL, NULL);
+	struct vd_http_req *req = c->req;
 	events_client_unlink(c);
-	evhttp_connection_free(evcon);
+	vd_http_req_abort(req);
 }
 
-/* Writes text to a client unless its backlog is over the cap; then drops it. Returns
+/* Writes text to a client unless its backlog would pass the cap; then drops it. Returns
  * false when the client was dropped. */
 static bool
 events_client_write(struct events_client *c, const char *text, size_t len)
 {
 	struct events *ev = c->ev;
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
-	size_t backlog = bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+	size_t backlog = vd_http_req_backlog(c->req);
 	if (backlog + len > ev->max_backlog) {
 		ev->clients_dropped++;
 		vd_warn(EVENTS, "SSE client disconnected: %zu bytes unsent (cap %zu)", backlog,
@@ -225,10 +217,7 @@ events_client_write(struct events_client *c, const char *text, size_t len)
 		events_client_drop(c);
 		return false;
 	}
-	struct evbuffer *buf = evbuffer_new();
-	evbuffer_add(buf, text, len);
-	evhttp_send_reply_chunk(c->req, buf);
-	evbuffer_free(buf);
+	vd_http_req_send(c->req, text, len);
 	return true;
 }
 
@@ -241,28 +230,37 @@ events_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 	events_client_write(arg, beat, sizeof(beat) - 1);
 }
 
-void
-events_add_client(struct events *ev, struct evhttp_request *req, uint32_t mask,
-		  int64_t heartbeat_ms)
+int64_t
+events_min_heartbeat_ms(const struct events *ev)
 {
+	return ev->min_heartbeat_ms;
+}
+
+int
+events_add_client(struct events *ev, struct vd_http_req *req, uint32_t mask, int64_t heartbeat_ms,
+		  char **cause)
+{
+	size_t max_clients = (size_t)config_int(ev->cfg, CONFIG_MAX_EVENT_CLIENTS);
+	if (ev->nclients >= max_clients)
+		return vd_fail(cause, -EBUSY,
+			       "too many event streams: the limit is %zu (MAX_EVENT_CLIENTS); "
+			       "try again later",
+			       max_clients);
 	struct events_client *c = xcalloc(1, sizeof(*c));
 	c->ev = ev;
 	c->req = req;
-	c->evcon = evhttp_request_get_connection(req);
 	c->mask = mask;
-	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-	evhttp_add_header(headers, "Content-Type", "text/event-stream");
-	evhttp_add_header(headers, "Cache-Control", "no-cache");
-	evhttp_add_header(headers, "X-Accel-Buffering", "no");
-	evhttp_send_reply_start(req, 200, "OK");
-	/* The kernel may otherwise buffer megabytes for a client that does not read,
-	 * hiding it from the backlog check. */
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
-	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
-	if (fd >= 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &ev->sndbuf, sizeof(ev->sndbuf));
-	evhttp_connection_set_closecb(c->evcon, events_client_close_cb, c);
+	vd_http_req_set_header(req, "Content-Type", "text/event-stream");
+	vd_http_req_set_header(req, "Cache-Control", "no-cache");
+	vd_http_req_set_header(req, "X-Accel-Buffering", "no");
+	/* The kernel may otherwise buffer megabytes for a client that does not read; the
+	 * backlog check counts what it holds, and this bounds it. */
+	vd_http_req_set_sndbuf(req, ev->sndbuf);
+	vd_http_req_start(req, 200);
+	vd_http_req_on_close(req, events_client_close_cb, c);
 	int64_t period = heartbeat_ms > 0 ? heartbeat_ms : ev->heartbeat_ms;
+	if (period < ev->min_heartbeat_ms)
+		period = ev->min_heartbeat_ms;
 	c->heartbeat = event_new(ev->base, -1, EV_PERSIST, events_heartbeat_cb, c);
 	struct timeval tv = {.tv_sec = period / 1000, .tv_usec = (period % 1000) * 1000};
 	event_add(c->heartbeat, &tv);
@@ -272,6 +270,7 @@ events_add_client(struct events *ev, struct evhttp_request *req, uint32_t mask,
 	vd_debug(EVENTS, "SSE client joined (%zu now)", ev->nclients);
 	static const char hello[] = ": connected\n\n";
 	events_client_write(c, hello, sizeof(hello) - 1);
+	return 0;
 }
 
 /* --- Webhooks ---------------------------------------------------------------------- */

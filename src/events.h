@@ -30,7 +30,7 @@
 
 struct config;
 struct event_base;
-struct evhttp_request;
+struct vd_http_req;
 struct events;
 struct httpc;
 
@@ -63,10 +63,13 @@ int events_types_parse(const char *csv, uint32_t *mask, char **cause);
  * Turns req into an SSE stream (200, text/event-stream) that receives every later
  * event whose type is in mask, until the client goes away or the bus is freed.
  * heartbeat_ms > 0 overrides the bus's heartbeat for this client. The bus owns the
- * stream from here on.
+ * stream from here on. Returns -EBUSY with *cause (and req untouched) when
+ * MAX_EVENT_CLIENTS streams are open.
  */
-void events_add_client(struct events *ev, struct evhttp_request *req, uint32_t mask,
-		       int64_t heartbeat_ms);
+int events_add_client(struct events *ev, struct vd_http_req *req, uint32_t mask,
+		      int64_t heartbeat_ms, char **cause);
+/* The shortest heartbeat a client may ask for (1 s; tests lower it by environment). */
+int64_t events_min_heartbeat_ms(const struct events *ev);
 
 struct events_stats {
 	int64_t last_id;

@@ -1,10 +1,8 @@
 /*
- * http-util.c: route-table dispatch and reply helpers over libevent's evhttp.
+ * http-util.c: route-table dispatch and reply helpers over vd_httpd (httpd.h).
  *
- * Handlers run on the loop thread and must not block. Bodies are read from the
- * request's input evbuffer under a cap; libevent itself is configured by each server
- * with a larger hard limit (evhttp_set_max_body_size) so that bodies between the two
- * get our JSON 413 rather than libevent's HTML one.
+ * Handlers run on the loop thread and must not block. Bodies arrive complete and
+ * already bounded by the server (max_body_bytes); handlers may apply a smaller cap.
  */
 #include "http-util.h"
 
@@ -21,48 +19,6 @@
 #include <string.h>
 #include <sys/queue.h>
 
-int
-vd_http_method(struct evhttp_request *req)
-{
-	switch (evhttp_request_get_command(req)) {
-	case EVHTTP_REQ_GET:
-		return VD_HTTP_GET;
-	case EVHTTP_REQ_POST:
-		return VD_HTTP_POST;
-	case EVHTTP_REQ_HEAD:
-		return VD_HTTP_HEAD;
-	case EVHTTP_REQ_PUT:
-		return VD_HTTP_PUT;
-	case EVHTTP_REQ_DELETE:
-		return VD_HTTP_DELETE;
-	case EVHTTP_REQ_OPTIONS:
-		return VD_HTTP_OPTIONS;
-	default:
-		return 0;
-	}
-}
-
-const char *
-vd_http_method_name(struct evhttp_request *req)
-{
-	switch (vd_http_method(req)) {
-	case VD_HTTP_GET:
-		return "GET";
-	case VD_HTTP_POST:
-		return "POST";
-	case VD_HTTP_HEAD:
-		return "HEAD";
-	case VD_HTTP_PUT:
-		return "PUT";
-	case VD_HTTP_DELETE:
-		return "DELETE";
-	case VD_HTTP_OPTIONS:
-		return "OPTIONS";
-	default:
-		return "OTHER";
-	}
-}
-
 static bool
 vd_http_route_matches(const struct vd_http_route *r, const char *path)
 {
@@ -73,7 +29,7 @@ vd_http_route_matches(const struct vd_http_route *r, const char *path)
 
 /* Adds "Allow: GET, POST" for a VD_HTTP_* mask, as a 405 reply should carry. */
 static void
-vd_http_add_allow(struct evhttp_request *req, int methods)
+vd_http_add_allow(struct vd_http_req *req, int methods)
 {
 	static const struct {
 		int bit;
@@ -87,21 +43,22 @@ vd_http_add_allow(struct evhttp_request *req, int methods)
 		if (methods & names[i].bit)
 			n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "",
 					      names[i].name);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	vd_http_req_set_header(req, "Allow", allow);
 }
 
 void
-vd_http_router_cb(struct evhttp_request *req, void *arg)
+vd_http_router_cb(struct vd_http_req *req, void *arg)
 {
 	const struct vd_http_router *router = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *raw = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	char *path = evhttp_uridecode(raw != NULL && *raw ? raw : "/", 0, NULL);
-	if (path == NULL) {
+	const char *raw = vd_http_req_path(req);
+	size_t decoded_len = 0;
+	char *path = evhttp_uridecode(*raw ? raw : "/", 0, &decoded_len);
+	if (path == NULL || strlen(path) != decoded_len) {
+		free(path);
 		vd_http_reply_error(req, 400, "invalid percent-encoding in the request path");
 		return;
 	}
-	int method = vd_http_method(req);
+	int method = vd_http_req_method(req);
 	int allowed = 0;
 	for (size_t i = 0; i < router->nroutes; i++) {
 		const struct vd_http_route *r = &router->routes[i];
@@ -123,9 +80,9 @@ vd_http_router_cb(struct evhttp_request *req, void *arg)
 }
 
 int
-vd_http_read_body(struct evhttp_request *req, struct vd_buf *out)
+vd_http_read_body(struct vd_http_req *req, struct vd_buf *out)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *in = vd_http_req_body(req);
 	size_t len = evbuffer_get_length(in);
 	if (len > out->cap)
 		return -E2BIG;
@@ -137,7 +94,7 @@ vd_http_read_body(struct evhttp_request *req, struct vd_buf *out)
 }
 
 int
-vd_http_parse_json_object(struct evhttp_request *req, size_t cap, json_t **out, char **cause)
+vd_http_parse_json_object(struct vd_http_req *req, size_t cap, json_t **out, char **cause)
 {
 	struct vd_buf body;
 	vd_buf_init(&body, cap);
@@ -169,11 +126,37 @@ out_cleanup:
 	return status;
 }
 
-char *
-vd_http_query_param(struct evhttp_request *req, const char *name)
+bool
+vd_http_host_name(const char *authority, char *out, size_t size)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	const char *start = authority, *end;
+	if (*authority == '[') {
+		start = authority + 1;
+		end = strchr(start, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+			return false;
+	} else {
+		end = strchr(authority, ':');
+		if (end != NULL && strchr(end + 1, ':') != NULL)
+			end = authority + strlen(authority); /* a bare IPv6 address */
+		else if (end == NULL)
+			end = authority + strlen(authority);
+	}
+	for (const char *p = end; *p && *p != '/'; p++)
+		if (*p == ':' && p[1] != '\0' && strspn(p + 1, "0123456789") != strcspn(p + 1, "/"))
+			return false; /* a port that is not a number */
+	size_t len = (size_t)(end - start);
+	if (len == 0 || len >= size)
+		return false;
+	memcpy(out, start, len);
+	out[len] = '\0';
+	return true;
+}
+
+char *
+vd_http_query_param(struct vd_http_req *req, const char *name)
+{
+	const char *query = vd_http_req_query(req);
 	if (query == NULL)
 		return NULL;
 	struct evkeyvalq params;
@@ -189,8 +172,7 @@ vd_http_query_param(struct evhttp_request *req, const char *name)
 }
 
 bool
-vd_http_query_int(struct evhttp_request *req, const char *name, int64_t min, int64_t max,
-		  int64_t *out)
+vd_http_query_int(struct vd_http_req *req, const char *name, int64_t min, int64_t max, int64_t *out)
 {
 	char *text = vd_http_query_param(req, name);
 	if (text == NULL)
@@ -204,58 +186,12 @@ vd_http_query_int(struct evhttp_request *req, const char *name, int64_t min, int
 	return rc == 0;
 }
 
-const char *
-vd_http_reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 202:
-		return "Accepted";
-	case 204:
-		return "No Content";
-	case 400:
-		return "Bad Request";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Payload Too Large";
-	case 429:
-		return "Too Many Requests";
-	case 500:
-		return "Internal Server Error";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	default:
-		return "Status";
-	}
-}
-
 static void
-vd_http_send(struct evhttp_request *req, int status, const char *content_type, const char *body,
+vd_http_send(struct vd_http_req *req, int status, const char *content_type, const char *body,
 	     size_t len)
 {
-	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-	evhttp_remove_header(headers, "Content-Type");
-	evhttp_add_header(headers, "Content-Type", content_type);
-	struct evbuffer *out = evbuffer_new();
-	evbuffer_add(out, body, len);
-	evhttp_send_reply(req, status, vd_http_reason(status), out);
-	evbuffer_free(out);
+	vd_http_req_set_header(req, "Content-Type", content_type);
+	vd_http_req_reply(req, status, body, len);
 }
 
 json_t *
@@ -301,7 +237,7 @@ vd_json_dumps_go(const json_t *value)
 }
 
 void
-vd_http_reply_json(struct evhttp_request *req, int status, json_t *body)
+vd_http_reply_json(struct vd_http_req *req, int status, json_t *body)
 {
 	char *text = vd_json_dumps_go(body);
 	vd_http_send(req, status, "application/json; charset=utf-8", text, strlen(text));
@@ -310,7 +246,7 @@ vd_http_reply_json(struct evhttp_request *req, int status, json_t *body)
 }
 
 void
-vd_http_reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
+vd_http_reply_error(struct vd_http_req *req, int status, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -321,7 +257,18 @@ vd_http_reply_error(struct evhttp_request *req, int status, const char *fmt, ...
 }
 
 void
-vd_http_reply_text(struct evhttp_request *req, int status, const char *text)
+vd_http_reply_text(struct vd_http_req *req, int status, const char *text)
 {
 	vd_http_send(req, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+void
+vd_http_set_header(struct vd_http_req *req, const char *name, const char *fmt, ...)
+{
+	char value[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(value, sizeof(value), fmt, ap);
+	va_end(ap);
+	vd_http_req_set_header(req, name, value);
 }

@@ -1,5 +1,5 @@
 /*
- * http-util.h: helpers for the libevent HTTP servers of vramd and ollama-sim: a route
+ * http-util.h: helpers for the HTTP servers (httpd.h) of vramd and ollama-sim: a route
  * table, JSON replies, {"error": ...} replies, and reading a request body under a cap.
  */
 #ifndef VRAMD_HTTP_UTIL_H
@@ -10,18 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct evhttp_request;
+#include "httpd.h"
+
 struct vd_buf;
 
-/* Methods as a bit mask (libevent's enum evhttp_cmd_type values are bits already). */
-#define VD_HTTP_GET	(1 << 0)
-#define VD_HTTP_POST	(1 << 1)
-#define VD_HTTP_HEAD	(1 << 2)
-#define VD_HTTP_PUT	(1 << 3)
-#define VD_HTTP_DELETE	(1 << 4)
-#define VD_HTTP_OPTIONS (1 << 5)
-
-typedef void vd_http_handler_cb(struct evhttp_request *req, const char *path, void *arg);
+typedef void vd_http_handler_cb(struct vd_http_req *req, const char *path, void *arg);
 
 struct vd_http_route {
 	int methods;	  /* VD_HTTP_* mask */
@@ -38,19 +31,15 @@ struct vd_http_router {
 	void *arg;				/* passed to every handler */
 };
 
-/* The libevent generic callback: arg is a struct vd_http_router *. Strips the query
- * string, matches the table, and calls the handler with the decoded path. */
-void vd_http_router_cb(struct evhttp_request *req, void *arg);
-
-/* The request's method as a VD_HTTP_* bit (0 if unknown). */
-int vd_http_method(struct evhttp_request *req);
-const char *vd_http_method_name(struct evhttp_request *req);
+/* A vd_httpd_request_cb: arg is a struct vd_http_router *. Matches the decoded path
+ * against the table and calls the handler (404 and 405 with Allow otherwise). */
+void vd_http_router_cb(struct vd_http_req *req, void *arg);
 
 /*
  * Copies the request body into out (initialised by the caller with its cap).
  * Returns 0, or -E2BIG when the body is over the cap.
  */
-int vd_http_read_body(struct evhttp_request *req, struct vd_buf *out);
+int vd_http_read_body(struct vd_http_req *req, struct vd_buf *out);
 
 /*
  * Parses the request body as a JSON object no larger than cap bytes. On failure returns
@@ -58,27 +47,34 @@ int vd_http_read_body(struct evhttp_request *req, struct vd_buf *out);
  * and sets *cause to a clear message the caller frees; on success returns 0 and *out
  * holds a new reference.
  */
-int vd_http_parse_json_object(struct evhttp_request *req, size_t cap, json_t **out, char **cause);
+int vd_http_parse_json_object(struct vd_http_req *req, size_t cap, json_t **out, char **cause);
+
+/*
+ * The host name of a Host header or an authority ("[::1]:5001" -> "::1",
+ * "localhost:5001" -> "localhost"). Returns false when it is malformed or too long.
+ */
+bool vd_http_host_name(const char *authority, char *out, size_t size);
 
 /* Value of query parameter name (decoded, caller frees), or NULL if absent. */
-char *vd_http_query_param(struct evhttp_request *req, const char *name);
+char *vd_http_query_param(struct vd_http_req *req, const char *name);
 /*
  * An optional integer query parameter within [min, max]: *out keeps its value when the
  * parameter is absent. On a bad value answers 400 ("parameter 'limit' must be an integer
  * between 1 and 1000") and returns false; the handler then just returns.
  */
-bool vd_http_query_int(struct evhttp_request *req, const char *name, int64_t min, int64_t max,
+bool vd_http_query_int(struct vd_http_req *req, const char *name, int64_t min, int64_t max,
 		       int64_t *out);
 
 /* Sends a JSON reply with Content-Type "application/json; charset=utf-8". Steals body. */
-void vd_http_reply_json(struct evhttp_request *req, int status, json_t *body);
+void vd_http_reply_json(struct vd_http_req *req, int status, json_t *body);
 /* Sends {"error": "<message>"} with the given status. */
-void vd_http_reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
+void vd_http_reply_error(struct vd_http_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Sends a text/plain; charset=utf-8 reply. */
-void vd_http_reply_text(struct evhttp_request *req, int status, const char *text);
-/* The standard reason phrase for a status ("Not Found"). */
-const char *vd_http_reason(int status);
+void vd_http_reply_text(struct vd_http_req *req, int status, const char *text);
+/* Sets a reply header (replacing one of the same name), printf-style value. */
+void vd_http_set_header(struct vd_http_req *req, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* A wall-clock time in Unix ms as an RFC 3339 UTC string, or JSON null for 0 (the event
  * has not happened). A new reference. */

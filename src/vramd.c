@@ -9,11 +9,18 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int
 main(int argc, char **argv)
 {
 	struct config *cfg = config_new();
+	if (argc == 2 && strcmp(argv[1], "--help-markdown") == 0) {
+		/* The table of docs/configuration.md (scripts/update-config-doc.sh). */
+		config_print_markdown(stdout);
+		config_free(cfg);
+		return 0;
+	}
 	bool help = false, version = false;
 	char *cause = NULL;
 	if (config_load(cfg, argc, argv, NULL, &help, &version, &cause) < 0) {

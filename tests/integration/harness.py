@@ -183,7 +183,8 @@ def http(method, url, json_body=None, raw_body=None, headers=None, timeout=30):
     body = raw_body
     if json_body is not None:
         body = json.dumps(json_body).encode()
-        hdrs.setdefault("Content-Type", "application/json")
+    if body is not None and not any(k.lower() == "content-type" for k in hdrs):
+        hdrs["Content-Type"] = "application/json"
     if isinstance(body, str):
         body = body.encode()
     try:

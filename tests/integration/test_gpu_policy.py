@@ -28,6 +28,7 @@ MIB = 1024 * 1024
 VRAMD_ARGS = ["--monitor-interval", "100", "--loop-interval", "50", "--critical-pause", "3",
               "--throttle-cooldown", "1"]
 VRAMD_ENV = {"VRAMD_SSE_MAX_BACKLOG": "8192", "VRAMD_SSE_SNDBUF": "4096",
+             "VRAMD_SSE_MIN_HEARTBEAT_MS": "1",
              "VRAMD_WEBHOOK_RETRY_MS": "50"}
 
 
