@@ -388,6 +388,12 @@ daemon_listen(struct daemon *d, char **cause)
 	lim.head_timeout_ms = config_int(d->config, CONFIG_HTTP_HEAD_TIMEOUT) * 1000;
 	lim.body_timeout_ms = config_int(d->config, CONFIG_HTTP_BODY_TIMEOUT) * 1000;
 	lim.idle_timeout_ms = config_int(d->config, CONFIG_HTTP_IDLE_TIMEOUT) * 1000;
+	/* Descriptors kept for the store, backends, webhooks and nvidia-smi; tests set 0
+	 * to drive the server into EMFILE. */
+	const char *reserve = getenv("VRAMD_HTTP_FD_RESERVE");
+	int64_t n;
+	if (reserve != NULL && vd_parse_int64(reserve, 0, 100000, &n, "", NULL) == 0)
+		lim.fd_reserve = (size_t)n;
 	d->http = vd_httpd_new(d->base, &lim, api_request_cb, d);
 	rc = vd_httpd_listen(d->http, host, (uint16_t)port, cause);
 	if (rc < 0)

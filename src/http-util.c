@@ -245,6 +245,24 @@ vd_http_reply_json(struct vd_http_req *req, int status, json_t *body)
 	json_decref(body);
 }
 
+/* The length of the valid UTF-8 sequence at s, or 0 when it is not one. */
+static size_t
+vd_utf8_char_len(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = u[0] < 0x80		   ? 1
+		   : (u[0] & 0xe0) == 0xc0 ? 2
+		   : (u[0] & 0xf0) == 0xe0 ? 3
+		   : (u[0] & 0xf8) == 0xf0 ? 4
+					   : 0;
+	if (n == 2 && u[0] < 0xc2)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((u[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
 void
 vd_http_reply_error(struct vd_http_req *req, int status, const char *fmt, ...)
 {
@@ -253,6 +271,14 @@ vd_http_reply_error(struct vd_http_req *req, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A message may quote client bytes that are not UTF-8; JSON strings must be. */
+	for (size_t i = 0; msg[i] != '\0';) {
+		size_t n = vd_utf8_char_len(msg + i);
+		if (n == 0)
+			msg[i++] = '?';
+		else
+			i += n;
+	}
 	vd_http_reply_json(req, status, json_pack("{s:s}", "error", msg));
 }
 
