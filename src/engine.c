@@ -8,16 +8,20 @@
  *
  *   UNLOAD   keep_alive 0; the model stays UNLOADING until /api/ps stops listing it
  *            (bounded by ENGINE_UNLOAD_CONFIRM_MS), then a fresh GPU sample is taken.
- *   LOAD     empty-prompt generate with keep_alive -1 (vramd, not Ollama's timer,
- *            decides unloads). Until a GPU sample taken after the load shows its memory,
- *            the model's footprint counts as pending on its GPU.
+ *   LOAD     first waits for a GPU sample taken after it was planned (the scheduler
+ *            decides again on it), then an empty-prompt generate with keep_alive -1
+ *            (vramd, not Ollama's timer, decides unloads), bounded by LOAD_TIMEOUT.
+ *            Until a GPU sample taken after the load shows its memory, the model's
+ *            footprint counts as pending on its GPU.
  *   DISPATCH pops jobs of the model (highest priority first) and runs them.
  *
  * Failures: an Ollama error reply fails the job with Ollama's message; a connection
  * failure puts the job back at the head of the queue (at most ENGINE_MAX_ATTEMPTS
- * attempts) and pauses dispatch until the monitor sees the server again. A load that
- * fails is retried with backoff; after ENGINE_MAX_LOAD_FAILURES in a row the model's
- * queued jobs fail with the load's error.
+ * attempts) and pauses dispatch until the monitor sees the server again. A run or a
+ * load past its timeout holds all work for the server until it answers a probe (it may
+ * be hung); the load is abandoned and the model unloaded. A load that fails is retried
+ * with backoff; after ENGINE_MAX_LOAD_FAILURES in a row the model's queued jobs fail
+ * with the load's error.
  */
 #include "engine.h"
 
