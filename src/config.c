@@ -39,7 +39,13 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 	[CONFIG_SYNC] = {"SYNC", NULL, "--sync", CONFIG_TYPE_ENUM, "full", 0, 0, "full|normal", "",
 		false, "Commit durability: full survives power loss, normal only a vramd crash."},
 	[CONFIG_REQUEST_TIMEOUT] = {"REQUEST_TIMEOUT", NULL, "--request-timeout", CONFIG_TYPE_INT,
-		"600", 1, 86400, NULL, "s", false, "Timeout of one request to Ollama (a job run or a load)."},
+		"600", 1, 86400, NULL, "s", false,
+		"Timeout of one job run on Ollama; after a run times out, nothing more is sent to "
+		"the server until it answers a probe."},
+	[CONFIG_LOAD_TIMEOUT] = {"LOAD_TIMEOUT", NULL, "--load-timeout", CONFIG_TYPE_INT, "0", 0,
+		86400, NULL, "s", false,
+		"A model load taking longer is abandoned and the model unloaded (0 = automatic: 4x "
+		"the file size over the measured load bandwidth, 30 s to 10 min)."},
 	[CONFIG_MAX_BODY_BYTES] = {"MAX_BODY_BYTES", NULL, "--max-body-bytes", CONFIG_TYPE_SIZE,
 		"8MiB", 1024, 1073741824.0, NULL, "bytes", false,
 		"Largest accepted request body (bigger ones get 413)."},

@@ -355,6 +355,13 @@ daemon_open_gpus(struct daemon *d, char **cause)
 		return 0;
 	}
 	const char *why = gpu_monitor_reason(d->gpus);
+	/* A provider named explicitly must work: falling back would plan without the
+	 * telemetry the operator asked for. Only auto falls back. */
+	if (opts.provider == GPU_PROVIDER_NVML || opts.provider == GPU_PROVIDER_SMI)
+		return vd_fail(cause, -ENODEV,
+			       "GPU_SOURCE is %s but it cannot be used (%s); use --gpu-source "
+			       "auto to fall back to another source",
+			       gpu_provider_pref_name(opts.provider), why ? why : "unknown reason");
 	if (config_size(cfg, CONFIG_VRAM_BUDGET) > 0) {
 		char size[32];
 		vd_format_size(config_size(cfg, CONFIG_VRAM_BUDGET), size, sizeof(size));

@@ -8,16 +8,20 @@
  *
  *   UNLOAD   keep_alive 0; the model stays UNLOADING until /api/ps stops listing it
  *            (bounded by ENGINE_UNLOAD_CONFIRM_MS), then a fresh GPU sample is taken.
- *   LOAD     empty-prompt generate with keep_alive -1 (vramd, not Ollama's timer,
- *            decides unloads). Until a GPU sample taken after the load shows its memory,
- *            the model's footprint counts as pending on its GPU.
+ *   LOAD     first waits for a GPU sample taken after it was planned (the scheduler
+ *            decides again on it), then an empty-prompt generate with keep_alive -1
+ *            (vramd, not Ollama's timer, decides unloads), bounded by LOAD_TIMEOUT.
+ *            Until a GPU sample taken after the load shows its memory, the model's
+ *            footprint counts as pending on its GPU.
  *   DISPATCH pops jobs of the model (highest priority first) and runs them.
  *
  * Failures: an Ollama error reply fails the job with Ollama's message; a connection
  * failure puts the job back at the head of the queue (at most ENGINE_MAX_ATTEMPTS
- * attempts) and pauses dispatch until the monitor sees the server again. A load that
- * fails is retried with backoff; after ENGINE_MAX_LOAD_FAILURES in a row the model's
- * queued jobs fail with the load's error.
+ * attempts) and pauses dispatch until the monitor sees the server again. A run or a
+ * load past its timeout holds all work for the server until it answers a probe (it may
+ * be hung); the load is abandoned and the model unloaded. A load that fails is retried
+ * with backoff; after ENGINE_MAX_LOAD_FAILURES in a row the model's queued jobs fail
+ * with the load's error.
  */
 #include "engine.h"
 
@@ -55,6 +59,8 @@ struct engine_model {
 	int64_t unload_replied_ms; /* monotonic; 0 while the unload call is in flight */
 	int64_t not_before_ms;	   /* no load before this (backoff after a failure) */
 	int load_failures;	   /* consecutive */
+	int64_t load_timeout_ms;   /* the bound given to the load in flight */
+	bool load_abandoned;	   /* the unload in flight follows a load that timed out */
 	struct backend_call *call; /* the load or unload in flight */
 	struct engine *engine;
 	struct queue_model_summary queue; /* its waiting jobs, as of the current decision */
@@ -82,9 +88,12 @@ struct engine {
 	double run_ms_mean; /* moving average of run times */
 	struct sched_plan plan;
 	int loads_in_flight;
+	int64_t load_sample_asked_ms; /* monotonic: a planned load asked for a fresh GPU
+					 sample then; 0 when no load waits for one */
 };
 
 static void engine_decide_cb(evutil_socket_t fd, short what, void *arg);
+static void engine_unload_cb(const struct backend_status *st, void *arg);
 
 static int64_t
 engine_now(void)
@@ -168,6 +177,18 @@ bool
 engine_backend_is_up(const struct engine *e)
 {
 	return e->backend_up;
+}
+
+/* A request to the server ran past its timeout: the server may be hung, so nothing more
+ * is sent (jobs stay queued) until it answers the probe asked for here. */
+static void
+engine_hold_backend(struct engine *e, const char *what)
+{
+	if (e->backend_up)
+		vd_warn(ENGINE, "%s; holding work for ollama at %s until it answers a probe", what,
+			e->d->backend->url);
+	engine_set_backend_up(e, false);
+	monitor_poll_now(e->d->monitor);
 }
 
 void
@@ -321,6 +342,31 @@ engine_load_cb(const struct backend_status *st, void *arg)
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
 					      e->d->backend->url, "message",
 					      "no GPU can hold it; it runs on the CPU"));
+	} else if (st->timed_out) {
+		/* The transfer is aborted; the server may still finish the load, so it is
+		 * asked to unload the model, and the next load may start. */
+		e->counters.load_failures++;
+		char *what = xasprintf("loading %s did not finish within %lld s (LOAD_TIMEOUT); "
+				       "abandoned it and asked ollama to unload it",
+				       m->name, (long long)(m->load_timeout_ms / 1000));
+		engine_hold_backend(e, what);
+		vd_warn(ENGINE, "%s", what);
+		m->residency = SCHED_UNLOADING;
+		m->unload_replied_ms = 0;
+		m->load_abandoned = true;
+		struct backend_load_request req = {
+		    .model = m->name,
+		    .embedding_only = engine_model_embedding_only(e, m->name),
+		    .placement = engine_placement(e, m->gpu),
+		};
+		m->call = backend_unload(e->d->backend, &req, engine_unload_cb, m);
+		if (++m->load_failures >= ENGINE_MAX_LOAD_FAILURES) {
+			engine_fail_queued(e, m, what);
+			m->load_failures = 0;
+		} else {
+			m->not_before_ms = now + ENGINE_LOAD_BACKOFF_MS * (1 << m->load_failures);
+		}
+		free(what);
 	} else {
 		m->residency = SCHED_UNLOADED;
 		e->counters.load_failures++;
@@ -356,7 +402,9 @@ engine_unload_cb(const struct backend_status *st, void *arg)
 		monitor_refresh_ps(e->d->monitor);
 	} else {
 		vd_warn(ENGINE, "unloading %s failed: %s", m->name, st->message);
-		m->residency = SCHED_LOADED;
+		/* An abandoned load never became a resident model vramd can use. */
+		m->residency = m->load_abandoned ? SCHED_UNLOADED : SCHED_LOADED;
+		m->load_abandoned = false;
 		if (st->error == BACKEND_ERR_UNAVAILABLE)
 			engine_set_backend_up(e, false);
 	}
@@ -385,6 +433,7 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 				m->name, ENGINE_UNLOAD_CONFIRM_MS);
 		m->residency = SCHED_UNLOADED;
 		m->unload_replied_ms = 0;
+		m->load_abandoned = false;
 		e->counters.unloads++;
 		vd_log(ENGINE, "unloaded %s", m->name);
 		gpu_monitor_sample_now(e->d->gpus);
@@ -455,12 +504,18 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 	} else if (st->error == BACKEND_ERR_REMOTE) {
 		job_finish(job, JOB_FAILED, NULL, st->message, vd_now_wall_ms());
 		e->counters.failed++;
-	} else if (st->timed_out) {
+	} else if (st->timed_out && e->backend_up) {
+		/* The first run past the timeout fails (it may just be too long), but the
+		 * server may be hung: hold the rest until it answers. A run that times out
+		 * while the hold is on was caught by the hang and goes back to the queue. */
 		char *why = xasprintf("ollama at %s did not answer within %lld s", d->backend->url,
 				      (long long)config_int(d->config, CONFIG_REQUEST_TIMEOUT));
 		job_finish(job, JOB_FAILED, NULL, why, vd_now_wall_ms());
-		free(why);
 		e->counters.failed++;
+		char *what = xasprintf("job %s: %s", job->id, why);
+		engine_hold_backend(e, what);
+		free(what);
+		free(why);
 	} else if (job->attempts >= ENGINE_MAX_ATTEMPTS) {
 		char *why = xasprintf("ollama at %s unreachable after %d attempts: %s",
 				      d->backend->url, job->attempts, st->message);
@@ -530,10 +585,43 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 	}
 }
 
+/*
+ * Whether the GPU memory a load was planned against was measured just now. The sample
+ * the scheduler saw may be a monitoring interval old, and another program may have
+ * taken memory since. So the first time a load is planned, a fresh sample is asked for
+ * and the load waits; the sample's callback runs the scheduler again, and the load
+ * starts only when a decision on a sample taken after the request still plans it.
+ */
+static bool
+engine_load_sample_is_fresh(struct engine *e, int gpu)
+{
+	struct daemon *d = e->d;
+	if (gpu == SCHED_GPU_CPU || d->budget_mode || d->cpu_only_mode)
+		return true;
+	if (e->load_sample_asked_ms == 0)
+		e->load_sample_asked_ms = engine_now();
+	const struct gpu_device *dev = gpu_monitor_find(d->gpus, (uint32_t)gpu);
+	if (dev != NULL && dev->has_sample && dev->latest.mono_ms >= e->load_sample_asked_ms)
+		return true;
+	gpu_monitor_sample_now(d->gpus);
+	return false;
+}
+
+/* LOAD_TIMEOUT, or the registry's bound from the model's size and measured bandwidth. */
+static int64_t
+engine_load_timeout_ms(const struct engine *e, const char *name)
+{
+	int64_t configured = config_int(e->d->config, CONFIG_LOAD_TIMEOUT);
+	if (configured > 0)
+		return configured * 1000;
+	return registry_load_timeout_ms(e->d->registry, registry_find(e->d->registry, name));
+}
+
 static void
 engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_model **src)
 {
 	struct daemon *d = e->d;
+	bool load_planned = false;
 	for (size_t i = 0; i < e->plan.nactions; i++) {
 		const struct sched_action *a = &e->plan.actions[i];
 		struct engine_model *m = src[a->model];
@@ -550,6 +638,13 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			m->call = backend_unload(d->backend, &req, engine_unload_cb, m);
 			break;
 		case SCHED_ACTION_LOAD:
+			load_planned = true;
+			if (!engine_load_sample_is_fresh(e, a->gpu)) {
+				vd_debug(SCHEDULER, "load %s waits for a fresh GPU sample",
+					 m->name);
+				break;
+			}
+			e->load_sample_asked_ms = 0;
 			vd_log(SCHEDULER, "load %s on %s%.0d (%s, footprint %llu MiB)", m->name,
 			       a->gpu == SCHED_GPU_CPU ? "CPU" : "GPU ",
 			       a->gpu == SCHED_GPU_CPU ? 0 : a->gpu, sched_reason_name(a->reason),
@@ -559,6 +654,8 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			m->load_started_ms = engine_now();
 			e->loads_in_flight++;
 			req.placement = engine_placement(e, a->gpu);
+			m->load_timeout_ms = engine_load_timeout_ms(e, m->name);
+			req.timeout_ms = m->load_timeout_ms;
 			m->call = backend_load(d->backend, &req, engine_load_cb, m);
 			break;
 		case SCHED_ACTION_DISPATCH:
@@ -566,6 +663,9 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			break;
 		}
 	}
+	/* A fresh sample asked for a load that is no longer planned is stale next time. */
+	if (!load_planned)
+		e->load_sample_asked_ms = 0;
 }
 
 static void
@@ -577,8 +677,10 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	struct daemon *d = e->d;
 	int64_t now = engine_now();
 	engine_confirm_unloads(e, now);
-	if (!e->backend_up)
+	if (!e->backend_up) {
+		e->load_sample_asked_ms = 0;
 		return;
+	}
 
 	struct sched_config cfg = {
 	    .safety_margin_bytes =
@@ -593,9 +695,13 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	};
 	if (d->budget_mode)
 		cfg.safety_margin_bytes = 0;
-	/* With telemetry, nothing is decided before the first sample says what is free. */
-	if (!d->budget_mode && !d->cpu_only_mode && gpu_monitor_sample_count(d->gpus) == 0)
+	/* With telemetry, nothing is decided before a sample says what is free: a provider
+	 * that has not answered yet (NVML before its first tick, an nvidia-smi that hangs or
+	 * fails) holds every job rather than having them judged against no GPU at all. */
+	if (!d->budget_mode && !d->cpu_only_mode && gpu_monitor_reading_count(d->gpus) == 0) {
+		e->load_sample_asked_ms = 0;
 		return;
+	}
 	struct sched_gpu gpus[GPU_MAX_DEVICES];
 	size_t ngpus = engine_snapshot_gpus(e, gpus);
 	if (cfg.max_loaded_models == 0) /* Ollama's default: 3 per GPU */

@@ -48,6 +48,7 @@ struct gpu_monitor {
 	bool running;
 	bool in_flight;
 	uint64_t nsamples;
+	uint64_t nreadings; /* samples the provider answered (rc >= 0) */
 
 	size_t ndevices;
 	struct gpu_device devices[GPU_MAX_DEVICES];
@@ -428,6 +429,7 @@ gpu_sample_done_cb(const struct gpu_reading *readings, size_t n, int rc, const c
 		gpu_set_reason(mon, msg, true);
 		free(msg);
 	} else {
+		mon->nreadings++;
 		gpu_set_reason(mon, cause, true);
 		if (cause == NULL)
 			vd_free(mon->logged_reason);
@@ -624,6 +626,12 @@ uint64_t
 gpu_monitor_sample_count(const struct gpu_monitor *mon)
 {
 	return mon->nsamples;
+}
+
+uint64_t
+gpu_monitor_reading_count(const struct gpu_monitor *mon)
+{
+	return mon->nreadings;
 }
 
 const char *

@@ -216,6 +216,10 @@ void gpu_monitor_set_interval_ms(struct gpu_monitor *mon, int64_t interval_ms);
 void gpu_monitor_sample_now(struct gpu_monitor *mon);
 /* Number of complete samples taken so far. */
 uint64_t gpu_monitor_sample_count(const struct gpu_monitor *mon);
+/* Number of samples in which the provider answered (rc >= 0): a hung or failing
+ * nvidia-smi completes samples that say nothing about memory, and those are not
+ * counted here. 0 with no provider. */
+uint64_t gpu_monitor_reading_count(const struct gpu_monitor *mon);
 
 /* "nvml", "nvidia-smi" or "none" (static string). */
 const char *gpu_monitor_source(const struct gpu_monitor *mon);

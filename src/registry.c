@@ -38,6 +38,8 @@ struct registry {
 	bool *seen;    /* per model: listed since registry_begin_tags */
 	bool *seen_ps; /* per model: listed since registry_begin_ps */
 	size_t seen_alloc;
+	uint64_t loaded_file_bytes; /* file sizes of every recorded load, summed */
+	int64_t loaded_ms;	    /* their durations, summed */
 };
 
 char *
@@ -367,10 +369,36 @@ registry_record_load(struct registry *reg, const char *name, int64_t load_ms,
 	m->load_count++;
 	m->load_ms_last = load_ms;
 	m->load_ms_mean += ((double)load_ms - m->load_ms_mean) / (double)m->load_count;
+	reg->loaded_file_bytes += m->file_bytes;
+	reg->loaded_ms += load_ms;
 	if (nvml_delta_bytes >= 0) {
 		m->nvml_delta_bytes = nvml_delta_bytes;
 		registry_learn(m);
 	}
+}
+
+double
+registry_load_bandwidth(const struct registry *reg)
+{
+	if (reg->loaded_ms <= 0 || reg->loaded_file_bytes == 0)
+		return 0;
+	return (double)reg->loaded_file_bytes * 1000.0 / (double)reg->loaded_ms;
+}
+
+int64_t
+registry_load_timeout_ms(const struct registry *reg, const struct registry_model *model)
+{
+	if (model == NULL || model->file_bytes == 0)
+		return REGISTRY_LOAD_TIMEOUT_CAP_MS;
+	double bw = registry_load_bandwidth(reg);
+	if (bw <= 0)
+		bw = REGISTRY_ASSUMED_LOAD_BW;
+	double ms = REGISTRY_LOAD_TIMEOUT_SLACK * (double)model->file_bytes * 1000.0 / bw;
+	if (ms < REGISTRY_LOAD_TIMEOUT_FLOOR_MS)
+		return REGISTRY_LOAD_TIMEOUT_FLOOR_MS;
+	if (ms > REGISTRY_LOAD_TIMEOUT_CAP_MS)
+		return REGISTRY_LOAD_TIMEOUT_CAP_MS;
+	return (int64_t)ms;
 }
 
 void

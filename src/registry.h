@@ -121,6 +121,21 @@ void registry_end_ps(struct registry *reg);
  * (-1 when unknown). The delta refines the footprint when plausible. */
 void registry_record_load(struct registry *reg, const char *name, int64_t load_ms,
 			  int64_t nvml_delta_bytes);
+/* The load bandwidth measured so far in bytes/s: the file sizes of every recorded load
+ * over their summed durations (so slow loads weigh most); 0 before a load was timed. */
+double registry_load_bandwidth(const struct registry *reg);
+
+/*
+ * How long a load of model may take before it is abandoned (LOAD_TIMEOUT 0 =
+ * automatic): SLACK x its file size over the measured load bandwidth (ASSUMED_BW until
+ * one is measured), never below FLOOR nor above CAP. CAP for an unknown model or size.
+ */
+#define REGISTRY_LOAD_TIMEOUT_SLACK    4
+#define REGISTRY_ASSUMED_LOAD_BW       (100.0 * 1000 * 1000) /* bytes/s: a slow disk */
+#define REGISTRY_LOAD_TIMEOUT_FLOOR_MS (30 * 1000)
+#define REGISTRY_LOAD_TIMEOUT_CAP_MS   (10 * 60 * 1000)
+int64_t registry_load_timeout_ms(const struct registry *reg, const struct registry_model *model);
+
 /* Marks the model used now (job start or end). */
 void registry_touch(struct registry *reg, const char *name, int64_t now_ms);
 

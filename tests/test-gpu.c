@@ -227,6 +227,7 @@ test_monitor_nvml(void **state)
 	assert_int_equal(gpu_device_history_count(d), 4);
 	assert_int_equal(gpu_device_history_at(d, 3)->temperature_c, 77);
 	assert_int_equal(gpu_monitor_sample_count(mon), 5);
+	assert_int_equal(gpu_monitor_reading_count(mon), 5);
 
 	gpu_monitor_stop(mon);
 	assert_false(gpu_monitor_is_running(mon));
@@ -321,6 +322,9 @@ test_monitor_smi_timeout(void **state)
 	assert_non_null(strstr(gpu_monitor_reason(mon), "did not answer within 300 ms"));
 	assert_true(took >= 250 && took < 5000);
 	assert_int_equal(gpu_monitor_count(mon), 0);
+	/* A sample completed, but it says nothing about memory. */
+	assert_int_equal(gpu_monitor_sample_count(mon), 1);
+	assert_int_equal(gpu_monitor_reading_count(mon), 0);
 	gpu_monitor_free(mon);
 	event_base_free(l.base);
 	unlink(path);

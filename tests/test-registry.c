@@ -165,6 +165,34 @@ test_load_stats(void **state)
 	registry_free(reg);
 }
 
+/* The automatic load timeout: 4x the file over the measured bandwidth, within bounds. */
+static void
+test_load_timeout(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new(1.3);
+	struct registry_model *small =
+	    registry_set_installed(reg, "small", 1000 * 1000 * 1000, NULL, NULL, NULL, 0);
+	struct registry_model *big =
+	    registry_set_installed(reg, "big", 40ull * 1000 * 1000 * 1000, NULL, NULL, NULL, 0);
+	/* Nothing measured: an assumed 100 MB/s; 4 x 10 s = 40 s, 4 x 400 s over the cap. */
+	assert_true(registry_load_bandwidth(reg) == 0);
+	assert_int_equal(registry_load_timeout_ms(reg, small), 40000);
+	assert_int_equal(registry_load_timeout_ms(reg, big), REGISTRY_LOAD_TIMEOUT_CAP_MS);
+	assert_int_equal(registry_load_timeout_ms(reg, NULL), REGISTRY_LOAD_TIMEOUT_CAP_MS);
+	/* 1 GB in 500 ms and 1 GB in 1500 ms: 2 GB in 2 s = 1 GB/s. */
+	registry_record_load(reg, "small", 500, -1);
+	registry_record_load(reg, "small", 1500, -1);
+	assert_true(fabs(registry_load_bandwidth(reg) - 1e9) < 1);
+	assert_int_equal(registry_load_timeout_ms(reg, small), REGISTRY_LOAD_TIMEOUT_FLOOR_MS);
+	assert_int_equal(registry_load_timeout_ms(reg, big), 160000);
+	/* A slow load weighs in: 40 GB in 198 s makes 42 GB in 200 s = 210 MB/s. */
+	registry_record_load(reg, "big", 198000, -1);
+	assert_int_equal(registry_load_timeout_ms(reg, big), REGISTRY_LOAD_TIMEOUT_CAP_MS);
+	assert_int_equal(registry_load_timeout_ms(reg, small), REGISTRY_LOAD_TIMEOUT_FLOOR_MS);
+	registry_free(reg);
+}
+
 static void
 test_removal_and_ps_listing(void **state)
 {
@@ -283,6 +311,7 @@ main(void)
 	    cmocka_unit_test(test_nvml_delta_without_ps),
 	    cmocka_unit_test(test_name_normalisation),
 	    cmocka_unit_test(test_load_stats),
+	    cmocka_unit_test(test_load_timeout),
 	    cmocka_unit_test(test_removal_and_ps_listing),
 	    cmocka_unit_test(test_capabilities_and_json),
 	};
