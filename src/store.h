@@ -28,7 +28,9 @@ enum store_sync { STORE_SYNC_FULL, STORE_SYNC_NORMAL };
 
 /*
  * Opens (creating if missing) the data directory dir and the database vramd.db in it,
- * and creates or checks the schema. On success *out is the store (free with
+ * and creates or checks the schema. A directory it creates is mode 0700; the database
+ * and its -wal/-shm files are 0600 (an existing database readable by others is
+ * narrowed to 0600; an existing directory keeps its mode). On success *out is the store (free with
  * store_close). Returns 0, or a negative errno with *cause naming the directory or the
  * SQLite problem (unwritable directory, corrupt database, newer schema).
  */

@@ -144,6 +144,7 @@ def test_files_are_private():
     log_file = os.path.join(parent, "vramd.log")
     vd = start_vramd(SIM, "--log-file", log_file, data_dir=data_dir)
     try:
+        wait_ready(vd)
         vd.submit_ok({"model": MODEL, "prompt": "hi"})
         assert stat.S_IMODE(os.stat(data_dir).st_mode) == 0o700
         db = os.path.join(data_dir, "vramd.db")
