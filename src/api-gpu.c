@@ -12,6 +12,7 @@
  */
 #include "api.h"
 
+#include "api-parse.h"
 #include "config.h"
 #include "daemon.h"
 #include "engine.h"
@@ -612,6 +613,16 @@ api_gpu_errno_status(int rc)
 	}
 }
 
+static bool
+api_gpu_allocate_field_known(const char *name)
+{
+	static const char *const fields[] = {"id", "mb", "gpu", "ttl_s", "renew"};
+	for (size_t i = 0; i < VD_ARRAY_LEN(fields); i++)
+		if (strcmp(name, fields[i]) == 0)
+			return true;
+	return false;
+}
+
 void
 api_gpu_allocate(struct vd_http_req *req, const char *path, void *arg)
 {
@@ -620,6 +631,14 @@ api_gpu_allocate(struct vd_http_req *req, const char *path, void *arg)
 	json_t *body = api_read_object(d, req);
 	if (body == NULL)
 		return;
+	char *unknown =
+	    api_unknown_fields(body, api_gpu_allocate_field_known, "id, mb, gpu, ttl_s, renew");
+	if (unknown != NULL) {
+		vd_http_reply_error(req, 400, "%s", unknown);
+		free(unknown);
+		json_decref(body);
+		return;
+	}
 	json_t *id = json_object_get(body, "id");
 	json_t *mb = json_object_get(body, "mb");
 	json_t *gpu = json_object_get(body, "gpu");

@@ -6,6 +6,7 @@
  */
 #include "api.h"
 
+#include "api-parse.h"
 #include "backend.h"
 #include "config.h"
 #include "daemon.h"
@@ -23,152 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define API_KIND_GENERATE (1u << JOB_KIND_GENERATE)
-#define API_KIND_CHAT	  (1u << JOB_KIND_CHAT)
-#define API_KIND_EMBED	  (1u << JOB_KIND_EMBED)
-#define API_KIND_ANY	  (API_KIND_GENERATE | API_KIND_CHAT | API_KIND_EMBED)
-
-#define API_T_STRING (1u << 0)
-#define API_T_ARRAY  (1u << 1)
-#define API_T_OBJECT (1u << 2)
-#define API_T_BOOL   (1u << 3)
-#define API_T_INT    (1u << 4)
-
-/* The Ollama request fields a job may carry, per kind, and their JSON types. */
-static const struct api_field {
-	const char *name;
-	unsigned types;
-	unsigned kinds;
-	const char *type_text;
-} api_fields[] = {
-    {"prompt", API_T_STRING, API_KIND_GENERATE, "a string"},
-    {"suffix", API_T_STRING, API_KIND_GENERATE, "a string"},
-    {"system", API_T_STRING, API_KIND_GENERATE, "a string"},
-    {"template", API_T_STRING, API_KIND_GENERATE, "a string"},
-    {"context", API_T_ARRAY, API_KIND_GENERATE, "an array of integers"},
-    {"raw", API_T_BOOL, API_KIND_GENERATE, "a boolean"},
-    {"images", API_T_ARRAY, API_KIND_GENERATE, "an array of base64 strings"},
-    {"messages", API_T_ARRAY, API_KIND_CHAT, "an array of {role, content} objects"},
-    {"tools", API_T_ARRAY, API_KIND_CHAT, "an array"},
-    {"input", API_T_STRING | API_T_ARRAY, API_KIND_EMBED, "a string or an array of strings"},
-    {"dimensions", API_T_INT, API_KIND_EMBED, "an integer"},
-    {"format", API_T_STRING | API_T_OBJECT, API_KIND_GENERATE | API_KIND_CHAT,
-     "a string or a JSON schema object"},
-    {"think", API_T_BOOL | API_T_STRING, API_KIND_GENERATE | API_KIND_CHAT,
-     "a boolean or a string"},
-    {"truncate", API_T_BOOL, API_KIND_ANY, "a boolean"},
-    {"options", API_T_OBJECT, API_KIND_ANY, "an object"},
-};
-
-static unsigned
-api_json_type(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_STRING:
-		return API_T_STRING;
-	case JSON_ARRAY:
-		return API_T_ARRAY;
-	case JSON_OBJECT:
-		return API_T_OBJECT;
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return API_T_BOOL;
-	case JSON_INTEGER:
-		return API_T_INT;
-	default:
-		return 0;
-	}
-}
-
-static bool
-api_array_of_strings(const json_t *a)
-{
-	size_t i;
-	json_t *v;
-	json_array_foreach(a, i, v) if (!json_is_string(v)) return false;
-	return true;
-}
-
-/* Checks the fields the kind depends on; returns a message (caller frees) or NULL. */
-static char *
-api_check_kind_fields(const json_t *body, enum job_kind kind)
-{
-	if (kind == JOB_KIND_CHAT) {
-		json_t *msgs = json_object_get(body, "messages");
-		if (msgs == NULL)
-			return xstrdup("field 'messages' is required for kind chat");
-		if (json_array_size(msgs) == 0)
-			return xstrdup("field 'messages' must not be empty");
-		size_t i;
-		json_t *msg;
-		json_array_foreach(msgs, i, msg)
-		{
-			if (!json_is_object(msg) || !json_is_string(json_object_get(msg, "role")))
-				return xasprintf(
-				    "field 'messages[%zu]' must be an object with a string 'role'",
-				    i);
-			json_t *content = json_object_get(msg, "content");
-			if (content != NULL && !json_is_string(content))
-				return xasprintf("field 'messages[%zu].content' must be a string",
-						 i);
-		}
-	} else if (kind == JOB_KIND_EMBED) {
-		json_t *input = json_object_get(body, "input");
-		if (input == NULL)
-			return xstrdup("field 'input' is required for kind embed");
-		if (json_is_array(input) && !api_array_of_strings(input))
-			return xstrdup("field 'input' must be a string or an array of strings");
-		if ((json_is_string(input) && json_string_length(input) == 0) ||
-		    (json_is_array(input) && json_array_size(input) == 0))
-			return xstrdup("field 'input' must not be empty");
-	} else {
-		json_t *prompt = json_object_get(body, "prompt");
-		json_t *images = json_object_get(body, "images");
-		if (images != NULL && !api_array_of_strings(images))
-			return xstrdup("field 'images' must be an array of base64 strings");
-		if (prompt == NULL && images == NULL)
-			return xstrdup("field 'prompt' is required for kind generate");
-	}
-	return NULL;
-}
-
-/* Builds the job's Ollama request fields from a submit body; returns a message on error. */
-static char *
-api_job_request(const json_t *body, enum job_kind kind, json_t **out)
-{
-	json_t *request = json_object();
-	for (size_t i = 0; i < VD_ARRAY_LEN(api_fields); i++) {
-		const struct api_field *f = &api_fields[i];
-		json_t *v = json_object_get(body, f->name);
-		if (v == NULL || json_is_null(v))
-			continue;
-		if (!(api_json_type(v) & f->types)) {
-			json_decref(request);
-			return xasprintf("field '%s' must be %s", f->name, f->type_text);
-		}
-		if (!(f->kinds & (1u << kind))) {
-			json_decref(request);
-			return xasprintf("field '%s' does not apply to kind %s", f->name,
-					 job_kind_name(kind));
-		}
-		json_object_set(request, f->name, v);
-	}
-	*out = request;
-	return NULL;
-}
-
-static int
-api_infer_kind(const json_t *body, const struct registry_model *model)
-{
-	if (json_object_get(body, "messages") != NULL)
-		return JOB_KIND_CHAT;
-	if (json_object_get(body, "input") != NULL)
-		return JOB_KIND_EMBED;
-	if (json_object_get(body, "prompt") != NULL)
-		return JOB_KIND_GENERATE;
-	return model != NULL ? registry_default_kind(model) : -1;
-}
-
 void
 api_submit(struct vd_http_req *req, const char *path, void *arg)
 {
@@ -177,106 +32,49 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	json_t *body = api_read_object(d, req);
 	if (body == NULL)
 		return;
-	json_t *request = NULL;
+	struct api_submit sub;
+	struct api_submit_env env = {
+	    .registry = d->registry,
+	    .models_known = monitor_models_known(d->monitor),
+	    .backend_url = d->backend->url,
+	};
 	char *msg = NULL;
-	int status = 400;
+	int status = api_submit_parse(body, &env, &sub, &msg);
+	json_decref(body);
+	if (status != 0)
+		goto out_error;
+	const char *name = sub.model->name;
 
-	json_t *jmodel = json_object_get(body, "model");
-	if (jmodel == NULL || json_is_null(jmodel)) {
-		msg = xstrdup("field 'model' is required");
+	size_t request_bytes = job_request_bytes(sub.request);
+	if (request_bytes > queue_capacity_bytes(d->queue)) {
+		status = 413;
+		msg = xasprintf("the job's request takes %zu bytes, more than QUEUE_MAX_BYTES "
+				"(%zu) allows for all jobs together",
+				request_bytes, queue_capacity_bytes(d->queue));
 		goto out_error;
 	}
-	if (!json_is_string(jmodel) || json_string_length(jmodel) == 0) {
-		msg = xstrdup("field 'model' must be a non-empty string");
-		goto out_error;
-	}
-	const char *name = json_string_value(jmodel);
-	static const char *const refused[] = {"stream", "keep_alive"};
-	for (size_t i = 0; i < VD_ARRAY_LEN(refused); i++) {
-		if (json_object_get(body, refused[i]) != NULL) {
-			msg = xasprintf("field '%s' is not accepted: vramd runs jobs without "
-					"streaming and decides unloads itself",
-					refused[i]);
-			goto out_error;
-		}
-	}
-	int priority = JOB_PRIO_NORMAL;
-	json_t *jprio = json_object_get(body, "priority");
-	if (jprio != NULL && !json_is_null(jprio)) {
-		priority =
-		    json_is_string(jprio) ? job_priority_from_name(json_string_value(jprio)) : -1;
-		if (priority < 0) {
-			char *got = json_dumps(jprio, JSON_ENCODE_ANY);
-			msg = xasprintf(
-			    "field 'priority' must be one of high, normal, low (got %s)", got);
-			free(got);
-			goto out_error;
-		}
-	}
-	json_t *jkind = json_object_get(body, "kind");
-	int kind = -1;
-	if (jkind != NULL && !json_is_null(jkind)) {
-		kind = json_is_string(jkind) ? job_kind_from_name(json_string_value(jkind)) : -1;
-		if (kind < 0) {
-			char *got = json_dumps(jkind, JSON_ENCODE_ANY);
-			msg = xasprintf(
-			    "field 'kind' must be one of generate, chat, embed (got %s)", got);
-			free(got);
-			goto out_error;
-		}
-	}
-	json_t *metadata = json_object_get(body, "metadata");
-	if (metadata != NULL && !json_is_null(metadata) && !json_is_object(metadata)) {
-		msg = xstrdup("field 'metadata' must be a JSON object");
-		goto out_error;
-	}
-
-	if (!monitor_models_known(d->monitor)) {
-		status = 503;
-		msg = xasprintf("the model list of ollama at %s is not known yet (is it running?); "
-				"retry shortly",
-				d->backend->url);
-		goto out_error;
-	}
-	const struct registry_model *model = registry_find(d->registry, name);
-	if (model == NULL || !model->installed) {
-		status = 404;
-		msg = xasprintf(
-		    "model \"%s\" not found; GET /api/models lists the installed models", name);
-		goto out_error;
-	}
-	if (kind < 0)
-		kind = api_infer_kind(body, model);
-	if (kind < 0) {
-		msg = xstrdup("one of 'prompt', 'messages' or 'input' is required");
-		goto out_error;
-	}
-	if (!registry_supports_kind(model, kind)) {
-		msg = xasprintf(
-		    "model \"%s\" does not support %s%s", model->name, job_kind_name(kind),
-		    (model->caps & REGISTRY_CAP_EMBEDDING) ? " (it is an embedding model)" : "");
-		goto out_error;
-	}
-	msg = api_job_request(body, (enum job_kind)kind, &request);
-	if (msg == NULL)
-		msg = api_check_kind_fields(body, (enum job_kind)kind);
-	if (msg != NULL)
-		goto out_error;
-
-	if (queue_length(d->queue) >= queue_capacity(d->queue)) {
+	bool full = queue_length(d->queue) >= queue_capacity(d->queue);
+	if (full || !queue_has_room_bytes(d->queue, request_bytes)) {
 		double eta = engine_eta_s(d->engine, &(struct job){.model = (char *)name},
 					  queue_length(d->queue));
 		int retry = eta > 1 ? (int)fmin(ceil(eta), 300) : 5;
 		vd_http_set_header(req, "Retry-After", "%d", retry);
 		status = 429;
-		msg = xasprintf("queue is full (%zu jobs); retry later", queue_capacity(d->queue));
+		if (full)
+			msg = xasprintf("queue is full (%zu jobs); retry later",
+					queue_capacity(d->queue));
+		else
+			msg = xasprintf("queue is full: its jobs hold %zu of QUEUE_MAX_BYTES %zu "
+					"request bytes and this job needs %zu; retry later",
+					queue_bytes(d->queue), queue_capacity_bytes(d->queue),
+					request_bytes);
 		goto out_error;
 	}
 
-	struct job *job = job_new(
-	    store_next_seq(d->store), model->name, (enum job_kind)kind, (enum job_priority)priority,
-	    request, metadata != NULL && !json_is_null(metadata) ? json_incref(metadata) : NULL);
-	request = NULL;
+	struct job *job = job_new(store_next_seq(d->store), name, sub.kind, sub.priority,
+				  sub.request, sub.metadata);
+	sub.request = sub.metadata = NULL;
+	job->request_bytes = request_bytes;
 	job->submitted_at_ms = vd_now_wall_ms();
 	job->enqueued_mono_ms = vd_now_mono_ms();
 	if (queue_push(d->queue, job) < 0) {
@@ -309,13 +107,11 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	daemon_reply_after_commit(d, req, job, reply);
 	daemon_kick(d);
 	job_unref(job);
-	json_decref(body);
 	return;
 out_error:
 	vd_http_reply_error(req, status, "%s", msg);
 	free(msg);
-	json_decref(request);
-	json_decref(body);
+	api_submit_cleanup(&sub);
 }
 
 /* The job by id: from memory when not final, else from the store. Returns a new
@@ -378,29 +174,14 @@ api_job(struct vd_http_req *req, const char *path, void *arg)
 	job_unref(job);
 }
 
-struct api_list {
-	json_t *jobs;
-	int priority; /* -1 = any */
-};
-
 static void
 api_jobs_cb(struct job *job, void *arg)
 {
-	struct api_list *list = arg;
-	if (list->priority < 0 || (int)job->priority == list->priority) {
-		json_t *o = job_to_json(job);
-		json_object_del(o, "result");
-		json_array_append_new(list->jobs, o);
-	}
+	json_t *jobs = arg;
+	json_t *o = job_to_json(job);
+	json_object_del(o, "result");
+	json_array_append_new(jobs, o);
 	job_unref(job);
-}
-
-static int
-api_jobs_seq_desc(const void *a, const void *b)
-{
-	const char *ia = json_string_value(json_object_get(*(json_t *const *)a, "job_id"));
-	const char *ib = json_string_value(json_object_get(*(json_t *const *)b, "job_id"));
-	return strcmp(ib, ia); /* ids are fixed-width hex of seq */
 }
 
 void
@@ -411,60 +192,27 @@ api_jobs(struct vd_http_req *req, const char *path, void *arg)
 	char *status = vd_http_query_param(req, "status");
 	char *model = vd_http_query_param(req, "model");
 	char *prio = vd_http_query_param(req, "priority");
-	struct api_list list = {.jobs = json_array(), .priority = -1};
+	json_t *jobs = json_array();
 	int64_t limit = 100;
 	char *cause = NULL;
+	struct store_job_filter filter;
 	if (!vd_http_query_int(req, "limit", 1, 1000, &limit))
 		goto out;
-	if (prio != NULL && (list.priority = job_priority_from_name(prio)) < 0) {
-		vd_http_reply_error(
-		    req, 400, "parameter 'priority' must be one of high, normal, low (got \"%s\")",
-		    prio);
+	if (api_jobs_filter_parse(status, prio, model, &filter, &cause) < 0) {
+		vd_http_reply_error(req, 400, "%s", cause);
 		goto out;
 	}
-	/* Without a priority filter the store's limit is exact; with one, over-fetch. */
-	int fetch = (int)(list.priority < 0 ? limit : 1000);
-	if (status == NULL) {
-		if (store_jobs_list(d->store, NULL, model, fetch, api_jobs_cb, &list, &cause) < 0)
-			goto out_store_error;
-	} else {
-		char *save = NULL;
-		for (char *s = strtok_r(status, ",", &save); s != NULL;
-		     s = strtok_r(NULL, ",", &save)) {
-			if (job_status_from_name(s) < 0) {
-				vd_http_reply_error(
-				    req, 400,
-				    "parameter 'status' must be a list of queued, pending, "
-				    "running, complete, failed, cancelled (got \"%s\")",
-				    s);
-				goto out;
-			}
-			if (store_jobs_list(d->store, s, model, fetch, api_jobs_cb, &list, &cause) <
-			    0)
-				goto out_store_error;
-		}
+	filter.limit = (int)limit;
+	if (store_jobs_list(d->store, &filter, api_jobs_cb, jobs, &cause) < 0) {
+		vd_http_reply_error(req, 500, "cannot list jobs: %s", cause);
+		goto out;
 	}
-	size_t n = json_array_size(list.jobs);
-	json_t **items = xcalloc(n + 1, sizeof(*items));
-	for (size_t i = 0; i < n; i++)
-		items[i] = json_incref(json_array_get(list.jobs, i));
-	qsort(items, n, sizeof(*items), api_jobs_seq_desc);
-	json_t *sorted = json_array();
-	for (size_t i = 0; i < n; i++) {
-		if ((int64_t)i < limit)
-			json_array_append(sorted, items[i]);
-		json_decref(items[i]);
-	}
-	free(items);
 	vd_http_reply_json(
 	    req, 200,
-	    json_pack("{s:o,s:I}", "jobs", sorted, "count", (json_int_t)json_array_size(sorted)));
-	goto out;
-out_store_error:
-	vd_http_reply_error(req, 500, "cannot list jobs: %s", cause);
+	    json_pack("{s:O,s:I}", "jobs", jobs, "count", (json_int_t)json_array_size(jobs)));
 out:
 	free(cause);
-	json_decref(list.jobs);
+	json_decref(jobs);
 	free(status);
 	free(model);
 	free(prio);

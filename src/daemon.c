@@ -189,6 +189,7 @@ daemon_commit_cb(evutil_socket_t fd, short what, void *arg)
 			/* Not durable, so not accepted: withdraw the job. */
 			json_decref(r->body);
 			queue_remove(d->queue, r->job);
+			queue_release_bytes(d->queue, r->job);
 			daemon_jobs_remove(&d->jobs, r->job);
 			vd_http_reply_error(r->req, 500, "could not store the job: %s", cause);
 		}
@@ -279,6 +280,7 @@ daemon_job_changed(struct daemon *d, struct job *job)
 	}
 	daemon_request_commit(d);
 	if (job_is_final(job)) {
+		queue_release_bytes(d->queue, job);
 		daemon_wake_waiters(d, job);
 		daemon_jobs_remove(&d->jobs, job);
 	}
@@ -440,6 +442,7 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	if (rc < 0)
 		goto out_fail;
 	d->queue = queue_new((size_t)config_int(config, CONFIG_QUEUE_MAX_SIZE));
+	queue_set_capacity_bytes(d->queue, (size_t)config_size(config, CONFIG_QUEUE_MAX_BYTES));
 	d->registry = registry_new(config_double(config, CONFIG_VRAM_ESTIMATION_MULTIPLIER));
 	d->httpc = httpc_new(d->base);
 	struct backend_config bcfg = {

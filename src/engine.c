@@ -199,17 +199,25 @@ engine_counters(const struct engine *e, struct engine_counters *out)
 
 /* --- Snapshot --------------------------------------------------------------------------- */
 
-static uint64_t
-engine_model_footprint(const struct engine *e, const struct engine_model *m)
-{
-	const struct registry_model *rm = registry_find(e->d->registry, m->name);
-	return rm != NULL ? registry_footprint(rm) : 0;
-}
-
 static bool
 engine_model_is_resident(const struct engine_model *m)
 {
 	return m->residency != SCHED_UNLOADED;
+}
+
+/* The footprint to plan with; a model to be loaded for a job that asks for a larger
+ * context (options.num_ctx) needs the larger KV cache. */
+static uint64_t
+engine_model_footprint(const struct engine *e, const struct engine_model *m)
+{
+	const struct registry_model *rm = registry_find(e->d->registry, m->name);
+	if (rm == NULL)
+		return 0;
+	const struct job *next =
+	    engine_model_is_resident(m) ? NULL : queue_peek_model(e->d->queue, m->name);
+	if (next != NULL && job_num_ctx(next) > 0)
+		return registry_footprint_at_ctx(e->d->registry, rm, job_num_ctx(next));
+	return registry_footprint(rm);
 }
 
 /* Fills gpus (room for GPU_MAX_DEVICES); returns the count. */

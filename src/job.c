@@ -34,6 +34,19 @@ job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority pr
 	return job;
 }
 
+int64_t
+job_num_ctx(const struct job *job)
+{
+	json_t *ctx = json_object_get(json_object_get(job->request, "options"), "num_ctx");
+	return json_is_integer(ctx) && json_integer_value(ctx) > 0 ? json_integer_value(ctx) : 0;
+}
+
+size_t
+job_request_bytes(const json_t *request)
+{
+	return request != NULL ? json_dumpb(request, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+}
+
 struct job *
 job_ref(struct job *job)
 {

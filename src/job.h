@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum job_kind { JOB_KIND_GENERATE, JOB_KIND_CHAT, JOB_KIND_EMBED, JOB_NKINDS };
@@ -54,9 +55,12 @@ struct job {
 	int64_t enqueued_mono_ms;	  /* monotonic, when it (re)entered the queue */
 	int64_t wait_ms, load_ms, run_ms; /* metrics */
 	int attempts;			  /* backend attempts so far */
+	size_t request_bytes; /* size of request as stored (compact JSON); QUEUE_MAX_BYTES */
 
-	/* Private to queue.c: links in the per-model, per-priority FIFO. */
+	/* Private to queue.c: links in the per-model, per-priority FIFO, and whether the
+	 * queue counts request_bytes (from the first push until queue_release_bytes). */
 	struct job *queue_prev, *queue_next;
+	bool queue_holds_bytes;
 	/* Private to the engine: the transfer in flight, if any. */
 	void *engine_transfer;
 };
@@ -86,6 +90,12 @@ int job_status_from_name(const char *name);
  * error is copied (may be NULL); result is stolen (may be NULL). */
 void job_finish(struct job *job, enum job_status status, json_t *result, const char *error,
 		int64_t now_wall_ms);
+
+/* The context the job asks for (options.num_ctx), or 0 when it gives none. */
+int64_t job_num_ctx(const struct job *job);
+
+/* The size of a request as the store keeps it (compact JSON), without building it. */
+size_t job_request_bytes(const json_t *request);
 
 /* The job as the API shows it (GET /api/job/{id}); a new reference. */
 json_t *job_to_json(const struct job *job);

@@ -2,18 +2,20 @@
  * log.c: the log writer. Each line is "[HH:MM:SS.mmm] [COMPONENT] message" in local
  * time; warnings and errors carry "WARN:"/"ERROR:" before the message. Control
  * characters in messages (which may hold client text) are written as \xNN so one
- * event is always one line.
+ * event is always one line. A log file vramd creates is mode 0600.
  */
 #include "log.h"
 
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static FILE *vd_log_file;
 static enum vd_log_level vd_log_level = VD_LOG_INFO;
@@ -33,9 +35,16 @@ vd_log_open(const char *path, char **cause)
 	vd_log_close();
 	if (path == NULL)
 		return 0;
-	FILE *f = fopen(path, "a");
-	if (f == NULL)
-		return vd_fail(cause, -errno, "cannot open log file %s: %s", path, strerror(errno));
+	/* Client text ends up in the log: a new file is readable by its owner only. */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+	if (f == NULL) {
+		int rc =
+		    vd_fail(cause, -errno, "cannot open log file %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
 	setvbuf(f, NULL, _IOLBF, 0);
 	vd_log_file = f;
 	return 0;

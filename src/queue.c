@@ -17,6 +17,9 @@
  * Invariants: q->length == sum of every model's counts == sum of the treap sizes; a job
  * is in the queue iff job->status == JOB_QUEUED and it is linked in its model's FIFO
  * (queue_remove checks membership through the model's list, never trusts the status).
+ * q->bytes == the request_bytes of every job with queue_holds_bytes set: set by the first
+ * push, cleared by queue_release_bytes when the job is final, so a job that left the
+ * queue to run still counts.
  */
 #include "queue.h"
 
@@ -47,6 +50,8 @@ struct queue_node { /* treap node */
 struct queue {
 	size_t max_size;
 	size_t length;
+	size_t max_bytes; /* QUEUE_MAX_BYTES */
+	size_t bytes;	  /* request bytes of the jobs with queue_holds_bytes */
 	size_t length_prio[JOB_NPRIORITIES];
 	struct queue_model **buckets;
 	size_t nbuckets;	     /* power of two */
@@ -278,6 +283,7 @@ queue_new(size_t max_size)
 {
 	struct queue *q = xcalloc(1, sizeof(*q));
 	q->max_size = max_size;
+	q->max_bytes = SIZE_MAX;
 	q->nbuckets = 16;
 	q->buckets = xcalloc(q->nbuckets, sizeof(*q->buckets));
 	q->rng = 0x9e3779b97f4a7c15ULL;
@@ -342,6 +348,10 @@ queue_link(struct queue *q, struct job *job, bool front)
 	q->length_prio[p]++;
 	queue_order_insert(q, job);
 	job->status = JOB_QUEUED;
+	if (!job->queue_holds_bytes) {
+		q->bytes += job->request_bytes;
+		job->queue_holds_bytes = true;
+	}
 	if (job->enqueued_mono_ms == 0)
 		job->enqueued_mono_ms = vd_now_mono_ms();
 	job_ref(job);
@@ -374,6 +384,8 @@ queue_push(struct queue *q, struct job *job)
 {
 	if (q->length >= q->max_size)
 		return -ENOSPC;
+	if (!job->queue_holds_bytes && !queue_has_room_bytes(q, job->request_bytes))
+		return -ENOBUFS;
 	queue_link(q, job, false);
 	return 0;
 }
@@ -438,6 +450,39 @@ void
 queue_set_capacity(struct queue *q, size_t max_size)
 {
 	q->max_size = max_size;
+}
+
+void
+queue_set_capacity_bytes(struct queue *q, size_t max_bytes)
+{
+	q->max_bytes = max_bytes;
+}
+
+size_t
+queue_capacity_bytes(const struct queue *q)
+{
+	return q->max_bytes;
+}
+
+size_t
+queue_bytes(const struct queue *q)
+{
+	return q->bytes;
+}
+
+bool
+queue_has_room_bytes(const struct queue *q, size_t bytes)
+{
+	return bytes <= q->max_bytes && q->bytes <= q->max_bytes - bytes;
+}
+
+void
+queue_release_bytes(struct queue *q, struct job *job)
+{
+	if (!job->queue_holds_bytes)
+		return;
+	job->queue_holds_bytes = false;
+	q->bytes -= job->request_bytes;
 }
 
 size_t

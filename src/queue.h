@@ -5,7 +5,11 @@
  * priority) in O(1). The queue holds one reference on each job in it.
  *
  * Capacity is QUEUE_MAX_SIZE jobs in all; a push beyond it fails with -ENOSPC (the API
- * answers 429 with Retry-After).
+ * answers 429 with Retry-After). The queue also counts the request bytes
+ * (job->request_bytes) of every job pushed and not yet released, that is of every job
+ * that is not final, whether it still waits or already runs: a push that would take
+ * them beyond QUEUE_MAX_BYTES fails with -ENOBUFS. The owner of a job calls
+ * queue_release_bytes() when the job becomes final.
  */
 #ifndef VRAMD_QUEUE_H
 #define VRAMD_QUEUE_H
@@ -32,11 +36,13 @@ void queue_free(struct queue *q);
 /* Appends job at the tail of its model's FIFO for its priority and takes a reference.
  * Sets job->status to queued, and job->enqueued_mono_ms to now when it is 0 (the caller
  * may set it first). Models are keyed by job->model exactly as given, so callers
- * normalise names ("x" vs "x:latest") before. Returns 0 or -ENOSPC when the queue is
- * full. */
+ * normalise names ("x" vs "x:latest") before. Counts job->request_bytes unless the
+ * queue counts them already. Returns 0, -ENOSPC when the queue holds its capacity of
+ * jobs, or -ENOBUFS when the job's bytes do not fit (queue_has_room_bytes). */
 int queue_push(struct queue *q, struct job *job);
 /* Puts a job back at the head of its FIFO (a dispatch that could not start), ignoring
- * the capacity so nothing accepted is ever dropped. Takes a reference. */
+ * the capacities so nothing accepted is ever dropped. Takes a reference; counts
+ * job->request_bytes unless the queue counts them already (a recovered job). */
 void queue_push_front(struct queue *q, struct job *job);
 /* Removes and returns the next job of model (highest priority, oldest first), or NULL.
  * The caller receives the queue's reference. */
@@ -52,6 +58,15 @@ size_t queue_length(const struct queue *q);
 size_t queue_capacity(const struct queue *q);
 /* Changes the capacity; jobs already waiting beyond it stay. */
 void queue_set_capacity(struct queue *q, size_t max_size);
+/* Request bytes: the cap (QUEUE_MAX_BYTES; SIZE_MAX, the default, is no cap), the bytes
+ * of the jobs counted now, and whether bytes more would fit. */
+void queue_set_capacity_bytes(struct queue *q, size_t max_bytes);
+size_t queue_capacity_bytes(const struct queue *q);
+size_t queue_bytes(const struct queue *q);
+bool queue_has_room_bytes(const struct queue *q, size_t bytes);
+/* Stops counting job's request bytes (the job became final or was withdrawn). Safe to
+ * call on any job, more than once. */
+void queue_release_bytes(struct queue *q, struct job *job);
 size_t queue_length_priority(const struct queue *q, enum job_priority priority);
 /* Number of jobs that would be dispatched before job if nothing else arrived, counting
  * every model: jobs of higher priority plus older jobs (smaller seq) of the same

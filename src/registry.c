@@ -115,20 +115,27 @@ registry_free(struct registry *reg)
 	free(reg);
 }
 
-/* The f16 KV cache Ollama predicts for m at the registry's context and parallelism. */
+/* The f16 KV cache Ollama predicts for m at context num_ctx and the registry's
+ * parallelism. */
 static uint64_t
-registry_kv_bytes(const struct registry *reg, const struct registry_model *m)
+registry_kv_bytes_at(const struct registry *reg, const struct registry_model *m, int64_t num_ctx)
 {
-	if (reg->num_ctx <= 0 || m->block_count <= 0 || m->head_count <= 0 ||
-	    m->head_count_kv <= 0 || m->embedding_length <= 0)
+	if (num_ctx <= 0 || m->block_count <= 0 || m->head_count <= 0 || m->head_count_kv <= 0 ||
+	    m->embedding_length <= 0)
 		return 0;
-	int64_t ctx = reg->num_ctx;
+	int64_t ctx = num_ctx;
 	if (m->ctx_train > 0 && ctx > m->ctx_train)
 		ctx = m->ctx_train;
 	double head_dim = (double)m->embedding_length / (double)m->head_count;
 	double kv = 2.0 * (double)m->block_count * (double)m->head_count_kv * head_dim *
 		    (double)ctx * (double)(reg->parallel > 0 ? reg->parallel : 1) * 2.0;
 	return kv < 1e18 ? (uint64_t)kv : UINT64_C(1000000000000000000);
+}
+
+static uint64_t
+registry_kv_bytes(const struct registry *reg, const struct registry_model *m)
+{
+	return registry_kv_bytes_at(reg, m, reg->num_ctx);
 }
 
 /* Weights and compute buffers (file size x multiplier) plus the KV cache. */
@@ -413,6 +420,17 @@ uint64_t
 registry_footprint(const struct registry_model *model)
 {
 	return model->measured ? model->measured_bytes : model->estimate_bytes;
+}
+
+uint64_t
+registry_footprint_at_ctx(const struct registry *reg, const struct registry_model *model,
+			  int64_t num_ctx)
+{
+	uint64_t base = registry_footprint(model);
+	if (num_ctx <= reg->num_ctx)
+		return base;
+	uint64_t kv = registry_kv_bytes_at(reg, model, num_ctx);
+	return kv > model->kv_bytes ? base + (kv - model->kv_bytes) : base;
 }
 
 bool

@@ -144,6 +144,15 @@ void registry_touch(struct registry *reg, const char *name, int64_t now_ms);
 struct registry_model *registry_find(const struct registry *reg, const char *name);
 /* The footprint to plan with: measured if known, else the estimate. */
 uint64_t registry_footprint(const struct registry_model *model);
+/*
+ * The footprint of model when loaded with context num_ctx (a job's options.num_ctx):
+ * registry_footprint() plus the KV cache beyond the one at the server's context, which
+ * the estimate already holds (a measured footprint was measured at that context too).
+ * A num_ctx at or below the server's context (or 0) changes nothing; the training
+ * context caps it as Ollama does.
+ */
+uint64_t registry_footprint_at_ctx(const struct registry *reg, const struct registry_model *model,
+				   int64_t num_ctx);
 /* Whether the model can do a job kind (enum job_kind value). Unknown caps (0) allow
  * everything. */
 bool registry_supports_kind(const struct registry_model *model, int job_kind);

@@ -9,15 +9,21 @@
  * into one open transaction (the batch) until store_commit(); a failed write marks the
  * batch failed, and the commit then rolls it back and reports the first error.
  *
- * Every statement is prepared once and cached. Errors carry SQLite's own message and
+ * The data directory is created 0700 and the database, -wal and -shm files 0600 (they
+ * hold prompts and results); an existing directory keeps its mode.
+ *
+ * Every statement is prepared once and cached (the job list, whose shape follows its
+ * filter, is prepared per call). Errors carry SQLite's own message and
  * never abort.
  */
 #include "store.h"
 
+#include "buf.h"
 #include "log.h"
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +42,6 @@ enum store_stmt {
 	STORE_JOB_SAVE,
 	STORE_JOB_GET,
 	STORE_JOB_UNFINISHED,
-	STORE_JOB_LIST, /* 4 variants follow: none, status, model, both */
-	STORE_JOB_LIST_END = STORE_JOB_LIST + 4,
 	STORE_COUNTS,
 	STORE_RES_SAVE,
 	STORE_RES_DELETE,
@@ -59,13 +63,6 @@ static const char *const store_sql[STORE_NSTMTS] = {
     [STORE_JOB_GET] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE seq = ?1 AND id = ?2",
     [STORE_JOB_UNFINISHED] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE status IN "
 			     "('queued', 'pending', 'running') ORDER BY seq",
-    [STORE_JOB_LIST + 0] = "SELECT " STORE_JOB_COLUMNS " FROM jobs ORDER BY seq DESC LIMIT ?3",
-    [STORE_JOB_LIST + 1] =
-	"SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE status = ?1 ORDER BY seq DESC LIMIT ?3",
-    [STORE_JOB_LIST + 2] =
-	"SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE model = ?2 ORDER BY seq DESC LIMIT ?3",
-    [STORE_JOB_LIST + 3] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE status = ?1 AND "
-			   "model = ?2 ORDER BY seq DESC LIMIT ?3",
     [STORE_COUNTS] = "SELECT model, status, priority, COUNT(*) FROM jobs "
 		     "GROUP BY model, status, priority",
     [STORE_RES_SAVE] = "INSERT OR REPLACE INTO reservations (id, gpu, bytes, created_at, "
@@ -147,7 +144,7 @@ store_mkdirs(const char *dir, char **cause)
 			continue;
 		char saved = *p;
 		*p = '\0';
-		if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 			rc = vd_fail(cause, -errno, "cannot create data directory %s: %s", path,
 				     strerror(errno));
 			break;
@@ -246,6 +243,35 @@ out_rollback:
 	return rc;
 }
 
+/*
+ * Creates the database file mode 0600 before SQLite opens it (SQLite would create it
+ * 0644, and gives its -wal and -shm files the mode of the database), and narrows an
+ * existing database and WAL files that others could read to 0600: jobs hold prompts.
+ */
+static int
+store_create_private(const struct store *st, char **cause)
+{
+	int fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return vd_fail(cause, -errno, "store %s: cannot create: %s", st->path,
+			       strerror(errno));
+	close(fd);
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	for (size_t i = 0; i < VD_ARRAY_LEN(suffixes); i++) {
+		char *path = xasprintf("%s%s", st->path, suffixes[i]);
+		struct stat sb;
+		if (stat(path, &sb) == 0 && (sb.st_mode & 077) != 0) {
+			if (chmod(path, 0600) == 0)
+				vd_warn(STORE, "%s was readable by others; now mode 0600", path);
+			else
+				vd_warn(STORE, "%s is readable by others and chmod failed: %s",
+					path, strerror(errno));
+		}
+		free(path);
+	}
+	return 0;
+}
+
 int
 store_open(const char *dir, enum store_sync sync, struct store **out, char **cause)
 {
@@ -255,6 +281,9 @@ store_open(const char *dir, enum store_sync sync, struct store **out, char **cau
 		return rc;
 	struct store *st = xcalloc(1, sizeof(*st));
 	st->path = xasprintf("%s/vramd.db", dir);
+	rc = store_create_private(st, cause);
+	if (rc < 0)
+		goto out_close;
 	if (sqlite3_open_v2(st->path, &st->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
@@ -462,6 +491,7 @@ store_row_job(struct store *st, sqlite3_stmt *s)
 	if (!json_is_object(request))
 		json_decref(request);
 	job->status = status >= 0 ? status : JOB_FAILED;
+	job->request_bytes = (size_t)sqlite3_column_bytes(s, 6);
 	job->metadata = store_column_json(st, s, 7);
 	job->result = store_column_json(st, s, 8);
 	if (sqlite3_column_type(s, 9) != SQLITE_NULL)
@@ -532,24 +562,82 @@ out_log:
 	return NULL;
 }
 
-int
-store_jobs_list(struct store *st, const char *status, const char *model, int limit,
-		store_job_cb *cb, void *arg, char **cause)
+/* Appends " AND <column> IN (?,...)" with one parameter per bit of mask. */
+static void
+store_sql_in(struct vd_buf *sql, const char *column, unsigned mask)
 {
-	int variant = (status != NULL ? 1 : 0) + (model != NULL ? 2 : 0);
-	sqlite3_stmt *s = store_stmt(st, STORE_JOB_LIST + variant, cause);
-	if (s == NULL)
-		return -EIO;
-	if (limit <= 0)
-		limit = STORE_LIST_DEFAULT;
+	vd_buf_printf(sql, " AND %s IN (", column);
+	for (unsigned bit = 0, n = 0; bit < 32; bit++)
+		if (mask & (1u << bit))
+			vd_buf_append_str(sql, n++ > 0 ? ",?" : "?");
+	vd_buf_append_str(sql, ")");
+}
+
+/* Binds the name of each bit of mask from parameter *param on. */
+static void
+store_bind_mask(sqlite3_stmt *s, int *param, unsigned mask, unsigned nbits,
+		const char *(*name)(unsigned bit))
+{
+	for (unsigned bit = 0; bit < nbits; bit++)
+		if (mask & (1u << bit))
+			sqlite3_bind_text(s, (*param)++, name(bit), -1, SQLITE_STATIC);
+}
+
+static const char *
+store_status_name(unsigned bit)
+{
+	return job_status_name((enum job_status)bit);
+}
+
+static const char *
+store_priority_name(unsigned bit)
+{
+	return job_priority_name((enum job_priority)bit);
+}
+
+int
+store_jobs_list(struct store *st, const struct store_job_filter *filter, store_job_cb *cb,
+		void *arg, char **cause)
+{
+	const unsigned all_status = (1u << JOB_NSTATUSES) - 1;
+	const unsigned all_prio = (1u << JOB_NPRIORITIES) - 1;
+	unsigned status_mask = filter->status_mask & all_status;
+	unsigned prio_mask = filter->priority_mask & all_prio;
+	int limit = filter->limit <= 0 ? STORE_LIST_DEFAULT : filter->limit;
 	if (limit > STORE_LIST_MAX)
 		limit = STORE_LIST_MAX;
-	if (status != NULL)
-		sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
-	if (model != NULL)
-		sqlite3_bind_text(s, 2, model, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 3, limit);
-	return store_each_job(st, s, false, cb, arg, cause);
+
+	/* At most 6 + 3 + 2 parameters, whatever the request looked like. */
+	struct vd_buf sql;
+	vd_buf_init(&sql, 4096);
+	vd_buf_append_str(&sql, "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE 1");
+	if (status_mask != 0 && status_mask != all_status)
+		store_sql_in(&sql, "status", status_mask);
+	if (prio_mask != 0 && prio_mask != all_prio)
+		store_sql_in(&sql, "priority", prio_mask);
+	if (filter->model != NULL)
+		vd_buf_append_str(&sql, " AND model = ?");
+	vd_buf_append_str(&sql, " ORDER BY seq DESC LIMIT ?");
+
+	sqlite3_stmt *s = NULL;
+	int rc;
+	if (sqlite3_prepare_v2(st->db, vd_buf_str(&sql), -1, &s, NULL) != SQLITE_OK) {
+		rc = store_fail(st, cause, "list jobs");
+		goto out;
+	}
+	int param = 1;
+	if (status_mask != 0 && status_mask != all_status)
+		store_bind_mask(s, &param, status_mask, JOB_NSTATUSES, store_status_name);
+	if (prio_mask != 0 && prio_mask != all_prio)
+		store_bind_mask(s, &param, prio_mask, JOB_NPRIORITIES, store_priority_name);
+	if (filter->model != NULL)
+		sqlite3_bind_text(s, param++, filter->model, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, param, limit);
+	rc = store_each_job(st, s, false, cb, arg, cause);
+out:
+	sqlite3_finalize(s);
+	vd_buf_cleanup(&sql);
+	return rc;
 }
 
 int

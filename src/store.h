@@ -28,7 +28,9 @@ enum store_sync { STORE_SYNC_FULL, STORE_SYNC_NORMAL };
 
 /*
  * Opens (creating if missing) the data directory dir and the database vramd.db in it,
- * and creates or checks the schema. On success *out is the store (free with
+ * and creates or checks the schema. A directory it creates is mode 0700; the database
+ * and its -wal/-shm files are 0600 (an existing database readable by others is
+ * narrowed to 0600; an existing directory keeps its mode). On success *out is the store (free with
  * store_close). Returns 0, or a negative errno with *cause naming the directory or the
  * SQLite problem (unwritable directory, corrupt database, newer schema).
  */
@@ -69,13 +71,23 @@ int store_load_unfinished(struct store *st, store_job_cb *cb, void *arg, char **
  * NULL if there is none (or on a database error, which is logged). */
 struct job *store_job_get(struct store *st, const char *id);
 
+/* What GET /api/jobs asks for: sets of statuses and priorities as bit masks (bit
+ * 1 << JOB_x; 0 = any), one model (NULL = any) and a row limit. */
+struct store_job_filter {
+	unsigned status_mask;	/* bits 1 << enum job_status */
+	unsigned priority_mask; /* bits 1 << enum job_priority */
+	const char *model;	/* borrowed for the call; NULL = any */
+	int limit;		/* <= 0: 100; capped at 10000 */
+};
+
 /*
- * Lists jobs newest first, filtered by status and/or model (NULL = any), at most limit
- * (limit <= 0: 100). cb receives each as a new job object it owns. Returns the number
- * listed, or a negative errno with *cause set.
+ * Lists the jobs matching filter, newest first, at most filter->limit. One query with
+ * bound parameters whatever the filter: its cost depends on the number of distinct
+ * values and the limit, never on how a client spelled them. cb receives each as a new
+ * job object it owns. Returns the number listed, or a negative errno with *cause set.
  */
-int store_jobs_list(struct store *st, const char *status, const char *model, int limit,
-		    store_job_cb *cb, void *arg, char **cause);
+int store_jobs_list(struct store *st, const struct store_job_filter *filter, store_job_cb *cb,
+		    void *arg, char **cause);
 
 /* Job counts over the whole store, for GET /api/stats. */
 struct store_counts {

@@ -100,6 +100,61 @@ test_capacity(void **state)
 	queue_free(q);
 }
 
+/* QUEUE_MAX_BYTES: request bytes of every job pushed and not released count, whether it
+ * waits or runs; a push beyond the cap fails with -ENOBUFS; releasing is idempotent and a
+ * job put back (push_front) is not counted twice. */
+static void
+test_capacity_bytes(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(100);
+	assert_true(queue_has_room_bytes(q, SIZE_MAX / 2)); /* no cap by default */
+	queue_set_capacity_bytes(q, 1000);
+	assert_int_equal(queue_capacity_bytes(q), 1000);
+	struct job *jobs[4];
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = job_new(i + 1, "m", JOB_KIND_GENERATE, JOB_PRIO_NORMAL,
+				  json_pack("{s:s}", "prompt", "p"), NULL);
+		jobs[i]->request_bytes = 400;
+	}
+	assert_int_equal(queue_push(q, jobs[0]), 0);
+	assert_int_equal(queue_push(q, jobs[1]), 0);
+	assert_int_equal(queue_bytes(q), 800);
+	assert_false(queue_has_room_bytes(q, 201));
+	assert_true(queue_has_room_bytes(q, 200));
+	assert_int_equal(queue_push(q, jobs[2]), -ENOBUFS);
+	assert_int_equal(jobs[2]->refcount, 1);
+	assert_int_equal(queue_length(q), 2);
+	/* A job taken to run still counts; put back, it is not counted twice. */
+	struct job *running = queue_pop_model(q, "m");
+	assert_ptr_equal(running, jobs[0]);
+	assert_int_equal(queue_bytes(q), 800);
+	queue_push_front(q, running);
+	job_unref(running);
+	assert_int_equal(queue_bytes(q), 800);
+	running = queue_pop_model(q, "m");
+	/* Final: released once, however often it is told. */
+	queue_release_bytes(q, running);
+	queue_release_bytes(q, running);
+	job_unref(running);
+	assert_int_equal(queue_bytes(q), 400);
+	assert_int_equal(queue_push(q, jobs[2]), 0);
+	assert_int_equal(queue_bytes(q), 800);
+	/* A cancelled job leaves the queue and releases. */
+	assert_true(queue_remove(q, jobs[1]));
+	queue_release_bytes(q, jobs[1]);
+	assert_int_equal(queue_bytes(q), 400);
+	/* A recovered job (push_front) counts even beyond the cap. */
+	jobs[3]->request_bytes = 5000;
+	queue_push_front(q, jobs[3]);
+	assert_int_equal(queue_bytes(q), 5400);
+	assert_false(queue_has_room_bytes(q, 1));
+	assert_false(queue_has_room_bytes(q, SIZE_MAX));
+	for (int i = 0; i < 4; i++)
+		job_unref(jobs[i]);
+	queue_free(q);
+}
+
 static void
 test_remove(void **state)
 {
@@ -298,6 +353,7 @@ main(void)
 	    cmocka_unit_test(test_fifo_within_priority),
 	    cmocka_unit_test(test_priority_order_per_model),
 	    cmocka_unit_test(test_capacity),
+	    cmocka_unit_test(test_capacity_bytes),
 	    cmocka_unit_test(test_remove),
 	    cmocka_unit_test(test_push_front),
 	    cmocka_unit_test(test_summaries),

@@ -96,6 +96,32 @@ test_estimate_includes_kv_cache(void **state)
 	registry_free(reg);
 }
 
+/* A job's num_ctx beyond the server's context grows the footprint by the extra KV cache,
+ * scaled linearly and capped at the training context; a smaller one changes nothing. */
+static void
+test_footprint_at_ctx(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new(1.3);
+	struct registry_model *m =
+	    registry_set_installed(reg, "phi3:mini", 2200000000, "phi3", "3.8B", "Q4_0", 0);
+	registry_set_context(reg, 4096, 2);
+	/* Architecture unknown: no KV term to scale. */
+	assert_true(registry_footprint_at_ctx(reg, m, 65536) == registry_footprint(m));
+	registry_set_arch(reg, "phi3:mini", 131072, 32, 32, 32, 3072);
+	uint64_t kv = UINT64_C(2) * 32 * 32 * 96 * 4096 * 2 * 2; /* 4096 tokens x 2 slots */
+	uint64_t base = registry_footprint(m);
+	assert_true(registry_footprint_at_ctx(reg, m, 0) == base);
+	assert_true(registry_footprint_at_ctx(reg, m, 2048) == base);
+	assert_true(registry_footprint_at_ctx(reg, m, 4096) == base);
+	assert_true(registry_footprint_at_ctx(reg, m, 16384) == base + 3 * kv);
+	assert_true(registry_footprint_at_ctx(reg, m, 1 << 20) == base + 31 * kv);
+	/* On top of a measured footprint too. */
+	registry_observe_loaded(reg, "phi3:mini", 4000000000, 4000000000, 1);
+	assert_true(registry_footprint_at_ctx(reg, m, 8192) == 4000000000 + kv);
+	registry_free(reg);
+}
+
 static void
 test_nvml_delta_without_ps(void **state)
 {
@@ -312,6 +338,7 @@ main(void)
 	    cmocka_unit_test(test_name_normalisation),
 	    cmocka_unit_test(test_load_stats),
 	    cmocka_unit_test(test_load_timeout),
+	    cmocka_unit_test(test_footprint_at_ctx),
 	    cmocka_unit_test(test_removal_and_ps_listing),
 	    cmocka_unit_test(test_capabilities_and_json),
 	};

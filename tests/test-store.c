@@ -180,15 +180,20 @@ test_restart_recovery(void **state)
 	collected_free(&c);
 
 	/* Listing: newest first, filtered. */
-	assert_int_equal(store_jobs_list(st, NULL, NULL, 0, collect_cb, &c, &cause), 6);
+	assert_int_equal(store_jobs_list(st, &(struct store_job_filter){0}, collect_cb, &c, &cause),
+			 6);
 	assert_true(c.jobs[0]->seq == seqs[5]);
 	collected_free(&c);
-	assert_int_equal(store_jobs_list(st, "complete", NULL, 10, collect_cb, &c, &cause), 1);
+	struct store_job_filter f = {.status_mask = 1u << JOB_COMPLETE, .limit = 10};
+	assert_int_equal(store_jobs_list(st, &f, collect_cb, &c, &cause), 1);
 	assert_int_equal(c.jobs[0]->status, JOB_COMPLETE);
 	collected_free(&c);
-	assert_int_equal(store_jobs_list(st, NULL, "m", 2, collect_cb, &c, &cause), 2);
+	f = (struct store_job_filter){.model = "m", .limit = 2};
+	assert_int_equal(store_jobs_list(st, &f, collect_cb, &c, &cause), 2);
 	collected_free(&c);
-	assert_int_equal(store_jobs_list(st, "queued", "other", 2, collect_cb, &c, &cause), 0);
+	f = (struct store_job_filter){
+	    .status_mask = 1u << JOB_QUEUED, .model = "other", .limit = 2};
+	assert_int_equal(store_jobs_list(st, &f, collect_cb, &c, &cause), 0);
 
 	struct store_counts counts;
 	assert_int_equal(store_counts(st, &counts, &cause), 0);
@@ -203,6 +208,103 @@ test_restart_recovery(void **state)
 	store_close(st);
 	rmtree(dir);
 	free(dir);
+}
+
+/* The list filter: sets of statuses and priorities in one query, newest first, the limit
+ * counted after every filter. */
+static void
+test_list_filter(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct store *st = open_store(dir);
+	/* 30 jobs: status cycles over the six, priority over the three, two models. */
+	for (int i = 0; i < 30; i++) {
+		struct job *job = job_new(store_next_seq(st), i % 2 ? "a" : "b", JOB_KIND_GENERATE,
+					  (enum job_priority)(i % 3), NULL, NULL);
+		job->status = (enum job_status)(i % 6);
+		assert_int_equal(store_job_save(st, job, NULL), 0);
+		job_unref(job);
+	}
+	commit(st);
+	char *cause = NULL;
+	struct collected c = {0};
+	struct store_job_filter f = {
+	    .status_mask = (1u << JOB_COMPLETE) | (1u << JOB_FAILED),
+	    .priority_mask = 1u << JOB_PRIO_HIGH,
+	    .limit = 100,
+	};
+	/* i % 6 in {3, 4} and i % 3 == 0: i = 3, 9, 15, 21, 27. */
+	assert_int_equal(store_jobs_list(st, &f, collect_cb, &c, &cause), 5);
+	int64_t want[] = {28, 22, 16, 10, 4}; /* seq = i + 1, newest first */
+	for (int i = 0; i < 5; i++)
+		assert_true(c.jobs[i]->seq == want[i]);
+	collected_free(&c);
+	f.limit = 2;
+	assert_int_equal(store_jobs_list(st, &f, collect_cb, &c, &cause), 2);
+	assert_true(c.jobs[0]->seq == 28 && c.jobs[1]->seq == 22);
+	collected_free(&c);
+	/* Every status, every priority: the same as no filter. */
+	f = (struct store_job_filter){.status_mask = 0x3f, .priority_mask = 0x7, .model = "a"};
+	assert_int_equal(store_jobs_list(st, &f, collect_cb, &c, &cause), 15);
+	collected_free(&c);
+	/* Bits beyond the enums are ignored. */
+	f = (struct store_job_filter){.status_mask = 1u << 20, .limit = 3};
+	assert_int_equal(store_jobs_list(st, &f, collect_cb, &c, &cause), 3);
+	collected_free(&c);
+	store_close(st);
+	rmtree(dir);
+	free(dir);
+}
+
+static mode_t
+file_mode(const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0)
+		fail_msg("stat %s: %s", path, strerror(errno));
+	return sb.st_mode & 07777;
+}
+
+/* A data directory vramd creates is 0700, the database and its WAL files 0600 whatever
+ * the umask; an existing directory keeps its mode. */
+static void
+test_file_modes(void **state)
+{
+	(void)state;
+	mode_t old_umask = umask(022);
+	char *parent = tmpdir();
+	assert_int_equal(chmod(parent, 0755), 0);
+	char *dir = xasprintf("%s/new/data", parent);
+	struct store *st = open_store(dir);
+	struct job *job =
+	    job_new(store_next_seq(st), "m", JOB_KIND_GENERATE, JOB_PRIO_NORMAL, NULL, NULL);
+	assert_int_equal(store_job_save(st, job, NULL), 0);
+	job_unref(job);
+	commit(st);
+	assert_int_equal(file_mode(dir), 0700);
+	static const char *const files[] = {"vramd.db", "vramd.db-wal", "vramd.db-shm"};
+	for (size_t i = 0; i < 3; i++) {
+		char *path = xasprintf("%s/%s", dir, files[i]);
+		if (file_mode(path) != 0600)
+			fail_msg("%s is mode %o", path, (unsigned)file_mode(path));
+		free(path);
+	}
+	store_close(st);
+	/* An existing directory keeps its mode; an existing world-readable database is
+	 * narrowed. */
+	assert_int_equal(chmod(dir, 0750), 0);
+	char *db = xasprintf("%s/vramd.db", dir);
+	assert_int_equal(chmod(db, 0644), 0);
+	st = open_store(dir);
+	assert_int_equal(file_mode(dir), 0750);
+	assert_int_equal(file_mode(db), 0600);
+	store_close(st);
+	umask(old_umask);
+	free(db);
+	rmtree(parent);
+	free(dir);
+	free(parent);
 }
 
 static void
@@ -372,7 +474,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),	 cmocka_unit_test(test_restart_recovery),
 	    cmocka_unit_test(test_group_commit), cmocka_unit_test(test_reservations),
-	    cmocka_unit_test(test_bad_data_dir),
+	    cmocka_unit_test(test_bad_data_dir), cmocka_unit_test(test_list_filter),
+	    cmocka_unit_test(test_file_modes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
