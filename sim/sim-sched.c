@@ -51,7 +51,6 @@ sim_sched_config_defaults(struct sim_sched_config *cfg)
 	cfg->fit_target_bytes = VD_GIB;
 	cfg->release_delay_ns = 300 * VD_NS_PER_MS;
 	cfg->sched_spread = false;
-	cfg->batching_gain = 0.5;
 }
 
 bool
@@ -1183,31 +1182,6 @@ bool
 sim_runner_is_listed(const struct sim_sched *s, const struct sim_runner *r)
 {
 	return !r->oom && !(r->loading && sim_sched_is_v033(s));
-}
-
-double
-sim_runner_stream_tps(const struct sim_sched *s, const struct sim_runner *r)
-{
-	if (!sim_sched_is_v033(s))
-		return r->tokens_per_s;
-	/* The busiest GPU this runner uses decides: every stream of every runner on it
-	 * shares its aggregate throughput, which grows by batching_gain per extra stream. */
-	int streams = r->slots_busy;
-	for (unsigned i = 0; i < s->hw->ngpus; i++) {
-		if (r->vram_bytes[i] == 0)
-			continue;
-		int on_gpu = 0;
-		const struct sim_runner *o;
-		TAILQ_FOREACH(o, &s->runners, entry)
-		if (o->vram_bytes[i] > 0)
-			on_gpu += o->slots_busy;
-		if (on_gpu > streams)
-			streams = on_gpu;
-	}
-	if (streams <= 1)
-		return r->tokens_per_s;
-	double aggregate = r->tokens_per_s * (1.0 + s->cfg.batching_gain * (streams - 1));
-	return aggregate / streams;
 }
 
 int

@@ -2,9 +2,12 @@
  * sim-sched.h: Ollama's scheduler (server/sched.go at v0.33) as ollama-sim runs it:
  * runners with parallel slots, a bounded pending queue (503 when full), loads one at
  * a time, keep_alive expiry, eviction of the idle runner with the shortest
- * keep_alive (ties by name), single-GPU best fit then spread, partial CPU offload
- * only for the first model, num_gpu 0 on CPU, reloads when load options change, and
- * physical memory enforcement (out-of-memory loads fail like llama-server's).
+ * keep_alive (ties by name), single-GPU best fit then spread, num_gpu 0 on CPU,
+ * reloads when load options change. By default (v0.33) llama-server's --fit puts the
+ * layers that do not fit on the CPU, an OOM (explicit num_gpu) is retried once after
+ * evicting every runner, unloaded memory is released late and waited for, and loads
+ * in flight grow in NVML; with cfg.ollama_minor < 30 the v0.12 rules hold (partial
+ * offload only for the first model, out-of-memory loads fail at once).
  *
  * Callers hand in a struct sim_job they own; the scheduler calls job->ready_cb once
  * the job holds a runner (and a slot, when it asked for one) or job->error_cb when
@@ -125,7 +128,6 @@ struct sim_sched_config {
 	uint64_t fit_target_bytes;   /* v0.33: llama.cpp --fit keeps this free per device */
 	int64_t release_delay_ns;    /* v0.33: the driver frees an unloaded runner's memory */
 	bool sched_spread;	     /* OLLAMA_SCHED_SPREAD: skip the single-GPU fit */
-	double batching_gain;	     /* extra aggregate tokens/s per additional stream */
 };
 
 struct sim_counters {
@@ -161,9 +163,6 @@ struct sim_sched {
 bool sim_sched_is_v033(const struct sim_sched *s);
 /* Whether /api/ps lists r: loaded (v0.33 hides runners still loading) and not failed. */
 bool sim_runner_is_listed(const struct sim_sched *s, const struct sim_runner *r);
-/* Tokens/s of one stream of r now: the GPU's aggregate throughput, with a batching
- * gain, shared by every stream of every runner on the GPUs r uses. */
-double sim_runner_stream_tps(const struct sim_sched *s, const struct sim_runner *r);
 
 /* Parses --ollama-version ("0.12", "0.33.0"): *minor gets the minor version and out
  * (len bytes) the version /api/version reports ("0.12.0"). Returns 0 or -EINVAL with
