@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SIM_VERSION	 "0.33.0"
 #define SIM_TICK_REAL_MS 200
@@ -51,6 +52,13 @@ static const char sim_usage[] =
     "                         forever [OLLAMA_KEEP_ALIVE, default 5m]\n"
     "  --context-length N     default num_ctx, 0 = VRAM tier 4k/32k/256k\n"
     "                         [OLLAMA_CONTEXT_LENGTH, default 0]\n"
+    "  --ollama-version V     behave like Ollama 0.33 (default: llama-server --fit spills\n"
+    "                         layers to the CPU, one OOM retry, VRAM recovery waits) or\n"
+    "                         0.12 (500 on overcommit, no retry); /api/version reports V\n"
+    "  --cuda-context SIZE    NVML-only CUDA context per runner per GPU (default 400MiB)\n"
+    "  --release-delay DUR    the driver frees an unloaded runner's memory after DUR\n"
+    "                         (default 300ms)\n"
+    "  OLLAMA_SCHED_SPREAD=1  spread every model over all GPUs\n"
     "  --no-host-check        accept any Host header even on loopback\n"
     "  --log-level LEVEL      error|warn|info|debug [VRAMD_LOG_LEVEL]\n"
     "  -h, --help             this text\n"
@@ -65,7 +73,8 @@ static const char sim_usage[] =
     "                         sm_clock_mhz, clock_event_reasons, lost, unsupported),\n"
     "                         loaded models (placement gpu|partial|cpu, bytes per GPU,\n"
     "                         RAM bytes), pending, counters (requests, loads, unloads,\n"
-    "                         evictions, oom_failures, rejected_503)\n"
+    "                         evictions, oom_failures, rejected_503, cpu_spills,\n"
+    "                         load_retries, aborted_loads, recovery_waits, runtime_ooms)\n"
     "  POST /sim/gpu/INDEX    JSON object with any of: other_mb (number), other_bytes\n"
     "                         (integer): memory held by another process; process_name\n"
     "                         (string, default python3); temperature_c (number, null =\n"
@@ -75,8 +84,10 @@ static const char sim_usage[] =
     "                         clock_events)\n"
     "  POST /sim/reset        unload every model, clear GPU settings and counters\n"
     "\n"
-    "A load whose real footprint does not fit the chosen GPU's physically free memory\n"
-    "fails with HTTP 500 \"llama-server reported out-of-memory during startup: ...\".\n"
+    "0.33: layers that do not fit the GPUs run on the CPU (200, size_vram < size); only\n"
+    "an explicit num_gpu above what fits fails, after one retry, with HTTP 500\n"
+    "\"llama-server reported out-of-memory during startup: ...\". 0.12: a load whose real\n"
+    "footprint does not fit the chosen GPU fails with that 500 at once.\n"
     "See docs/ollama-sim.md.\n";
 
 struct sim_main {
@@ -158,6 +169,9 @@ enum {
 	OPT_MAX_QUEUE,
 	OPT_KEEP_ALIVE,
 	OPT_CONTEXT_LENGTH,
+	OPT_OLLAMA_VERSION,
+	OPT_CUDA_CONTEXT,
+	OPT_RELEASE_DELAY,
 	OPT_NO_HOST_CHECK,
 	OPT_LOG_LEVEL,
 };
@@ -177,6 +191,9 @@ static const struct option sim_options[] = {
     {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
     {"keep-alive", required_argument, NULL, OPT_KEEP_ALIVE},
     {"context-length", required_argument, NULL, OPT_CONTEXT_LENGTH},
+    {"ollama-version", required_argument, NULL, OPT_OLLAMA_VERSION},
+    {"cuda-context", required_argument, NULL, OPT_CUDA_CONTEXT},
+    {"release-delay", required_argument, NULL, OPT_RELEASE_DELAY},
     {"no-host-check", no_argument, NULL, OPT_NO_HOST_CHECK},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"help", no_argument, NULL, 'h'},
@@ -189,6 +206,7 @@ struct sim_args {
 	uint64_t ram;
 	uint64_t seed;
 	bool no_host_check;
+	char version[32]; /* reported by /api/version */
 	struct sim_sched_config cfg;
 };
 
@@ -217,6 +235,9 @@ sim_parse_args(int argc, char **argv, struct sim_args *a, char **cause)
 			return rc;
 		a->cfg.context_length = n;
 	}
+	env = getenv("OLLAMA_SCHED_SPREAD");
+	a->cfg.sched_spread =
+	    env != NULL && *env && strcmp(env, "0") != 0 && strcasecmp(env, "false") != 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", sim_options, NULL)) != -1) {
 		switch (opt) {
@@ -287,6 +308,21 @@ sim_parse_args(int argc, char **argv, struct sim_args *a, char **cause)
 				return rc;
 			a->cfg.context_length = n;
 			break;
+		case OPT_OLLAMA_VERSION:
+			if ((rc = sim_sched_parse_version(optarg, &a->cfg.ollama_minor, a->version,
+							  sizeof(a->version), cause)) < 0)
+				return rc;
+			break;
+		case OPT_CUDA_CONTEXT:
+			if ((rc = vd_parse_size(optarg, &bytes, cause)) < 0)
+				return rc;
+			a->cfg.cuda_context_bytes = bytes;
+			break;
+		case OPT_RELEASE_DELAY:
+			if ((rc = vd_parse_go_duration(optarg, &n, cause)) < 0)
+				return rc;
+			a->cfg.release_delay_ns = n < 0 ? 0 : n;
+			break;
 		case OPT_NO_HOST_CHECK:
 			a->no_host_check = true;
 			break;
@@ -350,7 +386,8 @@ main(int argc, char **argv)
 {
 	struct sim_main sm;
 	memset(&sm, 0, sizeof(sm));
-	struct sim_args a = {.gpus = "24GiB", .ram = 64 * VD_GIB, .seed = 1};
+	struct sim_args a = {
+	    .gpus = "24GiB", .ram = 64 * VD_GIB, .seed = 1, .version = SIM_VERSION};
 	sim_sched_config_defaults(&a.cfg);
 	char *cause = NULL;
 	int status = 1;
@@ -388,7 +425,7 @@ main(int argc, char **argv)
 	sm.sched = sim_sched_new(sm.base, &sm.hw, sm.cat, &a.cfg);
 	struct sim_api_config api_cfg = {
 	    .check_host = !a.no_host_check && sim_addr_is_loopback(addr),
-	    .version = SIM_VERSION,
+	    .version = a.version,
 	};
 	sm.api = sim_api_new(sm.base, sm.sched, &sm.hw, sm.cat, &api_cfg);
 	/* Go's net/http has no body limit and generous timeouts; these only keep a test
@@ -420,7 +457,7 @@ main(int argc, char **argv)
 		snprintf(gpus_desc + len, sizeof(gpus_desc) - len, "%s%s", i ? ", " : "", sz);
 	}
 	vd_log(SIM, "ollama-sim %s listening on %s:%u: %u GPU(s) [%s], %zu models, time scale %g",
-	       SIM_VERSION, addr, port, ngpus, ngpus ? gpus_desc : "none", sm.cat->nmodels,
+	       a.version, addr, port, ngpus, ngpus ? gpus_desc : "none", sm.cat->nmodels,
 	       a.cfg.time_scale);
 	event_base_dispatch(sm.base);
 	status = 0;

@@ -169,7 +169,10 @@ sim_parse_options(const json_t *options, struct sim_gen_opts *out, char **cause)
 	out->load.num_ctx = 0;
 	out->load.num_gpu = -1;
 	out->load.main_gpu = -1;
-	out->load.num_batch = 512;
+	out->load.num_batch = 0;
+	out->load.num_thread = 0;
+	out->load.use_mmap = -1;
+	out->load.draft_num_predict = 4;
 	out->num_predict = -1;
 	out->seed = -1;
 	if (options == NULL || json_is_null(options))
@@ -178,12 +181,16 @@ sim_parse_options(const json_t *options, struct sim_gen_opts *out, char **cause)
 		const char *key;
 		int64_t *dst;
 	} ints[] = {
-	    {"num_ctx", &out->load.num_ctx},	{"num_gpu", &out->load.num_gpu},
-	    {"main_gpu", &out->load.main_gpu},	{"num_batch", &out->load.num_batch},
-	    {"num_predict", &out->num_predict}, {"seed", &out->seed},
+	    {"num_ctx", &out->load.num_ctx},
+	    {"num_gpu", &out->load.num_gpu},
+	    {"main_gpu", &out->load.main_gpu},
+	    {"num_batch", &out->load.num_batch},
+	    {"num_predict", &out->num_predict},
+	    {"seed", &out->seed},
+	    {"num_thread", &out->load.num_thread},
+	    {"draft_num_predict", &out->load.draft_num_predict},
 	};
-	static const char *const other_ints[] = {"num_keep", "top_k", "repeat_last_n", "num_thread",
-						 "draft_num_predict"};
+	static const char *const other_ints[] = {"num_keep", "top_k", "repeat_last_n"};
 	static const char *const floats[] = {"top_p",
 					     "min_p",
 					     "typical_p",
@@ -216,8 +223,16 @@ sim_parse_options(const json_t *options, struct sim_gen_opts *out, char **cause)
 			return vd_fail(cause, -EINVAL, "option \"%s\" must be of type float",
 				       floats[i]);
 	}
-	if (out->load.num_ctx < 0)
-		out->load.num_ctx = 0;
+	json_t *mmap = json_object_get(options, "use_mmap");
+	if (mmap != NULL && !json_is_null(mmap)) {
+		if (!json_is_boolean(mmap))
+			return vd_fail(cause, -EINVAL,
+				       "option \"use_mmap\" must be of type boolean");
+		out->load.use_mmap = json_is_true(mmap) ? 1 : 0;
+	}
+	json_t *ctx = json_object_get(options, "num_ctx");
+	if (ctx != NULL && !json_is_null(ctx) && out->load.num_ctx <= 0)
+		out->load.num_ctx = SIM_NUM_CTX_ZERO;
 	if (out->load.main_gpu < 0)
 		out->load.main_gpu = -1;
 	return 0;
@@ -1031,7 +1046,7 @@ sim_handle_ps(struct vd_http_req *req, const char *path, void *arg)
 	size_t n = 0;
 	struct sim_runner *r;
 	TAILQ_FOREACH(r, &api->sched->runners, entry)
-	if (!r->oom && n < VD_ARRAY_LEN(list))
+	if (sim_runner_is_listed(api->sched, r) && n < VD_ARRAY_LEN(list))
 		list[n++] = r;
 	for (size_t i = 1; i < n; i++)
 		for (size_t k = i; k > 0 && list[k]->expires_wall_ns > list[k - 1]->expires_wall_ns;
@@ -1154,6 +1169,13 @@ sim_handle_state(struct vd_http_req *req, const char *path, void *arg)
 		json_object_set_new(o, "parallel", json_integer(r->parallel));
 		json_object_set_new(o, "pid", json_integer(r->pid));
 		json_object_set_new(o, "loading", json_boolean(r->loading));
+		json_object_set_new(o, "layers", json_integer(r->layers));
+		json_object_set_new(o, "gpu_layers", json_integer(r->gpu_layers));
+		json_object_set_new(o, "cpu_share",
+				    json_real(r->layers > 0 ? (double)(r->layers - r->gpu_layers) /
+								  (double)r->layers
+							    : 0.0));
+		json_object_set_new(o, "ubatch", json_integer(r->ubatch));
 		json_object_set_new(o, "active", json_integer(r->slots_busy));
 		json_object_set_new(o, "refcount", json_integer(r->refcount));
 		json_object_set_new(o, "waiting", json_integer(r->refcount - r->slots_busy));
@@ -1172,6 +1194,16 @@ sim_handle_state(struct vd_http_req *req, const char *path, void *arg)
 				      "used_by_models", (json_int_t)ram_used));
 	json_object_set_new(o, "models", models);
 	json_object_set_new(o, "pending", json_integer(s->npending));
+	json_object_set_new(counters, "cpu_spills",
+			    json_integer((json_int_t)s->counters.cpu_spills));
+	json_object_set_new(counters, "load_retries",
+			    json_integer((json_int_t)s->counters.load_retries));
+	json_object_set_new(counters, "aborted_loads",
+			    json_integer((json_int_t)s->counters.aborted_loads));
+	json_object_set_new(counters, "recovery_waits",
+			    json_integer((json_int_t)s->counters.recovery_waits));
+	json_object_set_new(counters, "runtime_ooms",
+			    json_integer((json_int_t)s->counters.runtime_ooms));
 	json_object_set_new(o, "counters", counters);
 	json_object_set_new(o, "time_scale", json_real(s->cfg.time_scale));
 	json_object_set_new(o, "state_file",

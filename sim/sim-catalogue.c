@@ -25,52 +25,61 @@ static const char sim_catalogue_default_json[] =
     "    {\"name\": \"smollm:360m\", \"file_size\": \"0.2GB\", \"footprint\": \"0.260GB\", "
     "\"family\": \"llama\", \"parameter_size\": \"362M\", \"quantization_level\": \"Q4_0\", "
     "\"capabilities\": [\"completion\"], \"embedding_length\": 960, \"context_length\": 2048, "
-    "\"block_count\": 32, \"head_count\": 15, \"head_count_kv\": 5, \"tokens_per_second_gpu\": "
+    "\"vocab_size\": 49152, \"block_count\": 32, \"head_count\": 15, \"head_count_kv\": 5, "
+    "\"tokens_per_second_gpu\": "
     "250, \"tokens_per_second_cpu\": 60},\n"
     "    {\"name\": \"all-minilm:latest\", \"file_size\": \"0.09GB\", \"footprint\": \"0.121GB\", "
     "\"family\": \"bert\", \"parameter_size\": \"23M\", \"quantization_level\": \"F16\", "
     "\"capabilities\": [\"embedding\"], \"embedding_length\": 384, \"context_length\": 512, "
-    "\"block_count\": 6, \"head_count\": 12, \"head_count_kv\": 12, \"tokens_per_second_gpu\": "
+    "\"vocab_size\": 30522, \"block_count\": 6, \"head_count\": 12, \"head_count_kv\": 12, "
+    "\"tokens_per_second_gpu\": "
     "2000, \"tokens_per_second_cpu\": 500},\n"
     "    {\"name\": \"nomic-embed-text:latest\", \"file_size\": \"0.27GB\", \"footprint\": "
     "\"0.338GB\", \"family\": \"nomic-bert\", \"parameter_size\": \"137M\", "
     "\"quantization_level\": \"F16\", \"capabilities\": [\"embedding\"], \"embedding_length\": "
-    "768, \"context_length\": 2048, \"block_count\": 12, \"head_count\": 12, \"head_count_kv\": "
+    "768, \"context_length\": 2048, \"vocab_size\": 30522, \"block_count\": 12, \"head_count\": "
+    "12, \"head_count_kv\": "
     "12, \"tokens_per_second_gpu\": 1500, \"tokens_per_second_cpu\": 300},\n"
     "    {\"name\": \"qwen2.5:0.5b\", \"file_size\": \"0.5GB\", \"footprint\": \"0.650GB\", "
     "\"family\": \"qwen2\", \"parameter_size\": \"494.03M\", \"quantization_level\": \"Q4_K_M\", "
     "\"capabilities\": [\"completion\", \"tools\"], \"embedding_length\": 896, \"context_length\": "
-    "32768, \"block_count\": 24, \"head_count\": 14, \"head_count_kv\": 2, "
+    "32768, \"vocab_size\": 151936, \"block_count\": 24, \"head_count\": 14, \"head_count_kv\": 2, "
     "\"tokens_per_second_gpu\": 220, \"tokens_per_second_cpu\": 50},\n"
     "    {\"name\": \"tinyllama:1.1b\", \"file_size\": \"0.6GB\", \"footprint\": \"0.750GB\", "
     "\"family\": \"llama\", \"parameter_size\": \"1B\", \"quantization_level\": \"Q4_0\", "
     "\"capabilities\": [\"completion\"], \"embedding_length\": 2048, \"context_length\": 2048, "
-    "\"block_count\": 22, \"head_count\": 32, \"head_count_kv\": 4, \"tokens_per_second_gpu\": "
+    "\"vocab_size\": 32000, \"block_count\": 22, \"head_count\": 32, \"head_count_kv\": 4, "
+    "\"tokens_per_second_gpu\": "
     "180, \"tokens_per_second_cpu\": 35},\n"
     "    {\"name\": \"smollm:1.7b\", \"file_size\": \"1.0GB\", \"footprint\": \"1.300GB\", "
     "\"family\": \"llama\", \"parameter_size\": \"1.7B\", \"quantization_level\": \"Q4_0\", "
     "\"capabilities\": [\"completion\"], \"embedding_length\": 2048, \"context_length\": 2048, "
-    "\"block_count\": 24, \"head_count\": 32, \"head_count_kv\": 32, \"tokens_per_second_gpu\": "
+    "\"vocab_size\": 49152, \"block_count\": 24, \"head_count\": 32, \"head_count_kv\": 32, "
+    "\"tokens_per_second_gpu\": "
     "150, \"tokens_per_second_cpu\": 25},\n"
     "    {\"name\": \"llama3.2:1b\", \"file_size\": \"1.3GB\", \"footprint\": \"1.625GB\", "
     "\"family\": \"llama\", \"parameter_size\": \"1.2B\", \"quantization_level\": \"Q8_0\", "
     "\"capabilities\": [\"completion\", \"tools\"], \"embedding_length\": 2048, "
-    "\"context_length\": 131072, \"block_count\": 16, \"head_count\": 32, \"head_count_kv\": 8, "
+    "\"context_length\": 131072, \"vocab_size\": 128256, \"block_count\": 16, \"head_count\": 32, "
+    "\"head_count_kv\": 8, "
     "\"tokens_per_second_gpu\": 160, \"tokens_per_second_cpu\": 30},\n"
     "    {\"name\": \"gemma:2b\", \"file_size\": \"1.4GB\", \"footprint\": \"1.890GB\", "
     "\"family\": \"gemma\", \"parameter_size\": \"3B\", \"quantization_level\": \"Q4_0\", "
     "\"capabilities\": [\"completion\"], \"embedding_length\": 2048, \"context_length\": 8192, "
-    "\"block_count\": 18, \"head_count\": 8, \"head_count_kv\": 1, \"tokens_per_second_gpu\": 140, "
+    "\"vocab_size\": 256000, \"block_count\": 18, \"head_count\": 8, \"head_count_kv\": 1, "
+    "\"tokens_per_second_gpu\": 140, "
     "\"tokens_per_second_cpu\": 22},\n"
     "    {\"name\": \"qwen2.5:1.5b\", \"file_size\": \"1.5GB\", \"footprint\": \"1.950GB\", "
     "\"family\": \"qwen2\", \"parameter_size\": \"1.5B\", \"quantization_level\": \"Q4_K_M\", "
     "\"capabilities\": [\"completion\", \"tools\"], \"embedding_length\": 1536, "
-    "\"context_length\": 32768, \"block_count\": 28, \"head_count\": 12, \"head_count_kv\": 2, "
+    "\"context_length\": 32768, \"vocab_size\": 151936, \"block_count\": 28, \"head_count\": 12, "
+    "\"head_count_kv\": 2, "
     "\"tokens_per_second_gpu\": 130, \"tokens_per_second_cpu\": 20},\n"
     "    {\"name\": \"phi3:mini\", \"file_size\": \"2.2GB\", \"footprint\": \"2.640GB\", "
     "\"family\": \"phi3\", \"parameter_size\": \"3.8B\", \"quantization_level\": \"Q4_0\", "
     "\"capabilities\": [\"completion\"], \"embedding_length\": 3072, \"context_length\": 131072, "
-    "\"block_count\": 32, \"head_count\": 32, \"head_count_kv\": 32, \"tokens_per_second_gpu\": "
+    "\"vocab_size\": 32064, \"block_count\": 32, \"head_count\": 32, \"head_count_kv\": 32, "
+    "\"tokens_per_second_gpu\": "
     "100, \"tokens_per_second_cpu\": 12}\n"
     "  ]\n"
     "}\n";
@@ -189,6 +198,7 @@ sim_catalogue_parse_model(json_t *obj, size_t index, struct sim_model *m, char *
 					  cause)) < 0 ||
 	    (rc = sim_catalogue_int_field(obj, name, "embedding_length", 1, &m->embedding_length,
 					  cause)) < 0 ||
+	    (rc = sim_catalogue_int_field(obj, name, "vocab_size", 1, &m->vocab_size, cause)) < 0 ||
 	    (rc = sim_catalogue_int_field(obj, name, "block_count", 1, &m->block_count, cause)) <
 		0 ||
 	    (rc = sim_catalogue_int_field(obj, name, "head_count", 1, &m->head_count, cause)) < 0 ||
@@ -369,6 +379,12 @@ uint64_t
 sim_model_estimate_bytes(const struct sim_model *m, int64_t ctx)
 {
 	return m->file_bytes + sim_model_kv_bytes(m, ctx);
+}
+
+uint64_t
+sim_model_compute_bytes(const struct sim_model *m, int64_t ubatch)
+{
+	return (uint64_t)ubatch * ((uint64_t)m->vocab_size + 4 * (uint64_t)m->embedding_length) * 4;
 }
 
 uint64_t

@@ -28,7 +28,8 @@ struct sim_model {
 	unsigned capabilities; /* SIM_CAP_* */
 	int64_t embedding_length;
 	int64_t context_length; /* n_ctx_train */
-	int64_t block_count;
+	int64_t vocab_size;	/* n_vocab: the logits part of the compute buffer */
+	int64_t block_count;	/* layers; llama.cpp offloads block_count + 1 (the output layer) */
 	int64_t head_count;
 	int64_t head_count_kv;
 	double gpu_tokens_per_s;
@@ -62,6 +63,10 @@ const struct sim_model *sim_catalogue_find(const struct sim_catalogue *cat, cons
 uint64_t sim_model_kv_bytes(const struct sim_model *m, int64_t ctx);
 /* Ollama's pre-flight estimate: file size + KV cache for ctx tokens in total. */
 uint64_t sim_model_estimate_bytes(const struct sim_model *m, int64_t ctx);
+/* The compute buffer llama.cpp allocates per device for a micro-batch of ubatch tokens:
+ * the logits (n_vocab x ubatch x 4 B) plus the activations (4 x embedding_length x
+ * ubatch x 4 B). */
+uint64_t sim_model_compute_bytes(const struct sim_model *m, int64_t ubatch);
 /* The real footprint for ctx tokens in total: footprint + KV, always above the estimate
  * by footprint - file size (the gap that makes estimate-trusting clients run out of memory). */
 uint64_t sim_model_actual_bytes(const struct sim_model *m, int64_t ctx);

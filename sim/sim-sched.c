@@ -23,7 +23,16 @@
 #define SIM_OOM_MESSAGE                                                                            \
 	"llama-server reported out-of-memory during startup: cudaMalloc failed: out of memory"
 
+/* llama-server's VRAM recovery poll (waitForVRAMRecovery): every 250 ms for up to 5 s
+ * until 75 % of the unloaded runner's memory shows free. */
+#define SIM_RECOVERY_POLL_NS	(250 * VD_NS_PER_MS)
+#define SIM_RECOVERY_TIMEOUT_NS (5 * VD_NS_PER_S)
+#define SIM_RECOVERY_SHARE	0.75
+/* Real milliseconds between NVML republishes while a load copies weights. */
+#define SIM_LOAD_TICK_MS 20
+
 static void sched_process_pending(struct sim_sched *s);
+static void sched_publish_tick(struct sim_sched *s);
 
 void
 sim_sched_config_defaults(struct sim_sched_config *cfg)
@@ -37,6 +46,17 @@ sim_sched_config_defaults(struct sim_sched_config *cfg)
 	cfg->load_bytes_per_s = 2e9;
 	cfg->start_cost_ns = 300 * VD_NS_PER_MS;
 	cfg->time_scale = 1.0;
+	cfg->ollama_minor = 33;
+	cfg->cuda_context_bytes = 400 * VD_MIB;
+	cfg->fit_target_bytes = VD_GIB;
+	cfg->release_delay_ns = 300 * VD_NS_PER_MS;
+	cfg->sched_spread = false;
+}
+
+bool
+sim_sched_is_v033(const struct sim_sched *s)
+{
+	return s->cfg.ollama_minor >= 30;
 }
 
 static struct timeval
@@ -56,6 +76,61 @@ sched_kick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	sched_process_pending(arg);
+}
+
+static uint64_t
+sched_gpus_free_sum(const struct sim_sched *s)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < s->hw->ngpus; i++)
+		sum += sim_gpu_free_bytes(&s->hw->gpus[i]);
+	return sum;
+}
+
+static void
+sched_recovery_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct sim_sched *s = arg;
+	uint64_t now_free = sched_gpus_free_sum(s);
+	uint64_t gained = now_free > s->recovery_base_free ? now_free - s->recovery_base_free : 0;
+	if (gained < s->recovery_target && vd_now_mono_ns() < s->recovery_deadline_mono_ns) {
+		struct timeval tv = {0, 0};
+		double real = (double)SIM_RECOVERY_POLL_NS / s->cfg.time_scale;
+		tv.tv_sec = (time_t)(real / 1e9);
+		tv.tv_usec = (suseconds_t)((int64_t)real % VD_NS_PER_S / 1000);
+		evtimer_add(s->recovery_poll, &tv);
+		return;
+	}
+	if (gained < s->recovery_target)
+		vd_log(SIM, "gpu VRAM usage didn't recover within timeout");
+	s->recovering = false;
+	s->recovery_target = 0;
+	sched_process_pending(s);
+}
+
+static void
+sched_load_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct sim_sched *s = arg;
+	sim_sched_publish(s);
+	sched_publish_tick(s);
+}
+
+/* Keeps republishing while a load's memory grows in NVML. */
+static void
+sched_publish_tick(struct sim_sched *s)
+{
+	struct sim_runner *r;
+	TAILQ_FOREACH(r, &s->runners, entry)
+	if (r->loading && !r->oom && sim_sched_is_v033(s)) {
+		struct timeval tv = {0, SIM_LOAD_TICK_MS * 1000};
+		evtimer_add(s->load_tick, &tv);
+		return;
+	}
 }
 
 /* Defers processPending to the loop so that callbacks never recurse into it. */
@@ -79,7 +154,10 @@ sim_sched_new(struct event_base *base, struct sim_hw *hw, const struct sim_catal
 		s->cfg.time_scale = 1;
 	TAILQ_INIT(&s->runners);
 	TAILQ_INIT(&s->pending);
+	TAILQ_INIT(&s->releasing);
 	s->kick = evtimer_new(base, sched_kick_cb, s);
+	s->recovery_poll = evtimer_new(base, sched_recovery_poll_cb, s);
+	s->load_tick = evtimer_new(base, sched_load_tick_cb, s);
 	s->next_pid = 51000;
 	for (unsigned i = 0; i < hw->ngpus; i++)
 		s->others_seen[i] = hw->gpus[i].other_bytes;
@@ -105,6 +183,12 @@ sim_sched_free(struct sim_sched *s)
 		TAILQ_REMOVE(&s->runners, r, entry);
 		sched_runner_free(r);
 	}
+	while ((r = TAILQ_FIRST(&s->releasing)) != NULL) {
+		TAILQ_REMOVE(&s->releasing, r, entry);
+		sched_runner_free(r);
+	}
+	event_free(s->recovery_poll);
+	event_free(s->load_tick);
 	event_free(s->kick);
 	free(s);
 }
@@ -128,20 +212,43 @@ sim_sched_publish(struct sim_sched *s)
 		hw->gpus[i].used_by_models_bytes = 0;
 		hw->gpus[i].busy = false;
 	}
-	struct sim_runner *r;
-	TAILQ_FOREACH(r, &s->runners, entry)
-	{
-		if (r->oom)
-			continue;
-		for (unsigned i = 0; i < hw->ngpus; i++) {
-			if (r->vram_bytes[i] == 0)
+	int64_t now = vd_now_mono_ns();
+	for (int list = 0; list < 2; list++) {
+		struct sim_runner *r;
+		struct sim_runner_list *head = list == 0 ? &s->runners : &s->releasing;
+		TAILQ_FOREACH(r, head, entry)
+		{
+			if (r->oom)
 				continue;
-			hw->gpus[i].used_by_models_bytes += r->vram_bytes[i];
-			if (r->slots_busy > 0)
-				hw->gpus[i].busy = true;
-			if (nprocs < VD_ARRAY_LEN(procs))
-				procs[nprocs++] = (struct sim_hw_proc){
-				    .gpu = i, .pid = r->pid, .bytes = r->vram_bytes[i]};
+			/* v0.33: while loading, NVML shows the CUDA context and compute
+			 * buffer at once and the weights as they are copied. */
+			double progress = 1.0;
+			if (r->loading && r->load_ns > 0 && sim_sched_is_v033(s)) {
+				progress =
+				    (double)(now - r->load_start_mono_ns) / (double)r->load_ns;
+				progress = progress < 0 ? 0 : progress > 1 ? 1 : progress;
+			}
+			for (unsigned i = 0; i < hw->ngpus; i++) {
+				if (r->vram_bytes[i] == 0)
+					continue;
+				uint64_t fixed = r->cuda_ctx_bytes[i];
+				uint64_t grows = r->vram_bytes[i];
+				if (progress < 1.0) {
+					uint64_t compute = r->vram_bytes[i] > r->compute_bytes
+							       ? r->compute_bytes
+							       : r->vram_bytes[i];
+					fixed += compute;
+					grows = (uint64_t)((double)(r->vram_bytes[i] - compute) *
+							   progress);
+				}
+				uint64_t bytes = fixed + grows;
+				hw->gpus[i].used_by_models_bytes += bytes;
+				if (r->slots_busy > 0)
+					hw->gpus[i].busy = true;
+				if (nprocs < VD_ARRAY_LEN(procs))
+					procs[nprocs++] = (struct sim_hw_proc){
+					    .gpu = i, .pid = r->pid, .bytes = bytes};
+			}
 		}
 	}
 	sim_hw_publish(hw, procs, nprocs);
@@ -180,6 +287,9 @@ sim_sched_context(const struct sim_sched *s, const struct sim_model *m,
 		  const struct sim_load_opts *opts)
 {
 	int64_t ctx = opts->num_ctx;
+	/* v0.33: an explicit "num_ctx": 0 is 4 (num_ctx < 4 means 4); v0.12: automatic. */
+	if (ctx == SIM_NUM_CTX_ZERO && sim_sched_is_v033(s))
+		ctx = 4;
 	if (ctx <= 0) {
 		ctx = s->cfg.context_length;
 		if (ctx <= 0) {
@@ -208,14 +318,29 @@ bool
 sim_runner_needs_reload(const struct sim_sched *s, const struct sim_runner *r,
 			const struct sim_load_opts *opts)
 {
-	bool both_auto = r->opts.num_ctx <= 0 && opts->num_ctx <= 0;
-	if (!both_auto && sim_sched_context(s, r->model, opts) != r->ctx)
+	bool v033 = sim_sched_is_v033(s);
+	bool runner_auto = r->opts.num_ctx == 0 || (!v033 && r->opts.num_ctx < 0);
+	bool request_auto = opts->num_ctx == 0 || (!v033 && opts->num_ctx < 0);
+	if (!(runner_auto && request_auto) && sim_sched_context(s, r->model, opts) != r->ctx)
 		return true;
 	if (opts->num_gpu >= 0 && opts->num_gpu != r->opts.num_gpu)
 		return true;
 	if (opts->main_gpu != r->opts.main_gpu)
 		return true;
+	if (!v033) {
+		int64_t want = opts->num_batch > 0 ? opts->num_batch : 512;
+		int64_t have = r->opts.num_batch > 0 ? r->opts.num_batch : 512;
+		return want != have;
+	}
+	/* v0.33 (needsReload): automatic num_batch matches automatic; an unset use_mmap
+	 * matches the automatic choice; num_thread and draft_num_predict must match. */
 	if (opts->num_batch != r->opts.num_batch)
+		return true;
+	if (opts->use_mmap >= 0 && r->opts.use_mmap >= 0 && opts->use_mmap != r->opts.use_mmap)
+		return true;
+	if (opts->num_thread != r->opts.num_thread)
+		return true;
+	if (opts->draft_num_predict != r->opts.draft_num_predict)
 		return true;
 	return false;
 }
@@ -243,6 +368,38 @@ sim_sched_pick_victim(struct sim_sched *s)
 	return best_idle != NULL ? best_idle : best_any;
 }
 
+/* v0.33: the killed runner's memory stays in use until the simulated driver releases
+ * it (cfg.release_delay_ns later); the scheduler blocks meanwhile, polling every 250 ms
+ * for up to 5 s until 75 % of it shows free (waitForVRAMRecovery). */
+static void
+sched_release_later(struct sim_sched *s, struct sim_runner *r)
+{
+	uint64_t bytes = 0;
+	for (unsigned i = 0; i < SIM_MAX_GPUS; i++)
+		bytes += r->vram_bytes[i] + r->cuda_ctx_bytes[i];
+	if (bytes == 0 || r->oom) {
+		sched_runner_free(r);
+		return;
+	}
+	if (!s->recovering) {
+		s->recovering = true;
+		s->recovery_base_free = sched_gpus_free_sum(s);
+		s->recovery_target = 0;
+		s->counters.recovery_waits++;
+		struct timeval poll = sched_real_tv(s, SIM_RECOVERY_POLL_NS);
+		evtimer_add(s->recovery_poll, &poll);
+	}
+	s->recovery_target += (uint64_t)((double)bytes * SIM_RECOVERY_SHARE);
+	s->recovery_deadline_mono_ns =
+	    vd_now_mono_ns() + (int64_t)((double)SIM_RECOVERY_TIMEOUT_NS / s->cfg.time_scale);
+	r->loading = false;
+	r->release_due_mono_ns =
+	    vd_now_mono_ns() + (int64_t)((double)s->cfg.release_delay_ns / s->cfg.time_scale);
+	TAILQ_INSERT_TAIL(&s->releasing, r, entry);
+	struct timeval tv = sched_real_tv(s, s->cfg.release_delay_ns);
+	evtimer_add(r->timer, &tv);
+}
+
 static void
 sched_unload(struct sim_sched *s, struct sim_runner *r)
 {
@@ -251,11 +408,15 @@ sched_unload(struct sim_sched *s, struct sim_runner *r)
 		s->counters.unloads++;
 		vd_log(SIM, "unloaded %s (pid %u)", r->model->name, r->pid);
 	}
-	if (s->awaiting_unload == r) {
+	/* v0.33: any unload wakes a load waiting for room (v0.12: only its victim). */
+	if (s->awaiting_unload == r || (s->awaiting_unload != NULL && sim_sched_is_v033(s))) {
 		s->awaiting_unload = NULL;
 		s->busy = false;
 	}
-	sched_runner_free(r);
+	if (sim_sched_is_v033(s))
+		sched_release_later(s, r);
+	else
+		sched_runner_free(r);
 	sim_sched_publish(s);
 	sched_kick(s);
 }
@@ -351,6 +512,24 @@ sched_load_done(struct sim_sched *s, struct sim_runner *r)
 		s->counters.oom_failures++;
 		vd_log(SIM, "load of %s failed: out of memory", r->model->name);
 		TAILQ_REMOVE(&s->runners, r, entry);
+		job = TAILQ_FIRST(&r->slot_waiters);
+		if (job != NULL && sim_sched_is_v033(s) && job->oom_retries == 0) {
+			/* v0.33 retries once: a tier lower with the automatic context, and
+			 * with every other runner evicted first. */
+			TAILQ_REMOVE(&r->slot_waiters, job, entry);
+			job->runner = NULL;
+			job->oom_retries = 1;
+			job->evict_all = !TAILQ_EMPTY(&s->runners);
+			job->retry_ctx = 0;
+			if (job->opts.num_ctx == 0)
+				job->retry_ctx = r->ctx > 32768 ? 32768 : 4096;
+			job->state = SIM_JOB_PENDING;
+			TAILQ_INSERT_HEAD(&s->pending, job, entry);
+			s->npending++;
+			s->counters.load_retries++;
+			vd_log(SIM, "retrying the load of %s once%s", r->model->name,
+			       job->evict_all ? " after evicting every runner" : "");
+		}
 		while ((job = TAILQ_FIRST(&r->slot_waiters)) != NULL) {
 			TAILQ_REMOVE(&r->slot_waiters, job, entry);
 			job->runner = NULL;
@@ -383,6 +562,13 @@ sched_runner_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct sim_runner *r = arg;
 	struct sim_sched *s = r->sched;
+	if (r->release_due_mono_ns != 0) {
+		/* The driver released an unloaded runner's memory. */
+		TAILQ_REMOVE(&s->releasing, r, entry);
+		sched_runner_free(r);
+		sim_sched_publish(s);
+		return;
+	}
 	if (r->loading) {
 		sched_load_done(s, r);
 		return;
@@ -397,7 +583,7 @@ sched_runner_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 sched_evict(struct sim_sched *s, struct sim_runner *r, bool counted)
 {
-	if (counted) {
+	if (counted && !r->expiring) {
 		s->counters.evictions++;
 		vd_log(SIM, "evicting %s", r->model->name);
 	}
@@ -415,7 +601,10 @@ struct sched_plan {
 	enum { PLAN_LOAD, PLAN_EVICT, PLAN_FAIL } kind;
 	bool oom;
 	uint64_t vram[SIM_MAX_GPUS];
+	uint64_t cuda_ctx[SIM_MAX_GPUS];
 	uint64_t ram;
+	uint64_t size, estimate, compute;
+	int64_t ubatch, gpu_layers, layers;
 	int status;
 	char message[256];
 };
@@ -485,6 +674,10 @@ sched_plan_load(struct sim_sched *s, const struct sim_job *job, int64_t ctx, int
 	p->kind = PLAN_LOAD;
 	uint64_t est = sim_model_estimate_bytes(m, ctx * parallel);
 	uint64_t act = sim_model_actual_bytes(m, ctx * parallel);
+	p->size = act;
+	p->estimate = est;
+	p->ubatch = job->opts.num_batch > 0 ? job->opts.num_batch : 512;
+	p->layers = m->block_count + 1;
 	bool require_full = !TAILQ_EMPTY(&s->runners);
 	if (!require_full)
 		for (unsigned i = 0; i < hw->ngpus; i++)
@@ -567,6 +760,166 @@ check_ram:
 	}
 }
 
+static bool
+sched_gpu_has_runner(const struct sim_sched *s, unsigned gpu)
+{
+	const struct sim_runner *r;
+	TAILQ_FOREACH(r, &s->runners, entry)
+	if (r->vram_bytes[gpu] > 0)
+		return true;
+	return false;
+}
+
+/* Ollama's batch surcharge on its estimate (completion models): 0 / 768 MiB / 2 GiB
+ * for a batch of 512 / 1024 / 2048. */
+static uint64_t
+sched_batch_surcharge(const struct sim_model *m, int64_t ubatch)
+{
+	if ((m->capabilities & SIM_CAP_COMPLETION) == 0)
+		return 0;
+	return ubatch >= 2048 ? 2 * VD_GIB : ubatch >= 1024 ? 768 * VD_MIB : 0;
+}
+
+/*
+ * Ollama v0.33: Ollama's coarse pre-flight (single GPU where the estimate fits 80 % of
+ * its view of free memory, else all GPUs, else evict when other models are loaded),
+ * then llama-server's --fit on the chosen devices from physically free memory: each
+ * device keeps fit_target_bytes free and holds a CUDA context and a compute buffer;
+ * block_count + 1 equal layers of weights + KV go on the GPUs in proportion to what
+ * is left, the rest on the CPU. Only an explicit num_gpu above what fits is an OOM.
+ */
+static void
+sched_plan_fit(struct sim_sched *s, const struct sim_job *job, int64_t ctx, int parallel,
+	       struct sched_plan *p)
+{
+	const struct sim_model *m = job->model;
+	struct sim_hw *hw = s->hw;
+	unsigned n = hw->ngpus;
+	memset(p, 0, sizeof(*p));
+	p->kind = PLAN_LOAD;
+	bool require_full = !TAILQ_EMPTY(&s->runners);
+
+	/* Free memory is re-measured on every GPU (other processes included) whenever
+	 * any GPU has no runner; otherwise it comes from the runners' accounting. */
+	bool any_gpu_idle = false;
+	for (unsigned i = 0; i < n; i++)
+		any_gpu_idle = any_gpu_idle || !sched_gpu_has_runner(s, i);
+	if (any_gpu_idle)
+		for (unsigned i = 0; i < n; i++)
+			s->others_seen[i] = hw->gpus[i].other_bytes;
+
+	uint64_t ofree[SIM_MAX_GPUS] = {0}, pfree[SIM_MAX_GPUS] = {0}, osum = 0;
+	bool usable[SIM_MAX_GPUS] = {false};
+	bool any = false;
+	for (unsigned i = 0; i < n; i++) {
+		usable[i] = !hw->gpus[i].lost &&
+			    (job->opts.main_gpu < 0 || (int64_t)i == job->opts.main_gpu);
+		ofree[i] = usable[i] ? sched_ollama_free(s, i) : 0;
+		pfree[i] = usable[i] ? sim_gpu_free_bytes(&hw->gpus[i]) : 0;
+		osum += ofree[i];
+		any = any || usable[i];
+	}
+
+	uint64_t kv = sim_model_kv_bytes(m, ctx * parallel);
+	uint64_t model_bytes = m->file_bytes + kv;
+	/* The micro-batch: explicit num_batch, else 2048 / 1024 / 512 for contexts above
+	 * 32768 / 4096 / below, lowered while the estimate leaves under 25 % headroom. */
+	int64_t ub = job->opts.num_batch;
+	if (ub <= 0) {
+		ub = ctx > 32768 ? 2048 : ctx > 4096 ? 1024 : 512;
+		while (ub > 512 &&
+		       (double)(model_bytes + sched_batch_surcharge(m, ub)) > 0.75 * (double)osum)
+			ub /= 2;
+	}
+	p->ubatch = ub;
+	p->compute = sim_model_compute_bytes(m, ub);
+	p->estimate = model_bytes + sched_batch_surcharge(m, ub);
+	p->layers = m->block_count + 1;
+	p->size = model_bytes + p->compute;
+	if (job->opts.num_gpu == 0 || !any) {
+		p->ram = p->size;
+		return;
+	}
+	int64_t wanted =
+	    job->opts.num_gpu > 0 && job->opts.num_gpu < p->layers ? job->opts.num_gpu : p->layers;
+	bool explicit_partial = job->opts.num_gpu > 0 && job->opts.num_gpu < p->layers;
+
+	bool dev[SIM_MAX_GPUS] = {false};
+	int best = -1;
+	if (!s->cfg.sched_spread)
+		for (unsigned i = 0; i < n; i++)
+			if (usable[i] && (double)p->estimate <= 0.8 * (double)ofree[i] &&
+			    (best < 0 || ofree[i] > ofree[best]))
+				best = (int)i;
+	if (best >= 0) {
+		dev[best] = true;
+	} else {
+		if (require_full && !explicit_partial && (double)p->estimate > 0.8 * (double)osum) {
+			p->kind = PLAN_EVICT;
+			return;
+		}
+		for (unsigned i = 0; i < n; i++)
+			dev[i] = usable[i];
+	}
+
+	/* llama.cpp --fit over the chosen devices. */
+	uint64_t layer_bytes = (model_bytes + (uint64_t)p->layers - 1) / (uint64_t)p->layers;
+	uint64_t avail[SIM_MAX_GPUS] = {0}, asum = 0;
+	int64_t cap[SIM_MAX_GPUS] = {0}, fit = 0;
+	uint64_t overhead = s->cfg.cuda_context_bytes + p->compute + s->cfg.fit_target_bytes;
+	for (unsigned i = 0; i < n; i++) {
+		if (!dev[i] || pfree[i] <= overhead)
+			continue;
+		avail[i] = pfree[i] - overhead;
+		cap[i] = (int64_t)(avail[i] / layer_bytes);
+		if (cap[i] > p->layers)
+			cap[i] = p->layers;
+		if (cap[i] > 0)
+			asum += avail[i];
+		fit += cap[i];
+	}
+	if (job->opts.num_gpu > 0 && wanted > fit) {
+		p->oom = true;
+		return;
+	}
+	int64_t ngpu = wanted < fit ? wanted : fit;
+	int64_t layers_on[SIM_MAX_GPUS] = {0}, placed = 0;
+	for (unsigned i = 0; i < n && asum > 0; i++) {
+		if (cap[i] <= 0)
+			continue;
+		int64_t l = (int64_t)((double)ngpu * (double)avail[i] / (double)asum);
+		layers_on[i] = l < cap[i] ? l : cap[i];
+		placed += layers_on[i];
+	}
+	for (unsigned i = 0; i < n && placed < ngpu; i++) {
+		int64_t add = cap[i] - layers_on[i];
+		if (add > ngpu - placed)
+			add = ngpu - placed;
+		layers_on[i] += add;
+		placed += add;
+	}
+	/* Bytes of the first k layers, so that all layers sum to model_bytes exactly. */
+	int64_t done = 0;
+	unsigned ndev = 0;
+	uint64_t on_gpu = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (layers_on[i] == 0)
+			continue;
+		uint64_t from = (uint64_t)((double)model_bytes * (double)done / (double)p->layers);
+		done += layers_on[i];
+		uint64_t to = (uint64_t)((double)model_bytes * (double)done / (double)p->layers);
+		if (done == p->layers)
+			to = model_bytes;
+		p->vram[i] = to - from + p->compute;
+		p->cuda_ctx[i] = s->cfg.cuda_context_bytes;
+		on_gpu += to - from;
+		ndev++;
+	}
+	p->gpu_layers = ngpu;
+	p->size = model_bytes + p->compute * (ndev > 0 ? ndev : 1);
+	p->ram = model_bytes - on_gpu + (ndev == 0 ? p->compute : 0);
+}
+
 static void
 sched_start_load(struct sim_sched *s, struct sim_job *job, int64_t ctx, int parallel,
 		 const struct sched_plan *p)
@@ -578,17 +931,31 @@ sched_start_load(struct sim_sched *s, struct sim_job *job, int64_t ctx, int para
 	r->opts = job->opts;
 	r->ctx = ctx;
 	r->parallel = parallel;
-	r->size_bytes = sim_model_actual_bytes(m, ctx * parallel);
-	r->estimate_bytes = sim_model_estimate_bytes(m, ctx * parallel);
+	r->size_bytes = p->size;
+	r->estimate_bytes = p->estimate;
 	memcpy(r->vram_bytes, p->vram, sizeof(r->vram_bytes));
+	memcpy(r->cuda_ctx_bytes, p->cuda_ctx, sizeof(r->cuda_ctx_bytes));
 	r->ram_bytes = p->ram;
+	r->ubatch = p->ubatch;
+	r->compute_bytes = p->compute;
+	r->layers = p->layers;
 	r->oom = p->oom;
 	r->loading = true;
 	r->session_ns = job->has_keep_alive ? job->keep_alive_ns : s->cfg.keep_alive_ns;
 	r->expires_wall_ns = sched_expiry_wall_ns(r->session_ns);
 	r->pid = s->next_pid++;
-	/* Time per token mixes GPU and CPU speed by where the bytes live. */
+	/* Time per token mixes GPU and CPU speed by where the layers (v0.12: the bytes)
+	 * live. */
 	double gpu_frac = r->size_bytes > 0 ? (double)sim_runner_vram_total(r) / r->size_bytes : 0;
+	if (sim_sched_is_v033(s))
+		gpu_frac = (double)p->gpu_layers / (double)p->layers;
+	r->gpu_layers =
+	    sim_sched_is_v033(s) ? p->gpu_layers : (int64_t)(gpu_frac * (double)p->layers + 0.5);
+	if (!r->oom && sim_sched_is_v033(s) && job->opts.num_gpu < 0 && p->gpu_layers < p->layers) {
+		s->counters.cpu_spills++;
+		vd_log(SIM, "%s: %lld of %lld layers fit the GPUs, the rest run on the CPU",
+		       m->name, (long long)p->gpu_layers, (long long)p->layers);
+	}
 	r->tokens_per_s =
 	    1.0 / (gpu_frac / m->gpu_tokens_per_s + (1.0 - gpu_frac) / m->cpu_tokens_per_s);
 	r->timer = evtimer_new(s->base, sched_runner_timer_cb, r);
@@ -607,35 +974,89 @@ sched_start_load(struct sim_sched *s, struct sim_job *job, int64_t ctx, int para
 	vd_log(SIM, "loading %s: ctx %lld x %d, estimate %llu, actual %llu, %llu on CPU", m->name,
 	       (long long)ctx, parallel, (unsigned long long)r->estimate_bytes,
 	       (unsigned long long)r->size_bytes, (unsigned long long)r->ram_bytes);
+	r->load_start_mono_ns = vd_now_mono_ns();
+	r->load_ns = (int64_t)((double)load_ns / s->cfg.time_scale);
 	struct timeval tv = sched_real_tv(s, load_ns);
 	evtimer_add(r->timer, &tv);
 	sim_sched_publish(s);
+	sched_publish_tick(s);
+}
+
+/* Whether job can use the model's runner r as it is: no reload needed, and r not
+ * expiring (v0.33 reuses a runner being drained for eviction). */
+static bool
+sched_can_reuse(const struct sim_sched *s, const struct sim_runner *r, const struct sim_job *job)
+{
+	if (r->loading || r->oom || sim_runner_needs_reload(s, r, &job->opts))
+		return false;
+	return !r->expiring || sim_sched_is_v033(s);
+}
+
+/* A drained runner that gets a new request stays, with that request's keep_alive. */
+static void
+sched_revive(struct sim_sched *s, struct sim_runner *r, const struct sim_job *job)
+{
+	if (!r->expiring)
+		return;
+	r->expiring = false;
+	if (!job->has_keep_alive)
+		r->session_ns = s->cfg.keep_alive_ns;
+	if (s->awaiting_unload == r) {
+		s->awaiting_unload = NULL;
+		s->busy = false;
+		sched_kick(s);
+	}
+	vd_log(SIM, "%s: reused while draining", r->model->name);
 }
 
 static void
 sched_process_pending(struct sim_sched *s)
 {
 	struct sim_job *job;
-	while (!s->busy && (job = TAILQ_FIRST(&s->pending)) != NULL) {
+	while (!s->busy && !s->recovering && (job = TAILQ_FIRST(&s->pending)) != NULL) {
 		struct sim_runner *r = sim_sched_find_runner(s, job->model);
 		if (r != NULL) {
-			if (!r->expiring && !sim_runner_needs_reload(s, r, &job->opts)) {
+			if (sched_can_reuse(s, r, job)) {
 				TAILQ_REMOVE(&s->pending, job, entry);
 				s->npending--;
+				sched_revive(s, r, job);
 				sched_attach(s, job, r);
+				continue;
+			}
+			if (r->loading) {
+				/* v0.33 ignores unloads while loading: wait for the load. */
+				s->awaiting_unload = r;
+				s->busy = true;
 				continue;
 			}
 			sched_evict(s, r, !r->expiring);
 			continue;
 		}
+		if (job->evict_all && !TAILQ_EMPTY(&s->runners)) {
+			/* The OOM retry: evict every runner and wait until all are gone. */
+			struct sim_runner *v, *tmp;
+			for (v = TAILQ_FIRST(&s->runners); v != NULL; v = tmp) {
+				tmp = TAILQ_NEXT(v, entry);
+				sched_evict(s, v, true);
+				if (s->busy)
+					break;
+			}
+			continue;
+		}
+		job->evict_all = false;
 		if (sched_nrunners(s) >= sched_max_runners(s)) {
 			sched_evict(s, sim_sched_pick_victim(s), true);
 			continue;
 		}
 		int64_t ctx = sim_sched_context(s, job->model, &job->opts);
+		if (job->retry_ctx > 0 && job->retry_ctx < ctx)
+			ctx = job->retry_ctx;
 		int parallel = sched_parallel(s, job->model);
 		struct sched_plan plan;
-		sched_plan_load(s, job, ctx, parallel, &plan);
+		if (sim_sched_is_v033(s))
+			sched_plan_fit(s, job, ctx, parallel, &plan);
+		else
+			sched_plan_load(s, job, ctx, parallel, &plan);
 		if (plan.kind == PLAN_EVICT) {
 			sched_evict(s, sim_sched_pick_victim(s), true);
 			continue;
@@ -656,9 +1077,12 @@ sim_sched_submit(struct sim_sched *s, struct sim_job *job)
 	job->runner = NULL;
 	job->holds_slot = false;
 	job->error_message = NULL;
+	job->oom_retries = 0;
+	job->evict_all = false;
+	job->retry_ctx = 0;
 	struct sim_runner *r = sim_sched_find_runner(s, job->model);
-	if (r != NULL && !r->loading && !r->expiring &&
-	    !sim_runner_needs_reload(s, r, &job->opts)) {
+	if (r != NULL && sched_can_reuse(s, r, job)) {
+		sched_revive(s, r, job);
 		sched_attach(s, job, r);
 		return 0;
 	}
@@ -685,6 +1109,19 @@ sim_sched_finish(struct sim_sched *s, struct sim_job *job)
 	case SIM_JOB_WAIT_SLOT:
 		TAILQ_REMOVE(&r->slot_waiters, job, entry);
 		r->refcount--;
+		if (r->loading && sim_sched_is_v033(s) && !r->oom) {
+			/* v0.33: the client left during its own load: llama-server is
+			 * killed and its memory freed. */
+			evtimer_del(r->timer);
+			TAILQ_REMOVE(&s->runners, r, entry);
+			s->counters.aborted_loads++;
+			s->busy = false;
+			vd_log(SIM, "load of %s aborted: client connection closed", r->model->name);
+			sched_release_later(s, r);
+			sim_sched_publish(s);
+			sched_kick(s);
+			break;
+		}
 		sched_runner_idle(s, r);
 		break;
 	case SIM_JOB_READY:
@@ -717,6 +1154,8 @@ sim_sched_expire_model(struct sim_sched *s, const struct sim_model *model)
 	struct sim_runner *r = sim_sched_find_runner(s, model);
 	if (r == NULL)
 		return;
+	if (r->loading && sim_sched_is_v033(s))
+		return; /* v0.33: an unload of a model still loading is a no-op */
 	r->session_ns = 0;
 	r->expiring = true;
 	r->expires_wall_ns = vd_now_wall_ns();
@@ -737,4 +1176,31 @@ sim_sched_reset(struct sim_sched *s)
 	}
 	memset(&s->counters, 0, sizeof(s->counters));
 	sim_sched_publish(s);
+}
+
+bool
+sim_runner_is_listed(const struct sim_sched *s, const struct sim_runner *r)
+{
+	return !r->oom && !(r->loading && sim_sched_is_v033(s));
+}
+
+int
+sim_sched_parse_version(const char *text, int *minor, char *out, size_t len, char **cause)
+{
+	unsigned maj = 0, min = 0, patch = 0;
+	int used = 0;
+	int n = sscanf(text, "%u.%u%n", &maj, &min, &used);
+	if (n == 2 && text[used] == '.') {
+		int more = 0;
+		if (sscanf(text + used, ".%u%n", &patch, &more) != 1)
+			n = 0;
+		used += more;
+	}
+	if (n != 2 || text[used] != '\0' || maj != 0 || min < 1 || min > 99)
+		return vd_fail(
+		    cause, -EINVAL,
+		    "--ollama-version \"%s\": expected 0.MINOR[.PATCH], e.g. 0.12 or 0.33", text);
+	*minor = (int)min;
+	snprintf(out, len, "0.%u.%u", min, patch);
+	return 0;
 }

@@ -34,6 +34,9 @@ test_default_matches_file(void **state)
 		assert_string_equal(a->name, b->name);
 		assert_true(a->file_bytes == b->file_bytes);
 		assert_true(a->footprint_bytes == b->footprint_bytes);
+		assert_true(a->vocab_size == b->vocab_size);
+		/* Real vocabularies: 30k (BERT) to 256k (Gemma). */
+		assert_true(a->vocab_size >= 30000 && a->vocab_size <= 262144);
 		/* The real footprint is 1.2-1.35 x the file. */
 		double ratio = (double)a->footprint_bytes / (double)a->file_bytes;
 		assert_true(ratio >= 1.19 && ratio <= 1.36);
@@ -55,6 +58,9 @@ test_large_catalogue(void **state)
 	for (size_t i = 0; i < cat->nmodels; i++) {
 		assert_true(cat->models[i].file_bytes >= 4 * VD_GIB / 1.1);
 		assert_true(cat->models[i].file_bytes <= 40 * VD_GIB);
+		assert_true(cat->models[i].vocab_size >= 30000 &&
+			    cat->models[i].vocab_size <= 262144);
+		assert_true(cat->models[i].block_count >= 24 && cat->models[i].block_count <= 128);
 	}
 	sim_catalogue_free(cat);
 }
@@ -90,13 +96,18 @@ test_memory_model(void **state)
 	for (int64_t ctx = 512; ctx <= 131072; ctx *= 4)
 		assert_true(sim_model_actual_bytes(m, ctx) - sim_model_estimate_bytes(m, ctx) ==
 			    m->footprint_bytes - m->file_bytes);
+	/* The compute buffer: logits (128256 x 512 x 4 B) plus activations (4 x 2048 x 512 x 4 B),
+	 * about 280 MB as llama.cpp reports for a Llama 3 vocabulary, and linear in ubatch. */
+	assert_true(sim_model_compute_bytes(m, 512) == 512ull * (128256 + 4 * 2048) * 4);
+	assert_true(sim_model_compute_bytes(m, 2048) == 4 * sim_model_compute_bytes(m, 512));
 	sim_catalogue_free(cat);
 }
 
 static const char good_model[] =
     "\"file_size\":\"1GB\",\"footprint\":1300000000,\"family\":\"llama\","
     "\"parameter_size\":\"1B\",\"quantization_level\":\"Q4_0\",\"capabilities\":[\"completion\"],"
-    "\"embedding_length\":2048,\"context_length\":4096,\"block_count\":16,\"head_count\":32,"
+    "\"embedding_length\":2048,\"context_length\":4096,\"vocab_size\":32000,\"block_count\":16,"
+    "\"head_count\":32,"
     "\"head_count_kv\":8,\"tokens_per_second_gpu\":100,\"tokens_per_second_cpu\":10";
 
 static void
@@ -148,6 +159,13 @@ test_validation_errors(void **state)
 	free(m);
 	expect_error("{\"models\":[{\"name\":\"e\",\"file_size\":1,\"footprint\":1}]}",
 		     "missing field \"family\"");
+	m = xstrdup(good_model);
+	p = strstr(m, "\"vocab_size\":32000,");
+	memmove(p, p + strlen("\"vocab_size\":32000,"),
+		strlen(p + strlen("\"vocab_size\":32000,")) + 1);
+	snprintf(buf, sizeof(buf), "{\"models\":[{\"name\":\"v\",%s}]}", m);
+	expect_error(buf, "model \"v\": missing field \"vocab_size\"");
+	free(m);
 	struct sim_catalogue *cat = NULL;
 	char *cause = NULL;
 	assert_int_equal(sim_catalogue_load("/nonexistent/catalogue.json", &cat, &cause), -ENOENT);

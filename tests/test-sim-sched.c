@@ -45,6 +45,10 @@ probe_error_cb(struct sim_job *job, void *arg)
 	((struct probe *)arg)->failed++;
 }
 
+/* The Ollama minor version the next fx_init simulates: the tests written for the
+ * v0.12 rules (500 on overcommit) set 12, the v0.33 tests 33. */
+static int fx_minor = 12;
+
 static void
 fx_init(struct fixture *fx, const uint64_t *gpus, unsigned n, int max_loaded)
 {
@@ -58,6 +62,7 @@ fx_init(struct fixture *fx, const uint64_t *gpus, unsigned n, int max_loaded)
 	cfg.keep_alive_ns = 1000000 * VD_NS_PER_S;
 	cfg.max_loaded = max_loaded;
 	cfg.context_length = 4096;
+	cfg.ollama_minor = fx_minor;
 	fx->s = sim_sched_new(fx->base, &fx->hw, fx->cat, &cfg);
 }
 
@@ -93,8 +98,12 @@ probe_init(struct probe *p, struct fixture *fx, const char *model, int64_t keep_
 	memset(p, 0, sizeof(*p));
 	p->job.model = sim_catalogue_find(fx->cat, model);
 	assert_non_null(p->job.model);
-	p->job.opts =
-	    (struct sim_load_opts){.num_ctx = 0, .num_gpu = -1, .main_gpu = -1, .num_batch = 512};
+	p->job.opts = (struct sim_load_opts){.num_ctx = 0,
+					     .num_gpu = -1,
+					     .main_gpu = -1,
+					     .num_batch = 512,
+					     .use_mmap = -1,
+					     .draft_num_predict = 4};
 	if (keep_alive_s != 0) {
 		p->job.has_keep_alive = true;
 		p->job.keep_alive_ns = keep_alive_s * VD_NS_PER_S;
@@ -341,6 +350,159 @@ test_context_tiers(void **state)
 	fx_cleanup(&fx);
 }
 
+/* ---- Ollama v0.33 (llama-server's --fit) -------------------------------- */
+
+static void
+test_v033_later_model_spills_to_cpu_instead_of_oom(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	uint64_t gpus[] = {8 * VD_GIB};
+	fx_minor = 33;
+	fx_init(&fx, gpus, 1, 0);
+	fx_minor = 12;
+	load(&fx, "smollm:360m", 0, -1);
+	/* The same stale view as test_oom_when_others_grew_since_last_look. */
+	fx.hw.gpus[0].other_bytes = 5 * VD_GIB;
+	struct sim_runner *r = load(&fx, "phi3:mini", 0, -1);
+	assert_true(r->ram_bytes > 0);
+	assert_true(r->gpu_layers > 0 && r->gpu_layers < r->layers);
+	assert_int_equal(r->layers, 33);
+	assert_true(sim_runner_vram_total(r) < r->size_bytes);
+	assert_true(r->ram_bytes + sim_runner_vram_total(r) == r->size_bytes);
+	/* llama.cpp keeps 1 GiB free: less than one more layer above that is left. */
+	uint64_t free_now = sim_gpu_free_bytes(&fx.hw.gpus[0]);
+	assert_true(free_now >= VD_GIB);
+	assert_true(free_now < VD_GIB + r->size_bytes / (uint64_t)r->layers + 1);
+	/* Speed mixes GPU and CPU in proportion to the layers. */
+	double f = (double)r->gpu_layers / (double)r->layers;
+	double want = 1.0 / (f / r->model->gpu_tokens_per_s + (1 - f) / r->model->cpu_tokens_per_s);
+	assert_true(r->tokens_per_s > want * 0.999 && r->tokens_per_s < want * 1.001);
+	assert_int_equal(fx.s->counters.cpu_spills, 1);
+	assert_int_equal(fx.s->counters.oom_failures, 0);
+	fx_cleanup(&fx);
+}
+
+static void
+test_v033_footprint_and_cuda_context(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	uint64_t gpus[] = {24 * VD_GIB};
+	fx_minor = 33;
+	fx_init(&fx, gpus, 1, 0);
+	fx_minor = 12;
+	struct sim_runner *r = load(&fx, "llama3.2:1b", 0, -1);
+	const struct sim_model *m = r->model;
+	/* size = weights + KV (context x parallel) + compute buffer of the micro-batch. */
+	assert_int_equal(r->ubatch, 512);
+	uint64_t want =
+	    m->file_bytes + sim_model_kv_bytes(m, 4096) + sim_model_compute_bytes(m, 512);
+	assert_true(r->size_bytes == want);
+	assert_true(sim_runner_vram_total(r) == r->size_bytes);
+	/* NVML also counts the CUDA context, which /api/ps does not show. */
+	assert_true(fx.hw.gpus[0].used_by_models_bytes == r->size_bytes + 400 * VD_MIB);
+	assert_int_equal(fx.s->counters.cpu_spills, 0);
+	/* An automatic micro-batch grows with the context (1024 above 4096). */
+	fx.s->cfg.context_length = 8192;
+	struct probe p;
+	probe_init(&p, &fx, "qwen2.5:1.5b", 0);
+	p.job.opts.num_batch = 0;
+	assert_int_equal(sim_sched_submit(fx.s, &p.job), 0);
+	fx_wait(&fx, &p);
+	assert_int_equal(p.ready, 1);
+	assert_int_equal(p.job.runner->ubatch, 1024);
+	assert_true(p.job.runner->compute_bytes == sim_model_compute_bytes(p.job.model, 1024));
+	sim_sched_finish(fx.s, &p.job);
+	fx_cleanup(&fx);
+}
+
+static void
+test_v033_split_model_pays_overhead_on_each_device(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	uint64_t gpus[] = {4 * VD_GIB, 4 * VD_GIB};
+	fx_minor = 33;
+	fx_init(&fx, gpus, 2, 0);
+	fx_minor = 12;
+	struct sim_runner *r = load(&fx, "phi3:mini", 0, -1);
+	assert_true(r->vram_bytes[0] > r->compute_bytes && r->vram_bytes[1] > r->compute_bytes);
+	assert_true(r->cuda_ctx_bytes[0] == 400 * VD_MIB && r->cuda_ctx_bytes[1] == 400 * VD_MIB);
+	uint64_t model = r->model->file_bytes + sim_model_kv_bytes(r->model, 4096);
+	assert_true(r->size_bytes == model + 2 * r->compute_bytes);
+	fx_cleanup(&fx);
+}
+
+static void
+test_v033_explicit_num_gpu_oom_is_retried_once(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	uint64_t gpus[] = {4 * VD_GIB};
+	fx_minor = 33;
+	fx_init(&fx, gpus, 1, 0);
+	fx_minor = 12;
+	struct probe p;
+	probe_init(&p, &fx, "phi3:mini", 0);
+	p.job.opts.num_gpu = 99;
+	assert_int_equal(sim_sched_submit(fx.s, &p.job), 0);
+	fx_wait(&fx, &p);
+	assert_int_equal(p.failed, 1);
+	assert_int_equal(p.job.error_status, 500);
+	assert_non_null(strstr(p.job.error_message, "out-of-memory during startup"));
+	assert_int_equal(fx.s->counters.load_retries, 1);
+	assert_int_equal(fx.s->counters.oom_failures, 2);
+	sim_sched_finish(fx.s, &p.job);
+	/* num_gpu within what fits loads those layers, no spill counted. */
+	struct sim_runner *r = load(&fx, "phi3:mini", 0, 4);
+	assert_int_equal(r->gpu_layers, 4);
+	assert_int_equal(fx.s->counters.cpu_spills, 0);
+	fx_cleanup(&fx);
+}
+
+static void
+test_v033_num_ctx_zero_means_4(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	uint64_t gpus[] = {24 * VD_GIB};
+	fx_init(&fx, gpus, 1, 0);
+	const struct sim_model *m = sim_catalogue_find(fx.cat, "llama3.2:1b");
+	struct sim_load_opts o = {.num_ctx = SIM_NUM_CTX_ZERO, .num_gpu = -1, .main_gpu = -1};
+	assert_int_equal(sim_sched_context(fx.s, m, &o), 4096); /* v0.12: automatic */
+	fx.s->cfg.ollama_minor = 33;
+	assert_int_equal(sim_sched_context(fx.s, m, &o), 4);
+	fx_cleanup(&fx);
+}
+
+static void
+test_v033_reload_triggers(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	uint64_t gpus[] = {24 * VD_GIB};
+	fx_minor = 33;
+	fx_init(&fx, gpus, 1, 0);
+	fx_minor = 12;
+	struct sim_runner *r = load(&fx, "qwen2.5:0.5b", 0, -1);
+	struct sim_load_opts o = r->opts;
+	assert_false(sim_runner_needs_reload(fx.s, r, &o));
+	o.num_thread = 8;
+	assert_true(sim_runner_needs_reload(fx.s, r, &o));
+	o = r->opts;
+	o.draft_num_predict = 8;
+	assert_true(sim_runner_needs_reload(fx.s, r, &o));
+	o = r->opts;
+	o.use_mmap = 0; /* the runner's use_mmap was automatic: matches */
+	assert_false(sim_runner_needs_reload(fx.s, r, &o));
+	fx.s->cfg.ollama_minor = 12;
+	o = r->opts;
+	o.num_thread = 8;
+	assert_false(sim_runner_needs_reload(fx.s, r, &o));
+	fx_cleanup(&fx);
+}
+
 int
 main(void)
 {
@@ -356,6 +518,12 @@ main(void)
 	    cmocka_unit_test(test_reload_on_num_ctx_change),
 	    cmocka_unit_test(test_pending_queue_limit),
 	    cmocka_unit_test(test_context_tiers),
+	    cmocka_unit_test(test_v033_later_model_spills_to_cpu_instead_of_oom),
+	    cmocka_unit_test(test_v033_footprint_and_cuda_context),
+	    cmocka_unit_test(test_v033_split_model_pays_overhead_on_each_device),
+	    cmocka_unit_test(test_v033_explicit_num_gpu_oom_is_retried_once),
+	    cmocka_unit_test(test_v033_num_ctx_zero_means_4),
+	    cmocka_unit_test(test_v033_reload_triggers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

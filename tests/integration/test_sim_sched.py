@@ -15,6 +15,7 @@ from harness import http, http_json, run_tests, start_sim, wait_until  # noqa: E
 
 OOM = "llama-server reported out-of-memory during startup: cudaMalloc failed: out of memory"
 GIB = 1 << 30
+CUDA_CTX = 400 << 20
 
 
 class ShmProc(ctypes.Structure):
@@ -126,7 +127,10 @@ def test_503_when_pending_queue_full():
 
 
 def test_oom_after_other_process_memory():
-    sim = start_sim("--gpus", "8GiB", "--context-length", "4096", state_file=True)
+    # Ollama 0.12's rule: a real footprint that does not fit the GPU is a 500. The 0.33
+    # twin is test_v033_spill_after_other_process_memory.
+    sim = start_sim("--gpus", "8GiB", "--context-length", "4096", "--ollama-version", "0.12",
+                    state_file=True)
     try:
         assert gen(sim, "smollm:360m")[0] == 200
         status, gpu = http_json("POST", sim.url + "/sim/gpu/0",
@@ -193,11 +197,12 @@ def test_state_consistency_and_file():
         m = st["models"][0]
         assert m["placement"] == "gpu" and m["gpu"] == 1  # most free memory
         g1 = st["gpus"][1]
-        assert g1["used_by_models"] == m["size"] == m["size_vram"]
+        # NVML counts the runner's CUDA context (400 MiB) on top of /api/ps's size.
+        assert g1["used_by_models"] == m["size"] + CUDA_CTX and m["size"] == m["size_vram"]
         assert g1["used"] == g1["reserved"] + g1["used_by_models"] + g1["used_by_others"]
         assert g1["free"] == g1["total"] - g1["used"]
         shm = read_shm(sim.state_file)
-        assert shm.gpus[1].used_by_models_bytes == m["size"]
+        assert shm.gpus[1].used_by_models_bytes == m["size"] + CUDA_CTX
         assert shm.gpus[1].nprocs == 1 and shm.gpus[1].procs[0].is_model_runner == 1
         assert shm.gpus[1].procs[0].pid == m["pid"]
         # Utilization is 100 while generating (real time, so the generation lasts long
@@ -287,6 +292,234 @@ def test_keep_alive_expiry_unloads():
         assert ps["models"][0]["expires_at"] > "2200"
     finally:
         sim.proc.assert_clean_exit()
+
+
+# ---- Ollama v0.33 (the default) ------------------------------------------------
+
+
+def ps_models(sim):
+    return http_json("GET", sim.url + "/api/ps")[1]["models"]
+
+
+def test_version_flag():
+    sim = start_sim("--ollama-version", "0.12")
+    try:
+        assert http_json("GET", sim.url + "/api/version")[1] == {"version": "0.12.0"}
+    finally:
+        sim.proc.assert_clean_exit()
+    sim = start_sim()
+    try:
+        assert http_json("GET", sim.url + "/api/version")[1] == {"version": "0.33.0"}
+    finally:
+        sim.proc.assert_clean_exit()
+    bad = start_sim_fails("--ollama-version", "banana")
+    assert "--ollama-version \"banana\"" in bad, bad
+
+
+def start_sim_fails(*args):
+    import subprocess
+    from harness import sim_path
+    out = subprocess.run([sim_path(), "--listen", "127.0.0.1:1"] + list(args),
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 2, out
+    return out.stderr
+
+
+def test_v033_spill_after_other_process_memory():
+    # The twin of test_oom_after_other_process_memory: 200, layers on the CPU.
+    sim = start_sim("--gpus", "8GiB", "--context-length", "4096", state_file=True)
+    try:
+        assert gen(sim, "smollm:360m")[0] == 200
+        http_json("POST", sim.url + "/sim/gpu/0", {"other_mb": 5 * 1024})
+        status, body = gen(sim, "phi3:mini", prompt="hi", stream=False,
+                           options={"num_predict": 50})
+        assert status == 200, (status, body)
+        ps = {m["name"]: m for m in ps_models(sim)}
+        assert 0 < ps["phi3:mini"]["size_vram"] < ps["phi3:mini"]["size"], ps
+        st = sim.state()
+        m = [x for x in st["models"] if x["name"] == "phi3:mini"][0]
+        assert m["placement"] == "partial" and 0 < m["gpu_layers"] < m["layers"], m
+        assert m["cpu_share"] == (m["layers"] - m["gpu_layers"]) / m["layers"]
+        assert st["counters"]["cpu_spills"] == 1 and st["counters"]["oom_failures"] == 0
+        # llama.cpp keeps about 1 GiB free on the device.
+        assert GIB <= st["gpus"][0]["free"] < 2 * GIB, st["gpus"][0]
+        # Tokens come at the layer-weighted mix of GPU (100/s) and CPU (12/s) speed.
+        f = m["gpu_layers"] / m["layers"]
+        tps = 1 / (f / 100 + (1 - f) / 12)
+        assert abs(body["eval_duration"] - 50 / tps * 1e9) < 1e6, (body, tps)
+    finally:
+        sim.proc.assert_clean_exit()
+
+
+def test_v033_first_model_spills_and_explicit_num_gpu_ooms():
+    sim = start_sim("--gpus", "4GiB", "--context-length", "4096")
+    try:
+        status, body = gen(sim, "phi3:mini", options={"num_gpu": 99})
+        # Explicit num_gpu above what fits: out of memory, retried once, then the 500.
+        assert status == 500 and body == {"error": OOM}, (status, body)
+        c = sim.state()["counters"]
+        assert c["load_retries"] == 1 and c["oom_failures"] == 2, c
+        assert gen(sim, "phi3:mini")[0] == 200
+        m = ps_models(sim)[0]
+        assert 0 < m["size_vram"] < m["size"], m
+        assert sim.state()["counters"]["cpu_spills"] == 1
+    finally:
+        sim.proc.assert_clean_exit()
+
+
+def test_v033_oom_retry_evicts_every_model():
+    sim = start_sim("--gpus", "8GiB", "--context-length", "4096")
+    try:
+        assert gen(sim, "phi3:mini")[0] == 200
+        http_json("POST", sim.url + "/sim/gpu/0", {"other_mb": 2560})
+        # Does not fit next to phi3 with every layer on the GPU: the first try fails,
+        # the retry evicts phi3 and fits.
+        status, body = gen(sim, "qwen2.5:1.5b", options={"num_gpu": 99})
+        assert status == 200, (status, body)
+        st = sim.state()
+        assert loaded(sim) == ["qwen2.5:1.5b"] and st["models"][0]["placement"] == "gpu"
+        c = st["counters"]
+        assert c["load_retries"] == 1 and c["oom_failures"] == 1 and c["evictions"] == 1, c
+        assert c["recovery_waits"] >= 1, c
+    finally:
+        sim.proc.assert_clean_exit()
+
+
+def test_v033_loading_model_absent_from_ps_and_growing():
+    # phi3:mini at 200 MB/s loads in ~11 s simulated = 1.1 s real.
+    sim = start_sim("--gpus", "24GiB", "--load-bw", "200MB", "--context-length", "4096",
+                    time_scale=10, state_file=True)
+    try:
+        done = {}
+        t = threading.Thread(target=lambda: done.update(r=gen(sim, "phi3:mini")))
+        t.start()
+        wait_until(lambda: sim.state()["models"] != [], 5)
+        assert sim.state()["models"][0]["loading"] is True
+        assert ps_models(sim) == []
+        first = read_shm(sim.state_file).gpus[0].used_by_models_bytes
+        time.sleep(0.4)
+        second = read_shm(sim.state_file).gpus[0].used_by_models_bytes
+        assert 0 < first < second, (first, second)
+        # An unload of a model still loading is a no-op.
+        assert gen(sim, "phi3:mini", keep_alive=0)[1]["done_reason"] == "unload"
+        t.join(20)
+        assert done["r"][0] == 200
+        assert [m["name"] for m in ps_models(sim)] == ["phi3:mini"]
+        m = sim.state()["models"][0]
+        assert read_shm(sim.state_file).gpus[0].used_by_models_bytes == m["size_vram"] + CUDA_CTX
+    finally:
+        sim.proc.assert_clean_exit()
+
+
+def test_v033_client_disconnect_aborts_its_load():
+    sim = start_sim("--gpus", "24GiB", "--load-bw", "200MB", time_scale=10)
+    try:
+        s = socket.create_connection(("127.0.0.1", sim.port))
+        body = b'{"model":"phi3:mini","prompt":"x"}'
+        s.sendall(b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                  b"application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        wait_until(lambda: sim.state()["models"] != [], 5)
+        s.close()
+        wait_until(lambda: sim.state()["counters"]["aborted_loads"] == 1, 5)
+        assert loaded(sim) == []
+        wait_until(lambda: sim.state()["gpus"][0]["used_by_models"] == 0, 5)
+    finally:
+        sim.proc.assert_clean_exit()
+
+
+def test_v033_swap_waits_for_vram_recovery():
+    sim = start_sim("--gpus", "24GiB", env={"OLLAMA_MAX_LOADED_MODELS": "1"}, time_scale=10)
+    try:
+        gen(sim, "smollm:360m")
+        status, body = gen(sim, "qwen2.5:0.5b", stream=False, prompt="x")
+        assert status == 200
+        # Load = 300 ms start + 0.5 GB / 2 GB/s; the eviction adds the recovery wait: the
+        # driver frees memory after 300 ms, seen at the 500 ms poll.
+        load = 0.3e9 + 0.5e9 / 2e9 * 1e9
+        assert body["load_duration"] >= load + 0.45e9, body["load_duration"]
+        assert sim.state()["counters"]["recovery_waits"] == 1
+    finally:
+        sim.proc.assert_clean_exit()
+    sim = start_sim("--gpus", "24GiB", "--ollama-version", "0.12",
+                    env={"OLLAMA_MAX_LOADED_MODELS": "1"}, time_scale=10)
+    try:
+        gen(sim, "smollm:360m")
+        status, body = gen(sim, "qwen2.5:0.5b", stream=False, prompt="x")
+        assert body["load_duration"] < 0.3e9 + 0.25e9 + 0.3e9, body["load_duration"]
+        assert sim.state()["counters"]["recovery_waits"] == 0
+    finally:
+        sim.proc.assert_clean_exit()
+
+
+def test_v033_draining_runner_is_reused():
+    sim = start_sim("--gpus", "24GiB", env={"OLLAMA_MAX_LOADED_MODELS": "1"}, time_scale=1)
+    try:
+        gen(sim, "smollm:360m")
+        res = {}
+        # 500 tokens at 250 tokens/s: 2 s.
+        busy = threading.Thread(target=lambda: res.update(a=gen(
+            sim, "smollm:360m", prompt="x", stream=False, options={"num_predict": 500})))
+        busy.start()
+        wait_until(lambda: sim.state()["models"][0]["active"] == 1, 5)
+        other = threading.Thread(target=lambda: res.update(b=gen(sim, "qwen2.5:0.5b")))
+        other.start()
+        wait_until(lambda: sim.state()["pending"] == 1, 5)
+        # smollm is being drained for qwen; a new smollm request is served by it.
+        status, _ = gen(sim, "smollm:360m", prompt="y", stream=False, options={"num_predict": 5})
+        assert status == 200
+        busy.join(20)
+        other.join(20)
+        c = sim.state()["counters"]
+        assert c["loads"] == 2, c  # smollm, qwen: no reload of smollm
+    finally:
+        sim.proc.assert_clean_exit()
+
+
+def test_v033_reload_triggers_and_num_ctx_zero():
+    sim = start_sim("--gpus", "24GiB")
+    try:
+        gen(sim, "qwen2.5:0.5b")
+        gen(sim, "qwen2.5:0.5b", options={"num_thread": 4})
+        gen(sim, "qwen2.5:0.5b", options={"num_thread": 4, "draft_num_predict": 8})
+        assert sim.state()["counters"]["loads"] == 3
+        gen(sim, "qwen2.5:0.5b", options={"num_ctx": 0})
+        assert ps_models(sim)[0]["context_length"] == 4
+        status, body = gen(sim, "qwen2.5:0.5b", options={"use_mmap": "yes"})
+        assert status == 500 and "use_mmap" in body["error"], body
+    finally:
+        sim.proc.assert_clean_exit()
+
+
+def test_v033_sched_spread():
+    sim = start_sim("--gpus", "24GiB,24GiB", env={"OLLAMA_SCHED_SPREAD": "1"})
+    try:
+        gen(sim, "llama3.2:1b")
+        m = sim.state()["models"][0]
+        assert [g["gpu"] for g in m["gpus"]] == [0, 1], m
+        g = sim.state()["gpus"]
+        assert g[0]["used_by_models"] > CUDA_CTX and g[1]["used_by_models"] > CUDA_CTX
+    finally:
+        sim.proc.assert_clean_exit()
+
+
+def test_v033_free_memory_remeasured_when_a_gpu_is_idle():
+    # Another program fills GPU 1 after a model went to GPU 0: Ollama 0.33 re-measures
+    # (GPU 1 has no runner) and places the next model on GPU 0; 0.12 picked GPU 1 and
+    # ran out of memory.
+    for version, want in (("0.33", 0), ("0.12", None)):
+        sim = start_sim("--gpus", "24GiB,24GiB", "--ollama-version", version,
+                        "--context-length", "4096")
+        try:
+            gen(sim, "phi3:mini", options={"main_gpu": 0})
+            http_json("POST", sim.url + "/sim/gpu/1", {"other_mb": 22 * 1024})
+            status, _ = gen(sim, "gemma:2b")
+            m = [x for x in sim.state()["models"] if x["name"] == "gemma:2b"]
+            if want is None:
+                assert status == 500 and m == [], (version, status, m)
+            else:
+                assert status == 200 and m[0]["gpus"][0]["gpu"] == want, (version, m)
+        finally:
+            sim.proc.assert_clean_exit()
 
 
 run_tests(globals())
