@@ -413,6 +413,14 @@ daemon_listen(struct daemon *d, char **cause)
 		vd_warn(API, "MAX_CONNECTIONS lowered to %zu by the descriptor limit (ulimit -n)",
 			hs.max_connections);
 	vd_log(API, "listening on http://%s", listen);
+	if (strcmp(host, "localhost") != 0 && !vd_str_has_prefix(host, "127.") &&
+	    strcmp(host, "::1") != 0)
+		vd_warn(API,
+			"WARNING: listening on %s, beyond loopback, and vramd has no API keys yet: "
+			"anyone who can reach this address can submit and cancel jobs, reserve "
+			"VRAM and change the configuration. Bind to 127.0.0.1 unless a firewall or "
+			"proxy guards the port.",
+			listen);
 out_free_host:
 	free(host);
 	return rc;

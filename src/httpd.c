@@ -129,6 +129,7 @@ struct vd_httpd {
 	uint64_t pauses_unlogged;
 	LIST_HEAD(, vd_http_conn) conns;
 	struct vd_httpd_stats stats;
+	char adopted_local[64]; /* the local address of adopted sockets */
 };
 
 static void httpd_conn_free(struct vd_http_conn *c);
@@ -604,7 +605,9 @@ httpd_parse_request_line(struct vd_http_conn *c, char *line, const char **why)
 		}
 	}
 	if (strlen(target) > c->s->lim.max_uri_bytes) {
-		*why = "request target too long";
+		*why = NULL;
+		httpd_conn_fail(c, 414, "request target too long: the limit is %zu bytes",
+				c->s->lim.max_uri_bytes);
 		return 414;
 	}
 	if (target[0] != '/' && strcmp(target, "*") != 0) {
@@ -1051,23 +1054,14 @@ httpd_refuse_busy(struct vd_httpd *s, evutil_socket_t fd)
 }
 
 static void
-httpd_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		void *arg)
+httpd_conn_new(struct vd_httpd *s, evutil_socket_t fd, const char *local)
 {
-	(void)lev;
-	(void)sa;
-	(void)salen;
-	struct httpd_listener *l = arg;
-	struct vd_httpd *s = l->s;
-	if (s->stats.connections >= s->stats.max_connections) {
-		httpd_refuse_busy(s, fd);
-		return;
-	}
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
 	struct vd_http_conn *c = xcalloc(1, sizeof(*c));
 	c->s = s;
-	c->local = l->local;
+	c->local = local;
 	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(s->base, httpd_timer_cb, c);
 	c->kick = event_new(s->base, -1, 0, httpd_kick_cb, c);
@@ -1081,6 +1075,29 @@ httpd_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 	s->stats.connections++;
 	s->stats.accepted++;
 	httpd_arm(c, s->lim.idle_timeout_ms);
+}
+
+static void
+httpd_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		void *arg)
+{
+	(void)lev;
+	(void)sa;
+	(void)salen;
+	struct httpd_listener *l = arg;
+	struct vd_httpd *s = l->s;
+	if (s->stats.connections >= s->stats.max_connections) {
+		httpd_refuse_busy(s, fd);
+		return;
+	}
+	httpd_conn_new(s, fd, l->local);
+}
+
+void
+vd_httpd_adopt(struct vd_httpd *s, int fd, const char *local)
+{
+	vd_strlcpy(s->adopted_local, local, sizeof(s->adopted_local));
+	httpd_conn_new(s, fd, s->adopted_local);
 }
 
 static void

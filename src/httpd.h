@@ -74,6 +74,12 @@ struct vd_httpd *vd_httpd_new(struct event_base *base, const struct vd_httpd_lim
 			      vd_httpd_request_cb *on_request, void *arg);
 /* Listens on host:port (port 0: any free one). Returns 0 or -errno with *cause set. */
 int vd_httpd_listen(struct vd_httpd *s, const char *host, uint16_t port, char **cause);
+/*
+ * Serves an already connected socket as if it had been accepted on a listener whose
+ * address is local ("127.0.0.1:5001"): for sockets handed over by a supervisor, and for
+ * tests and fuzzing over a socketpair. The server owns fd from here on.
+ */
+void vd_httpd_adopt(struct vd_httpd *s, int fd, const char *local);
 /* The port of the first listener (after port 0 was chosen), 0 if none. */
 uint16_t vd_httpd_port(const struct vd_httpd *s);
 void vd_httpd_get_stats(const struct vd_httpd *s, struct vd_httpd_stats *out);
