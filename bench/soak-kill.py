@@ -65,11 +65,12 @@ class Load:
         self.stop = threading.Event()
         self.statuses = collections.Counter()  # non-202 replies by status
         self.conn_errors = 0
+        self.deadline = float("inf")  # monotonic time the clients stop at
         self.threads = [threading.Thread(target=self.client, args=(random.Random(seed * 1000 + i),),
                                          daemon=True) for i in range(clients)]
 
     def client(self, rng):
-        while not self.stop.is_set():
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
             body = self.vh.random_job(rng)
             try:
                 status, reply = self.h.http_json("POST", self.url + "/api/submit",
@@ -142,8 +143,8 @@ def main():
                     help="seconds between a restart and the next kill")
     ap.add_argument("--clients", type=int, default=8, help="submit threads")
     ap.add_argument("--seconds", type=float, default=0,
-                    help="submit load duration (default: until the last restart plus one "
-                         "interval)")
+                    help="submit load duration from the start (default: until one interval "
+                         "after the last restart); the kills go on regardless")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--fault-rate", type=float, default=0.0,
                     help="random backend faults in ollama-sim (if it supports them)")
@@ -179,9 +180,11 @@ def main():
     load = Load(h, vh, v.url, args.clients, args.seed)
     restart_s = []
     kill_at_status = collections.Counter()  # jobs by status just before each kill
-    t0 = time.monotonic()
     try:
         vh.wait_ready(v)
+        t0 = time.monotonic()
+        if args.seconds > 0:
+            load.deadline = time.monotonic() + args.seconds
         load.start()
         for k in range(args.kills):
             time.sleep(args.interval)
@@ -198,11 +201,12 @@ def main():
             print("kill %d/%d: restarted in %.2fs, %d accepted so far" % (
                 k + 1, args.kills, restart_s[-1], len(load.accepted)))
             sys.stdout.flush()
-        end = t0 + args.seconds if args.seconds > 0 else time.monotonic() + args.interval
-        while time.monotonic() < end:
-            time.sleep(0.1)
+        if args.seconds <= 0:
+            load.deadline = time.monotonic() + args.interval
+        for t in load.threads:
+            t.join()
         load.finish()
-        load_s = time.monotonic() - t0
+        load_s = min(load.deadline, time.monotonic()) - t0
         vh.wait_ready(v)
         t = time.monotonic()
         jobs = wait_final(h, v.url, load.accepted, args.final_timeout)
@@ -211,7 +215,7 @@ def main():
         rc = v.proc.stop()
     finally:
         load.stop.set()
-        v.proc.kill9() if v.proc.alive() else None
+        v.proc.kill9()  # a no-op when it already exited
         sim.stop()
 
     ids = load.accepted
