@@ -167,8 +167,10 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 	[CONFIG_MEMORY_RESERVE_MB] = {"MEMORY_RESERVE_MB", NULL, "--memory-reserve-mb",
 		CONFIG_TYPE_INT, "0", 0, 16777216, NULL, "MiB", true,
 		"GPU memory reservations may never take (kept for the system)."},
-	[CONFIG_WEBHOOK_URLS] = {"WEBHOOK_URLS", NULL, "--webhook-urls", CONFIG_TYPE_STRING, "", 0, 0,
-		NULL, "", true, "Comma-separated URLs that receive GPU events as JSON POSTs."},
+	[CONFIG_WEBHOOK_URLS] = {"WEBHOOK_URLS", NULL, "--webhook-urls", CONFIG_TYPE_URLS, "", 0, 16,
+		NULL, "", false,
+		"Comma-separated http:// or https:// URLs (at most 16) that receive GPU events as JSON "
+		"POSTs; not changeable through the API."},
 };
 /* clang-format on */
 
@@ -237,6 +239,9 @@ config_expected(const struct config_def *def)
 		return xstrdup("true or false");
 	case CONFIG_TYPE_ENUM:
 		return xasprintf("one of %s", def->choices);
+	case CONFIG_TYPE_URLS:
+		return xasprintf("comma-separated http:// or https:// URLs, at most %.0f",
+				 def->max);
 	case CONFIG_TYPE_STRING:
 		break;
 	}
@@ -284,6 +289,58 @@ config_parse_bool(const char *text, bool *out)
 	return true;
 }
 
+/* Checks a URL list: each item an http:// or https:// URL with a host, no whitespace or
+ * control characters, at most 2048 bytes; at most def->max items. Messages show items
+ * redacted (a URL may carry credentials). */
+static int
+config_check_urls(const struct config_def *def, const char *text, const char *where, char **cause)
+{
+	char *copy = xstrdup(text);
+	char *save = NULL;
+	int rc = 0;
+	size_t n = 0;
+	for (char *tok = strtok_r(copy, ", ", &save); tok != NULL && rc == 0;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		n++;
+		const char *why = NULL;
+		const char *rest = vd_str_has_prefix(tok, "http://")	? tok + 7
+				   : vd_str_has_prefix(tok, "https://") ? tok + 8
+									: NULL;
+		if (rest == NULL)
+			why = "is not an http:// or https:// URL";
+		else if (strlen(tok) > 2048)
+			why = "is longer than 2048 bytes";
+		for (const char *p = tok; why == NULL && *p != '\0'; p++)
+			if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+				why = "contains whitespace, a control or a non-ASCII character";
+		if (why == NULL) {
+			const char *host = rest + strcspn(rest, "/?#");
+			for (const char *p = rest; p < host; p++)
+				if (*p == '@')
+					rest = p + 1;
+			if (rest == host || *rest == ':')
+				why = "has no host";
+		}
+		if (why != NULL) {
+			char *shown = vd_url_redact(tok);
+			char *expected = config_expected(def);
+			rc = vd_fail(cause, -EINVAL,
+				     "invalid %s (%s): item %zu \"%.200s\" %s; expected %s",
+				     def->name, where, n, shown, why, expected);
+			free(expected);
+			free(shown);
+		}
+	}
+	free(copy);
+	if (rc == 0 && (double)n > def->max) {
+		char *expected = config_expected(def);
+		rc = vd_fail(cause, -EINVAL, "invalid %s (%s): %zu URLs; expected %s", def->name,
+			     where, n, expected);
+		free(expected);
+	}
+	return rc;
+}
+
 /* Parses text for def into out (out->text is replaced). where names the source. */
 static int
 config_parse(const struct config_def *def, const char *text, const char *where,
@@ -293,6 +350,10 @@ config_parse(const struct config_def *def, const char *text, const char *where,
 	struct config_value v = {0};
 	switch (def->type) {
 	case CONFIG_TYPE_STRING:
+		break;
+	case CONFIG_TYPE_URLS:
+		if (config_check_urls(def, text, where, cause) < 0)
+			return -EINVAL;
 		break;
 	case CONFIG_TYPE_INT: {
 		errno = 0;
@@ -753,6 +814,19 @@ config_value_json(const struct config_value *v, enum config_key k)
 		return json_real(v[k].d);
 	case CONFIG_TYPE_BOOL:
 		return json_boolean(v[k].b);
+	case CONFIG_TYPE_URLS: {
+		json_t *a = json_array();
+		char *copy = xstrdup(v[k].text);
+		char *save = NULL;
+		for (char *tok = strtok_r(copy, ", ", &save); tok != NULL;
+		     tok = strtok_r(NULL, ", ", &save)) {
+			char *shown = vd_url_redact(tok);
+			json_array_append_new(a, json_string(shown));
+			free(shown);
+		}
+		free(copy);
+		return a;
+	}
 	case CONFIG_TYPE_STRING:
 	case CONFIG_TYPE_ENUM:
 		break;
@@ -884,6 +958,8 @@ config_type_name(const struct config_def *def)
 		return "[BOOL]";
 	case CONFIG_TYPE_ENUM:
 		return def->choices;
+	case CONFIG_TYPE_URLS:
+		return "URL,...";
 	case CONFIG_TYPE_STRING:
 		break;
 	}

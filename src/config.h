@@ -87,7 +87,8 @@ enum config_key {
 
 enum config_type {
 	CONFIG_TYPE_STRING, /* free text; may be empty */
-	CONFIG_TYPE_INT,    /* int64 within [min, max] */
+	CONFIG_TYPE_URLS, /* comma-separated http:// or https:// URLs, at most max; may be empty */
+	CONFIG_TYPE_INT,  /* int64 within [min, max] */
 	CONFIG_TYPE_DOUBLE, /* within [min, max] */
 	CONFIG_TYPE_BOOL,   /* true/false, yes/no, on/off, 1/0 */
 	CONFIG_TYPE_SIZE,   /* bytes: "8GiB", "512MB", "4096" */
@@ -164,7 +165,8 @@ uint64_t config_size(const struct config *cfg, enum config_key key);
 enum config_source config_source_of(const struct config *cfg, enum config_key key);
 const char *config_source_name(enum config_source source);
 
-/* {"KEY": value, ...} with typed values; runtime_only limits it to runtime keys. */
+/* {"KEY": value, ...} with typed values; runtime_only limits it to runtime keys. URL lists
+ * are shown with credentials and queries masked (vd_url_redact), never as given. */
 json_t *config_to_json(const struct config *cfg, bool runtime_only);
 
 /* The --help text from the table. */

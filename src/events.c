@@ -66,6 +66,7 @@ struct events_client {
 struct events_webhook {
 	struct events *ev;
 	char *url;
+	char *shown; /* url for the log: credentials and query masked (vd_url_redact) */
 	char *queue[EVENTS_WEBHOOK_QUEUE]; /* ring of JSON bodies, owned */
 	size_t head, count;
 	struct httpc_request *inflight;
@@ -310,7 +311,7 @@ events_webhook_done_cb(const struct httpc_result *result, void *arg)
 	w->attempt++;
 	if (w->attempt > EVENTS_WEBHOOK_RETRIES) {
 		ev->webhook_failed++;
-		vd_warn(EVENTS, "webhook %s: event given up after %d attempts (%s)", w->url,
+		vd_warn(EVENTS, "webhook %s: event given up after %d attempts (%s)", w->shown,
 			w->attempt, result->error_message ? result->error_message : "HTTP error");
 		events_webhook_pop(w);
 		events_webhook_send(w);
@@ -322,10 +323,10 @@ events_webhook_done_cb(const struct httpc_result *result, void *arg)
 	if (delay > EVENTS_MAX_RETRY_MS)
 		delay = EVENTS_MAX_RETRY_MS;
 	if (result->error == HTTPC_OK)
-		vd_debug(EVENTS, "webhook %s answered %d; retry in %lld ms", w->url, result->status,
-			 (long long)delay);
+		vd_debug(EVENTS, "webhook %s answered %d; retry in %lld ms", w->shown,
+			 result->status, (long long)delay);
 	else
-		vd_debug(EVENTS, "webhook %s: %s; retry in %lld ms", w->url,
+		vd_debug(EVENTS, "webhook %s: %s; retry in %lld ms", w->shown,
 			 result->error_message ? result->error_message : "error", (long long)delay);
 	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
 	event_add(w->retry_timer, &tv);
@@ -362,6 +363,7 @@ events_webhook_free(struct events_webhook *w)
 	while (w->count > 0)
 		events_webhook_pop(w);
 	free(w->url);
+	free(w->shown);
 	free(w);
 }
 
@@ -385,6 +387,7 @@ events_webhooks_sync(struct events *ev)
 		struct events_webhook *w = xcalloc(1, sizeof(*w));
 		w->ev = ev;
 		w->url = xstrdup(tok);
+		w->shown = vd_url_redact(tok);
 		w->retry_timer = evtimer_new(ev->base, events_webhook_retry_cb, w);
 		ev->webhooks[ev->nwebhooks++] = w;
 	}

@@ -420,7 +420,13 @@ httpc_start(struct httpc *client, const struct httpc_options *opts, httpc_done_c
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 60L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 30L);
+	/* Plain http and https only, and a 3xx reply is an answer, never followed: a
+	 * webhook receiver must not be able to bounce vramd's POST (and its Basic auth)
+	 * to another address, such as a service on vramd's own loopback. */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 0L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
 			 (long)(opts->timeout_ms > 0 ? opts->timeout_ms : 0));
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,

@@ -15,6 +15,8 @@
  *     caller may store the handle before any callback can run. Inside a callback one
  *     may start new requests and cancel OTHER requests, but not free the httpc.
  *   - Every buffer is capped: a reply over max_reply_bytes fails with HTTPC_ERR_TOO_LARGE.
+ *   - Only http:// and https:// URLs are fetched, and redirects are never followed: a
+ *     3xx reply is the result (HTTPC_OK with its status), like any other status.
  */
 #ifndef VRAMD_HTTPC_H
 #define VRAMD_HTTPC_H

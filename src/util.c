@@ -127,6 +127,25 @@ vd_str_has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+char *
+vd_url_redact(const char *url)
+{
+	const char *scheme_end = strstr(url, "://");
+	if (scheme_end == NULL)
+		return xstrdup(url);
+	const char *authority = scheme_end + 3;
+	size_t authority_len = strcspn(authority, "/?#");
+	const char *host = authority;
+	for (size_t i = 0; i < authority_len; i++)
+		if (authority[i] == '@')
+			host = authority + i + 1;
+	const char *rest = authority + authority_len;
+	size_t path_len = strcspn(rest, "?#");
+	return xasprintf("%.*s%s%.*s%s", (int)(authority - url), url,
+			 host != authority ? "***@" : "", (int)(rest + path_len - host), host,
+			 rest[path_len] == '?' ? "?***" : "");
+}
+
 bool
 vd_str_has_suffix(const char *s, const char *suffix)
 {

@@ -41,6 +41,11 @@ int vd_fail(char **cause, int rc, const char *fmt, ...) __attribute__((format(pr
 size_t vd_strlcpy(char *dst, const char *src, size_t size);
 bool vd_str_has_prefix(const char *s, const char *prefix);
 bool vd_str_has_suffix(const char *s, const char *suffix);
+/* A URL safe to show: its userinfo (credentials) and its query (often a token) become
+ * "***" and its fragment is dropped, so "http://u:pw@host/p?k=1#f" is shown with "***"
+ * in place of "u:pw" and of "k=1". Text without "://" is returned as is. The caller frees
+ * the result. */
+char *vd_url_redact(const char *url);
 
 /* Clocks. Monotonic for intervals and timers; wall clock (Unix epoch) for timestamps. */
 int64_t vd_now_mono_ns(void);

@@ -211,14 +211,12 @@ test_runtime_changes(void **state)
 	char *cause = NULL;
 	json_t *changed = NULL;
 
-	json_t *ok = json_pack("{s:i,s:f,s:s}", "critical_pause_seconds", 10, "SPEED_NORMAL", 0.7,
-			       "webhook_urls", "http://hook:1/x");
+	json_t *ok = json_pack("{s:i,s:f}", "critical_pause_seconds", 10, "SPEED_NORMAL", 0.7);
 	assert_int_equal(config_set_many(cfg, ok, &changed, &cause), 0);
 	assert_int_equal(config_int(cfg, CONFIG_CRITICAL_PAUSE_SECONDS), 10);
 	assert_true(config_double(cfg, CONFIG_SPEED_NORMAL) == 0.7);
-	assert_string_equal(config_str(cfg, CONFIG_WEBHOOK_URLS), "http://hook:1/x");
 	assert_int_equal(config_source_of(cfg, CONFIG_SPEED_NORMAL), CONFIG_SRC_RUNTIME);
-	assert_int_equal(json_object_size(changed), 3);
+	assert_int_equal(json_object_size(changed), 2);
 	assert_non_null(json_object_get(changed, "CRITICAL_PAUSE_SECONDS"));
 	json_decref(changed);
 	json_decref(ok);
@@ -354,6 +352,85 @@ test_docs_list_every_key(void **state)
 	free(doc);
 }
 
+/* Webhook targets: configuration only (never at run time), validated at load with
+ * messages that do not repeat credentials, and shown masked in JSON. */
+static void
+test_webhook_urls(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char *cause = NULL;
+	char *argv[] = {"vramd", NULL};
+	char *env[] = {"VRAMD_WEBHOOK_URLS=http://u:s3cret@127.0.0.1:9/hook?token=t0k, "
+		       "https://hooks.example.com/a",
+		       NULL};
+	assert_int_equal(load(&cfg, argv, env, &cause), 0);
+	json_t *all = config_to_json(cfg, false);
+	json_t *urls = json_object_get(all, "WEBHOOK_URLS");
+	assert_true(json_is_array(urls));
+	assert_int_equal(json_array_size(urls), 2);
+	assert_string_equal(json_string_value(json_array_get(urls, 0)),
+			    "http://***@127.0.0.1:9/hook?***");
+	assert_string_equal(json_string_value(json_array_get(urls, 1)),
+			    "https://hooks.example.com/a");
+	char *text = json_dumps(all, JSON_COMPACT);
+	assert_null(strstr(text, "s3cret"));
+	assert_null(strstr(text, "t0k"));
+	free(text);
+	json_decref(all);
+
+	/* Not changeable at run time: neither by name nor hidden among valid keys. */
+	json_t *put = json_pack("{s:i,s:s}", "critical_pause_seconds", 10, "webhook_urls",
+				"http://169.254.169.254/latest");
+	assert_int_equal(config_set_many(cfg, put, NULL, &cause), -EINVAL);
+	assert_non_null(strstr(cause, "WEBHOOK_URLS"));
+	vd_free(cause);
+	json_decref(put);
+	assert_string_equal(
+	    config_str(cfg, CONFIG_WEBHOOK_URLS),
+	    "http://u:s3cret@127.0.0.1:9/hook?token=t0k, https://hooks.example.com/a");
+	assert_int_equal(config_int(cfg, CONFIG_CRITICAL_PAUSE_SECONDS), 60); /* the default */
+	config_free(cfg);
+
+	static const struct {
+		const char *value, *needle;
+	} bad[] = {
+	    {"ftp://files.example.com/x", "item 1 \"ftp://files.example.com/x\" is not an http"},
+	    {"http://ok/x,file:///etc/passwd", "item 2"},
+	    {"http://", "has no host"},
+	    {"http://u:s3cret@/x", "has no host"},
+	    {"http://:80/x", "has no host"},
+	    {"hooks.example.com/x", "not an http:// or https:// URL"},
+	    {"http://a/\tb", "whitespace"},
+	    {"http://a/\xc3\xa9", "non-ASCII"},
+	    {"http://1,http://2,http://3,http://4,http://5,http://6,http://7,http://8,http://9,"
+	     "http://10,http://11,http://12,http://13,http://14,http://15,http://16,http://17",
+	     "17 URLs; expected comma-separated http:// or https:// URLs, at most 16"},
+	};
+	for (size_t i = 0; i < VD_ARRAY_LEN(bad); i++) {
+		char *flag = xasprintf("--webhook-urls=%s", bad[i].value);
+		char *bad_argv[] = {"vramd", flag, NULL};
+		assert_int_equal(load(&cfg, bad_argv, empty_env, &cause), -EINVAL);
+		if (strstr(cause, bad[i].needle) == NULL ||
+		    strstr(cause, "flag --webhook-urls") == NULL || strstr(cause, "s3cret") != NULL)
+			fail_msg("--webhook-urls %s: message \"%s\" lacks \"%s\" or shows a secret",
+				 bad[i].value, cause, bad[i].needle);
+		vd_free(cause);
+		free(flag);
+		config_free(cfg);
+	}
+
+	char *path = write_file("WEBHOOK_URLS = gopher://x\n");
+	char *file_argv[] = {"vramd", "--config", path, NULL};
+	assert_int_equal(load(&cfg, file_argv, empty_env, &cause), -EINVAL);
+	assert_non_null(strstr(cause, ":1"));
+	assert_non_null(strstr(cause, "not an http"));
+	vd_free(cause);
+	config_free(cfg);
+	unlink(path);
+	free(path);
+}
+
 /* --help and --version are reported, not rejected, even among other flags. */
 static void
 test_help_flag(void **state)
@@ -380,6 +457,7 @@ main(void)
 	    cmocka_unit_test(test_validation_messages),
 	    cmocka_unit_test(test_file_errors),
 	    cmocka_unit_test(test_runtime_changes),
+	    cmocka_unit_test(test_webhook_urls),
 	    cmocka_unit_test(test_help_lists_every_key),
 	    cmocka_unit_test(test_docs_list_every_key),
 	};

@@ -36,8 +36,9 @@ struct fixture {
 	int cutoff_port;
 	struct httpc *client;
 	struct event *watchdog;
-	int held;   /* /hold requests received (never answered) */
-	int closed; /* connections of held requests closed by the client */
+	int held;	   /* /hold requests received (never answered) */
+	int redirect_hits; /* requests to /target, where /redirect points */
+	int closed;	   /* connections of held requests closed by the client */
 };
 
 struct outcome {
@@ -63,11 +64,12 @@ socket_port(int fd)
 	return ntohs(sin.sin_port);
 }
 
-/* /echo: "<METHOD> <Host header>\n<body>" as text/plain. /big?n=N: N bytes, chunked. */
+/* /echo: "<METHOD> <Host header>\n<body>" as text/plain. /big?n=N: N bytes, chunked.
+ * /redirect: 307 to /target on the same server; /target counts its requests. */
 static void
 server_cb(struct evhttp_request *req, void *arg)
 {
-	(void)arg;
+	struct fixture *fx = arg;
 	const char *uri = evhttp_request_get_uri(req);
 	struct evbuffer *out = evbuffer_new();
 
@@ -95,6 +97,14 @@ server_cb(struct evhttp_request *req, void *arg)
 		} else {
 			evhttp_send_reply(req, 200, "OK", out);
 		}
+	} else if (strncmp(uri, "/redirect", 9) == 0) {
+		char location[64];
+		snprintf(location, sizeof(location), "http://127.0.0.1:%d/target", fx->port);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Location", location);
+		evhttp_send_reply(req, 307, "Temporary Redirect", out);
+	} else if (strncmp(uri, "/target", 7) == 0) {
+		fx->redirect_hits++;
+		evhttp_send_reply(req, 200, "OK", out);
 	} else {
 		evhttp_send_reply(req, 404, "Not Found", out);
 	}
@@ -293,6 +303,44 @@ test_get_and_post(void **state)
 	run_one(fx, &(struct httpc_options){.url = url, .timeout_ms = 5000}, &o);
 	assert_int_equal(o.error, HTTPC_OK);
 	assert_int_equal(o.status, 404);
+	outcome_cleanup(&o);
+}
+
+/* A 3xx is the answer: the client never follows it (webhooks must not be bounced to
+ * another address), and a URL of another protocol is refused before any connection. */
+static void
+test_redirect_not_followed(void **state)
+{
+	struct fixture *fx = *state;
+	char url[128];
+	struct outcome o;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect", fx->port);
+	for (int i = 0; i < 2; i++) {
+		const char *method = i == 0 ? "GET" : "POST";
+		run_one(fx,
+			&(struct httpc_options){.method = method,
+						.url = url,
+						.body = i ? "{}" : NULL,
+						.body_len = i ? 2 : 0,
+						.timeout_ms = 5000},
+			&o);
+		assert_int_equal(o.error, HTTPC_OK);
+		assert_int_equal(o.status, 307);
+		outcome_cleanup(&o);
+	}
+	/* The target is reachable; it just was never asked. */
+	assert_int_equal(fx->redirect_hits, 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/target", fx->port);
+	run_one(fx, &(struct httpc_options){.url = url, .timeout_ms = 5000}, &o);
+	assert_int_equal(o.status, 200);
+	assert_int_equal(fx->redirect_hits, 1);
+	outcome_cleanup(&o);
+
+	run_one(fx, &(struct httpc_options){.url = "file:///etc/passwd", .timeout_ms = 5000}, &o);
+	assert_int_equal(o.error, HTTPC_ERR_TRANSPORT);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.body_len, 0);
 	outcome_cleanup(&o);
 }
 
@@ -659,6 +707,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_get_and_post, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_redirect_not_followed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_large_post_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),

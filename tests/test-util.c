@@ -111,6 +111,32 @@ test_buf_cap(void **state)
 	vd_buf_cleanup(&b);
 }
 
+/* Credentials and query tokens never survive; host, port and path do. */
+static void
+test_url_redact(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+	    {"http://user:pw@host:8080/p/q?k=1#frag", "http://***@host:8080/p/q?***"},
+	    {"https://token@hooks.example.com", "https://***@hooks.example.com"},
+	    {"http://host/path", "http://host/path"},
+	    {"http://host/a@b", "http://host/a@b"},
+	    {"http://u:p@h/x@y", "http://***@h/x@y"},
+	    {"http://u@v:p@h?x", "http://***@h?***"},
+	    {"http://h#frag?not-a-query", "http://h"},
+	    {"http://@h/", "http://***@h/"},
+	    {"no scheme here", "no scheme here"},
+	    {"", ""},
+	};
+	for (size_t i = 0; i < VD_ARRAY_LEN(cases); i++) {
+		char *got = vd_url_redact(cases[i][0]);
+		if (strcmp(got, cases[i][1]) != 0)
+			fail_msg("vd_url_redact(\"%s\") = \"%s\", want \"%s\"", cases[i][0], got,
+				 cases[i][1]);
+		free(got);
+	}
+}
+
 int
 main(void)
 {
@@ -121,6 +147,7 @@ main(void)
 	    cmocka_unit_test(test_go_duration_errors_match_go),
 	    cmocka_unit_test(test_rfc3339_trims_zeros),
 	    cmocka_unit_test(test_buf_cap),
+	    cmocka_unit_test(test_url_redact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
