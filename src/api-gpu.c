@@ -623,6 +623,56 @@ api_gpu_allocate_field_known(const char *name)
 	return false;
 }
 
+int
+api_gpu_allocate_parse(const json_t *body, struct api_gpu_allocation *out, char **cause)
+{
+	*out = (struct api_gpu_allocation){.ttl_s = -1};
+	char *unknown =
+	    api_unknown_fields(body, api_gpu_allocate_field_known, "id, mb, gpu, ttl_s, renew");
+	if (unknown != NULL) {
+		*cause = unknown;
+		return 400;
+	}
+	json_t *id = json_object_get(body, "id");
+	json_t *mb = json_object_get(body, "mb");
+	json_t *gpu = json_object_get(body, "gpu");
+	json_t *ttl = json_object_get(body, "ttl_s");
+	json_t *renew = json_object_get(body, "renew");
+	if (id == NULL)
+		return vd_fail(cause, 400, "field 'id' is required");
+	if (!json_is_string(id) || !gpu_reservation_id_is_valid(json_string_value(id)))
+		return vd_fail(cause, 400, "field 'id' must be 1-64 characters of A-Za-z0-9._-");
+	if (renew != NULL && !json_is_boolean(renew))
+		return vd_fail(cause, 400, "field 'renew' must be true or false");
+	out->renew = json_is_true(renew);
+	if (mb == NULL && !out->renew)
+		return vd_fail(cause, 400, "field 'mb' is required");
+	if (mb != NULL) {
+		if (!json_is_integer(mb) || json_integer_value(mb) < 1 ||
+		    json_integer_value(mb) > 16777216)
+			return vd_fail(cause, 400, "field 'mb' must be a positive integer");
+		out->bytes = (uint64_t)json_integer_value(mb) * MIB;
+	}
+	if (gpu != NULL && !json_is_null(gpu)) {
+		bool index_ok = json_is_integer(gpu) && json_integer_value(gpu) >= 0 &&
+				json_integer_value(gpu) <= INT32_MAX;
+		if (!index_ok && !json_is_string(gpu))
+			return vd_fail(cause, 400, "field 'gpu' must be a GPU index or UUID");
+		out->gpu = gpu;
+	}
+	if (ttl != NULL) {
+		if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
+		    json_integer_value(ttl) > 604800)
+			return vd_fail(cause, 400,
+				       "field 'ttl_s' must be an integer between 1 and 604800");
+		out->ttl_s = json_integer_value(ttl);
+	} else if (out->renew) {
+		out->ttl_s = 0; /* keep the reservation's own ttl */
+	}
+	out->id = json_string_value(id);
+	return 0;
+}
+
 void
 api_gpu_allocate(struct vd_http_req *req, const char *path, void *arg)
 {
@@ -631,94 +681,40 @@ api_gpu_allocate(struct vd_http_req *req, const char *path, void *arg)
 	json_t *body = api_read_object(d, req);
 	if (body == NULL)
 		return;
-	char *unknown =
-	    api_unknown_fields(body, api_gpu_allocate_field_known, "id, mb, gpu, ttl_s, renew");
-	if (unknown != NULL) {
-		vd_http_reply_error(req, 400, "%s", unknown);
-		free(unknown);
-		json_decref(body);
-		return;
+	struct api_gpu_allocation a;
+	char *cause = NULL;
+	int status = api_gpu_allocate_parse(body, &a, &cause);
+	if (status != 0) {
+		vd_http_reply_error(req, status, "%s", cause);
+		goto out;
 	}
-	json_t *id = json_object_get(body, "id");
-	json_t *mb = json_object_get(body, "mb");
-	json_t *gpu = json_object_get(body, "gpu");
-	json_t *ttl = json_object_get(body, "ttl_s");
-	json_t *renew = json_object_get(body, "renew");
 	int gpu_index = -1;
-	int64_t ttl_s = gpu_policy_default_ttl_s(d->policy);
-	uint64_t bytes = 0;
-	if (id == NULL) {
-		vd_http_reply_error(req, 400, "field 'id' is required");
-		goto out;
-	}
-	if (!json_is_string(id) || !gpu_reservation_id_is_valid(json_string_value(id))) {
-		vd_http_reply_error(req, 400, "field 'id' must be 1-64 characters of A-Za-z0-9._-");
-		goto out;
-	}
-	if (renew != NULL && !json_is_boolean(renew)) {
-		vd_http_reply_error(req, 400, "field 'renew' must be true or false");
-		goto out;
-	}
-	bool is_renew = json_is_true(renew);
-	if (mb == NULL && !is_renew) {
-		vd_http_reply_error(req, 400, "field 'mb' is required");
-		goto out;
-	}
-	if (mb != NULL) {
-		if (!json_is_integer(mb) || json_integer_value(mb) < 1 ||
-		    json_integer_value(mb) > 16777216) {
-			vd_http_reply_error(req, 400, "field 'mb' must be a positive integer");
-			goto out;
-		}
-		bytes = (uint64_t)json_integer_value(mb) * MIB;
-	}
-	if (gpu != NULL && !json_is_null(gpu)) {
-		const struct gpu_device *dev = NULL;
-		if (json_is_integer(gpu)) {
-			if (json_integer_value(gpu) < 0 || json_integer_value(gpu) > INT32_MAX) {
-				vd_http_reply_error(req, 400,
-						    "field 'gpu' must be a GPU index or UUID");
-				goto out;
-			}
-			dev = gpu_monitor_find(d->gpus, (uint32_t)json_integer_value(gpu));
-		} else if (json_is_string(gpu)) {
-			dev = gpu_monitor_find_uuid(d->gpus, json_string_value(gpu));
-		} else {
-			vd_http_reply_error(req, 400, "field 'gpu' must be a GPU index or UUID");
-			goto out;
-		}
+	if (a.gpu != NULL) {
+		const struct gpu_device *dev =
+		    json_is_integer(a.gpu)
+			? gpu_monitor_find(d->gpus, (uint32_t)json_integer_value(a.gpu))
+			: gpu_monitor_find_uuid(d->gpus, json_string_value(a.gpu));
 		if (dev == NULL) {
-			char *what = json_is_string(gpu)
-					 ? xstrdup(json_string_value(gpu))
-					 : xasprintf("%lld", (long long)json_integer_value(gpu));
+			char *what = json_is_string(a.gpu)
+					 ? xstrdup(json_string_value(a.gpu))
+					 : xasprintf("%lld", (long long)json_integer_value(a.gpu));
 			api_gpu_not_found(req, d, what);
 			free(what);
 			goto out;
 		}
 		gpu_index = (int)dev->index;
 	}
-	if (ttl != NULL) {
-		if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
-		    json_integer_value(ttl) > 604800) {
-			vd_http_reply_error(
-			    req, 400, "field 'ttl_s' must be an integer between 1 and 604800");
-			goto out;
-		}
-		ttl_s = json_integer_value(ttl);
-	} else if (is_renew) {
-		ttl_s = 0; /* keep the reservation's own ttl */
-	}
+	int64_t ttl_s = a.ttl_s >= 0 ? a.ttl_s : gpu_policy_default_ttl_s(d->policy);
 	struct gpu_reservation r;
-	char *cause = NULL;
-	int rc = gpu_policy_reserve(d->policy, json_string_value(id), gpu_index, bytes,
-				    ttl_s * 1000, is_renew, &r, &cause);
+	int rc = gpu_policy_reserve(d->policy, a.id, gpu_index, a.bytes, ttl_s * 1000, a.renew, &r,
+				    &cause);
 	if (rc < 0) {
 		vd_http_reply_error(req, api_gpu_errno_status(rc), "%s", cause);
-		free(cause);
 		goto out;
 	}
 	vd_http_reply_json(req, r.satisfied ? 200 : 202, api_gpu_reservation_json(&r));
 out:
+	free(cause);
 	json_decref(body);
 }
 
@@ -959,66 +955,72 @@ api_gpu_cause_names(char **cause)
 	}
 }
 
+int
+api_gpu_config_parse(const json_t *body, struct api_gpu_config_change *out, char **cause)
+{
+	*out = (struct api_gpu_config_change){.config = json_object()};
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)body, key, v)
+	{
+		const struct api_gpu_key *k = api_gpu_key_find(key);
+		if (k == NULL) {
+			int ck = config_key_from_name(key);
+			if (ck == CONFIG_WEBHOOK_URLS)
+				return vd_fail(cause, 403, "%s", api_gpu_webhooks_refused);
+			if (ck >= 0 && config_def((enum config_key)ck)->runtime) {
+				/* A runtime key by its configuration name: config_set_many checks
+				 * it. */
+				json_object_set(out->config, config_def((enum config_key)ck)->name,
+						v);
+				continue;
+			}
+			return vd_fail(cause, 400, "unknown key '%s'", key);
+		}
+		if (k->kind == API_KEY_HISTORY)
+			return vd_fail(cause, 400,
+				       "key 'history_size' cannot be changed at run time (set "
+				       "GPU_HISTORY_LENGTH at start)");
+		if (k->kind == API_KEY_WEBHOOKS)
+			return vd_fail(cause, 403, "key 'webhooks': %s", api_gpu_webhooks_refused);
+		bool ok = k->integer ? json_is_integer(v) : json_is_number(v);
+		double x = json_number_value(v);
+		if (!ok || x < k->min || x > k->max) {
+			char *got = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+			int status =
+			    vd_fail(cause, 400, "key '%s' must be %s between %g and %g (got %s)",
+				    key, k->integer ? "an integer" : "a number", k->min, k->max,
+				    got != NULL ? got : "?");
+			free(got);
+			return status;
+		}
+		if (k->kind == API_KEY_INTERVAL)
+			out->interval_ms = (int64_t)x;
+		else if (k->kind == API_KEY_DEFAULT_TTL)
+			out->ttl_s = (int64_t)x;
+		else
+			json_object_set(out->config, config_def(k->key)->name, v);
+	}
+	return 0;
+}
+
 static void
 api_gpu_config_put(struct vd_http_req *req, struct daemon *d)
 {
 	json_t *body = api_read_object(d, req);
 	if (body == NULL)
 		return;
-	json_t *cfg = json_object();
+	struct api_gpu_config_change change;
 	json_t *changed = NULL;
 	char *cause = NULL;
-	int64_t interval = 0, ttl = 0;
 	const char *key;
 	json_t *v;
-	json_object_foreach(body, key, v)
-	{
-		const struct api_gpu_key *k = api_gpu_key_find(key);
-		if (k == NULL) {
-			int ck = config_key_from_name(key);
-			if (ck == CONFIG_WEBHOOK_URLS) {
-				vd_http_reply_error(req, 403, "%s", api_gpu_webhooks_refused);
-				goto out;
-			}
-			if (ck >= 0 && config_def((enum config_key)ck)->runtime) {
-				/* A runtime key by its configuration name: config_set_many checks
-				 * it. */
-				json_object_set(cfg, config_def((enum config_key)ck)->name, v);
-				continue;
-			}
-			vd_http_reply_error(req, 400, "unknown key '%s'", key);
-			goto out;
-		}
-		if (k->kind == API_KEY_HISTORY) {
-			vd_http_reply_error(req, 400,
-					    "key 'history_size' cannot be changed at run time (set "
-					    "GPU_HISTORY_LENGTH at start)");
-			goto out;
-		}
-		if (k->kind == API_KEY_WEBHOOKS) {
-			vd_http_reply_error(req, 403, "key 'webhooks': %s",
-					    api_gpu_webhooks_refused);
-			goto out;
-		}
-		bool ok = k->integer ? json_is_integer(v) : json_is_number(v);
-		double x = json_number_value(v);
-		if (!ok || x < k->min || x > k->max) {
-			char *got = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-			vd_http_reply_error(req, 400,
-					    "key '%s' must be %s between %g and %g (got %s)", key,
-					    k->integer ? "an integer" : "a number", k->min, k->max,
-					    got != NULL ? got : "?");
-			free(got);
-			goto out;
-		}
-		if (k->kind == API_KEY_INTERVAL)
-			interval = (int64_t)x;
-		else if (k->kind == API_KEY_DEFAULT_TTL)
-			ttl = (int64_t)x;
-		else
-			json_object_set(cfg, config_def(k->key)->name, v);
+	int status = api_gpu_config_parse(body, &change, &cause);
+	if (status != 0) {
+		vd_http_reply_error(req, status, "%s", cause);
+		goto out;
 	}
-	if (config_set_many(d->config, cfg, &changed, &cause) < 0) {
+	if (config_set_many(d->config, change.config, &changed, &cause) < 0) {
 		api_gpu_cause_names(&cause);
 		vd_http_reply_error(req, 400, "%s", cause);
 		goto out;
@@ -1032,22 +1034,22 @@ api_gpu_config_put(struct vd_http_req *req, struct daemon *d)
 		if (strcmp(key, "VRAM_ESTIMATION_MULTIPLIER") == 0)
 			registry_set_multiplier(d->registry, json_number_value(v));
 	}
-	if (interval > 0 && interval != gpu_monitor_interval_ms(d->gpus)) {
-		gpu_monitor_set_interval_ms(d->gpus, interval);
+	if (change.interval_ms > 0 && change.interval_ms != gpu_monitor_interval_ms(d->gpus)) {
+		gpu_monitor_set_interval_ms(d->gpus, change.interval_ms);
 		vd_log(CONFIG, "monitoring_interval_ms set to %lld (PUT /api/gpu/config)",
-		       (long long)interval);
+		       (long long)change.interval_ms);
 	}
-	if (ttl > 0 && ttl != gpu_policy_default_ttl_s(d->policy)) {
-		gpu_policy_set_default_ttl_s(d->policy, ttl);
+	if (change.ttl_s > 0 && change.ttl_s != gpu_policy_default_ttl_s(d->policy)) {
+		gpu_policy_set_default_ttl_s(d->policy, change.ttl_s);
 		vd_log(CONFIG, "reservation_default_ttl_s set to %lld (PUT /api/gpu/config)",
-		       (long long)ttl);
+		       (long long)change.ttl_s);
 	}
 	gpu_policy_config_changed(d->policy);
 	vd_http_reply_json(req, 200, api_gpu_config_json(d));
 out:
 	free(cause);
 	json_decref(changed);
-	json_decref(cfg);
+	json_decref(change.config);
 	json_decref(body);
 }
 

@@ -45,6 +45,26 @@ void api_events(struct vd_http_req *req, const char *path, void *arg);
 
 /* Parses a request body as a JSON object under MAX_BODY_BYTES; on failure answers the
  * request (400/413) and returns NULL. */
+/*
+ * The pure halves of two GPU endpoints, for the handlers and the fuzz targets. Each
+ * returns 0, or the HTTP status to answer with *cause (caller frees) naming the field.
+ */
+struct api_gpu_allocation {
+	const char *id;	   /* borrowed from the body */
+	uint64_t bytes;	   /* 0 when absent (a renewal) */
+	const json_t *gpu; /* index or UUID, borrowed; NULL: any GPU */
+	int64_t ttl_s;	   /* -1: the default; 0: keep the reservation's own */
+	bool renew;
+};
+int api_gpu_allocate_parse(const json_t *body, struct api_gpu_allocation *out, char **cause);
+
+struct api_gpu_config_change {
+	json_t *config;	     /* configuration keys to set (config_set_many); caller decrefs */
+	int64_t interval_ms; /* monitoring_interval_ms, 0 when absent */
+	int64_t ttl_s;	     /* reservation_default_ttl_s, 0 when absent */
+};
+int api_gpu_config_parse(const json_t *body, struct api_gpu_config_change *out, char **cause);
+
 json_t *api_read_object(struct daemon *d, struct vd_http_req *req);
 
 #endif

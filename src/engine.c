@@ -359,6 +359,10 @@ engine_load_cb(const struct backend_status *st, void *arg)
 				       m->name, (long long)(m->load_timeout_ms / 1000));
 		engine_hold_backend(e, what);
 		vd_warn(ENGINE, "%s", what);
+		events_emit(gpu_policy_events(e->d->policy), "load_timeout",
+			    json_pack("{s:s,s:s,s:I,s:s}", "model", m->name, "server",
+				      e->d->backend->url, "timeout_s",
+				      (json_int_t)(m->load_timeout_ms / 1000), "message", what));
 		m->residency = SCHED_UNLOADING;
 		m->unload_replied_ms = 0;
 		m->load_abandoned = true;

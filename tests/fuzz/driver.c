@@ -2,8 +2,9 @@
  * driver.c: runs a libFuzzer target without libFuzzer. It feeds every file of the
  * corpus folder given as argv[1] to LLVMFuzzerTestOneInput, then deterministic
  * mutations of each (bit flips, truncations, splices, byte insertions), so every CTest
- * run exercises the parser on malformed input under the sanitizers. Build the same
- * target with clang -fsanitize=fuzzer for open-ended fuzzing.
+ * run exercises the parser on malformed input under the sanitizers. FUZZ_SECONDS=N in
+ * the environment repeats the pass with fresh mutations for N seconds (bench/fuzz-long.sh).
+ * Build the same target with clang -fsanitize=fuzzer for open-ended fuzzing.
  */
 #include <dirent.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -88,27 +90,39 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: cannot open corpus %s\n", argv[0], argv[1]);
 		return 2;
 	}
-	int inputs = 0;
+	const char *secs = getenv("FUZZ_SECONDS");
+	double budget = secs != NULL ? strtod(secs, NULL) : 0;
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int inputs = 0, rounds = 0;
 	struct dirent *de;
 	uint8_t *data = malloc(FUZZ_MAX_INPUT);
-	while ((de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/%s", argv[1], de->d_name);
-		FILE *f = fopen(path, "rb");
-		if (f == NULL)
-			continue;
-		size_t n = fread(data, 1, FUZZ_MAX_INPUT, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(data, n);
-		fuzz_mutate_and_run(data, n);
-		inputs++;
-	}
+	do {
+		inputs = 0;
+		rewinddir(dir);
+		while ((de = readdir(dir)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			char path[4096];
+			snprintf(path, sizeof(path), "%s/%s", argv[1], de->d_name);
+			FILE *f = fopen(path, "rb");
+			if (f == NULL)
+				continue;
+			size_t n = fread(data, 1, FUZZ_MAX_INPUT, f);
+			fclose(f);
+			LLVMFuzzerTestOneInput(data, n);
+			fuzz_mutate_and_run(data, n);
+			inputs++;
+		}
+		rounds++;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (inputs > 0 &&
+		 (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9 <
+		     budget);
 	closedir(dir);
 	free(data);
 	LLVMFuzzerTestOneInput((const uint8_t *)"", 0);
-	printf("%d passed, 0 failed: %d corpus inputs, %d mutations each\n", inputs, inputs,
-	       FUZZ_MUTATIONS_PER_INPUT);
+	printf("%d passed, 0 failed: %d corpus inputs, %d mutations each, %d rounds\n", inputs,
+	       inputs, FUZZ_MUTATIONS_PER_INPUT, rounds);
 	return inputs > 0 ? 0 : 1;
 }

@@ -137,6 +137,7 @@ def test_hung_load_is_abandoned_after_load_timeout():
                    what="the load timeout in the log")
         assert time.monotonic() - t0 < 5
         assert "asked ollama to unload it" in v.proc.log_text()
+        assert "load_timeout: loading qwen2.5:0.5b" in v.proc.log_text()  # the event
         other = v.submit_ok(job_body("tinyllama:1.1b"))
         time.sleep(0.5)
         assert v.job(jid)["status"] == "queued", v.job(jid)
