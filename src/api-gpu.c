@@ -873,22 +873,6 @@ static const struct api_gpu_key {
     {"webhooks", API_KEY_WEBHOOKS, 0, false, 0, 0},
 };
 
-static json_t *
-api_gpu_webhooks_json(const char *urls)
-{
-	json_t *a = json_array();
-	char *copy = xstrdup(urls);
-	char *save = NULL;
-	for (char *tok = strtok_r(copy, ", ", &save); tok != NULL;
-	     tok = strtok_r(NULL, ", ", &save)) {
-		char *shown = vd_url_redact(tok);
-		json_array_append_new(a, json_string(shown));
-		free(shown);
-	}
-	free(copy);
-	return a;
-}
-
 /* Webhook targets are configuration only: whoever reaches the API must not be able to
  * make vramd POST to an address of their choosing (an internal service, with the Basic
  * auth of a configured URL). API keys with an admin role are a later issue. */
@@ -919,7 +903,7 @@ api_gpu_config_json(struct daemon *d)
 			v = json_integer(gpu_policy_default_ttl_s(d->policy));
 			break;
 		case API_KEY_WEBHOOKS:
-			v = api_gpu_webhooks_json(config_str(d->config, CONFIG_WEBHOOK_URLS));
+			v = config_urls_json(config_str(d->config, CONFIG_WEBHOOK_URLS));
 			break;
 		}
 		json_object_set_new(o, k->name, v);

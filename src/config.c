@@ -802,6 +802,22 @@ config_json_text(const json_t *value)
 	}
 }
 
+json_t *
+config_urls_json(const char *urls)
+{
+	json_t *a = json_array();
+	char *copy = xstrdup(urls);
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, ", ", &save); tok != NULL;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		char *shown = vd_url_redact(tok);
+		json_array_append_new(a, json_string(shown));
+		free(shown);
+	}
+	free(copy);
+	return a;
+}
+
 static json_t *
 config_value_json(const struct config_value *v, enum config_key k)
 {
@@ -814,19 +830,8 @@ config_value_json(const struct config_value *v, enum config_key k)
 		return json_real(v[k].d);
 	case CONFIG_TYPE_BOOL:
 		return json_boolean(v[k].b);
-	case CONFIG_TYPE_URLS: {
-		json_t *a = json_array();
-		char *copy = xstrdup(v[k].text);
-		char *save = NULL;
-		for (char *tok = strtok_r(copy, ", ", &save); tok != NULL;
-		     tok = strtok_r(NULL, ", ", &save)) {
-			char *shown = vd_url_redact(tok);
-			json_array_append_new(a, json_string(shown));
-			free(shown);
-		}
-		free(copy);
-		return a;
-	}
+	case CONFIG_TYPE_URLS:
+		return config_urls_json(v[k].text);
 	case CONFIG_TYPE_STRING:
 	case CONFIG_TYPE_ENUM:
 		break;

@@ -168,6 +168,8 @@ const char *config_source_name(enum config_source source);
 /* {"KEY": value, ...} with typed values; runtime_only limits it to runtime keys. URL lists
  * are shown with credentials and queries masked (vd_url_redact), never as given. */
 json_t *config_to_json(const struct config *cfg, bool runtime_only);
+/* A URL list value as a JSON array with credentials and queries masked (vd_url_redact). */
+json_t *config_urls_json(const char *urls);
 
 /* The --help text from the table. */
 void config_print_help(FILE *out, const char *progname);

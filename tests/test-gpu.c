@@ -145,6 +145,10 @@ on_sample_cb(struct gpu_monitor *mon, void *arg)
 	event_base_loopbreak(l->base);
 }
 
+/* Generous, so a loaded machine never fails the end-to-end tests; the timeout test sets
+ * a short one. */
+static int64_t smi_timeout_ms = 5000;
+
 static struct gpu_monitor *
 new_monitor(struct loop *l, enum gpu_provider_pref pref, const char *lib, const char *smi,
 	    const char *filter)
@@ -156,7 +160,7 @@ new_monitor(struct loop *l, enum gpu_provider_pref pref, const char *lib, const 
 	    .device_filter = filter,
 	    .interval_ms = 3600 * 1000, /* samples only when the test asks */
 	    .history_len = 4,
-	    .smi_timeout_ms = 300,
+	    .smi_timeout_ms = smi_timeout_ms,
 	    .on_sample = on_sample_cb,
 	    .on_sample_arg = l,
 	};
@@ -314,7 +318,9 @@ test_monitor_smi_timeout(void **state)
 	chmod(path, 0700);
 
 	struct loop l = {.base = event_base_new()};
+	smi_timeout_ms = 300;
 	struct gpu_monitor *mon = new_monitor(&l, GPU_PROVIDER_SMI, NULL, path, NULL);
+	smi_timeout_ms = 5000;
 	assert_string_equal(gpu_monitor_source(mon), "nvidia-smi");
 	int64_t start = vd_now_mono_ms();
 	sample_and_wait(&l, mon);
