@@ -98,13 +98,59 @@ class Load:
             t.join(30)
 
 
-def sim_fault_flag(h, rate):
-    """The ollama-sim flag for random backend faults, or None when it has none."""
+def sim_fault_flag(h, rate, seed):
+    """The ollama-sim flags for random backend faults, or None when it has none."""
     out = subprocess.run([h.sim_path(), "--help"], capture_output=True, text=True, timeout=10)
     text = out.stdout + out.stderr
     if "--fault-rate" in text:
-        return ["--fault-rate", str(rate)]
+        return ["--fault-rate", str(rate), "--fault-seed", str(seed)]
     return None
+
+
+class SimKeeper:
+    """Restarts ollama-sim on the same port and state file whenever it exits (a
+    random crash fault kills it), as a supervisor would restart Ollama."""
+
+    def __init__(self, h, sim, sim_args, time_scale):
+        self.h, self.sim, self.sim_args, self.time_scale = h, sim, sim_args, time_scale
+        self.restarts = 0
+        self.fault_counts = collections.Counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def collect(self):
+        """Adds the fault counters of the sim now running (before it may die)."""
+        try:
+            status, reply = self.h.http_json("GET", self.sim.url + "/sim/faults", timeout=5)
+            if status == 200:
+                return reply["counters"]
+        except Exception:  # noqa: BLE001 - hung or dead: counted from the last sample
+            pass
+        return None
+
+    def run(self):
+        last = collections.Counter()
+        while not self.stop.is_set():
+            counters = self.collect()
+            if counters is not None:
+                last = collections.Counter(counters)
+            if not self.sim.proc.alive():
+                self.fault_counts += last
+                last = collections.Counter()
+                self.sim.proc.stop()
+                self.sim = self.h.start_sim(*self.sim_args, state_file=self.sim.state_file,
+                                            time_scale=self.time_scale, port=self.sim.port)
+                self.restarts += 1
+            self.stop.wait(0.2)
+        counters = self.collect()
+        self.fault_counts += collections.Counter(counters or last)
+
+    def start(self):
+        self.thread.start()
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(30)
 
 
 def wait_final(h, url, ids, timeout):
@@ -162,7 +208,7 @@ def main():
         sys.exit("no vramd in %s (build it, or pass --build DIR)" % args.build)
     sim_args = ["--gpus", "8GiB", "--seed", str(args.seed)]
     if args.fault_rate > 0:
-        flag = sim_fault_flag(h, args.fault_rate)
+        flag = sim_fault_flag(h, args.fault_rate, args.seed)
         if flag is None:
             print("--fault-rate %g: skipped, ollama-sim has no random backend faults yet"
                   % args.fault_rate)
@@ -174,6 +220,8 @@ def main():
     sys.stdout.flush()
 
     sim = h.start_sim(*sim_args, state_file=True, time_scale=args.time_scale)
+    keeper = SimKeeper(h, sim, sim_args, args.time_scale)
+    keeper.start()
     v = vh.start_vramd(sim)
     port, data_dir = v.port, v.data_dir
     procs = [v.proc]
@@ -216,7 +264,8 @@ def main():
     finally:
         load.stop.set()
         v.proc.kill9()  # a no-op when it already exited
-        sim.stop()
+        keeper.finish()
+        keeper.sim.stop()
 
     ids = load.accepted
     counts = collections.Counter()
@@ -254,6 +303,9 @@ def main():
         max_attempts, dict(load.statuses) or "none", load.conn_errors))
     print("final vramd: exit %s, jobs total %s; sanitizer reports in %d vramd logs: %d" % (
         rc, stats["jobs"]["total"], len(procs), sanitizer))
+    if args.fault_rate > 0:
+        print("ollama-sim faults injected (sampled every 0.2 s): %s; sim restarts after a crash: %d" % (
+            dict(keeper.fault_counts) or "none", keeper.restarts))
     for msg, n in failures.most_common(5):
         print("failed x%d: %s" % (n, msg))
     stuck = [jid for jid in ids if jobs.get(jid) and jobs[jid]["status"] not in

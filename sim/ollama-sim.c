@@ -11,6 +11,7 @@
 #include "log.h"
 #include "sim-api.h"
 #include "sim-catalogue.h"
+#include "sim-fault.h"
 #include "sim-hw.h"
 #include "sim-sched.h"
 #include "util.h"
@@ -59,6 +60,11 @@ static const char sim_usage[] =
     "  --release-delay DUR    the driver frees an unloaded runner's memory after DUR\n"
     "                         (default 300ms)\n"
     "  OLLAMA_SCHED_SPREAD=1  spread every model over all GPUs\n"
+    "  --fault-rate R         inject a random fault (crash, hang, error, slow,\n"
+    "                         oom_runtime, reset) into this share of Ollama requests,\n"
+    "                         0 to 1 (default 0)\n"
+    "  --fault-seed N         seed of the random faults (default 1)\n"
+    "  --fault-kinds LIST     the random faults to draw from, e.g. error,reset (default all)\n"
     "  --no-host-check        accept any Host header even on loopback\n"
     "  --log-level LEVEL      error|warn|info|debug [VRAMD_LOG_LEVEL]\n"
     "  -h, --help             this text\n"
@@ -82,7 +88,13 @@ static const char sim_usage[] =
     "                         lost (bool); unsupported (list of: temperature, power, fan,\n"
     "                         utilization, clocks, thresholds, processes, memory_v2,\n"
     "                         clock_events)\n"
-    "  POST /sim/reset        unload every model, clear GPU settings and counters\n"
+    "  POST /sim/reset        unload every model, clear GPU settings, counters and faults\n"
+    "  POST /sim/fault        queue a fault for the next matching requests: {\"type\":\n"
+    "                         crash|hang|error|slow|oom_runtime|reset, \"count\", \"model\",\n"
+    "                         \"endpoint\", \"after_chunks\", \"seconds\", \"status\", \"body\",\n"
+    "                         \"factor\"}\n"
+    "  GET  /sim/faults       pending faults and counters (DELETE: drop the pending ones\n"
+    "                         and end a hang)\n"
     "\n"
     "0.33: layers that do not fit the GPUs run on the CPU (200, size_vram < size); only\n"
     "an explicit num_gpu above what fits fails, after one retry, with HTTP 500\n"
@@ -174,6 +186,9 @@ enum {
 	OPT_RELEASE_DELAY,
 	OPT_NO_HOST_CHECK,
 	OPT_LOG_LEVEL,
+	OPT_FAULT_RATE,
+	OPT_FAULT_SEED,
+	OPT_FAULT_KINDS,
 };
 
 static const struct option sim_options[] = {
@@ -196,6 +211,9 @@ static const struct option sim_options[] = {
     {"release-delay", required_argument, NULL, OPT_RELEASE_DELAY},
     {"no-host-check", no_argument, NULL, OPT_NO_HOST_CHECK},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"fault-rate", required_argument, NULL, OPT_FAULT_RATE},
+    {"fault-seed", required_argument, NULL, OPT_FAULT_SEED},
+    {"fault-kinds", required_argument, NULL, OPT_FAULT_KINDS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -206,6 +224,9 @@ struct sim_args {
 	uint64_t ram;
 	uint64_t seed;
 	bool no_host_check;
+	double fault_rate;
+	uint64_t fault_seed;
+	unsigned fault_kinds;
 	char version[32]; /* reported by /api/version */
 	struct sim_sched_config cfg;
 };
@@ -326,6 +347,21 @@ sim_parse_args(int argc, char **argv, struct sim_args *a, char **cause)
 		case OPT_NO_HOST_CHECK:
 			a->no_host_check = true;
 			break;
+		case OPT_FAULT_RATE:
+			if ((rc = vd_parse_double(optarg, 0, 1, &d, "--fault-rate", cause)) < 0)
+				return rc;
+			a->fault_rate = d;
+			break;
+		case OPT_FAULT_SEED:
+			if ((rc = vd_parse_int64(optarg, 0, INT64_MAX, &n, "--fault-seed", cause)) <
+			    0)
+				return rc;
+			a->fault_seed = (uint64_t)n;
+			break;
+		case OPT_FAULT_KINDS:
+			if ((rc = sim_fault_kinds_parse(optarg, &a->fault_kinds, cause)) < 0)
+				return rc;
+			break;
 		case OPT_LOG_LEVEL:
 			if (strcmp(optarg, "debug") == 0)
 				vd_log_set_level(VD_LOG_DEBUG);
@@ -386,8 +422,11 @@ main(int argc, char **argv)
 {
 	struct sim_main sm;
 	memset(&sm, 0, sizeof(sm));
-	struct sim_args a = {
-	    .gpus = "24GiB", .ram = 64 * VD_GIB, .seed = 1, .version = SIM_VERSION};
+	struct sim_args a = {.gpus = "24GiB",
+			     .ram = 64 * VD_GIB,
+			     .seed = 1,
+			     .fault_seed = 1,
+			     .version = SIM_VERSION};
 	sim_sched_config_defaults(&a.cfg);
 	char *cause = NULL;
 	int status = 1;
@@ -426,6 +465,9 @@ main(int argc, char **argv)
 	struct sim_api_config api_cfg = {
 	    .check_host = !a.no_host_check && sim_addr_is_loopback(addr),
 	    .version = a.version,
+	    .fault_rate = a.fault_rate,
+	    .fault_seed = a.fault_seed,
+	    .fault_kinds = a.fault_kinds,
 	};
 	sm.api = sim_api_new(sm.base, sm.sched, &sm.hw, sm.cat, &api_cfg);
 	/* Go's net/http has no body limit and generous timeouts; these only keep a test

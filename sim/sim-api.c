@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "http-util.h"
 #include "log.h"
+#include "sim-fault.h"
 #include "sim-text.h"
 #include "util.h"
 
@@ -57,7 +58,9 @@ struct sim_req {
 	uint64_t text_seed;
 	int64_t prompt_eval_ns; /* simulated */
 	bool headers_sent;
-	struct vd_buf text; /* the whole reply, for "stream": false */
+	struct vd_buf text;	       /* the whole reply, for "stream": false */
+	struct sim_fault_effect fault; /* drawn by this request (sim-fault.h) */
+	struct event *reset_timer;     /* reset or crash fault: acts after the partial reply */
 	LIST_ENTRY(sim_req) entry;
 };
 
@@ -69,7 +72,13 @@ struct sim_api {
 	struct sim_api_config cfg;
 	struct vd_http_router router;
 	LIST_HEAD(, sim_req) live;
+	struct sim_faults *faults;
+	struct sim_fault_effect cur_fault; /* drawn by the request being routed */
 };
+
+/* Ollama's reply when the GPU runs out of memory during a generation. */
+#define SIM_RUNTIME_OOM_ERROR                                                                      \
+	"an error was encountered while running the model: CUDA error: out of memory"
 
 /* ---- parsing helpers ---------------------------------------------------- */
 
@@ -337,6 +346,9 @@ sim_req_free(struct sim_req *r)
 		vd_http_req_release(r->req); /* nobody answered it: end it unanswered */
 	if (r->timer != NULL)
 		event_free(r->timer);
+	if (r->reset_timer != NULL)
+		event_free(r->reset_timer);
+	sim_fault_effect_cleanup(&r->fault);
 	LIST_REMOVE(r, entry);
 	free(r->model_name);
 	free(r->prompt);
@@ -403,6 +415,107 @@ sim_req_end_stream(struct sim_req *r)
 	sim_req_free(r);
 }
 
+/* ---- faults drawn by a request ----------------------------------------------- */
+
+static double
+sim_req_tps(const struct sim_req *r)
+{
+	double f = r->fault.active && r->fault.kind == SIM_FAULT_SLOW ? r->fault.factor : 1.0;
+	return r->job.runner->tokens_per_s * f;
+}
+
+/* Whether the crash, reset or runtime OOM this request drew is due after emitted
+ * tokens (at the latest when the reply is complete). */
+static bool
+sim_req_fault_due(const struct sim_req *r, bool complete)
+{
+	if (!r->fault.active ||
+	    (r->fault.kind != SIM_FAULT_CRASH && r->fault.kind != SIM_FAULT_RESET &&
+	     r->fault.kind != SIM_FAULT_OOM_RUNTIME))
+		return false;
+	return complete || r->emitted >= r->fault.after_chunks;
+}
+
+static void
+sim_req_reset_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct sim_req *r = arg;
+	if (r->fault.kind == SIM_FAULT_CRASH)
+		sim_fault_crash_now("mid-reply");
+	if (r->req != NULL) {
+		vd_http_req_abort(r->req);
+		r->req = NULL;
+	}
+	sim_req_free(r);
+}
+
+static json_t *sim_chunk_new(struct sim_req *r, const char *content, bool done);
+static void sim_req_send_line(struct sim_req *r, json_t *obj);
+static void sim_req_end_stream(struct sim_req *r);
+
+/* Applies the crash, reset or runtime OOM the request drew. Consumes r. */
+static void
+sim_req_fault_fire(struct sim_req *r)
+{
+	if (r->fault.kind == SIM_FAULT_OOM_RUNTIME) {
+		vd_log(SIM, "fault: runtime out of memory during %s: every runner expires",
+		       r->model_name);
+		sim_sched_runtime_oom(r->api->sched);
+		if (r->stream && r->headers_sent) {
+			sim_req_send_line(r, json_pack("{s:s}", "error", SIM_RUNTIME_OOM_ERROR));
+			sim_req_end_stream(r);
+		} else {
+			sim_req_reply_error(r, 500, SIM_RUNTIME_OOM_ERROR);
+		}
+		return;
+	}
+	/* A crash waits for the chunks sent so far to leave, then kills the process. A
+	 * reset starts the reply (a non-streamed one with half its JSON), then closes the
+	 * connection once that has left, without the rest. */
+	r->fault.active = false;
+	if (r->fault.kind == SIM_FAULT_CRASH) {
+		r->reset_timer = evtimer_new(r->api->base, sim_req_reset_cb, r);
+		struct timeval tv = {0, 50 * 1000};
+		evtimer_add(r->reset_timer, &tv);
+		return;
+	}
+	if (r->req != NULL && !r->headers_sent) {
+		vd_http_req_set_header(r->req, "Content-Type",
+				       r->stream ? "application/x-ndjson"
+						 : "application/json; charset=utf-8");
+		vd_http_req_start(r->req, 200);
+		r->headers_sent = true;
+	}
+	if (r->req != NULL && !r->stream) {
+		json_t *chunk = sim_chunk_new(r, vd_buf_str(&r->text), false);
+		char *text = vd_json_dumps_go(chunk);
+		json_decref(chunk);
+		vd_http_req_send(r->req, text, strlen(text) / 2);
+		free(text);
+	}
+	vd_log(SIM, "fault: reset of %s after %lld chunks", r->model_name, (long long)r->emitted);
+	r->reset_timer = evtimer_new(r->api->base, sim_req_reset_cb, r);
+	struct timeval tv = {0, 50 * 1000};
+	evtimer_add(r->reset_timer, &tv);
+}
+
+/* A hang holds the replies of requests in flight too: run cb again when it ends. */
+static bool
+sim_req_wait_hang(struct sim_req *r, struct event **timer, event_callback_fn cb)
+{
+	int64_t left = sim_faults_hang_left_ns(r->api->faults);
+	if (left <= 0)
+		return false;
+	if (*timer == NULL)
+		*timer = evtimer_new(r->api->base, cb, r);
+	struct timeval tv = {.tv_sec = (time_t)(left / 1000000000),
+			     .tv_usec = (suseconds_t)(left % 1000000000 / 1000 + 1000)};
+	evtimer_add(*timer, &tv);
+	return true;
+}
+
 /* ---- generation --------------------------------------------------------- */
 
 static json_t *
@@ -425,7 +538,7 @@ sim_chunk_new(struct sim_req *r, const char *content, bool done)
 static void
 sim_chunk_add_metrics(struct sim_req *r, json_t *o)
 {
-	double tps = r->job.runner->tokens_per_s;
+	double tps = sim_req_tps(r);
 	json_object_set_new(o, "done_reason", json_string(r->length_limited ? "length" : "stop"));
 	if (r->kind == SIM_REQ_GENERATE && !r->raw) {
 		json_t *ctx = json_array();
@@ -467,13 +580,19 @@ sim_gen_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct sim_req *r = arg;
-	double tps = r->job.runner->tokens_per_s;
+	if (sim_req_wait_hang(r, &r->timer, sim_gen_timer_cb))
+		return;
+	double tps = sim_req_tps(r);
 	double elapsed = (double)sim_elapsed_sim_ns(r->api, r->slot_mono_ns);
 	double gen = elapsed - (double)r->prompt_eval_ns;
 	int64_t due = gen <= 0 ? 0 : (int64_t)(gen / 1e9 * tps);
 	if (due > r->target_tokens)
 		due = r->target_tokens;
 	while (r->emitted < due) {
+		if (sim_req_fault_due(r, false)) {
+			sim_req_fault_fire(r);
+			return;
+		}
 		const char *tok = sim_text_token(r->text_seed, r->emitted);
 		if (r->emitted == 0 && tok[0] == ' ')
 			tok++;
@@ -484,7 +603,10 @@ sim_gen_timer_cb(evutil_socket_t fd, short what, void *arg)
 			vd_buf_append_str(&r->text, tok);
 	}
 	if (r->emitted >= r->target_tokens) {
-		sim_gen_finish(r);
+		if (sim_req_fault_due(r, true))
+			sim_req_fault_fire(r);
+		else
+			sim_gen_finish(r);
 		return;
 	}
 	double next_sim = (double)r->prompt_eval_ns + (double)(r->emitted + 1) / tps * 1e9;
@@ -550,7 +672,24 @@ sim_embed_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	sim_embed_reply(arg);
+	struct sim_req *r = arg;
+	if (sim_req_wait_hang(r, &r->timer, sim_embed_timer_cb))
+		return;
+	if (sim_req_fault_due(r, true))
+		sim_req_fault_fire(r);
+	else
+		sim_embed_reply(r);
+}
+
+static void sim_req_ready_cb(struct sim_job *job, void *arg);
+
+static void
+sim_req_ready_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct sim_req *r = arg;
+	sim_req_ready_cb(&r->job, r);
 }
 
 static void
@@ -558,6 +697,16 @@ sim_req_ready_cb(struct sim_job *job, void *arg)
 {
 	struct sim_req *r = arg;
 	(void)job;
+	if (sim_req_wait_hang(r, &r->timer, sim_req_ready_later_cb))
+		return;
+	if (r->timer != NULL) {
+		event_free(r->timer); /* the hang's; a new timer paces the reply */
+		r->timer = NULL;
+	}
+	if (r->load_only && sim_req_fault_due(r, true)) {
+		sim_req_fault_fire(r);
+		return;
+	}
 	if (r->load_only) {
 		char ts[48];
 		sim_now_utc(ts, sizeof(ts));
@@ -620,6 +769,8 @@ sim_req_new(struct sim_api *api, struct vd_http_req *req, enum sim_req_kind kind
 	r->dimensions = 0;
 	vd_buf_init(&r->text, 64 * VD_MIB);
 	r->job.start_mono_ns = vd_now_mono_ns();
+	r->fault = api->cur_fault; /* taken over */
+	memset(&api->cur_fault, 0, sizeof(api->cur_fault));
 	LIST_INSERT_HEAD(&api->live, r, entry);
 	vd_http_req_on_close(req, sim_req_close_cb, r);
 	return r;
@@ -1205,6 +1356,7 @@ sim_handle_state(struct vd_http_req *req, const char *path, void *arg)
 	json_object_set_new(counters, "runtime_ooms",
 			    json_integer((json_int_t)s->counters.runtime_ooms));
 	json_object_set_new(o, "counters", counters);
+	json_object_set_new(o, "faults", sim_faults_json(api->faults));
 	json_object_set_new(o, "time_scale", json_real(s->cfg.time_scale));
 	json_object_set_new(o, "state_file",
 			    api->hw->state_path ? json_string(api->hw->state_path) : json_null());
@@ -1343,7 +1495,37 @@ sim_handle_reset(struct vd_http_req *req, const char *path, void *arg)
 	struct sim_api *api = arg;
 	sim_hw_reset(api->hw);
 	sim_sched_reset(api->sched);
+	sim_faults_clear(api->faults, true);
 	vd_http_reply_json(req, 200, json_pack("{s:s}", "status", "reset"));
+}
+
+static void
+sim_handle_fault(struct vd_http_req *req, const char *path, void *arg)
+{
+	(void)path;
+	struct sim_api *api = arg;
+	json_t *body = NULL;
+	if (!sim_parse_body(api, req, &body))
+		return;
+	char *cause = NULL;
+	json_t *added = NULL;
+	if (sim_faults_add(api->faults, body, &added, &cause) < 0) {
+		vd_http_reply_error(req, 400, "%s", cause);
+		free(cause);
+	} else {
+		vd_http_reply_json(req, 200, added);
+	}
+	json_decref(body);
+}
+
+static void
+sim_handle_faults(struct vd_http_req *req, const char *path, void *arg)
+{
+	(void)path;
+	struct sim_api *api = arg;
+	if (vd_http_req_method(req) == VD_HTTP_DELETE)
+		sim_faults_clear(api->faults, false);
+	vd_http_reply_json(req, 200, sim_faults_json(api->faults));
 }
 
 static void
@@ -1375,7 +1557,88 @@ static const struct vd_http_route sim_routes[] = {
     {VD_HTTP_GET, "/sim/state", false, sim_handle_state},
     {VD_HTTP_POST, "/sim/gpu/", true, sim_handle_gpu},
     {VD_HTTP_POST, "/sim/reset", false, sim_handle_reset},
+    {VD_HTTP_POST, "/sim/fault", false, sim_handle_fault},
+    {VD_HTTP_GET | VD_HTTP_DELETE, "/sim/faults", false, sim_handle_faults},
 };
+
+/* A request a hang parked, replayed when the hang is over. */
+static void
+sim_api_resume_cb(struct vd_http_req *req, void *arg)
+{
+	struct sim_api *api = arg;
+	api->sched->counters.requests++;
+	vd_http_router_cb(req, &api->router);
+}
+
+/* The model an Ollama request names, spelled as the catalogue does when it is there;
+ * NULL when the body names none. The body stays for the handler. */
+static char *
+sim_api_peek_model(struct sim_api *api, struct vd_http_req *req)
+{
+	struct evbuffer *in = vd_http_req_body(req);
+	size_t len = evbuffer_get_length(in);
+	if (len == 0 || len > api->cfg.body_cap)
+		return NULL;
+	const unsigned char *data = evbuffer_pullup(in, (ev_ssize_t)len);
+	json_t *body = json_loadb((const char *)data, len, 0, NULL);
+	const json_t *name = json_object_get(body, "model");
+	if (!json_is_string(name) || json_string_length(name) == 0)
+		name = json_object_get(body, "name");
+	char *model = NULL;
+	if (json_is_string(name) && json_string_length(name) > 0) {
+		const struct sim_model *m = sim_catalogue_find(api->cat, json_string_value(name));
+		model = xstrdup(m != NULL ? m->name : json_string_value(name));
+	}
+	json_decref(body);
+	return model;
+}
+
+/* Draws a fault for an Ollama request. Returns true when the fault answered (or
+ * parked, or dropped) the request; false when it goes on to its handler, with
+ * api->cur_fault set for a generation to take. */
+static bool
+sim_api_fault_cb(struct sim_api *api, struct vd_http_req *req)
+{
+	const char *endpoint = vd_http_req_path(req);
+	char *model = sim_api_peek_model(api, req);
+	struct sim_fault_effect e;
+	bool drawn = sim_faults_draw(api->faults, endpoint, model, &e);
+	free(model);
+	if (!drawn)
+		return false;
+	bool generates =
+	    sim_fault_endpoint_generates(endpoint) && vd_http_req_method(req) == VD_HTTP_POST;
+	switch (e.kind) {
+	case SIM_FAULT_HANG:
+		sim_faults_hang(api->faults, e.seconds);
+		sim_faults_park(api->faults, req);
+		break;
+	case SIM_FAULT_ERROR:
+		api->sched->counters.requests++;
+		vd_http_reply_json(req, e.status, json_incref(e.body));
+		break;
+	case SIM_FAULT_CRASH:
+		if (e.after_chunks < 0 || !generates)
+			sim_fault_crash_now("on a request");
+		api->cur_fault = e;
+		return false;
+	case SIM_FAULT_RESET:
+		if (!generates) {
+			vd_log(SIM, "fault: reset of %s before any reply", endpoint);
+			vd_http_req_abort(req);
+			break;
+		}
+		if (e.after_chunks < 0)
+			e.after_chunks = 1;
+		api->cur_fault = e;
+		return false;
+	default:
+		api->cur_fault = e; /* slow, oom_runtime */
+		return false;
+	}
+	sim_fault_effect_cleanup(&e);
+	return true;
+}
 
 /* The generic callback: host check, OPTIONS, counters, then the route table. */
 void
@@ -1390,9 +1653,19 @@ sim_api_request_cb(struct vd_http_req *req, void *arg)
 		vd_http_req_reply(req, 204, NULL, 0);
 		return;
 	}
-	if (!vd_str_has_prefix(vd_http_req_path(req), "/sim/"))
-		api->sched->counters.requests++;
+	if (vd_str_has_prefix(vd_http_req_path(req), "/sim/")) {
+		vd_http_router_cb(req, &api->router);
+		return;
+	}
+	if (sim_faults_is_hanging(api->faults)) {
+		sim_faults_park(api->faults, req);
+		return;
+	}
+	if (sim_faults_armed(api->faults) && sim_api_fault_cb(api, req))
+		return;
+	api->sched->counters.requests++;
 	vd_http_router_cb(req, &api->router);
+	sim_fault_effect_cleanup(&api->cur_fault); /* when no request took it */
 }
 
 struct sim_api *
@@ -1408,6 +1681,9 @@ sim_api_new(struct event_base *base, struct sim_sched *sched, struct sim_hw *hw,
 	if (api->cfg.body_cap == 0)
 		api->cfg.body_cap = SIM_API_BODY_CAP;
 	LIST_INIT(&api->live);
+	api->faults = sim_faults_new(base, cfg->fault_rate, cfg->fault_kinds, cfg->fault_seed,
+				     sim_api_resume_cb, api);
+	sched->faults = api->faults;
 	api->router = (struct vd_http_router){
 	    .routes = sim_routes,
 	    .nroutes = VD_ARRAY_LEN(sim_routes),
@@ -1426,5 +1702,7 @@ sim_api_free(struct sim_api *api)
 	struct sim_req *r;
 	while ((r = LIST_FIRST(&api->live)) != NULL)
 		sim_req_free(r);
+	api->sched->faults = NULL;
+	sim_faults_free(api->faults);
 	free(api);
 }

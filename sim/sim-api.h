@@ -2,7 +2,8 @@
  * sim-api.h: ollama-sim's HTTP API: Ollama's endpoints (/, /api/version, /api/tags,
  * /api/show, /api/ps, /api/generate, /api/chat, /api/embed, /api/embeddings) with
  * Ollama's field names, key order, status codes and error texts, and the control
- * endpoints /sim/state, /sim/gpu/{index}, /sim/reset.
+ * endpoints /sim/state, /sim/gpu/{index}, /sim/reset, /sim/fault and /sim/faults
+ * (faults on demand, sim-fault.h).
  */
 #ifndef VRAMD_SIM_API_H
 #define VRAMD_SIM_API_H
@@ -27,6 +28,9 @@ struct sim_api_config {
 	bool check_host;     /* listening on loopback: reject foreign Host headers (403) */
 	const char *version; /* reported by /api/version */
 	size_t body_cap;
+	double fault_rate;    /* random faults per Ollama request (--fault-rate), 0 = none */
+	unsigned fault_kinds; /* --fault-kinds as a mask (sim-fault.h), 0 = all */
+	uint64_t fault_seed;  /* --fault-seed */
 };
 
 /* The API. All pointers are borrowed and must outlive it. */

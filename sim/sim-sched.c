@@ -12,6 +12,8 @@
  */
 #include "sim-sched.h"
 
+#include "sim-fault.h"
+
 #include "log.h"
 #include "util.h"
 
@@ -978,6 +980,7 @@ sched_start_load(struct sim_sched *s, struct sim_job *job, int64_t ctx, int para
 	r->load_ns = (int64_t)((double)load_ns / s->cfg.time_scale);
 	struct timeval tv = sched_real_tv(s, load_ns);
 	evtimer_add(r->timer, &tv);
+	sim_faults_on_load(s->faults, m, r->load_ns);
 	sim_sched_publish(s);
 	sched_publish_tick(s);
 }
@@ -1161,6 +1164,24 @@ sim_sched_expire_model(struct sim_sched *s, const struct sim_model *model)
 	r->expires_wall_ns = vd_now_wall_ns();
 	if (r->refcount == 0 && !r->loading)
 		sched_unload(s, r);
+}
+
+void
+sim_sched_runtime_oom(struct sim_sched *s)
+{
+	s->counters.runtime_ooms++;
+	struct sim_runner *r, *tmp;
+	for (r = TAILQ_FIRST(&s->runners); r != NULL; r = tmp) {
+		tmp = TAILQ_NEXT(r, entry);
+		if (r->loading)
+			continue;
+		r->session_ns = 0;
+		r->expiring = true;
+		r->expires_wall_ns = vd_now_wall_ns();
+		if (r->refcount == 0)
+			sched_unload(s, r);
+	}
+	sim_sched_publish(s);
 }
 
 void

@@ -27,6 +27,7 @@
 
 struct event_base;
 struct event;
+struct sim_faults;
 struct sim_job;
 struct sim_runner;
 
@@ -156,6 +157,7 @@ struct sim_sched {
 	struct event *kick;
 	uint32_t next_pid;
 	struct sim_counters counters;
+	struct sim_faults *faults; /* borrowed, may be NULL: told of every load start */
 };
 
 /* Whether the scheduler behaves like Ollama v0.30+ (llama-server's --fit, OOM retry,
@@ -188,6 +190,9 @@ void sim_sched_finish(struct sim_sched *s, struct sim_job *job);
 /* The unload request (empty prompt + keep_alive 0): expire the model's runner now if
  * idle, else once its requests finish. No-op when not loaded. */
 void sim_sched_expire_model(struct sim_sched *s, const struct sim_model *model);
+/* A runtime OOM during a generation (Ollama's expireRunnersForRuntimeOOM): counts it
+ * and marks every runner to unload, idle ones at once, busy ones when they finish. */
+void sim_sched_runtime_oom(struct sim_sched *s);
 /* /sim/reset: unloads idle runners, marks busy ones to unload when done, zeroes counters. */
 void sim_sched_reset(struct sim_sched *s);
 
