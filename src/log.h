@@ -21,6 +21,7 @@ enum vd_log_component {
 	VD_LOG_GPU,
 	VD_LOG_EVENTS,
 	VD_LOG_SIM,
+	VD_LOG_NODE,
 	VD_LOG_NCOMPONENTS
 };
 
