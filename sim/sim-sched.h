@@ -154,7 +154,6 @@ struct sim_sched {
 	struct event *recovery_poll;
 	struct event *load_tick; /* republishes NVML memory while loads grow */
 	struct event *kick;
-	uint32_t next_pid;
 	struct sim_counters counters;
 };
 
