@@ -154,7 +154,7 @@ machine_check_desc(const struct sim_machine *m, const struct sim_machine_desc *w
 		char sz[32];
 		vd_format_size(got->gpu_bytes[i], sz, sizeof(sz));
 		size_t len = strlen(have);
-		snprintf(have + len, sizeof(have) - len, "%s%s", i ? "," : "", sz);
+		snprintf(have + len, sizeof(have) - len, "%s%s", i ? ", " : "", sz);
 	}
 	return vd_fail(cause, -EEXIST,
 		       "%s: the machine exists with GPUs %s; leave out --gpus to attach to it",
