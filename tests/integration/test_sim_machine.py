@@ -268,5 +268,36 @@ def test_state_flag_is_a_machine_of_one():
         sim.proc.assert_clean_exit()
 
 
+def test_sim_cluster_script_up_and_down():
+    script = os.path.join(source_dir(), "scripts", "sim-cluster.sh")
+    d = os.path.join(tempfile.mkdtemp(prefix="vramd-cluster-"), "c")
+    base = free_port()
+    up = subprocess.run([script, "up", "--machines", "2", "--gpus", "24GiB,24GiB",
+                         "--servers-per-machine", "2", "--build", build_dir(), "--dir", d,
+                         "--port", str(base), "--", "--time-scale", "100"],
+                        capture_output=True, text=True, timeout=30)
+    try:
+        assert up.returncode == 0, up
+        urls = [line.split()[0] for line in up.stdout.splitlines() if line.startswith("http")]
+        assert len(urls) == 4, up.stdout
+        for u in urls:
+            wait_http_ready(u, 20)
+        states = [http_json("GET", u + "/sim/state")[1] for u in urls]
+        assert [[g["machine_index"] for g in st["gpus"]] for st in states] == \
+            [[0], [1], [0], [1]], states
+        assert len({st["state_file"] for st in states}) == 2
+        assert len(nvml_machine(states[0]["state_file"])) == 2
+    finally:
+        down = subprocess.run([script, "down", "--dir", d], capture_output=True, text=True,
+                              timeout=30)
+    assert down.returncode == 0 and not os.path.exists(d), down
+    for u in urls:
+        try:
+            http_json("GET", u + "/api/version", timeout=2)
+            raise AssertionError("%s still answers after down" % u)
+        except OSError:
+            pass
+
+
 if __name__ == "__main__":
     run_tests(globals())
