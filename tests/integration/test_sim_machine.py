@@ -280,8 +280,12 @@ def test_sim_cluster_script_up_and_down():
         assert up.returncode == 0, up
         urls = [line.split()[0] for line in up.stdout.splitlines() if line.startswith("http")]
         assert len(urls) == 4, up.stdout
-        for u in urls:
-            wait_http_ready(u, 20)
+        for i, u in enumerate(urls):
+            try:
+                wait_http_ready(u, 20)
+            except AssertionError:
+                with open(os.path.join(d, "server%d-%d.log" % (i // 2, i % 2))) as f:
+                    raise AssertionError("%s: %s" % (u, f.read()))
         states = [http_json("GET", u + "/sim/state")[1] for u in urls]
         assert [[g["machine_index"] for g in st["gpus"]] for st in states] == \
             [[0], [1], [0], [1]], states
