@@ -24,13 +24,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define SIM_VERSION	 "0.33.0"
 #define SIM_TICK_REAL_MS 200
 
 static const char sim_usage[] =
-    "Usage: ollama-sim [OPTION]...\n"
+    "Usage: ollama-sim [serve] [OPTION]...\n"
     "A simulated Ollama server (API of Ollama " SIM_VERSION ") with simulated GPUs.\n"
+    "\"ollama-sim serve\" starts like \"ollama serve\": from the environment alone, its\n"
+    "machine file named by OLLAMA_SIM_STATE (the variable the simulated NVML reads).\n"
     "\n"
     "Options (flags override the environment variables in brackets):\n"
     "  --listen ADDR:PORT     address to serve on (default 127.0.0.1:11434) [OLLAMA_HOST]\n"
@@ -39,11 +42,17 @@ static const char sim_usage[] =
     "  --ram SIZE             host memory for CPU-placed models (default 64GiB)\n"
     "  --models FILE          model catalogue JSON (default: the built-in ten small models,\n"
     "                         sim/catalogues/default.json; see also large.json)\n"
+    "                         [OLLAMA_MODELS: the file, or DIR/catalogue.json]\n"
     "  --load-bw RATE         model load bandwidth in bytes/s, e.g. 2GB (default 2GB)\n"
     "  --start-cost DURATION  fixed llama-server start cost per load (default 300ms)\n"
     "  --time-scale N         divide every simulated wait by N (default 1); reported\n"
     "                         durations stay real-world values\n"
-    "  --state FILE           write the shared GPU state for the simulated NVML here\n"
+    "  --state FILE           create a new machine file here (replacing FILE) that\n"
+    "                         the simulated NVML reads; this server is its only one\n"
+    "  --machine FILE         attach to the simulated machine in FILE, shared with other\n"
+    "                         ollama-sim processes; with --gpus, create it if absent\n"
+    "                         [OLLAMA_SIM_STATE with serve]\n"
+    "  --create               with --machine and --gpus: only create the machine, exit\n"
     "  --seed N               seed for GPU names/UUIDs (default 1)\n"
     "  --num-parallel N       parallel slots per model [OLLAMA_NUM_PARALLEL, default 1]\n"
     "  --max-loaded-models N  resident runner cap, 0 = 3 x GPUs\n"
@@ -65,6 +74,8 @@ static const char sim_usage[] =
     "                         0 to 1 (default 0)\n"
     "  --fault-seed N         seed of the random faults (default 1)\n"
     "  --fault-kinds LIST     the random faults to draw from, e.g. error,reset (default all)\n"
+    "  CUDA_VISIBLE_DEVICES   the machine's GPUs this server uses (indexes or UUIDs),\n"
+    "                         renumbered from 0\n"
     "  --no-host-check        accept any Host header even on loopback\n"
     "  --log-level LEVEL      error|warn|info|debug [VRAMD_LOG_LEVEL]\n"
     "  -h, --help             this text\n"
@@ -175,6 +186,8 @@ enum {
 	OPT_START_COST,
 	OPT_TIME_SCALE,
 	OPT_STATE,
+	OPT_MACHINE,
+	OPT_CREATE,
 	OPT_SEED,
 	OPT_NUM_PARALLEL,
 	OPT_MAX_LOADED,
@@ -200,6 +213,8 @@ static const struct option sim_options[] = {
     {"start-cost", required_argument, NULL, OPT_START_COST},
     {"time-scale", required_argument, NULL, OPT_TIME_SCALE},
     {"state", required_argument, NULL, OPT_STATE},
+    {"machine", required_argument, NULL, OPT_MACHINE},
+    {"create", no_argument, NULL, OPT_CREATE},
     {"seed", required_argument, NULL, OPT_SEED},
     {"num-parallel", required_argument, NULL, OPT_NUM_PARALLEL},
     {"max-loaded-models", required_argument, NULL, OPT_MAX_LOADED},
@@ -220,9 +235,11 @@ static const struct option sim_options[] = {
 
 struct sim_args {
 	char *listen;
-	const char *gpus, *models, *state;
+	const char *gpus, *models, *state, *machine;
+	char *models_env; /* from OLLAMA_MODELS */
 	uint64_t ram;
 	uint64_t seed;
+	bool gpus_given, time_scale_given, create;
 	bool no_host_check;
 	double fault_rate;
 	uint64_t fault_seed;
@@ -268,6 +285,7 @@ sim_parse_args(int argc, char **argv, struct sim_args *a, char **cause)
 			break;
 		case OPT_GPUS:
 			a->gpus = optarg;
+			a->gpus_given = true;
 			break;
 		case OPT_RAM:
 			if ((rc = vd_parse_size(optarg, &a->ram, cause)) < 0)
@@ -293,9 +311,16 @@ sim_parse_args(int argc, char **argv, struct sim_args *a, char **cause)
 			    0)
 				return rc;
 			a->cfg.time_scale = d;
+			a->time_scale_given = true;
 			break;
 		case OPT_STATE:
 			a->state = optarg;
+			break;
+		case OPT_MACHINE:
+			a->machine = optarg;
+			break;
+		case OPT_CREATE:
+			a->create = true;
 			break;
 		case OPT_SEED:
 			if ((rc = vd_parse_int64(optarg, 0, INT64_MAX, &n, "--seed", cause)) < 0)
@@ -417,6 +442,116 @@ sim_addr_is_loopback(const char *addr)
 	       strcmp(addr, "localhost") == 0;
 }
 
+/*
+ * OLLAMA_HOST as Ollama reads it (envconfig.Host): an optional http:// or https://
+ * scheme (default port 80 / 443, else 11434), then HOST:PORT, HOST, :PORT or an IP;
+ * a path is ignored. Returns "ADDR:PORT" for sim_split_listen (the caller's).
+ */
+static char *
+sim_listen_from_host(const char *value)
+{
+	const char *port = "11434";
+	const char *hostport = value;
+	const char *scheme_end = strstr(value, "://");
+	if (scheme_end != NULL) {
+		port =
+		    scheme_end - value == 5 && strncasecmp(value, "https", 5) == 0 ? "443" : "80";
+		hostport = scheme_end + 3;
+	}
+	char *copy = xstrdup(hostport);
+	copy[strcspn(copy, "/")] = '\0';
+	char *colon = strrchr(copy, ':');
+	char *bracket = strchr(copy, ']');
+	bool has_port = colon != NULL && (copy[0] == '[' ? bracket != NULL && colon > bracket
+							 : strchr(copy, ':') == colon);
+	char *out;
+	if (has_port) {
+		*colon = '\0';
+		out = xasprintf("%s:%s", *copy ? copy : "0.0.0.0", colon + 1);
+	} else if (strchr(copy, ':') != NULL && copy[0] != '[') {
+		out = xasprintf("[%s]:%s", copy, port); /* a bare IPv6 address */
+	} else {
+		out = xasprintf("%s:%s", *copy ? copy : "127.0.0.1", port);
+	}
+	free(copy);
+	return out;
+}
+
+/* OLLAMA_MODELS names Ollama's model directory; the simulator's models are a
+ * catalogue: the file itself, or DIR/catalogue.json. NULL: the built-in one. */
+static char *
+sim_catalogue_from_models_env(const char *value)
+{
+	struct stat st;
+	if (value == NULL || *value == '\0' || stat(value, &st) != 0)
+		return NULL;
+	if (S_ISREG(st.st_mode))
+		return xstrdup(value);
+	if (!S_ISDIR(st.st_mode))
+		return NULL;
+	char *path = xasprintf("%s/catalogue.json", value);
+	if (stat(path, &st) == 0)
+		return path;
+	free(path);
+	return NULL;
+}
+
+/* Keeps the GPUs CUDA_VISIBLE_DEVICES names, as CUDA renumbers them. */
+static void
+sim_apply_visible_devices(struct sim_hw *hw)
+{
+	const char *env = getenv("CUDA_VISIBLE_DEVICES");
+	if (env == NULL)
+		return;
+	const char *uuids[SIM_MAX_GPUS];
+	for (unsigned i = 0; i < hw->ngpus; i++)
+		uuids[i] = hw->gpus[i].uuid;
+	unsigned sel[SIM_MAX_GPUS], n;
+	sim_visible_devices_parse(env, uuids, hw->ngpus, sel, &n);
+	sim_hw_select(hw, sel, n);
+}
+
+/*
+ * Opens the machine file of --machine / OLLAMA_SIM_STATE (attach, create with
+ * --gpus) or --state (a new one) and replaces the machine-describing arguments with
+ * the machine's. Returns 0 (with *machine NULL when there is no machine file) or a
+ * negative errno with *cause.
+ */
+static int
+sim_open_machine(struct sim_args *a, const char *path, uint64_t *sizes, unsigned *ngpus,
+		 struct sim_machine **machine, char **cause)
+{
+	*machine = NULL;
+	if (path == NULL)
+		return 0;
+	struct sim_machine_desc want = {
+	    .ngpus = *ngpus, .ram_bytes = a->ram, .seed = a->seed, .time_scale = a->cfg.time_scale};
+	memcpy(want.gpu_bytes, sizes, sizeof(uint64_t) * *ngpus);
+	struct sim_machine_desc got;
+	enum sim_machine_mode mode = a->create		? SIM_MACHINE_CREATE
+				     : path == a->state ? SIM_MACHINE_REPLACE
+							: SIM_MACHINE_ATTACH;
+	int rc =
+	    sim_machine_open(path, mode, a->gpus_given || mode != SIM_MACHINE_ATTACH ? &want : NULL,
+			     machine, &got, cause);
+	if (rc < 0)
+		return rc;
+	if (a->time_scale_given && got.time_scale != a->cfg.time_scale) {
+		rc = vd_fail(cause, -EINVAL,
+			     "%s: the machine runs at --time-scale %g; leave it out to attach",
+			     path, got.time_scale);
+		sim_machine_close(*machine);
+		*machine = NULL;
+		return rc;
+	}
+	a->cfg.time_scale = got.time_scale;
+	a->ram = got.ram_bytes;
+	a->seed = got.seed;
+	*ngpus = got.ngpus;
+	memcpy(sizes, got.gpu_bytes, sizeof(uint64_t) * got.ngpus);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -433,27 +568,64 @@ main(int argc, char **argv)
 	vd_log_level_from_env();
 	signal(SIGPIPE, SIG_IGN);
 
+	bool serve = argc > 1 && strcmp(argv[1], "serve") == 0;
+	if (serve) {
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	const char *host_env = getenv("OLLAMA_HOST");
-	a.listen =
-	    xstrdup(host_env != NULL && strchr(host_env, ':') != NULL && !strstr(host_env, "//")
-			? host_env
-			: "127.0.0.1:11434");
+	a.listen = host_env != NULL && *host_env ? sim_listen_from_host(host_env)
+						 : xstrdup("127.0.0.1:11434");
+	a.models_env = sim_catalogue_from_models_env(getenv("OLLAMA_MODELS"));
 	if (sim_parse_args(argc, argv, &a, &cause) < 0)
 		goto out_usage;
+	if (a.models == NULL)
+		a.models = a.models_env;
 
+	const char *machine_path = a.machine != NULL ? a.machine : a.state;
+	const char *state_env = getenv("OLLAMA_SIM_STATE");
+	if (machine_path == NULL && serve && state_env != NULL && *state_env)
+		machine_path = state_env;
+	if (a.state != NULL && a.machine != NULL) {
+		cause = xstrdup("--state creates a machine of its own; use --machine alone");
+		goto out_usage;
+	}
+	if (a.create && (a.machine == NULL || !a.gpus_given)) {
+		cause = xstrdup("--create needs --machine FILE and --gpus LIST");
+		goto out_usage;
+	}
 	uint64_t sizes[SIM_MAX_GPUS];
 	unsigned ngpus;
 	if (sim_hw_parse_gpus(a.gpus, sizes, &ngpus, &cause) < 0)
 		goto out_usage;
+	struct sim_machine *machine = NULL;
+	if (sim_open_machine(&a, machine_path, sizes, &ngpus, &machine, &cause) < 0)
+		goto out_usage;
+	if (a.create) {
+		vd_log(SIM, "created machine %s with %u GPU(s)", machine_path, ngpus);
+		sim_machine_close(machine);
+		free(a.listen);
+		free(a.models_env);
+		return 0;
+	}
 	if (a.models != NULL) {
-		if (sim_catalogue_load(a.models, &sm.cat, &cause) < 0)
+		if (sim_catalogue_load(a.models, &sm.cat, &cause) < 0) {
+			sim_machine_close(machine);
 			goto out_usage;
+		}
 	} else {
 		sm.cat = sim_catalogue_default();
 	}
 	sim_hw_init(&sm.hw, sizes, ngpus, a.ram, a.seed);
-	if (a.state != NULL && sim_hw_open_state(&sm.hw, a.state, &cause) < 0)
+	sim_apply_visible_devices(&sm.hw);
+	ngpus = sm.hw.ngpus;
+	for (unsigned i = 0; i < ngpus; i++)
+		sizes[i] = sm.hw.gpus[i].total_bytes;
+	if (machine != NULL && sim_machine_join(machine, &sm.hw, &cause) < 0) {
+		sim_machine_close(machine);
 		goto out_usage;
+	}
 
 	char *addr = NULL;
 	uint16_t port = 0;
@@ -525,6 +697,7 @@ out_free:
 		status = 1;
 	}
 	free(a.listen);
+	free(a.models_env);
 	return status;
 out_usage:
 	fprintf(stderr, "ollama-sim: %s\n", cause);
@@ -534,5 +707,6 @@ out_usage:
 	sim_catalogue_free(sm.cat);
 	sim_hw_cleanup(&sm.hw);
 	free(a.listen);
+	free(a.models_env);
 	return status;
 }

@@ -1252,15 +1252,17 @@ sim_gpu_json(const struct sim_gpu *g)
 			json_array_append_new(unsup, json_string(sim_field_names[i].name));
 	json_t *o = json_object();
 	json_object_set_new(o, "index", json_integer(g->index));
+	json_object_set_new(o, "machine_index", json_integer(g->machine_index));
 	json_object_set_new(o, "name", json_string(g->name));
 	json_object_set_new(o, "uuid", json_string(g->uuid));
 	json_object_set_new(o, "total", json_integer((json_int_t)g->total_bytes));
 	json_object_set_new(o, "reserved", json_integer((json_int_t)g->reserved_bytes));
 	json_object_set_new(o, "used",
 			    json_integer((json_int_t)(g->reserved_bytes + g->used_by_models_bytes +
-						      g->other_bytes)));
+						      sim_gpu_others_bytes(g))));
 	json_object_set_new(o, "used_by_models", json_integer((json_int_t)g->used_by_models_bytes));
 	json_object_set_new(o, "used_by_others", json_integer((json_int_t)g->other_bytes));
+	json_object_set_new(o, "used_by_other_servers", json_integer((json_int_t)g->peer_bytes));
 	json_object_set_new(o, "other_process_name", json_string(g->other_name));
 	json_object_set_new(o, "free", json_integer((json_int_t)sim_gpu_free_bytes(g)));
 	json_object_set_new(o, "temperature", json_integer((json_int_t)(g->temperature_c + 0.5)));
@@ -1281,6 +1283,7 @@ sim_handle_state(struct vd_http_req *req, const char *path, void *arg)
 	(void)path;
 	struct sim_api *api = arg;
 	struct sim_sched *s = api->sched;
+	sim_hw_refresh(api->hw);
 	json_t *gpus = json_array();
 	for (unsigned i = 0; i < api->hw->ngpus; i++)
 		json_array_append_new(gpus, sim_gpu_json(&api->hw->gpus[i]));
@@ -1341,8 +1344,10 @@ sim_handle_state(struct vd_http_req *req, const char *path, void *arg)
 	json_t *o = json_object();
 	json_object_set_new(o, "gpus", gpus);
 	json_object_set_new(o, "ram",
-			    json_pack("{s:I,s:I}", "total", (json_int_t)api->hw->ram_bytes,
-				      "used_by_models", (json_int_t)ram_used));
+			    json_pack("{s:I,s:I,s:I}", "total", (json_int_t)api->hw->ram_bytes,
+				      "used_by_models", (json_int_t)ram_used,
+				      "used_by_other_servers",
+				      (json_int_t)api->hw->peer_ram_bytes));
 	json_object_set_new(o, "models", models);
 	json_object_set_new(o, "pending", json_integer(s->npending));
 	json_object_set_new(counters, "cpu_spills",

@@ -6,6 +6,7 @@
  * from activity (utilization, power, fan, SM clock, thermal clock-event reasons).
  * Temperature drifts toward 35 C idle / 83 C busy with a 20 s time constant of
  * simulated time unless fixed through /sim/gpu. sim_hw_publish writes everything
+ * through the machine file (sim-machine.c), which merges every server's processes
  * under the seqlock of sim-shm.h; callers: sim-sched.c after every change, the
  * thermal tick in ollama-sim.c.
  */
@@ -14,13 +15,10 @@
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define SIM_IDLE_C	      35.0
 #define SIM_BUSY_C	      83.0
@@ -82,10 +80,13 @@ sim_hw_init(struct sim_hw *hw, const uint64_t *sizes, unsigned n, uint64_t ram_b
 	hw->ngpus = n;
 	hw->ram_bytes = ram_bytes;
 	hw->seed = seed;
+	hw->next_pid = 51000;
+	hw->other_pid_base = 40000;
 	uint64_t rng = seed ^ 0x9e3779b97f4a7c15ULL;
 	for (unsigned i = 0; i < n; i++) {
 		struct sim_gpu *g = &hw->gpus[i];
 		g->index = i;
+		g->machine_index = i;
 		g->total_bytes = sizes[i];
 		/* Drivers reserve a few hundred MiB per card for contexts and ECC. */
 		g->reserved_bytes = sizes[i] >= 16 * VD_GIB ? 384 * VD_MIB : 256 * VD_MIB;
@@ -113,7 +114,7 @@ sim_hw_reset(struct sim_hw *hw)
 		struct sim_gpu *g = &hw->gpus[i];
 		g->other_bytes = 0;
 		vd_strlcpy(g->other_name, "python3", sizeof(g->other_name));
-		g->other_pid = 40000 + i;
+		g->other_pid = hw->other_pid_base + g->machine_index;
 		g->temperature_c = SIM_IDLE_C;
 		g->temperature_fixed = false;
 		g->utilization_override = -1;
@@ -122,40 +123,56 @@ sim_hw_reset(struct sim_hw *hw)
 	}
 }
 
-int
-sim_hw_open_state(struct sim_hw *hw, const char *path, char **cause)
+void
+sim_hw_select(struct sim_hw *hw, const unsigned *sel, unsigned n)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vd_fail(cause, -errno, "--state %s: %s", path, strerror(errno));
-	if (ftruncate(fd, (off_t)sizeof(struct sim_shm)) < 0) {
-		int err = errno;
-		close(fd);
-		return vd_fail(cause, -err, "--state %s: %s", path, strerror(err));
+	struct sim_gpu kept[SIM_MAX_GPUS];
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && k < SIM_MAX_GPUS; i++)
+		if (sel[i] < hw->ngpus)
+			kept[k++] = hw->gpus[sel[i]];
+	memset(hw->gpus, 0, sizeof(hw->gpus));
+	for (unsigned i = 0; i < k; i++) {
+		hw->gpus[i] = kept[i];
+		hw->gpus[i].index = i;
 	}
-	void *map = mmap(NULL, sizeof(struct sim_shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	int err = errno;
-	close(fd);
-	if (map == MAP_FAILED)
-		return vd_fail(cause, -err, "--state %s: mmap: %s", path, strerror(err));
-	hw->shm = map;
-	hw->state_path = xstrdup(path);
-	return 0;
+	hw->ngpus = k;
 }
 
 void
 sim_hw_cleanup(struct sim_hw *hw)
 {
-	if (hw->shm != NULL)
-		munmap(hw->shm, sizeof(struct sim_shm));
+	sim_machine_close(hw->machine);
+	hw->machine = NULL;
 	hw->shm = NULL;
 	vd_free(hw->state_path);
+}
+
+void
+sim_hw_refresh(struct sim_hw *hw)
+{
+	if (hw->machine != NULL)
+		sim_machine_refresh(hw->machine, hw);
+}
+
+uint32_t
+sim_hw_next_runner_pid(struct sim_hw *hw)
+{
+	if (hw->machine != NULL)
+		return sim_machine_next_pid(hw->machine);
+	return hw->next_pid++;
+}
+
+uint64_t
+sim_gpu_others_bytes(const struct sim_gpu *gpu)
+{
+	return gpu->other_bytes + gpu->peer_bytes;
 }
 
 uint64_t
 sim_gpu_free_bytes(const struct sim_gpu *gpu)
 {
-	uint64_t used = gpu->reserved_bytes + gpu->used_by_models_bytes + gpu->other_bytes;
+	uint64_t used = gpu->reserved_bytes + gpu->used_by_models_bytes + sim_gpu_others_bytes(gpu);
 	return used >= gpu->total_bytes ? 0 : gpu->total_bytes - used;
 }
 
@@ -229,64 +246,36 @@ sim_hw_tick(struct sim_hw *hw, int64_t dt_ns)
 }
 
 void
+sim_hw_write_gpu_record(const struct sim_gpu *g, struct sim_shm_gpu *s)
+{
+	s->lost = g->lost;
+	s->unsupported = g->unsupported;
+	vd_strlcpy(s->name, g->name, sizeof(s->name));
+	vd_strlcpy(s->uuid, g->uuid, sizeof(s->uuid));
+	vd_strlcpy(s->pci_bus_id, g->pci_bus_id, sizeof(s->pci_bus_id));
+	s->pci_domain = 0;
+	s->pci_bus = g->pci_bus;
+	s->pci_device = 0;
+	s->pci_device_id = 0x268410de;
+	s->total_bytes = g->total_bytes;
+	s->reserved_bytes = g->reserved_bytes;
+	s->temperature_c = (uint32_t)(g->temperature_c + 0.5);
+	s->slowdown_c = g->slowdown_c;
+	s->shutdown_c = g->shutdown_c;
+	s->gpu_max_c = g->max_c;
+	s->util_gpu_pct = sim_gpu_utilization(g);
+	s->util_mem_pct = s->util_gpu_pct * 6 / 10;
+	s->power_mw = sim_gpu_power_mw(g);
+	s->power_limit_mw = g->power_limit_mw;
+	s->fan_pct = sim_gpu_fan_pct(g);
+	s->sm_clock_mhz = sim_gpu_sm_clock_mhz(g);
+	s->sm_clock_max_mhz = g->sm_clock_max_mhz;
+	s->clock_event_reasons = sim_gpu_clock_event_reasons(g);
+}
+
+void
 sim_hw_publish(struct sim_hw *hw, const struct sim_hw_proc *procs, size_t nprocs)
 {
-	struct sim_shm *shm = hw->shm;
-	if (shm == NULL)
-		return;
-	sim_shm_write_begin(shm);
-	shm->magic = SIM_SHM_MAGIC;
-	shm->version = SIM_SHM_VERSION;
-	shm->ngpus = hw->ngpus;
-	shm->writer_pid = (uint32_t)getpid();
-	vd_strlcpy(shm->driver_version, "555.42.06-sim", sizeof(shm->driver_version));
-	shm->cuda_driver_version = 12050;
-	for (unsigned i = 0; i < hw->ngpus; i++) {
-		const struct sim_gpu *g = &hw->gpus[i];
-		struct sim_shm_gpu *s = &shm->gpus[i];
-		s->lost = g->lost;
-		s->unsupported = g->unsupported;
-		vd_strlcpy(s->name, g->name, sizeof(s->name));
-		vd_strlcpy(s->uuid, g->uuid, sizeof(s->uuid));
-		vd_strlcpy(s->pci_bus_id, g->pci_bus_id, sizeof(s->pci_bus_id));
-		s->pci_domain = 0;
-		s->pci_bus = g->pci_bus;
-		s->pci_device = 0;
-		s->pci_device_id = 0x268410de;
-		s->total_bytes = g->total_bytes;
-		s->reserved_bytes = g->reserved_bytes;
-		s->used_by_models_bytes = g->used_by_models_bytes;
-		s->used_by_others_bytes = g->other_bytes;
-		s->temperature_c = (uint32_t)(g->temperature_c + 0.5);
-		s->slowdown_c = g->slowdown_c;
-		s->shutdown_c = g->shutdown_c;
-		s->gpu_max_c = g->max_c;
-		s->util_gpu_pct = sim_gpu_utilization(g);
-		s->util_mem_pct = s->util_gpu_pct * 6 / 10;
-		s->power_mw = sim_gpu_power_mw(g);
-		s->power_limit_mw = g->power_limit_mw;
-		s->fan_pct = sim_gpu_fan_pct(g);
-		s->sm_clock_mhz = sim_gpu_sm_clock_mhz(g);
-		s->sm_clock_max_mhz = g->sm_clock_max_mhz;
-		s->clock_event_reasons = sim_gpu_clock_event_reasons(g);
-		uint32_t np = 0;
-		for (size_t p = 0; p < nprocs && np < SIM_SHM_MAX_PROCS; p++) {
-			if (procs[p].gpu != i)
-				continue;
-			struct sim_shm_proc *sp = &s->procs[np++];
-			sp->pid = procs[p].pid;
-			sp->is_model_runner = 1;
-			sp->used_bytes = procs[p].bytes;
-			vd_strlcpy(sp->name, "llama-server", sizeof(sp->name));
-		}
-		if (g->other_bytes > 0 && np < SIM_SHM_MAX_PROCS) {
-			struct sim_shm_proc *sp = &s->procs[np++];
-			sp->pid = g->other_pid;
-			sp->is_model_runner = 0;
-			sp->used_bytes = g->other_bytes;
-			vd_strlcpy(sp->name, g->other_name, sizeof(sp->name));
-		}
-		s->nprocs = np;
-	}
-	sim_shm_write_end(shm);
+	if (hw->machine != NULL)
+		sim_machine_publish(hw->machine, hw, procs, nprocs);
 }

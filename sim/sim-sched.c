@@ -95,6 +95,7 @@ sched_recovery_poll_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct sim_sched *s = arg;
+	sim_hw_refresh(s->hw);
 	uint64_t now_free = sched_gpus_free_sum(s);
 	uint64_t gained = now_free > s->recovery_base_free ? now_free - s->recovery_base_free : 0;
 	if (gained < s->recovery_target && vd_now_mono_ns() < s->recovery_deadline_mono_ns) {
@@ -160,9 +161,8 @@ sim_sched_new(struct event_base *base, struct sim_hw *hw, const struct sim_catal
 	s->kick = evtimer_new(base, sched_kick_cb, s);
 	s->recovery_poll = evtimer_new(base, sched_recovery_poll_cb, s);
 	s->load_tick = evtimer_new(base, sched_load_tick_cb, s);
-	s->next_pid = 51000;
 	for (unsigned i = 0; i < hw->ngpus; i++)
-		s->others_seen[i] = hw->gpus[i].other_bytes;
+		s->others_seen[i] = sim_gpu_others_bytes(&hw->gpus[i]);
 	sim_sched_publish(s);
 	return s;
 }
@@ -214,6 +214,11 @@ sim_sched_publish(struct sim_sched *s)
 		hw->gpus[i].used_by_models_bytes = 0;
 		hw->gpus[i].busy = false;
 	}
+	hw->ram_used_bytes = 0;
+	struct sim_runner *rr;
+	TAILQ_FOREACH(rr, &s->runners, entry)
+	if (!rr->oom)
+		hw->ram_used_bytes += rr->ram_bytes;
 	int64_t now = vd_now_mono_ns();
 	for (int list = 0; list < 2; list++) {
 		struct sim_runner *r;
@@ -618,6 +623,8 @@ sched_ram_free(const struct sim_sched *s)
 	const struct sim_runner *r;
 	TAILQ_FOREACH(r, &s->runners, entry)
 	used += r->ram_bytes;
+	/* Other servers on the same machine share its host memory. */
+	used += s->hw->peer_ram_bytes;
 	return used >= s->hw->ram_bytes ? 0 : s->hw->ram_bytes - used;
 }
 
@@ -681,9 +688,10 @@ sched_plan_load(struct sim_sched *s, const struct sim_job *job, int64_t ctx, int
 	p->ubatch = job->opts.num_batch > 0 ? job->opts.num_batch : 512;
 	p->layers = m->block_count + 1;
 	bool require_full = !TAILQ_EMPTY(&s->runners);
+	sim_hw_refresh(hw);
 	if (!require_full)
 		for (unsigned i = 0; i < hw->ngpus; i++)
-			s->others_seen[i] = hw->gpus[i].other_bytes;
+			s->others_seen[i] = sim_gpu_others_bytes(&hw->gpus[i]);
 
 	unsigned n = hw->ngpus;
 	uint64_t ofree[SIM_MAX_GPUS] = {0}, pfree[SIM_MAX_GPUS] = {0};
@@ -800,6 +808,7 @@ sched_plan_fit(struct sim_sched *s, const struct sim_job *job, int64_t ctx, int 
 	memset(p, 0, sizeof(*p));
 	p->kind = PLAN_LOAD;
 	bool require_full = !TAILQ_EMPTY(&s->runners);
+	sim_hw_refresh(hw);
 
 	/* Free memory is re-measured on every GPU (other processes included) whenever
 	 * any GPU has no runner; otherwise it comes from the runners' accounting. */
@@ -808,7 +817,7 @@ sched_plan_fit(struct sim_sched *s, const struct sim_job *job, int64_t ctx, int 
 		any_gpu_idle = any_gpu_idle || !sched_gpu_has_runner(s, i);
 	if (any_gpu_idle)
 		for (unsigned i = 0; i < n; i++)
-			s->others_seen[i] = hw->gpus[i].other_bytes;
+			s->others_seen[i] = sim_gpu_others_bytes(&hw->gpus[i]);
 
 	uint64_t ofree[SIM_MAX_GPUS] = {0}, pfree[SIM_MAX_GPUS] = {0}, osum = 0;
 	bool usable[SIM_MAX_GPUS] = {false};
@@ -945,7 +954,7 @@ sched_start_load(struct sim_sched *s, struct sim_job *job, int64_t ctx, int para
 	r->loading = true;
 	r->session_ns = job->has_keep_alive ? job->keep_alive_ns : s->cfg.keep_alive_ns;
 	r->expires_wall_ns = sched_expiry_wall_ns(r->session_ns);
-	r->pid = s->next_pid++;
+	r->pid = sim_hw_next_runner_pid(s->hw);
 	/* Time per token mixes GPU and CPU speed by where the layers (v0.12: the bytes)
 	 * live. */
 	double gpu_frac = r->size_bytes > 0 ? (double)sim_runner_vram_total(r) / r->size_bytes : 0;

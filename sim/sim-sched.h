@@ -155,7 +155,6 @@ struct sim_sched {
 	struct event *recovery_poll;
 	struct event *load_tick; /* republishes NVML memory while loads grow */
 	struct event *kick;
-	uint32_t next_pid;
 	struct sim_counters counters;
 	struct sim_faults *faults; /* borrowed, may be NULL: told of every load start */
 };

@@ -53,8 +53,9 @@ def read_shm(path):
     for _ in range(100):
         with open(path, "rb") as f:
             data = f.read()
-        assert len(data) == ctypes.sizeof(Shm), (len(data), ctypes.sizeof(Shm))
-        shm = Shm.from_buffer_copy(data)
+        # The NVML view comes first; the machine record (sim/sim-machine.h) follows.
+        assert len(data) >= ctypes.sizeof(Shm), (len(data), ctypes.sizeof(Shm))
+        shm = Shm.from_buffer_copy(data[:ctypes.sizeof(Shm)])
         if shm.seq % 2 == 0:
             return shm
         time.sleep(0.01)
