@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "http-util.h"
 #include "log.h"
+#include "sim-models.h"
 #include "sim-text.h"
 #include "util.h"
 
@@ -68,6 +69,7 @@ struct sim_api {
 	const struct sim_catalogue *cat;
 	struct sim_api_config cfg;
 	struct vd_http_router router;
+	struct sim_models *models; /* /api/pull, /api/delete, /api/copy, /api/blobs */
 	LIST_HEAD(, sim_req) live;
 };
 
@@ -306,6 +308,24 @@ sim_capabilities_json(const struct sim_model *m)
 	} caps[] = {{SIM_CAP_COMPLETION, "completion"}, {SIM_CAP_VISION, "vision"},
 		    {SIM_CAP_TOOLS, "tools"},		{SIM_CAP_THINKING, "thinking"},
 		    {SIM_CAP_INSERT, "insert"},		{SIM_CAP_EMBEDDING, "embedding"}};
+	json_t *arr = json_array();
+	for (size_t i = 0; i < VD_ARRAY_LEN(caps); i++)
+		if (m->capabilities & caps[i].bit)
+			json_array_append_new(arr, json_string(caps[i].name));
+	return arr;
+}
+
+/* /api/tags' capability order (model_list_cache.go): what the GGUF says (completion or
+ * embedding), then tools, insert, thinking from the template, vision from a projector. */
+static json_t *
+sim_tags_capabilities_json(const struct sim_model *m)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} caps[] = {{SIM_CAP_COMPLETION, "completion"}, {SIM_CAP_EMBEDDING, "embedding"},
+		    {SIM_CAP_TOOLS, "tools"},		{SIM_CAP_INSERT, "insert"},
+		    {SIM_CAP_THINKING, "thinking"},	{SIM_CAP_VISION, "vision"}};
 	json_t *arr = json_array();
 	for (size_t i = 0; i < VD_ARRAY_LEN(caps); i++)
 		if (m->capabilities & caps[i].bit)
@@ -942,10 +962,11 @@ sim_handle_tags(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct sim_api *api = arg;
-	size_t n = api->cat->nmodels;
-	const struct sim_model **order = xcalloc(n ? n : 1, sizeof(*order));
-	for (size_t i = 0; i < n; i++)
-		order[i] = &api->cat->models[i];
+	size_t total = sim_catalogue_count(api->cat), n = 0;
+	const struct sim_model **order = xcalloc(total ? total : 1, sizeof(*order));
+	for (size_t i = 0; i < total; i++)
+		if (sim_catalogue_at(api->cat, i)->installed)
+			order[n++] = sim_catalogue_at(api->cat, i);
 	/* Newest modified_at first (insertion sort: catalogues are small). */
 	for (size_t i = 1; i < n; i++)
 		for (size_t k = i; k > 0 && order[k]->modified_ns > order[k - 1]->modified_ns;
@@ -959,13 +980,17 @@ sim_handle_tags(struct vd_http_req *req, const char *path, void *arg)
 		const struct sim_model *m = order[i];
 		char ts[48];
 		vd_format_rfc3339_local(m->modified_ns, ts, sizeof(ts));
+		json_t *details = sim_model_details(m);
+		json_object_set_new(details, "context_length", json_integer(m->context_length));
+		json_object_set_new(details, "embedding_length", json_integer(m->embedding_length));
 		json_t *o = json_object();
 		json_object_set_new(o, "name", json_string(m->name));
 		json_object_set_new(o, "model", json_string(m->name));
 		json_object_set_new(o, "modified_at", json_string(ts));
 		json_object_set_new(o, "size", json_integer((json_int_t)m->file_bytes));
 		json_object_set_new(o, "digest", json_string(m->digest));
-		json_object_set_new(o, "details", sim_model_details(m));
+		json_object_set_new(o, "details", details);
+		json_object_set_new(o, "capabilities", sim_tags_capabilities_json(m));
 		json_array_append_new(models, o);
 	}
 	free(order);
@@ -1347,6 +1372,33 @@ sim_handle_reset(struct vd_http_req *req, const char *path, void *arg)
 }
 
 static void
+sim_handle_pull(struct vd_http_req *req, const char *path, void *arg)
+{
+	(void)path;
+	sim_models_pull(((struct sim_api *)arg)->models, req);
+}
+
+static void
+sim_handle_delete(struct vd_http_req *req, const char *path, void *arg)
+{
+	(void)path;
+	sim_models_delete(((struct sim_api *)arg)->models, req);
+}
+
+static void
+sim_handle_copy(struct vd_http_req *req, const char *path, void *arg)
+{
+	(void)path;
+	sim_models_copy(((struct sim_api *)arg)->models, req);
+}
+
+static void
+sim_handle_blob(struct vd_http_req *req, const char *path, void *arg)
+{
+	sim_models_head_blob(((struct sim_api *)arg)->models, req, path + strlen("/api/blobs/"));
+}
+
+static void
 sim_handle_not_found(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
@@ -1372,6 +1424,10 @@ static const struct vd_http_route sim_routes[] = {
     {VD_HTTP_POST, "/api/chat", false, sim_handle_chat},
     {VD_HTTP_POST, "/api/embed", false, sim_handle_embed},
     {VD_HTTP_POST, "/api/embeddings", false, sim_handle_embeddings},
+    {VD_HTTP_POST, "/api/pull", false, sim_handle_pull},
+    {VD_HTTP_DELETE, "/api/delete", false, sim_handle_delete},
+    {VD_HTTP_POST, "/api/copy", false, sim_handle_copy},
+    {VD_HTTP_HEAD, "/api/blobs/", true, sim_handle_blob},
     {VD_HTTP_GET, "/sim/state", false, sim_handle_state},
     {VD_HTTP_POST, "/sim/gpu/", true, sim_handle_gpu},
     {VD_HTTP_POST, "/sim/reset", false, sim_handle_reset},
@@ -1397,7 +1453,7 @@ sim_api_request_cb(struct vd_http_req *req, void *arg)
 
 struct sim_api *
 sim_api_new(struct event_base *base, struct sim_sched *sched, struct sim_hw *hw,
-	    const struct sim_catalogue *cat, const struct sim_api_config *cfg)
+	    struct sim_catalogue *cat, const struct sim_api_config *cfg)
 {
 	struct sim_api *api = xcalloc(1, sizeof(*api));
 	api->base = base;
@@ -1408,6 +1464,7 @@ sim_api_new(struct event_base *base, struct sim_sched *sched, struct sim_hw *hw,
 	if (api->cfg.body_cap == 0)
 		api->cfg.body_cap = SIM_API_BODY_CAP;
 	LIST_INIT(&api->live);
+	api->models = sim_models_new(base, sched, cat, cfg->pull_bytes_per_s, api->cfg.body_cap);
 	api->router = (struct vd_http_router){
 	    .routes = sim_routes,
 	    .nroutes = VD_ARRAY_LEN(sim_routes),
@@ -1426,5 +1483,6 @@ sim_api_free(struct sim_api *api)
 	struct sim_req *r;
 	while ((r = LIST_FIRST(&api->live)) != NULL)
 		sim_req_free(r);
+	sim_models_free(api->models);
 	free(api);
 }
