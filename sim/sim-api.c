@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "http-util.h"
 #include "log.h"
+#include "sim-compute.h"
 #include "sim-models.h"
 #include "sim-text.h"
 #include "util.h"
@@ -57,6 +58,10 @@ struct sim_req {
 	bool length_limited;
 	uint64_t text_seed;
 	int64_t prompt_eval_ns; /* simulated */
+	int64_t tick_mono_ns;	/* the generation timer's last tick */
+	int64_t eval_left_ns;	/* simulated prompt evaluation still to do */
+	double gen_tokens;	/* tokens generated so far, fractional */
+	int64_t gen_ns;		/* simulated time spent generating (eval_duration) */
 	bool headers_sent;
 	struct vd_buf text; /* the whole reply, for "stream": false */
 	LIST_ENTRY(sim_req) entry;
@@ -445,7 +450,6 @@ sim_chunk_new(struct sim_req *r, const char *content, bool done)
 static void
 sim_chunk_add_metrics(struct sim_req *r, json_t *o)
 {
-	double tps = r->job.runner->tokens_per_s;
 	json_object_set_new(o, "done_reason", json_string(r->length_limited ? "length" : "stop"));
 	if (r->kind == SIM_REQ_GENERATE && !r->raw) {
 		json_t *ctx = json_array();
@@ -464,8 +468,7 @@ sim_chunk_add_metrics(struct sim_req *r, json_t *o)
 	json_object_set_new(o, "prompt_eval_count", json_integer(r->prompt_tokens));
 	json_object_set_new(o, "prompt_eval_duration", json_integer(r->prompt_eval_ns));
 	json_object_set_new(o, "eval_count", json_integer(r->emitted));
-	json_object_set_new(o, "eval_duration",
-			    json_integer((json_int_t)((double)r->emitted / tps * 1e9)));
+	json_object_set_new(o, "eval_duration", json_integer(r->gen_ns));
 }
 
 static void
@@ -487,10 +490,22 @@ sim_gen_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct sim_req *r = arg;
-	double tps = r->job.runner->tokens_per_s;
-	double elapsed = (double)sim_elapsed_sim_ns(r->api, r->slot_mono_ns);
-	double gen = elapsed - (double)r->prompt_eval_ns;
-	int64_t due = gen <= 0 ? 0 : (int64_t)(gen / 1e9 * tps);
+	/* The stream's pace follows the device's load (sim-compute.c), so progress is
+	 * integrated tick by tick at the rate of the moment. */
+	double tps = sim_compute_stream_tps(r->api->sched, r->job.runner);
+	int64_t now = vd_now_mono_ns();
+	double dt = (double)(now - r->tick_mono_ns) * sim_scale(r->api);
+	r->tick_mono_ns = now;
+	if (r->eval_left_ns > 0) {
+		double used = dt < (double)r->eval_left_ns ? dt : (double)r->eval_left_ns;
+		r->eval_left_ns -= (int64_t)used;
+		dt -= used;
+	}
+	if (dt > 0 && r->eval_left_ns <= 0) {
+		r->gen_tokens += dt / 1e9 * tps;
+		r->gen_ns += (int64_t)dt;
+	}
+	int64_t due = (int64_t)r->gen_tokens;
 	if (due > r->target_tokens)
 		due = r->target_tokens;
 	while (r->emitted < due) {
@@ -504,11 +519,18 @@ sim_gen_timer_cb(evutil_socket_t fd, short what, void *arg)
 			vd_buf_append_str(&r->text, tok);
 	}
 	if (r->emitted >= r->target_tokens) {
+		/* The tick came after the last token was due: count time up to that token. */
+		double over = r->gen_tokens - (double)r->target_tokens;
+		if (over > 0)
+			r->gen_ns -= (int64_t)(over / tps * 1e9);
+		if (r->gen_ns < 0)
+			r->gen_ns = 0;
 		sim_gen_finish(r);
 		return;
 	}
-	double next_sim = (double)r->prompt_eval_ns + (double)(r->emitted + 1) / tps * 1e9;
-	double wait_real = (next_sim - elapsed) / sim_scale(r->api);
+	double next_sim = (double)(r->eval_left_ns > 0 ? r->eval_left_ns : 0) +
+			  ((double)(r->emitted + 1) - r->gen_tokens) / tps * 1e9;
+	double wait_real = next_sim / sim_scale(r->api);
 	if (wait_real < 1e6)
 		wait_real = 1e6;
 	struct timeval tv = {.tv_sec = (time_t)(wait_real / 1e9),
@@ -612,6 +634,8 @@ sim_req_ready_cb(struct sim_job *job, void *arg)
 		return;
 	}
 	r->timer = evtimer_new(r->api->base, sim_gen_timer_cb, r);
+	r->tick_mono_ns = r->slot_mono_ns;
+	r->eval_left_ns = r->prompt_eval_ns;
 	sim_gen_timer_cb(-1, 0, r);
 }
 
