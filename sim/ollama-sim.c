@@ -44,6 +44,7 @@ static const char sim_usage[] =
     "                         sim/catalogues/default.json; see also large.json)\n"
     "                         [OLLAMA_MODELS: the file, or DIR/catalogue.json]\n"
     "  --load-bw RATE         model load bandwidth in bytes/s, e.g. 2GB (default 2GB)\n"
+    "  --pull-bw RATE         /api/pull download bandwidth in bytes/s (default 100MB)\n"
     "  --start-cost DURATION  fixed llama-server start cost per load (default 300ms)\n"
     "  --time-scale N         divide every simulated wait by N (default 1); reported\n"
     "                         durations stay real-world values\n"
@@ -82,7 +83,8 @@ static const char sim_usage[] =
     "\n"
     "Ollama endpoints: GET/HEAD /, GET/HEAD /api/version, GET/HEAD /api/tags,\n"
     "POST /api/show, GET /api/ps, POST /api/generate, POST /api/chat, POST /api/embed,\n"
-    "POST /api/embeddings.\n"
+    "POST /api/embeddings, POST /api/pull, DELETE /api/delete, POST /api/copy,\n"
+    "HEAD /api/blobs/DIGEST.\n"
     "\n"
     "Control endpoints (not part of Ollama's API):\n"
     "  GET  /sim/state        GPUs (index, total, used, used_by_models, used_by_others,\n"
@@ -183,6 +185,7 @@ enum {
 	OPT_RAM,
 	OPT_MODELS,
 	OPT_LOAD_BW,
+	OPT_PULL_BW,
 	OPT_START_COST,
 	OPT_TIME_SCALE,
 	OPT_STATE,
@@ -210,6 +213,7 @@ static const struct option sim_options[] = {
     {"ram", required_argument, NULL, OPT_RAM},
     {"models", required_argument, NULL, OPT_MODELS},
     {"load-bw", required_argument, NULL, OPT_LOAD_BW},
+    {"pull-bw", required_argument, NULL, OPT_PULL_BW},
     {"start-cost", required_argument, NULL, OPT_START_COST},
     {"time-scale", required_argument, NULL, OPT_TIME_SCALE},
     {"state", required_argument, NULL, OPT_STATE},
@@ -244,7 +248,8 @@ struct sim_args {
 	double fault_rate;
 	uint64_t fault_seed;
 	unsigned fault_kinds;
-	char version[32]; /* reported by /api/version */
+	double pull_bytes_per_s; /* --pull-bw */
+	char version[32];	 /* reported by /api/version */
 	struct sim_sched_config cfg;
 };
 
@@ -300,6 +305,13 @@ sim_parse_args(int argc, char **argv, struct sim_args *a, char **cause)
 			if (bytes == 0)
 				return vd_fail(cause, -EINVAL, "--load-bw must be positive");
 			a->cfg.load_bytes_per_s = (double)bytes;
+			break;
+		case OPT_PULL_BW:
+			if ((rc = vd_parse_size(optarg, &bytes, cause)) < 0)
+				return rc;
+			if (bytes == 0)
+				return vd_fail(cause, -EINVAL, "--pull-bw must be positive");
+			a->pull_bytes_per_s = (double)bytes;
 			break;
 		case OPT_START_COST:
 			if ((rc = vd_parse_go_duration(optarg, &n, cause)) < 0)
@@ -640,6 +652,7 @@ main(int argc, char **argv)
 	    .fault_rate = a.fault_rate,
 	    .fault_seed = a.fault_seed,
 	    .fault_kinds = a.fault_kinds,
+	    .pull_bytes_per_s = a.pull_bytes_per_s,
 	};
 	sm.api = sim_api_new(sm.base, sm.sched, &sm.hw, sm.cat, &api_cfg);
 	/* Go's net/http has no body limit and generous timeouts; these only keep a test

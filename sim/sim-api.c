@@ -17,6 +17,8 @@
 #include "http-util.h"
 #include "log.h"
 #include "sim-fault.h"
+#include "sim-compute.h"
+#include "sim-models.h"
 #include "sim-text.h"
 #include "util.h"
 
@@ -57,6 +59,10 @@ struct sim_req {
 	bool length_limited;
 	uint64_t text_seed;
 	int64_t prompt_eval_ns; /* simulated */
+	int64_t tick_mono_ns;	/* the generation timer's last tick */
+	int64_t eval_left_ns;	/* simulated prompt evaluation still to do */
+	double gen_tokens;	/* tokens generated so far, fractional */
+	int64_t gen_ns;		/* simulated time spent generating (eval_duration) */
 	bool headers_sent;
 	struct vd_buf text;	       /* the whole reply, for "stream": false */
 	struct sim_fault_effect fault; /* drawn by this request (sim-fault.h) */
@@ -71,6 +77,7 @@ struct sim_api {
 	const struct sim_catalogue *cat;
 	struct sim_api_config cfg;
 	struct vd_http_router router;
+	struct sim_models *models; /* /api/pull, /api/delete, /api/copy, /api/blobs */
 	LIST_HEAD(, sim_req) live;
 	struct sim_faults *faults;
 	struct sim_fault_effect cur_fault; /* drawn by the request being routed */
@@ -322,6 +329,24 @@ sim_capabilities_json(const struct sim_model *m)
 	return arr;
 }
 
+/* /api/tags' capability order (model_list_cache.go): what the GGUF says (completion or
+ * embedding), then tools, insert, thinking from the template, vision from a projector. */
+static json_t *
+sim_tags_capabilities_json(const struct sim_model *m)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} caps[] = {{SIM_CAP_COMPLETION, "completion"}, {SIM_CAP_EMBEDDING, "embedding"},
+		    {SIM_CAP_TOOLS, "tools"},		{SIM_CAP_INSERT, "insert"},
+		    {SIM_CAP_THINKING, "thinking"},	{SIM_CAP_VISION, "vision"}};
+	json_t *arr = json_array();
+	for (size_t i = 0; i < VD_ARRAY_LEN(caps); i++)
+		if (m->capabilities & caps[i].bit)
+			json_array_append_new(arr, json_string(caps[i].name));
+	return arr;
+}
+
 static double
 sim_scale(const struct sim_api *api)
 {
@@ -421,7 +446,7 @@ static double
 sim_req_tps(const struct sim_req *r)
 {
 	double f = r->fault.active && r->fault.kind == SIM_FAULT_SLOW ? r->fault.factor : 1.0;
-	return r->job.runner->tokens_per_s * f;
+	return sim_compute_stream_tps(r->api->sched, r->job.runner) * f;
 }
 
 /* Whether the crash, reset or runtime OOM this request drew is due after emitted
@@ -538,7 +563,6 @@ sim_chunk_new(struct sim_req *r, const char *content, bool done)
 static void
 sim_chunk_add_metrics(struct sim_req *r, json_t *o)
 {
-	double tps = sim_req_tps(r);
 	json_object_set_new(o, "done_reason", json_string(r->length_limited ? "length" : "stop"));
 	if (r->kind == SIM_REQ_GENERATE && !r->raw) {
 		json_t *ctx = json_array();
@@ -557,8 +581,7 @@ sim_chunk_add_metrics(struct sim_req *r, json_t *o)
 	json_object_set_new(o, "prompt_eval_count", json_integer(r->prompt_tokens));
 	json_object_set_new(o, "prompt_eval_duration", json_integer(r->prompt_eval_ns));
 	json_object_set_new(o, "eval_count", json_integer(r->emitted));
-	json_object_set_new(o, "eval_duration",
-			    json_integer((json_int_t)((double)r->emitted / tps * 1e9)));
+	json_object_set_new(o, "eval_duration", json_integer(r->gen_ns));
 }
 
 static void
@@ -580,12 +603,26 @@ sim_gen_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct sim_req *r = arg;
-	if (sim_req_wait_hang(r, &r->timer, sim_gen_timer_cb))
+	if (sim_req_wait_hang(r, &r->timer, sim_gen_timer_cb)) {
+		r->tick_mono_ns = vd_now_mono_ns(); /* a hang pauses the stream */
 		return;
+	}
+	/* The stream's pace follows the device's load (sim-compute.c), so progress is
+	 * integrated tick by tick at the rate of the moment. */
 	double tps = sim_req_tps(r);
-	double elapsed = (double)sim_elapsed_sim_ns(r->api, r->slot_mono_ns);
-	double gen = elapsed - (double)r->prompt_eval_ns;
-	int64_t due = gen <= 0 ? 0 : (int64_t)(gen / 1e9 * tps);
+	int64_t now = vd_now_mono_ns();
+	double dt = (double)(now - r->tick_mono_ns) * sim_scale(r->api);
+	r->tick_mono_ns = now;
+	if (r->eval_left_ns > 0) {
+		double used = dt < (double)r->eval_left_ns ? dt : (double)r->eval_left_ns;
+		r->eval_left_ns -= (int64_t)used;
+		dt -= used;
+	}
+	if (dt > 0 && r->eval_left_ns <= 0) {
+		r->gen_tokens += dt / 1e9 * tps;
+		r->gen_ns += (int64_t)dt;
+	}
+	int64_t due = (int64_t)r->gen_tokens;
 	if (due > r->target_tokens)
 		due = r->target_tokens;
 	while (r->emitted < due) {
@@ -603,14 +640,21 @@ sim_gen_timer_cb(evutil_socket_t fd, short what, void *arg)
 			vd_buf_append_str(&r->text, tok);
 	}
 	if (r->emitted >= r->target_tokens) {
+		/* The tick came after the last token was due: count time up to that token. */
+		double over = r->gen_tokens - (double)r->target_tokens;
+		if (over > 0)
+			r->gen_ns -= (int64_t)(over / tps * 1e9);
+		if (r->gen_ns < 0)
+			r->gen_ns = 0;
 		if (sim_req_fault_due(r, true))
 			sim_req_fault_fire(r);
 		else
 			sim_gen_finish(r);
 		return;
 	}
-	double next_sim = (double)r->prompt_eval_ns + (double)(r->emitted + 1) / tps * 1e9;
-	double wait_real = (next_sim - elapsed) / sim_scale(r->api);
+	double next_sim = (double)(r->eval_left_ns > 0 ? r->eval_left_ns : 0) +
+			  ((double)(r->emitted + 1) - r->gen_tokens) / tps * 1e9;
+	double wait_real = next_sim / sim_scale(r->api);
 	if (wait_real < 1e6)
 		wait_real = 1e6;
 	struct timeval tv = {.tv_sec = (time_t)(wait_real / 1e9),
@@ -741,6 +785,8 @@ sim_req_ready_cb(struct sim_job *job, void *arg)
 		return;
 	}
 	r->timer = evtimer_new(r->api->base, sim_gen_timer_cb, r);
+	r->tick_mono_ns = r->slot_mono_ns;
+	r->eval_left_ns = r->prompt_eval_ns;
 	sim_gen_timer_cb(-1, 0, r);
 }
 
@@ -1093,10 +1139,11 @@ sim_handle_tags(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct sim_api *api = arg;
-	size_t n = api->cat->nmodels;
-	const struct sim_model **order = xcalloc(n ? n : 1, sizeof(*order));
-	for (size_t i = 0; i < n; i++)
-		order[i] = &api->cat->models[i];
+	size_t total = sim_catalogue_count(api->cat), n = 0;
+	const struct sim_model **order = xcalloc(total ? total : 1, sizeof(*order));
+	for (size_t i = 0; i < total; i++)
+		if (sim_catalogue_at(api->cat, i)->installed)
+			order[n++] = sim_catalogue_at(api->cat, i);
 	/* Newest modified_at first (insertion sort: catalogues are small). */
 	for (size_t i = 1; i < n; i++)
 		for (size_t k = i; k > 0 && order[k]->modified_ns > order[k - 1]->modified_ns;
@@ -1110,13 +1157,17 @@ sim_handle_tags(struct vd_http_req *req, const char *path, void *arg)
 		const struct sim_model *m = order[i];
 		char ts[48];
 		vd_format_rfc3339_local(m->modified_ns, ts, sizeof(ts));
+		json_t *details = sim_model_details(m);
+		json_object_set_new(details, "context_length", json_integer(m->context_length));
+		json_object_set_new(details, "embedding_length", json_integer(m->embedding_length));
 		json_t *o = json_object();
 		json_object_set_new(o, "name", json_string(m->name));
 		json_object_set_new(o, "model", json_string(m->name));
 		json_object_set_new(o, "modified_at", json_string(ts));
 		json_object_set_new(o, "size", json_integer((json_int_t)m->file_bytes));
 		json_object_set_new(o, "digest", json_string(m->digest));
-		json_object_set_new(o, "details", sim_model_details(m));
+		json_object_set_new(o, "details", details);
+		json_object_set_new(o, "capabilities", sim_tags_capabilities_json(m));
 		json_array_append_new(models, o);
 	}
 	free(order);
@@ -1534,6 +1585,33 @@ sim_handle_faults(struct vd_http_req *req, const char *path, void *arg)
 }
 
 static void
+sim_handle_pull(struct vd_http_req *req, const char *path, void *arg)
+{
+	(void)path;
+	sim_models_pull(((struct sim_api *)arg)->models, req);
+}
+
+static void
+sim_handle_delete(struct vd_http_req *req, const char *path, void *arg)
+{
+	(void)path;
+	sim_models_delete(((struct sim_api *)arg)->models, req);
+}
+
+static void
+sim_handle_copy(struct vd_http_req *req, const char *path, void *arg)
+{
+	(void)path;
+	sim_models_copy(((struct sim_api *)arg)->models, req);
+}
+
+static void
+sim_handle_blob(struct vd_http_req *req, const char *path, void *arg)
+{
+	sim_models_head_blob(((struct sim_api *)arg)->models, req, path + strlen("/api/blobs/"));
+}
+
+static void
 sim_handle_not_found(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
@@ -1559,6 +1637,10 @@ static const struct vd_http_route sim_routes[] = {
     {VD_HTTP_POST, "/api/chat", false, sim_handle_chat},
     {VD_HTTP_POST, "/api/embed", false, sim_handle_embed},
     {VD_HTTP_POST, "/api/embeddings", false, sim_handle_embeddings},
+    {VD_HTTP_POST, "/api/pull", false, sim_handle_pull},
+    {VD_HTTP_DELETE, "/api/delete", false, sim_handle_delete},
+    {VD_HTTP_POST, "/api/copy", false, sim_handle_copy},
+    {VD_HTTP_HEAD, "/api/blobs/", true, sim_handle_blob},
     {VD_HTTP_GET, "/sim/state", false, sim_handle_state},
     {VD_HTTP_POST, "/sim/gpu/", true, sim_handle_gpu},
     {VD_HTTP_POST, "/sim/reset", false, sim_handle_reset},
@@ -1675,7 +1757,7 @@ sim_api_request_cb(struct vd_http_req *req, void *arg)
 
 struct sim_api *
 sim_api_new(struct event_base *base, struct sim_sched *sched, struct sim_hw *hw,
-	    const struct sim_catalogue *cat, const struct sim_api_config *cfg)
+	    struct sim_catalogue *cat, const struct sim_api_config *cfg)
 {
 	struct sim_api *api = xcalloc(1, sizeof(*api));
 	api->base = base;
@@ -1689,6 +1771,7 @@ sim_api_new(struct event_base *base, struct sim_sched *sched, struct sim_hw *hw,
 	api->faults = sim_faults_new(base, cfg->fault_rate, cfg->fault_kinds, cfg->fault_seed,
 				     sim_api_resume_cb, api);
 	sched->faults = api->faults;
+	api->models = sim_models_new(base, sched, cat, cfg->pull_bytes_per_s, api->cfg.body_cap);
 	api->router = (struct vd_http_router){
 	    .routes = sim_routes,
 	    .nroutes = VD_ARRAY_LEN(sim_routes),
@@ -1709,5 +1792,6 @@ sim_api_free(struct sim_api *api)
 		sim_req_free(r);
 	api->sched->faults = NULL;
 	sim_faults_free(api->faults);
+	sim_models_free(api->models);
 	free(api);
 }

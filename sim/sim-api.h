@@ -1,6 +1,7 @@
 /*
  * sim-api.h: ollama-sim's HTTP API: Ollama's endpoints (/, /api/version, /api/tags,
- * /api/show, /api/ps, /api/generate, /api/chat, /api/embed, /api/embeddings) with
+ * /api/show, /api/ps, /api/generate, /api/chat, /api/embed, /api/embeddings; the model
+ * management endpoints of sim-models.h) with
  * Ollama's field names, key order, status codes and error texts, and the control
  * endpoints /sim/state, /sim/gpu/{index}, /sim/reset, /sim/fault and /sim/faults
  * (faults on demand, sim-fault.h).
@@ -28,14 +29,16 @@ struct sim_api_config {
 	bool check_host;     /* listening on loopback: reject foreign Host headers (403) */
 	const char *version; /* reported by /api/version */
 	size_t body_cap;
-	double fault_rate;    /* random faults per Ollama request (--fault-rate), 0 = none */
-	unsigned fault_kinds; /* --fault-kinds as a mask (sim-fault.h), 0 = all */
-	uint64_t fault_seed;  /* --fault-seed */
+	double fault_rate;	 /* random faults per Ollama request (--fault-rate), 0 = none */
+	unsigned fault_kinds;	 /* --fault-kinds as a mask (sim-fault.h), 0 = all */
+	uint64_t fault_seed;	 /* --fault-seed */
+	double pull_bytes_per_s; /* /api/pull bandwidth, simulated bytes/s; 0 = default */
 };
 
-/* The API. All pointers are borrowed and must outlive it. */
+/* The API. All pointers are borrowed and must outlive it; /api/pull, /api/delete and
+ * /api/copy change cat. */
 struct sim_api *sim_api_new(struct event_base *base, struct sim_sched *sched, struct sim_hw *hw,
-			    const struct sim_catalogue *cat, const struct sim_api_config *cfg);
+			    struct sim_catalogue *cat, const struct sim_api_config *cfg);
 /* The HTTP server's request callback (httpd.h); arg is the struct sim_api. */
 void sim_api_request_cb(struct vd_http_req *req, void *arg);
 /* Drops every request in flight (their jobs are finished) and frees the API. Call

@@ -16,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-/* The built-in catalogue: keep identical to sim/catalogues/default.json
+/* The built-in catalogue (installed models, then the pullable ones): keep identical to
+ * sim/catalogues/default.json
  * (tests/test-sim-catalogue.c checks that). */
 static const char sim_catalogue_default_json[] =
     "{\n"
@@ -81,6 +83,28 @@ static const char sim_catalogue_default_json[] =
     "\"vocab_size\": 32064, \"block_count\": 32, \"head_count\": 32, \"head_count_kv\": 32, "
     "\"tokens_per_second_gpu\": "
     "100, \"tokens_per_second_cpu\": 12}\n"
+    "  ],\n"
+    "  \"pullable\": [\n"
+    "    {\"name\": \"llama3.2:3b\", \"file_size\": \"2.0GB\", "
+    "\"footprint\": \"2.500GB\", \"family\": \"llama\", "
+    "\"parameter_size\": \"3.2B\", \"quantization_level\": \"Q4_K_M\", "
+    "\"capabilities\": [\"completion\", \"tools\"], \"embedding_length\": 3072, "
+    "\"context_length\": 131072, \"vocab_size\": 128256, \"block_count\": 28, "
+    "\"head_count\": 24, \"head_count_kv\": 8, \"tokens_per_second_gpu\": 110, "
+    "\"tokens_per_second_cpu\": 15},\n"
+    "    {\"name\": \"qwen2.5:3b\", \"file_size\": \"1.9GB\", "
+    "\"footprint\": \"2.400GB\", \"family\": \"qwen2\", "
+    "\"parameter_size\": \"3.1B\", \"quantization_level\": \"Q4_K_M\", "
+    "\"capabilities\": [\"completion\", \"tools\"], \"embedding_length\": 2048, "
+    "\"context_length\": 32768, \"vocab_size\": 151936, \"block_count\": 36, "
+    "\"head_count\": 16, \"head_count_kv\": 2, \"tokens_per_second_gpu\": 115, "
+    "\"tokens_per_second_cpu\": 16},\n"
+    "    {\"name\": \"mxbai-embed-large:latest\", \"file_size\": \"0.67GB\", "
+    "\"footprint\": \"0.840GB\", \"family\": \"bert\", \"parameter_size\": \"334M\", "
+    "\"quantization_level\": \"F16\", \"capabilities\": [\"embedding\"], "
+    "\"embedding_length\": 1024, \"context_length\": 512, \"vocab_size\": 30522, "
+    "\"block_count\": 24, \"head_count\": 16, \"head_count_kv\": 16, "
+    "\"tokens_per_second_gpu\": 1200, \"tokens_per_second_cpu\": 250}\n"
     "  ]\n"
     "}\n";
 
@@ -245,6 +269,11 @@ sim_catalogue_parse_model(json_t *obj, size_t index, struct sim_model *m, char *
 		uint64_t word = vd_rand64(&h1);
 		snprintf(m->digest + 16 * k, 17, "%016llx", (unsigned long long)word);
 	}
+	uint64_t h2 = vd_hash64(m->name, strlen(m->name), 0x626c6f62ULL);
+	for (int k = 0; k < 4; k++) {
+		uint64_t word = vd_rand64(&h2);
+		snprintf(m->blob_digest + 16 * k, 17, "%016llx", (unsigned long long)word);
+	}
 	/* Pulled some days before 2026-08-01, deterministic per name. */
 	m->modified_ns = (INT64_C(1785542400) - (int64_t)(h1 % (86400 * 60))) * VD_NS_PER_S;
 	return 0;
@@ -257,8 +286,42 @@ sim_catalogue_free(struct sim_catalogue *cat)
 		return;
 	for (size_t i = 0; i < cat->nmodels; i++)
 		sim_model_cleanup(&cat->models[i]);
+	for (size_t i = 0; i < cat->npullable; i++)
+		sim_model_cleanup(&cat->pullable[i]);
+	for (size_t i = 0; i < cat->ncopies; i++) {
+		sim_model_cleanup(cat->copies[i]);
+		free(cat->copies[i]);
+	}
 	free(cat->models);
+	free(cat->pullable);
+	free(cat->copies);
 	free(cat);
+}
+
+/* Parses one array of model objects into *out; installed marks them pulled. The
+ * records parsed so far count in *n even on failure (for sim_catalogue_free). */
+static int
+sim_catalogue_parse_list(struct sim_catalogue *cat, json_t *list, bool installed,
+			 struct sim_model **out, size_t *n, char **cause)
+{
+	*out = xcalloc(json_array_size(list) ? json_array_size(list) : 1, sizeof(**out));
+	size_t i;
+	json_t *obj;
+	json_array_foreach(list, i, obj)
+	{
+		struct sim_model *m = &(*out)[i];
+		*n = i + 1;
+		int rc = sim_catalogue_parse_model(obj, i, m, cause);
+		if (rc < 0)
+			return rc;
+		m->installed = installed;
+		m->pullable = true;
+		for (size_t k = 0; k + 1 < sim_catalogue_count(cat); k++)
+			if (strcasecmp(sim_catalogue_at(cat, k)->name, m->name) == 0)
+				return vd_fail(cause, -EINVAL, "model \"%s\" is listed twice",
+					       m->name);
+	}
+	return 0;
 }
 
 int
@@ -276,21 +339,23 @@ sim_catalogue_parse(const char *text, size_t len, struct sim_catalogue **out, ch
 		rc = vd_fail(cause, -EINVAL, "the catalogue needs a non-empty \"models\" array");
 		goto out_free;
 	}
-	cat->models = xcalloc(json_array_size(models), sizeof(*cat->models));
-	size_t i;
-	json_t *obj;
-	json_array_foreach(models, i, obj)
-	{
-		struct sim_model *m = &cat->models[i];
-		cat->nmodels = i + 1;
-		if ((rc = sim_catalogue_parse_model(obj, i, m, cause)) < 0)
-			goto out_free;
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(cat->models[k].name, m->name) == 0) {
-				rc = vd_fail(cause, -EINVAL, "model \"%s\" is listed twice",
-					     m->name);
-				goto out_free;
-			}
+	if ((rc = sim_catalogue_parse_list(cat, models, true, &cat->models, &cat->nmodels, cause)) <
+	    0)
+		goto out_free;
+	json_t *pullable = json_object_get(root, "pullable");
+	if (pullable != NULL && !json_is_array(pullable)) {
+		rc = vd_fail(cause, -EINVAL, "\"pullable\" must be an array of models");
+		goto out_free;
+	}
+	if (pullable != NULL && json_array_size(pullable) > 0 &&
+	    (rc = sim_catalogue_parse_list(cat, pullable, false, &cat->pullable, &cat->npullable,
+					   cause)) < 0) {
+		if (cause != NULL && *cause != NULL) {
+			char *inner = *cause;
+			*cause = xasprintf("pullable: %s", inner);
+			free(inner);
+		}
+		goto out_free;
 	}
 	json_decref(root);
 	*out = cat;
@@ -351,20 +416,76 @@ sim_catalogue_default(void)
 	return cat;
 }
 
+char *
+sim_catalogue_canonical_name(const char *name)
+{
+	if (vd_str_has_prefix(name, "registry.ollama.ai/library/"))
+		name += strlen("registry.ollama.ai/library/");
+	const char *slash = strrchr(name, '/');
+	const char *base = slash != NULL ? slash + 1 : name;
+	return strchr(base, ':') != NULL ? xstrdup(name) : xasprintf("%s:latest", name);
+}
+
+size_t
+sim_catalogue_count(const struct sim_catalogue *cat)
+{
+	return cat->nmodels + cat->npullable + cat->ncopies;
+}
+
 const struct sim_model *
-sim_catalogue_find(const struct sim_catalogue *cat, const char *name)
+sim_catalogue_at(const struct sim_catalogue *cat, size_t i)
+{
+	if (i < cat->nmodels)
+		return &cat->models[i];
+	i -= cat->nmodels;
+	if (i < cat->npullable)
+		return &cat->pullable[i];
+	i -= cat->npullable;
+	return i < cat->ncopies ? cat->copies[i] : NULL;
+}
+
+struct sim_model *
+sim_catalogue_lookup(struct sim_catalogue *cat, const char *name, bool installed_only)
 {
 	if (name == NULL || *name == '\0')
 		return NULL;
-	if (vd_str_has_prefix(name, "registry.ollama.ai/library/"))
-		name += strlen("registry.ollama.ai/library/");
-	char *full = strchr(name, ':') != NULL ? xstrdup(name) : xasprintf("%s:latest", name);
-	const struct sim_model *found = NULL;
-	for (size_t i = 0; i < cat->nmodels && found == NULL; i++)
-		if (strcmp(cat->models[i].name, full) == 0)
-			found = &cat->models[i];
+	char *full = sim_catalogue_canonical_name(name);
+	struct sim_model *found = NULL;
+	for (size_t i = 0; i < sim_catalogue_count(cat) && found == NULL; i++) {
+		struct sim_model *m = (struct sim_model *)sim_catalogue_at(cat, i);
+		bool wanted = installed_only ? m->installed : m->installed || m->pullable;
+		if (wanted && strcasecmp(m->name, full) == 0)
+			found = m;
+	}
 	free(full);
 	return found;
+}
+
+const struct sim_model *
+sim_catalogue_find(const struct sim_catalogue *cat, const char *name)
+{
+	/* The lookup does not modify the catalogue. */
+	return sim_catalogue_lookup((struct sim_catalogue *)cat, name, true);
+}
+
+struct sim_model *
+sim_catalogue_add_copy(struct sim_catalogue *cat, const struct sim_model *src, const char *name,
+		       int64_t now_wall_ns)
+{
+	if (cat->ncopies >= SIM_CATALOGUE_MAX_COPIES)
+		return NULL;
+	struct sim_model *m = xcalloc(1, sizeof(*m));
+	*m = *src;
+	m->name = xstrdup(name);
+	m->family = xstrdup(src->family);
+	m->parameter_size = xstrdup(src->parameter_size);
+	m->quantization_level = xstrdup(src->quantization_level);
+	m->modified_ns = now_wall_ns;
+	m->installed = true;
+	m->pullable = false; /* the registry does not have it */
+	cat->copies = xrealloc(cat->copies, (cat->ncopies + 1) * sizeof(*cat->copies));
+	cat->copies[cat->ncopies++] = m;
+	return m;
 }
 
 uint64_t

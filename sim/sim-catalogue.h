@@ -34,14 +34,30 @@ struct sim_model {
 	int64_t head_count_kv;
 	double gpu_tokens_per_s;
 	double cpu_tokens_per_s;
-	char digest[65];     /* 64 hex characters, derived from the name */
-	int64_t modified_ns; /* wall time, deterministic */
+	char digest[65];      /* 64 hex characters, derived from the name */
+	int64_t modified_ns;  /* wall time, deterministic */
+	char blob_digest[65]; /* the weights blob (HEAD /api/blobs/sha256:<this>) */
+	bool installed;	      /* pulled: listed by /api/tags, found by sim_catalogue_find */
+	bool pullable;	      /* in the simulated registry: /api/pull can fetch it */
 };
 
+/*
+ * The models of one ollama-sim. models[] are installed at start; pullable[] are in the
+ * simulated registry only until /api/pull installs them; copies[] are made by
+ * /api/copy. /api/delete clears `installed`, never frees a record, so pointers held by
+ * runners and jobs stay valid until sim_catalogue_free.
+ */
 struct sim_catalogue {
 	struct sim_model *models;
 	size_t nmodels;
+	struct sim_model *pullable;
+	size_t npullable;
+	struct sim_model **copies;
+	size_t ncopies;
 };
+
+/* At most this many /api/copy records per catalogue (deleted ones included). */
+#define SIM_CATALOGUE_MAX_COPIES 4096
 
 /* Parses a catalogue from JSON text ({"models":[...]}, see docs/ollama-sim.md).
  * Returns 0 and a new catalogue (free with sim_catalogue_free), or -EINVAL with
@@ -53,10 +69,26 @@ int sim_catalogue_load(const char *path, struct sim_catalogue **out, char **caus
 struct sim_catalogue *sim_catalogue_default(void);
 void sim_catalogue_free(struct sim_catalogue *cat);
 
-/* Looks a model up the way Ollama resolves names: "NAME" means "NAME:latest", a
- * "registry.ollama.ai/library/" prefix is ignored. Returns a borrowed pointer
- * valid while the catalogue lives, or NULL. */
+/* Looks an installed model up the way Ollama resolves names: "NAME" means
+ * "NAME:latest", a "registry.ollama.ai/library/" prefix is ignored, case does not
+ * matter. Returns a borrowed pointer valid while the catalogue lives, or NULL. */
 const struct sim_model *sim_catalogue_find(const struct sim_catalogue *cat, const char *name);
+/* As sim_catalogue_find, over every record: installed only when installed_only, else
+ * also the ones /api/pull can fetch (pullable, installed or not). Borrowed pointer. */
+struct sim_model *sim_catalogue_lookup(struct sim_catalogue *cat, const char *name,
+				       bool installed_only);
+/* The number of records and the i-th (models, then pullable, then copies), installed or
+ * not: for listing. Borrowed pointer. */
+size_t sim_catalogue_count(const struct sim_catalogue *cat);
+const struct sim_model *sim_catalogue_at(const struct sim_catalogue *cat, size_t i);
+/* /api/copy: a new installed record named name (already canonical: with a tag) with
+ * the data, digests and blob of src and modified_ns = now. Returns it (borrowed), or
+ * NULL when SIM_CATALOGUE_MAX_COPIES records exist. */
+struct sim_model *sim_catalogue_add_copy(struct sim_catalogue *cat, const struct sim_model *src,
+					 const char *name, int64_t now_wall_ns);
+/* Ollama's canonical short name: "registry.ollama.ai/library/" dropped, ":latest" added
+ * when there is no tag. Caller frees. */
+char *sim_catalogue_canonical_name(const char *name);
 
 /* Ollama's KV-cache estimate for ctx tokens (f16):
  * 2 x block_count x head_count_kv x (embedding_length / head_count) x ctx x 2 bytes. */

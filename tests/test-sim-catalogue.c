@@ -43,6 +43,15 @@ test_default_matches_file(void **state)
 		assert_int_equal(strlen(a->digest), 64);
 		assert_string_equal(a->digest, b->digest);
 	}
+	assert_true(builtin->npullable >= 1);
+	assert_int_equal(file->npullable, builtin->npullable);
+	for (size_t i = 0; i < builtin->npullable; i++) {
+		const struct sim_model *a = &builtin->pullable[i], *b = &file->pullable[i];
+		assert_string_equal(a->name, b->name);
+		assert_true(a->file_bytes == b->file_bytes && a->vocab_size == b->vocab_size);
+		assert_false(a->installed);
+		assert_true(a->pullable);
+	}
 	sim_catalogue_free(builtin);
 	sim_catalogue_free(file);
 }
@@ -79,6 +88,83 @@ test_find(void **state)
 	assert_non_null(m);
 	assert_true(m->capabilities & SIM_CAP_COMPLETION);
 	assert_true(sim_catalogue_find(cat, "nomic-embed-text")->capabilities & SIM_CAP_EMBEDDING);
+	/* Case does not matter (Ollama's getExistingName). */
+	assert_ptr_equal(sim_catalogue_find(cat, "LLAMA3.2:1B"), m);
+	sim_catalogue_free(cat);
+}
+
+static void
+test_pullable_and_copies(void **state)
+{
+	(void)state;
+	struct sim_catalogue *cat = sim_catalogue_default();
+	/* Pullable models are not installed: find misses them, a registry lookup hits. */
+	assert_null(sim_catalogue_find(cat, "llama3.2:3b"));
+	struct sim_model *p = sim_catalogue_lookup(cat, "llama3.2:3b", false);
+	assert_non_null(p);
+	assert_null(sim_catalogue_lookup(cat, "llama3.2:3b", true));
+	p->installed = true;
+	assert_ptr_equal(sim_catalogue_find(cat, "llama3.2:3b"), p);
+	assert_int_equal(strlen(p->blob_digest), 64);
+	assert_string_not_equal(p->blob_digest, p->digest);
+
+	size_t before = sim_catalogue_count(cat);
+	const struct sim_model *src = sim_catalogue_find(cat, "phi3:mini");
+	struct sim_model *c = sim_catalogue_add_copy(cat, src, "me/phi:v1", 42);
+	assert_non_null(c);
+	assert_int_equal(sim_catalogue_count(cat), before + 1);
+	assert_ptr_equal(sim_catalogue_at(cat, before), c);
+	assert_ptr_equal(sim_catalogue_find(cat, "me/phi:v1"), c);
+	assert_string_equal(c->digest, src->digest);
+	assert_string_equal(c->blob_digest, src->blob_digest);
+	assert_true(c->modified_ns == 42 && c->file_bytes == src->file_bytes);
+	/* Copies are not in the registry: once deleted they cannot be pulled back. */
+	c->installed = false;
+	assert_null(sim_catalogue_lookup(cat, "me/phi:v1", false));
+	assert_null(sim_catalogue_at(cat, before + 1));
+
+	char *n = sim_catalogue_canonical_name("registry.ollama.ai/library/foo");
+	assert_string_equal(n, "foo:latest");
+	free(n);
+	n = sim_catalogue_canonical_name("me/bar");
+	assert_string_equal(n, "me/bar:latest");
+	free(n);
+	sim_catalogue_free(cat);
+}
+
+static void
+test_pullable_validation(void **state)
+{
+	(void)state;
+	static const char one[] =
+	    "{\"name\": \"%s\", \"file_size\": 1000, \"footprint\": 1200, \"family\": \"llama\", "
+	    "\"parameter_size\": \"1B\", \"quantization_level\": \"Q4_0\", \"capabilities\": "
+	    "[\"completion\"], \"embedding_length\": 64, \"context_length\": 128, \"vocab_size\": "
+	    "100, \"block_count\": 2, \"head_count\": 2, \"head_count_kv\": 2, "
+	    "\"tokens_per_second_gpu\": 10, \"tokens_per_second_cpu\": 1}";
+	char a[1024], b[1024], text[4096];
+	snprintf(a, sizeof(a), one, "a");
+	snprintf(b, sizeof(b), one, "A:latest");
+	struct sim_catalogue *cat = NULL;
+	char *cause = NULL;
+	snprintf(text, sizeof(text), "{\"models\": [%s], \"pullable\": [%s]}", a, b);
+	assert_int_equal(sim_catalogue_parse(text, strlen(text), &cat, &cause), -EINVAL);
+	assert_string_equal(cause, "pullable: model \"A:latest\" is listed twice");
+	free(cause);
+	cause = NULL;
+	snprintf(text, sizeof(text), "{\"models\": [%s], \"pullable\": {}}", a);
+	assert_int_equal(sim_catalogue_parse(text, strlen(text), &cat, &cause), -EINVAL);
+	assert_string_equal(cause, "\"pullable\" must be an array of models");
+	free(cause);
+	cause = NULL;
+	snprintf(text, sizeof(text), "{\"models\": [%s], \"pullable\": [{\"name\": \"x\"}]}", a);
+	assert_int_equal(sim_catalogue_parse(text, strlen(text), &cat, &cause), -EINVAL);
+	assert_string_equal(cause, "pullable: model \"x\": missing field \"file_size\"");
+	free(cause);
+	cause = NULL;
+	snprintf(text, sizeof(text), "{\"models\": [%s], \"pullable\": []}", a);
+	assert_int_equal(sim_catalogue_parse(text, strlen(text), &cat, &cause), 0);
+	assert_int_equal(cat->npullable, 0);
 	sim_catalogue_free(cat);
 }
 
@@ -267,6 +353,8 @@ main(void)
 	    cmocka_unit_test(test_default_matches_file),
 	    cmocka_unit_test(test_large_catalogue),
 	    cmocka_unit_test(test_find),
+	    cmocka_unit_test(test_pullable_and_copies),
+	    cmocka_unit_test(test_pullable_validation),
 	    cmocka_unit_test(test_memory_model),
 	    cmocka_unit_test(test_validation_errors),
 	    cmocka_unit_test(test_keep_alive),

@@ -44,10 +44,17 @@ def test_tags():
     names = [m["name"] for m in body["models"]]
     assert "llama3.2:1b" in names and "all-minilm:latest" in names and len(names) == 10
     m = body["models"][0]
-    assert list(m.keys()) == ["name", "model", "modified_at", "size", "digest", "details"]
+    # ListModelResponse (v0.33): capabilities, and the details' context/embedding length.
+    assert list(m.keys()) == ["name", "model", "modified_at", "size", "digest", "details",
+                              "capabilities"]
     assert len(m["digest"]) == 64 and all(c in "0123456789abcdef" for c in m["digest"])
     assert list(m["details"].keys()) == ["parent_model", "format", "family", "families",
-                                         "parameter_size", "quantization_level"]
+                                         "parameter_size", "quantization_level",
+                                         "context_length", "embedding_length"]
+    llama = [x for x in body["models"] if x["name"] == "llama3.2:1b"][0]
+    assert llama["capabilities"] == ["completion", "tools"], llama
+    assert llama["details"]["context_length"] == 131072
+    assert llama["details"]["embedding_length"] == 2048
     dates = [x["modified_at"] for x in body["models"]]
     assert dates == sorted(dates, reverse=True)
     sizes = {x["name"]: x["size"] for x in body["models"]}

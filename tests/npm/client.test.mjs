@@ -1,7 +1,8 @@
 // The official ollama npm client (pinned in package.json) against ollama-sim:
-// list, ps, show, generate and chat (streaming and not), embed, and a 404 model
-// error. Starts its own ollama-sim on a free port. Prints PASS/FAIL per test and
-// "N passed, N failed"; exits non-zero on failure. Node 18 compatible.
+// list, ps, show, generate and chat (streaming and not), embed, pull (streaming and
+// not), copy, delete, and a 404 model error. Starts its own ollama-sim on a free port.
+// Prints PASS/FAIL per test and "N passed, N failed"; exits non-zero on failure. Node 18
+// compatible.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
@@ -108,6 +109,62 @@ const tests = [
     assert(r.embeddings.length === 2 && r.embeddings[0].length === 384, 'shape');
     const norm = r.embeddings[0].reduce((s, x) => s + x * x, 0);
     assert(Math.abs(norm - 1) < 1e-5, 'unit length');
+  }],
+  ['pull, streaming', async () => {
+    const stream = await ollama.pull({ model: 'llama3.2:3b', stream: true });
+    const statuses = [];
+    let lastLayer = null;
+    for await (const part of stream) {
+      statuses.push(part.status);
+      if (part.digest) lastLayer = part;
+    }
+    assert(statuses[0] === 'pulling manifest', statuses.join(','));
+    assert(statuses[statuses.length - 1] === 'success', statuses.join(','));
+    assert(lastLayer && lastLayer.completed === lastLayer.total && lastLayer.total > 0,
+      JSON.stringify(lastLayer));
+    const names = (await ollama.list()).models.map((m) => m.name);
+    assert(names.includes('llama3.2:3b'), names.join(','));
+  }],
+  ['pull, not streaming', async () => {
+    const r = await ollama.pull({ model: 'qwen2.5:3b' });
+    assert(r.status === 'success', JSON.stringify(r));
+    const s = await ollama.show({ model: 'qwen2.5:3b' });
+    assert(s.details.family === 'qwen2', 'family');
+    let err = null;
+    try {
+      await ollama.pull({ model: 'no-such-model' });
+    } catch (e) {
+      err = e;
+    }
+    assert(err && err.status_code === 500 &&
+      err.error === 'pull model manifest: file does not exist', String(err));
+  }],
+  ['copy', async () => {
+    const r = await ollama.copy({ source: 'llama3.2:3b', destination: 'mine/llama:v1' });
+    assert(r.status === 'success', JSON.stringify(r));
+    const r2 = await ollama.generate({ model: 'mine/llama:v1', prompt: 'hi', options: { num_predict: 2 } });
+    assert(r2.done === true && r2.eval_count === 2, JSON.stringify(r2));
+    let err = null;
+    try {
+      await ollama.copy({ source: 'nope', destination: 'x' });
+    } catch (e) {
+      err = e;
+    }
+    assert(err && err.status_code === 404 && err.error === 'model "nope" not found', String(err));
+  }],
+  ['delete', async () => {
+    const r = await ollama.delete({ model: 'mine/llama:v1' });
+    assert(r.status === 'success', JSON.stringify(r));
+    const names = (await ollama.list()).models.map((m) => m.name);
+    assert(!names.includes('mine/llama:v1') && names.includes('llama3.2:3b'), names.join(','));
+    let err = null;
+    try {
+      await ollama.delete({ model: 'mine/llama:v1' });
+    } catch (e) {
+      err = e;
+    }
+    assert(err && err.status_code === 404 && err.error === "model 'mine/llama:v1' not found",
+      String(err));
   }],
   ['404 model error', async () => {
     let err = null;
