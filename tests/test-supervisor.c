@@ -83,13 +83,15 @@ test_output_env_and_restart(void **state)
 	free(log);
 }
 
+/* Both children have set up their signal handling (they say "ready" after it). */
 static bool
-both_running(struct supervisor *s)
+both_ready(struct supervisor *s)
 {
-	struct supervisor_child_info a, b;
-	supervisor_child(s, 0, &a);
-	supervisor_child(s, 1, &b);
-	return a.running && b.running;
+	(void)s;
+	char *log = read_log();
+	bool ready = strstr(log, "plain: ready") != NULL && strstr(log, "stubborn: ready") != NULL;
+	free(log);
+	return ready;
 }
 
 static void
@@ -98,15 +100,15 @@ test_free_stops_children(void **state)
 	(void)state;
 	struct event_base *base = event_base_new();
 	const char *argv[] = {"sh", "-c",
-			      "trap '' TERM; if [ -n \"$STUBBORN\" ]; then "
-			      "while :; do sleep 1; done; else exec sleep 60; fi",
+			      "if [ -n \"$STUBBORN\" ]; then trap '' TERM; echo ready; "
+			      "while :; do sleep 1; done; else echo ready; exec sleep 60; fi",
 			      NULL};
 	struct supervisor *s = supervisor_new(base, argv);
 	const char *plain[] = {NULL};
 	const char *stubborn[] = {"STUBBORN=1", NULL};
 	supervisor_add(s, "plain", plain);
 	supervisor_add(s, "stubborn", stubborn);
-	assert_true(run_until(base, s, both_running, 2000));
+	assert_true(run_until(base, s, both_ready, 10000));
 	struct supervisor_child_info a, b;
 	supervisor_child(s, 0, &a);
 	supervisor_child(s, 1, &b);
