@@ -47,6 +47,7 @@
 #define ENGINE_MAX_LOAD_FAILURES 3
 #define ENGINE_UNLOAD_CONFIRM_MS 5000
 #define ENGINE_LOAD_BACKOFF_MS	 1000
+#define ENGINE_RELEASE_POLL_MS	 50 /* GPU samples while an unloaded runner holds memory */
 #define ENGINE_FIT_RESERVE	 (1024 * VD_MIB) /* llama-server --fit's free memory per GPU */
 
 struct engine_model {
@@ -564,7 +565,7 @@ engine_unload_cb(const struct backend_status *st, void *arg)
  * Whether the runner of an unloaded model still shows in NVML: Ollama answers the unload
  * and drops the model from /api/ps before the driver frees its memory (v0.33: about
  * 300 ms later), and until then that memory is not free to plan with. Asks for a fresh
- * sample while it does. False when the runner is unknown.
+ * sample every ENGINE_RELEASE_POLL_MS while it does. False when the runner is unknown.
  */
 static bool
 engine_runner_holds_memory(struct engine *e, const struct engine_model *m)
@@ -574,7 +575,9 @@ engine_runner_holds_memory(struct engine *e, const struct engine_model *m)
 		return false;
 	if (s->mono_ms > m->unload_replied_ms && engine_sample_process(s, m->runner_pid) == NULL)
 		return false;
-	gpu_monitor_sample_now(e->d->gpus);
+	/* A sample's arrival runs the engine again: asking on every decision would spin. */
+	if (engine_now() - s->mono_ms >= ENGINE_RELEASE_POLL_MS)
+		gpu_monitor_sample_now(e->d->gpus);
 	return true;
 }
 

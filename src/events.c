@@ -48,6 +48,7 @@ static const char *const events_types[] = {
     "gpu_lost",
     "gpu_recovered",
     "model_on_cpu",
+    "model_spilled",
     "reservation_satisfied",
     "reservation_expired",
     "job_complete",
