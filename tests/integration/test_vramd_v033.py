@@ -149,5 +149,43 @@ def test_spill_is_noticed_and_not_repeated():
         sim.stop()
 
 
+def test_small_margin_is_raised_to_the_fit_reserve():
+    # Ollama 0.30+ keeps 1 GiB free on the GPU (llama-server --fit) and spills what would
+    # eat into it. With VRAM_SAFETY_MARGIN_MB 512 and 768 MiB over the model's footprint,
+    # vramd would load it and Ollama would spill it: vramd keeps 1 GiB instead, and the
+    # job waits for the memory.
+    sim = start_sim("--gpus", "8GiB", state_file=True)
+    v = start_vramd(sim, "--safety-margin-mb", "512", "--keep-alive", "1")
+    try:
+        wait_ready(v)
+        body = {"model": "qwen2.5:0.5b", "prompt": "hi", "options": {"num_predict": 4}}
+        assert v.wait_final(v.submit_ok(body), timeout=60)["status"] == "complete"
+        wait_until(lambda: vramd_model(v, "qwen2.5:0.5b")["runner_overhead_bytes"] > 0,
+                   what="vramd to measure the runner")
+        wait_until(lambda: vramd_resident(v, "qwen2.5:0.5b") is None, timeout=20,
+                   what="the keep-alive unload")
+        footprint = vramd_model(v, "qwen2.5:0.5b")["footprint_bytes"]
+        gpu = sim.state()["gpus"][0]
+        free_wanted = footprint + 768 * MIB
+        other_mb = (gpu["total"] - gpu["reserved"] - free_wanted) // MIB
+        status, reply = http_json("POST", sim.url + "/sim/gpu/0", json_body={"other_mb": other_mb})
+        assert status == 200, (status, reply)
+        wait_until(lambda: v.stats()["gpus"][0]["memory_free_bytes"] < free_wanted + 32 * MIB,
+                   what="vramd to see the other program's memory")
+        loads = sim.state()["counters"]["loads"]
+        jid = v.submit_ok(body)
+        time.sleep(1.5)
+        assert v.job(jid)["status"] == "queued", v.job(jid)
+        assert sim.state()["counters"]["loads"] == loads, sim.state()["counters"]
+        status, reply = http_json("POST", sim.url + "/sim/gpu/0", json_body={"other_mb": 0})
+        assert status == 200, (status, reply)
+        assert v.wait_final(jid, timeout=60)["status"] == "complete"
+        counters = sim.state()["counters"]
+        assert counters["cpu_spills"] == 0 and counters["oom_failures"] == 0, counters
+    finally:
+        v.stop()
+        sim.stop()
+
+
 if __name__ == "__main__":
     run_tests(globals())
