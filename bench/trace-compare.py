@@ -14,8 +14,14 @@ simulated seconds another process's memory on the GPU changes (POST /sim/gpu/0,
 (b) vramd: one client submits each job at its arrival time to vramd (simulated
     NVML), then the jobs' final states are read back.
 
+Both runs use ollama-sim's Ollama version (--ollama-version, default 0.33: a load
+that does not fit spills layers to the CPU instead of failing, once the server has
+retried an OOM).
+
 Printed: makespan (first arrival to last completion), model loads, OOM load
-failures and 503s counted by ollama-sim, jobs completed / failed, and p50/p99 of
+failures, 503s, CPU spills (loads Ollama put partly on the CPU) and the tokens
+generated on the CPU (each token weighted by its runner's CPU layer share, against
+all tokens generated) counted by ollama-sim, jobs completed / failed, and p50/p99 of
 the wait per priority. The wait of a job is its time from arrival to its answer
 minus its own generation time (Ollama's prompt_eval_duration + eval_duration),
 so queueing and model loads count, the same way for both runs. Times are
@@ -23,7 +29,7 @@ wall-clock seconds of the scaled run multiplied back by the time scale, so they
 read as real-world seconds.
 
 usage: bench/trace-compare.py [--build DIR] [--jobs N] [--rate R] [--time-scale S]
-                              [--seed N]
+                              [--seed N] [--ollama-version V]
 """
 
 import argparse
@@ -106,7 +112,8 @@ def other_memory_driver(sim_url, schedule, t0, scale, stop, http_json):
 
 
 def run_direct(trace, schedule, scale, args, h):
-    sim = h.start_sim("--gpus", "8GiB", "--seed", str(args.seed), state_file=True,
+    sim = h.start_sim("--gpus", "8GiB", "--seed", str(args.seed),
+                      "--ollama-version", args.ollama_version, state_file=True,
                       time_scale=scale)
     results = [None] * len(trace)
     stop = threading.Event()
@@ -145,22 +152,24 @@ def run_direct(trace, schedule, scale, args, h):
         stop.set()
         sim.stop()
     waits = {p: [] for p, _ in PRIO_WEIGHTS}
-    done = failed = 0
+    done = failed = tokens = 0
     last = t0
     for (at, body), (status, reply, end) in zip(trace, results):
         last = max(last, end)
         if status == 200:
             done += 1
+            tokens += reply.get("eval_count") or 0
             latency = (end - (t0 + at / scale)) * scale
             waits[body["priority"]].append(max(0.0, latency - gen_seconds(reply)))
         else:
             failed += 1
     return {"makespan": (last - t0 - trace[0][0] / scale) * scale, "counters": counters,
-            "done": done, "failed": failed, "waits": waits}
+            "done": done, "failed": failed, "waits": waits, "tokens": tokens}
 
 
 def run_vramd(trace, schedule, scale, args, h, vh):
-    sim = h.start_sim("--gpus", "8GiB", "--seed", str(args.seed), state_file=True,
+    sim = h.start_sim("--gpus", "8GiB", "--seed", str(args.seed),
+                      "--ollama-version", args.ollama_version, state_file=True,
                       time_scale=scale)
     # vramd's timers run in real time while the sim's clock runs faster: scale the
     # batch wait (30 s) and the keep-alive (300 s) the same way.
@@ -189,26 +198,34 @@ def run_vramd(trace, schedule, scale, args, h, vh):
         stop.set()
         mem.join()
         counters = sim.state()["counters"]
+        stats = v.stats()
         full = [v.job(jid) for jid in ids]
     finally:
         stop.set()
         v.stop()
         sim.stop()
     waits = {p: [] for p, _ in PRIO_WEIGHTS}
-    done = failed = 0
+    done = failed = tokens = 0
     last = wall0
     for job in full:
         end = parse_time(job["completed_at"])
         last = max(last, end)
         if job["status"] == "complete":
             done += 1
+            tokens += (job.get("result") or {}).get("eval_count") or 0
             latency = (end - parse_time(job["submitted_at"])) * scale
             waits[job["priority"]].append(max(0.0, latency - gen_seconds(job.get("result"))))
         else:
             failed += 1
     assert len(jobs) == len(ids)
     return {"makespan": (last - wall0 - trace[0][0] / scale) * scale, "counters": counters,
-            "done": done, "failed": failed, "waits": waits}
+            "done": done, "failed": failed, "waits": waits, "tokens": tokens,
+            "vramd_cpu_spills": stats.get("cpu_spills")}
+
+
+def cpu_tokens(run):
+    """Tokens generated on the CPU (weighted by the CPU layer share) against all."""
+    return "%.0f / %d" % (run["counters"].get("cpu_tokens", 0.0), run["tokens"])
 
 
 def main():
@@ -219,6 +236,8 @@ def main():
     ap.add_argument("--rate", type=float, default=2.0, help="arrivals per simulated second")
     ap.add_argument("--time-scale", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--ollama-version", default="0.33",
+                    help="ollama-sim's Ollama version for both runs (0.33 or 0.12)")
     args = ap.parse_args()
     os.environ["VRAMD_BUILD_DIR"] = os.path.abspath(args.build)
     import harness as h
@@ -226,8 +245,9 @@ def main():
 
     trace, schedule = make_trace(args.jobs, args.rate, args.seed, vh.MODELS)
     print("trace: %d jobs over %.0f simulated s (rate %.2f/s, seed %d), %d other-memory "
-          "changes, time scale %g" % (len(trace), trace[-1][0], args.rate, args.seed,
-                                      len(schedule), args.time_scale))
+          "changes, time scale %g, Ollama %s" % (len(trace), trace[-1][0], args.rate,
+                                                 args.seed, len(schedule), args.time_scale,
+                                                 args.ollama_version))
     sys.stdout.flush()
     t = time.monotonic()
     a = run_direct(trace, schedule, args.time_scale, args, h)
@@ -245,8 +265,13 @@ def main():
              str(b["counters"]["evictions"])),
             ("OOM load failures", str(a["counters"]["oom_failures"]),
              str(b["counters"]["oom_failures"])),
+            ("OOM retries by Ollama", str(a["counters"].get("load_retries", 0)),
+             str(b["counters"].get("load_retries", 0))),
             ("503 (Ollama queue full)", str(a["counters"]["rejected_503"]),
-             str(b["counters"]["rejected_503"]))]
+             str(b["counters"]["rejected_503"])),
+            ("CPU spills", str(a["counters"].get("cpu_spills", 0)),
+             str(b["counters"].get("cpu_spills", 0))),
+            ("tokens on CPU / all", cpu_tokens(a), cpu_tokens(b))]
     for p, _ in PRIO_WEIGHTS:
         for q in (50, 99):
             rows.append(("%s wait p%d (s)" % (p, q), "%.1f" % pct(a["waits"][p], q),
@@ -255,8 +280,10 @@ def main():
     print("|%s|%s|%s|" % ("-" * 26, "-" * 13 + ":", "-" * 13 + ":"))
     for name, x, y in rows:
         print("| %-24s | %12s | %12s |" % (name, x, y))
-    print(json.dumps({"direct": {k: a[k] for k in ("makespan", "counters", "done", "failed")},
-                      "vramd": {k: b[k] for k in ("makespan", "counters", "done", "failed")}}))
+    keys = ("makespan", "counters", "done", "failed", "tokens")
+    print(json.dumps({"direct": {k: a[k] for k in keys},
+                      "vramd": dict({k: b[k] for k in keys},
+                                    vramd_cpu_spills=b["vramd_cpu_spills"])}))
 
 
 if __name__ == "__main__":

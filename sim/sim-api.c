@@ -634,6 +634,10 @@ sim_gen_timer_cb(evutil_socket_t fd, short what, void *arg)
 		if (r->emitted == 0 && tok[0] == ' ')
 			tok++;
 		r->emitted++;
+		const struct sim_runner *runner = r->job.runner;
+		if (runner->layers > 0 && runner->gpu_layers < runner->layers)
+			r->api->sched->counters.cpu_tokens +=
+			    (double)(runner->layers - runner->gpu_layers) / (double)runner->layers;
 		if (r->stream)
 			sim_req_send_line(r, sim_chunk_new(r, tok, false));
 		else
@@ -1411,6 +1415,7 @@ sim_handle_state(struct vd_http_req *req, const char *path, void *arg)
 			    json_integer((json_int_t)s->counters.recovery_waits));
 	json_object_set_new(counters, "runtime_ooms",
 			    json_integer((json_int_t)s->counters.runtime_ooms));
+	json_object_set_new(counters, "cpu_tokens", json_real(s->counters.cpu_tokens));
 	json_object_set_new(o, "counters", counters);
 	json_object_set_new(o, "faults", sim_faults_json(api->faults));
 	json_object_set_new(o, "time_scale", json_real(s->cfg.time_scale));

@@ -134,6 +134,7 @@ struct sim_sched_config {
 struct sim_counters {
 	uint64_t requests, loads, unloads, evictions, oom_failures, rejected_503;
 	uint64_t cpu_spills, load_retries, aborted_loads, recovery_waits, runtime_ooms;
+	double cpu_tokens; /* tokens generated, each weighted by its runner's CPU layer share */
 };
 
 struct sim_sched {

@@ -145,6 +145,7 @@ api_stats(struct vd_http_req *req, const char *path, void *arg)
 	json_object_set_new(o, "loads", json_integer(ec.loads));
 	json_object_set_new(o, "unloads", json_integer(ec.unloads));
 	json_object_set_new(o, "load_failures", json_integer(ec.load_failures));
+	json_object_set_new(o, "cpu_spills", json_integer(ec.cpu_spills));
 	json_object_set_new(o, "dispatched", json_integer(ec.dispatched));
 	json_object_set_new(o, "retries", json_integer(ec.retries));
 	json_object_set_new(o, "gpus", api_stats_gpus(d));

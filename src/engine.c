@@ -47,6 +47,8 @@
 #define ENGINE_MAX_LOAD_FAILURES 3
 #define ENGINE_UNLOAD_CONFIRM_MS 5000
 #define ENGINE_LOAD_BACKOFF_MS	 1000
+#define ENGINE_RELEASE_POLL_MS	 50 /* GPU samples while an unloaded runner holds memory */
+#define ENGINE_FIT_RESERVE	 (1024 * VD_MIB) /* llama-server --fit's free memory per GPU */
 
 struct engine_model {
 	char *name; /* the registry's display name; the queue key */
@@ -61,6 +63,15 @@ struct engine_model {
 	int load_failures;	   /* consecutive */
 	int64_t load_timeout_ms;   /* the bound given to the load in flight */
 	bool load_abandoned;	   /* the unload in flight follows a load that timed out */
+	/* Its runner as NVML shows it (Ollama v0.33 hides a loading runner from /api/ps and
+	 * its CUDA context always): */
+	uint32_t pids_before[GPU_MAX_PROCESSES]; /* Ollama processes on its GPU when its load
+						    began; the new one is its runner */
+	size_t npids_before;
+	bool pids_known;	   /* pids_before came from a process list */
+	uint32_t runner_pid;	   /* its runner once identified; 0 = unknown */
+	bool runner_recorded;	   /* this load's runner memory went to the registry */
+	bool spilled;		   /* /api/ps showed part of it on the CPU after this load */
 	struct backend_call *call; /* the load or unload in flight */
 	struct engine *engine;
 	struct queue_model_summary queue; /* its waiting jobs, as of the current decision */
@@ -197,6 +208,130 @@ engine_counters(const struct engine *e, struct engine_counters *out)
 	*out = e->counters;
 }
 
+/* --- Runners as NVML shows them ---------------------------------------------------------- */
+
+/* The latest sample of GPU id when it lists processes; NULL otherwise (no NVML, a
+ * provider without process lists, budget or CPU-only mode). */
+static const struct gpu_sample *
+engine_gpu_process_sample(const struct engine *e, int gpu)
+{
+	if (gpu < 0 || e->d->budget_mode || e->d->cpu_only_mode)
+		return NULL;
+	const struct gpu_device *dev = gpu_monitor_find(e->d->gpus, (uint32_t)gpu);
+	if (dev == NULL || !dev->has_sample || !(dev->latest.valid & GPU_HAS_PROCESSES))
+		return NULL;
+	return &dev->latest;
+}
+
+static const struct gpu_process *
+engine_sample_process(const struct gpu_sample *s, uint32_t pid)
+{
+	for (size_t i = 0; i < s->nprocesses; i++)
+		if (s->processes[i].pid == pid)
+			return &s->processes[i];
+	return NULL;
+}
+
+static bool
+engine_pid_is_claimed(const struct engine *e, const struct engine_model *self, uint32_t pid)
+{
+	for (size_t i = 0; i < e->nmodels; i++)
+		if (e->models[i] != self && e->models[i]->runner_pid == pid)
+			return true;
+	return false;
+}
+
+/* Remembers which Ollama processes are on the GPU as a load of m begins. */
+static void
+engine_model_note_pids(struct engine *e, struct engine_model *m)
+{
+	const struct gpu_sample *s = engine_gpu_process_sample(e, m->gpu);
+	m->runner_pid = 0;
+	m->runner_recorded = false;
+	m->spilled = false;
+	m->npids_before = 0;
+	m->pids_known = s != NULL;
+	for (size_t i = 0; s != NULL && i < s->nprocesses; i++)
+		if (s->processes[i].is_ollama)
+			m->pids_before[m->npids_before++] = s->processes[i].pid;
+}
+
+/*
+ * The runner of m in sample s: the process it was identified as before, or else, while
+ * its load runs or once it is done, an Ollama process with a known size that was not on
+ * the GPU when the load began and is no other model's runner (vramd loads one model at
+ * a time per server). NULL when none shows (yet, or any more).
+ */
+static const struct gpu_process *
+engine_model_runner(const struct engine *e, struct engine_model *m, const struct gpu_sample *s)
+{
+	if (s == NULL)
+		return NULL;
+	if (m->runner_pid != 0)
+		return engine_sample_process(s, m->runner_pid);
+	if (!m->pids_known || (m->residency != SCHED_LOADING && m->residency != SCHED_LOADED))
+		return NULL;
+	for (size_t i = 0; i < s->nprocesses; i++) {
+		const struct gpu_process *p = &s->processes[i];
+		bool before = false;
+		for (size_t j = 0; j < m->npids_before && !before; j++)
+			before = m->pids_before[j] == p->pid;
+		if (!p->is_ollama || !p->used_known || before ||
+		    engine_pid_is_claimed(e, m, p->pid))
+			continue;
+		m->runner_pid = p->pid;
+		return p;
+	}
+	return NULL;
+}
+
+/*
+ * After a load, once /api/ps has been read since: a model placed on a GPU that the
+ * server put partly on the CPU (size_vram < size) is a wrong placement, counted and
+ * flagged for the scheduler; and the memory its runner holds in a GPU sample taken after
+ * the load teaches the registry the runner overhead /api/ps does not show.
+ */
+static void
+engine_observe_loads(struct engine *e)
+{
+	int64_t ps_since = monitor_ps_fresh_since(e->d->monitor);
+	for (size_t i = 0; i < e->nmodels; i++) {
+		struct engine_model *m = e->models[i];
+		if (m->residency != SCHED_LOADED || m->gpu == SCHED_GPU_CPU ||
+		    m->load_done_ms == 0 || ps_since < m->load_done_ms)
+			continue;
+		const struct registry_model *rm = registry_find(e->d->registry, m->name);
+		if (rm == NULL || !rm->loaded)
+			continue;
+		if (!m->spilled && rm->size_vram_bytes < rm->size_bytes) {
+			m->spilled = true;
+			e->counters.cpu_spills++;
+			char *what = xasprintf(
+			    "ollama put %llu of %llu MiB of %s on the CPU although "
+			    "vramd planned it on GPU %d",
+			    (unsigned long long)((rm->size_bytes - rm->size_vram_bytes) >> 20),
+			    (unsigned long long)(rm->size_bytes >> 20), m->name, m->gpu);
+			vd_warn(ENGINE, "%s; it is unloaded once idle", what);
+			events_emit(gpu_policy_events(e->d->policy), "model_spilled",
+				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
+					      e->d->backend->url, "message", what));
+			free(what);
+		}
+		if (m->runner_recorded)
+			continue;
+		const struct gpu_sample *s = engine_gpu_process_sample(e, m->gpu);
+		const struct gpu_process *r =
+		    s != NULL && s->mono_ms > m->load_done_ms ? engine_model_runner(e, m, s) : NULL;
+		if (r == NULL)
+			continue;
+		m->runner_recorded = true;
+		if (registry_record_runner(e->d->registry, m->name, r->used_bytes) == 0)
+			vd_debug(ENGINE, "runner of %s (pid %u) holds %llu MiB; /api/ps shows %llu",
+				 m->name, r->pid, (unsigned long long)(r->used_bytes >> 20),
+				 (unsigned long long)(rm->size_vram_bytes >> 20));
+	}
+}
+
 /* --- Snapshot --------------------------------------------------------------------------- */
 
 static bool
@@ -256,14 +391,21 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 			continue;
 		g->total_bytes = s->mem_total_bytes;
 		g->free_bytes = s->mem_free_bytes;
-		/* Loads whose memory this sample cannot show yet. */
+		/* Loads whose memory this sample cannot show yet. Count each byte once: what
+		 * the load's runner already holds (its memory grows while it loads) is in
+		 * free_bytes, so only the rest is pending. */
+		const struct gpu_sample *ps = engine_gpu_process_sample(e, g->id);
 		for (size_t j = 0; j < e->nmodels; j++) {
-			const struct engine_model *m = e->models[j];
+			struct engine_model *m = e->models[j];
 			if (m->gpu != g->id)
 				continue;
 			if (m->residency == SCHED_LOADING ||
-			    (m->residency == SCHED_LOADED && m->load_done_ms >= s->mono_ms))
-				g->pending_bytes += engine_model_footprint(e, m);
+			    (m->residency == SCHED_LOADED && m->load_done_ms >= s->mono_ms)) {
+				uint64_t footprint = engine_model_footprint(e, m);
+				const struct gpu_process *r = engine_model_runner(e, m, ps);
+				uint64_t shown = r != NULL ? r->used_bytes : 0;
+				g->pending_bytes += footprint > shown ? footprint - shown : 0;
+			}
 		}
 	}
 	return n;
@@ -423,7 +565,28 @@ engine_unload_cb(const struct backend_status *st, void *arg)
 	engine_kick(e);
 }
 
-/* Finishes UNLOADING models that /api/ps no longer lists (or that took too long). */
+/*
+ * Whether the runner of an unloaded model still shows in NVML: Ollama answers the unload
+ * and drops the model from /api/ps before the driver frees its memory (v0.33: about
+ * 300 ms later), and until then that memory is not free to plan with. Asks for a fresh
+ * sample every ENGINE_RELEASE_POLL_MS while it does. False when the runner is unknown.
+ */
+static bool
+engine_runner_holds_memory(struct engine *e, const struct engine_model *m)
+{
+	const struct gpu_sample *s = engine_gpu_process_sample(e, m->gpu);
+	if (m->runner_pid == 0 || s == NULL)
+		return false;
+	if (s->mono_ms > m->unload_replied_ms && engine_sample_process(s, m->runner_pid) == NULL)
+		return false;
+	/* A sample's arrival runs the engine again: asking on every decision would spin. */
+	if (engine_now() - s->mono_ms >= ENGINE_RELEASE_POLL_MS)
+		gpu_monitor_sample_now(e->d->gpus);
+	return true;
+}
+
+/* Finishes UNLOADING models that /api/ps no longer lists and whose runner's memory is
+ * free again (or that took too long). */
 static void
 engine_confirm_unloads(struct engine *e, int64_t now)
 {
@@ -434,15 +597,24 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 		const struct registry_model *rm = registry_find(e->d->registry, m->name);
 		bool gone = rm == NULL || (!rm->loaded && monitor_ps_fresh_since(e->d->monitor) >=
 							      m->unload_replied_ms);
+		bool holding = gone && engine_runner_holds_memory(e, m);
 		bool late = now - m->unload_replied_ms > ENGINE_UNLOAD_CONFIRM_MS;
-		if (!gone && !late) {
-			monitor_refresh_ps(e->d->monitor);
+		if ((!gone || holding) && !late) {
+			if (!gone)
+				monitor_refresh_ps(e->d->monitor);
 			continue;
 		}
 		if (!gone)
 			vd_warn(ENGINE,
 				"%s still listed by /api/ps %d ms after its unload; going on",
 				m->name, ENGINE_UNLOAD_CONFIRM_MS);
+		else if (holding)
+			vd_warn(ENGINE,
+				"the runner of %s (pid %u) still holds GPU memory %d ms after its "
+				"unload; going on",
+				m->name, m->runner_pid, ENGINE_UNLOAD_CONFIRM_MS);
+		m->runner_pid = 0;
+		m->spilled = false;
 		m->residency = SCHED_UNLOADED;
 		m->unload_replied_ms = 0;
 		m->load_abandoned = false;
@@ -663,6 +835,7 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			       (unsigned long long)(snap->models[a->model].footprint_bytes >> 20));
 			m->residency = SCHED_LOADING;
 			m->gpu = a->gpu;
+			engine_model_note_pids(e, m);
 			m->load_started_ms = engine_now();
 			e->loads_in_flight++;
 			req.placement = engine_placement(e, a->gpu);
@@ -689,6 +862,7 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	struct daemon *d = e->d;
 	int64_t now = engine_now();
 	engine_confirm_unloads(e, now);
+	engine_observe_loads(e);
 	if (!e->backend_up) {
 		e->load_sample_asked_ms = 0;
 		return;
@@ -705,6 +879,10 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	    .max_loaded_models = (int)config_int(d->config, CONFIG_MAX_LOADED_MODELS),
 	    .min_swap_batch = (int)config_int(d->config, CONFIG_MIN_SWAP_BATCH),
 	};
+	/* Ollama 0.30+ keeps ENGINE_FIT_RESERVE free on each GPU and spills to the CPU what
+	 * would eat into it: planning with a smaller margin only produces spills. */
+	if (monitor_server_fits_layers(d->monitor) && cfg.safety_margin_bytes < ENGINE_FIT_RESERVE)
+		cfg.safety_margin_bytes = ENGINE_FIT_RESERVE;
 	if (d->budget_mode)
 		cfg.safety_margin_bytes = 0;
 	/* With telemetry, nothing is decided before a sample says what is free: a provider
@@ -750,6 +928,7 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 		sm->running = m->running;
 		sm->last_used_ms = m->last_used_ms;
 		sm->cpu_allowed = cfg.allow_cpu;
+		sm->spilled = m->spilled && m->residency == SCHED_LOADED;
 		/* A model in load backoff shows no demand until the backoff ends. */
 		if (m->residency == SCHED_UNLOADED && m->not_before_ms > now)
 			continue;

@@ -35,6 +35,7 @@ bool engine_backend_is_up(const struct engine *e);
 /* Counters since start. */
 struct engine_counters {
 	int64_t loads, unloads, load_failures, dispatched, completed, failed, retries;
+	int64_t cpu_spills; /* loads planned on a GPU that the server put partly on the CPU */
 };
 void engine_counters(const struct engine *e, struct engine_counters *out);
 

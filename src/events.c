@@ -49,6 +49,7 @@ static const char *const events_types[] = {
     "gpu_recovered",
     "model_on_cpu",
     "load_timeout",
+    "model_spilled",
     "reservation_satisfied",
     "reservation_expired",
     "job_complete",

@@ -229,6 +229,22 @@ monitor_server_up(const struct monitor *m)
 	return m->up;
 }
 
+bool
+monitor_server_fits_layers(const struct monitor *m)
+{
+	if (m->version == NULL)
+		return false;
+	char *end;
+	long major = strtol(m->version, &end, 10);
+	if (end == m->version || *end != '.')
+		return false;
+	const char *minor_text = end + 1;
+	long minor = strtol(minor_text, &end, 10);
+	if (end == minor_text)
+		return false;
+	return major > 0 || minor >= 30;
+}
+
 int64_t
 monitor_ps_fresh_since(const struct monitor *m)
 {

@@ -28,6 +28,13 @@ bool monitor_server_up(const struct monitor *m);
 /* When the newest successful /api/ps listing was requested (monotonic ms; 0 if never):
  * the registry's residency is at least that fresh. */
 int64_t monitor_ps_fresh_since(const struct monitor *m);
+/*
+ * Whether the server fits models layer by layer (Ollama 0.30 and later, whose
+ * llama-server --fit keeps about 1 GiB free on every GPU and puts the layers that do not
+ * fit on the CPU instead of failing), judged from its last /api/version. False while the
+ * version is unknown or unparsable.
+ */
+bool monitor_server_fits_layers(const struct monitor *m);
 /* Whether /api/tags has been read at least once (the model list is known). */
 bool monitor_models_known(const struct monitor *m);
 /* The server entry of GET /api/health. */

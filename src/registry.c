@@ -8,7 +8,10 @@
  * normalised name.
  *
  * Footprint learning: size_vram from /api/ps is the measured footprint (size when the
- * model was partly offloaded to CPU, since all of it on a GPU needs that). An NVML delta
+ * model was partly offloaded to CPU, since all of it on a GPU needs that), plus the runner
+ * overhead: what NVML shows the model's runner process holding beyond size_vram (the CUDA
+ * context, per registry_record_runner); the last overhead measured is added to the
+ * estimates of models not measured yet. An NVML delta
  * recorded for a load raises it when the delta is larger but plausible (at most 1.5x
  * the reference plus 512 MiB), because the CUDA context is real memory Ollama does not
  * count; a larger delta means another program allocated at the same time and is
@@ -38,8 +41,10 @@ struct registry {
 	bool *seen;    /* per model: listed since registry_begin_tags */
 	bool *seen_ps; /* per model: listed since registry_begin_ps */
 	size_t seen_alloc;
-	uint64_t loaded_file_bytes; /* file sizes of every recorded load, summed */
-	int64_t loaded_ms;	    /* their durations, summed */
+	uint64_t runner_overhead_bytes; /* NVML memory a runner holds beyond /api/ps size_vram,
+					   as last measured (the CUDA context); 0 = unknown */
+	uint64_t loaded_file_bytes;	/* file sizes of every recorded load, summed */
+	int64_t loaded_ms;		/* their durations, summed */
 };
 
 char *
@@ -138,12 +143,14 @@ registry_kv_bytes(const struct registry *reg, const struct registry_model *m)
 	return registry_kv_bytes_at(reg, m, reg->num_ctx);
 }
 
-/* Weights and compute buffers (file size x multiplier) plus the KV cache. */
+/* Weights and compute buffers (file size x multiplier) plus the KV cache, plus the
+ * runner overhead NVML showed for other models (a model not measured yet pays it too). */
 static void
 registry_estimate_model(const struct registry *reg, struct registry_model *m)
 {
 	m->kv_bytes = registry_kv_bytes(reg, m);
-	m->estimate_bytes = (uint64_t)((double)m->file_bytes * reg->multiplier) + m->kv_bytes;
+	m->estimate_bytes = (uint64_t)((double)m->file_bytes * reg->multiplier) + m->kv_bytes +
+			    reg->runner_overhead_bytes;
 }
 
 static void
@@ -302,14 +309,18 @@ registry_set_caps(struct registry *reg, const char *name, unsigned caps)
 		m->caps = caps;
 }
 
-/* Recomputes the measured footprint from size_vram and the NVML delta. */
+/* Recomputes the measured footprint from size_vram, the runner overhead and the NVML
+ * delta. */
 static void
 registry_learn(struct registry_model *m)
 {
-	/* Partly offloaded to CPU (size_vram < size): all of it on a GPU needs size. */
+	/* Partly offloaded to CPU (size_vram < size): all of it on a GPU needs size. The
+	 * runner's own NVML memory beyond size_vram (the CUDA context) comes on top. */
 	uint64_t footprint = m->size_vram_bytes == 0		  ? 0
 			     : m->size_vram_bytes < m->size_bytes ? m->size_bytes
 								  : m->size_vram_bytes;
+	if (footprint != 0)
+		footprint += m->runner_overhead_bytes;
 	uint64_t ref = footprint != 0 ? footprint : m->estimate_bytes;
 	if (m->nvml_delta_bytes > 0 && ref > 0) {
 		uint64_t delta = (uint64_t)m->nvml_delta_bytes;
@@ -324,6 +335,27 @@ registry_learn(struct registry_model *m)
 			 m->name, footprint, m->estimate_bytes);
 	m->measured = true;
 	m->measured_bytes = footprint;
+}
+
+int
+registry_record_runner(struct registry *reg, const char *name, uint64_t runner_bytes)
+{
+	struct registry_model *m = registry_find(reg, name);
+	if (m == NULL || !m->loaded || m->size_vram_bytes == 0)
+		return -1;
+	uint64_t overhead =
+	    runner_bytes > m->size_vram_bytes ? runner_bytes - m->size_vram_bytes : 0;
+	/* More than the model's own size again plus the slack is not one runner's overhead
+	 * (a wrong process, or a reading mid-change): ignored. */
+	if (overhead > m->size_vram_bytes + REGISTRY_DELTA_SLACK)
+		return -1;
+	m->runner_overhead_bytes = overhead;
+	registry_learn(m);
+	if (reg->runner_overhead_bytes != overhead) {
+		reg->runner_overhead_bytes = overhead;
+		registry_estimate_all(reg);
+	}
+	return 0;
 }
 
 void
@@ -511,6 +543,8 @@ registry_model_to_json(const struct registry_model *m)
 	json_object_set_new(o, "footprint_bytes", json_integer((json_int_t)registry_footprint(m)));
 	json_object_set_new(o, "footprint_source",
 			    json_string(m->measured ? "measured" : "estimate"));
+	json_object_set_new(o, "runner_overhead_bytes",
+			    json_integer((json_int_t)m->runner_overhead_bytes));
 	json_object_set_new(o, "nvml_delta_bytes",
 			    m->nvml_delta_bytes >= 0 ? json_integer(m->nvml_delta_bytes)
 						     : json_null());

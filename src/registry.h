@@ -5,8 +5,9 @@
  * Footprint: until a model has been loaded, file size x VRAM_ESTIMATION_MULTIPLIER (the
  * estimate). Once /api/ps shows it loaded, its size_vram (the measured footprint; size if
  * it was partly on CPU),
- * raised to the NVML memory delta of its load when that delta is plausible (the CUDA
- * context costs memory Ollama does not count). A model loaded on CPU (size_vram 0) keeps
+ * plus the runner overhead NVML showed beyond size_vram (registry_record_runner: the CUDA
+ * context costs memory Ollama does not count), raised to the NVML memory delta of its
+ * load when that delta is plausible. A model loaded on CPU (size_vram 0) keeps
  * its estimate for GPU placement.
  *
  * Names: "llama3.2" and "llama3.2:latest" are the same model; lookups normalise a
@@ -45,11 +46,13 @@ struct registry_model {
 
 	/* Architecture from /api/show (0 = unknown), to size the KV cache. */
 	int64_t ctx_train, block_count, head_count, head_count_kv, embedding_length;
-	uint64_t kv_bytes;	  /* KV cache at the server's context and parallelism */
-	uint64_t estimate_bytes;  /* file_bytes x multiplier + kv_bytes */
-	bool measured;		  /* measured_bytes is known */
-	uint64_t measured_bytes;  /* learned footprint (see above) */
-	int64_t nvml_delta_bytes; /* last NVML delta of a load; -1 unknown */
+	uint64_t kv_bytes;		/* KV cache at the server's context and parallelism */
+	uint64_t estimate_bytes;	/* file_bytes x multiplier + kv_bytes */
+	bool measured;			/* measured_bytes is known */
+	uint64_t measured_bytes;	/* learned footprint (see above) */
+	int64_t nvml_delta_bytes;	/* last NVML delta of a load; -1 unknown */
+	uint64_t runner_overhead_bytes; /* its runner's NVML memory beyond size_vram (the CUDA
+					   context), as last measured; 0 = unknown */
 
 	/* Residency as last observed in /api/ps. */
 	bool loaded;
@@ -121,6 +124,16 @@ void registry_end_ps(struct registry *reg);
  * (-1 when unknown). The delta refines the footprint when plausible. */
 void registry_record_load(struct registry *reg, const char *name, int64_t load_ms,
 			  int64_t nvml_delta_bytes);
+/*
+ * Records what NVML shows its runner process holding (runner_bytes) for a model that
+ * /api/ps lists as loaded now. What exceeds size_vram (the CUDA context, which /api/ps
+ * does not show) is the model's runner overhead: its footprint becomes /api/ps size plus
+ * it, and estimates of models not measured yet include it too. Returns 0, or -1 (nothing
+ * learnt) when the model is not listed on a GPU or the overhead is implausible (more
+ * than size_vram plus 512 MiB).
+ */
+int registry_record_runner(struct registry *reg, const char *name, uint64_t runner_bytes);
+
 /* The load bandwidth measured so far in bytes/s: the file sizes of every recorded load
  * over their summed durations (so slow loads weigh most); 0 before a load was timed. */
 double registry_load_bandwidth(const struct registry *reg);

@@ -6,7 +6,7 @@
  *
  * The decision, in order (docs/scheduling.md has the long version):
  *   1. Keep-alive: idle models (LOADED, nothing running or queued) unused for
- *      keep_alive_ms are unloaded.
+ *      keep_alive_ms are unloaded, and idle models that spilled to the CPU at once.
  *   2. Pressure and relocation: a GPU whose free memory fell below
  *      pending + reserved + margin (a VRAM reservation, or another program grew) gets
  *      idle models unloaded, LRU first, when that restores the margin; an
@@ -597,9 +597,12 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 
 		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued > 0)
 			continue;
-		if (cfg->keep_alive_ms <= 0 || snap->now_ms - m->last_used_ms < cfg->keep_alive_ms)
+		bool expired =
+		    cfg->keep_alive_ms > 0 && snap->now_ms - m->last_used_ms >= cfg->keep_alive_ms;
+		if (!expired && !m->spilled)
 			continue;
-		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0, SCHED_REASON_KEEP_ALIVE);
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0,
+				expired ? SCHED_REASON_KEEP_ALIVE : SCHED_REASON_RELOCATE);
 		ms->gone = true;
 		if (ms->gpu_index >= 0)
 			s->gpus[ms->gpu_index].incoming += ms->footprint;

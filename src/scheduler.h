@@ -62,6 +62,9 @@ struct sched_model {
 	int64_t oldest_enqueued_ms[JOB_NPRIORITIES]; /* monotonic; meaningful when queued > 0 */
 	int64_t last_used_ms; /* monotonic: last job start or end, or load end */
 	bool cpu_allowed;     /* this model may be placed on CPU */
+	bool spilled;	      /* placed on a GPU, but the server put part of it on the CPU (a wrong
+				 placement): unloaded as soon as it is idle, so its next load is
+				 planned with the footprint learnt from it */
 };
 
 struct sched_snapshot {
@@ -88,7 +91,8 @@ enum sched_reason {
 	SCHED_REASON_MAKE_ROOM,	 /* unload: room for a load */
 	SCHED_REASON_DEMAND,	 /* load or dispatch: jobs wait for it */
 	SCHED_REASON_STARVATION, /* load or dispatch: a job waited past max_batch_wait */
-	SCHED_REASON_RELOCATE,	 /* unload: its GPU is paused or lost and another GPU fits it */
+	SCHED_REASON_RELOCATE,	 /* unload: its GPU is paused or lost and another GPU fits it,
+				    or it spilled to the CPU and is idle */
 };
 
 struct sched_action {

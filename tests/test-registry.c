@@ -66,6 +66,51 @@ test_estimate_then_learning(void **state)
 	registry_free(reg);
 }
 
+/* Ollama v0.33: NVML shows each runner a CUDA context more than /api/ps size_vram. The
+ * runner's NVML memory teaches the overhead: the footprint is size plus it (also when
+ * the model spilled partly to the CPU), and models not measured yet pay it in their
+ * estimate. An implausible reading (far beyond the model) teaches nothing. */
+static void
+test_runner_overhead(void **state)
+{
+	(void)state;
+	struct registry *reg = registry_new(1.0);
+	registry_begin_tags(reg);
+	struct registry_model *a = registry_set_installed(reg, "a:1b", 1 * GB, NULL, NULL, NULL, 0);
+	struct registry_model *b = registry_set_installed(reg, "b:1b", 2 * GB, NULL, NULL, NULL, 0);
+	registry_end_tags(reg);
+	assert_true(b->estimate_bytes == 2 * GB);
+
+	/* Not listed by /api/ps yet (v0.33 hides a loading runner): nothing to learn. */
+	assert_int_equal(registry_record_runner(reg, "a:1b", 1700 * VD_MIB), -1);
+	assert_false(a->measured);
+
+	registry_observe_loaded(reg, "a:1b", 1200 * VD_MIB, 1200 * VD_MIB, 100);
+	assert_true(registry_footprint(a) == 1200 * VD_MIB);
+	assert_int_equal(registry_record_runner(reg, "a:1b", 1600 * VD_MIB), 0);
+	assert_true(a->runner_overhead_bytes == 400 * VD_MIB);
+	assert_true(registry_footprint(a) == 1600 * VD_MIB);
+	/* b was never loaded: its estimate now includes the overhead. */
+	assert_true(registry_footprint(b) == 2 * GB + 400 * VD_MIB);
+
+	/* Spilled: 1000 of 1200 MiB on the GPU, runner 1400 MiB: all on a GPU needs
+	 * size + overhead. */
+	registry_observe_loaded(reg, "a:1b", 1200 * VD_MIB, 1000 * VD_MIB, 200);
+	assert_int_equal(registry_record_runner(reg, "a:1b", 1400 * VD_MIB), 0);
+	assert_true(registry_footprint(a) == 1600 * VD_MIB);
+
+	/* A runner reading far beyond the model is not its overhead. */
+	assert_int_equal(registry_record_runner(reg, "a:1b", 8 * GB), -1);
+	assert_true(a->runner_overhead_bytes == 400 * VD_MIB);
+	assert_true(registry_footprint(a) == 1600 * VD_MIB);
+
+	json_t *o = registry_model_to_json(a);
+	assert_int_equal(json_integer_value(json_object_get(o, "runner_overhead_bytes")),
+			 400 * VD_MIB);
+	json_decref(o);
+	registry_free(reg);
+}
+
 /* The estimate adds the KV cache Ollama predicts: phi3:mini-like (no GQA, 32 layers,
  * 3072 wide) at 4096 tokens is 1.5 GiB, on top of file x multiplier; a model trained on
  * less context gets its own; parallel slots multiply it. */
@@ -335,6 +380,7 @@ main(void)
 	    cmocka_unit_test(test_estimate_then_learning),
 	    cmocka_unit_test(test_estimate_includes_kv_cache),
 	    cmocka_unit_test(test_nvml_delta_without_ps),
+	    cmocka_unit_test(test_runner_overhead),
 	    cmocka_unit_test(test_name_normalisation),
 	    cmocka_unit_test(test_load_stats),
 	    cmocka_unit_test(test_load_timeout),

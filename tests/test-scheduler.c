@@ -659,6 +659,43 @@ test_keep_alive(void **state)
 	world_cleanup(&w);
 }
 
+/* A model the server spilled partly to the CPU is a wrong placement: it keeps serving
+ * its queued and running jobs, and is unloaded (relocate) as soon as it is idle, long
+ * before its keep-alive, so its next load is planned with the footprint learnt. */
+static void
+test_spilled_model_unloaded_when_idle(void **state)
+{
+	struct world w;
+	size_t a, b;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 2 * GIB);
+	b = model_add(&w, "b", 2 * GIB);
+	model_loaded(&w, a, 0, NOW - 1000);
+	model_loaded(&w, b, 0, NOW - 1000);
+	w.models[a].spilled = true;
+	w.models[a].running = 1;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	/* Busy and wanted: it keeps its job flowing, nothing is unloaded. */
+	for (size_t i = 0; i < w.plan.nactions; i++)
+		assert_int_not_equal(w.plan.actions[i].type, SCHED_ACTION_UNLOAD);
+
+	w.models[a].running = 0;
+	memset(w.models[a].queued, 0, sizeof(w.models[a].queued));
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_RELOCATE);
+
+	/* Without the flag the same idle model stays for its keep-alive. */
+	w.models[a].spilled = false;
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
 /* Several GPUs: best fit (least leftover, ties to the lower id); a paused GPU takes
  * nothing new, and a model stuck on it moves to another GPU that fits it. */
 static void
@@ -1040,6 +1077,7 @@ main(void)
 	    cmocka_unit_test(test_concurrency_cap),
 	    cmocka_unit_test(test_cap_scaled_by_speed),
 	    cmocka_unit_test(test_keep_alive),
+	    cmocka_unit_test(test_spilled_model_unloaded_when_idle),
 	    cmocka_unit_test(test_multi_gpu),
 	    cmocka_unit_test(test_cpu_fallback),
 	    cmocka_unit_test(test_never_fits_does_not_block),

@@ -65,6 +65,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(options == NULL || json_is_object(options));
 		assert(json_object_get(options, "num_gpu") == NULL);
 		assert(json_object_get(options, "main_gpu") == NULL);
+		(void)options; /* only read by the asserts: unused in a Release build */
 		assert(sub.num_ctx >= 0 && sub.num_ctx <= API_NUM_CTX_MAX);
 		assert(sub.model->ctx_train <= 0 || sub.num_ctx <= sub.model->ctx_train);
 		assert(sub.metadata == NULL || json_is_object(sub.metadata));

@@ -348,6 +348,9 @@ def test_v033_spill_after_other_process_memory():
         f = m["gpu_layers"] / m["layers"]
         tps = 1 / (f / 100 + (1 - f) / 12)
         assert abs(body["eval_duration"] - 50 / tps * 1e9) < 1e6, (body, tps)
+        # cpu_tokens: smollm's tokens ran on the GPU alone; phi3's 50 count by CPU share.
+        cpu_tokens = sim.state()["counters"]["cpu_tokens"]
+        assert abs(cpu_tokens - body["eval_count"] * m["cpu_share"]) < 1e-6, (cpu_tokens, m)
     finally:
         sim.proc.assert_clean_exit()
 
