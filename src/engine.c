@@ -519,6 +519,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		free(what);
 	} else {
 		m->residency = SCHED_UNLOADED;
+		m->runner_pid = 0; /* a failed load leaves no runner of this model */
 		e->counters.load_failures++;
 		vd_warn(ENGINE, "loading %s failed (%s): %s", m->name,
 			backend_error_name(st->error), st->message);
