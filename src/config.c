@@ -77,11 +77,14 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"the API; empty: none besides localhost pages."},
 	[CONFIG_VRAM_SAFETY_MARGIN_MB] = {"VRAM_SAFETY_MARGIN_MB", "VRAM_SAFETY_MARGIN_MB",
 		"--safety-margin-mb", CONFIG_TYPE_INT, "1024", 0, 1048576, NULL, "MiB", true,
-		"GPU memory always left free when deciding whether a model fits."},
+		"GPU memory always left free when deciding whether a model fits; at least 1024 "
+		"against Ollama 0.30+, whose llama-server keeps that much free and spills the rest "
+		"to the CPU."},
 	[CONFIG_VRAM_ESTIMATION_MULTIPLIER] = {"VRAM_ESTIMATION_MULTIPLIER",
 		"VRAM_ESTIMATION_MULTIPLIER", "--estimation-multiplier", CONFIG_TYPE_DOUBLE, "1.3",
 		0.1, 10, NULL, "", true,
-		"VRAM estimate of a never-loaded model: file size times this, plus its KV cache."},
+		"VRAM estimate of a never-loaded model: file size times this, plus its KV cache, "
+		"plus the runner overhead (CUDA context) measured on other models."},
 	[CONFIG_SCHEDULER_LOOP_INTERVAL] = {"SCHEDULER_LOOP_INTERVAL", "SCHEDULER_LOOP_INTERVAL",
 		"--loop-interval", CONFIG_TYPE_INT, "100", 1, 60000, NULL, "ms", false,
 		"The scheduler runs on every change and at least this often."},

@@ -7,12 +7,17 @@
  * (pure), and carries out the plan through the backend:
  *
  *   UNLOAD   keep_alive 0; the model stays UNLOADING until /api/ps stops listing it
- *            (bounded by ENGINE_UNLOAD_CONFIRM_MS), then a fresh GPU sample is taken.
+ *            and NVML no longer shows its runner (Ollama 0.33 frees the memory after
+ *            replying), bounded by ENGINE_UNLOAD_CONFIRM_MS, then a fresh GPU sample is
+ *            taken.
  *   LOAD     first waits for a GPU sample taken after it was planned (the scheduler
  *            decides again on it), then an empty-prompt generate with keep_alive -1
  *            (vramd, not Ollama's timer, decides unloads), bounded by LOAD_TIMEOUT.
- *            Until a GPU sample taken after the load shows its memory, the model's
- *            footprint counts as pending on its GPU.
+ *            Its runner is the Ollama process that appears on the GPU meanwhile. Until
+ *            a GPU sample taken after the load shows its memory, the part of the
+ *            model's footprint its runner does not hold yet counts as pending. Once
+ *            /api/ps lists it, a load /api/ps shows partly on the CPU is counted as a
+ *            spill, and the runner's NVML memory teaches the registry its overhead.
  *   DISPATCH pops jobs of the model (highest priority first) and runs them.
  *
  * Failures: an Ollama error reply fails the job with Ollama's message; a connection
@@ -523,6 +528,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		free(what);
 	} else {
 		m->residency = SCHED_UNLOADED;
+		m->runner_pid = 0; /* a failed load leaves no runner of this model */
 		e->counters.load_failures++;
 		vd_warn(ENGINE, "loading %s failed (%s): %s", m->name,
 			backend_error_name(st->error), st->message);

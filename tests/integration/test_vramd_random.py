@@ -24,8 +24,8 @@ JOBS = 300
 # footprints from NVML, wait for released memory, and notice every spill.
 
 
-def run_random(other_mb_mid_run, *vramd_args):
-    sim = start_sim("--gpus", "8GiB", state_file=True,
+def run_random(other_mb_mid_run, *vramd_args, ollama_version="0.33"):
+    sim = start_sim("--gpus", "8GiB", "--ollama-version", ollama_version, state_file=True,
                     time_scale=200)
     v = start_vramd(sim, *vramd_args)
     try:
@@ -51,10 +51,12 @@ def run_random(other_mb_mid_run, *vramd_args):
         counters = sim.state()["counters"]
         stats = v.stats()
         print("sim counters:", counters, "vramd cpu_spills:", stats["cpu_spills"])
-        # vramd notices every load Ollama spilled onto the CPU, and plans with the real
-        # footprints (CUDA context included), so such spills stay rare.
-        assert stats["cpu_spills"] == counters["cpu_spills"], (stats, counters)
-        assert counters["cpu_spills"] <= 2, counters
+        # vramd notices the loads Ollama spilled onto the CPU (all but those of a model
+        # Ollama evicted, and reloaded for a run, behind vramd's back), and plans with
+        # the real footprints (CUDA context included), so such spills stay rare.
+        spills = counters["cpu_spills"]
+        assert spills - counters["evictions"] <= stats["cpu_spills"] <= spills, (stats, counters)
+        assert spills <= 2, counters
         # The central promise: vramd never makes Ollama load a model that does not fit.
         assert counters["oom_failures"] == 0, counters
         assert counters["rejected_503"] == 0, counters
@@ -73,6 +75,12 @@ def run_random(other_mb_mid_run, *vramd_args):
 
 def test_random_jobs_all_complete_without_oom():
     run_random(0)
+
+
+def test_random_jobs_on_ollama_012_without_oom():
+    # Ollama 0.12 fails a load that does not fit with a 500 (no spill, no fit reserve,
+    # NVML equals /api/ps): vramd's plans must still never make it run out of memory.
+    run_random(0, ollama_version="0.12")
 
 
 def test_random_jobs_with_other_process_memory_mid_run():
