@@ -316,18 +316,52 @@ test_pending_queue_limit(void **state)
 	uint64_t gpus[] = {24 * VD_GIB};
 	fx_init(&fx, gpus, 1, 0);
 	fx.s->cfg.max_queue = 2;
+	/* As Ollama's pendingReqCh: the loop takes a at once (it was idle); b and c fill
+	 * the two slots of the buffer; d finds it full. */
+	struct probe a, b, c, d;
+	probe_init(&a, &fx, "smollm:360m", 0);
+	probe_init(&b, &fx, "gemma:2b", 0);
+	probe_init(&c, &fx, "phi3:mini", 0);
+	probe_init(&d, &fx, "tinyllama:1.1b", 0);
+	assert_int_equal(sim_sched_submit(fx.s, &a.job), 0);
+	assert_int_equal(sim_sched_submit(fx.s, &b.job), 0);
+	assert_int_equal(sim_sched_submit(fx.s, &c.job), 0);
+	assert_int_equal(sim_sched_submit(fx.s, &d.job), 503);
+	assert_int_equal(fx.s->counters.rejected_503, 1);
+	fx_wait(&fx, &a);
+	fx_wait(&fx, &b);
+	fx_wait(&fx, &c);
+	sim_sched_finish(fx.s, &a.job);
+	sim_sched_finish(fx.s, &b.job);
+	sim_sched_finish(fx.s, &c.job);
+	fx_cleanup(&fx);
+}
+
+/* OLLAMA_MAX_QUEUE=0: pendingReqCh has no buffer, so a load-needing request gets in
+ * only while processPending waits for one (idle), and is refused while it works. */
+static void
+test_pending_queue_zero_admits_when_idle(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	uint64_t gpus[] = {24 * VD_GIB};
+	fx_init(&fx, gpus, 1, 0);
+	fx.s->cfg.max_queue = 0;
 	struct probe a, b, c;
 	probe_init(&a, &fx, "smollm:360m", 0);
 	probe_init(&b, &fx, "gemma:2b", 0);
 	probe_init(&c, &fx, "phi3:mini", 0);
 	assert_int_equal(sim_sched_submit(fx.s, &a.job), 0);
-	assert_int_equal(sim_sched_submit(fx.s, &b.job), 0);
-	assert_int_equal(sim_sched_submit(fx.s, &c.job), 503);
-	assert_int_equal(fx.s->counters.rejected_503, 1);
+	assert_int_equal(sim_sched_submit(fx.s, &b.job), 503); /* the loop holds a */
 	fx_wait(&fx, &a);
-	fx_wait(&fx, &b);
+	assert_int_equal(a.ready, 1);
+	/* Idle again (a's load is done): the next load-needing request gets in. */
+	assert_int_equal(sim_sched_submit(fx.s, &c.job), 0);
+	fx_wait(&fx, &c);
+	assert_int_equal(c.ready, 1);
+	assert_int_equal(fx.s->counters.rejected_503, 1);
 	sim_sched_finish(fx.s, &a.job);
-	sim_sched_finish(fx.s, &b.job);
+	sim_sched_finish(fx.s, &c.job);
 	fx_cleanup(&fx);
 }
 
@@ -517,6 +551,7 @@ main(void)
 	    cmocka_unit_test(test_oom_when_others_grew_since_last_look),
 	    cmocka_unit_test(test_reload_on_num_ctx_change),
 	    cmocka_unit_test(test_pending_queue_limit),
+	    cmocka_unit_test(test_pending_queue_zero_admits_when_idle),
 	    cmocka_unit_test(test_context_tiers),
 	    cmocka_unit_test(test_v033_later_model_spills_to_cpu_instead_of_oom),
 	    cmocka_unit_test(test_v033_footprint_and_cuda_context),
