@@ -251,9 +251,7 @@ def test_bad_input_keeps_serving():
     status, body = http_json("POST", url("/api/generate"), {"model": "qwen2.5:0.5b", "prompt": "x",
                                                             "options": {"num_ctx": "big"}})
     assert status == 500 and body["error"] == 'option "num_ctx" must be of type integer'
-    big = b'{"model":"qwen2.5:0.5b","prompt":"' + b"a" * (9 * 1024 * 1024) + b'"}'
-    status, body = http_json("POST", url("/api/generate"), raw_body=big)
-    assert status == 413 and "too large" in body["error"], (status, body)
+    # Bodies have no cap below 256 MiB (test_sim_v033_api.py test_no_body_cap_on_the_api).
     # Still serving.
     assert http("GET", url("/"))[0] == 200
     status, body = http_json("POST", url("/api/generate"), {"model": "qwen2.5:0.5b",
