@@ -417,6 +417,54 @@ test_v033_later_model_spills_to_cpu_instead_of_oom(void **state)
 	fx_cleanup(&fx);
 }
 
+/* Row 13: a load waiting for its victim to finish goes ahead as soon as any runner
+ * unloads (v0.33, sched.go:349-358); 0.12 waited for that victim only. */
+static void
+run_unload_wakes_waiting_load(int minor, bool want_woken)
+{
+	struct fixture fx;
+	uint64_t gpus[] = {24 * VD_GIB};
+	fx_minor = minor;
+	fx_init(&fx, gpus, 1, 2);
+	fx_minor = 12;
+	struct probe a, c, d;
+	probe_init(&a, &fx, "smollm:360m", 60);
+	probe_init(&c, &fx, "gemma:2b", 600);
+	probe_init(&d, &fx, "phi3:mini", 0);
+	assert_int_equal(sim_sched_submit(fx.s, &a.job), 0);
+	fx_wait(&fx, &a);
+	assert_int_equal(sim_sched_submit(fx.s, &c.job), 0);
+	fx_wait(&fx, &c);
+	/* Two runners, both busy: d must evict; the victim is a (shortest keep_alive),
+	 * which stays busy throughout. */
+	assert_int_equal(sim_sched_submit(fx.s, &d.job), 0);
+	fx_drain(&fx);
+	assert_int_equal(d.ready, 0);
+	/* c's request ends and c is unloaded: another runner than the victim. */
+	sim_sched_finish(fx.s, &c.job);
+	sim_sched_expire_model(fx.s, c.job.model);
+	if (want_woken) {
+		fx_wait(&fx, &d);
+		assert_int_equal(d.ready, 1);
+	} else {
+		fx_drain(&fx);
+		assert_int_equal(d.ready + d.failed, 0);
+	}
+	sim_sched_finish(fx.s, &a.job);
+	fx_wait(&fx, &d);
+	assert_int_equal(d.ready, 1);
+	sim_sched_finish(fx.s, &d.job);
+	fx_cleanup(&fx);
+}
+
+static void
+test_v033_any_unload_wakes_a_waiting_load(void **state)
+{
+	(void)state;
+	run_unload_wakes_waiting_load(33, true);
+	run_unload_wakes_waiting_load(12, false);
+}
+
 static void
 test_v033_footprint_and_cuda_context(void **state)
 {
@@ -555,6 +603,7 @@ main(void)
 	    cmocka_unit_test(test_context_tiers),
 	    cmocka_unit_test(test_v033_later_model_spills_to_cpu_instead_of_oom),
 	    cmocka_unit_test(test_v033_footprint_and_cuda_context),
+	    cmocka_unit_test(test_v033_any_unload_wakes_a_waiting_load),
 	    cmocka_unit_test(test_v033_split_model_pays_overhead_on_each_device),
 	    cmocka_unit_test(test_v033_explicit_num_gpu_oom_is_retried_once),
 	    cmocka_unit_test(test_v033_num_ctx_zero_means_4),

@@ -161,6 +161,16 @@ def test_show_not_found_names_the_normalised_model():
     assert post(SIM, "/api/show", {"model": "library/llama3.2:1b"})[0] == 200
 
 
+def test_names_match_case_insensitively():
+    # getExistingName (routes.go:1222) adopts the installed spelling of each part.
+    status, body = http_json("POST", SIM.url + "/api/show", {"model": "LLAMA3.2:1B"})
+    assert status == 200 and body["details"]["parameter_size"] == "1.2B", (status, body)
+    status, body = http_json("POST", SIM.url + "/api/generate",
+                             {"model": "SmolLM:360M", "prompt": "x", "stream": False,
+                              "options": {"num_predict": 1}})
+    assert status == 200 and body["model"] == "SmolLM:360M", (status, body)
+
+
 def test_options_conversions():
     # api.Options.FromMap: float64 into an int field is Go's int64(): truncated.
     status, body = http_json("POST", SIM.url + "/api/generate",
