@@ -1207,6 +1207,10 @@ sim_handle_show(struct vd_http_req *req, const char *path, void *arg)
 		vd_http_reply_error(req, 400, "model is required");
 		goto out;
 	}
+	if (!sim_models_name_is_valid(model_name)) {
+		vd_http_reply_error(req, 400, "invalid model name");
+		goto out;
+	}
 	const struct sim_model *m = sim_catalogue_find(api->cat, model_name);
 	if (m == NULL) {
 		/* ShowHandler names the model as model.Name's DisplayShortest: with a tag. */

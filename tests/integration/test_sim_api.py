@@ -260,9 +260,11 @@ def test_bad_input_keeps_serving():
 
 
 def test_go_json_escaping():
-    status, _, raw = http("POST", url("/api/show"), {"model": "<b>&"})
-    assert status == 404
-    assert raw == b'{"error":"model \'\\u003cb\\u003e\\u0026\' not found"}', raw
+    status, _, raw = http("POST", url("/api/generate"), {"model": "smollm:360m",
+                                                         "think": "<b>&"})
+    assert status == 400
+    assert raw == (b'{"error":"invalid think value: \\"\\u003cb\\u003e\\u0026\\" (must be '
+                   b'\\"high\\", \\"medium\\", \\"low\\", \\"max\\", true, or false)"}'), raw
 
 
 def test_host_header_check():

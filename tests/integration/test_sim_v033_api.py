@@ -157,6 +157,8 @@ def test_show_not_found_names_the_normalised_model():
                         ("nope:1b", "nope:1b"), ("someone/nope", "someone/nope:latest")):
         status, raw = post(SIM, "/api/show", {"model": name})
         assert (status, raw) == (404, err("model '%s' not found" % shown)), (name, raw)
+    # A name model.ParseName rejects is a 400 (writeModelRefParseError).
+    assert post(SIM, "/api/show", {"model": "<b>&"}) == (400, err("invalid model name"))
     # library/ is the default namespace: the model is found.
     assert post(SIM, "/api/show", {"model": "library/llama3.2:1b"})[0] == 200
 
