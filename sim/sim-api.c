@@ -20,6 +20,7 @@
 #include "sim-compute.h"
 #include "sim-models.h"
 #include "sim-text.h"
+#include "sim-validate.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -179,6 +180,15 @@ sim_parse_keep_alive(const json_t *value, int64_t *ns, char **cause)
 	return vd_fail(cause, -EINVAL, "Unsupported type: '%s'", t);
 }
 
+/* Go's int64(f) on amd64: truncation toward zero; out of range gives INT64_MIN. */
+static int64_t
+sim_go_float_to_int(double f)
+{
+	if (!(f > -9223372036854775808.0 && f < 9223372036854775808.0))
+		return INT64_MIN;
+	return (int64_t)f;
+}
+
 int
 sim_parse_options(const json_t *options, struct sim_gen_opts *out, char **cause)
 {
@@ -218,11 +228,12 @@ sim_parse_options(const json_t *options, struct sim_gen_opts *out, char **cause)
 		json_t *v = json_object_get(options, ints[i].key);
 		if (v == NULL || json_is_null(v))
 			continue;
-		/* Go accepts whole floats for ints (JSON numbers are float64 first). */
+		/* JSON numbers reach Ollama's FromMap as float64, converted with Go's
+		 * int64(t): truncated toward zero (2.9 is 2, -1.5 is -1). */
 		if (json_is_integer(v))
 			*ints[i].dst = json_integer_value(v);
-		else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)))
-			*ints[i].dst = (int64_t)json_real_value(v);
+		else if (json_is_real(v))
+			*ints[i].dst = sim_go_float_to_int(json_real_value(v));
 		else
 			return vd_fail(cause, -EINVAL, "option \"%s\" must be of type integer",
 				       ints[i].key);
@@ -236,7 +247,7 @@ sim_parse_options(const json_t *options, struct sim_gen_opts *out, char **cause)
 	for (size_t i = 0; i < VD_ARRAY_LEN(floats); i++) {
 		json_t *v = json_object_get(options, floats[i]);
 		if (v != NULL && !json_is_null(v) && !json_is_number(v))
-			return vd_fail(cause, -EINVAL, "option \"%s\" must be of type float",
+			return vd_fail(cause, -EINVAL, "option \"%s\" must be of type float32",
 				       floats[i]);
 	}
 	json_t *mmap = json_object_get(options, "use_mmap");
@@ -947,6 +958,10 @@ sim_handle_generate_or_chat(struct vd_http_req *req, struct sim_api *api, bool c
 	} else {
 		vd_buf_printf(&text, "%s%s%s", system, prompt, suffix);
 	}
+	enum sim_api_rules rules = sim_sched_is_v033(api->sched) ? SIM_RULES_V033 : SIM_RULES_V012;
+	struct sim_request_needs needs;
+	if (sim_validate_decode(body, chat, rules, &needs, &cause) < 0)
+		goto out_bad;
 	if (*model_name == '\0') {
 		if (chat)
 			vd_http_reply_error(req, 400, "model is required");
@@ -983,11 +998,8 @@ sim_handle_generate_or_chat(struct vd_http_req *req, struct sim_api *api, bool c
 		sim_req_reply_json(r, 200, o);
 		goto out;
 	}
-	if (!(m->capabilities & SIM_CAP_COMPLETION)) {
-		char *msg =
-		    xasprintf("\"%s\" does not support %s", model_name, chat ? "chat" : "generate");
-		sim_req_reply_error(r, 400, msg);
-		free(msg);
+	if (sim_validate_model(m, model_name, chat, rules, &needs, &cause) < 0) {
+		sim_req_reply_error(r, 400, cause);
 		goto out;
 	}
 	r->load_only = empty;
@@ -1199,9 +1211,16 @@ sim_handle_show(struct vd_http_req *req, const char *path, void *arg)
 		vd_http_reply_error(req, 400, "model is required");
 		goto out;
 	}
+	if (!sim_models_name_is_valid(model_name)) {
+		vd_http_reply_error(req, 400, "invalid model name");
+		goto out;
+	}
 	const struct sim_model *m = sim_catalogue_find(api->cat, model_name);
 	if (m == NULL) {
-		vd_http_reply_error(req, 404, "model '%s' not found", model_name);
+		/* ShowHandler names the model as model.Name's DisplayShortest: with a tag. */
+		char *shortest = sim_catalogue_canonical_name(model_name);
+		vd_http_reply_error(req, 404, "model '%s' not found", shortest);
+		free(shortest);
 		goto out;
 	}
 	char ts[48];

@@ -22,8 +22,9 @@ struct event_base;
 struct vd_http_req;
 struct sim_api;
 
-#define SIM_API_BODY_CAP  (8 * VD_MIB)	/* bigger bodies get a JSON 413 */
-#define SIM_API_BODY_HARD (16 * VD_MIB) /* the server's own limit */
+/* Ollama has no body limit on its API; these only keep a test from exhausting memory. */
+#define SIM_API_BODY_CAP  (256 * VD_MIB) /* bigger bodies get a JSON 413 */
+#define SIM_API_BODY_HARD (256 * VD_MIB) /* the server's own limit */
 
 struct sim_api_config {
 	bool check_host;     /* listening on loopback: reject foreign Host headers (403) */

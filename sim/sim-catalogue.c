@@ -421,6 +421,8 @@ sim_catalogue_canonical_name(const char *name)
 {
 	if (vd_str_has_prefix(name, "registry.ollama.ai/library/"))
 		name += strlen("registry.ollama.ai/library/");
+	else if (vd_str_has_prefix(name, "library/"))
+		name += strlen("library/");
 	const char *slash = strrchr(name, '/');
 	const char *base = slash != NULL ? slash + 1 : name;
 	return strchr(base, ':') != NULL ? xstrdup(name) : xasprintf("%s:latest", name);

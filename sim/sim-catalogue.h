@@ -86,8 +86,8 @@ const struct sim_model *sim_catalogue_at(const struct sim_catalogue *cat, size_t
  * NULL when SIM_CATALOGUE_MAX_COPIES records exist. */
 struct sim_model *sim_catalogue_add_copy(struct sim_catalogue *cat, const struct sim_model *src,
 					 const char *name, int64_t now_wall_ns);
-/* Ollama's canonical short name: "registry.ollama.ai/library/" dropped, ":latest" added
- * when there is no tag. Caller frees. */
+/* Ollama's canonical short name: "registry.ollama.ai/library/" or "library/" dropped, ":latest"
+ * added when there is no tag. Caller frees. */
 char *sim_catalogue_canonical_name(const char *name);
 
 /* Ollama's KV-cache estimate for ctx tokens (f16):

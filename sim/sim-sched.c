@@ -1083,6 +1083,24 @@ sched_process_pending(struct sim_sched *s)
 	}
 }
 
+/*
+ * Whether a request that needs the pending loop gets in, as Ollama's getRunner sends
+ * it to pendingReqCh, a channel of OLLAMA_MAX_QUEUE slots, without blocking: the send
+ * succeeds while processPending waits to receive (idle: no load or eviction under way,
+ * nothing pending; so OLLAMA_MAX_QUEUE=0 admits a request then), or while the buffer,
+ * the pending requests minus the one the loop has taken, has room. The loop holds the
+ * head of the queue unless it is busy with a load (whose job left the queue).
+ */
+static bool
+sched_admits(const struct sim_sched *s)
+{
+	bool loading = s->busy && s->awaiting_unload == NULL;
+	if (TAILQ_EMPTY(&s->pending) && !s->busy)
+		return true;
+	int buffered = s->npending - (!TAILQ_EMPTY(&s->pending) && !loading ? 1 : 0);
+	return buffered < s->cfg.max_queue;
+}
+
 int
 sim_sched_submit(struct sim_sched *s, struct sim_job *job)
 {
@@ -1098,7 +1116,7 @@ sim_sched_submit(struct sim_sched *s, struct sim_job *job)
 		sched_attach(s, job, r);
 		return 0;
 	}
-	if (s->npending >= s->cfg.max_queue) {
+	if (!sched_admits(s)) {
 		s->counters.rejected_503++;
 		return 503;
 	}

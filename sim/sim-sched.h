@@ -181,8 +181,9 @@ struct sim_sched *sim_sched_new(struct event_base *base, struct sim_hw *hw,
 void sim_sched_free(struct sim_sched *s);
 
 /* Starts scheduling job. Returns 0 (ready_cb or error_cb follow, possibly before
- * this returns), or 503 when the pending queue is full (job untouched, nothing to
- * finish). */
+ * this returns), or 503 when the pending queue is full: max_queue requests wait
+ * besides the one the loop works on, and with max_queue 0 only an idle loop takes a
+ * request (job untouched, nothing to finish). */
 int sim_sched_submit(struct sim_sched *s, struct sim_job *job);
 /* Gives a job back in any state: leaves the queue, frees its slot and reference
  * (idle runners start their keep_alive timer). Safe to call once per submitted job. */

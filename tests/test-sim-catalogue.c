@@ -331,6 +331,19 @@ test_options(void **state)
 	assert_string_equal(cause, "option \"num_ctx\" must be of type integer");
 	free(cause);
 	json_decref(v);
+	/* FromMap converts JSON's float64 with Go's int64(): truncation toward zero. */
+	v = json_loads("{\"num_predict\":2.9,\"num_ctx\":4096.5,\"seed\":-1.5}", 0, NULL);
+	assert_int_equal(sim_parse_options(v, &o, NULL), 0);
+	assert_int_equal(o.num_predict, 2);
+	assert_int_equal(o.load.num_ctx, 4096);
+	assert_int_equal(o.seed, -1);
+	json_decref(v);
+	v = json_loads("{\"temperature\":\"hot\"}", 0, NULL);
+	cause = NULL;
+	assert_int_equal(sim_parse_options(v, &o, &cause), -EINVAL);
+	assert_string_equal(cause, "option \"temperature\" must be of type float32");
+	free(cause);
+	json_decref(v);
 }
 
 static void

@@ -316,18 +316,52 @@ test_pending_queue_limit(void **state)
 	uint64_t gpus[] = {24 * VD_GIB};
 	fx_init(&fx, gpus, 1, 0);
 	fx.s->cfg.max_queue = 2;
+	/* As Ollama's pendingReqCh: the loop takes a at once (it was idle); b and c fill
+	 * the two slots of the buffer; d finds it full. */
+	struct probe a, b, c, d;
+	probe_init(&a, &fx, "smollm:360m", 0);
+	probe_init(&b, &fx, "gemma:2b", 0);
+	probe_init(&c, &fx, "phi3:mini", 0);
+	probe_init(&d, &fx, "tinyllama:1.1b", 0);
+	assert_int_equal(sim_sched_submit(fx.s, &a.job), 0);
+	assert_int_equal(sim_sched_submit(fx.s, &b.job), 0);
+	assert_int_equal(sim_sched_submit(fx.s, &c.job), 0);
+	assert_int_equal(sim_sched_submit(fx.s, &d.job), 503);
+	assert_int_equal(fx.s->counters.rejected_503, 1);
+	fx_wait(&fx, &a);
+	fx_wait(&fx, &b);
+	fx_wait(&fx, &c);
+	sim_sched_finish(fx.s, &a.job);
+	sim_sched_finish(fx.s, &b.job);
+	sim_sched_finish(fx.s, &c.job);
+	fx_cleanup(&fx);
+}
+
+/* OLLAMA_MAX_QUEUE=0: pendingReqCh has no buffer, so a load-needing request gets in
+ * only while processPending waits for one (idle), and is refused while it works. */
+static void
+test_pending_queue_zero_admits_when_idle(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	uint64_t gpus[] = {24 * VD_GIB};
+	fx_init(&fx, gpus, 1, 0);
+	fx.s->cfg.max_queue = 0;
 	struct probe a, b, c;
 	probe_init(&a, &fx, "smollm:360m", 0);
 	probe_init(&b, &fx, "gemma:2b", 0);
 	probe_init(&c, &fx, "phi3:mini", 0);
 	assert_int_equal(sim_sched_submit(fx.s, &a.job), 0);
-	assert_int_equal(sim_sched_submit(fx.s, &b.job), 0);
-	assert_int_equal(sim_sched_submit(fx.s, &c.job), 503);
-	assert_int_equal(fx.s->counters.rejected_503, 1);
+	assert_int_equal(sim_sched_submit(fx.s, &b.job), 503); /* the loop holds a */
 	fx_wait(&fx, &a);
-	fx_wait(&fx, &b);
+	assert_int_equal(a.ready, 1);
+	/* Idle again (a's load is done): the next load-needing request gets in. */
+	assert_int_equal(sim_sched_submit(fx.s, &c.job), 0);
+	fx_wait(&fx, &c);
+	assert_int_equal(c.ready, 1);
+	assert_int_equal(fx.s->counters.rejected_503, 1);
 	sim_sched_finish(fx.s, &a.job);
-	sim_sched_finish(fx.s, &b.job);
+	sim_sched_finish(fx.s, &c.job);
 	fx_cleanup(&fx);
 }
 
@@ -381,6 +415,54 @@ test_v033_later_model_spills_to_cpu_instead_of_oom(void **state)
 	assert_int_equal(fx.s->counters.cpu_spills, 1);
 	assert_int_equal(fx.s->counters.oom_failures, 0);
 	fx_cleanup(&fx);
+}
+
+/* Row 13: a load waiting for its victim to finish goes ahead as soon as any runner
+ * unloads (v0.33, sched.go:349-358); 0.12 waited for that victim only. */
+static void
+run_unload_wakes_waiting_load(int minor, bool want_woken)
+{
+	struct fixture fx;
+	uint64_t gpus[] = {24 * VD_GIB};
+	fx_minor = minor;
+	fx_init(&fx, gpus, 1, 2);
+	fx_minor = 12;
+	struct probe a, c, d;
+	probe_init(&a, &fx, "smollm:360m", 60);
+	probe_init(&c, &fx, "gemma:2b", 600);
+	probe_init(&d, &fx, "phi3:mini", 0);
+	assert_int_equal(sim_sched_submit(fx.s, &a.job), 0);
+	fx_wait(&fx, &a);
+	assert_int_equal(sim_sched_submit(fx.s, &c.job), 0);
+	fx_wait(&fx, &c);
+	/* Two runners, both busy: d must evict; the victim is a (shortest keep_alive),
+	 * which stays busy throughout. */
+	assert_int_equal(sim_sched_submit(fx.s, &d.job), 0);
+	fx_drain(&fx);
+	assert_int_equal(d.ready, 0);
+	/* c's request ends and c is unloaded: another runner than the victim. */
+	sim_sched_finish(fx.s, &c.job);
+	sim_sched_expire_model(fx.s, c.job.model);
+	if (want_woken) {
+		fx_wait(&fx, &d);
+		assert_int_equal(d.ready, 1);
+	} else {
+		fx_drain(&fx);
+		assert_int_equal(d.ready + d.failed, 0);
+	}
+	sim_sched_finish(fx.s, &a.job);
+	fx_wait(&fx, &d);
+	assert_int_equal(d.ready, 1);
+	sim_sched_finish(fx.s, &d.job);
+	fx_cleanup(&fx);
+}
+
+static void
+test_v033_any_unload_wakes_a_waiting_load(void **state)
+{
+	(void)state;
+	run_unload_wakes_waiting_load(33, true);
+	run_unload_wakes_waiting_load(12, false);
 }
 
 static void
@@ -517,9 +599,11 @@ main(void)
 	    cmocka_unit_test(test_oom_when_others_grew_since_last_look),
 	    cmocka_unit_test(test_reload_on_num_ctx_change),
 	    cmocka_unit_test(test_pending_queue_limit),
+	    cmocka_unit_test(test_pending_queue_zero_admits_when_idle),
 	    cmocka_unit_test(test_context_tiers),
 	    cmocka_unit_test(test_v033_later_model_spills_to_cpu_instead_of_oom),
 	    cmocka_unit_test(test_v033_footprint_and_cuda_context),
+	    cmocka_unit_test(test_v033_any_unload_wakes_a_waiting_load),
 	    cmocka_unit_test(test_v033_split_model_pays_overhead_on_each_device),
 	    cmocka_unit_test(test_v033_explicit_num_gpu_oom_is_retried_once),
 	    cmocka_unit_test(test_v033_num_ctx_zero_means_4),
