@@ -268,10 +268,33 @@ def test_state_flag_is_a_machine_of_one():
         sim.proc.assert_clean_exit()
 
 
+def free_port_run(n):
+    """A base port below the ephemeral range (where clients' own ports come from) with n
+    consecutive ports free a moment ago."""
+    import random
+    import socket
+    rng = random.Random(os.getpid())
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - n)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no run of %d free ports" % n)
+
+
 def test_sim_cluster_script_up_and_down():
     script = os.path.join(source_dir(), "scripts", "sim-cluster.sh")
     d = os.path.join(tempfile.mkdtemp(prefix="vramd-cluster-"), "c")
-    base = free_port()
+    base = free_port_run(4)
     up = subprocess.run([script, "up", "--machines", "2", "--gpus", "24GiB,24GiB",
                          "--servers-per-machine", "2", "--build", build_dir(), "--dir", d,
                          "--port", str(base), "--", "--time-scale", "100"],
