@@ -90,6 +90,7 @@ print(f"jobs completed      {jobs.get('complete', 0)} of {stats['jobs']['total']
 print(f"model loads         {stats['loads']} by vramd, {c['loads']} seen by ollama-sim")
 print(f"unloads             {stats['unloads']} (evictions ollama-sim made itself: {c['evictions']})")
 print(f"OOM failures        {c['oom_failures']} (ollama-sim's count of out-of-memory loads)")
+print(f"CPU spills          {c['cpu_spills']} (loads Ollama put partly on the CPU; vramd saw {stats.get('cpu_spills', 0)})")
 for g in state["gpus"]:
     print(f"GPU {g['index']}               {g['used'] / 2**30:.2f} GiB used of {g['total'] / 2**30:.2f} GiB")
 PY
