@@ -60,6 +60,14 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_POST, "/api/gpu/monitoring/stop", false, api_gpu_monitoring_stop},
     {VD_HTTP_GET | VD_HTTP_PUT, "/api/gpu/config", false, api_gpu_config},
     {VD_HTTP_GET, "/api/events", false, api_events},
+    {VD_HTTP_POST, "/api/models/force_gpu", false, api_models_force_gpu},
+    {VD_HTTP_POST, "/api/models/force_cpu", false, api_models_force_cpu},
+    {VD_HTTP_POST, "/api/models/placement", false, api_models_placement},
+    {VD_HTTP_POST, "/api/models/load", false, api_models_load},
+    {VD_HTTP_POST, "/api/models/unload", false, api_models_unload},
+    {VD_HTTP_GET, "/api/vram_report", false, api_vram_report},
+    {VD_HTTP_GET, "/api/lb_stats", false, api_lb_stats},
+    {VD_HTTP_GET, "/api/nodes", false, api_nodes},
 };
 
 static struct vd_http_router api_router = {

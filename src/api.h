@@ -43,6 +43,16 @@ void api_gpu_config(struct vd_http_req *req, const char *path, void *arg);
 /* api-events.c: GET /api/events (Server-Sent Events). */
 void api_events(struct vd_http_req *req, const char *path, void *arg);
 
+/* api-models.c: model operations and node views (docs/api.md "Models and nodes"). */
+void api_models_force_gpu(struct vd_http_req *req, const char *path, void *arg);
+void api_models_force_cpu(struct vd_http_req *req, const char *path, void *arg);
+void api_models_placement(struct vd_http_req *req, const char *path, void *arg);
+void api_models_load(struct vd_http_req *req, const char *path, void *arg);
+void api_models_unload(struct vd_http_req *req, const char *path, void *arg);
+void api_vram_report(struct vd_http_req *req, const char *path, void *arg);
+void api_lb_stats(struct vd_http_req *req, const char *path, void *arg);
+void api_nodes(struct vd_http_req *req, const char *path, void *arg);
+
 /* Parses a request body as a JSON object under MAX_BODY_BYTES; on failure answers the
  * request (400/413) and returns NULL. */
 /*

@@ -117,6 +117,18 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		CONFIG_TYPE_INT, "0", 0, 1000, NULL, "", true,
 		"Most models resident at once on the Ollama server; match its OLLAMA_MAX_LOADED_MODELS "
 		"(0 = Ollama's default, 3 per GPU)."},
+	[CONFIG_PIN_MODELS] = {"PIN_MODELS", NULL, "--pin-models", CONFIG_TYPE_STRING, "", 0, 0,
+		NULL, "", false,
+		"Models (comma-separated) loaded at start and again whenever the server lost them, "
+		"never unloaded by keep-alive or to make room."},
+	[CONFIG_GPU_PRIORITY_MODELS] = {"GPU_PRIORITY_MODELS", NULL, "--gpu-priority-models",
+		CONFIG_TYPE_STRING, "", 0, 0, NULL, "", false,
+		"Models (comma-separated) the GPU optimizer moves from the CPU back to a GPU once "
+		"idle, when a GPU has or can make room."},
+	[CONFIG_OPTIMIZER_INTERVAL] = {"OPTIMIZER_INTERVAL", NULL, "--optimizer-interval",
+		CONFIG_TYPE_INT, "300", 1, 86400, NULL, "s", true,
+		"How often the GPU optimizer looks for GPU_PRIORITY_MODELS on the CPU (also after "
+		"every unload)."},
 	[CONFIG_NVML_LIB] = {"NVML_LIB", NULL, "--nvml-lib", CONFIG_TYPE_STRING, "", 0, 0, NULL, "",
 		false, "Path of libnvidia-ml; empty tries libnvidia-ml.so.1 then libnvidia-ml.so."},
 	[CONFIG_GPU_SOURCE] = {"GPU_SOURCE", NULL, "--gpu-source", CONFIG_TYPE_ENUM, "auto", 0, 0,

@@ -43,8 +43,10 @@
 #include "scheduler.h"
 #include "util.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +80,16 @@ struct engine_model {
 	bool runner_recorded;	   /* this load's runner memory went to the registry */
 	bool spilled;		   /* /api/ps showed part of it on the CPU after this load */
 	struct backend_call *call; /* the load or unload in flight */
+	/* Model operations (the last section of this file): */
+	bool pinned, gpu_priority;	     /* in PIN_MODELS, GPU_PRIORITY_MODELS */
+	bool wanted;			     /* load it with no job: a manual load or a move */
+	enum sched_placement want_placement; /* where the wanted load goes */
+	int want_gpu;			     /* SCHED_PLACE_GPU_ID */
+	enum sched_placement placement;	     /* forced (force_gpu/force_cpu); stays until
+						changed */
+	bool unload_requested;		     /* POST /api/models/unload */
+	char move_from[24];		     /* where a move began ("cpu", "gpu 0"); "" none */
+	const char *move_why;		     /* static: "optimizer", "placement", ... */
 	struct engine *engine;
 	struct queue_model_summary queue; /* its waiting jobs, as of the current decision */
 };
@@ -106,7 +118,15 @@ struct engine {
 	int loads_in_flight;
 	int64_t load_sample_asked_ms; /* monotonic: a planned load asked for a fresh GPU
 					 sample then; 0 when no load waits for one */
+	int64_t optimize_next_ms;     /* monotonic: the GPU optimizer's next turn */
+	bool optimize_now;	      /* a GPU freed memory: the optimizer runs next decision */
 };
+
+static void engine_ops_prepare(struct engine *e);
+static void engine_ops_forget_vanished(struct engine *e);
+static void engine_ops_unloading(struct engine *e, struct engine_model *m,
+				 enum sched_reason reason);
+static void engine_ops_loaded(struct engine *e, struct engine_model *m);
 
 static void engine_decide_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_unload_cb(const struct backend_status *st, void *arg);
@@ -489,6 +509,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		m->load_failures = 0;
 		e->counters.loads++;
 		registry_record_load(e->d->registry, m->name, now - m->load_started_ms, -1);
+		engine_ops_loaded(e, m);
 		vd_log(ENGINE, "loaded %s on %s in %lld ms", m->name,
 		       m->gpu == SCHED_GPU_CPU ? "CPU" : "GPU",
 		       (long long)(now - m->load_started_ms));
@@ -538,6 +559,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		} else if (++m->load_failures >= ENGINE_MAX_LOAD_FAILURES ||
 			   st->http_status == 404) {
 			char *why = xasprintf("loading model %s failed: %s", m->name, st->message);
+			m->wanted = false;
 			engine_fail_queued(e, m, why);
 			free(why);
 			m->load_failures = 0;
@@ -623,6 +645,8 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 		m->spilled = false;
 		m->residency = SCHED_UNLOADED;
 		m->unload_replied_ms = 0;
+		m->unload_requested = false;
+		e->optimize_now = true; /* a GPU freed memory */
 		m->load_abandoned = false;
 		e->counters.unloads++;
 		vd_log(ENGINE, "unloaded %s", m->name);
@@ -822,6 +846,7 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 		switch (a->type) {
 		case SCHED_ACTION_UNLOAD:
 			vd_log(SCHEDULER, "unload %s (%s)", m->name, sched_reason_name(a->reason));
+			engine_ops_unloading(e, m, a->reason);
 			m->residency = SCHED_UNLOADING;
 			m->unload_replied_ms = 0;
 			req.placement = engine_placement(e, m->gpu);
@@ -869,6 +894,7 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t now = engine_now();
 	engine_confirm_unloads(e, now);
 	engine_observe_loads(e);
+	engine_ops_forget_vanished(e);
 	if (!e->backend_up) {
 		e->load_sample_asked_ms = 0;
 		return;
@@ -916,6 +942,7 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 		m->queue.model = NULL; /* borrowed from the queue: not kept */
 	}
 	free(sums);
+	engine_ops_prepare(e);
 	struct sched_model *models = xcalloc(e->nmodels + 1, sizeof(*models));
 	struct engine_model **src = xcalloc(e->nmodels + 1, sizeof(*src));
 	size_t n = 0;
@@ -923,7 +950,8 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 		struct engine_model *m = e->models[i];
 		const struct queue_model_summary *qs = &m->queue;
 		bool waiting = qs->count[0] + qs->count[1] + qs->count[2] > 0;
-		if (!waiting && !engine_model_is_resident(m) && m->running == 0)
+		if (!waiting && !engine_model_is_resident(m) && m->running == 0 && !m->wanted &&
+		    !m->pinned)
 			continue;
 		struct sched_model *sm = &models[n];
 		src[n++] = m;
@@ -935,9 +963,17 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 		sm->last_used_ms = m->last_used_ms;
 		sm->cpu_allowed = cfg.allow_cpu;
 		sm->spilled = m->spilled && m->residency == SCHED_LOADED;
+		sm->pinned = m->pinned;
+		sm->gpu_priority = m->gpu_priority;
+		sm->unload_requested = m->unload_requested;
+		sm->placement = m->wanted && m->want_placement != SCHED_PLACE_AUTO
+				    ? m->want_placement
+				    : m->placement;
+		sm->placement_gpu = m->want_gpu;
 		/* A model in load backoff shows no demand until the backoff ends. */
 		if (m->residency == SCHED_UNLOADED && m->not_before_ms > now)
 			continue;
+		sm->wanted = m->wanted || m->pinned;
 		for (int p = 0; p < JOB_NPRIORITIES; p++) {
 			sm->queued[p] = qs->count[p];
 			sm->oldest_enqueued_ms[p] = qs->oldest_enqueued_ms[p];
@@ -953,7 +989,12 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	    .nmodels = n,
 	    .cpu_free_bytes = host != NULL && host->valid ? host->available_bytes : 0,
 	    .loads_in_flight = e->loads_in_flight,
+	    .optimize = e->optimize_now || now >= e->optimize_next_ms,
 	};
+	if (snap.optimize) {
+		e->optimize_now = false;
+		e->optimize_next_ms = now + config_int(d->config, CONFIG_OPTIMIZER_INTERVAL) * 1000;
+	}
 	/* Jobs whose model fits nowhere, ever, fail now rather than wait forever; judged
 	 * only once every GPU's memory is known. */
 	bool totals_known = true;
@@ -1103,4 +1144,305 @@ engine_free(struct engine *e)
 	event_free(e->tick);
 	sched_plan_cleanup(&e->plan);
 	free(e);
+}
+
+/* --- Model operations: pinning, the GPU optimizer, forced placement, manual loads ----------- */
+
+/* Whether the comma-separated model list names name (a display name); list entries go
+ * through the registry, so "phi3" names "phi3:latest". */
+static bool
+engine_ops_list_has(const struct engine *e, const char *list, const char *name)
+{
+	const char *p = list;
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len > 0) {
+			char *item = xstrndup(p, len);
+			const struct registry_model *rm = registry_find(e->d->registry, item);
+			free(item);
+			if (rm != NULL && strcmp(rm->name, name) == 0)
+				return true;
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* Marks every installed model of list pinned (or gpu_priority). */
+static void
+engine_ops_mark_list(struct engine *e, const char *list, bool pinned)
+{
+	const char *p = list;
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len > 0) {
+			char *item = xstrndup(p, len);
+			const struct registry_model *rm = registry_find(e->d->registry, item);
+			free(item);
+			if (rm != NULL && rm->installed) {
+				struct engine_model *m = engine_model_get(e, rm->name);
+				if (pinned)
+					m->pinned = true;
+				else
+					m->gpu_priority = true;
+			}
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+}
+
+/* Refreshes the pinned and gpu_priority flags from PIN_MODELS and GPU_PRIORITY_MODELS
+ * (a pinned model that is not installed yet is pinned once /api/tags lists it). */
+static void
+engine_ops_prepare(struct engine *e)
+{
+	for (size_t i = 0; i < e->nmodels; i++)
+		e->models[i]->pinned = e->models[i]->gpu_priority = false;
+	engine_ops_mark_list(e, config_str(e->d->config, CONFIG_PIN_MODELS), true);
+	engine_ops_mark_list(e, config_str(e->d->config, CONFIG_GPU_PRIORITY_MODELS), false);
+}
+
+/*
+ * A loaded model that a /api/ps listing requested after its load no longer shows is
+ * gone (the server restarted, or someone else unloaded it): it is unloaded as far as
+ * the scheduler knows, so its jobs load it again and a pinned model is reloaded.
+ */
+static void
+engine_ops_forget_vanished(struct engine *e)
+{
+	int64_t ps_since = monitor_ps_fresh_since(e->d->monitor);
+	for (size_t i = 0; i < e->nmodels; i++) {
+		struct engine_model *m = e->models[i];
+		if (m->residency != SCHED_LOADED || m->call != NULL || m->running > 0 ||
+		    m->load_done_ms == 0 || ps_since <= m->load_done_ms)
+			continue;
+		const struct registry_model *rm = registry_find(e->d->registry, m->name);
+		if (rm != NULL && rm->loaded)
+			continue;
+		vd_warn(ENGINE,
+			"%s is no longer listed by /api/ps (the server restarted or "
+			"unloaded it)%s",
+			m->name, m->pinned ? "; it is pinned and is loaded again" : "");
+		m->residency = SCHED_UNLOADED;
+		m->runner_pid = 0;
+		m->spilled = false;
+		e->optimize_now = true;
+	}
+}
+
+static void
+engine_ops_location(const struct engine_model *m, char *buf, size_t size)
+{
+	if (m->gpu == SCHED_GPU_CPU)
+		snprintf(buf, size, "cpu");
+	else
+		snprintf(buf, size, "gpu %d%s", m->gpu, m->spilled ? " (spilled)" : "");
+}
+
+/* An unload is being sent: a move (optimizer, forced placement, a spilled model that
+ * must be on a GPU) makes the model wanted where it belongs, so it is loaded there. */
+static void
+engine_ops_unloading(struct engine *e, struct engine_model *m, enum sched_reason reason)
+{
+	(void)e;
+	switch (reason) {
+	case SCHED_REASON_OPTIMIZE:
+		m->wanted = true;
+		m->want_placement = SCHED_PLACE_GPU;
+		m->move_why = "optimizer";
+		break;
+	case SCHED_REASON_PLACEMENT:
+		if (!m->wanted) {
+			m->wanted = true;
+			m->want_placement = m->placement;
+		}
+		m->move_why = "placement";
+		break;
+	case SCHED_REASON_RELOCATE:
+		if (!m->spilled ||
+		    (!m->gpu_priority && !m->pinned && m->placement == SCHED_PLACE_AUTO))
+			return;
+		m->wanted = true;
+		m->want_placement =
+		    m->placement != SCHED_PLACE_AUTO ? m->placement : SCHED_PLACE_GPU;
+		m->move_why = m->gpu_priority ? "optimizer" : "spilled";
+		break;
+	case SCHED_REASON_REQUESTED:
+		m->wanted = false;
+		return;
+	default:
+		return;
+	}
+	engine_ops_location(m, m->move_from, sizeof(m->move_from));
+}
+
+/* A load finished: a wanted model is no longer wanted, and a move is logged and sent as
+ * a model_moved event. */
+static void
+engine_ops_loaded(struct engine *e, struct engine_model *m)
+{
+	m->wanted = false;
+	m->want_placement = SCHED_PLACE_AUTO;
+	if (m->move_from[0] == '\0')
+		return;
+	char to[24];
+	engine_ops_location(m, to, sizeof(to));
+	vd_log(ENGINE, "moved %s from %s to %s (%s)", m->name, m->move_from, to,
+	       m->move_why != NULL ? m->move_why : "move");
+	events_emit(gpu_policy_events(e->d->policy), "model_moved",
+		    json_pack("{s:s,s:s,s:s,s:s,s:s}", "model", m->name, "node", e->d->backend->url,
+			      "from", m->move_from, "to", to, "reason",
+			      m->move_why != NULL ? m->move_why : "move"));
+	m->move_from[0] = '\0';
+}
+
+void
+engine_model_force(struct engine *e, const char *name, enum sched_placement placement)
+{
+	struct engine_model *m = engine_model_get(e, name);
+	m->placement = placement;
+	m->unload_requested = false;
+	if (placement != SCHED_PLACE_AUTO && !engine_model_is_resident(m)) {
+		m->wanted = true;
+		m->want_placement = placement;
+	}
+	engine_kick(e);
+}
+
+void
+engine_model_load(struct engine *e, const char *name, int gpu)
+{
+	struct engine_model *m = engine_model_get(e, name);
+	m->unload_requested = false;
+	if (gpu >= 0) {
+		m->want_placement = SCHED_PLACE_GPU_ID;
+		m->want_gpu = gpu;
+	} else {
+		m->want_placement = SCHED_PLACE_AUTO;
+	}
+	bool placed = m->residency == SCHED_LOADED && (gpu < 0 || (m->gpu == gpu && !m->spilled));
+	if (placed)
+		m->last_used_ms = engine_now(); /* keep-alive counts from now */
+	else
+		m->wanted = true;
+	engine_kick(e);
+}
+
+int
+engine_model_unload(struct engine *e, const char *name, char **cause)
+{
+	if (engine_ops_list_has(e, config_str(e->d->config, CONFIG_PIN_MODELS), name)) {
+		*cause = xasprintf("model %s is pinned (PIN_MODELS); it is never unloaded", name);
+		return -EPERM;
+	}
+	struct engine_model *m = engine_model_find(e, name);
+	if (m == NULL)
+		return 0;
+	m->wanted = false;
+	if (engine_model_is_resident(m))
+		m->unload_requested = true;
+	engine_kick(e);
+	return 0;
+}
+
+bool
+engine_model_is_settled(const struct engine *e, const char *name)
+{
+	const struct engine_model *m = engine_model_find(e, name);
+	if (m == NULL)
+		return true;
+	if (m->residency == SCHED_LOADING || m->residency == SCHED_UNLOADING || m->wanted ||
+	    m->unload_requested)
+		return false;
+	if (m->residency != SCHED_LOADED)
+		return true;
+	/* Done once /api/ps has been read since the load, so the reply shows its sizes. */
+	if (m->load_done_ms > 0 && monitor_ps_fresh_since(e->d->monitor) <= m->load_done_ms) {
+		monitor_refresh_ps(e->d->monitor);
+		return false;
+	}
+	switch (m->placement) {
+	case SCHED_PLACE_CPU:
+		return m->gpu == SCHED_GPU_CPU;
+	case SCHED_PLACE_GPU:
+	case SCHED_PLACE_GPU_ID:
+		return m->gpu != SCHED_GPU_CPU && !m->spilled;
+	case SCHED_PLACE_AUTO:
+		break;
+	}
+	return true;
+}
+
+static const char *
+engine_placement_name(enum sched_placement p)
+{
+	switch (p) {
+	case SCHED_PLACE_GPU:
+	case SCHED_PLACE_GPU_ID:
+		return "gpu";
+	case SCHED_PLACE_CPU:
+		return "cpu";
+	case SCHED_PLACE_AUTO:
+		break;
+	}
+	return "auto";
+}
+
+json_t *
+engine_model_location_json(const struct engine *e, const char *name)
+{
+	const struct engine_model *m = engine_model_find(e, name);
+	const struct registry_model *rm = registry_find(e->d->registry, name);
+	bool loaded = rm != NULL && rm->loaded;
+	uint64_t size = loaded ? rm->size_bytes : 0, vram = loaded ? rm->size_vram_bytes : 0;
+	const char *location = "none";
+	json_t *gpu = json_null();
+
+	if (m != NULL && engine_model_is_resident(m)) {
+		if (m->gpu == SCHED_GPU_CPU) {
+			location = "cpu";
+		} else {
+			location = m->spilled ? "gpu+cpu" : "gpu";
+			gpu = json_integer(m->gpu);
+		}
+	} else if (loaded) { /* loaded by someone else: where /api/ps says */
+		location = vram == 0 ? "cpu" : vram < size ? "gpu+cpu" : "gpu";
+	}
+	return json_pack(
+	    "{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:b,s:b,s:i,s:b}", "model", name, "node",
+	    e->d->backend->url, "state",
+	    m != NULL ? engine_residency_name(m->residency)
+	    : loaded  ? "loaded"
+		      : "unloaded",
+	    "location", location, "gpu", gpu, "size_bytes", (json_int_t)size, "size_vram_bytes",
+	    (json_int_t)vram, "placement",
+	    engine_placement_name(m != NULL ? m->placement : SCHED_PLACE_AUTO), "pinned",
+	    engine_ops_list_has(e, config_str(e->d->config, CONFIG_PIN_MODELS), name),
+	    "gpu_priority",
+	    engine_ops_list_has(e, config_str(e->d->config, CONFIG_GPU_PRIORITY_MODELS), name),
+	    "running", m != NULL ? m->running : 0, "pending", !engine_model_is_settled(e, name));
+}
+
+void
+engine_run_stats(const struct engine *e, int *running, double *run_ms_mean)
+{
+	int n = 0;
+	for (size_t i = 0; i < e->nmodels; i++)
+		n += e->models[i]->running;
+	*running = n;
+	*run_ms_mean = e->run_ms_mean;
 }

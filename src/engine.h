@@ -8,6 +8,7 @@
 #define VRAMD_ENGINE_H
 
 #include "job.h"
+#include "scheduler.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -48,5 +49,27 @@ json_t *engine_loaded_models_json(const struct engine *e);
 json_t *engine_model_json(const struct engine *e, const char *name);
 /* Memory the engine's resident models take per GPU (for memory_models_bytes). */
 uint64_t engine_gpu_models_bytes(const struct engine *e, int gpu);
+
+/*
+ * Model operations (seed 003/000; docs/api.md "Models"). name is the registry's display
+ * name of an installed model. Each only records the request and kicks the scheduler;
+ * engine_model_is_settled() says when it has been carried out.
+ */
+/* Forces where name runs from now on (SCHED_PLACE_GPU, SCHED_PLACE_CPU; SCHED_PLACE_AUTO
+ * undoes it); a resident model elsewhere moves once no job of it runs, an unloaded one
+ * is loaded there. */
+void engine_model_force(struct engine *e, const char *name, enum sched_placement placement);
+/* Loads name with no job (on GPU id gpu, or anywhere when gpu < 0); keep-alive applies
+ * from the end of the load. */
+void engine_model_load(struct engine *e, const char *name, int gpu);
+/* Unloads name once no job of it runs. -EPERM with *cause (caller frees) when pinned. */
+int engine_model_unload(struct engine *e, const char *name, char **cause);
+/* Whether nothing asked of name is still under way (no load, unload or move pending). */
+bool engine_model_is_settled(const struct engine *e, const char *name);
+/* {"model","node","state","location","gpu","size_bytes","size_vram_bytes","placement",
+ *  "pinned","gpu_priority","running","pending"}: a new reference. */
+json_t *engine_model_location_json(const struct engine *e, const char *name);
+/* Jobs running now, and the moving average of run times (ms; < 0 before the first). */
+void engine_run_stats(const struct engine *e, int *running, double *run_ms_mean);
 
 #endif

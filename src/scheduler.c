@@ -12,6 +12,11 @@
  *      idle models unloaded, LRU first, when that restores the margin; an
  *      idle-but-wanted model on a paused or lost GPU is unloaded when another GPU fits
  *      it now, so its jobs run there.
+ *  2b. Moves: a resident model away from its forced placement (placement), or an idle
+ *      gpu_priority model on the CPU while the optimizer runs (snapshot.optimize), is
+ *      unloaded once no job of it runs, when a GPU has room for it or can make it by
+ *      unloading idle models that are neither pinned nor priority; the caller reloads
+ *      it where it belongs (it marks the model wanted).
  *   3. Demand: unloaded models with queued jobs, ranked (starving first, then priority,
  *      then the age of the job each would serve next), are placed one by one:
  *      a direct best fit; else evictions of idle models, least recently used first, on
@@ -19,6 +24,9 @@
  *      decision, once the memory is back); else CPU when allowed and no GPU could ever
  *      hold it. A starving model may also claim models that still have queued or
  *      running jobs: they get no new dispatch, drain, and are then unloaded.
+ *      Then wanted models with no job (pinned, manual loads, moves) are placed the same
+ *      way. A model's placement limits where it may go; pinned models are never
+ *      victims of keep-alive, room-making or the resident cap.
  *   4. Dispatch: every loaded model that is not frozen gets up to its concurrency cap
  *      (scaled by its GPU's speed), models with higher-ranked jobs first.
  *
@@ -179,6 +187,42 @@ sched_gpu_is_usable(const struct sched_gpu *gpu)
 	return gpu->available && gpu->speed > 0.0;
 }
 
+/* Whether m's placement lets it load on GPU id gpu. */
+static bool
+sched_placement_allows_gpu(const struct sched_model *m, int gpu)
+{
+	if (m->placement == SCHED_PLACE_CPU)
+		return false;
+	return m->placement != SCHED_PLACE_GPU_ID || gpu == m->placement_gpu;
+}
+
+/* Whether m may load on the CPU: forced there, or automatic placement with CPU allowed. */
+static bool
+sched_placement_allows_cpu(const struct sched_config *cfg, const struct sched_model *m)
+{
+	if (m->placement == SCHED_PLACE_CPU)
+		return true;
+	return m->placement == SCHED_PLACE_AUTO && cfg->allow_cpu && m->cpu_allowed;
+}
+
+/* Whether a resident model is where its placement says (a spilled model is not on a
+ * GPU in the sense of SCHED_PLACE_GPU: part of it runs on the CPU). */
+static bool
+sched_is_placed_right(const struct sched_model *m)
+{
+	switch (m->placement) {
+	case SCHED_PLACE_AUTO:
+		return true;
+	case SCHED_PLACE_GPU:
+		return m->gpu != SCHED_GPU_CPU && !m->spilled;
+	case SCHED_PLACE_CPU:
+		return m->gpu == SCHED_GPU_CPU;
+	case SCHED_PLACE_GPU_ID:
+		return m->gpu == m->placement_gpu && !m->spilled;
+	}
+	return true;
+}
+
 bool
 sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model)
 {
@@ -194,9 +238,10 @@ sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model)
 	fp = sched_bytes(m->footprint_bytes);
 	margin = sched_bytes(cfg->safety_margin_bytes);
 	for (size_t i = 0; i < snap->ngpus; i++)
-		if (fp <= sched_bytes(snap->gpus[i].total_bytes) - margin)
+		if (sched_placement_allows_gpu(m, snap->gpus[i].id) &&
+		    fp <= sched_bytes(snap->gpus[i].total_bytes) - margin)
 			return true;
-	if (cfg->allow_cpu && m->cpu_allowed) {
+	if (sched_placement_allows_cpu(cfg, m)) {
 		uint64_t host = snap->cpu_total_bytes > snap->cpu_free_bytes ? snap->cpu_total_bytes
 									     : snap->cpu_free_bytes;
 		if (fp <= sched_bytes(host))
@@ -323,7 +368,7 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
 
 			if (room + ev->evicted >= xs->footprint)
 				break;
-			if (ym->residency != SCHED_LOADED || ys->gone)
+			if (ym->residency != SCHED_LOADED || ys->gone || ym->pinned)
 				continue;
 			if (pass == 0 && !idle)
 				continue;
@@ -372,7 +417,7 @@ sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
 		if (m->residency == SCHED_UNLOADING || s->models[i].gone)
 			unloading = true;
 		else if (m->residency == SCHED_LOADED && m->running == 0 &&
-			 s->models[i].queued == 0 &&
+			 s->models[i].queued == 0 && !m->pinned &&
 			 (victim == SIZE_MAX ||
 			  m->last_used_ms < snap->models[victim].last_used_ms))
 			victim = i;
@@ -402,7 +447,22 @@ sched_swap_is_worth_it(const struct sched_snapshot *snap, const struct sched_scr
 	       xs->queued >= snap->config->min_swap_batch;
 }
 
-/* Places one unloaded model with demand; see the file comment, step 3. */
+/* Plans the load of model x on the CPU when host memory holds it. */
+static void
+sched_place_cpu(struct sched_scratch *s, size_t x, enum sched_reason why, int *load_slots,
+		size_t *nloads, int64_t *cpu_room)
+{
+	if (s->models[x].footprint > *cpu_room)
+		return;
+	if (*load_slots > 0) {
+		s->loads[(*nloads)++] = (struct sched_action){
+		    .type = SCHED_ACTION_LOAD, .model = x, .gpu = SCHED_GPU_CPU, .reason = why};
+		(*load_slots)--;
+	}
+	*cpu_room -= s->models[x].footprint;
+}
+
+/* Places one unloaded model with demand (or wanted); see the file comment, step 3. */
 static void
 sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct sched_scratch *s,
 	    size_t x, int *load_slots, size_t *nloads, int64_t *cpu_room)
@@ -414,11 +474,15 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 	struct sched_evict ev, best_ev = {0};
 	int64_t max_room = -1;
 
+	if (xm->placement == SCHED_PLACE_CPU) {
+		sched_place_cpu(s, x, why, load_slots, nloads, cpu_room);
+		return;
+	}
 	/* A direct fit: the least leftover, ties to the lower id. */
 	for (size_t g = 0; g < snap->ngpus; g++) {
 		const struct sched_gstate *gs = &s->gpus[g];
 		int64_t left = gs->head - xs->footprint;
-		if (!gs->usable || left < 0)
+		if (!gs->usable || left < 0 || !sched_placement_allows_gpu(xm, snap->gpus[g].id))
 			continue;
 		if (best < 0 || left < s->gpus[best].head - xs->footprint ||
 		    (left == s->gpus[best].head - xs->footprint &&
@@ -438,11 +502,12 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 	}
 
 	/* Room after evictions (or after unloads already under way). */
-	if (!sched_swap_is_worth_it(snap, s, xs))
+	if (!xm->wanted && !sched_swap_is_worth_it(snap, s, xs))
 		return;
 	best = -1;
 	for (size_t g = 0; g < snap->ngpus; g++) {
-		if (!s->gpus[g].usable || !sched_evict_plan(snap, s, x, (int)g, &ev))
+		if (!s->gpus[g].usable || !sched_placement_allows_gpu(xm, snap->gpus[g].id) ||
+		    !sched_evict_plan(snap, s, x, (int)g, &ev))
 			continue;
 		if (best < 0 || sched_evict_is_better(snap, &ev, &best_ev)) {
 			size_t *tmp = s->best_victims;
@@ -471,21 +536,16 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 	}
 
 	/* CPU only when no usable GPU could hold it even with all our models gone. */
-	if (!snap->config->allow_cpu || !xm->cpu_allowed)
+	if (!sched_placement_allows_cpu(snap->config, xm))
 		return;
 	for (size_t g = 0; g < snap->ngpus; g++) {
 		const struct sched_gstate *gs = &s->gpus[g];
 		if (gs->usable && gs->head + gs->incoming + gs->ours > max_room)
 			max_room = gs->head + gs->incoming + gs->ours;
 	}
-	if (max_room >= xs->footprint || xs->footprint > *cpu_room)
+	if (max_room >= xs->footprint)
 		return;
-	if (*load_slots > 0) {
-		s->loads[(*nloads)++] = (struct sched_action){
-		    .type = SCHED_ACTION_LOAD, .model = x, .gpu = SCHED_GPU_CPU, .reason = why};
-		(*load_slots)--;
-	}
-	*cpu_room -= xs->footprint;
+	sched_place_cpu(s, x, why, load_slots, nloads, cpu_room);
 }
 
 /* Fills s->models, s->gpus and the per-GPU LRU lists from the snapshot. */
@@ -565,14 +625,16 @@ sched_relieve_pressure(const struct sched_snapshot *snap, struct sched_plan *pla
 		return;
 	for (size_t i = gs->lru_begin; i < gs->lru_end && room + idle < 0; i++) {
 		size_t y = s->lru[i].model;
-		if (snap->models[y].running == 0 && s->models[y].queued == 0 && !s->models[y].gone)
+		if (snap->models[y].running == 0 && s->models[y].queued == 0 &&
+		    !s->models[y].gone && !snap->models[y].pinned)
 			idle += s->models[y].footprint;
 	}
 	if (room + idle < 0)
 		return;
 	for (size_t i = gs->lru_begin; i < gs->lru_end && room < 0; i++) {
 		size_t y = s->lru[i].model;
-		if (snap->models[y].running > 0 || s->models[y].queued > 0 || s->models[y].gone)
+		if (snap->models[y].running > 0 || s->models[y].queued > 0 || s->models[y].gone ||
+		    snap->models[y].pinned)
 			continue;
 		sched_plan_push(plan, SCHED_ACTION_UNLOAD, y, snap->models[y].gpu, 0,
 				SCHED_REASON_MAKE_ROOM);
@@ -595,10 +657,21 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		const struct sched_model *m = &snap->models[i];
 		struct sched_mstate *ms = &s->models[i];
 
+		if (m->residency == SCHED_LOADED && m->unload_requested) {
+			ms->frozen = true;
+			if (m->running > 0)
+				continue;
+			sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0,
+					SCHED_REASON_REQUESTED);
+			ms->gone = true;
+			if (ms->gpu_index >= 0)
+				s->gpus[ms->gpu_index].incoming += ms->footprint;
+			continue;
+		}
 		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued > 0)
 			continue;
-		bool expired =
-		    cfg->keep_alive_ms > 0 && snap->now_ms - m->last_used_ms >= cfg->keep_alive_ms;
+		bool expired = !m->pinned && cfg->keep_alive_ms > 0 &&
+			       snap->now_ms - m->last_used_ms >= cfg->keep_alive_ms;
 		if (!expired && !m->spilled)
 			continue;
 		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0,
@@ -636,6 +709,107 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 	}
 }
 
+/*
+ * The GPU (index into snap->gpus) a model moving off the CPU (or to its forced GPU)
+ * should go to: one with room now, else the one where unloading the fewest bytes of
+ * idle models that are neither pinned nor gpu_priority makes room, least recently used
+ * first (their indexes in s->best_victims, *nvictims of them). -1 when none can.
+ */
+static int
+sched_move_target(const struct sched_snapshot *snap, struct sched_scratch *s, size_t x,
+		  size_t *nvictims, int64_t *evicted)
+{
+	const struct sched_model *xm = &snap->models[x];
+	int64_t fp = s->models[x].footprint;
+	int best = -1;
+
+	*nvictims = 0;
+	*evicted = 0;
+	for (size_t g = 0; g < snap->ngpus; g++) {
+		const struct sched_gstate *gs = &s->gpus[g];
+		int64_t room = gs->head + gs->incoming, freed = 0;
+		size_t n = 0;
+
+		if (!gs->usable || !sched_placement_allows_gpu(xm, snap->gpus[g].id))
+			continue;
+		for (size_t i = gs->lru_begin; i < gs->lru_end && room + freed < fp; i++) {
+			size_t y = s->lru[i].model;
+			const struct sched_model *ym = &snap->models[y];
+			if (y == x || ym->residency != SCHED_LOADED || ym->running > 0 ||
+			    s->models[y].queued > 0 || s->models[y].gone || ym->pinned ||
+			    ym->gpu_priority)
+				continue;
+			s->victims[n++] = y;
+			freed += s->models[y].footprint;
+		}
+		if (room + freed < fp || (best >= 0 && freed >= *evicted))
+			continue;
+		size_t *tmp = s->best_victims;
+		s->best_victims = s->victims;
+		s->victims = tmp;
+		*nvictims = n;
+		*evicted = freed;
+		best = (int)g;
+	}
+	return best;
+}
+
+/*
+ * Step 2b, moves: a resident model that is not where its placement says, or (when the
+ * optimizer runs) an idle gpu_priority model on the CPU, is unloaded so that it reloads
+ * where it belongs, once a GPU has room for it (or can make it from idle models that are
+ * neither pinned nor priority) and no job of it runs. A forced move stops new dispatch
+ * so the model drains; a model with no room to go to keeps serving where it is.
+ */
+static void
+sched_move_misplaced(const struct sched_snapshot *snap, struct sched_plan *plan,
+		     struct sched_scratch *s)
+{
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		struct sched_mstate *ms = &s->models[i];
+		size_t nvictims = 0;
+		int64_t evicted = 0;
+		int gi = -1;
+
+		if (m->residency != SCHED_LOADED || ms->gone)
+			continue;
+		bool forced = !sched_is_placed_right(m);
+		bool optimize = snap->optimize && m->gpu_priority &&
+				m->placement == SCHED_PLACE_AUTO && m->gpu == SCHED_GPU_CPU &&
+				m->running == 0 && ms->queued == 0;
+		if (!forced && !optimize)
+			continue;
+		if (m->placement != SCHED_PLACE_CPU) {
+			gi = sched_move_target(snap, s, i, &nvictims, &evicted);
+			if (gi < 0)
+				continue;
+		}
+		ms->frozen = true;
+		if (m->running > 0)
+			continue;
+		for (size_t v = 0; v < nvictims; v++) {
+			size_t y = s->best_victims[v];
+			s->models[y].gone = true;
+			s->models[y].frozen = true;
+			sched_plan_push(plan, SCHED_ACTION_UNLOAD, y, snap->models[y].gpu, 0,
+					SCHED_REASON_MAKE_ROOM);
+		}
+		if (gi >= 0) {
+			struct sched_gstate *gs = &s->gpus[gi];
+			int64_t after = gs->head + gs->incoming + evicted - ms->footprint;
+			if (after < gs->head)
+				gs->head = after;
+			gs->incoming = 0;
+		}
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0,
+				forced ? SCHED_REASON_PLACEMENT : SCHED_REASON_OPTIMIZE);
+		ms->gone = true;
+		if (ms->gpu_index >= 0 && ms->gpu_index != gi)
+			s->gpus[ms->gpu_index].incoming += ms->footprint;
+	}
+}
+
 void
 sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 {
@@ -658,6 +832,7 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 			s->resident_busy = true;
 	}
 	sched_unload_idle(snap, plan, s);
+	sched_move_misplaced(snap, plan, s);
 
 	/* Demand: unloaded models with jobs, in rank order. */
 	for (size_t i = 0; i < snap->nmodels; i++) {
@@ -670,15 +845,32 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 	load_slots =
 	    (cfg->max_loads_in_flight > 0 ? cfg->max_loads_in_flight : 1) - snap->loads_in_flight;
 	cpu_room = sched_bytes(snap->cpu_free_bytes);
+	bool blocked = false;
 	for (size_t i = 0; i < ndemand; i++) {
 		size_t x = s->ranks[i].model;
-		bool worth = sched_swap_is_worth_it(snap, s, &s->models[x]);
+		bool worth =
+		    snap->models[x].wanted || sched_swap_is_worth_it(snap, s, &s->models[x]);
 		if (!sched_resident_room(snap, plan, s, nloads, worth)) {
-			if (worth)
+			if (worth) {
+				blocked = true;
 				break; /* an unload for it is planned or under way */
-			continue;      /* a model further down may be worth a swap */
+			}
+			continue; /* a model further down may be worth a swap */
 		}
 		sched_place(snap, plan, s, x, &load_slots, &nloads, &cpu_room);
+	}
+	/* Wanted models with no job (pinned, a manual load, a move), after all demand. */
+	for (size_t x = 0; x < snap->nmodels && !blocked; x++) {
+		const struct sched_model *m = &snap->models[x];
+		if (!m->wanted || m->residency != SCHED_UNLOADED || s->models[x].queued > 0 ||
+		    !sched_model_can_ever_fit(snap, x))
+			continue;
+		if (!sched_resident_room(snap, plan, s, nloads, true))
+			break;
+		size_t before = nloads;
+		sched_place(snap, plan, s, x, &load_slots, &nloads, &cpu_room);
+		if (nloads > before)
+			s->loads[nloads - 1].reason = SCHED_REASON_WANTED;
 	}
 	for (size_t i = 0; i < nloads; i++)
 		sched_plan_push(plan, s->loads[i].type, s->loads[i].model, s->loads[i].gpu, 0,
@@ -733,6 +925,14 @@ sched_reason_name(enum sched_reason reason)
 		return "starvation";
 	case SCHED_REASON_RELOCATE:
 		return "relocate";
+	case SCHED_REASON_OPTIMIZE:
+		return "optimize";
+	case SCHED_REASON_PLACEMENT:
+		return "placement";
+	case SCHED_REASON_REQUESTED:
+		return "requested";
+	case SCHED_REASON_WANTED:
+		return "wanted";
 	}
 	return "unknown";
 }

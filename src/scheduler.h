@@ -52,6 +52,14 @@ enum sched_residency {
 
 #define SCHED_GPU_CPU (-1) /* gpu value of a model placed on CPU */
 
+/* Where a model must be (a forced placement, a manual load, a move in progress). */
+enum sched_placement {
+	SCHED_PLACE_AUTO,   /* wherever it fits: a GPU, or the CPU when allowed */
+	SCHED_PLACE_GPU,    /* any GPU, entirely in VRAM (not spilled); never the CPU */
+	SCHED_PLACE_CPU,    /* the CPU (host memory), even when ALLOW_CPU is off */
+	SCHED_PLACE_GPU_ID, /* the GPU whose id is placement_gpu */
+};
+
 struct sched_model {
 	const char *name;	  /* borrowed */
 	uint64_t footprint_bytes; /* measured footprint, or the estimate until measured */
@@ -65,6 +73,15 @@ struct sched_model {
 	bool spilled;	      /* placed on a GPU, but the server put part of it on the CPU (a wrong
 				 placement): unloaded as soon as it is idle, so its next load is
 				 planned with the footprint learnt from it */
+	/* Added for seed 003/000 operations (zero: none of them): */
+	bool pinned;	       /* PIN_MODELS: never unloaded for keep-alive, room or the resident
+				  cap (a spilled one is still reloaded to fix its placement) */
+	bool wanted;	       /* loaded even with no job queued (pinned, a manual load, a move) */
+	bool gpu_priority;     /* GPU_PRIORITY_MODELS: with snapshot.optimize, an idle one on the
+				  CPU or spilled is moved to a GPU that has (or can make) room */
+	bool unload_requested; /* unloaded as soon as no job of it runs; no new dispatch */
+	enum sched_placement placement; /* a resident model elsewhere is moved once idle */
+	int placement_gpu;		/* SCHED_PLACE_GPU_ID: the sched_gpu id */
 };
 
 struct sched_snapshot {
@@ -78,6 +95,8 @@ struct sched_snapshot {
 	int loads_in_flight;
 	/* Added after the first version (zero when a caller does not set it): */
 	uint64_t cpu_total_bytes; /* host memory in all; 0: unknown (cpu_free_bytes is used) */
+	bool optimize; /* the GPU optimizer runs in this decision (OPTIMIZER_INTERVAL passed or a
+			  GPU freed memory): gpu_priority models on the CPU may move */
 };
 
 enum sched_action_type {
@@ -93,6 +112,12 @@ enum sched_reason {
 	SCHED_REASON_STARVATION, /* load or dispatch: a job waited past max_batch_wait */
 	SCHED_REASON_RELOCATE,	 /* unload: its GPU is paused or lost and another GPU fits it,
 				    or it spilled to the CPU and is idle */
+	SCHED_REASON_OPTIMIZE,	 /* unload: a gpu_priority model leaves the CPU; it is to be
+				    reloaded on a GPU (the caller marks it wanted there) */
+	SCHED_REASON_PLACEMENT,	 /* unload: it is not where its placement says; it is to be
+				    reloaded there */
+	SCHED_REASON_REQUESTED,	 /* unload: unload_requested */
+	SCHED_REASON_WANTED,	 /* load: wanted with no job queued */
 };
 
 struct sched_action {

@@ -1059,6 +1059,222 @@ test_swap_batching(void **state)
 	world_cleanup(&w);
 }
 
+/* A pinned model is never unloaded by keep-alive, to make room, nor for the resident cap;
+ * a wanted (pinned) model with no job is loaded, after every model with jobs. */
+static void
+test_pinned(void **state)
+{
+	struct world w;
+	size_t p, b, c;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	p = model_add(&w, "pinned", 4 * GIB);
+	b = model_add(&w, "b", 4 * GIB);
+	model_loaded(&w, p, 0, NOW - 10 * 300000);
+	w.models[p].pinned = true;
+	decide(&w);
+	expect_n(&w, 0);
+	w.models[p].pinned = false;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, p, 0, 0, SCHED_REASON_KEEP_ALIVE);
+
+	/* b needs p's room (4 + 4 GiB > 8 - 1): an unpinned p is evicted, a pinned one not. */
+	w.cfg.keep_alive_ms = 0;
+	model_queue(&w, b, JOB_PRIO_HIGH, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, p, 0, 0, SCHED_REASON_MAKE_ROOM);
+	w.models[p].pinned = true;
+	model_queue(&w, b, JOB_PRIO_HIGH, 1, NOW - W_MS - 1); /* even starving */
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* Nor for the resident cap. */
+	w.cfg.max_loaded_models = 1;
+	w.models[b].footprint_bytes = 1 * GIB;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* Unloaded and wanted: loaded with no job, after the models that have jobs. */
+	w.cfg.max_loaded_models = 0;
+	w.gpus[0].free_bytes = 8 * GIB;
+	w.models[p].residency = SCHED_UNLOADED;
+	w.models[p].wanted = true;
+	w.cfg.max_loads_in_flight = 2;
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_STARVATION);
+	expect(&w, 1, SCHED_ACTION_LOAD, p, 0, 0, SCHED_REASON_WANTED);
+	w.models[p].wanted = false;
+	c = model_add(&w, "c", 1 * GIB);
+	(void)c;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_STARVATION);
+	world_cleanup(&w);
+}
+
+/* The optimizer moves an idle gpu_priority model off the CPU when a GPU has room, or can
+ * make it from idle models that are neither pinned nor priority; only when it runs. */
+static void
+test_optimizer_moves_priority_model(void **state)
+{
+	struct world w;
+	size_t pr, idle, busy;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 12 * GIB);
+	pr = model_add(&w, "prio", 5 * GIB);
+	idle = model_add(&w, "idle", 4 * GIB);
+	busy = model_add(&w, "busy", 4 * GIB);
+	w.models[pr].residency = SCHED_LOADED;
+	w.models[pr].gpu = SCHED_GPU_CPU;
+	w.models[pr].last_used_ms = NOW - 10;
+	w.models[pr].gpu_priority = true;
+	model_loaded(&w, idle, 0, NOW - 20);
+	model_loaded(&w, busy, 0, NOW - 30);
+	w.models[busy].running = 1;
+
+	/* Not its time: nothing. */
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* 12 - 8 - 1 = 3 GiB free: the idle model goes, then prio. */
+	w.snap.optimize = true;
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, idle, 0, 0, SCHED_REASON_MAKE_ROOM);
+	expect(&w, 1, SCHED_ACTION_UNLOAD, pr, SCHED_GPU_CPU, 0, SCHED_REASON_OPTIMIZE);
+
+	/* A pinned or priority neighbour is never the victim: no room, it stays. */
+	w.models[idle].pinned = true;
+	decide(&w);
+	expect_n(&w, 0);
+	w.models[idle].pinned = false;
+	w.models[idle].gpu_priority = true;
+	decide(&w);
+	expect_n(&w, 0);
+	w.models[idle].gpu_priority = false;
+
+	/* A running job of prio is never interrupted. */
+	w.models[pr].running = 1;
+	decide(&w);
+	expect_n(&w, 0);
+	w.models[pr].running = 0;
+
+	/* With the room free, prio alone is unloaded; once unloaded and wanted on a GPU it
+	 * loads there. */
+	w.gpus[0].free_bytes += 4 * GIB;
+	w.models[idle].residency = SCHED_UNLOADED;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, pr, SCHED_GPU_CPU, 0, SCHED_REASON_OPTIMIZE);
+	w.models[pr].residency = SCHED_UNLOADED;
+	w.models[pr].wanted = true;
+	w.models[pr].placement = SCHED_PLACE_GPU;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, pr, 0, 0, SCHED_REASON_WANTED);
+
+	/* A GPU placement never falls back to the CPU, even with CPU allowed. */
+	w.cfg.allow_cpu = true;
+	w.models[pr].cpu_allowed = true;
+	w.gpus[0].free_bytes = 2 * GIB;
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
+/* Forced placements: a model on the wrong side drains (no new dispatch) and is unloaded
+ * once idle; an unloaded one loads only where its placement allows. */
+static void
+test_forced_placement(void **state)
+{
+	struct world w;
+	size_t a;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 16 * GIB);
+	gpu_add(&w, 1, 16 * GIB);
+	a = model_add(&w, "a", 4 * GIB);
+	model_loaded(&w, a, 0, NOW - 10);
+	model_queue(&w, a, JOB_PRIO_NORMAL, 3, NOW - 10);
+	w.models[a].running = 1;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, 1, SCHED_REASON_DEMAND);
+
+	/* Forced to the CPU (ALLOW_CPU off): no dispatch while its job runs, then unloaded. */
+	w.snap.cpu_free_bytes = 32 * GIB;
+	w.models[a].placement = SCHED_PLACE_CPU;
+	decide(&w);
+	expect_n(&w, 0);
+	w.models[a].running = 0;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_PLACEMENT);
+	w.models[a].residency = SCHED_UNLOADED;
+	w.gpus[0].free_bytes = 16 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, SCHED_GPU_CPU, 0, SCHED_REASON_DEMAND);
+	assert_true(sched_model_can_ever_fit(&w.snap, a));
+	w.snap.cpu_free_bytes = 1 * GIB;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* Forced to GPU 1: loads there although GPU 0 fits as well. */
+	w.models[a].placement = SCHED_PLACE_GPU_ID;
+	w.models[a].placement_gpu = 1;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 1, 0, SCHED_REASON_DEMAND);
+	/* Resident on GPU 0 with nothing running: moved. */
+	model_loaded(&w, a, 0, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_PLACEMENT);
+	/* A GPU placement on a model that spilled counts as misplaced too. */
+	w.models[a].placement = SCHED_PLACE_GPU;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, 2, SCHED_REASON_DEMAND);
+	w.models[a].spilled = true;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_PLACEMENT);
+	world_cleanup(&w);
+}
+
+/* unload_requested: no new dispatch, unloaded once no job runs, even with jobs queued. */
+static void
+test_unload_requested(void **state)
+{
+	struct world w;
+	size_t a;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 16 * GIB);
+	a = model_add(&w, "a", 4 * GIB);
+	model_loaded(&w, a, 0, NOW - 10);
+	w.models[a].unload_requested = true;
+	w.models[a].running = 1;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 3, NOW - 10);
+	decide(&w);
+	expect_n(&w, 0);
+	w.models[a].running = 0;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_REQUESTED);
+	world_cleanup(&w);
+}
+
 int
 main(void)
 {
@@ -1085,6 +1301,10 @@ main(void)
 	    cmocka_unit_test(test_determinism),
 	    cmocka_unit_test(test_resident_cap),
 	    cmocka_unit_test(test_swap_batching),
+	    cmocka_unit_test(test_pinned),
+	    cmocka_unit_test(test_optimizer_moves_priority_model),
+	    cmocka_unit_test(test_forced_placement),
+	    cmocka_unit_test(test_unload_requested),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
