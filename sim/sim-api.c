@@ -90,37 +90,6 @@ struct sim_api {
 
 /* ---- parsing helpers ---------------------------------------------------- */
 
-static const char *
-sim_json_type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "object";
-	case JSON_ARRAY:
-		return "array";
-	case JSON_STRING:
-		return "string";
-	case JSON_INTEGER:
-	case JSON_REAL:
-		return "number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "bool";
-	default:
-		return "null";
-	}
-}
-
-/* Go's decoder message for a field of the wrong type. */
-static int
-sim_type_error(char **cause, const json_t *v, const char *go_struct, const char *field,
-	       const char *go_type)
-{
-	return vd_fail(cause, -EINVAL,
-		       "json: cannot unmarshal %s into Go struct field %s.%s of type %s",
-		       sim_json_type_name(v), go_struct, field, go_type);
-}
-
 /* Reads an optional string field; null and absent give def. */
 static int
 sim_get_string(json_t *body, const char *key, const char *go_struct, const char **out,
@@ -132,7 +101,7 @@ sim_get_string(json_t *body, const char *key, const char *go_struct, const char 
 		return 0;
 	}
 	if (!json_is_string(v))
-		return sim_type_error(cause, v, go_struct, key, "string");
+		return sim_go_type_error(cause, v, go_struct, key, "string");
 	*out = json_string_value(v);
 	return 0;
 }
@@ -147,7 +116,7 @@ sim_get_bool(json_t *body, const char *key, const char *go_struct, bool *out, bo
 		return 0;
 	}
 	if (!json_is_boolean(v))
-		return sim_type_error(cause, v, go_struct, key, "bool");
+		return sim_go_type_error(cause, v, go_struct, key, "bool");
 	*out = json_is_true(v);
 	return 0;
 }
@@ -848,7 +817,7 @@ sim_req_schedule(struct sim_req *r, const struct sim_model *m, json_t *body)
 				 : r->kind == SIM_REQ_CHAT   ? "ChatRequest"
 				 : r->kind == SIM_REQ_EMBED  ? "EmbedRequest"
 							     : "EmbeddingRequest";
-		sim_type_error(&cause, options, st, "options", "map[string]interface {}");
+		sim_go_type_error(&cause, options, st, "options", "map[string]interface {}");
 		sim_req_reply_error(r, 400, cause);
 		free(cause);
 		return;
@@ -935,7 +904,7 @@ sim_handle_generate_or_chat(struct vd_http_req *req, struct sim_api *api, bool c
 		json_t *msgs = json_object_get(body, "messages");
 		if (msgs != NULL && !json_is_null(msgs)) {
 			if (!json_is_array(msgs)) {
-				sim_type_error(&cause, msgs, st, "messages", "[]api.Message");
+				sim_go_type_error(&cause, msgs, st, "messages", "[]api.Message");
 				goto out_bad;
 			}
 			size_t i;
@@ -944,7 +913,8 @@ sim_handle_generate_or_chat(struct vd_http_req *req, struct sim_api *api, bool c
 			{
 				const char *role = "", *content = "";
 				if (!json_is_object(msg)) {
-					sim_type_error(&cause, msg, st, "messages", "api.Message");
+					sim_go_type_error(&cause, msg, st, "messages",
+							  "api.Message");
 					goto out_bad;
 				}
 				if (sim_get_string(msg, "role", "Message", &role, "", &cause) < 0 ||
@@ -1077,7 +1047,7 @@ sim_handle_embed_common(struct vd_http_req *req, struct sim_api *api, bool legac
 	json_t *dims = json_object_get(body, "dimensions");
 	if (!legacy && dims != NULL && !json_is_null(dims)) {
 		if (!json_is_integer(dims)) {
-			sim_type_error(&cause, dims, st, "dimensions", "int");
+			sim_go_type_error(&cause, dims, st, "dimensions", "int");
 			sim_req_reply_error(r, 400, cause);
 			goto out;
 		}

@@ -17,7 +17,7 @@
 #include <string.h>
 
 static const char *
-sim_validate_type_name(const json_t *v)
+sim_go_json_type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -26,33 +26,44 @@ sim_validate_type_name(const json_t *v)
 		return "array";
 	case JSON_STRING:
 		return "string";
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return "number";
 	case JSON_TRUE:
 	case JSON_FALSE:
 		return "bool";
 	default:
-		return "number";
+		return "null";
 	}
 }
 
-/* Go's decoder message for a value of the wrong type; a number that is not an int
- * is quoted as Go does (`number 2.5`). */
-static int
-sim_validate_type_error(char **cause, const json_t *v, bool chat, const char *field,
-			const char *go_type)
+int
+sim_go_type_error(char **cause, const json_t *v, const char *go_struct, const char *field,
+		  const char *go_type)
 {
-	const char *st = chat ? "ChatRequest" : "GenerateRequest";
-	if (json_is_real(v)) {
+	/* Go quotes the number when a numeric field cannot hold it (2.5 into an int). */
+	bool numeric = strncmp(go_type, "int", 3) == 0 || strncmp(go_type, "uint", 4) == 0 ||
+		       strncmp(go_type, "float", 5) == 0;
+	if (json_is_number(v) && numeric) {
 		char *num = json_dumps(v, JSON_ENCODE_ANY);
 		int rc = vd_fail(cause, -EINVAL,
 				 "json: cannot unmarshal number %s into Go struct field %s.%s of "
 				 "type %s",
-				 num != NULL ? num : "", st, field, go_type);
+				 num != NULL ? num : "", go_struct, field, go_type);
 		free(num);
 		return rc;
 	}
 	return vd_fail(cause, -EINVAL,
 		       "json: cannot unmarshal %s into Go struct field %s.%s of type %s",
-		       sim_validate_type_name(v), st, field, go_type);
+		       sim_go_json_type_name(v), go_struct, field, go_type);
+}
+
+static int
+sim_validate_type_error(char **cause, const json_t *v, bool chat, const char *field,
+			const char *go_type)
+{
+	return sim_go_type_error(cause, v, chat ? "ChatRequest" : "GenerateRequest", field,
+				 go_type);
 }
 
 static bool

@@ -55,4 +55,10 @@ int sim_validate_model(const struct sim_model *m, const char *name, bool chat,
  * registry.ollama.ai/library/NAME:TAG for a bare name. Caller frees. */
 char *sim_model_full_name(const char *name);
 
+/* Go's encoding/json message for a value of the wrong type in go_struct.field
+ * ("json: cannot unmarshal string into Go struct field GenerateRequest.raw of type bool";
+ * a number a numeric field cannot hold is quoted: "number 2.5"). Returns -EINVAL. */
+int sim_go_type_error(char **cause, const json_t *v, const char *go_struct, const char *field,
+		      const char *go_type);
+
 #endif

@@ -1148,10 +1148,12 @@ engine_free(struct engine *e)
 
 /* --- Model operations: pinning, the GPU optimizer, forced placement, manual loads ----------- */
 
-/* Whether the comma-separated model list names name (a display name); list entries go
- * through the registry, so "phi3" names "phi3:latest". */
+/* Calls fn for each entry of a comma-separated model list that the registry knows; list
+ * entries go through the registry, so "phi3" names "phi3:latest". Stops when fn returns
+ * true, and returns whether one did. */
 static bool
-engine_ops_list_has(const struct engine *e, const char *list, const char *name)
+engine_ops_each_listed(const struct engine *e, const char *list,
+		       bool (*fn)(const struct registry_model *rm, void *arg), void *arg)
 {
 	const char *p = list;
 	while (p != NULL && *p != '\0') {
@@ -1167,10 +1169,42 @@ engine_ops_list_has(const struct engine *e, const char *list, const char *name)
 			char *item = xstrndup(p, len);
 			const struct registry_model *rm = registry_find(e->d->registry, item);
 			free(item);
-			if (rm != NULL && strcmp(rm->name, name) == 0)
+			if (rm != NULL && fn(rm, arg))
 				return true;
 		}
 		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+static bool
+engine_ops_is_named_cb(const struct registry_model *rm, void *arg)
+{
+	return strcmp(rm->name, arg) == 0;
+}
+
+/* Whether the comma-separated model list names name (a display name). */
+static bool
+engine_ops_list_has(const struct engine *e, const char *list, const char *name)
+{
+	return engine_ops_each_listed(e, list, engine_ops_is_named_cb, (void *)name);
+}
+
+struct engine_ops_mark {
+	struct engine *e;
+	bool pinned; /* else gpu_priority */
+};
+
+static bool
+engine_ops_mark_cb(const struct registry_model *rm, void *arg)
+{
+	struct engine_ops_mark *mark = arg;
+	if (rm->installed) {
+		struct engine_model *m = engine_model_get(mark->e, rm->name);
+		if (mark->pinned)
+			m->pinned = true;
+		else
+			m->gpu_priority = true;
 	}
 	return false;
 }
@@ -1179,30 +1213,8 @@ engine_ops_list_has(const struct engine *e, const char *list, const char *name)
 static void
 engine_ops_mark_list(struct engine *e, const char *list, bool pinned)
 {
-	const char *p = list;
-	while (p != NULL && *p != '\0') {
-		const char *end = strchr(p, ',');
-		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-		while (len > 0 && (*p == ' ' || *p == '\t')) {
-			p++;
-			len--;
-		}
-		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (len > 0) {
-			char *item = xstrndup(p, len);
-			const struct registry_model *rm = registry_find(e->d->registry, item);
-			free(item);
-			if (rm != NULL && rm->installed) {
-				struct engine_model *m = engine_model_get(e, rm->name);
-				if (pinned)
-					m->pinned = true;
-				else
-					m->gpu_priority = true;
-			}
-		}
-		p = end != NULL ? end + 1 : NULL;
-	}
+	struct engine_ops_mark mark = {e, pinned};
+	engine_ops_each_listed(e, list, engine_ops_mark_cb, &mark);
 }
 
 /* Refreshes the pinned and gpu_priority flags from PIN_MODELS and GPU_PRIORITY_MODELS
