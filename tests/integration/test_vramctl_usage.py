@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import build_dir, free_port, run_tests  # noqa: E402
 
 COMMANDS = ["submit", "job", "cancel", "jobs", "stats", "models", "health", "bench",
-            "gpus", "gpu-watch", "reserve", "release", "events"]
+            "gpus", "gpu-watch", "reserve", "release", "events", "force-gpu", "force-cpu",
+            "placement", "load", "unload", "vram-report", "lb-stats", "nodes"]
 
 
 def vramctl_path():
@@ -290,6 +291,26 @@ def test_usage_errors_exit_2_with_a_message_and_send_nothing():
         (("bench", "--random", "many"), "--random"),
         (("gpu-watch", "--interval", "x"), "--interval"),
         (("events", "--count", "0"), "--count"),
+        (("force-gpu",), "a model is required"),
+        (("force-cpu", "--node", "local"), "a model is required"),
+        (("force-gpu", "m", "extra"), 'unexpected argument "extra"'),
+        (("force-cpu", "m", "--gpu", "0"), "unknown option --gpu"),
+        (("force-gpu", "m", "--node"), "option --node needs a value"),
+        (("force-gpu", "m", "--node", ""), "--node needs a node name"),
+        (("force-gpu", "m", "--timeout", "soon"), "--timeout"),
+        (("force-gpu", "m", "--timeout", "3601"), "--timeout"),
+        (("placement",), "a model is required"),
+        (("placement", "m"), "a placement is required: gpu, cpu or auto"),
+        (("placement", "m", "tpu"), 'the placement must be gpu, cpu or auto (got "tpu")'),
+        (("placement", "m", "gpu", "cpu"), 'unexpected argument "cpu"'),
+        (("load",), "a model is required"),
+        (("load", "m", "--gpu", "first"), "--gpu"),
+        (("load", "m", "--gpu", "-1"), "--gpu"),
+        (("unload",), "a model is required"),
+        (("unload", "m", "--gpu", "0"), "unknown option --gpu"),
+        (("vram-report", "m"), 'unexpected argument "m"'),
+        (("lb-stats", "--node", "x"), "unknown option --node"),
+        (("nodes", "all"), 'unexpected argument "all"'),
     ]
     for args, message in cases:
         rc, out, err = vramctl(*args, url=f.url)
@@ -302,6 +323,7 @@ def test_unreachable_daemon_exits_3_with_a_clear_message():
     port = free_port()
     url = "http://127.0.0.1:%d" % port
     for args in (("health",), ("stats",), ("submit", "--model", "m", "--prompt", "p"),
+                 ("load", "m"), ("nodes",), ("vram-report",), ("lb-stats",),
                  ("job", "j-0000000000000001"), ("gpus",), ("events", "--count", "1"),
                  ("bench", "--random", "2")):
         rc, out, err = vramctl(*args, url=url)
@@ -617,6 +639,156 @@ def test_events_prints_one_line_per_event():
         "error": "parameter 'types' has an unknown event type 'hot'"})
     rc, _, err = vramctl("events", "--types", "hot", url=f.url)
     assert rc == 1 and "unknown event type 'hot'" in err, err
+
+
+FLEET_NODE = "http://127.0.0.1:11434"
+
+MODEL_OP_REPLY = {"model": "llama3.2:1b", "node": FLEET_NODE, "state": "loaded",
+                  "location": "gpu", "gpu": 0, "size_bytes": 1503238553,
+                  "size_vram_bytes": 1503238553, "placement": "gpu", "pinned": False,
+                  "gpu_priority": True, "running": 0, "pending": False,
+                  "operation": "force_gpu", "done": True}
+
+VRAM_REPORT_REPLY = {"nodes": [{"node": FLEET_NODE, "url": FLEET_NODE, "models": [
+    {"model": "gemma:2b", "node": FLEET_NODE, "state": "loaded", "location": "gpu", "gpu": 0,
+     "size_bytes": 2147483648, "size_vram_bytes": 2147483648, "placement": "auto",
+     "pinned": True, "gpu_priority": False, "running": 2, "pending": False},
+    {"model": "phi3:mini", "node": FLEET_NODE, "state": "loaded", "location": "gpu+cpu",
+     "gpu": 0, "size_bytes": 4294967296, "size_vram_bytes": 1073741824, "placement": "auto",
+     "pinned": False, "gpu_priority": False, "running": 0, "pending": True},
+    {"model": "all-minilm:latest", "node": FLEET_NODE, "state": "loaded", "location": "cpu",
+     "gpu": None, "size_bytes": 59749294, "size_vram_bytes": 0, "placement": "cpu",
+     "pinned": False, "gpu_priority": False, "running": 0, "pending": False}],
+    "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3070", "state": "available",
+              "total_bytes": 8589934592, "used_bytes": 3221225472,
+              "free_bytes": 5368709120},
+             {"index": 1, "name": "NVIDIA GeForce RTX 3070", "state": "lost",
+              "total_bytes": None, "used_bytes": None, "free_bytes": None}]}]}
+
+LB_STATS_REPLY = {"nodes": [{"node": FLEET_NODE, "url": FLEET_NODE, "requests": 12,
+                             "completed": 11, "failures": 1, "mean_latency_ms": 812.5,
+                             "running": 0, "queued": 3, "breaker": "open"}]}
+
+NODES_REPLY = {"nodes": [{"node": FLEET_NODE, "url": FLEET_NODE, "state": "up",
+                          "version": "0.33.0",
+                          "gpus": [{"index": 0, "total_bytes": 8589934592},
+                                   {"index": 1, "total_bytes": 8589934592}],
+                          "models": ["gemma:2b", "phi3:mini"]}]}
+
+
+def test_model_operations_send_the_documented_bodies():
+    f = fake()
+    for path in ("force_gpu", "force_cpu", "placement", "load", "unload"):
+        f.routes[("POST", "/api/models/" + path)] = (200, MODEL_OP_REPLY)
+    cases = [
+        (("force-gpu", "llama3.2:1b"), "force_gpu",
+         {"model": "llama3.2:1b", "timeout": 120}),
+        (("force-cpu", "llama3.2:1b", "--node", "local", "--timeout", "5"), "force_cpu",
+         {"model": "llama3.2:1b", "node": "local", "timeout": 5}),
+        (("placement", "llama3.2:1b", "auto"), "placement",
+         {"model": "llama3.2:1b", "placement": "auto", "timeout": 120}),
+        (("load", "--gpu", "1", "llama3.2:1b", "-t", "0.5"), "load",
+         {"model": "llama3.2:1b", "gpu": 1, "timeout": 0.5}),
+        (("unload", "llama3.2:1b", "--node", FLEET_NODE), "unload",
+         {"model": "llama3.2:1b", "node": FLEET_NODE, "timeout": 120}),
+    ]
+    for args, path, body in cases:
+        f.requests.clear()
+        rc, out, err = vramctl(*args, url=f.url)
+        assert rc == 0, (args, rc, err)
+        sent = f.requests_to("POST", "/api/models/" + path)
+        assert [r["body"] for r in sent] == [body], (args, sent)
+        kv = dict(line.split(":", 1) for line in out.splitlines())
+        kv = {k: v.strip() for k, v in kv.items()}
+        assert kv["model"] == "llama3.2:1b" and kv["node"] == FLEET_NODE, (args, out)
+        assert kv["location"] == "gpu 0" and kv["state"] == "loaded", (args, out)
+        assert kv["vram"] == "1.40 GiB of 1.40 GiB", (args, out)
+        assert kv["placement"] == "gpu" and kv["flags"] == "gpu-priority", (args, out)
+
+    rc, out, _ = vramctl("force-gpu", "llama3.2:1b", "--json", url=f.url)
+    assert rc == 0 and json.loads(out) == MODEL_OP_REPLY, out
+
+    # 202: the move is not done within the timeout; print where it is and exit 1.
+    pending = dict(MODEL_OP_REPLY, location="cpu", gpu=None, size_vram_bytes=0,
+                   pending=True, done=False, poll="/api/vram_report")
+    f.routes[("POST", "/api/models/force_gpu")] = (202, pending)
+    rc, out, err = vramctl("force-gpu", "llama3.2:1b", "--timeout", "1", url=f.url)
+    assert rc == 1, (rc, out, err)
+    assert "loaded (not done yet)" in out and "location:  cpu" in out, out
+    assert "force-gpu of llama3.2:1b is not done after 1 s" in err, err
+    rc, out, err = vramctl("force-gpu", "llama3.2:1b", "--json", url=f.url)
+    assert rc == 1 and json.loads(out) == pending, (rc, out, err)
+
+    # vramd's errors are printed as they came, exit 1.
+    f.routes[("POST", "/api/models/unload")] = (409, {
+        "error": "model 'gemma:2b' is pinned (PIN_MODELS); it cannot be unloaded"})
+    rc, out, err = vramctl("unload", "gemma:2b", url=f.url)
+    assert rc == 1 and out == "", (rc, out)
+    assert err.strip() == ("vramctl: model 'gemma:2b' is pinned (PIN_MODELS); it cannot be "
+                           "unloaded"), err
+
+
+def test_vram_report_lb_stats_and_nodes_tables():
+    f = fake()
+    f.routes[("GET", "/api/vram_report")] = (200, VRAM_REPORT_REPLY)
+    f.routes[("GET", "/api/lb_stats")] = (200, LB_STATS_REPLY)
+    f.routes[("GET", "/api/nodes")] = (200, NODES_REPLY)
+
+    rc, out, err = vramctl("vram-report", url=f.url)
+    assert rc == 0, err
+    rows = table_rows(out)
+    assert rows[0] == ["node " + FLEET_NODE], rows
+    gpus = {r[0]: r for r in rows if r[0] in ("0", "1")}
+    assert gpus["0"][2:] == ["available", "8.00 GiB", "3.00 GiB", "5.00 GiB"], gpus
+    assert gpus["1"][2:] == ["lost", "-", "-", "-"], gpus
+    header = next(r for r in rows if r[0] == "MODEL")
+    models = {r[0]: dict(zip(header, r)) for r in rows if ":" in r[0]}
+    assert models["gemma:2b"]["LOCATION"] == "gpu 0", models
+    assert models["gemma:2b"]["VRAM"] == "2.00 GiB" and models["gemma:2b"]["RUNNING"] == "2"
+    assert models["gemma:2b"]["FLAGS"] == "pinned", models
+    assert models["phi3:mini"]["LOCATION"] == "gpu 0 + cpu", models
+    assert models["phi3:mini"]["VRAM"] == "1.00 GiB", models
+    assert models["phi3:mini"]["SIZE"] == "4.00 GiB", models
+    assert models["phi3:mini"]["FLAGS"] == "moving", models
+    assert models["all-minilm:latest"]["LOCATION"] == "cpu", models
+    assert models["all-minilm:latest"]["PLACEMENT"] == "cpu", models
+
+    rc, out, err = vramctl("lb-stats", url=f.url)
+    assert rc == 0, err
+    rows = table_rows(out)
+    assert rows[0] == ["NODE", "REQUESTS", "COMPLETED", "FAILURES", "MEAN_LATENCY_MS",
+                       "RUNNING", "QUEUED", "BREAKER"], rows
+    assert rows[1] == [FLEET_NODE, "12", "11", "1", "812.5", "0", "3", "open"], rows
+
+    rc, out, err = vramctl("nodes", url=f.url)
+    assert rc == 0, err
+    rows = table_rows(out)
+    assert rows[0] == ["NODE", "URL", "STATE", "VERSION", "GPUS", "VRAM", "MODELS"], rows
+    assert rows[1] == [FLEET_NODE, FLEET_NODE, "up", "0.33.0", "2", "16.00 GiB",
+                       "gemma:2b,phi3:mini"], rows
+
+    for cmd, reply in (("vram-report", VRAM_REPORT_REPLY), ("lb-stats", LB_STATS_REPLY),
+                       ("nodes", NODES_REPLY)):
+        rc, out, _ = vramctl(cmd, "--json", url=f.url)
+        assert rc == 0 and json.loads(out) == reply, (cmd, out)
+
+    # Before the first run and the first sample: "-" rather than 0 or a crash.
+    f.routes[("GET", "/api/lb_stats")] = (200, {"nodes": [dict(
+        LB_STATS_REPLY["nodes"][0], mean_latency_ms=None)]})
+    rc, out, _ = vramctl("lb-stats", url=f.url)
+    assert rc == 0 and table_rows(out)[1][4] == "-", out
+    f.routes[("GET", "/api/nodes")] = (200, {"nodes": [dict(
+        NODES_REPLY["nodes"][0], version=None, models=[],
+        gpus=[{"index": 0, "total_bytes": None}])]})
+    rc, out, _ = vramctl("nodes", url=f.url)
+    assert rc == 0 and table_rows(out)[1][3:] == ["-", "1", "-", "-"], out
+    f.routes[("GET", "/api/vram_report")] = (200, {"nodes": [dict(
+        VRAM_REPORT_REPLY["nodes"][0], models=[], gpus=[])]})
+    rc, out, _ = vramctl("vram-report", url=f.url)
+    assert rc == 0 and "no GPUs" in out and "no models loaded" in out, out
+    f.routes[("GET", "/api/nodes")] = (200, {"nodes": []})
+    rc, out, _ = vramctl("nodes", url=f.url)
+    assert rc == 0 and out.strip() == "no nodes", out
 
 
 def bench_routes(f, fail_ids=()):

@@ -1,6 +1,7 @@
 """vramctl driving the real vramd in front of ollama-sim: submit --wait, job,
-jobs, stats, models, health, cancel, bench --batch and bench --random 20, with
-tables by default and --json output that parses."""
+jobs, stats, models, health, cancel, bench --batch and bench --random 20, the model
+operations (load, unload, force-gpu, force-cpu, placement) and the node views
+(vram-report, lb-stats, nodes), with tables by default and --json output that parses."""
 
 import json
 import os
@@ -8,7 +9,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import run_tests, start_sim  # noqa: E402
+from harness import http_json, run_tests, start_sim  # noqa: E402
 from vramd_harness import MODELS, start_vramd, vramctl_path, wait_ready  # noqa: E402
 
 SIM = V = None
@@ -112,6 +113,113 @@ def test_bench_batch_and_random():
     for jid in summary["job_ids"]:
         assert V.job(jid)["status"] == "complete", V.job(jid)
     assert SIM.state()["counters"]["oom_failures"] == 0
+
+
+def table_rows(text):
+    """Splits printed tables into rows of cells (runs of 2+ spaces separate cells)."""
+    import re
+    return [re.split(r"\s{2,}", line.strip()) for line in text.splitlines() if line.strip()]
+
+
+def kv_lines(text):
+    """The "key: value" lines of a model operation's output, as a dict."""
+    return {k.strip(): v.strip() for k, v in
+            (line.split(":", 1) for line in text.splitlines() if ":" in line)}
+
+
+def report_models(out):
+    """vramctl vram-report's model table as {model: {column: cell}}."""
+    rows = table_rows(out)
+    header = next((r for r in rows if r[0] == "MODEL"), None)
+    if header is None:
+        return {}
+    return {r[0]: dict(zip(header, r)) for r in rows[rows.index(header) + 1:]}
+
+
+def sim_ps():
+    """What ollama-sim's /api/ps lists: {name: model}."""
+    status, body = http_json("GET", SIM.url + "/api/ps")
+    assert status == 200, (status, body)
+    return {m["name"]: m for m in body["models"]}
+
+
+def test_model_operations_and_node_views():
+    model = "qwen2.5:0.5b"
+    _, out, _ = ctl("load", model, "--gpu", "0")
+    kv = kv_lines(out)
+    assert kv["model"] == model and kv["node"] == SIM.url, kv
+    assert kv["state"] == "loaded" and kv["location"] == "gpu 0", kv
+    ps = sim_ps()
+    assert model in ps and ps[model]["size_vram"] == ps[model]["size"] > 0, ps
+
+    _, out, _ = ctl("vram-report")
+    assert ("node " + SIM.url) in out, out
+    gpu_rows = [r for r in table_rows(out) if r[0] == "0"]
+    assert gpu_rows and "simulated" in gpu_rows[0][1], out
+    row = report_models(out)[model]
+    assert row["STATE"] == "loaded" and row["LOCATION"] == "gpu 0", row
+    assert row["VRAM"] == row["SIZE"] != "0 B", row
+    report = ctl_json("vram-report")
+    node = report["nodes"][0]
+    assert node["node"] == SIM.url and node["gpus"][0]["total_bytes"] == 8 << 30, report
+    assert [m["location"] for m in node["models"] if m["model"] == model] == ["gpu"], report
+
+    op = ctl_json("force-cpu", model)
+    assert op["done"] is True and op["location"] == "cpu", op
+    assert op["placement"] == "cpu" and op["size_vram_bytes"] == 0, op
+    _, out, _ = ctl("vram-report")
+    row = report_models(out)[model]
+    assert row["LOCATION"] == "cpu" and row["VRAM"] == "0 B" and row["PLACEMENT"] == "cpu"
+    ps = sim_ps()
+    assert ps[model]["size_vram"] == 0, ps
+
+    _, out, _ = ctl("force-gpu", model)
+    kv = kv_lines(out)
+    assert kv["location"] == "gpu 0" and kv["placement"] == "gpu", kv
+    _, out, _ = ctl("placement", model, "auto")
+    assert kv_lines(out)["placement"] == "auto", out
+
+    _, out, _ = ctl("nodes")
+    rows = table_rows(out)
+    assert rows[0] == ["NODE", "URL", "STATE", "VERSION", "GPUS", "VRAM", "MODELS"], rows
+    assert rows[1][:6] == [SIM.url, SIM.url, "up", "0.33.0", "1", "8.00 GiB"], rows
+    assert model in rows[1][6].split(","), rows
+    nodes = ctl_json("nodes")
+    assert model in nodes["nodes"][0]["models"], nodes
+
+    _, out, _ = ctl("unload", model)
+    kv = kv_lines(out)
+    assert kv["state"] == "unloaded" and kv["location"] == "-", kv
+    assert model not in report_models(ctl("vram-report")[1]), "still reported after unload"
+    assert model not in sim_ps()
+
+    # lb-stats agrees with its own --json and counts a job run through vramd.
+    before = ctl_json("lb-stats")["nodes"][0]
+    ctl("submit", "-m", "gemma:2b", "-p", "hi", "--wait=60")
+    stats = ctl_json("lb-stats")["nodes"][0]
+    assert stats["requests"] == before["requests"] + 1, (before, stats)
+    assert stats["completed"] == before["completed"] + 1, (before, stats)
+    _, out, _ = ctl("lb-stats")
+    rows = table_rows(out)
+    assert rows[0][:4] == ["NODE", "REQUESTS", "COMPLETED", "FAILURES"], rows
+    assert rows[1][:4] == [SIM.url, str(stats["requests"]), str(stats["completed"]),
+                           str(stats["failures"])], (rows, stats)
+    assert rows[1][4] == "%.1f" % stats["mean_latency_ms"], (rows, stats)
+    assert rows[1][7] == "closed", rows
+
+
+def test_model_operation_errors_print_vramds_message():
+    status, body = http_json("POST", V.url + "/api/models/load", {"model": "llama9:70b"})
+    assert status == 404, (status, body)
+    for args in (("load", "llama9:70b"), ("force-gpu", "llama9:70b"),
+                 ("placement", "llama9:70b", "cpu"), ("unload", "llama9:70b")):
+        rc, out, err = ctl(*args, ok=1)
+        assert err.strip() == "vramctl: " + body["error"], (args, err, body)
+        assert out == "", (args, out)
+    rc, _, err = ctl("force-cpu", "qwen2.5:0.5b", "--node", "elsewhere", ok=1)
+    assert "node 'elsewhere' not found" in err, err
+    rc, _, err = ctl("load", "qwen2.5:0.5b", "--gpu", "7", ok=1)
+    assert "GPU 7 not found" in err, err
 
 
 if __name__ == "__main__":
