@@ -34,6 +34,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "queue.h"
+#include "reconcile.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "util.h"
@@ -72,6 +73,9 @@ struct engine_model {
 	uint32_t runner_pid;	   /* its runner once identified; 0 = unknown */
 	bool runner_recorded;	   /* this load's runner memory went to the registry */
 	bool spilled;		   /* /api/ps showed part of it on the CPU after this load */
+	bool adopted;		   /* loaded by someone else (or before a restart); vramd adopted
+				      it from /api/ps */
+	int64_t unloaded_ms;	   /* monotonic: its last unload was confirmed; 0 = never */
 	struct backend_call *call; /* the load or unload in flight */
 	struct engine *engine;
 	struct queue_model_summary queue; /* its waiting jobs, as of the current decision */
@@ -95,6 +99,8 @@ struct engine {
 	struct event *tick;
 	bool kick_requested; /* kick_event is active */
 	bool backend_up;
+	bool outage;		     /* a connection failed; the next listing reconciles fully */
+	int64_t backend_up_since_ms; /* monotonic: when the server last became reachable */
 	struct engine_counters counters;
 	double run_ms_mean; /* moving average of run times */
 	struct sched_plan plan;
@@ -180,8 +186,12 @@ engine_set_backend_up(struct engine *e, bool up)
 	if (e->backend_up == up)
 		return;
 	e->backend_up = up;
-	if (up)
+	if (!up)
+		e->outage = true;
+	if (up) {
+		e->backend_up_since_ms = engine_now();
 		engine_kick(e);
+	}
 }
 
 bool
@@ -249,6 +259,7 @@ engine_model_note_pids(struct engine *e, struct engine_model *m)
 	m->runner_pid = 0;
 	m->runner_recorded = false;
 	m->spilled = false;
+	m->adopted = false;
 	m->npids_before = 0;
 	m->pids_known = s != NULL;
 	for (size_t i = 0; s != NULL && i < s->nprocesses; i++)
@@ -307,10 +318,10 @@ engine_observe_loads(struct engine *e)
 			m->spilled = true;
 			e->counters.cpu_spills++;
 			char *what = xasprintf(
-			    "ollama put %llu of %llu MiB of %s on the CPU although "
-			    "vramd planned it on GPU %d",
+			    "ollama put %llu of %llu MiB of %s on the CPU although %s GPU %d",
 			    (unsigned long long)((rm->size_bytes - rm->size_vram_bytes) >> 20),
-			    (unsigned long long)(rm->size_bytes >> 20), m->name, m->gpu);
+			    (unsigned long long)(rm->size_bytes >> 20), m->name,
+			    m->adopted ? "it holds the rest on" : "vramd planned it on", m->gpu);
 			vd_warn(ENGINE, "%s; it is unloaded once idle", what);
 			events_emit(gpu_policy_events(e->d->policy), "model_spilled",
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
@@ -615,7 +626,9 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 				m->name, m->runner_pid, ENGINE_UNLOAD_CONFIRM_MS);
 		m->runner_pid = 0;
 		m->spilled = false;
+		m->adopted = false;
 		m->residency = SCHED_UNLOADED;
+		m->unloaded_ms = now;
 		m->unload_replied_ms = 0;
 		m->load_abandoned = false;
 		e->counters.unloads++;
@@ -972,6 +985,189 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	engine_apply(e, &snap, src);
 	free(src);
 	free(models);
+}
+
+/* --- Reconciling with /api/ps ----------------------------------------------------------- */
+
+/* Puts the jobs running on m back at the head of the queue (its server restarted: their
+ * connections are dead, or soon will be). Each attempt was counted at dispatch; a job
+ * out of attempts fails. */
+static void
+engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
+{
+	struct daemon *d = e->d;
+	struct engine_run **p = &e->runs;
+	int64_t now = engine_now();
+	while (*p != NULL) {
+		struct engine_run *run = *p;
+		if (run->model != m) {
+			p = &run->next;
+			continue;
+		}
+		*p = run->next;
+		struct job *job = run->job;
+		backend_call_cancel(d->backend, run->call);
+		m->running--;
+		job->engine_transfer = NULL;
+		job->run_ms = now - run->started_mono_ms;
+		if (job->attempts >= ENGINE_MAX_ATTEMPTS) {
+			char *msg = xasprintf("%s after %d attempts", why, job->attempts);
+			job_finish(job, JOB_FAILED, NULL, msg, vd_now_wall_ms());
+			free(msg);
+			e->counters.failed++;
+		} else {
+			vd_warn(ENGINE, "job %s attempt %d on %s: %s; requeued", job->id,
+				job->attempts, m->name, why);
+			e->counters.retries++;
+			job->status = JOB_QUEUED;
+			job->enqueued_mono_ms = now;
+			queue_push_front(d->queue, job);
+		}
+		daemon_job_changed(d, job);
+		job_unref(job);
+		free(run);
+	}
+}
+
+/*
+ * The GPU and runner of a model adopted from /api/ps: the GPU whose process list shows
+ * an unclaimed Ollama runner holding its size_vram (reconcile_match_runner); without
+ * process lists the first GPU (budget mode: GPU 0), or the CPU when nothing of it is on
+ * a GPU.
+ */
+static void
+engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram)
+{
+	struct daemon *d = e->d;
+	m->gpu = SCHED_GPU_CPU;
+	m->runner_pid = 0;
+	m->pids_known = false;
+	m->npids_before = 0;
+	if (size_vram == 0 || d->cpu_only_mode)
+		return;
+	if (d->budget_mode || gpu_monitor_count(d->gpus) == 0) {
+		m->gpu = 0;
+		return;
+	}
+	m->gpu = (int)gpu_monitor_device(d->gpus, 0)->index;
+	for (size_t g = 0; g < gpu_monitor_count(d->gpus); g++) {
+		int id = (int)gpu_monitor_device(d->gpus, g)->index;
+		const struct gpu_sample *s = engine_gpu_process_sample(e, id);
+		if (s == NULL)
+			continue;
+		m->pids_known = true; /* runners that appear later are not its own */
+		uint64_t bytes[GPU_MAX_PROCESSES];
+		uint32_t pids[GPU_MAX_PROCESSES];
+		size_t n = 0;
+		for (size_t i = 0; i < s->nprocesses && n < GPU_MAX_PROCESSES; i++) {
+			const struct gpu_process *p = &s->processes[i];
+			if (!p->is_ollama || !p->used_known || engine_pid_is_claimed(e, m, p->pid))
+				continue;
+			bytes[n] = p->used_bytes;
+			pids[n++] = p->pid;
+		}
+		int best = reconcile_match_runner(bytes, n, size_vram);
+		if (best >= 0) {
+			m->gpu = id;
+			m->runner_pid = pids[best];
+			return;
+		}
+	}
+}
+
+void
+engine_observe_ps(struct engine *e, const struct backend_running_list *list, int64_t sent_ms)
+{
+	struct daemon *d = e->d;
+	int64_t now = engine_now();
+	const char **keys = xcalloc(list->n + 1, sizeof(*keys));
+	for (size_t i = 0; i < list->n; i++) {
+		const struct registry_model *rm = registry_find(d->registry, list->models[i].name);
+		if (rm == NULL)
+			continue; /* the registry records every listed model; never here */
+		keys[i] = rm->key;
+		engine_model_get(e, rm->name);
+	}
+	struct reconcile_model *models = xcalloc(e->nmodels + 1, sizeof(*models));
+	enum reconcile_verdict *verdicts = xcalloc(e->nmodels + 1, sizeof(*verdicts));
+	for (size_t i = 0; i < e->nmodels; i++) {
+		const struct engine_model *m = e->models[i];
+		const struct registry_model *rm = registry_find(d->registry, m->name);
+		models[i] = (struct reconcile_model){.key = rm != NULL ? rm->key : m->name,
+						     .residency = m->residency,
+						     .running = m->running,
+						     .load_done_ms = m->load_done_ms,
+						     .unloaded_ms = m->unloaded_ms};
+	}
+	size_t nkeys = 0;
+	for (size_t i = 0; i < list->n; i++)
+		if (keys[i] != NULL)
+			keys[nkeys++] = keys[i];
+	bool after_outage = e->outage && e->backend_up && sent_ms >= e->backend_up_since_ms;
+	struct reconcile_listing ps = {
+	    .keys = keys, .n = nkeys, .sent_ms = sent_ms, .after_outage = after_outage};
+	struct reconcile_summary sum;
+	reconcile_server(&ps, models, e->nmodels, verdicts, &sum);
+	if (after_outage)
+		e->outage = false;
+	if (sum.restarted) {
+		char *what = xasprintf("ollama at %s restarted: %zu model%s it had loaded %s gone",
+				       d->backend->url, sum.gone, sum.gone == 1 ? "" : "s",
+				       sum.gone == 1 ? "is" : "are");
+		vd_warn(ENGINE, "%s", what);
+		events_emit(gpu_policy_events(d->policy), "server_restarted",
+			    json_pack("{s:s,s:I,s:s}", "server", d->backend->url, "models_gone",
+				      (json_int_t)sum.gone, "message", what));
+		free(what);
+	}
+	for (size_t i = 0; i < e->nmodels; i++) {
+		struct engine_model *m = e->models[i];
+		const struct registry_model *rm = registry_find(d->registry, m->name);
+		/* After a restart every runner is new: identify them again. */
+		if (sum.restarted && verdicts[i] == RECONCILE_KEEP &&
+		    m->residency == SCHED_LOADED) {
+			m->runner_pid = 0;
+			m->npids_before = 0;
+		}
+		if (verdicts[i] == RECONCILE_ADOPT) {
+			uint64_t size_vram = rm != NULL ? rm->size_vram_bytes : 0;
+			engine_adopt_placement(e, m, size_vram);
+			m->residency = SCHED_LOADED;
+			m->adopted = true;
+			m->spilled = false;
+			m->runner_recorded = false;
+			m->load_failures = 0;
+			m->load_started_ms = m->load_done_ms = sent_ms; /* no job waited on it */
+			m->last_used_ms = now;				/* keep-alive starts now */
+			vd_log(ENGINE,
+			       "adopted %s on %s%.0d: ollama has it loaded (%llu MiB in VRAM)",
+			       m->name, m->gpu == SCHED_GPU_CPU ? "CPU" : "GPU ",
+			       m->gpu == SCHED_GPU_CPU ? 0 : m->gpu,
+			       (unsigned long long)(size_vram >> 20));
+			events_emit(gpu_policy_events(d->policy), "model_adopted",
+				    json_pack("{s:s,s:s,s:o}", "model", m->name, "server",
+					      d->backend->url, "gpu",
+					      m->gpu >= 0 ? json_integer(m->gpu) : json_null()));
+		} else if (verdicts[i] == RECONCILE_GONE) {
+			vd_warn(ENGINE,
+				"%s is no longer loaded on %s although vramd did not unload it",
+				m->name, d->backend->url);
+			if (m->running > 0)
+				engine_requeue_runs(e, m, "its server restarted");
+			events_emit(
+			    gpu_policy_events(d->policy), "model_gone",
+			    json_pack("{s:s,s:s}", "model", m->name, "server", d->backend->url));
+			m->residency = SCHED_UNLOADED;
+			m->unloaded_ms = now;
+			m->runner_pid = 0;
+			m->spilled = false;
+			m->adopted = false;
+		}
+	}
+	free(verdicts);
+	free(models);
+	free(keys);
+	engine_kick(e);
 }
 
 /* --- Cancel, views, teardown ---------------------------------------------------------------- */

@@ -53,8 +53,10 @@ monitor_apply_ps(struct monitor *m, const struct backend_status *st,
 {
 	struct daemon *d = m->d;
 	if (st->error == BACKEND_OK) {
-		if (sent_ms > m->ps_fresh_since_ms)
-			m->ps_fresh_since_ms = sent_ms;
+		/* A listing older than one applied already would undo what that one showed. */
+		if (sent_ms < m->ps_fresh_since_ms)
+			return;
+		m->ps_fresh_since_ms = sent_ms;
 		int64_t now = vd_now_mono_ms();
 		registry_begin_ps(d->registry);
 		for (size_t i = 0; i < list->n; i++)
@@ -62,7 +64,7 @@ monitor_apply_ps(struct monitor *m, const struct backend_status *st,
 						list->models[i].size_bytes,
 						list->models[i].size_vram_bytes, now);
 		registry_end_ps(d->registry);
-		engine_kick(d->engine);
+		engine_observe_ps(d->engine, list, sent_ms);
 	} else {
 		vd_warn(MONITOR, "GET /api/ps failed: %s", st->message);
 	}

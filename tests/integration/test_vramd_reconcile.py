@@ -1,0 +1,173 @@
+"""vramd reconciles its model states with what Ollama's /api/ps and the GPUs report
+(issue 9, section 2): a model loaded that vramd did not load is adopted, an Ollama
+restart is noticed, a load's memory counts once, and a job recovered after a vramd
+restart reads the same in /api/jobs, /api/stats and /api/job/{id}."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import http_json, run_tests, start_sim, wait_until  # noqa: E402
+from vramd_harness import start_vramd, wait_ready  # noqa: E402
+
+MODEL = "phi3:mini"
+
+
+def short_job(num_predict=3):
+    return {"model": MODEL, "prompt": "hi", "options": {"num_predict": num_predict}}
+
+
+def sim_loads(sim):
+    return sim.state()["counters"]["loads"]
+
+
+def sim_loaded(sim):
+    return [m["name"] for m in sim.state()["models"]]
+
+
+def vramd_resident(v, name=MODEL):
+    for m in v.stats()["loaded_models"]:
+        if m["model"] == name:
+            return m
+    return None
+
+
+def vramd_events(v, kind):
+    status, body = v.get("/api/events?limit=100")
+    assert status == 200, (status, body)
+    return [e for e in body.get("events", []) if e.get("type") == kind]
+
+
+def restart_adopts(stop):
+    sim = start_sim("--gpus", "8GiB", state_file=True)
+    v = start_vramd(sim)
+    v2 = None
+    try:
+        wait_ready(v)
+        job = v.wait_final(v.submit_ok(short_job()), timeout=60)
+        assert job["status"] == "complete", job
+        assert sim_loads(sim) == 1, sim.state()["counters"]
+        stop(v)
+        assert MODEL in sim_loaded(sim), sim.state()["models"]
+        v2 = start_vramd(sim, data_dir=v.data_dir, port=v.port)
+        wait_ready(v2)
+        # The model Ollama still holds is adopted: it is resident in vramd's view, its
+        # memory counts, and the next job runs on it without a load.
+        wait_until(lambda: vramd_resident(v2) is not None, timeout=20,
+                   what="the restarted vramd to adopt %s" % MODEL)
+        m = vramd_resident(v2)
+        assert m["state"] == "loaded" and m["footprint_bytes"] > 0, m
+        wait_until(lambda: v2.stats()["gpus"][0]["memory_models_bytes"] > 0, timeout=10,
+                   what="the adopted model's memory to count")
+        job = v2.wait_final(v2.submit_ok(short_job()), timeout=30)
+        assert job["status"] == "complete", job
+        assert sim_loads(sim) == 1, ("the adopted model was loaded again",
+                                     sim.state()["counters"])
+        v2.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        if v2 is not None:
+            v2.stop()
+        sim.stop()
+
+
+def test_vramd_restart_kill9_adopts_loaded_model():
+    restart_adopts(lambda v: v.proc.kill9())
+
+
+def test_vramd_restart_sigterm_adopts_loaded_model():
+    restart_adopts(lambda v: v.proc.assert_clean_exit())
+
+
+def test_adopted_model_keep_alive_applies():
+    # A model another client loaded counts and is unloaded by vramd's keep-alive.
+    sim = start_sim("--gpus", "8GiB", state_file=True)
+    v = start_vramd(sim, "--keep-alive", "2")
+    try:
+        wait_ready(v)
+        status, _ = http_json("POST", sim.url + "/api/generate",
+                              json_body={"model": MODEL, "prompt": "", "keep_alive": -1})
+        assert status == 200, status
+        wait_until(lambda: vramd_resident(v) is not None, timeout=20,
+                   what="vramd to adopt a model another client loaded")
+        wait_until(lambda: MODEL not in sim_loaded(sim), timeout=30,
+                   what="keep-alive to unload the adopted model")
+        wait_until(lambda: vramd_resident(v) is None, timeout=10,
+                   what="vramd to see the unload")
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        sim.stop()
+
+
+def test_ollama_restart_is_noticed():
+    sim = start_sim("--gpus", "8GiB", state_file=True)
+    v = start_vramd(sim)
+    sim2 = None
+    try:
+        wait_ready(v)
+        job = v.wait_final(v.submit_ok(short_job()), timeout=60)
+        assert job["status"] == "complete", job
+        assert vramd_resident(v) is not None
+        loads_before = v.stats()["loads"]
+        # Ollama restarts (same port, same machine): its runners are gone.
+        sim.stop()
+        sim2 = start_sim("--gpus", "8GiB", state_file=sim.state_file, port=sim.port)
+        wait_until(lambda: vramd_resident(v) is None, timeout=30,
+                   what="vramd to notice the restarted Ollama lost its models")
+        # The next job pays a load that vramd plans and counts.
+        job = v.wait_final(v.submit_ok(short_job()), timeout=60)
+        assert job["status"] == "complete", job
+        assert v.stats()["loads"] == loads_before + 1, v.stats()
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        if sim2 is not None:
+            sim2.stop()
+        sim.stop()
+
+
+def test_model_unloaded_behind_vramds_back_is_gone():
+    # Another client unloads the model vramd loaded: vramd no longer counts it.
+    sim = start_sim("--gpus", "8GiB", state_file=True)
+    v = start_vramd(sim)
+    try:
+        wait_ready(v)
+        job = v.wait_final(v.submit_ok(short_job()), timeout=60)
+        assert job["status"] == "complete", job
+        assert vramd_resident(v) is not None
+        status, _ = http_json("POST", sim.url + "/api/generate",
+                              json_body={"model": MODEL, "prompt": "", "keep_alive": 0})
+        assert status == 200, status
+        wait_until(lambda: vramd_resident(v) is None, timeout=20,
+                   what="vramd to see the model gone")
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        sim.stop()
+
+
+def test_short_jobs_make_one_load():
+    # Four short jobs 2 s apart on one 8 GiB GPU with default settings: the first pays
+    # the load, the others run on the loaded model (the load's memory counts once).
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=1)
+    v = start_vramd(sim)
+    try:
+        wait_ready(v)
+        ids = []
+        for i in range(4):
+            if i > 0:
+                time.sleep(2)
+            ids.append(v.submit_ok(short_job()))
+        jobs = v.wait_all_final(ids, timeout=120)
+        assert all(j["status"] == "complete" for j in jobs.values()), jobs
+        assert sim_loads(sim) == 1, (sim.state()["counters"], v.proc.log_tail(30))
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        sim.stop()
+
+
+if __name__ == "__main__":
+    run_tests(globals())
