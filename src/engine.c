@@ -876,7 +876,9 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t now = engine_now();
 	engine_confirm_unloads(e, now);
 	engine_observe_loads(e);
-	if (!e->backend_up) {
+	/* After a failed connection nothing is decided until a listing taken since the
+	 * server came back says what it still holds (it may have restarted). */
+	if (!e->backend_up || e->outage) {
 		e->load_sample_asked_ms = 0;
 		return;
 	}
@@ -1149,14 +1151,16 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 					      d->backend->url, "gpu",
 					      m->gpu >= 0 ? json_integer(m->gpu) : json_null()));
 		} else if (verdicts[i] == RECONCILE_GONE) {
-			vd_warn(ENGINE,
-				"%s is no longer loaded on %s although vramd did not unload it",
-				m->name, d->backend->url);
+			char *what = xasprintf(
+			    "%s is no longer loaded on %s although vramd did not unload it",
+			    m->name, d->backend->url);
+			vd_warn(ENGINE, "%s", what);
 			if (m->running > 0)
 				engine_requeue_runs(e, m, "its server restarted");
-			events_emit(
-			    gpu_policy_events(d->policy), "model_gone",
-			    json_pack("{s:s,s:s}", "model", m->name, "server", d->backend->url));
+			events_emit(gpu_policy_events(d->policy), "model_gone",
+				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
+					      d->backend->url, "message", what));
+			free(what);
 			m->residency = SCHED_UNLOADED;
 			m->unloaded_ms = now;
 			m->runner_pid = 0;

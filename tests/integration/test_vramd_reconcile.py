@@ -169,5 +169,92 @@ def test_short_jobs_make_one_load():
         sim.stop()
 
 
+def test_ollama_restart_mid_job_retries_it():
+    # Ollama restarts while a job runs: the job runs again (at-least-once, its attempts
+    # counted) on a model vramd loads again, and vramd never lists the lost runner.
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=1)
+    v = start_vramd(sim)
+    sim2 = None
+    try:
+        wait_ready(v)
+        status, body = http_json("POST", sim.url + "/sim/fault",
+                                 json_body={"type": "slow", "factor": 0.01, "count": 3})
+        assert status == 200, (status, body)
+        jid = v.submit_ok(short_job(num_predict=20))
+        wait_until(lambda: v.job(jid)["status"] == "running", timeout=60,
+                   what="the job to run")
+        time.sleep(0.5)
+        sim.proc.kill9()
+        sim2 = start_sim("--gpus", "8GiB", state_file=sim.state_file, port=sim.port,
+                         time_scale=20)
+        job = v.wait_final(jid, timeout=90)
+        assert job["status"] == "complete", job
+        assert job["attempts"] == 2, (job, v.proc.log_tail(30))
+        assert sim2.state()["counters"]["loads"] == 1, sim2.state()["counters"]
+        stats = v.stats()
+        assert stats["retries"] >= 1, stats
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        if sim2 is not None:
+            sim2.stop()
+        sim.stop()
+
+
+def jobs_views_agree(v):
+    """Asserts /api/jobs, /api/stats and /api/job/{id} report the same statuses and
+    attempts; returns the jobs by id."""
+    status, body = v.get("/api/jobs?limit=1000")
+    assert status == 200, (status, body)
+    listed = {j["job_id"]: j for j in body["jobs"]}
+    by_status = v.stats()["jobs"]["by_status"]
+    counts = {}
+    for j in listed.values():
+        counts[j["status"]] = counts.get(j["status"], 0) + 1
+    for name, n in by_status.items():
+        assert counts.get(name, 0) == n, (name, by_status, counts)
+    for jid, j in listed.items():
+        one = v.job(jid)
+        assert one["status"] == j["status"], (one, j)
+        assert one["attempts"] == j["attempts"], (one, j)
+    return listed
+
+
+def test_recovered_jobs_reported_the_same_everywhere():
+    # kill -9 with jobs running and queued; the restarted vramd (its Ollama down, so
+    # nothing moves) reports the recovered jobs the same in every view, and again once
+    # they have run.
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=1)
+    v = start_vramd(sim)
+    v2 = None
+    sim2 = None
+    try:
+        wait_ready(v)
+        ids = [v.submit_ok(short_job(num_predict=200)) for _ in range(4)]
+        wait_until(lambda: v.job(ids[0])["status"] == "running", timeout=60,
+                   what="a job to run")
+        v.proc.kill9()
+        sim.proc.kill9()
+        v2 = start_vramd(sim, data_dir=v.data_dir, port=v.port)
+        listed = jobs_views_agree(v2)
+        assert sorted(listed) == sorted(ids), (sorted(listed), ids)
+        assert all(j["status"] == "queued" for j in listed.values()), listed
+        assert listed[ids[0]]["attempts"] == 1, listed[ids[0]]
+        sim2 = start_sim("--gpus", "8GiB", state_file=sim.state_file, port=sim.port,
+                         time_scale=50)
+        jobs = v2.wait_all_final(ids, timeout=120)
+        assert all(j["status"] == "complete" for j in jobs.values()), jobs
+        listed = jobs_views_agree(v2)
+        assert listed[ids[0]]["attempts"] == 2, listed[ids[0]]
+        v2.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        if v2 is not None:
+            v2.stop()
+        if sim2 is not None:
+            sim2.stop()
+        sim.stop()
+
+
 if __name__ == "__main__":
     run_tests(globals())
