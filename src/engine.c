@@ -322,7 +322,10 @@ engine_observe_loads(struct engine *e)
 			    (unsigned long long)((rm->size_bytes - rm->size_vram_bytes) >> 20),
 			    (unsigned long long)(rm->size_bytes >> 20), m->name,
 			    m->adopted ? "it holds the rest on" : "vramd planned it on", m->gpu);
-			vd_warn(ENGINE, "%s; it is unloaded once idle", what);
+			vd_warn(ENGINE, "%s; it is unloaded once idle%s", what,
+				config_bool(e->d->config, CONFIG_ALLOW_CPU)
+				    ? " if a GPU has room for all of it (ALLOW_CPU accepts it)"
+				    : "");
 			events_emit(gpu_policy_events(e->d->policy), "model_spilled",
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
 					      e->d->backend->url, "message", what));
@@ -364,6 +367,25 @@ engine_model_footprint(const struct engine *e, const struct engine_model *m)
 	if (next != NULL && job_num_ctx(next) > 0)
 		return registry_footprint_at_ctx(e->d->registry, rm, job_num_ctx(next));
 	return registry_footprint(rm);
+}
+
+/* What /api/ps last showed of m in VRAM (0 when not listed). */
+static uint64_t
+engine_model_vram(const struct engine *e, const struct engine_model *m)
+{
+	const struct registry_model *rm = registry_find(e->d->registry, m->name);
+	return rm != NULL && rm->loaded ? rm->size_vram_bytes : 0;
+}
+
+/* "CPU" or "GPU n" into buf; returns buf. */
+static const char *
+engine_place_name(int gpu, char *buf, size_t size)
+{
+	if (gpu == SCHED_GPU_CPU)
+		snprintf(buf, size, "CPU");
+	else
+		snprintf(buf, size, "GPU %d", gpu);
+	return buf;
 }
 
 /* Fills gpus (room for GPU_MAX_DEVICES); returns the count. */
@@ -415,6 +437,10 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 				uint64_t footprint = engine_model_footprint(e, m);
 				const struct gpu_process *r = engine_model_runner(e, m, ps);
 				uint64_t shown = r != NULL ? r->used_bytes : 0;
+				/* An adopted model was loaded before it was listed: its runner
+				 * shows all it holds; unseen, what /api/ps puts in VRAM. */
+				if (m->adopted)
+					footprint = r != NULL ? 0 : engine_model_vram(e, m);
 				g->pending_bytes += footprint > shown ? footprint - shown : 0;
 			}
 		}
@@ -826,6 +852,7 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 		    .model = m->name,
 		    .embedding_only = engine_model_embedding_only(e, m->name),
 		};
+		char place[16];
 		switch (a->type) {
 		case SCHED_ACTION_UNLOAD:
 			vd_log(SCHEDULER, "unload %s (%s)", m->name, sched_reason_name(a->reason));
@@ -842,9 +869,9 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 				break;
 			}
 			e->load_sample_asked_ms = 0;
-			vd_log(SCHEDULER, "load %s on %s%.0d (%s, footprint %llu MiB)", m->name,
-			       a->gpu == SCHED_GPU_CPU ? "CPU" : "GPU ",
-			       a->gpu == SCHED_GPU_CPU ? 0 : a->gpu, sched_reason_name(a->reason),
+			vd_log(SCHEDULER, "load %s on %s (%s, footprint %llu MiB)", m->name,
+			       engine_place_name(a->gpu, place, sizeof(place)),
+			       sched_reason_name(a->reason),
 			       (unsigned long long)(snap->models[a->model].footprint_bytes >> 20));
 			m->residency = SCHED_LOADING;
 			m->gpu = a->gpu;
@@ -1141,15 +1168,19 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 			m->load_failures = 0;
 			m->load_started_ms = m->load_done_ms = sent_ms; /* no job waited on it */
 			m->last_used_ms = now;				/* keep-alive starts now */
-			vd_log(ENGINE,
-			       "adopted %s on %s%.0d: ollama has it loaded (%llu MiB in VRAM)",
-			       m->name, m->gpu == SCHED_GPU_CPU ? "CPU" : "GPU ",
-			       m->gpu == SCHED_GPU_CPU ? 0 : m->gpu,
-			       (unsigned long long)(size_vram >> 20));
+			char place[16];
+			char *what =
+			    xasprintf("adopted %s on %s: ollama has it loaded (%llu MiB in VRAM), "
+				      "not by vramd",
+				      m->name, engine_place_name(m->gpu, place, sizeof(place)),
+				      (unsigned long long)(size_vram >> 20));
+			vd_log(ENGINE, "%s", what);
 			events_emit(gpu_policy_events(d->policy), "model_adopted",
-				    json_pack("{s:s,s:s,s:o}", "model", m->name, "server",
+				    json_pack("{s:s,s:s,s:o,s:s}", "model", m->name, "server",
 					      d->backend->url, "gpu",
-					      m->gpu >= 0 ? json_integer(m->gpu) : json_null()));
+					      m->gpu >= 0 ? json_integer(m->gpu) : json_null(),
+					      "message", what));
+			free(what);
 		} else if (verdicts[i] == RECONCILE_GONE) {
 			char *what = xasprintf(
 			    "%s is no longer loaded on %s although vramd did not unload it",

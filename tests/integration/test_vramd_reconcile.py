@@ -256,5 +256,49 @@ def test_recovered_jobs_reported_the_same_everywhere():
         sim.stop()
 
 
+def spill_on_load_by_another_client(allow_cpu):
+    """Another client loads phi3:mini into too little free memory, so Ollama spills
+    part of it onto the CPU; vramd adopts it, notices the spill, and then unloads it
+    (no ALLOW_CPU) or accepts it where it is (ALLOW_CPU, no GPU with room)."""
+    sim = start_sim("--gpus", "8GiB", state_file=True)
+    args = ["--allow-cpu", "true"] if allow_cpu else []
+    v = start_vramd(sim, *args)
+    try:
+        wait_ready(v)
+        gpu = sim.state()["gpus"][0]
+        status, reply = http_json("POST", sim.url + "/sim/gpu/0",
+                                  json_body={"other_mb": (gpu["total"] >> 20) - 3072})
+        assert status == 200, (status, reply)
+        status, _ = http_json("POST", sim.url + "/api/generate",
+                              json_body={"model": MODEL, "prompt": "", "keep_alive": -1})
+        assert status == 200, status
+        assert sim.state()["counters"]["cpu_spills"] == 1, sim.state()["counters"]
+        wait_until(lambda: v.stats()["cpu_spills"] == 1, timeout=20,
+                   what="vramd to notice the adopted model spilled")
+        assert "of %s on the CPU although it holds the rest on GPU 0" % MODEL in \
+            v.proc.log_text()
+        if allow_cpu:
+            time.sleep(2)
+            assert MODEL in sim_loaded(sim), "a spilled model was unloaded with ALLOW_CPU on"
+            job = v.wait_final(v.submit_ok(short_job()), timeout=60)
+            assert job["status"] == "complete", job
+            assert sim_loads(sim) == 1, sim.state()["counters"]
+        else:
+            wait_until(lambda: MODEL not in sim_loaded(sim), timeout=20,
+                       what="vramd to unload the misplaced model")
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        sim.stop()
+
+
+def test_adopted_spilled_model_is_unloaded():
+    spill_on_load_by_another_client(allow_cpu=False)
+
+
+def test_adopted_spilled_model_accepted_with_allow_cpu():
+    spill_on_load_by_another_client(allow_cpu=True)
+
+
 if __name__ == "__main__":
     run_tests(globals())
