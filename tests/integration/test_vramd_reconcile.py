@@ -4,6 +4,7 @@ restart is noticed, a load's memory counts once, and a job recovered after a vra
 restart reads the same in /api/jobs, /api/stats and /api/job/{id}."""
 
 import os
+import socket
 import sys
 import time
 
@@ -33,10 +34,30 @@ def vramd_resident(v, name=MODEL):
     return None
 
 
-def vramd_events(v, kind):
-    status, body = v.get("/api/events?limit=100")
-    assert status == 200, (status, body)
-    return [e for e in body.get("events", []) if e.get("type") == kind]
+class EventStream:
+    """GET /api/events?types=... read raw: .wait_for(text) waits until the stream has
+    carried text (an "event: TYPE" line)."""
+
+    def __init__(self, v, types):
+        self.sock = socket.create_connection(("127.0.0.1", v.port), timeout=1)
+        self.sock.sendall(("GET /api/events?types=%s HTTP/1.1\r\nHost: localhost\r\n\r\n" %
+                           types).encode())
+        self.data = b""
+
+    def wait_for(self, text, timeout=20):
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.data:
+            assert time.monotonic() < deadline, ("no %r in the event stream" % text, self.data)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            assert chunk, ("event stream closed", self.data)
+            self.data += chunk
+        return self.data.decode("utf-8", "replace")
+
+    def close(self):
+        self.sock.close()
 
 
 def restart_adopts(stop):
@@ -86,11 +107,14 @@ def test_adopted_model_keep_alive_applies():
     v = start_vramd(sim, "--keep-alive", "2")
     try:
         wait_ready(v)
+        events = EventStream(v, "model_adopted")
         status, _ = http_json("POST", sim.url + "/api/generate",
                               json_body={"model": MODEL, "prompt": "", "keep_alive": -1})
         assert status == 200, status
         wait_until(lambda: vramd_resident(v) is not None, timeout=20,
                    what="vramd to adopt a model another client loaded")
+        assert MODEL in events.wait_for("event: model_adopted")
+        events.close()
         wait_until(lambda: MODEL not in sim_loaded(sim), timeout=30,
                    what="keep-alive to unload the adopted model")
         wait_until(lambda: vramd_resident(v) is None, timeout=10,
@@ -111,11 +135,15 @@ def test_ollama_restart_is_noticed():
         assert job["status"] == "complete", job
         assert vramd_resident(v) is not None
         loads_before = v.stats()["loads"]
+        events = EventStream(v, "server_restarted,model_gone")
         # Ollama restarts (same port, same machine): its runners are gone.
         sim.stop()
         sim2 = start_sim("--gpus", "8GiB", state_file=sim.state_file, port=sim.port)
         wait_until(lambda: vramd_resident(v) is None, timeout=30,
                    what="vramd to notice the restarted Ollama lost its models")
+        text = events.wait_for("event: model_gone")
+        assert "event: server_restarted" in text and MODEL in text, text
+        events.close()
         # The next job pays a load that vramd plans and counts.
         job = v.wait_final(v.submit_ok(short_job()), timeout=60)
         assert job["status"] == "complete", job
