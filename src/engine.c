@@ -111,6 +111,8 @@ struct engine {
 
 static void engine_decide_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_unload_cb(const struct backend_status *st, void *arg);
+static uint64_t engine_model_vram(const struct engine *e, const struct engine_model *m);
+static void engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram);
 
 static int64_t
 engine_now(void)
@@ -308,6 +310,9 @@ engine_observe_loads(struct engine *e)
 	int64_t ps_since = monitor_ps_fresh_since(e->d->monitor);
 	for (size_t i = 0; i < e->nmodels; i++) {
 		struct engine_model *m = e->models[i];
+		if (m->adopted && m->residency == SCHED_LOADED && m->runner_pid == 0 &&
+		    m->gpu != SCHED_GPU_CPU)
+			engine_adopt_placement(e, m, engine_model_vram(e, m));
 		if (m->residency != SCHED_LOADED || m->gpu == SCHED_GPU_CPU ||
 		    m->load_done_ms == 0 || ps_since < m->load_done_ms)
 			continue;
@@ -1061,8 +1066,9 @@ engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
 /*
  * The GPU and runner of a model adopted from /api/ps: the GPU whose process list shows
  * an unclaimed Ollama runner holding its size_vram (reconcile_match_runner); without
- * process lists the first GPU (budget mode: GPU 0), or the CPU when nothing of it is on
- * a GPU.
+ * one (yet: vramd's first GPU sample may come after its first listing) the first GPU
+ * (budget mode: GPU 0), and engine_observe_loads tries again on every decision; the CPU
+ * when nothing of it is on a GPU. Never guesses a runner: pids_known stays false.
  */
 static void
 engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram)
@@ -1084,7 +1090,6 @@ engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_v
 		const struct gpu_sample *s = engine_gpu_process_sample(e, id);
 		if (s == NULL)
 			continue;
-		m->pids_known = true; /* runners that appear later are not its own */
 		uint64_t bytes[GPU_MAX_PROCESSES];
 		uint32_t pids[GPU_MAX_PROCESSES];
 		size_t n = 0;
@@ -1284,6 +1289,7 @@ engine_loaded_models_json(const struct engine *e)
 		json_object_set_new(o, "footprint_bytes",
 				    json_integer((json_int_t)engine_model_footprint(e, m)));
 		json_object_set_new(o, "running", json_integer(m->running));
+		json_object_set_new(o, "adopted", json_boolean(m->adopted));
 		json_object_set_new(
 		    o, "idle_s", json_integer(m->running > 0 ? 0 : (now - m->last_used_ms) / 1000));
 		json_array_append_new(list, o);

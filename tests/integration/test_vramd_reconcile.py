@@ -78,7 +78,7 @@ def restart_adopts(stop):
         wait_until(lambda: vramd_resident(v2) is not None, timeout=20,
                    what="the restarted vramd to adopt %s" % MODEL)
         m = vramd_resident(v2)
-        assert m["state"] == "loaded" and m["footprint_bytes"] > 0, m
+        assert m["state"] == "loaded" and m["footprint_bytes"] > 0 and m["adopted"], m
         wait_until(lambda: v2.stats()["gpus"][0]["memory_models_bytes"] > 0, timeout=10,
                    what="the adopted model's memory to count")
         job = v2.wait_final(v2.submit_ok(short_job()), timeout=30)
@@ -326,6 +326,37 @@ def test_adopted_spilled_model_is_unloaded():
 
 def test_adopted_spilled_model_accepted_with_allow_cpu():
     spill_on_load_by_another_client(allow_cpu=True)
+
+
+def test_adopted_on_the_gpu_that_holds_it():
+    # Two GPUs; another client's model sits on GPU 1 before vramd starts (so vramd sees
+    # it in /api/ps before its first GPU sample). vramd places it where NVML shows its
+    # runner, and learns the runner's overhead from it.
+    sim = start_sim("--gpus", "8GiB,8GiB", state_file=True)
+    v = None
+    try:
+        gpu = sim.state()["gpus"][0]
+        status, reply = http_json("POST", sim.url + "/sim/gpu/0",
+                                  json_body={"other_mb": (gpu["total"] >> 20) - 2048})
+        assert status == 200, (status, reply)
+        status, _ = http_json("POST", sim.url + "/api/generate",
+                              json_body={"model": MODEL, "prompt": "", "keep_alive": -1})
+        assert status == 200, status
+        held = [m for m in sim.state()["models"] if m["name"] == MODEL]
+        assert held and held[0]["gpu"] == 1, held
+        v = start_vramd(sim)
+        wait_ready(v)
+        wait_until(lambda: (vramd_resident(v) or {}).get("gpu") == 1, timeout=20,
+                   what="vramd to adopt %s on GPU 1" % MODEL)
+        wait_until(lambda: v.stats()["gpus"][1]["memory_models_bytes"] ==
+                   sim.state()["gpus"][1]["used_by_models"], timeout=20,
+                   what="vramd to count what NVML shows the runner holding")
+        assert v.stats()["gpus"][0]["memory_models_bytes"] == 0, v.stats()["gpus"]
+        v.proc.assert_clean_exit()
+    finally:
+        if v is not None:
+            v.stop()
+        sim.stop()
 
 
 if __name__ == "__main__":
