@@ -48,7 +48,8 @@
 #define ENGINE_MAX_LOAD_FAILURES 3
 #define ENGINE_UNLOAD_CONFIRM_MS 5000
 #define ENGINE_LOAD_BACKOFF_MS	 1000
-#define ENGINE_RELEASE_POLL_MS	 50 /* GPU samples while an unloaded runner holds memory */
+#define ENGINE_RELEASE_POLL_MS	 50    /* GPU samples while an unloaded runner holds memory */
+#define ENGINE_RECONCILE_WAIT_MS 10000 /* after an outage, the longest wait for a listing */
 #define ENGINE_FIT_RESERVE	 (1024 * VD_MIB) /* llama-server --fit's free memory per GPU */
 
 struct engine_model {
@@ -909,7 +910,15 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	engine_confirm_unloads(e, now);
 	engine_observe_loads(e);
 	/* After a failed connection nothing is decided until a listing taken since the
-	 * server came back says what it still holds (it may have restarted). */
+	 * server came back says what it still holds (it may have restarted); a server
+	 * whose /api/ps keeps failing does not hold the jobs forever. */
+	if (e->outage && e->backend_up && now - e->backend_up_since_ms > ENGINE_RECONCILE_WAIT_MS) {
+		vd_warn(ENGINE,
+			"no /api/ps listing from %s within %d s of it coming back; "
+			"deciding on what vramd knew before",
+			d->backend->url, ENGINE_RECONCILE_WAIT_MS / 1000);
+		e->outage = false;
+	}
 	if (!e->backend_up || e->outage) {
 		e->load_sample_asked_ms = 0;
 		return;

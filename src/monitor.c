@@ -67,6 +67,12 @@ monitor_apply_ps(struct monitor *m, const struct backend_status *st,
 		engine_observe_ps(d->engine, list, sent_ms);
 	} else {
 		vd_warn(MONITOR, "GET /api/ps failed: %s", st->message);
+		/* A failed connection: the server may be restarting. The engine pauses and
+		 * reconciles fully once it is back. */
+		if (st->error == BACKEND_ERR_UNAVAILABLE) {
+			engine_set_backend_up(d->engine, false);
+			monitor_poll_now(m);
+		}
 	}
 }
 

@@ -359,5 +359,38 @@ def test_adopted_on_the_gpu_that_holds_it():
         sim.stop()
 
 
+def test_restarted_server_with_failing_ps_does_not_hold_jobs_forever():
+    # After an outage vramd waits for a listing before deciding, but a server whose
+    # /api/ps keeps failing holds the jobs only for a bounded time.
+    sim = start_sim("--gpus", "8GiB", state_file=True)
+    v = start_vramd(sim)
+    sim2 = None
+    try:
+        wait_ready(v)
+        job = v.wait_final(v.submit_ok(short_job()), timeout=60)
+        assert job["status"] == "complete", job
+        sim.proc.kill9()
+        wait_until(lambda: not v.health()["servers"][0]["reachable"], timeout=30,
+                   what="vramd to see the server down")
+        sim2 = start_sim("--gpus", "8GiB", state_file=sim.state_file, port=sim.port)
+        status, body = http_json("POST", sim2.url + "/sim/fault",
+                                 json_body={"type": "error", "endpoint": "/api/ps",
+                                            "count": 100000})
+        assert status == 200, (status, body)
+        wait_until(lambda: v.health()["servers"][0]["reachable"], timeout=30,
+                   what="vramd to see the server again")
+        t0 = time.monotonic()
+        job = v.wait_final(v.submit_ok(short_job()), timeout=60)
+        assert job["status"] == "complete", job
+        assert time.monotonic() - t0 < 30, time.monotonic() - t0
+        assert "no /api/ps listing from" in v.proc.log_text(), v.proc.log_tail(20)
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        if sim2 is not None:
+            sim2.stop()
+        sim.stop()
+
+
 if __name__ == "__main__":
     run_tests(globals())
