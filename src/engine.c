@@ -15,6 +15,12 @@
  *            footprint counts as pending on its GPU.
  *   DISPATCH pops jobs of the model (highest priority first) and runs them.
  *
+ * Reconciliation: every fresh /api/ps listing is reconciled with the model states
+ * (engine_observe_ps, rules in reconcile.c): models the server holds that vramd did not
+ * load are adopted, models gone without an unload become unloaded, and after a failed
+ * connection nothing is decided until a listing taken since the server came back has
+ * been reconciled (bounded by ENGINE_RECONCILE_WAIT_MS).
+ *
  * Failures: an Ollama error reply fails the job with Ollama's message; a connection
  * failure puts the job back at the head of the queue (at most ENGINE_MAX_ATTEMPTS
  * attempts) and pauses dispatch until the monitor sees the server again. A run or a

@@ -4,7 +4,9 @@
  * GET /api/ps (resident models, measured sizes) follow and feed the registry. While the
  * server does not answer, probes back off exponentially (up to MONITOR_MAX_BACKOFF_MS);
  * the engine pauses dispatch until the server is back. Each change of health is logged
- * once.
+ * once. Every fresh /api/ps listing (one requested before a listing already applied is
+ * dropped) goes to the registry, then to the engine's reconciliation (engine_observe_ps);
+ * an /api/ps that cannot connect counts as the server going down.
  *
  * At most one probe chain and one extra /api/ps refresh are in flight at a time.
  */
