@@ -317,6 +317,9 @@ daemon_recover_cb(struct job *job, void *arg)
 	job->enqueued_mono_ms = vd_now_mono_ms();
 	daemon_job_add(d, job);
 	queue_push_front(d->queue, job);
+	/* A job that was running is queued again: the store (GET /api/jobs, /api/stats)
+	 * says so too, not only the job in memory (GET /api/job/{id}). */
+	daemon_job_changed(d, job);
 	job_unref(job);
 }
 

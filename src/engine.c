@@ -20,6 +20,12 @@
  *            spill, and the runner's NVML memory teaches the registry its overhead.
  *   DISPATCH pops jobs of the model (highest priority first) and runs them.
  *
+ * Reconciliation: every fresh /api/ps listing is reconciled with the model states
+ * (engine_observe_ps, rules in reconcile.c): models the server holds that vramd did not
+ * load are adopted, models gone without an unload become unloaded, and after a failed
+ * connection nothing is decided until a listing taken since the server came back has
+ * been reconciled (bounded by ENGINE_RECONCILE_WAIT_MS).
+ *
  * Failures: an Ollama error reply fails the job with Ollama's message; a connection
  * failure puts the job back at the head of the queue (at most ENGINE_MAX_ATTEMPTS
  * attempts) and pauses dispatch until the monitor sees the server again. A run or a
@@ -39,6 +45,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "queue.h"
+#include "reconcile.h"
 #include "registry.h"
 #include "scheduler.h"
 #include "util.h"
@@ -54,7 +61,8 @@
 #define ENGINE_MAX_LOAD_FAILURES 3
 #define ENGINE_UNLOAD_CONFIRM_MS 5000
 #define ENGINE_LOAD_BACKOFF_MS	 1000
-#define ENGINE_RELEASE_POLL_MS	 50 /* GPU samples while an unloaded runner holds memory */
+#define ENGINE_RELEASE_POLL_MS	 50    /* GPU samples while an unloaded runner holds memory */
+#define ENGINE_RECONCILE_WAIT_MS 10000 /* after an outage, the longest wait for a listing */
 #define ENGINE_FIT_RESERVE	 (1024 * VD_MIB) /* llama-server --fit's free memory per GPU */
 
 struct engine_model {
@@ -79,6 +87,9 @@ struct engine_model {
 	uint32_t runner_pid;	   /* its runner once identified; 0 = unknown */
 	bool runner_recorded;	   /* this load's runner memory went to the registry */
 	bool spilled;		   /* /api/ps showed part of it on the CPU after this load */
+	bool adopted;		   /* loaded by someone else (or before a restart); vramd adopted
+				      it from /api/ps */
+	int64_t unloaded_ms;	   /* monotonic: its last unload was confirmed; 0 = never */
 	struct backend_call *call; /* the load or unload in flight */
 	/* Model operations (the last section of this file): */
 	bool pinned, gpu_priority;	     /* in PIN_MODELS, GPU_PRIORITY_MODELS */
@@ -112,6 +123,8 @@ struct engine {
 	struct event *tick;
 	bool kick_requested; /* kick_event is active */
 	bool backend_up;
+	bool outage;		     /* a connection failed; the next listing reconciles fully */
+	int64_t backend_up_since_ms; /* monotonic: when the server last became reachable */
 	struct engine_counters counters;
 	double run_ms_mean; /* moving average of run times */
 	struct sched_plan plan;
@@ -123,13 +136,14 @@ struct engine {
 };
 
 static void engine_ops_prepare(struct engine *e);
-static void engine_ops_forget_vanished(struct engine *e);
 static void engine_ops_unloading(struct engine *e, struct engine_model *m,
 				 enum sched_reason reason);
 static void engine_ops_loaded(struct engine *e, struct engine_model *m);
 
 static void engine_decide_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_unload_cb(const struct backend_status *st, void *arg);
+static uint64_t engine_model_vram(const struct engine *e, const struct engine_model *m);
+static void engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram);
 
 static int64_t
 engine_now(void)
@@ -205,8 +219,12 @@ engine_set_backend_up(struct engine *e, bool up)
 	if (e->backend_up == up)
 		return;
 	e->backend_up = up;
-	if (up)
+	if (!up)
+		e->outage = true;
+	if (up) {
+		e->backend_up_since_ms = engine_now();
 		engine_kick(e);
+	}
 }
 
 bool
@@ -274,6 +292,7 @@ engine_model_note_pids(struct engine *e, struct engine_model *m)
 	m->runner_pid = 0;
 	m->runner_recorded = false;
 	m->spilled = false;
+	m->adopted = false;
 	m->npids_before = 0;
 	m->pids_known = s != NULL;
 	for (size_t i = 0; s != NULL && i < s->nprocesses; i++)
@@ -322,6 +341,9 @@ engine_observe_loads(struct engine *e)
 	int64_t ps_since = monitor_ps_fresh_since(e->d->monitor);
 	for (size_t i = 0; i < e->nmodels; i++) {
 		struct engine_model *m = e->models[i];
+		if (m->adopted && m->residency == SCHED_LOADED && m->runner_pid == 0 &&
+		    m->gpu != SCHED_GPU_CPU)
+			engine_adopt_placement(e, m, engine_model_vram(e, m));
 		if (m->residency != SCHED_LOADED || m->gpu == SCHED_GPU_CPU ||
 		    m->load_done_ms == 0 || ps_since < m->load_done_ms)
 			continue;
@@ -332,11 +354,14 @@ engine_observe_loads(struct engine *e)
 			m->spilled = true;
 			e->counters.cpu_spills++;
 			char *what = xasprintf(
-			    "ollama put %llu of %llu MiB of %s on the CPU although "
-			    "vramd planned it on GPU %d",
+			    "ollama put %llu of %llu MiB of %s on the CPU although %s GPU %d",
 			    (unsigned long long)((rm->size_bytes - rm->size_vram_bytes) >> 20),
-			    (unsigned long long)(rm->size_bytes >> 20), m->name, m->gpu);
-			vd_warn(ENGINE, "%s; it is unloaded once idle", what);
+			    (unsigned long long)(rm->size_bytes >> 20), m->name,
+			    m->adopted ? "it holds the rest on" : "vramd planned it on", m->gpu);
+			vd_warn(ENGINE, "%s; it is unloaded once idle%s", what,
+				config_bool(e->d->config, CONFIG_ALLOW_CPU)
+				    ? " if a GPU has room for all of it (ALLOW_CPU accepts it)"
+				    : "");
 			events_emit(gpu_policy_events(e->d->policy), "model_spilled",
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
 					      e->d->backend->url, "message", what));
@@ -378,6 +403,25 @@ engine_model_footprint(const struct engine *e, const struct engine_model *m)
 	if (next != NULL && job_num_ctx(next) > 0)
 		return registry_footprint_at_ctx(e->d->registry, rm, job_num_ctx(next));
 	return registry_footprint(rm);
+}
+
+/* What /api/ps last showed of m in VRAM (0 when not listed). */
+static uint64_t
+engine_model_vram(const struct engine *e, const struct engine_model *m)
+{
+	const struct registry_model *rm = registry_find(e->d->registry, m->name);
+	return rm != NULL && rm->loaded ? rm->size_vram_bytes : 0;
+}
+
+/* "CPU" or "GPU n" into buf; returns buf. */
+static const char *
+engine_place_name(int gpu, char *buf, size_t size)
+{
+	if (gpu == SCHED_GPU_CPU)
+		snprintf(buf, size, "CPU");
+	else
+		snprintf(buf, size, "GPU %d", gpu);
+	return buf;
 }
 
 /* Fills gpus (room for GPU_MAX_DEVICES); returns the count. */
@@ -429,6 +473,10 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 				uint64_t footprint = engine_model_footprint(e, m);
 				const struct gpu_process *r = engine_model_runner(e, m, ps);
 				uint64_t shown = r != NULL ? r->used_bytes : 0;
+				/* An adopted model was loaded before it was listed: its runner
+				 * shows all it holds; unseen, what /api/ps puts in VRAM. */
+				if (m->adopted)
+					footprint = r != NULL ? 0 : engine_model_vram(e, m);
 				g->pending_bytes += footprint > shown ? footprint - shown : 0;
 			}
 		}
@@ -643,7 +691,9 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 				m->name, m->runner_pid, ENGINE_UNLOAD_CONFIRM_MS);
 		m->runner_pid = 0;
 		m->spilled = false;
+		m->adopted = false;
 		m->residency = SCHED_UNLOADED;
+		m->unloaded_ms = now;
 		m->unload_replied_ms = 0;
 		m->unload_requested = false;
 		e->optimize_now = true; /* a GPU freed memory */
@@ -843,6 +893,7 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 		    .model = m->name,
 		    .embedding_only = engine_model_embedding_only(e, m->name),
 		};
+		char place[16];
 		switch (a->type) {
 		case SCHED_ACTION_UNLOAD:
 			vd_log(SCHEDULER, "unload %s (%s)", m->name, sched_reason_name(a->reason));
@@ -860,9 +911,9 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 				break;
 			}
 			e->load_sample_asked_ms = 0;
-			vd_log(SCHEDULER, "load %s on %s%.0d (%s, footprint %llu MiB)", m->name,
-			       a->gpu == SCHED_GPU_CPU ? "CPU" : "GPU ",
-			       a->gpu == SCHED_GPU_CPU ? 0 : a->gpu, sched_reason_name(a->reason),
+			vd_log(SCHEDULER, "load %s on %s (%s, footprint %llu MiB)", m->name,
+			       engine_place_name(a->gpu, place, sizeof(place)),
+			       sched_reason_name(a->reason),
 			       (unsigned long long)(snap->models[a->model].footprint_bytes >> 20));
 			m->residency = SCHED_LOADING;
 			m->gpu = a->gpu;
@@ -894,8 +945,17 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t now = engine_now();
 	engine_confirm_unloads(e, now);
 	engine_observe_loads(e);
-	engine_ops_forget_vanished(e);
-	if (!e->backend_up) {
+	/* After a failed connection nothing is decided until a listing taken since the
+	 * server came back says what it still holds (it may have restarted); a server
+	 * whose /api/ps keeps failing does not hold the jobs forever. */
+	if (e->outage && e->backend_up && now - e->backend_up_since_ms > ENGINE_RECONCILE_WAIT_MS) {
+		vd_warn(ENGINE,
+			"no /api/ps listing from %s within %d s of it coming back; "
+			"deciding on what vramd knew before",
+			d->backend->url, ENGINE_RECONCILE_WAIT_MS / 1000);
+		e->outage = false;
+	}
+	if (!e->backend_up || e->outage) {
 		e->load_sample_asked_ms = 0;
 		return;
 	}
@@ -1021,6 +1081,195 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	free(models);
 }
 
+/* --- Reconciling with /api/ps ----------------------------------------------------------- */
+
+/* Puts the jobs running on m back at the head of the queue (its server restarted: their
+ * connections are dead, or soon will be). Each attempt was counted at dispatch; a job
+ * out of attempts fails. */
+static void
+engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
+{
+	struct daemon *d = e->d;
+	struct engine_run **p = &e->runs;
+	int64_t now = engine_now();
+	while (*p != NULL) {
+		struct engine_run *run = *p;
+		if (run->model != m) {
+			p = &run->next;
+			continue;
+		}
+		*p = run->next;
+		struct job *job = run->job;
+		backend_call_cancel(d->backend, run->call);
+		m->running--;
+		job->engine_transfer = NULL;
+		job->run_ms = now - run->started_mono_ms;
+		if (job->attempts >= ENGINE_MAX_ATTEMPTS) {
+			char *msg = xasprintf("%s after %d attempts", why, job->attempts);
+			job_finish(job, JOB_FAILED, NULL, msg, vd_now_wall_ms());
+			free(msg);
+			e->counters.failed++;
+		} else {
+			vd_warn(ENGINE, "job %s attempt %d on %s: %s; requeued", job->id,
+				job->attempts, m->name, why);
+			e->counters.retries++;
+			job->status = JOB_QUEUED;
+			job->enqueued_mono_ms = now;
+			queue_push_front(d->queue, job);
+		}
+		daemon_job_changed(d, job);
+		job_unref(job);
+		free(run);
+	}
+}
+
+/*
+ * The GPU and runner of a model adopted from /api/ps: the GPU whose process list shows
+ * an unclaimed Ollama runner holding its size_vram (reconcile_match_runner); without
+ * one (yet: vramd's first GPU sample may come after its first listing) the first GPU
+ * (budget mode: GPU 0), and engine_observe_loads tries again on every decision; the CPU
+ * when nothing of it is on a GPU. Never guesses a runner: pids_known stays false.
+ */
+static void
+engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram)
+{
+	struct daemon *d = e->d;
+	m->gpu = SCHED_GPU_CPU;
+	m->runner_pid = 0;
+	m->pids_known = false;
+	m->npids_before = 0;
+	if (size_vram == 0 || d->cpu_only_mode)
+		return;
+	if (d->budget_mode || gpu_monitor_count(d->gpus) == 0) {
+		m->gpu = 0;
+		return;
+	}
+	m->gpu = (int)gpu_monitor_device(d->gpus, 0)->index;
+	for (size_t g = 0; g < gpu_monitor_count(d->gpus); g++) {
+		int id = (int)gpu_monitor_device(d->gpus, g)->index;
+		const struct gpu_sample *s = engine_gpu_process_sample(e, id);
+		if (s == NULL)
+			continue;
+		uint64_t bytes[GPU_MAX_PROCESSES];
+		uint32_t pids[GPU_MAX_PROCESSES];
+		size_t n = 0;
+		for (size_t i = 0; i < s->nprocesses && n < GPU_MAX_PROCESSES; i++) {
+			const struct gpu_process *p = &s->processes[i];
+			if (!p->is_ollama || !p->used_known || engine_pid_is_claimed(e, m, p->pid))
+				continue;
+			bytes[n] = p->used_bytes;
+			pids[n++] = p->pid;
+		}
+		int best = reconcile_match_runner(bytes, n, size_vram);
+		if (best >= 0) {
+			m->gpu = id;
+			m->runner_pid = pids[best];
+			return;
+		}
+	}
+}
+
+void
+engine_observe_ps(struct engine *e, const struct backend_running_list *list, int64_t sent_ms)
+{
+	struct daemon *d = e->d;
+	int64_t now = engine_now();
+	const char **keys = xcalloc(list->n + 1, sizeof(*keys));
+	for (size_t i = 0; i < list->n; i++) {
+		const struct registry_model *rm = registry_find(d->registry, list->models[i].name);
+		if (rm == NULL)
+			continue; /* the registry records every listed model; never here */
+		keys[i] = rm->key;
+		engine_model_get(e, rm->name);
+	}
+	struct reconcile_model *models = xcalloc(e->nmodels + 1, sizeof(*models));
+	enum reconcile_verdict *verdicts = xcalloc(e->nmodels + 1, sizeof(*verdicts));
+	for (size_t i = 0; i < e->nmodels; i++) {
+		const struct engine_model *m = e->models[i];
+		const struct registry_model *rm = registry_find(d->registry, m->name);
+		models[i] = (struct reconcile_model){.key = rm != NULL ? rm->key : m->name,
+						     .residency = m->residency,
+						     .running = m->running,
+						     .load_done_ms = m->load_done_ms,
+						     .unloaded_ms = m->unloaded_ms};
+	}
+	size_t nkeys = 0;
+	for (size_t i = 0; i < list->n; i++)
+		if (keys[i] != NULL)
+			keys[nkeys++] = keys[i];
+	bool after_outage = e->outage && e->backend_up && sent_ms >= e->backend_up_since_ms;
+	struct reconcile_listing ps = {
+	    .keys = keys, .n = nkeys, .sent_ms = sent_ms, .after_outage = after_outage};
+	struct reconcile_summary sum;
+	reconcile_server(&ps, models, e->nmodels, verdicts, &sum);
+	if (after_outage)
+		e->outage = false;
+	if (sum.restarted) {
+		char *what = xasprintf("ollama at %s restarted: %zu model%s it had loaded %s gone",
+				       d->backend->url, sum.gone, sum.gone == 1 ? "" : "s",
+				       sum.gone == 1 ? "is" : "are");
+		vd_warn(ENGINE, "%s", what);
+		events_emit(gpu_policy_events(d->policy), "server_restarted",
+			    json_pack("{s:s,s:I,s:s}", "server", d->backend->url, "models_gone",
+				      (json_int_t)sum.gone, "message", what));
+		free(what);
+	}
+	for (size_t i = 0; i < e->nmodels; i++) {
+		struct engine_model *m = e->models[i];
+		const struct registry_model *rm = registry_find(d->registry, m->name);
+		/* After a restart every runner is new: identify them again. */
+		if (sum.restarted && verdicts[i] == RECONCILE_KEEP &&
+		    m->residency == SCHED_LOADED) {
+			m->runner_pid = 0;
+			m->npids_before = 0;
+		}
+		if (verdicts[i] == RECONCILE_ADOPT) {
+			uint64_t size_vram = rm != NULL ? rm->size_vram_bytes : 0;
+			engine_adopt_placement(e, m, size_vram);
+			m->residency = SCHED_LOADED;
+			m->adopted = true;
+			m->spilled = false;
+			m->runner_recorded = false;
+			m->load_failures = 0;
+			m->load_started_ms = m->load_done_ms = sent_ms; /* no job waited on it */
+			m->last_used_ms = now;				/* keep-alive starts now */
+			char place[16];
+			char *what =
+			    xasprintf("adopted %s on %s: ollama has it loaded (%llu MiB in VRAM), "
+				      "not by vramd",
+				      m->name, engine_place_name(m->gpu, place, sizeof(place)),
+				      (unsigned long long)(size_vram >> 20));
+			vd_log(ENGINE, "%s", what);
+			events_emit(gpu_policy_events(d->policy), "model_adopted",
+				    json_pack("{s:s,s:s,s:o,s:s}", "model", m->name, "server",
+					      d->backend->url, "gpu",
+					      m->gpu >= 0 ? json_integer(m->gpu) : json_null(),
+					      "message", what));
+			free(what);
+		} else if (verdicts[i] == RECONCILE_GONE) {
+			char *what = xasprintf(
+			    "%s is no longer loaded on %s although vramd did not unload it",
+			    m->name, d->backend->url);
+			vd_warn(ENGINE, "%s", what);
+			if (m->running > 0)
+				engine_requeue_runs(e, m, "its server restarted");
+			events_emit(gpu_policy_events(d->policy), "model_gone",
+				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
+					      d->backend->url, "message", what));
+			free(what);
+			m->residency = SCHED_UNLOADED;
+			m->unloaded_ms = now;
+			m->runner_pid = 0;
+			m->spilled = false;
+			m->adopted = false;
+		}
+	}
+	free(verdicts);
+	free(models);
+	free(keys);
+	engine_kick(e);
+}
+
 /* --- Cancel, views, teardown ---------------------------------------------------------------- */
 
 bool
@@ -1100,6 +1349,7 @@ engine_loaded_models_json(const struct engine *e)
 		json_object_set_new(o, "footprint_bytes",
 				    json_integer((json_int_t)engine_model_footprint(e, m)));
 		json_object_set_new(o, "running", json_integer(m->running));
+		json_object_set_new(o, "adopted", json_boolean(m->adopted));
 		json_object_set_new(
 		    o, "idle_s", json_integer(m->running > 0 ? 0 : (now - m->last_used_ms) / 1000));
 		json_array_append_new(list, o);
@@ -1226,34 +1476,6 @@ engine_ops_prepare(struct engine *e)
 		e->models[i]->pinned = e->models[i]->gpu_priority = false;
 	engine_ops_mark_list(e, config_str(e->d->config, CONFIG_PIN_MODELS), true);
 	engine_ops_mark_list(e, config_str(e->d->config, CONFIG_GPU_PRIORITY_MODELS), false);
-}
-
-/*
- * A loaded model that a /api/ps listing requested after its load no longer shows is
- * gone (the server restarted, or someone else unloaded it): it is unloaded as far as
- * the scheduler knows, so its jobs load it again and a pinned model is reloaded.
- */
-static void
-engine_ops_forget_vanished(struct engine *e)
-{
-	int64_t ps_since = monitor_ps_fresh_since(e->d->monitor);
-	for (size_t i = 0; i < e->nmodels; i++) {
-		struct engine_model *m = e->models[i];
-		if (m->residency != SCHED_LOADED || m->call != NULL || m->running > 0 ||
-		    m->load_done_ms == 0 || ps_since <= m->load_done_ms)
-			continue;
-		const struct registry_model *rm = registry_find(e->d->registry, m->name);
-		if (rm != NULL && rm->loaded)
-			continue;
-		vd_warn(ENGINE,
-			"%s is no longer listed by /api/ps (the server restarted or "
-			"unloaded it)%s",
-			m->name, m->pinned ? "; it is pinned and is loaded again" : "");
-		m->residency = SCHED_UNLOADED;
-		m->runner_pid = 0;
-		m->spilled = false;
-		e->optimize_now = true;
-	}
 }
 
 static void

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct backend_running_list;
 struct daemon;
 struct engine;
 
@@ -28,6 +29,16 @@ void engine_kick(struct engine *e);
 /* Cancels a job that is pending or running (aborting its backend request). Returns
  * false if the engine does not hold it. */
 bool engine_cancel_job(struct engine *e, struct job *job);
+
+/*
+ * Reconciles the engine's model states with a fresh /api/ps listing of its server,
+ * requested at sent_ms (monotonic), after the registry recorded it (reconcile.h has the
+ * rules): models the server holds that vramd did not load are adopted (their memory
+ * counts, jobs run on them, keep-alive applies); models vramd believed loaded that are
+ * gone become unloaded, and after a server restart their running jobs are requeued.
+ * Logs and emits model_adopted, model_gone and server_restarted. list is borrowed.
+ */
+void engine_observe_ps(struct engine *e, const struct backend_running_list *list, int64_t sent_ms);
 
 /* The backend answered a health probe: reachable or not. Unreachable pauses dispatch. */
 void engine_set_backend_up(struct engine *e, bool up);

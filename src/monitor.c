@@ -4,7 +4,9 @@
  * GET /api/ps (resident models, measured sizes) follow and feed the registry. While the
  * server does not answer, probes back off exponentially (up to MONITOR_MAX_BACKOFF_MS);
  * the engine pauses dispatch until the server is back. Each change of health is logged
- * once.
+ * once. Every fresh /api/ps listing (one requested before a listing already applied is
+ * dropped) goes to the registry, then to the engine's reconciliation (engine_observe_ps);
+ * an /api/ps that cannot connect counts as the server going down.
  *
  * At most one probe chain and one extra /api/ps refresh are in flight at a time.
  */
@@ -53,8 +55,10 @@ monitor_apply_ps(struct monitor *m, const struct backend_status *st,
 {
 	struct daemon *d = m->d;
 	if (st->error == BACKEND_OK) {
-		if (sent_ms > m->ps_fresh_since_ms)
-			m->ps_fresh_since_ms = sent_ms;
+		/* A listing older than one applied already would undo what that one showed. */
+		if (sent_ms < m->ps_fresh_since_ms)
+			return;
+		m->ps_fresh_since_ms = sent_ms;
 		int64_t now = vd_now_mono_ms();
 		registry_begin_ps(d->registry);
 		for (size_t i = 0; i < list->n; i++)
@@ -62,9 +66,15 @@ monitor_apply_ps(struct monitor *m, const struct backend_status *st,
 						list->models[i].size_bytes,
 						list->models[i].size_vram_bytes, now);
 		registry_end_ps(d->registry);
-		engine_kick(d->engine);
+		engine_observe_ps(d->engine, list, sent_ms);
 	} else {
 		vd_warn(MONITOR, "GET /api/ps failed: %s", st->message);
+		/* A failed connection: the server may be restarting. The engine pauses and
+		 * reconciles fully once it is back. */
+		if (st->error == BACKEND_ERR_UNAVAILABLE) {
+			engine_set_backend_up(d->engine, false);
+			monitor_poll_now(m);
+		}
 	}
 }
 

@@ -6,7 +6,8 @@
  *
  * The decision, in order (docs/scheduling.md has the long version):
  *   1. Keep-alive: idle models (LOADED, nothing running or queued) unused for
- *      keep_alive_ms are unloaded, and idle models that spilled to the CPU at once.
+ *      keep_alive_ms are unloaded, and idle models that spilled to the CPU at once
+ *      (where the CPU is allowed, only when a GPU has room for all of it now).
  *   2. Pressure and relocation: a GPU whose free memory fell below
  *      pending + reserved + margin (a VRAM reservation, or another program grew) gets
  *      idle models unloaded, LRU first, when that restores the margin; an
@@ -645,6 +646,21 @@ sched_relieve_pressure(const struct sched_snapshot *snap, struct sched_plan *pla
 	gs->incoming = room - gs->head;
 }
 
+/* Whether a model the server spilled partly to the CPU should be unloaded once idle (so
+ * its next load lands whole on a GPU): always where the CPU is not allowed; where it is,
+ * only while some GPU has room for all of it now, else it is accepted where it is. */
+static bool
+sched_spill_is_misplaced(const struct sched_snapshot *snap, const struct sched_scratch *s,
+			 size_t model)
+{
+	if (!snap->config->allow_cpu || !snap->models[model].cpu_allowed)
+		return true;
+	for (size_t g = 0; g < snap->ngpus; g++)
+		if (s->gpus[g].usable && s->gpus[g].head >= s->models[model].footprint)
+			return true;
+	return false;
+}
+
 /* Steps 1 and 2: keep-alive expiry, reservations and memory pressure, and relocation
  * off paused or lost GPUs. */
 static void
@@ -672,7 +688,7 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 			continue;
 		bool expired = !m->pinned && cfg->keep_alive_ms > 0 &&
 			       snap->now_ms - m->last_used_ms >= cfg->keep_alive_ms;
-		if (!expired && !m->spilled)
+		if (!expired && !(m->spilled && sched_spill_is_misplaced(snap, s, i)))
 			continue;
 		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0,
 				expired ? SCHED_REASON_KEEP_ALIVE : SCHED_REASON_RELOCATE);

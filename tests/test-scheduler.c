@@ -696,6 +696,40 @@ test_spilled_model_unloaded_when_idle(void **state)
 	world_cleanup(&w);
 }
 
+/* Where the CPU is allowed, a spilled idle model is accepted where it is while no GPU
+ * has room for all of it, and moved (unloaded, to load whole) once one has. */
+static void
+test_spilled_model_accepted_where_cpu_allowed(void **state)
+{
+	struct world w;
+	size_t a;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 6 * GIB);
+	model_loaded(&w, a, 0, NOW - 1000);
+	w.models[a].spilled = true;
+	w.cfg.allow_cpu = true;
+	w.models[a].cpu_allowed = true;
+	w.gpus[0].free_bytes = 3 * GIB; /* less than its footprint */
+	decide(&w);
+	expect_n(&w, 0);
+
+	w.gpus[0].free_bytes = 7 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_RELOCATE);
+
+	/* Without ALLOW_CPU it is unloaded once idle, room or not. */
+	w.gpus[0].free_bytes = 3 * GIB;
+	w.cfg.allow_cpu = false;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_RELOCATE);
+	world_cleanup(&w);
+}
+
 /* Several GPUs: best fit (least leftover, ties to the lower id); a paused GPU takes
  * nothing new, and a model stuck on it moves to another GPU that fits it. */
 static void
@@ -1294,6 +1328,7 @@ main(void)
 	    cmocka_unit_test(test_cap_scaled_by_speed),
 	    cmocka_unit_test(test_keep_alive),
 	    cmocka_unit_test(test_spilled_model_unloaded_when_idle),
+	    cmocka_unit_test(test_spilled_model_accepted_where_cpu_allowed),
 	    cmocka_unit_test(test_multi_gpu),
 	    cmocka_unit_test(test_cpu_fallback),
 	    cmocka_unit_test(test_never_fits_does_not_block),

@@ -56,7 +56,7 @@ def test_pinned_model_loaded_at_start_and_after_server_restart():
         assert "qwen2.5:0.5b" not in sim_loaded(sim)
         wait_until(lambda: "qwen2.5:0.5b" in sim_loaded(sim), timeout=40,
                    what="the pinned model loaded again after the restart")
-        assert "it is pinned and is loaded again" in v.proc.log_text()
+        assert "model_gone: qwen2.5:0.5b is no longer loaded" in v.proc.log_text()
     finally:
         v.stop()
         sim.stop()
