@@ -596,6 +596,9 @@ sched_place_split(const struct sched_snapshot *snap, struct sched_plan *plan,
 
 	if (!sched_split_can_ever_fit(snap, xm, xs->footprint, margin))
 		return false;
+	for (size_t g = 0; g < n; g++)
+		if (xs->footprint <= sched_bytes(snap->gpus[g].total_bytes) - margin)
+			return false; /* fits one GPU: it waits for room there */
 	bool each_holds_overhead = true;
 	for (size_t g = 0; g < n; g++) {
 		if (!s->gpus[g].usable)
@@ -646,6 +649,15 @@ sched_place_split(const struct sched_snapshot *snap, struct sched_plan *plan,
 		const struct sched_model *ym = &snap->models[y];
 		if (ym->residency != SCHED_LOADED || ym->running > 0 || s->models[y].queued > 0 ||
 		    s->models[y].gone || ym->pinned)
+			continue;
+		s->victims[nv++] = y;
+		freed += s->models[y].footprint;
+	}
+	/* Other split models are in no GPU's list. */
+	for (size_t y = 0; y < snap->nmodels && room + incoming + freed < rest; y++) {
+		const struct sched_model *ym = &snap->models[y];
+		if (ym->gpu != SCHED_GPU_SPLIT || ym->residency != SCHED_LOADED ||
+		    ym->running > 0 || s->models[y].queued > 0 || s->models[y].gone || ym->pinned)
 			continue;
 		s->victims[nv++] = y;
 		freed += s->models[y].footprint;
