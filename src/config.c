@@ -125,6 +125,15 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		CONFIG_TYPE_STRING, "", 0, 0, NULL, "", false,
 		"Models (comma-separated) the GPU optimizer moves from the CPU back to a GPU once "
 		"idle, when a GPU has or can make room."},
+	[CONFIG_PLACEMENT] = {"PLACEMENT", NULL, "--placement", CONFIG_TYPE_ENUM, "spread", 0, 0,
+		"spread|pack", "", false,
+		"Which GPU a model loads on: spread takes the one with the most free memory (then "
+		"the fewest models and least work, the cooler); pack the one with the least free "
+		"memory that fits, keeping others free for big models."},
+	[CONFIG_MODEL_GPU_MAP] = {"MODEL_GPU_MAP", NULL, "--model-gpu-map", CONFIG_TYPE_STRING, "",
+		0, 0, NULL, "", false,
+		"JSON file: model -> ordered list of GPU indexes or UUIDs tried before the others, "
+		"e.g. {\"llama3.2:1b\": [1, 0]}; a bad file stops vramd at start."},
 	[CONFIG_OPTIMIZER_INTERVAL] = {"OPTIMIZER_INTERVAL", NULL, "--optimizer-interval",
 		CONFIG_TYPE_INT, "300", 1, 86400, NULL, "s", true,
 		"How often the GPU optimizer looks for GPU_PRIORITY_MODELS on the CPU (also after "

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "engine.h"
 #include "gpu.h"
+#include "gpu-map.h"
 #include "gpu-policy.h"
 #include "http-util.h"
 #include "httpd.h"
@@ -467,6 +468,11 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	rc = daemon_open_gpus(d, cause);
 	if (rc < 0)
 		goto out_fail;
+	if (config_str(config, CONFIG_MODEL_GPU_MAP)[0] != '\0') {
+		rc = gpu_map_load(config_str(config, CONFIG_MODEL_GPU_MAP), &d->gpu_map, cause);
+		if (rc < 0)
+			goto out_fail;
+	}
 	d->policy = gpu_policy_new(d);
 	d->engine = engine_new(d);
 	d->monitor = monitor_new(d);
@@ -519,6 +525,7 @@ daemon_free(struct daemon *d)
 	if (d->commit_event != NULL && d->store != NULL)
 		daemon_commit_cb(-1, 0, d);
 	gpu_monitor_free(d->gpus);
+	gpu_map_free(d->gpu_map);
 	backend_free(d->backend);
 	httpc_free(d->httpc);
 	queue_free(d->queue);

@@ -53,6 +53,7 @@ struct daemon {
 	struct httpc *httpc;
 	struct backend *backend;
 	struct gpu_monitor *gpus;
+	struct gpu_map *gpu_map;   /* MODEL_GPU_MAP, or NULL */
 	struct gpu_policy *policy; /* GPU states, throttling, reservations */
 	struct monitor *monitor;
 	struct engine *engine;

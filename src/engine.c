@@ -41,6 +41,7 @@
 #include "events.h"
 #include "daemon.h"
 #include "gpu.h"
+#include "gpu-map.h"
 #include "gpu-policy.h"
 #include "log.h"
 #include "monitor.h"
@@ -68,7 +69,9 @@
 struct engine_model {
 	char *name; /* the registry's display name; the queue key */
 	enum sched_residency residency;
-	int gpu; /* scheduler gpu id, or SCHED_GPU_CPU */
+	int gpu;			/* scheduler gpu id, SCHED_GPU_CPU or SCHED_GPU_SPLIT */
+	struct sched_split split;	/* gpu SCHED_GPU_SPLIT: the GPUs and the memory on each */
+	int preferred[SCHED_SPLIT_MAX]; /* MODEL_GPU_MAP, resolved at each decision */
 	int running;
 	int64_t last_used_ms;	   /* monotonic */
 	int64_t load_started_ms;   /* monotonic */
@@ -133,6 +136,7 @@ struct engine {
 					 sample then; 0 when no load waits for one */
 	int64_t optimize_next_ms;     /* monotonic: the GPU optimizer's next turn */
 	bool optimize_now;	      /* a GPU freed memory: the optimizer runs next decision */
+	int64_t num_ctx;	      /* the context loads get (engine_size_kv_caches) */
 };
 
 static void engine_ops_prepare(struct engine *e);
@@ -419,6 +423,8 @@ engine_place_name(int gpu, char *buf, size_t size)
 {
 	if (gpu == SCHED_GPU_CPU)
 		snprintf(buf, size, "CPU");
+	else if (gpu == SCHED_GPU_SPLIT)
+		snprintf(buf, size, "GPUs (split)");
 	else
 		snprintf(buf, size, "GPU %d", gpu);
 	return buf;
@@ -466,11 +472,20 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 		const struct gpu_sample *ps = engine_gpu_process_sample(e, g->id);
 		for (size_t j = 0; j < e->nmodels; j++) {
 			struct engine_model *m = e->models[j];
-			if (m->gpu != g->id)
+			uint64_t footprint = 0;
+			if (m->gpu == SCHED_GPU_SPLIT) {
+				for (size_t k = 0; k < m->split.ngpus; k++)
+					if (m->split.gpu[k] == g->id)
+						footprint = m->split.bytes[k];
+				if (footprint == 0)
+					continue;
+			} else if (m->gpu != g->id) {
 				continue;
+			}
 			if (m->residency == SCHED_LOADING ||
 			    (m->residency == SCHED_LOADED && m->load_done_ms >= s->mono_ms)) {
-				uint64_t footprint = engine_model_footprint(e, m);
+				if (footprint == 0)
+					footprint = engine_model_footprint(e, m);
 				const struct gpu_process *r = engine_model_runner(e, m, ps);
 				uint64_t shown = r != NULL ? r->used_bytes : 0;
 				/* An adopted model was loaded before it was listed: its runner
@@ -499,8 +514,46 @@ engine_size_kv_caches(struct engine *e, const struct sched_gpu *gpus, size_t ngp
 			total += gpus[i].total_bytes;
 		num_ctx = total >= 47 * VD_GIB ? 262144 : total >= 23 * VD_GIB ? 32768 : 4096;
 	}
+	e->num_ctx = num_ctx;
 	registry_set_context(e->d->registry, num_ctx,
 			     config_int(cfg, CONFIG_MAX_CONCURRENT_PER_MODEL));
+}
+
+/* The micro-batch Ollama picks for a context (2048 / 1024 / 512 above 32768 / 4096 /
+ * below) and its batch surcharge on the estimate: 2 GiB / 768 MiB / 0. */
+static uint64_t
+engine_batch_surcharge(int64_t num_ctx)
+{
+	return num_ctx > 32768 ? 2 * VD_GIB : num_ctx > 4096 ? 768 * VD_MIB : 0;
+}
+
+/*
+ * Fills the multi-GPU parts of a snapshot model: its preferred GPUs (MODEL_GPU_MAP), what
+ * each GPU of a split holds beyond its share (the CUDA context and a compute buffer of
+ * the micro-batch size: 1 MiB per token of batch, a bound for vocabularies up to 256k),
+ * and Ollama's own pre-flight prediction (file + KV cache + batch surcharge), so vramd
+ * never plans a load that Ollama would answer by evicting one of vramd's models.
+ */
+static void
+engine_model_multi_gpu(struct engine *e, struct engine_model *m, struct sched_model *sm,
+		       size_t ngpus)
+{
+	const struct registry_model *rm = registry_find(e->d->registry, m->name);
+	int64_t num_ctx = e->num_ctx;
+	uint64_t context =
+	    rm != NULL && rm->runner_overhead_bytes > 0 ? rm->runner_overhead_bytes : 512 * VD_MIB;
+
+	sm->npreferred =
+	    gpu_map_lookup(e->d->gpu_map, m->name, e->d->gpus, m->preferred, SCHED_SPLIT_MAX);
+	sm->preferred_gpus = sm->npreferred > 0 ? m->preferred : NULL;
+	if (rm == NULL || e->d->budget_mode || e->d->cpu_only_mode)
+		return;
+	uint64_t ubatch = num_ctx > 32768 ? 2048 : num_ctx > 4096 ? 1024 : 512;
+	if (ngpus > 1)
+		sm->split_overhead_bytes = context + ubatch * VD_MIB;
+	sm->preflight_bytes = rm->file_bytes + rm->kv_bytes;
+	if (rm->caps == 0 || (rm->caps & REGISTRY_CAP_COMPLETION))
+		sm->preflight_bytes += engine_batch_surcharge(num_ctx);
 }
 
 /* --- Acting ---------------------------------------------------------------------------- */
@@ -510,6 +563,9 @@ engine_placement(const struct engine *e, int gpu)
 {
 	if (gpu == SCHED_GPU_CPU)
 		return BACKEND_PLACE_CPU;
+	/* A split: Ollama spreads a model that fits no single GPU over all of them. */
+	if (gpu == SCHED_GPU_SPLIT)
+		return BACKEND_PLACE_AUTO;
 	/* One GPU: let Ollama place it (adding main_gpu would only force reloads). */
 	if (e->d->budget_mode || gpu_monitor_count(e->d->gpus) <= 1)
 		return BACKEND_PLACE_AUTO;
@@ -864,7 +920,10 @@ engine_load_sample_is_fresh(struct engine *e, int gpu)
 		return true;
 	if (e->load_sample_asked_ms == 0)
 		e->load_sample_asked_ms = engine_now();
-	const struct gpu_device *dev = gpu_monitor_find(d->gpus, (uint32_t)gpu);
+	/* A split: the GPUs are sampled together, the first stands for all. */
+	const struct gpu_device *dev = gpu == SCHED_GPU_SPLIT && gpu_monitor_count(d->gpus) > 0
+					   ? gpu_monitor_device(d->gpus, 0)
+					   : gpu_monitor_find(d->gpus, (uint32_t)gpu);
 	if (dev != NULL && dev->has_sample && dev->latest.mono_ms >= e->load_sample_asked_ms)
 		return true;
 	gpu_monitor_sample_now(d->gpus);
@@ -917,6 +976,8 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			       (unsigned long long)(snap->models[a->model].footprint_bytes >> 20));
 			m->residency = SCHED_LOADING;
 			m->gpu = a->gpu;
+			if (a->gpu == SCHED_GPU_SPLIT && a->split < e->plan.nsplits)
+				m->split = e->plan.splits[a->split];
 			engine_model_note_pids(e, m);
 			m->load_started_ms = engine_now();
 			e->loads_in_flight++;
@@ -970,6 +1031,7 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 	    .allow_cpu = config_bool(d->config, CONFIG_ALLOW_CPU) || d->cpu_only_mode,
 	    .max_loaded_models = (int)config_int(d->config, CONFIG_MAX_LOADED_MODELS),
 	    .min_swap_batch = (int)config_int(d->config, CONFIG_MIN_SWAP_BATCH),
+	    .spread = strcmp(config_str(d->config, CONFIG_PLACEMENT), "spread") == 0,
 	};
 	/* Ollama 0.30+ keeps ENGINE_FIT_RESERVE free on each GPU and spills to the CPU what
 	 * would eat into it: planning with a smaller margin only produces spills. */
@@ -1030,6 +1092,7 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 				    ? m->want_placement
 				    : m->placement;
 		sm->placement_gpu = m->want_gpu;
+		engine_model_multi_gpu(e, m, sm, ngpus);
 		/* A model in load backoff shows no demand until the backoff ends. */
 		if (m->residency == SCHED_UNLOADED && m->not_before_ms > now)
 			continue;

@@ -53,6 +53,8 @@
 /* What sched_decide derives about one model. */
 struct sched_mstate {
 	int64_t footprint; /* clamped footprint_bytes */
+	int64_t need;	   /* headroom a load on one GPU needs: the footprint, or more where
+			      the server's pre-flight asks for more (preflight_bytes) */
 	int64_t oldest_ms; /* oldest queued job of any priority */
 	int64_t head_ms;   /* oldest queued job of best_prio: the one served next */
 	int queued;	   /* queued jobs over all priorities */
@@ -68,6 +70,8 @@ struct sched_gstate {
 	int64_t head;	  /* memory a load may take now: free - pending - reserved - margin */
 	int64_t incoming; /* memory that unloads in progress or in this plan give back */
 	int64_t ours;	  /* footprints of models resident (or loading) there */
+	int nmodels;	  /* models resident (or loading) there */
+	int running;	  /* jobs running on them */
 	size_t lru_begin, lru_end; /* this GPU's range in scratch.lru */
 	bool usable;		   /* available and speed > 0: loads and dispatch may go here */
 };
@@ -97,6 +101,9 @@ struct sched_scratch {
 	size_t *victims, *best_victims;
 	struct sched_action *loads;
 	bool resident_busy; /* some resident model has jobs running or queued */
+	size_t nlru;	    /* entries in lru */
+	bool any_resident;  /* some model is resident, loading or unloading: the server's
+			       pre-flight applies to the next load */
 };
 
 void
@@ -124,6 +131,7 @@ void
 sched_plan_cleanup(struct sched_plan *plan)
 {
 	free(plan->actions);
+	free(plan->splits);
 	sched_scratch_free(plan->scratch);
 	memset(plan, 0, sizeof(*plan));
 }
@@ -224,6 +232,26 @@ sched_is_placed_right(const struct sched_model *m)
 	return true;
 }
 
+/* Whether m, fitting no single GPU, could be split over every GPU of the server: each
+ * holds the overhead and a share of the rest (paused or lost GPUs count). */
+static bool
+sched_split_can_ever_fit(const struct sched_snapshot *snap, const struct sched_model *m, int64_t fp,
+			 int64_t margin)
+{
+	int64_t overhead = sched_bytes(m->split_overhead_bytes), room = 0;
+
+	if (overhead == 0 || snap->ngpus < 2 || snap->ngpus > SCHED_SPLIT_MAX ||
+	    m->placement != SCHED_PLACE_AUTO)
+		return false;
+	for (size_t g = 0; g < snap->ngpus; g++) {
+		int64_t cap = sched_bytes(snap->gpus[g].total_bytes) - margin - overhead;
+		if (cap <= 0)
+			return false;
+		room += cap;
+	}
+	return fp - overhead <= room;
+}
+
 bool
 sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model)
 {
@@ -242,6 +270,8 @@ sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model)
 		if (sched_placement_allows_gpu(m, snap->gpus[i].id) &&
 		    fp <= sched_bytes(snap->gpus[i].total_bytes) - margin)
 			return true;
+	if (sched_split_can_ever_fit(snap, m, fp, margin))
+		return true;
 	if (sched_placement_allows_cpu(cfg, m)) {
 		uint64_t host = snap->cpu_total_bytes > snap->cpu_free_bytes ? snap->cpu_total_bytes
 									     : snap->cpu_free_bytes;
@@ -254,6 +284,22 @@ sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model)
 /* Jobs of a model that may run at once where it is now: the configured cap, scaled by
  * its GPU's speed (at least 1 while the GPU runs at all), 0 on a paused or lost GPU. */
 static int
+sched_split_cap(const struct sched_snapshot *snap, int cap)
+{
+	double speed = 1.0;
+	int scaled;
+
+	for (size_t g = 0; g < snap->ngpus; g++) {
+		if (!sched_gpu_is_usable(&snap->gpus[g]))
+			return 0;
+		if (snap->gpus[g].speed < speed)
+			speed = snap->gpus[g].speed;
+	}
+	scaled = (int)((double)cap * speed);
+	return scaled < 1 ? 1 : scaled;
+}
+
+static int
 sched_model_cap(const struct sched_snapshot *snap, const struct sched_model *m,
 		const struct sched_mstate *ms)
 {
@@ -265,6 +311,8 @@ sched_model_cap(const struct sched_snapshot *snap, const struct sched_model *m,
 		cap = 1;
 	if (m->gpu == SCHED_GPU_CPU)
 		return cap;
+	if (m->gpu == SCHED_GPU_SPLIT)
+		return sched_split_cap(snap, cap);
 	if (ms->gpu_index < 0)
 		return 0;
 	gpu = &snap->gpus[ms->gpu_index];
@@ -358,7 +406,7 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
 	int64_t room = gs->head + gs->incoming;
 
 	*ev = (struct sched_evict){.gpu_index = gi};
-	for (int pass = 0; pass < 2 && room + ev->evicted < xs->footprint; pass++) {
+	for (int pass = 0; pass < 2 && room + ev->evicted < xs->need; pass++) {
 		if (pass == 1 && !xs->starving)
 			break;
 		for (size_t i = gs->lru_begin; i < gs->lru_end; i++) {
@@ -367,7 +415,7 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
 			const struct sched_mstate *ys = &s->models[y];
 			bool idle = ym->running == 0 && ys->queued == 0;
 
-			if (room + ev->evicted >= xs->footprint)
+			if (room + ev->evicted >= xs->need)
 				break;
 			if (ym->residency != SCHED_LOADED || ys->gone || ym->pinned)
 				continue;
@@ -387,9 +435,9 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
 			ev->evicted += ys->footprint;
 		}
 	}
-	if (room + ev->evicted < xs->footprint)
+	if (room + ev->evicted < xs->need)
 		return false;
-	ev->leftover = room + ev->evicted - xs->footprint;
+	ev->leftover = room + ev->evicted - xs->need;
 	return true;
 }
 
@@ -463,6 +511,174 @@ sched_place_cpu(struct sched_scratch *s, size_t x, enum sched_reason why, int *l
 	*cpu_room -= s->models[x].footprint;
 }
 
+/*
+ * Whether GPU index a is a better direct fit than b for a load that needs need bytes.
+ * Pack: the least room left over. Spread: the most room, then the fewest resident
+ * models and the least running work, then the faster (cooler) state. Ties: lower id.
+ */
+static bool
+sched_fit_is_better(const struct sched_snapshot *snap, const struct sched_scratch *s, int a, int b)
+{
+	const struct sched_gstate *ga = &s->gpus[a], *gb = &s->gpus[b];
+
+	if (ga->head != gb->head)
+		return snap->config->spread ? ga->head > gb->head : ga->head < gb->head;
+	if (snap->config->spread) {
+		if (ga->nmodels != gb->nmodels)
+			return ga->nmodels < gb->nmodels;
+		if (ga->running != gb->running)
+			return ga->running < gb->running;
+		if (snap->gpus[a].speed != snap->gpus[b].speed)
+			return snap->gpus[a].speed > snap->gpus[b].speed;
+	}
+	return snap->gpus[a].id < snap->gpus[b].id;
+}
+
+/* Whether GPU index g can take model x now, without evicting anything. */
+static bool
+sched_gpu_takes(const struct sched_snapshot *snap, const struct sched_scratch *s, size_t x,
+		size_t g)
+{
+	return s->gpus[g].usable && s->gpus[g].head >= s->models[x].need &&
+	       sched_placement_allows_gpu(&snap->models[x], snap->gpus[g].id);
+}
+
+/* The GPU index where model x fits now: the first of its preferred GPUs that does, else
+ * the best by the placement policy; -1 when none. */
+static int
+sched_direct_fit(const struct sched_snapshot *snap, const struct sched_scratch *s, size_t x)
+{
+	const struct sched_model *xm = &snap->models[x];
+	int best = -1;
+
+	for (size_t p = 0; p < xm->npreferred; p++) {
+		int g = sched_gpu_index(snap, xm->preferred_gpus[p]);
+		if (g >= 0 && sched_gpu_takes(snap, s, x, (size_t)g))
+			return g;
+	}
+	for (size_t g = 0; g < snap->ngpus; g++)
+		if (sched_gpu_takes(snap, s, x, g) &&
+		    (best < 0 || sched_fit_is_better(snap, s, (int)g, best)))
+			best = (int)g;
+	return best;
+}
+
+static struct sched_split *
+sched_split_push(struct sched_plan *plan)
+{
+	if (plan->nsplits == plan->splits_alloc) {
+		plan->splits_alloc = plan->splits_alloc ? plan->splits_alloc * 2 : 4;
+		plan->splits =
+		    xreallocarray(plan->splits, plan->splits_alloc, sizeof(*plan->splits));
+	}
+	return &plan->splits[plan->nsplits++];
+}
+
+/*
+ * A model that fits no single GPU, split over every GPU of the server as Ollama does
+ * (it spans the whole group): each GPU holds the overhead plus a share of the rest in
+ * proportion to its room. All GPUs must be usable. Loads when the room is there now;
+ * else unloads idle models (least recently used first on each GPU, never for nothing)
+ * and the load follows on a later decision. Returns true when a split could ever hold
+ * the model (so it waits for one rather than going to the CPU).
+ */
+static bool
+sched_place_split(const struct sched_snapshot *snap, struct sched_plan *plan,
+		  struct sched_scratch *s, size_t x, enum sched_reason why, int *load_slots,
+		  size_t *nloads)
+{
+	const struct sched_model *xm = &snap->models[x];
+	struct sched_mstate *xs = &s->models[x];
+	int64_t overhead = sched_bytes(xm->split_overhead_bytes);
+	int64_t margin = sched_bytes(snap->config->safety_margin_bytes);
+	int64_t room = 0, incoming = 0, total = 0, rest = xs->footprint - overhead;
+	int64_t pre = sched_bytes(xm->preflight_bytes);
+	size_t n = snap->ngpus;
+
+	if (!sched_split_can_ever_fit(snap, xm, xs->footprint, margin))
+		return false;
+	for (size_t g = 0; g < n; g++)
+		if (xs->footprint <= sched_bytes(snap->gpus[g].total_bytes) - margin)
+			return false; /* fits one GPU: it waits for room there */
+	bool each_holds_overhead = true;
+	for (size_t g = 0; g < n; g++) {
+		if (!s->gpus[g].usable)
+			return true; /* the split needs every GPU */
+		each_holds_overhead = each_holds_overhead && s->gpus[g].head >= overhead;
+		room += s->gpus[g].head - overhead;
+		incoming += s->gpus[g].incoming;
+		total += s->gpus[g].head + margin;
+	}
+	/* Ollama's pre-flight over the group: preflight <= 0.8 x what is free there. */
+	bool preflight_ok = !s->any_resident || pre == 0 || pre * 5 <= total * 4;
+	if (room >= rest && each_holds_overhead && preflight_ok) {
+		int64_t left = rest;
+		if (*load_slots <= 0)
+			return true;
+		struct sched_split *sp = sched_split_push(plan);
+		sp->ngpus = n;
+		for (size_t g = 0; g < n; g++) {
+			int64_t share =
+			    g + 1 == n
+				? left
+				: (int64_t)((double)rest * (double)(s->gpus[g].head - overhead) /
+					    (double)room);
+			if (share > left)
+				share = left;
+			left -= share;
+			sp->gpu[g] = snap->gpus[g].id;
+			sp->bytes[g] = (uint64_t)(share + overhead);
+			s->gpus[g].head -= share + overhead;
+		}
+		s->loads[(*nloads)++] = (struct sched_action){.type = SCHED_ACTION_LOAD,
+							      .model = x,
+							      .gpu = SCHED_GPU_SPLIT,
+							      .reason = why,
+							      .split = plan->nsplits - 1};
+		(*load_slots)--;
+		return true;
+	}
+	/* Unloads already under way may be enough; else evict idle models. */
+	if (room + incoming >= rest && incoming > 0)
+		return true;
+	if (!xm->wanted && !sched_swap_is_worth_it(snap, s, xs))
+		return true;
+	int64_t freed = 0;
+	size_t nv = 0;
+	for (size_t i = 0; i < s->nlru && room + incoming + freed < rest; i++) {
+		size_t y = s->lru[i].model;
+		const struct sched_model *ym = &snap->models[y];
+		if (ym->residency != SCHED_LOADED || ym->running > 0 || s->models[y].queued > 0 ||
+		    s->models[y].gone || ym->pinned)
+			continue;
+		s->victims[nv++] = y;
+		freed += s->models[y].footprint;
+	}
+	/* Other split models are in no GPU's list. */
+	for (size_t y = 0; y < snap->nmodels && room + incoming + freed < rest; y++) {
+		const struct sched_model *ym = &snap->models[y];
+		if (ym->gpu != SCHED_GPU_SPLIT || ym->residency != SCHED_LOADED ||
+		    ym->running > 0 || s->models[y].queued > 0 || s->models[y].gone || ym->pinned)
+			continue;
+		s->victims[nv++] = y;
+		freed += s->models[y].footprint;
+	}
+	if (room + incoming + freed < rest)
+		return true;
+	for (size_t v = 0; v < nv; v++) {
+		size_t y = s->victims[v];
+		s->models[y].gone = true;
+		s->models[y].frozen = true;
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, y, snap->models[y].gpu, 0,
+				SCHED_REASON_MAKE_ROOM);
+	}
+	for (size_t g = 0; g < n; g++) {
+		s->gpus[g].head = s->gpus[g].head < 0 ? s->gpus[g].head : 0;
+		s->gpus[g].incoming = 0;
+	}
+	return true;
+}
+
 /* Places one unloaded model with demand (or wanted); see the file comment, step 3. */
 static void
 sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct sched_scratch *s,
@@ -479,17 +695,7 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 		sched_place_cpu(s, x, why, load_slots, nloads, cpu_room);
 		return;
 	}
-	/* A direct fit: the least leftover, ties to the lower id. */
-	for (size_t g = 0; g < snap->ngpus; g++) {
-		const struct sched_gstate *gs = &s->gpus[g];
-		int64_t left = gs->head - xs->footprint;
-		if (!gs->usable || left < 0 || !sched_placement_allows_gpu(xm, snap->gpus[g].id))
-			continue;
-		if (best < 0 || left < s->gpus[best].head - xs->footprint ||
-		    (left == s->gpus[best].head - xs->footprint &&
-		     snap->gpus[g].id < snap->gpus[best].id))
-			best = (int)g;
-	}
+	best = sched_direct_fit(snap, s, x);
 	if (best >= 0) {
 		if (*load_slots > 0) {
 			s->loads[(*nloads)++] = (struct sched_action){.type = SCHED_ACTION_LOAD,
@@ -498,7 +704,7 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 								      .reason = why};
 			(*load_slots)--;
 		}
-		s->gpus[best].head -= xs->footprint;
+		s->gpus[best].head -= xs->need;
 		return;
 	}
 
@@ -520,7 +726,7 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 	}
 	if (best >= 0) {
 		struct sched_gstate *gs = &s->gpus[best];
-		int64_t after = gs->head + gs->incoming + best_ev.evicted - xs->footprint;
+		int64_t after = gs->head + gs->incoming + best_ev.evicted - xs->need;
 
 		for (size_t i = 0; i < best_ev.nvictims; i++) {
 			size_t y = s->best_victims[i];
@@ -536,15 +742,18 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 		return;
 	}
 
-	/* CPU only when no usable GPU could hold it even with all our models gone. */
-	if (!sched_placement_allows_cpu(snap->config, xm))
-		return;
+	/* Split, or CPU, only when no usable GPU could hold it even with all our models
+	 * gone. A split that could work once our models go waits for that, not the CPU. */
 	for (size_t g = 0; g < snap->ngpus; g++) {
 		const struct sched_gstate *gs = &s->gpus[g];
 		if (gs->usable && gs->head + gs->incoming + gs->ours > max_room)
 			max_room = gs->head + gs->incoming + gs->ours;
 	}
 	if (max_room >= xs->footprint)
+		return;
+	if (sched_place_split(snap, plan, s, x, why, load_slots, nloads))
+		return;
+	if (!sched_placement_allows_cpu(snap->config, xm))
 		return;
 	sched_place_cpu(s, x, why, load_slots, nloads, cpu_room);
 }
@@ -557,6 +766,7 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 	int64_t margin = sched_bytes(cfg->safety_margin_bytes);
 	size_t nlru = 0;
 
+	s->any_resident = false;
 	for (size_t g = 0; g < snap->ngpus; g++) {
 		const struct sched_gpu *gpu = &snap->gpus[g];
 		s->gpus[g] = (struct sched_gstate){
@@ -586,12 +796,16 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 		}
 		ms->starving =
 		    ms->queued > 0 && snap->now_ms - ms->oldest_ms > cfg->max_batch_wait_ms;
+		if (m->residency != SCHED_UNLOADED)
+			s->any_resident = true;
 		if (m->residency == SCHED_UNLOADED || m->gpu == SCHED_GPU_CPU)
 			continue;
 		ms->gpu_index = sched_gpu_index(snap, m->gpu);
 		if (ms->gpu_index < 0)
 			continue;
 		s->gpus[ms->gpu_index].ours += ms->footprint;
+		s->gpus[ms->gpu_index].nmodels++;
+		s->gpus[ms->gpu_index].running += m->running;
 		if (m->residency == SCHED_UNLOADING)
 			s->gpus[ms->gpu_index].incoming += ms->footprint;
 		if (m->residency == SCHED_LOADED)
@@ -600,6 +814,16 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 							    .model = i};
 	}
 	qsort(s->lru, nlru, sizeof(*s->lru), sched_lru_qsort_cb);
+	s->nlru = nlru;
+	/* Ollama's pre-flight while other models are resident: preflight <= 0.8 x (free -
+	 * pending - reserved), that is head >= preflight x 1.25 - margin. */
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		struct sched_mstate *ms = &s->models[i];
+		int64_t pre = sched_bytes(snap->models[i].preflight_bytes);
+		ms->need = ms->footprint;
+		if (s->any_resident && pre > 0 && pre + pre / 4 - margin > ms->need)
+			ms->need = pre + pre / 4 - margin;
+	}
 	for (size_t g = 0; g < snap->ngpus; g++)
 		s->gpus[g].lru_begin = s->gpus[g].lru_end = 0;
 	for (size_t i = 0; i < nlru; i++) {
@@ -836,6 +1060,7 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 	int64_t cpu_room;
 
 	plan->nactions = 0;
+	plan->nsplits = 0;
 	if (snap == NULL || snap->config == NULL)
 		return;
 	cfg = snap->config;
@@ -888,9 +1113,11 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 		if (nloads > before)
 			s->loads[nloads - 1].reason = SCHED_REASON_WANTED;
 	}
-	for (size_t i = 0; i < nloads; i++)
+	for (size_t i = 0; i < nloads; i++) {
 		sched_plan_push(plan, s->loads[i].type, s->loads[i].model, s->loads[i].gpu, 0,
 				s->loads[i].reason);
+		plan->actions[plan->nactions - 1].split = s->loads[i].split;
+	}
 
 	/* Dispatch: loaded models not frozen, highest-ranked first. */
 	for (size_t i = 0; i < snap->nmodels; i++) {

@@ -31,6 +31,10 @@ struct sched_config {
 	int max_loaded_models; /* resident models at most (the server evicts past it); 0 = no cap */
 	int min_swap_batch;    /* a load that needs an eviction waits for this many queued jobs,
 				  unless they starve or one is high priority; 0 or 1 = never waits */
+	/* Added for multi-GPU placement (zero: pack, as before): */
+	bool spread; /* PLACEMENT=spread: a direct fit goes to the GPU with the most room, then
+			the fewest models and least running work, then the cooler one; false
+			(pack): to the GPU with the least room that fits */
 };
 
 struct sched_gpu {
@@ -50,7 +54,9 @@ enum sched_residency {
 	SCHED_UNLOADING,
 };
 
-#define SCHED_GPU_CPU (-1) /* gpu value of a model placed on CPU */
+#define SCHED_GPU_CPU	(-1) /* gpu value of a model placed on CPU */
+#define SCHED_GPU_SPLIT (-2) /* gpu value of a model split over every GPU of the server */
+#define SCHED_SPLIT_MAX 16   /* GPUs a split may span */
 
 /* Where a model must be (a forced placement, a manual load, a move in progress). */
 enum sched_placement {
@@ -82,6 +88,18 @@ struct sched_model {
 	bool unload_requested; /* unloaded as soon as no job of it runs; no new dispatch */
 	enum sched_placement placement; /* a resident model elsewhere is moved once idle */
 	int placement_gpu;		/* SCHED_PLACE_GPU_ID: the sched_gpu id */
+	/* Added for multi-GPU placement (zero: none of them): */
+	const int *preferred_gpus; /* MODEL_GPU_MAP: sched_gpu ids tried in this order before
+				      the others (borrowed for the call); NULL: none */
+	size_t npreferred;
+	uint64_t split_overhead_bytes; /* what each GPU of a split holds beyond its share of
+					  the footprint (CUDA context, compute buffer); a
+					  model that fits no single GPU is split over every
+					  GPU of the server only when this is set */
+	uint64_t preflight_bytes;      /* the server's own prediction (Ollama: file + KV + batch
+					  surcharge); while other models are resident a load must
+					  leave preflight <= 0.8 x (free - pending - reserved) on the
+					  GPUs it goes to, or the server evicts; 0: not checked */
 };
 
 struct sched_snapshot {
@@ -123,15 +141,26 @@ enum sched_reason {
 struct sched_action {
 	enum sched_action_type type;
 	size_t model; /* index into snapshot.models */
-	int gpu;      /* LOAD: target gpu id or SCHED_GPU_CPU; otherwise the model's gpu */
+	int gpu;      /* LOAD: target gpu id, SCHED_GPU_CPU or SCHED_GPU_SPLIT; otherwise the
+			 model's gpu */
 	int count;    /* DISPATCH: number of jobs */
 	enum sched_reason reason;
+	size_t split; /* LOAD with gpu SCHED_GPU_SPLIT: index into plan.splits */
+};
+
+/* A load split over several GPUs: the GPUs and the memory it takes on each. */
+struct sched_split {
+	size_t ngpus;
+	int gpu[SCHED_SPLIT_MAX];	 /* sched_gpu ids */
+	uint64_t bytes[SCHED_SPLIT_MAX]; /* memory on each, overhead included */
 };
 
 struct sched_plan {
 	struct sched_action *actions;
 	size_t nactions;
 	size_t alloc;
+	struct sched_split *splits; /* referenced by split loads */
+	size_t nsplits, splits_alloc;
 	void *scratch; /* private to scheduler.c: working memory reused across decisions */
 };
 
@@ -146,8 +175,9 @@ void sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan);
 
 /*
  * Whether model could ever be placed: its footprint fits some GPU's total memory minus
- * the safety margin (paused or lost GPUs count, they may come back), or it may run on
- * CPU and fits host memory. A model that cannot is never planned; the daemon fails its
+ * the safety margin (paused or lost GPUs count, they may come back), or, with
+ * split_overhead_bytes set, all GPUs together hold it with the overhead on each, or it
+ * may run on CPU and fits host memory. A model that cannot is never planned; the daemon fails its
  * jobs with a clear message instead of letting them wait forever.
  */
 bool sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model);

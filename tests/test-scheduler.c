@@ -1309,11 +1309,190 @@ test_unload_requested(void **state)
 	world_cleanup(&w);
 }
 
+/* Spread: two idle GPUs, the second model goes to the GPU the first left alone. Pack:
+ * the GPU with the least room that fits, so the emptier one stays free. */
+static void
+test_spread_vs_pack(void **state)
+{
+	struct world w;
+	(void)state;
+
+	for (int spread = 0; spread < 2; spread++) {
+		world_init(&w);
+		w.cfg.spread = spread;
+		w.cfg.max_loads_in_flight = 2;
+		gpu_add(&w, 0, 24 * GIB);
+		gpu_add(&w, 1, 24 * GIB);
+		size_t a = model_add(&w, "a", 4 * GIB);
+		size_t b = model_add(&w, "b", 4 * GIB);
+		model_queue(&w, a, JOB_PRIO_NORMAL, 1, NOW - 2);
+		model_queue(&w, b, JOB_PRIO_NORMAL, 1, NOW - 1);
+		decide(&w);
+		expect_n(&w, 2);
+		expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+		expect(&w, 1, SCHED_ACTION_LOAD, b, spread ? 1 : 0, 0, SCHED_REASON_DEMAND);
+		world_cleanup(&w);
+	}
+	/* Pack with uneven GPUs: the one with less free memory that still fits. */
+	world_init(&w);
+	gpu_add(&w, 0, 24 * GIB);
+	gpu_add(&w, 1, 12 * GIB);
+	size_t c = model_add(&w, "c", 4 * GIB);
+	model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 1);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 1, 0, SCHED_REASON_DEMAND);
+	w.cfg.spread = true;
+	decide(&w);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 0, 0, SCHED_REASON_DEMAND);
+	/* Spread, equal room: the GPU with fewer models (then less work) wins. */
+	w.gpus[0].total_bytes = w.gpus[0].free_bytes = 20 * GIB;
+	w.gpus[1].total_bytes = w.gpus[1].free_bytes = 16 * GIB;
+	size_t d = model_add(&w, "d", 4 * GIB);
+	model_loaded(&w, d, 0, NOW);
+	decide(&w);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 1, 0, SCHED_REASON_DEMAND);
+	w.models[d].residency = SCHED_UNLOADED;
+	w.gpus[0].speed = 0.5; /* cooler GPU 1 wins a tie */
+	w.gpus[0].free_bytes = 16 * GIB;
+	decide(&w);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 1, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* MODEL_GPU_MAP: the listed GPUs in order before the policy's choice; one that has no
+ * room is skipped. */
+static void
+test_preferred_gpu_order(void **state)
+{
+	struct world w;
+	int prefer[] = {2, 1};
+	(void)state;
+
+	world_init(&w);
+	w.cfg.spread = true;
+	gpu_add(&w, 0, 24 * GIB);
+	gpu_add(&w, 1, 12 * GIB);
+	gpu_add(&w, 2, 8 * GIB);
+	size_t a = model_add(&w, "a", 4 * GIB);
+	w.models[a].preferred_gpus = prefer;
+	w.models[a].npreferred = 2;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 1, NOW - 1);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 2, 0, SCHED_REASON_DEMAND);
+	w.gpus[2].free_bytes = 2 * GIB; /* no room on the first choice */
+	decide(&w);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 1, 0, SCHED_REASON_DEMAND);
+	w.gpus[1].free_bytes = 2 * GIB; /* nor the second: the policy picks */
+	decide(&w);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* A model larger than any GPU is split over both when they hold it with the overhead on
+ * each; without split_overhead_bytes it can never fit; with idle models in the way they
+ * are unloaded first. */
+static void
+test_split_placement(void **state)
+{
+	struct world w;
+	(void)state;
+
+	world_init(&w);
+	gpu_add(&w, 0, 24 * GIB);
+	gpu_add(&w, 1, 24 * GIB);
+	size_t big = model_add(&w, "big", 30 * GIB);
+	model_queue(&w, big, JOB_PRIO_NORMAL, 1, NOW - 1);
+	w.snap.config = &w.cfg;
+	w.snap.gpus = w.gpus;
+	w.snap.ngpus = w.ngpus;
+	w.snap.models = w.models;
+	w.snap.nmodels = w.nmodels;
+	assert_false(sched_model_can_ever_fit(&w.snap, big));
+	decide(&w);
+	expect_n(&w, 0);
+
+	w.models[big].split_overhead_bytes = 2 * GIB;
+	assert_true(sched_model_can_ever_fit(&w.snap, big));
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, big, SCHED_GPU_SPLIT, 0, SCHED_REASON_DEMAND);
+	const struct sched_split *sp = &w.plan.splits[w.plan.actions[0].split];
+	assert_int_equal(sp->ngpus, 2);
+	assert_int_equal(sp->gpu[0], 0);
+	assert_int_equal(sp->gpu[1], 1);
+	/* Equal room: the 28 GiB beyond the overhead halves, plus the overhead on each. */
+	assert_true(sp->bytes[0] + sp->bytes[1] == 32 * GIB);
+	assert_true(sp->bytes[0] == 16 * GIB);
+
+	/* Too big even together: never. */
+	w.models[big].footprint_bytes = 46 * GIB;
+	assert_false(sched_model_can_ever_fit(&w.snap, big));
+	w.models[big].footprint_bytes = 30 * GIB;
+
+	/* An idle model on GPU 1 is in the way: unloaded, the split follows later. */
+	size_t idle = model_add(&w, "idle", 16 * GIB);
+	model_loaded(&w, idle, 1, NOW - 1000);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, idle, 1, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* A paused GPU: the split waits (and never goes to the CPU). */
+	w.nmodels = 1;
+	w.gpus[1].free_bytes = 24 * GIB;
+	w.gpus[1].speed = 0.0;
+	w.cfg.allow_cpu = true;
+	w.models[big].cpu_allowed = true;
+	w.snap.cpu_free_bytes = 64 * GIB;
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
+/* Ollama's pre-flight: while another model is resident, a load needs
+ * preflight <= 0.8 x (free - pending - reserved) on its GPU, else Ollama would evict. */
+static void
+test_preflight_fit_rule(void **state)
+{
+	struct world w;
+	(void)state;
+
+	world_init(&w);
+	gpu_add(&w, 0, 24 * GIB);
+	size_t a = model_add(&w, "a", 8 * GIB);
+	size_t other = model_add(&w, "other", 4 * GIB);
+	model_loaded(&w, other, 0, NOW);
+	w.models[other].running = 1;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 5, NOW - 1);
+	/* free 20 GiB: 16 GiB of preflight is exactly 0.8 x 20: loads. */
+	w.models[a].preflight_bytes = 16 * GIB;
+	decide(&w);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+	/* One byte more: Ollama would evict, so vramd does not plan the load. */
+	w.models[a].preflight_bytes = 16 * GIB + 1;
+	decide(&w);
+	for (size_t i = 0; i < w.plan.nactions; i++)
+		assert_int_not_equal(w.plan.actions[i].type, SCHED_ACTION_LOAD);
+	/* Nothing resident: Ollama does not check, nor does vramd. */
+	w.models[other].residency = SCHED_UNLOADED;
+	w.models[other].running = 0;
+	w.gpus[0].free_bytes = 24 * GIB;
+	w.models[a].preflight_bytes = 22 * GIB;
+	decide(&w);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fit_with_margin),
+	    cmocka_unit_test(test_spread_vs_pack),
+	    cmocka_unit_test(test_preferred_gpu_order),
+	    cmocka_unit_test(test_split_placement),
+	    cmocka_unit_test(test_preflight_fit_rule),
 	    cmocka_unit_test(test_other_process_memory),
 	    cmocka_unit_test(test_reserved_and_pending),
 	    cmocka_unit_test(test_no_overcommit_in_one_plan),
