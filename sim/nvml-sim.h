@@ -3,7 +3,7 @@
  * libnvidia-ml.so.1 (nvml-sim.c) exports and the simulated nvidia-smi
  * (nvidia-smi-sim.c) calls, re-declared from shared/reference/nvml.md section 2 with
  * the exact layouts of the real header. vramd itself never includes this: only
- * src/gpu-nvml.c knows NVML types there.
+ * src/gpu/gpu-nvml.c knows NVML types there.
  */
 #ifndef VRAMD_NVML_SIM_H
 #define VRAMD_NVML_SIM_H

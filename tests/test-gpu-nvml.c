@@ -1,5 +1,5 @@
 /*
- * test-gpu-nvml.c: src/gpu-nvml.c against the simulated NVML (build/nvml and
+ * test-gpu-nvml.c: src/gpu/gpu-nvml.c against the simulated NVML (build/nvml and
  * build/nvml-minimal libnvidia-ml.so.1) reading a state file this test writes: every
  * field as written, v1 and v2 memory semantics, NOT_SUPPORTED fields unknown and not
  * asked again, a lost GPU and its return, the process list protocol, the minimal

@@ -1,6 +1,6 @@
 /*
- * test-gpu-smi.c: the nvidia-smi CSV parsers of src/gpu-smi.c and the /proc/meminfo
- * parser of src/gpu-host.c on recorded outputs in tests/data/nvidia-smi: [N/A],
+ * test-gpu-smi.c: the nvidia-smi CSV parsers of src/gpu/gpu-smi.c and the /proc/meminfo
+ * parser of src/gpu/gpu-host.c on recorded outputs in tests/data/nvidia-smi: [N/A],
  * [Not Supported] and [Unknown Error] fields, names with commas, CRLF, empty and
  * unsupported process lists, garbage.
  */

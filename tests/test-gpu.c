@@ -1,5 +1,5 @@
 /*
- * test-gpu.c: the GPU monitor of src/gpu.c: the history ring, the temperature trend,
+ * test-gpu.c: the GPU monitor of src/gpu/gpu.c: the history ring, the temperature trend,
  * the device filter, and whole monitors on a real event loop: NVML through the
  * simulated library (filter, memory used by others, a lost GPU and its return), the
  * nvidia-smi provider end to end through build/sim-bin/nvidia-smi (exit codes 9 and

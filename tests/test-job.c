@@ -1,5 +1,5 @@
 /*
- * test-job.c: unit tests for src/job.c: ids, names, reference counting, finishing, and
+ * test-job.c: unit tests for src/core/job.c: ids, names, reference counting, finishing, and
  * the JSON shape of GET /api/job/{id}.
  */
 #include <setjmp.h>

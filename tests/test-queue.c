@@ -1,5 +1,5 @@
 /*
- * test-queue.c: unit tests for src/queue.c: FIFO within a priority, priority order per
+ * test-queue.c: unit tests for src/core/queue.c: FIFO within a priority, priority order per
  * model, capacity, remove, push_front, summaries, positions, and a 100 000-job run
  * checked against a naive model of the queue.
  */

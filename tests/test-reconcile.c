@@ -1,5 +1,5 @@
 /*
- * test-reconcile.c: unit tests for src/reconcile.c, the rules that reconcile the
+ * test-reconcile.c: unit tests for src/core/reconcile.c, the rules that reconcile the
  * engine's model states with one server's /api/ps listing: adoption (and not of a model
  * vramd just unloaded), gone models (not before their load ended, not with jobs running
  * unless after an outage), what counts as a server restart, and the runner matching of

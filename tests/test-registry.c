@@ -1,5 +1,5 @@
 /*
- * test-registry.c: unit tests for src/registry.c: the estimate, then learning the
+ * test-registry.c: unit tests for src/fleet/registry.c: the estimate, then learning the
  * footprint from /api/ps and NVML, name normalisation, load statistics, capabilities,
  * and models that disappear.
  */

@@ -1,5 +1,5 @@
 /*
- * test-scheduler.c: unit tests for src/scheduler.c on hand-made snapshots. Each test
+ * test-scheduler.c: unit tests for src/core/scheduler.c on hand-made snapshots. Each test
  * builds a small world (GPUs, models, queue summaries), runs sched_decide and asserts
  * the exact plan; a last group checks the plan's invariants over many random
  * snapshots.

@@ -1,5 +1,5 @@
 /*
- * test-store.c: unit tests for src/store.c: every job field survives a round trip,
+ * test-store.c: unit tests for src/store/store.c: every job field survives a round trip,
  * unfinished jobs come back queued after a restart, many jobs commit in one batch,
  * reservations persist, and bad data directories give clear errors.
  */

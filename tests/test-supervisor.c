@@ -1,5 +1,5 @@
 /*
- * test-supervisor.c: src/supervisor.c with small shell children: output reaches the
+ * test-supervisor.c: src/fleet/supervisor.c with small shell children: output reaches the
  * log under [NODE] with the child's name, the child gets its extra environment, a child
  * that exits is started again (after the 1 s backoff), and freeing the supervisor stops a
  * child that runs forever, with SIGKILL for one that ignores SIGTERM.

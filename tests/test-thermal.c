@@ -1,5 +1,5 @@
 /*
- * test-thermal.c: unit tests for src/thermal.c, the per-GPU state machine: a ramp up
+ * test-thermal.c: unit tests for src/core/thermal.c, the per-GPU state machine: a ramp up
  * and down with hysteresis, no flapping at a boundary, the slowdown-threshold clamp,
  * thermal clock-event bits, memory-driven states, the CRITICAL pause and the throttle
  * cooldown, lost GPUs.

@@ -1,6 +1,6 @@
 /*
- * test-util.c: unit tests for src/util.c (size and Go-duration parsing, formatting)
- * and src/buf.c (the capped buffer).
+ * test-util.c: unit tests for src/common/util.c (size and Go-duration parsing, formatting)
+ * and src/common/buf.c (the capped buffer).
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /*
  * fuzz-gpu-body.c: the body parsers of POST /api/gpu/memory/allocate and PUT
- * /api/gpu/config (api_gpu_allocate_parse and api_gpu_config_parse in src/api-gpu.c) on
+ * /api/gpu/config (api_gpu_allocate_parse and api_gpu_config_parse in src/api/api-gpu.c) on
  * arbitrary bytes parsed as JSON. The first byte picks the parser. A config change that
  * parses is then applied with config_set_many to a fresh configuration, which must stay
  * valid (its own invariant) whether the change is accepted or refused.

@@ -1,5 +1,5 @@
 /*
- * fuzz-gpu-meminfo.c: the /proc/meminfo parser of src/gpu-host.c on arbitrary bytes.
+ * fuzz-gpu-meminfo.c: the /proc/meminfo parser of src/gpu/gpu-host.c on arbitrary bytes.
  * A successful parse must be self-consistent (available <= total).
  */
 #include "gpu.h"

@@ -1,5 +1,5 @@
 /*
- * fuzz-gpu-smi.c: the nvidia-smi CSV parsers of src/gpu-smi.c on arbitrary bytes. The
+ * fuzz-gpu-smi.c: the nvidia-smi CSV parsers of src/gpu/gpu-smi.c on arbitrary bytes. The
  * first byte picks the parser (even: --query-gpu, odd: --query-compute-apps); the
  * results are joined so the join runs on whatever the parsers accepted. Checks that
  * parsed strings stay terminated and counts stay within bounds.

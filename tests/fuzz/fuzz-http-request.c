@@ -1,5 +1,5 @@
 /*
- * fuzz-http-request.c: the HTTP/1.1 request parser of src/httpd.c on arbitrary bytes.
+ * fuzz-http-request.c: the HTTP/1.1 request parser of src/common/httpd.c on arbitrary bytes.
  * The input is written to one end of a socketpair whose other end the server serves;
  * every complete request gets a small reply. Whatever the bytes, the server must not
  * crash, must answer or close, and must have freed the connection once the peer has

@@ -1,5 +1,5 @@
 /*
- * fuzz-jobs-query.c: the GET /api/jobs parameter parser of src/api-parse.c
+ * fuzz-jobs-query.c: the GET /api/jobs parameter parser of src/api/api-parse.c
  * (api_jobs_filter_parse) on arbitrary bytes: up to three lines give status, priority
  * and model (a missing line is an absent parameter). It must never crash; a success
  * gives masks within the enums (non-empty for a given list), a refusal a bounded

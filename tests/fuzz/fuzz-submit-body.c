@@ -1,5 +1,5 @@
 /*
- * fuzz-submit-body.c: the submit body validation of src/api-parse.c
+ * fuzz-submit-body.c: the submit body validation of src/api/api-parse.c
  * (api_submit_parse) on arbitrary bytes parsed as JSON, against a registry of a
  * completion model with a known training context and an embedding model. It must never
  * crash or leak; an accepted body must give a job the model can run, with checked

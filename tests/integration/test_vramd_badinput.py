@@ -121,7 +121,7 @@ def test_unknown_path_and_wrong_method():
     h2, _ = expect_error(405, "PUT", "/api/job/j-0000000000000001", words=["PUT"])
     expect_error(405, "POST", "/api/stats", words=["POST"])
     still_serving()
-    # BUG (src/http-util.c / src/api.c, the 405 reply): docs/api.md says a 405
+    # BUG (src/common/http-util.c / src/api/api.c, the 405 reply): docs/api.md says a 405
     # carries an Allow header listing the path's methods; vramd sends none.
     assert "POST" in h1.get("allow", ""), h1
     assert "GET" in h2.get("allow", "") and "DELETE" in h2.get("allow", ""), h2

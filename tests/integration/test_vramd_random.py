@@ -117,7 +117,7 @@ def test_model_that_cannot_fit_now_waits_without_oom():
 
 
 def test_jobs_submitted_before_first_gpu_sample_run():
-    """BUG (src/engine.c, engine_decide_cb): a job submitted in the first second
+    """BUG (src/fleet/engine.c, engine_decide_cb): a job submitted in the first second
     after vramd starts, before the GPU monitor's first NVML sample, fails at once
     with "model X needs about N of VRAM, more than any GPU can give it", because
     engine_snapshot_gpus() reports the GPU with total_bytes 0 (or no GPU at all)
@@ -139,9 +139,9 @@ def test_jobs_submitted_before_first_gpu_sample_run():
 
 
 def test_unloads_are_confirmed_without_waiting_out_the_timeout():
-    """BUG (src/registry.c, registry_end_ps / registry_observe_unloaded): a model
+    """BUG (src/fleet/registry.c, registry_end_ps / registry_observe_unloaded): a model
     that /api/ps no longer lists is marked unloaded but its observed_at_ms is not
-    updated, so engine_confirm_unloads() (src/engine.c) never sees
+    updated, so engine_confirm_unloads() (src/fleet/engine.c) never sees
     observed_at_ms >= unload_replied_ms and every unload waits out
     ENGINE_UNLOAD_CONFIRM_MS (5 s) with "still listed by /api/ps 5000 ms after its
     unload" although ollama-sim unloaded the model at once. Loads that need room

@@ -58,7 +58,7 @@ def test_kill9_mid_run_loses_no_accepted_job():
         jobs = v2.wait_all_final(accepted, timeout=240)
         for jid in accepted:
             assert jobs[jid]["status"] in FINAL, jobs[jid]
-        # BUG (src/engine.c, engine_decide_cb; see test_vramd_random.py,
+        # BUG (src/fleet/engine.c, engine_decide_cb; see test_vramd_random.py,
         # test_jobs_submitted_before_first_gpu_sample_run): jobs queued again at
         # start fail with "model X needs about 0 B of VRAM, more than any GPU can
         # give it" when the scheduler runs before the first GPU sample and /api/tags.
