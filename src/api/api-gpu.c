@@ -718,6 +718,12 @@ out:
 	json_decref(body);
 }
 
+static bool
+api_gpu_deallocate_field_known(const char *name)
+{
+	return strcmp(name, "id") == 0;
+}
+
 void
 api_gpu_deallocate(struct vd_http_req *req, const char *path, void *arg)
 {
@@ -727,7 +733,11 @@ api_gpu_deallocate(struct vd_http_req *req, const char *path, void *arg)
 	if (body == NULL)
 		return;
 	json_t *id = json_object_get(body, "id");
-	if (id == NULL) {
+	char *unknown = api_unknown_fields(body, api_gpu_deallocate_field_known, "id");
+	if (unknown != NULL) {
+		vd_http_reply_error(req, 400, "%s", unknown);
+		free(unknown);
+	} else if (id == NULL) {
 		vd_http_reply_error(req, 400, "field 'id' is required");
 	} else if (!json_is_string(id)) {
 		vd_http_reply_error(req, 400, "field 'id' must be a string");

@@ -89,6 +89,8 @@ def test_unknown_fields_are_named():
                  words=["bogus_key"])
     expect_error(400, "POST", "/api/gpu/memory/allocate",
                  {"id": "t1", "mb": 1, "colour": "red"}, words=["colour"])
+    expect_error(400, "POST", "/api/gpu/memory/deallocate",
+                 {"id": "t1", "force": True}, words=["force"])
 
 
 def test_options_are_checked():
