@@ -1393,6 +1393,39 @@ test_preferred_gpu_order(void **state)
 /* A model larger than any GPU is split over both when they hold it with the overhead on
  * each; without split_overhead_bytes it can never fit; with idle models in the way they
  * are unloaded first. */
+/* "Can it ever fit" counts only memory that can ever be free: a split that fits the GPUs'
+ * totals but not their totals less the driver's reservation must say no (it used to say
+ * yes while no decision could place it, so its jobs waited silently). */
+static void
+test_split_capacity_excludes_driver_reserve(void **state)
+{
+	struct world w;
+	(void)state;
+
+	world_init(&w);
+	gpu_add(&w, 0, 24 * GIB);
+	gpu_add(&w, 1, 24 * GIB);
+	/* Room per GPU: 24 GiB - 1 GiB margin - 2 GiB overhead = 21 GiB; the rest of the
+	 * footprint beyond the overhead (41.5 GiB) fits 42 GiB, not 41. */
+	size_t big = model_add(&w, "big", 43 * GIB + GIB / 2);
+	w.models[big].split_overhead_bytes = 2 * GIB;
+	model_queue(&w, big, JOB_PRIO_NORMAL, 1, NOW - 1);
+	w.snap.config = &w.cfg;
+	w.snap.gpus = w.gpus;
+	w.snap.ngpus = w.ngpus;
+	w.snap.models = w.models;
+	w.snap.nmodels = w.nmodels;
+	assert_true(sched_model_can_ever_fit(&w.snap, big));
+	for (size_t g = 0; g < w.ngpus; g++) {
+		w.gpus[g].driver_reserved_bytes = GIB / 2;
+		w.gpus[g].free_bytes = w.gpus[g].total_bytes - GIB / 2;
+	}
+	assert_false(sched_model_can_ever_fit(&w.snap, big));
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
 static void
 test_split_placement(void **state)
 {
@@ -1492,6 +1525,7 @@ main(void)
 	    cmocka_unit_test(test_spread_vs_pack),
 	    cmocka_unit_test(test_preferred_gpu_order),
 	    cmocka_unit_test(test_split_placement),
+	    cmocka_unit_test(test_split_capacity_excludes_driver_reserve),
 	    cmocka_unit_test(test_preflight_fit_rule),
 	    cmocka_unit_test(test_other_process_memory),
 	    cmocka_unit_test(test_reserved_and_pending),

@@ -181,6 +181,14 @@ sched_bytes(uint64_t bytes)
 	return bytes > (uint64_t)SCHED_BYTES_MAX ? SCHED_BYTES_MAX : (int64_t)bytes;
 }
 
+/* The most memory that could ever be free on g: its total less the driver's reservation. */
+static int64_t
+sched_gpu_capacity(const struct sched_gpu *g)
+{
+	uint64_t total = g->total_bytes;
+	return sched_bytes(g->driver_reserved_bytes < total ? total - g->driver_reserved_bytes : 0);
+}
+
 static int
 sched_gpu_index(const struct sched_snapshot *snap, int id)
 {
@@ -244,7 +252,7 @@ sched_split_can_ever_fit(const struct sched_snapshot *snap, const struct sched_m
 	    m->placement != SCHED_PLACE_AUTO)
 		return false;
 	for (size_t g = 0; g < snap->ngpus; g++) {
-		int64_t cap = sched_bytes(snap->gpus[g].total_bytes) - margin - overhead;
+		int64_t cap = sched_gpu_capacity(&snap->gpus[g]) - margin - overhead;
 		if (cap <= 0)
 			return false;
 		room += cap;
@@ -268,7 +276,7 @@ sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model)
 	margin = sched_bytes(cfg->safety_margin_bytes);
 	for (size_t i = 0; i < snap->ngpus; i++)
 		if (sched_placement_allows_gpu(m, snap->gpus[i].id) &&
-		    fp <= sched_bytes(snap->gpus[i].total_bytes) - margin)
+		    fp <= sched_gpu_capacity(&snap->gpus[i]) - margin)
 			return true;
 	if (sched_split_can_ever_fit(snap, m, fp, margin))
 		return true;
@@ -598,7 +606,7 @@ sched_place_split(const struct sched_snapshot *snap, struct sched_plan *plan,
 	if (!sched_split_can_ever_fit(snap, xm, xs->footprint, margin))
 		return false;
 	for (size_t g = 0; g < n; g++)
-		if (xs->footprint <= sched_bytes(snap->gpus[g].total_bytes) - margin)
+		if (xs->footprint <= sched_gpu_capacity(&snap->gpus[g]) - margin)
 			return false; /* fits one GPU: it waits for room there */
 	bool each_holds_overhead = true;
 	for (size_t g = 0; g < n; g++) {

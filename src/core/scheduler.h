@@ -45,6 +45,9 @@ struct sched_gpu {
 	uint64_t pending_bytes;	 /* loads in flight not yet visible in free_bytes */
 	uint64_t reserved_bytes; /* reservations for other programs not yet visible */
 	double speed;		 /* 1.0 OPTIMAL .. 0.0 paused: scales concurrency on this GPU */
+	/* Added later (zero when a caller does not set it): memory the driver keeps for itself
+	 * (NVML's reserved), never free, so never counted as room a model could ever have. */
+	uint64_t driver_reserved_bytes;
 };
 
 enum sched_residency {

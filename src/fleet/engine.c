@@ -465,6 +465,8 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 		if (!mem_known)
 			continue;
 		g->total_bytes = s->mem_total_bytes;
+		if (s->valid & GPU_HAS_MEM_RESERVED)
+			g->driver_reserved_bytes = s->mem_reserved_bytes;
 		g->free_bytes = s->mem_free_bytes;
 		/* Loads whose memory this sample cannot show yet. Count each byte once: what
 		 * the load's runner already holds (its memory grows while it loads) is in
