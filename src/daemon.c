@@ -15,9 +15,8 @@
 #include "daemon.h"
 
 #include "api.h"
-#include "backend.h"
 #include "config.h"
-#include "engine.h"
+#include "fleet.h"
 #include "gpu.h"
 #include "gpu-map.h"
 #include "gpu-policy.h"
@@ -25,9 +24,7 @@
 #include "httpd.h"
 #include "httpc.h"
 #include "log.h"
-#include "monitor.h"
 #include "queue.h"
-#include "registry.h"
 #include "store.h"
 #include "util.h"
 
@@ -292,7 +289,7 @@ daemon_job_changed(struct daemon *d, struct job *job)
 void
 daemon_kick(struct daemon *d)
 {
-	engine_kick(d->engine);
+	fleet_kick(d->fleet);
 }
 
 int64_t
@@ -332,8 +329,23 @@ daemon_gpu_sample_cb(struct gpu_monitor *mon, void *arg)
 	struct daemon *d = arg;
 	if (d->policy != NULL)
 		gpu_policy_on_sample(d->policy);
-	if (d->engine != NULL)
-		engine_kick(d->engine);
+	if (d->fleet != NULL)
+		fleet_kick(d->fleet);
+}
+
+/* The GPU policy's view of what vramd's models hold on this host's GPUs. */
+static json_t *
+daemon_local_models_cb(void *arg)
+{
+	struct daemon *d = arg;
+	return fleet_loaded_models_json(d->fleet, true);
+}
+
+static uint64_t
+daemon_local_models_bytes_cb(void *arg, int gpu)
+{
+	struct daemon *d = arg;
+	return fleet_local_gpu_models_bytes(d->fleet, gpu);
 }
 
 static int
@@ -455,16 +467,7 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 		goto out_fail;
 	d->queue = queue_new((size_t)config_int(config, CONFIG_QUEUE_MAX_SIZE));
 	queue_set_capacity_bytes(d->queue, (size_t)config_size(config, CONFIG_QUEUE_MAX_BYTES));
-	d->registry = registry_new(config_double(config, CONFIG_VRAM_ESTIMATION_MULTIPLIER));
 	d->httpc = httpc_new(d->base);
-	struct backend_config bcfg = {
-	    .url = config_str(config, CONFIG_OLLAMA_BASE_URL),
-	    .httpc = d->httpc,
-	    .run_timeout_ms = config_int(config, CONFIG_REQUEST_TIMEOUT) * 1000,
-	};
-	rc = backend_new("ollama", &bcfg, &d->backend, cause);
-	if (rc < 0)
-		goto out_fail;
 	rc = daemon_open_gpus(d, cause);
 	if (rc < 0)
 		goto out_fail;
@@ -474,8 +477,14 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 			goto out_fail;
 	}
 	d->policy = gpu_policy_new(d);
-	d->engine = engine_new(d);
-	d->monitor = monitor_new(d);
+	rc = fleet_new(d, &d->fleet, cause);
+	if (rc < 0)
+		goto out_fail;
+	gpu_policy_set_models(d->policy, &(struct gpu_policy_models){
+					     .list = daemon_local_models_cb,
+					     .bytes = daemon_local_models_bytes_cb,
+					     .arg = d,
+					 });
 
 	rc = store_load_unfinished(d->store, daemon_recover_cb, d, cause);
 	if (rc < 0)
@@ -493,8 +502,7 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	evsignal_add(d->signal_term, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	monitor_poll_now(d->monitor);
-	engine_kick(d->engine);
+	fleet_start(d->fleet);
 	*out = d;
 	return 0;
 out_fail:
@@ -505,8 +513,8 @@ out_fail:
 int
 daemon_run(struct daemon *d)
 {
-	vd_log(SYSTEM, "vramd ready: ollama %s, data %s",
-	       config_str(d->config, CONFIG_OLLAMA_BASE_URL), store_path(d->store));
+	vd_log(SYSTEM, "vramd ready: %zu ollama node%s, data %s", fleet_count(d->fleet),
+	       fleet_count(d->fleet) == 1 ? "" : "s", store_path(d->store));
 	event_base_dispatch(d->base);
 	return 0;
 }
@@ -519,18 +527,15 @@ daemon_free(struct daemon *d)
 	while (d->waiters != NULL)
 		daemon_waiter_answer(d->waiters);
 	vd_httpd_free(d->http);
-	monitor_free(d->monitor);
-	engine_free(d->engine);
+	fleet_free(d->fleet);
 	gpu_policy_free(d->policy);
 	if (d->commit_event != NULL && d->store != NULL)
 		daemon_commit_cb(-1, 0, d);
 	gpu_monitor_free(d->gpus);
 	gpu_map_free(d->gpu_map);
-	backend_free(d->backend);
 	httpc_free(d->httpc);
 	queue_free(d->queue);
 	daemon_jobs_cleanup(&d->jobs);
-	registry_free(d->registry);
 	store_close(d->store);
 	if (d->signal_int != NULL)
 		event_free(d->signal_int);

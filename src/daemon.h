@@ -2,10 +2,12 @@
  * daemon.h: the running vramd: every component and the glue between them, on one
  * libevent loop (observe -> decide -> act).
  *
- *   monitor.c   observe: polls the Ollama server (health, /api/tags, /api/ps) into the
- *               registry; the GPU monitor (gpu.c) samples memory and temperature.
- *   scheduler.c decide: a pure function from a snapshot to a plan.
- *   engine.c    act: builds the snapshot, runs the scheduler, and carries out the plan
+ *   monitor.c   observe: polls each Ollama server (health, /api/tags, /api/ps) into its
+ *               node's registry; the GPU monitor (gpu.c) samples memory and temperature.
+ *   route.c,    decide: pure functions from snapshots to a plan: which node serves each
+ *   scheduler.c model's queue, then per node what to unload, load and run.
+ *   fleet.c     the nodes (one Ollama server each) and the decision across them.
+ *   engine.c    act, per node: builds the node's snapshot and carries out its plan
  *               through the backend (load, unload, run), feeding results back.
  *   api-*.c     the HTTP API; store.c makes accepted jobs durable.
  *
@@ -23,9 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct backend;
 struct config;
-struct engine;
+struct fleet;
 struct event;
 struct event_base;
 struct vd_httpd;
@@ -33,9 +34,7 @@ struct vd_http_req;
 struct gpu_monitor;
 struct gpu_policy;
 struct httpc;
-struct monitor;
 struct queue;
-struct registry;
 struct store;
 
 struct daemon_job_table {
@@ -49,21 +48,20 @@ struct daemon {
 	struct config *config;
 	struct store *store;
 	struct queue *queue;
-	struct registry *registry;
 	struct httpc *httpc;
-	struct backend *backend;
-	struct gpu_monitor *gpus;
+	struct gpu_monitor *gpus;  /* this host's GPUs */
 	struct gpu_map *gpu_map;   /* MODEL_GPU_MAP, or NULL */
 	struct gpu_policy *policy; /* GPU states, throttling, reservations */
-	struct monitor *monitor;
-	struct engine *engine;
+	struct fleet *fleet; /* the Ollama servers (nodes), each with its monitor and engine */
 	struct vd_httpd *http;
 	struct daemon_job_table jobs; /* non-final jobs by seq, one reference each */
 
-	int64_t started_mono_ms;
-	int64_t started_wall_ms;
+	/* This host's telemetry, from which nodes of this host take theirs: */
 	bool budget_mode;   /* no GPU telemetry: plan against VRAM_BUDGET */
 	bool cpu_only_mode; /* no telemetry and no budget: models run on CPU */
+
+	int64_t started_mono_ms;
+	int64_t started_wall_ms;
 
 	/* Group commit: 202 replies wait here until the batch holding their job commits. */
 	struct event *commit_event;

@@ -15,7 +15,7 @@
 #include "api-parse.h"
 #include "config.h"
 #include "daemon.h"
-#include "engine.h"
+#include "fleet.h"
 #include "events.h"
 #include "gpu-policy.h"
 #include "gpu.h"
@@ -133,7 +133,7 @@ static int64_t
 api_gpu_running(const struct daemon *d, int gpu)
 {
 	int64_t n = 0;
-	json_t *list = engine_loaded_models_json(d->engine);
+	json_t *list = fleet_loaded_models_json(d->fleet, true);
 	size_t i;
 	json_t *m;
 	json_array_foreach(list, i, m)
@@ -1026,7 +1026,7 @@ api_gpu_config_put(struct vd_http_req *req, struct daemon *d)
 		       text != NULL ? text : "?");
 		free(text);
 		if (strcmp(key, "VRAM_ESTIMATION_MULTIPLIER") == 0)
-			registry_set_multiplier(d->registry, json_number_value(v));
+			fleet_set_multiplier(d->fleet, json_number_value(v));
 	}
 	if (change.interval_ms > 0 && change.interval_ms != gpu_monitor_interval_ms(d->gpus)) {
 		gpu_monitor_set_interval_ms(d->gpus, change.interval_ms);

@@ -10,10 +10,11 @@
 #include "backend.h"
 #include "config.h"
 #include "daemon.h"
-#include "engine.h"
+#include "fleet.h"
+#include "node.h"
 #include "http-util.h"
 #include "log.h"
-#include "monitor.h"
+
 #include "queue.h"
 #include "registry.h"
 #include "store.h"
@@ -33,13 +34,24 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	if (body == NULL)
 		return;
 	struct api_submit sub;
+	/* The model is judged by a node that has it installed (any node's list will do for
+	 * a model none has). */
+	const char *asked = json_string_value(json_object_get(body, "model"));
+	char *urls = xstrdup("");
+	for (size_t i = 0; i < fleet_count(d->fleet); i++) {
+		char *next =
+		    xasprintf("%s%s%s", urls, i > 0 ? ", " : "", fleet_node(d->fleet, i)->url);
+		free(urls);
+		urls = next;
+	}
 	struct api_submit_env env = {
-	    .registry = d->registry,
-	    .models_known = monitor_models_known(d->monitor),
-	    .backend_url = d->backend->url,
+	    .registry = fleet_registry_for(d->fleet, asked != NULL ? asked : ""),
+	    .models_known = fleet_models_known(d->fleet),
+	    .backend_url = urls,
 	};
 	char *msg = NULL;
 	int status = api_submit_parse(body, &env, &sub, &msg);
+	free(urls);
 	json_decref(body);
 	if (status != 0)
 		goto out_error;
@@ -55,8 +67,8 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	}
 	bool full = queue_length(d->queue) >= queue_capacity(d->queue);
 	if (full || !queue_has_room_bytes(d->queue, request_bytes)) {
-		double eta = engine_eta_s(d->engine, &(struct job){.model = (char *)name},
-					  queue_length(d->queue));
+		double eta = fleet_eta_s(d->fleet, &(struct job){.model = (char *)name},
+					 queue_length(d->queue));
 		int retry = eta > 1 ? (int)fmin(ceil(eta), 300) : 5;
 		vd_http_set_header(req, "Retry-After", "%d", retry);
 		status = 429;
@@ -97,7 +109,7 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 		goto out_error;
 	}
 	size_t position = queue_position(d->queue, job) + 1;
-	double eta = engine_eta_s(d->engine, job, position);
+	double eta = fleet_eta_s(d->fleet, job, position);
 	json_t *reply =
 	    json_pack("{s:s,s:s,s:I,s:o}", "job_id", job->id, "status", "queued", "position",
 		      (json_int_t)position, "eta_s", eta >= 0 ? json_real(eta) : json_null());
@@ -136,7 +148,7 @@ api_job_cancel(struct daemon *d, struct vd_http_req *req, struct job *job)
 	if (job->status == JOB_QUEUED && queue_remove(d->queue, job)) {
 		job_finish(job, JOB_CANCELLED, NULL, "cancelled by client", vd_now_wall_ms());
 		daemon_job_changed(d, job);
-	} else if (!engine_cancel_job(d->engine, job)) {
+	} else if (!fleet_cancel_job(d->fleet, job)) {
 		vd_http_reply_error(req, 409, "job %s cannot be cancelled now (status %s)", job->id,
 				    job_status_name(job->status));
 		return;

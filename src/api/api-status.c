@@ -9,6 +9,8 @@
 #include "config.h"
 #include "daemon.h"
 #include "engine.h"
+#include "fleet.h"
+#include "node.h"
 #include "gpu.h"
 #include "gpu-policy.h"
 #include "http-util.h"
@@ -47,8 +49,13 @@ api_stats_per_model(struct daemon *d, json_t *per_model)
 			json_object_set_new(o, job_status_name((enum job_status)s),
 					    json_integer(n != NULL ? json_integer_value(n) : 0));
 		}
-		const struct registry_model *rm = registry_find(d->registry, name);
-		json_object_set_new(o, "loads", json_integer(rm != NULL ? rm->load_count : 0));
+		int64_t loads = 0;
+		for (size_t i = 0; i < fleet_count(d->fleet); i++) {
+			const struct registry_model *rm =
+			    registry_find(fleet_node(d->fleet, i)->registry, name);
+			loads += rm != NULL ? rm->load_count : 0;
+		}
+		json_object_set_new(o, "loads", json_integer(loads));
 		json_array_append_new(list, o);
 	}
 	json_decref(per_model);
@@ -62,7 +69,7 @@ api_stats_gpus(struct daemon *d)
 	json_t *list = json_array();
 	if (d->budget_mode) {
 		uint64_t budget = config_size(d->config, CONFIG_VRAM_BUDGET);
-		uint64_t models = engine_gpu_models_bytes(d->engine, 0);
+		uint64_t models = fleet_local_gpu_models_bytes(d->fleet, 0);
 		json_array_append_new(
 		    list, json_pack("{s:i,s:s,s:I,s:I,s:I,s:I,s:I}", "index", 0, "name", "budget",
 				    "memory_total_bytes", (json_int_t)budget, "memory_used_bytes",
@@ -99,9 +106,9 @@ api_stats_gpus(struct daemon *d)
 					    dev->has_sample && (s->valid & mem[k].bit)
 						? json_integer((json_int_t)mem[k].value)
 						: json_null());
-		json_object_set_new(
-		    o, "memory_models_bytes",
-		    json_integer((json_int_t)engine_gpu_models_bytes(d->engine, (int)dev->index)));
+		json_object_set_new(o, "memory_models_bytes",
+				    json_integer((json_int_t)fleet_local_gpu_models_bytes(
+					d->fleet, (int)dev->index)));
 		uint64_t others;
 		json_object_set_new(o, "memory_other_bytes",
 				    gpu_device_used_by_others(dev, &others)
@@ -125,7 +132,7 @@ api_stats(struct vd_http_req *req, const char *path, void *arg)
 		return;
 	}
 	struct engine_counters ec;
-	engine_counters(d->engine, &ec);
+	fleet_counters(d->fleet, &ec);
 	json_t *by_priority = json_object();
 	for (int p = 0; p < JOB_NPRIORITIES; p++)
 		json_object_set_new(
@@ -149,7 +156,7 @@ api_stats(struct vd_http_req *req, const char *path, void *arg)
 	json_object_set_new(o, "dispatched", json_integer(ec.dispatched));
 	json_object_set_new(o, "retries", json_integer(ec.retries));
 	json_object_set_new(o, "gpus", api_stats_gpus(d));
-	json_object_set_new(o, "loaded_models", engine_loaded_models_json(d->engine));
+	json_object_set_new(o, "loaded_models", fleet_loaded_models_json(d->fleet, false));
 	vd_http_reply_json(req, 200, o);
 }
 
@@ -158,7 +165,15 @@ api_health(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
-	bool up = monitor_server_up(d->monitor);
+	bool up = true;
+	json_t *servers = json_array();
+	for (size_t i = 0; i < fleet_count(d->fleet); i++) {
+		const struct node *n = fleet_node(d->fleet, i);
+		json_t *s = monitor_server_json(n->monitor);
+		json_object_set_new(s, "node", json_string(n->name));
+		json_array_append_new(servers, s);
+		up = up && n->up;
+	}
 	const char *telemetry = d->budget_mode	   ? "budget"
 				: d->cpu_only_mode ? "none"
 						   : gpu_monitor_source(d->gpus);
@@ -173,7 +188,7 @@ api_health(struct vd_http_req *req, const char *path, void *arg)
 	    o, "gpu_count",
 	    json_integer(d->budget_mode ? 1 : (json_int_t)gpu_monitor_count(d->gpus)));
 	json_object_set_new(o, "monitoring", json_boolean(gpu_monitor_is_running(d->gpus)));
-	json_object_set_new(o, "servers", json_pack("[o]", monitor_server_json(d->monitor)));
+	json_object_set_new(o, "servers", servers);
 	vd_http_reply_json(req, 200, o);
 }
 
@@ -185,36 +200,70 @@ api_models_by_name(const void *a, const void *b)
 	return strcmp(na, nb);
 }
 
+/* The entry of model rm in items (one per model name across the nodes), created from the
+ * first node that has it. */
+static json_t *
+api_models_entry(json_t *items, const struct registry_model *rm, const struct node *n)
+{
+	json_t *o = json_object_get(items, rm->name);
+	if (o != NULL)
+		return o;
+	o = registry_model_to_json(rm);
+	json_object_set_new(o, "server", json_string(n->url));
+	json_object_set_new(o, "nodes", json_array());
+	json_object_set_new(o, "running", json_integer(0));
+	json_object_set_new(o, "state", json_string("unloaded"));
+	json_object_set_new(o, "gpu", json_null());
+	json_object_set_new(items, rm->name, o);
+	return o;
+}
+
 void
 api_models(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
-	size_t n = registry_count(d->registry);
-	json_t **items = xcalloc(n + 1, sizeof(*items));
+	json_t *byname = json_object();
+	for (size_t ni = 0; ni < fleet_count(d->fleet); ni++) {
+		const struct node *n = fleet_node(d->fleet, ni);
+		for (size_t i = 0; i < registry_count(n->registry); i++) {
+			const struct registry_model *rm = registry_at(n->registry, i);
+			if (!rm->installed)
+				continue;
+			json_t *o = api_models_entry(byname, rm, n);
+			json_array_append_new(json_object_get(o, "nodes"), json_string(n->name));
+			json_t *rt = engine_model_json(n->engine, rm->name);
+			if (rt == NULL)
+				continue;
+			json_object_set_new(
+			    o, "running",
+			    json_integer(json_integer_value(json_object_get(o, "running")) +
+					 json_integer_value(json_object_get(rt, "running"))));
+			/* Where it runs: the first node that holds it. */
+			if (strcmp(json_string_value(json_object_get(o, "state")), "unloaded") ==
+			    0) {
+				json_object_set(o, "state", json_object_get(rt, "state"));
+				json_object_set(o, "gpu", json_object_get(rt, "gpu"));
+				if (strcmp(json_string_value(json_object_get(rt, "state")),
+					   "unloaded") != 0)
+					json_object_set_new(o, "server", json_string(n->url));
+			}
+			json_decref(rt);
+		}
+	}
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct registry_model *rm = registry_at(d->registry, i);
-		if (!rm->installed)
-			continue;
-		json_t *o = registry_model_to_json(rm);
-		json_object_set_new(o, "server", json_string(d->backend->url));
+	json_t **items = xcalloc(json_object_size(byname) + 1, sizeof(*items));
+	const char *key;
+	json_t *o;
+	json_object_foreach(byname, key, o)
+	{
 		struct queue_model_summary qs;
-		queue_summary(d->queue, rm->name, &qs);
+		queue_summary(d->queue, key, &qs);
 		json_object_set_new(o, "queued",
 				    json_integer(qs.count[0] + qs.count[1] + qs.count[2]));
-		json_t *rt = engine_model_json(d->engine, rm->name);
-		json_object_set_new(
-		    o, "running",
-		    json_integer(rt ? json_integer_value(json_object_get(rt, "running")) : 0));
-		json_object_set_new(o, "state",
-				    rt ? json_incref(json_object_get(rt, "state"))
-				       : json_string("unloaded"));
-		json_object_set_new(o, "gpu",
-				    rt ? json_incref(json_object_get(rt, "gpu")) : json_null());
-		json_decref(rt);
-		items[k++] = o;
+		items[k++] = json_incref(o);
 	}
+	json_decref(byname);
 	qsort(items, k, sizeof(*items), api_models_by_name);
 	json_t *list = json_array();
 	for (size_t i = 0; i < k; i++)

@@ -27,7 +27,7 @@ static const char *const vd_log_component_names[VD_LOG_NCOMPONENTS] = {
     [VD_LOG_REGISTRY] = "REGISTRY", [VD_LOG_STORE] = "STORE",
     [VD_LOG_CONFIG] = "CONFIG",	    [VD_LOG_GPU] = "GPU",
     [VD_LOG_EVENTS] = "EVENTS",	    [VD_LOG_SIM] = "SIM",
-    [VD_LOG_NODE] = "NODE",
+    [VD_LOG_NODE] = "NODE",	    [VD_LOG_FLEET] = "FLEET",
 };
 
 int

@@ -22,6 +22,7 @@ enum vd_log_component {
 	VD_LOG_EVENTS,
 	VD_LOG_SIM,
 	VD_LOG_NODE,
+	VD_LOG_FLEET,
 	VD_LOG_NCOMPONENTS
 };
 

@@ -45,6 +45,7 @@
 #include "gpu-policy.h"
 #include "log.h"
 #include "monitor.h"
+#include "node.h"
 #include "queue.h"
 #include "reconcile.h"
 #include "registry.h"
@@ -106,6 +107,8 @@ struct engine_model {
 	const char *move_why;		     /* static: "optimizer", "placement", ... */
 	struct engine *engine;
 	struct queue_model_summary queue; /* its waiting jobs, as of the current decision */
+	int sum_index;			  /* its index in the decision's queue summaries; -1 */
+	bool routed;			  /* the fleet sent its queued jobs here last decision */
 };
 
 struct engine_run {
@@ -117,14 +120,30 @@ struct engine_run {
 	int64_t started_mono_ms;
 };
 
+/* The snapshot of one decision, kept between engine_snapshot() and engine_decide(). */
+struct engine_decision {
+	bool ready; /* a snapshot was built: the node can decide */
+	struct sched_config cfg;
+	struct sched_gpu gpus[GPU_MAX_DEVICES];
+	uint64_t own_pending[GPU_MAX_DEVICES]; /* gpus[i].pending_bytes of this node's loads */
+	struct sched_snapshot snap;
+	struct sched_model *models;
+	struct engine_model **src;
+	int *sum; /* per snapshot model: its index in the queue summaries, or -1 */
+	size_t alloc;
+};
+
 struct engine {
 	struct daemon *d;
+	struct node *node;
+	void (*kick)(void *arg); /* asks the fleet to decide again (coalesced there) */
+	void *kick_arg;
+	struct engine *const *siblings; /* every node's engine, for runners on shared GPUs */
+	size_t nsiblings;
 	struct engine_model **models;
 	size_t nmodels, models_alloc;
 	struct engine_run *runs;
-	struct event *kick_event;
-	struct event *tick;
-	bool kick_requested; /* kick_event is active */
+	struct engine_decision dec;
 	bool backend_up;
 	bool outage;		     /* a connection failed; the next listing reconciles fully */
 	int64_t backend_up_since_ms; /* monotonic: when the server last became reachable */
@@ -144,7 +163,6 @@ static void engine_ops_unloading(struct engine *e, struct engine_model *m,
 				 enum sched_reason reason);
 static void engine_ops_loaded(struct engine *e, struct engine_model *m);
 
-static void engine_decide_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_unload_cb(const struct backend_status *st, void *arg);
 static uint64_t engine_model_vram(const struct engine *e, const struct engine_model *m);
 static void engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram);
@@ -184,37 +202,57 @@ engine_model_get(struct engine *e, const char *name)
 	return m;
 }
 
-static void
-engine_kick_cb(evutil_socket_t fd, short what, void *arg)
+static bool
+engine_budget_mode(const struct engine *e)
 {
-	struct engine *e = arg;
-	e->kick_requested = false;
-	engine_decide_cb(fd, what, arg);
+	return e->node->telemetry == NODE_TELEMETRY_BUDGET;
+}
+
+static bool
+engine_cpu_only(const struct engine *e)
+{
+	return e->node->telemetry == NODE_TELEMETRY_NONE;
+}
+
+/* The host's GPU policy (thermal states, reservations) governs only this host's GPUs. */
+static bool
+engine_gpus_are_local(const struct engine *e)
+{
+	return e->node->telemetry == NODE_TELEMETRY_LOCAL;
+}
+
+static void
+engine_sample_now(struct engine *e)
+{
+	if (e->node->gpus != NULL)
+		gpu_monitor_sample_now(e->node->gpus);
 }
 
 struct engine *
-engine_new(struct daemon *d)
+engine_new(struct daemon *d, struct node *node, void (*kick)(void *arg), void *kick_arg)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 	e->d = d;
+	e->node = node;
+	e->kick = kick;
+	e->kick_arg = kick_arg;
 	e->backend_up = false;
 	e->run_ms_mean = -1;
 	sched_plan_init(&e->plan);
-	e->kick_event = event_new(d->base, -1, 0, engine_kick_cb, e);
-	e->tick = event_new(d->base, -1, EV_PERSIST, engine_decide_cb, e);
-	int64_t ms = config_int(d->config, CONFIG_SCHEDULER_LOOP_INTERVAL);
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-	event_add(e->tick, &tv);
 	return e;
+}
+
+void
+engine_set_siblings(struct engine *e, struct engine *const *engines, size_t n)
+{
+	e->siblings = engines;
+	e->nsiblings = n;
 }
 
 void
 engine_kick(struct engine *e)
 {
-	if (e->kick_requested)
-		return;
-	e->kick_requested = true;
-	event_active(e->kick_event, 0, 0);
+	e->kick(e->kick_arg);
 }
 
 void
@@ -244,9 +282,9 @@ engine_hold_backend(struct engine *e, const char *what)
 {
 	if (e->backend_up)
 		vd_warn(ENGINE, "%s; holding work for ollama at %s until it answers a probe", what,
-			e->d->backend->url);
+			e->node->url);
 	engine_set_backend_up(e, false);
-	monitor_poll_now(e->d->monitor);
+	monitor_poll_now(e->node->monitor);
 }
 
 void
@@ -262,9 +300,9 @@ engine_counters(const struct engine *e, struct engine_counters *out)
 static const struct gpu_sample *
 engine_gpu_process_sample(const struct engine *e, int gpu)
 {
-	if (gpu < 0 || e->d->budget_mode || e->d->cpu_only_mode)
+	if (gpu < 0 || engine_budget_mode(e) || engine_cpu_only(e))
 		return NULL;
-	const struct gpu_device *dev = gpu_monitor_find(e->d->gpus, (uint32_t)gpu);
+	const struct gpu_device *dev = node_gpu_find(e->node, gpu);
 	if (dev == NULL || !dev->has_sample || !(dev->latest.valid & GPU_HAS_PROCESSES))
 		return NULL;
 	return &dev->latest;
@@ -279,12 +317,22 @@ engine_sample_process(const struct gpu_sample *s, uint32_t pid)
 	return NULL;
 }
 
+/* Whether pid is the runner of a model other than self, on this node or on another node
+ * of this host that sees the same GPUs. */
 static bool
 engine_pid_is_claimed(const struct engine *e, const struct engine_model *self, uint32_t pid)
 {
 	for (size_t i = 0; i < e->nmodels; i++)
 		if (e->models[i] != self && e->models[i]->runner_pid == pid)
 			return true;
+	for (size_t k = 0; k < e->nsiblings; k++) {
+		const struct engine *o = e->siblings[k];
+		if (o == e || o->node->gpus != e->node->gpus)
+			continue;
+		for (size_t i = 0; i < o->nmodels; i++)
+			if (o->models[i]->runner_pid == pid)
+				return true;
+	}
 	return false;
 }
 
@@ -342,7 +390,7 @@ engine_model_runner(const struct engine *e, struct engine_model *m, const struct
 static void
 engine_observe_loads(struct engine *e)
 {
-	int64_t ps_since = monitor_ps_fresh_since(e->d->monitor);
+	int64_t ps_since = monitor_ps_fresh_since(e->node->monitor);
 	for (size_t i = 0; i < e->nmodels; i++) {
 		struct engine_model *m = e->models[i];
 		if (m->adopted && m->residency == SCHED_LOADED && m->runner_pid == 0 &&
@@ -351,7 +399,7 @@ engine_observe_loads(struct engine *e)
 		if (m->residency != SCHED_LOADED || m->gpu == SCHED_GPU_CPU ||
 		    m->load_done_ms == 0 || ps_since < m->load_done_ms)
 			continue;
-		const struct registry_model *rm = registry_find(e->d->registry, m->name);
+		const struct registry_model *rm = registry_find(e->node->registry, m->name);
 		if (rm == NULL || !rm->loaded)
 			continue;
 		if (!m->spilled && rm->size_vram_bytes < rm->size_bytes) {
@@ -368,7 +416,7 @@ engine_observe_loads(struct engine *e)
 				    : "");
 			events_emit(gpu_policy_events(e->d->policy), "model_spilled",
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
-					      e->d->backend->url, "message", what));
+					      e->node->url, "message", what));
 			free(what);
 		}
 		if (m->runner_recorded)
@@ -379,7 +427,7 @@ engine_observe_loads(struct engine *e)
 		if (r == NULL)
 			continue;
 		m->runner_recorded = true;
-		if (registry_record_runner(e->d->registry, m->name, r->used_bytes) == 0)
+		if (registry_record_runner(e->node->registry, m->name, r->used_bytes) == 0)
 			vd_debug(ENGINE, "runner of %s (pid %u) holds %llu MiB; /api/ps shows %llu",
 				 m->name, r->pid, (unsigned long long)(r->used_bytes >> 20),
 				 (unsigned long long)(rm->size_vram_bytes >> 20));
@@ -399,13 +447,13 @@ engine_model_is_resident(const struct engine_model *m)
 static uint64_t
 engine_model_footprint(const struct engine *e, const struct engine_model *m)
 {
-	const struct registry_model *rm = registry_find(e->d->registry, m->name);
+	const struct registry_model *rm = registry_find(e->node->registry, m->name);
 	if (rm == NULL)
 		return 0;
 	const struct job *next =
 	    engine_model_is_resident(m) ? NULL : queue_peek_model(e->d->queue, m->name);
 	if (next != NULL && job_num_ctx(next) > 0)
-		return registry_footprint_at_ctx(e->d->registry, rm, job_num_ctx(next));
+		return registry_footprint_at_ctx(e->node->registry, rm, job_num_ctx(next));
 	return registry_footprint(rm);
 }
 
@@ -413,7 +461,7 @@ engine_model_footprint(const struct engine *e, const struct engine_model *m)
 static uint64_t
 engine_model_vram(const struct engine *e, const struct engine_model *m)
 {
-	const struct registry_model *rm = registry_find(e->d->registry, m->name);
+	const struct registry_model *rm = registry_find(e->node->registry, m->name);
 	return rm != NULL && rm->loaded ? rm->size_vram_bytes : 0;
 }
 
@@ -436,10 +484,10 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 {
 	struct daemon *d = e->d;
 	size_t n = 0;
-	if (d->cpu_only_mode)
+	if (engine_cpu_only(e))
 		return 0;
-	if (d->budget_mode) {
-		uint64_t budget = config_size(d->config, CONFIG_VRAM_BUDGET);
+	if (engine_budget_mode(e)) {
+		uint64_t budget = e->node->budget_bytes;
 		uint64_t used = 0;
 		for (size_t i = 0; i < e->nmodels; i++)
 			if (engine_model_is_resident(e->models[i]) && e->models[i]->gpu == 0)
@@ -451,17 +499,19 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 					     .speed = 1.0};
 		return 1;
 	}
-	for (size_t i = 0; i < gpu_monitor_count(d->gpus) && n < GPU_MAX_DEVICES; i++) {
-		const struct gpu_device *dev = gpu_monitor_device(d->gpus, i);
+	for (size_t i = 0; i < node_gpu_count(e->node) && n < GPU_MAX_DEVICES; i++) {
+		const struct gpu_device *dev = node_gpu_at(e->node, i);
 		const struct gpu_sample *s = &dev->latest;
 		struct sched_gpu *g = &gpus[n++];
 		*g = (struct sched_gpu){.id = (int)dev->index, .speed = 1.0};
 		bool mem_known = dev->has_sample && (s->valid & GPU_HAS_MEM_TOTAL) &&
 				 (s->valid & GPU_HAS_MEM_FREE);
-		g->available = dev->state == GPU_DEVICE_AVAILABLE && mem_known &&
-			       gpu_policy_accepts_work(d->policy, g->id);
-		g->speed = gpu_policy_speed(d->policy, g->id);
-		g->reserved_bytes = gpu_policy_reserved_bytes(d->policy, g->id);
+		g->available = dev->state == GPU_DEVICE_AVAILABLE && mem_known;
+		if (engine_gpus_are_local(e)) {
+			g->available = g->available && gpu_policy_accepts_work(d->policy, g->id);
+			g->speed = gpu_policy_speed(d->policy, g->id);
+			g->reserved_bytes = gpu_policy_reserved_bytes(d->policy, g->id);
+		}
 		if (!mem_known)
 			continue;
 		g->total_bytes = s->mem_total_bytes;
@@ -517,7 +567,7 @@ engine_size_kv_caches(struct engine *e, const struct sched_gpu *gpus, size_t ngp
 		num_ctx = total >= 47 * VD_GIB ? 262144 : total >= 23 * VD_GIB ? 32768 : 4096;
 	}
 	e->num_ctx = num_ctx;
-	registry_set_context(e->d->registry, num_ctx,
+	registry_set_context(e->node->registry, num_ctx,
 			     config_int(cfg, CONFIG_MAX_CONCURRENT_PER_MODEL));
 }
 
@@ -540,15 +590,15 @@ static void
 engine_model_multi_gpu(struct engine *e, struct engine_model *m, struct sched_model *sm,
 		       size_t ngpus)
 {
-	const struct registry_model *rm = registry_find(e->d->registry, m->name);
+	const struct registry_model *rm = registry_find(e->node->registry, m->name);
 	int64_t num_ctx = e->num_ctx;
 	uint64_t context =
 	    rm != NULL && rm->runner_overhead_bytes > 0 ? rm->runner_overhead_bytes : 512 * VD_MIB;
 
-	sm->npreferred =
-	    gpu_map_lookup(e->d->gpu_map, m->name, e->d->gpus, m->preferred, SCHED_SPLIT_MAX);
+	sm->npreferred = gpu_map_lookup(e->d->gpu_map, m->name, e->node->name, e->node->gpus,
+					m->preferred, SCHED_SPLIT_MAX);
 	sm->preferred_gpus = sm->npreferred > 0 ? m->preferred : NULL;
-	if (rm == NULL || e->d->budget_mode || e->d->cpu_only_mode)
+	if (rm == NULL || engine_budget_mode(e) || engine_cpu_only(e))
 		return;
 	uint64_t ubatch = num_ctx > 32768 ? 2048 : num_ctx > 4096 ? 1024 : 512;
 	if (ngpus > 1)
@@ -569,7 +619,7 @@ engine_placement(const struct engine *e, int gpu)
 	if (gpu == SCHED_GPU_SPLIT)
 		return BACKEND_PLACE_AUTO;
 	/* One GPU: let Ollama place it (adding main_gpu would only force reloads). */
-	if (e->d->budget_mode || gpu_monitor_count(e->d->gpus) <= 1)
+	if (engine_budget_mode(e) || node_gpu_count(e->node) <= 1)
 		return BACKEND_PLACE_AUTO;
 	return gpu;
 }
@@ -577,7 +627,7 @@ engine_placement(const struct engine *e, int gpu)
 static bool
 engine_model_embedding_only(const struct engine *e, const char *name)
 {
-	const struct registry_model *rm = registry_find(e->d->registry, name);
+	const struct registry_model *rm = registry_find(e->node->registry, name);
 	return rm != NULL && (rm->caps & REGISTRY_CAP_EMBEDDING) &&
 	       !(rm->caps & REGISTRY_CAP_COMPLETION);
 }
@@ -614,7 +664,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		m->last_used_ms = now;
 		m->load_failures = 0;
 		e->counters.loads++;
-		registry_record_load(e->d->registry, m->name, now - m->load_started_ms, -1);
+		registry_record_load(e->node->registry, m->name, now - m->load_started_ms, -1);
 		engine_ops_loaded(e, m);
 		vd_log(ENGINE, "loaded %s on %s in %lld ms", m->name,
 		       m->gpu == SCHED_GPU_CPU ? "CPU" : "GPU",
@@ -622,7 +672,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		if (m->gpu == SCHED_GPU_CPU)
 			events_emit(gpu_policy_events(e->d->policy), "model_on_cpu",
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
-					      e->d->backend->url, "message",
+					      e->node->url, "message",
 					      "no GPU can hold it; it runs on the CPU"));
 	} else if (st->timed_out) {
 		/* The transfer is aborted; the server may still finish the load, so it is
@@ -634,9 +684,9 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		engine_hold_backend(e, what);
 		vd_warn(ENGINE, "%s", what);
 		events_emit(gpu_policy_events(e->d->policy), "load_timeout",
-			    json_pack("{s:s,s:s,s:I,s:s}", "model", m->name, "server",
-				      e->d->backend->url, "timeout_s",
-				      (json_int_t)(m->load_timeout_ms / 1000), "message", what));
+			    json_pack("{s:s,s:s,s:I,s:s}", "model", m->name, "server", e->node->url,
+				      "timeout_s", (json_int_t)(m->load_timeout_ms / 1000),
+				      "message", what));
 		m->residency = SCHED_UNLOADING;
 		m->unload_replied_ms = 0;
 		m->load_abandoned = true;
@@ -645,7 +695,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		    .embedding_only = engine_model_embedding_only(e, m->name),
 		    .placement = engine_placement(e, m->gpu),
 		};
-		m->call = backend_unload(e->d->backend, &req, engine_unload_cb, m);
+		m->call = backend_unload(e->node->backend, &req, engine_unload_cb, m);
 		if (++m->load_failures >= ENGINE_MAX_LOAD_FAILURES) {
 			engine_fail_queued(e, m, what);
 			m->load_failures = 0;
@@ -661,7 +711,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 			backend_error_name(st->error), st->message);
 		if (st->error == BACKEND_ERR_UNAVAILABLE) {
 			engine_set_backend_up(e, false);
-			monitor_poll_now(e->d->monitor);
+			monitor_poll_now(e->node->monitor);
 		} else if (++m->load_failures >= ENGINE_MAX_LOAD_FAILURES ||
 			   st->http_status == 404) {
 			char *why = xasprintf("loading model %s failed: %s", m->name, st->message);
@@ -673,8 +723,8 @@ engine_load_cb(const struct backend_status *st, void *arg)
 			m->not_before_ms = now + ENGINE_LOAD_BACKOFF_MS * (1 << m->load_failures);
 		}
 	}
-	monitor_refresh_ps(e->d->monitor);
-	gpu_monitor_sample_now(e->d->gpus);
+	monitor_refresh_ps(e->node->monitor);
+	engine_sample_now(e);
 	engine_kick(e);
 }
 
@@ -687,7 +737,7 @@ engine_unload_cb(const struct backend_status *st, void *arg)
 	if (st->error == BACKEND_OK || st->http_status == 404) {
 		/* Ollama answers before the runner is gone: wait for /api/ps to agree. */
 		m->unload_replied_ms = engine_now();
-		monitor_refresh_ps(e->d->monitor);
+		monitor_refresh_ps(e->node->monitor);
 	} else {
 		vd_warn(ENGINE, "unloading %s failed: %s", m->name, st->message);
 		/* An abandoned load never became a resident model vramd can use. */
@@ -715,7 +765,7 @@ engine_runner_holds_memory(struct engine *e, const struct engine_model *m)
 		return false;
 	/* A sample's arrival runs the engine again: asking on every decision would spin. */
 	if (engine_now() - s->mono_ms >= ENGINE_RELEASE_POLL_MS)
-		gpu_monitor_sample_now(e->d->gpus);
+		engine_sample_now(e);
 	return true;
 }
 
@@ -728,14 +778,15 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 		struct engine_model *m = e->models[i];
 		if (m->residency != SCHED_UNLOADING || m->unload_replied_ms == 0)
 			continue;
-		const struct registry_model *rm = registry_find(e->d->registry, m->name);
-		bool gone = rm == NULL || (!rm->loaded && monitor_ps_fresh_since(e->d->monitor) >=
-							      m->unload_replied_ms);
+		const struct registry_model *rm = registry_find(e->node->registry, m->name);
+		bool gone = rm == NULL ||
+			    (!rm->loaded &&
+			     monitor_ps_fresh_since(e->node->monitor) >= m->unload_replied_ms);
 		bool holding = gone && engine_runner_holds_memory(e, m);
 		bool late = now - m->unload_replied_ms > ENGINE_UNLOAD_CONFIRM_MS;
 		if ((!gone || holding) && !late) {
 			if (!gone)
-				monitor_refresh_ps(e->d->monitor);
+				monitor_refresh_ps(e->node->monitor);
 			continue;
 		}
 		if (!gone)
@@ -758,7 +809,7 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 		m->load_abandoned = false;
 		e->counters.unloads++;
 		vd_log(ENGINE, "unloaded %s", m->name);
-		gpu_monitor_sample_now(e->d->gpus);
+		engine_sample_now(e);
 	}
 }
 
@@ -813,9 +864,15 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 	engine_run_unlink(e, run);
 	m->running--;
 	m->last_used_ms = now;
-	registry_touch(d->registry, m->name, now);
+	registry_touch(e->node->registry, m->name, now);
 	job->engine_transfer = NULL;
 	job->run_ms = now - run->started_mono_ms;
+	e->node->stats.requests++;
+	e->node->stats.latency_ms_sum += job->run_ms;
+	if (st->error == BACKEND_OK)
+		e->node->stats.completed++;
+	else if (st->error != BACKEND_ERR_REMOTE || st->http_status >= 500)
+		e->node->stats.failures++;
 
 	if (st->error == BACKEND_OK) {
 		job_finish(job, JOB_COMPLETE, engine_result_json(job, res), NULL, vd_now_wall_ms());
@@ -830,7 +887,7 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 		/* The first run past the timeout fails (it may just be too long), but the
 		 * server may be hung: hold the rest until it answers. A run that times out
 		 * while the hold is on was caught by the hang and goes back to the queue. */
-		char *why = xasprintf("ollama at %s did not answer within %lld s", d->backend->url,
+		char *why = xasprintf("ollama at %s did not answer within %lld s", e->node->url,
 				      (long long)config_int(d->config, CONFIG_REQUEST_TIMEOUT));
 		job_finish(job, JOB_FAILED, NULL, why, vd_now_wall_ms());
 		e->counters.failed++;
@@ -840,7 +897,7 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 		free(why);
 	} else if (job->attempts >= ENGINE_MAX_ATTEMPTS) {
 		char *why = xasprintf("ollama at %s unreachable after %d attempts: %s",
-				      d->backend->url, job->attempts, st->message);
+				      e->node->url, job->attempts, st->message);
 		job_finish(job, JOB_FAILED, NULL, why, vd_now_wall_ms());
 		free(why);
 		e->counters.failed++;
@@ -853,7 +910,7 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 		queue_push_front(d->queue, job);
 		if (st->error == BACKEND_ERR_UNAVAILABLE) {
 			engine_set_backend_up(e, false);
-			monitor_poll_now(d->monitor);
+			monitor_poll_now(e->node->monitor);
 		}
 	}
 	if (job_is_final(job))
@@ -901,7 +958,7 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		    .request = job->request,
 		    .placement = engine_placement(e, m->gpu),
 		};
-		run->call = backend_run(d->backend, &req, engine_run_cb, run);
+		run->call = backend_run(e->node->backend, &req, engine_run_cb, run);
 		job->engine_transfer = run;
 		daemon_job_changed(d, job);
 	}
@@ -917,18 +974,17 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 static bool
 engine_load_sample_is_fresh(struct engine *e, int gpu)
 {
-	struct daemon *d = e->d;
-	if (gpu == SCHED_GPU_CPU || d->budget_mode || d->cpu_only_mode)
+	if (gpu == SCHED_GPU_CPU || engine_budget_mode(e) || engine_cpu_only(e))
 		return true;
 	if (e->load_sample_asked_ms == 0)
 		e->load_sample_asked_ms = engine_now();
 	/* A split: the GPUs are sampled together, the first stands for all. */
-	const struct gpu_device *dev = gpu == SCHED_GPU_SPLIT && gpu_monitor_count(d->gpus) > 0
-					   ? gpu_monitor_device(d->gpus, 0)
-					   : gpu_monitor_find(d->gpus, (uint32_t)gpu);
+	const struct gpu_device *dev = gpu == SCHED_GPU_SPLIT && node_gpu_count(e->node) > 0
+					   ? node_gpu_at(e->node, 0)
+					   : node_gpu_find(e->node, gpu);
 	if (dev != NULL && dev->has_sample && dev->latest.mono_ms >= e->load_sample_asked_ms)
 		return true;
-	gpu_monitor_sample_now(d->gpus);
+	engine_sample_now(e);
 	return false;
 }
 
@@ -939,13 +995,12 @@ engine_load_timeout_ms(const struct engine *e, const char *name)
 	int64_t configured = config_int(e->d->config, CONFIG_LOAD_TIMEOUT);
 	if (configured > 0)
 		return configured * 1000;
-	return registry_load_timeout_ms(e->d->registry, registry_find(e->d->registry, name));
+	return registry_load_timeout_ms(e->node->registry, registry_find(e->node->registry, name));
 }
 
 static void
 engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_model **src)
 {
-	struct daemon *d = e->d;
 	bool load_planned = false;
 	for (size_t i = 0; i < e->plan.nactions; i++) {
 		const struct sched_action *a = &e->plan.actions[i];
@@ -962,7 +1017,7 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			m->residency = SCHED_UNLOADING;
 			m->unload_replied_ms = 0;
 			req.placement = engine_placement(e, m->gpu);
-			m->call = backend_unload(d->backend, &req, engine_unload_cb, m);
+			m->call = backend_unload(e->node->backend, &req, engine_unload_cb, m);
 			break;
 		case SCHED_ACTION_LOAD:
 			load_planned = true;
@@ -986,7 +1041,7 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			req.placement = engine_placement(e, a->gpu);
 			m->load_timeout_ms = engine_load_timeout_ms(e, m->name);
 			req.timeout_ms = m->load_timeout_ms;
-			m->call = backend_load(d->backend, &req, engine_load_cb, m);
+			m->call = backend_load(e->node->backend, &req, engine_load_cb, m);
 			break;
 		case SCHED_ACTION_DISPATCH:
 			engine_dispatch(e, m, a->count);
@@ -998,14 +1053,60 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 		e->load_sample_asked_ms = 0;
 }
 
+/* Frees what the last snapshot allocated; the node is not ready until the next. */
 static void
-engine_decide_cb(evutil_socket_t fd, short what, void *arg)
+engine_decision_clear(struct engine *e)
 {
-	(void)fd;
-	(void)what;
-	struct engine *e = arg;
+	e->dec.ready = false;
+}
+
+/* Room for n snapshot models. */
+static void
+engine_decision_reserve(struct engine *e, size_t n)
+{
+	struct engine_decision *dec = &e->dec;
+	if (n <= dec->alloc)
+		return;
+	dec->alloc = n < 16 ? 16 : n;
+	free(dec->models);
+	free(dec->src);
+	free(dec->sum);
+	dec->models = xcalloc(dec->alloc, sizeof(*dec->models));
+	dec->src = xcalloc(dec->alloc, sizeof(*dec->src));
+	dec->sum = xcalloc(dec->alloc, sizeof(*dec->sum));
+}
+
+/* The scheduler's configuration for this node. */
+static void
+engine_sched_config(struct engine *e, struct sched_config *cfg)
+{
+	struct config *c = e->d->config;
+	*cfg = (struct sched_config){
+	    .safety_margin_bytes = (uint64_t)config_int(c, CONFIG_VRAM_SAFETY_MARGIN_MB) * VD_MIB,
+	    .max_batch_wait_ms = config_int(c, CONFIG_MAX_BATCH_WAIT) * 1000,
+	    .max_concurrent_per_model = (int)config_int(c, CONFIG_MAX_CONCURRENT_PER_MODEL),
+	    .keep_alive_ms = config_int(c, CONFIG_MODEL_KEEP_ALIVE) * 1000,
+	    .max_loads_in_flight = 1,
+	    .allow_cpu = config_bool(c, CONFIG_ALLOW_CPU) || engine_cpu_only(e),
+	    .max_loaded_models = (int)config_int(c, CONFIG_MAX_LOADED_MODELS),
+	    .min_swap_batch = (int)config_int(c, CONFIG_MIN_SWAP_BATCH),
+	    .spread = strcmp(config_str(c, CONFIG_PLACEMENT), "spread") == 0,
+	};
+	/* Ollama 0.30+ keeps ENGINE_FIT_RESERVE free on each GPU and spills to the CPU what
+	 * would eat into it: planning with a smaller margin only produces spills. */
+	if (monitor_server_fits_layers(e->node->monitor) &&
+	    cfg->safety_margin_bytes < ENGINE_FIT_RESERVE)
+		cfg->safety_margin_bytes = ENGINE_FIT_RESERVE;
+	if (engine_budget_mode(e))
+		cfg->safety_margin_bytes = 0;
+}
+
+bool
+engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary *sums, size_t nsum)
+{
 	struct daemon *d = e->d;
-	int64_t now = engine_now();
+	struct engine_decision *dec = &e->dec;
+	engine_decision_clear(e);
 	engine_confirm_unloads(e, now);
 	engine_observe_loads(e);
 	/* After a failed connection nothing is decided until a listing taken since the
@@ -1015,60 +1116,42 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 		vd_warn(ENGINE,
 			"no /api/ps listing from %s within %d s of it coming back; "
 			"deciding on what vramd knew before",
-			d->backend->url, ENGINE_RECONCILE_WAIT_MS / 1000);
+			e->node->url, ENGINE_RECONCILE_WAIT_MS / 1000);
 		e->outage = false;
 	}
 	if (!e->backend_up || e->outage) {
 		e->load_sample_asked_ms = 0;
-		return;
+		return false;
 	}
-
-	struct sched_config cfg = {
-	    .safety_margin_bytes =
-		(uint64_t)config_int(d->config, CONFIG_VRAM_SAFETY_MARGIN_MB) * VD_MIB,
-	    .max_batch_wait_ms = config_int(d->config, CONFIG_MAX_BATCH_WAIT) * 1000,
-	    .max_concurrent_per_model = (int)config_int(d->config, CONFIG_MAX_CONCURRENT_PER_MODEL),
-	    .keep_alive_ms = config_int(d->config, CONFIG_MODEL_KEEP_ALIVE) * 1000,
-	    .max_loads_in_flight = 1,
-	    .allow_cpu = config_bool(d->config, CONFIG_ALLOW_CPU) || d->cpu_only_mode,
-	    .max_loaded_models = (int)config_int(d->config, CONFIG_MAX_LOADED_MODELS),
-	    .min_swap_batch = (int)config_int(d->config, CONFIG_MIN_SWAP_BATCH),
-	    .spread = strcmp(config_str(d->config, CONFIG_PLACEMENT), "spread") == 0,
-	};
-	/* Ollama 0.30+ keeps ENGINE_FIT_RESERVE free on each GPU and spills to the CPU what
-	 * would eat into it: planning with a smaller margin only produces spills. */
-	if (monitor_server_fits_layers(d->monitor) && cfg.safety_margin_bytes < ENGINE_FIT_RESERVE)
-		cfg.safety_margin_bytes = ENGINE_FIT_RESERVE;
-	if (d->budget_mode)
-		cfg.safety_margin_bytes = 0;
 	/* With telemetry, nothing is decided before a sample says what is free: a provider
 	 * that has not answered yet (NVML before its first tick, an nvidia-smi that hangs or
 	 * fails) holds every job rather than having them judged against no GPU at all. */
-	if (!d->budget_mode && !d->cpu_only_mode && gpu_monitor_reading_count(d->gpus) == 0) {
+	if (e->node->gpus != NULL && gpu_monitor_reading_count(e->node->gpus) == 0) {
 		e->load_sample_asked_ms = 0;
-		return;
+		return false;
 	}
-	struct sched_gpu gpus[GPU_MAX_DEVICES];
-	size_t ngpus = engine_snapshot_gpus(e, gpus);
-	if (cfg.max_loaded_models == 0) /* Ollama's default: 3 per GPU */
-		cfg.max_loaded_models = 3 * (int)(ngpus > 0 ? ngpus : 1);
-	engine_size_kv_caches(e, gpus, ngpus);
+	struct sched_config *cfg = &dec->cfg;
+	engine_sched_config(e, cfg);
+	size_t ngpus = engine_snapshot_gpus(e, dec->gpus);
+	for (size_t g = 0; g < ngpus; g++)
+		dec->own_pending[g] = dec->gpus[g].pending_bytes;
+	if (cfg->max_loaded_models == 0) /* Ollama's default: 3 per GPU */
+		cfg->max_loaded_models = 3 * (int)(ngpus > 0 ? ngpus : 1);
+	engine_size_kv_caches(e, dec->gpus, ngpus);
 
 	/* Models: those with waiting jobs, and those resident or busy. */
-	for (size_t i = 0; i < e->nmodels; i++)
+	for (size_t i = 0; i < e->nmodels; i++) {
 		memset(&e->models[i]->queue, 0, sizeof(e->models[i]->queue));
-	size_t nsum = queue_model_count(d->queue);
-	struct queue_model_summary *sums = xcalloc(nsum + 1, sizeof(*sums));
-	nsum = queue_summaries(d->queue, sums, nsum);
+		e->models[i]->sum_index = -1;
+	}
 	for (size_t i = 0; i < nsum; i++) {
 		struct engine_model *m = engine_model_get(e, sums[i].model);
 		m->queue = sums[i];
 		m->queue.model = NULL; /* borrowed from the queue: not kept */
+		m->sum_index = (int)i;
 	}
-	free(sums);
 	engine_ops_prepare(e);
-	struct sched_model *models = xcalloc(e->nmodels + 1, sizeof(*models));
-	struct engine_model **src = xcalloc(e->nmodels + 1, sizeof(*src));
+	engine_decision_reserve(e, e->nmodels + 1);
 	size_t n = 0;
 	for (size_t i = 0; i < e->nmodels; i++) {
 		struct engine_model *m = e->models[i];
@@ -1077,15 +1160,17 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 		if (!waiting && !engine_model_is_resident(m) && m->running == 0 && !m->wanted &&
 		    !m->pinned)
 			continue;
-		struct sched_model *sm = &models[n];
-		src[n++] = m;
+		struct sched_model *sm = &dec->models[n];
+		*sm = (struct sched_model){0};
+		dec->src[n] = m;
+		dec->sum[n++] = m->sum_index;
 		sm->name = m->name;
 		sm->footprint_bytes = engine_model_footprint(e, m);
 		sm->residency = m->residency;
 		sm->gpu = m->gpu;
 		sm->running = m->running;
 		sm->last_used_ms = m->last_used_ms;
-		sm->cpu_allowed = cfg.allow_cpu;
+		sm->cpu_allowed = cfg->allow_cpu;
 		sm->spilled = m->spilled && m->residency == SCHED_LOADED;
 		sm->pinned = m->pinned;
 		sm->gpu_priority = m->gpu_priority;
@@ -1104,46 +1189,85 @@ engine_decide_cb(evutil_socket_t fd, short what, void *arg)
 			sm->oldest_enqueued_ms[p] = qs->oldest_enqueued_ms[p];
 		}
 	}
-	const struct gpu_host_memory *host = gpu_monitor_host(d->gpus);
-	struct sched_snapshot snap = {
+	const struct gpu_host_memory *host =
+	    e->node->gpus != NULL ? gpu_monitor_host(e->node->gpus) : gpu_monitor_host(d->gpus);
+	dec->snap = (struct sched_snapshot){
 	    .now_ms = now,
-	    .config = &cfg,
-	    .gpus = gpus,
+	    .config = cfg,
+	    .gpus = dec->gpus,
 	    .ngpus = ngpus,
-	    .models = models,
+	    .models = dec->models,
 	    .nmodels = n,
 	    .cpu_free_bytes = host != NULL && host->valid ? host->available_bytes : 0,
 	    .loads_in_flight = e->loads_in_flight,
 	    .optimize = e->optimize_now || now >= e->optimize_next_ms,
 	};
-	if (snap.optimize) {
-		e->optimize_now = false;
-		e->optimize_next_ms = now + config_int(d->config, CONFIG_OPTIMIZER_INTERVAL) * 1000;
-	}
-	/* Jobs whose model fits nowhere, ever, fail now rather than wait forever; judged
-	 * only once every GPU's memory is known. */
-	bool totals_known = true;
-	for (size_t g = 0; g < ngpus; g++)
-		totals_known = totals_known && gpus[g].total_bytes > 0;
-	for (size_t i = 0; i < n && totals_known; i++) {
-		if (models[i].residency == SCHED_UNLOADED &&
-		    models[i].queued[0] + models[i].queued[1] + models[i].queued[2] > 0 &&
-		    !sched_model_can_ever_fit(&snap, i)) {
-			char size[32];
-			vd_format_size(models[i].footprint_bytes, size, sizeof(size));
-			char *why = xasprintf(
-			    "model %s needs about %s of VRAM, more than any GPU can give it",
-			    src[i]->name, size);
-			engine_fail_queued(e, src[i], why);
-			free(why);
+	dec->ready = true;
+	return true;
+}
+
+const struct sched_snapshot *
+engine_snapshot_view(const struct engine *e)
+{
+	return e->dec.ready ? &e->dec.snap : NULL;
+}
+
+int
+engine_snapshot_summary(const struct engine *e, size_t model)
+{
+	return e->dec.sum[model];
+}
+
+uint64_t
+engine_own_pending(const struct engine *e, int gpu)
+{
+	for (size_t i = 0; i < e->dec.snap.ngpus; i++)
+		if (e->dec.gpus[i].id == gpu)
+			return e->dec.own_pending[i];
+	return 0;
+}
+
+bool
+engine_snapshot_model_routed(const struct engine *e, size_t model)
+{
+	return e->dec.src[model]->routed;
+}
+
+void
+engine_snapshot_add_pending(struct engine *e, int gpu, uint64_t bytes)
+{
+	for (size_t i = 0; i < e->dec.snap.ngpus; i++)
+		if (e->dec.gpus[i].id == gpu)
+			e->dec.gpus[i].pending_bytes += bytes;
+}
+
+void
+engine_decide(struct engine *e, const bool *serve)
+{
+	struct engine_decision *dec = &e->dec;
+	if (!dec->ready)
+		return;
+	struct sched_snapshot *snap = &dec->snap;
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		dec->src[i]->routed = serve[i];
+		if (!serve[i])
 			for (int p = 0; p < JOB_NPRIORITIES; p++)
-				models[i].queued[p] = 0;
-		}
+				dec->models[i].queued[p] = 0;
 	}
-	sched_decide(&snap, &e->plan);
-	engine_apply(e, &snap, src);
-	free(src);
-	free(models);
+	if (snap->optimize) {
+		e->optimize_now = false;
+		e->optimize_next_ms =
+		    snap->now_ms + config_int(e->d->config, CONFIG_OPTIMIZER_INTERVAL) * 1000;
+	}
+	sched_decide(snap, &e->plan);
+	engine_apply(e, snap, dec->src);
+	engine_decision_clear(e);
+}
+
+void
+engine_fail_model(struct engine *e, const char *name, const char *why)
+{
+	engine_fail_queued(e, engine_model_get(e, name), why);
 }
 
 /* --- Reconciling with /api/ps ----------------------------------------------------------- */
@@ -1165,7 +1289,7 @@ engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
 		}
 		*p = run->next;
 		struct job *job = run->job;
-		backend_call_cancel(d->backend, run->call);
+		backend_call_cancel(e->node->backend, run->call);
 		m->running--;
 		job->engine_transfer = NULL;
 		job->run_ms = now - run->started_mono_ms;
@@ -1198,20 +1322,19 @@ engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
 static void
 engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram)
 {
-	struct daemon *d = e->d;
 	m->gpu = SCHED_GPU_CPU;
 	m->runner_pid = 0;
 	m->pids_known = false;
 	m->npids_before = 0;
-	if (size_vram == 0 || d->cpu_only_mode)
+	if (size_vram == 0 || engine_cpu_only(e))
 		return;
-	if (d->budget_mode || gpu_monitor_count(d->gpus) == 0) {
+	if (engine_budget_mode(e) || node_gpu_count(e->node) == 0) {
 		m->gpu = 0;
 		return;
 	}
-	m->gpu = (int)gpu_monitor_device(d->gpus, 0)->index;
-	for (size_t g = 0; g < gpu_monitor_count(d->gpus); g++) {
-		int id = (int)gpu_monitor_device(d->gpus, g)->index;
+	m->gpu = (int)node_gpu_at(e->node, 0)->index;
+	for (size_t g = 0; g < node_gpu_count(e->node); g++) {
+		int id = (int)node_gpu_at(e->node, g)->index;
 		const struct gpu_sample *s = engine_gpu_process_sample(e, id);
 		if (s == NULL)
 			continue;
@@ -1241,7 +1364,8 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 	int64_t now = engine_now();
 	const char **keys = xcalloc(list->n + 1, sizeof(*keys));
 	for (size_t i = 0; i < list->n; i++) {
-		const struct registry_model *rm = registry_find(d->registry, list->models[i].name);
+		const struct registry_model *rm =
+		    registry_find(e->node->registry, list->models[i].name);
 		if (rm == NULL)
 			continue; /* the registry records every listed model; never here */
 		keys[i] = rm->key;
@@ -1251,7 +1375,7 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 	enum reconcile_verdict *verdicts = xcalloc(e->nmodels + 1, sizeof(*verdicts));
 	for (size_t i = 0; i < e->nmodels; i++) {
 		const struct engine_model *m = e->models[i];
-		const struct registry_model *rm = registry_find(d->registry, m->name);
+		const struct registry_model *rm = registry_find(e->node->registry, m->name);
 		models[i] = (struct reconcile_model){.key = rm != NULL ? rm->key : m->name,
 						     .residency = m->residency,
 						     .running = m->running,
@@ -1271,17 +1395,17 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 		e->outage = false;
 	if (sum.restarted) {
 		char *what = xasprintf("ollama at %s restarted: %zu model%s it had loaded %s gone",
-				       d->backend->url, sum.gone, sum.gone == 1 ? "" : "s",
+				       e->node->url, sum.gone, sum.gone == 1 ? "" : "s",
 				       sum.gone == 1 ? "is" : "are");
 		vd_warn(ENGINE, "%s", what);
 		events_emit(gpu_policy_events(d->policy), "server_restarted",
-			    json_pack("{s:s,s:I,s:s}", "server", d->backend->url, "models_gone",
+			    json_pack("{s:s,s:I,s:s}", "server", e->node->url, "models_gone",
 				      (json_int_t)sum.gone, "message", what));
 		free(what);
 	}
 	for (size_t i = 0; i < e->nmodels; i++) {
 		struct engine_model *m = e->models[i];
-		const struct registry_model *rm = registry_find(d->registry, m->name);
+		const struct registry_model *rm = registry_find(e->node->registry, m->name);
 		/* After a restart every runner is new: identify them again. */
 		if (sum.restarted && verdicts[i] == RECONCILE_KEEP &&
 		    m->residency == SCHED_LOADED) {
@@ -1307,20 +1431,20 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 			vd_log(ENGINE, "%s", what);
 			events_emit(gpu_policy_events(d->policy), "model_adopted",
 				    json_pack("{s:s,s:s,s:o,s:s}", "model", m->name, "server",
-					      d->backend->url, "gpu",
+					      e->node->url, "gpu",
 					      m->gpu >= 0 ? json_integer(m->gpu) : json_null(),
 					      "message", what));
 			free(what);
 		} else if (verdicts[i] == RECONCILE_GONE) {
 			char *what = xasprintf(
 			    "%s is no longer loaded on %s although vramd did not unload it",
-			    m->name, d->backend->url);
+			    m->name, e->node->url);
 			vd_warn(ENGINE, "%s", what);
 			if (m->running > 0)
 				engine_requeue_runs(e, m, "its server restarted");
 			events_emit(gpu_policy_events(d->policy), "model_gone",
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
-					      d->backend->url, "message", what));
+					      e->node->url, "message", what));
 			free(what);
 			m->residency = SCHED_UNLOADED;
 			m->unloaded_ms = now;
@@ -1343,7 +1467,7 @@ engine_cancel_job(struct engine *e, struct job *job)
 	struct engine_run *run = job->engine_transfer;
 	if (run == NULL)
 		return false;
-	backend_call_cancel(e->d->backend, run->call);
+	backend_call_cancel(e->node->backend, run->call);
 	engine_run_unlink(e, run);
 	run->model->running--;
 	job->engine_transfer = NULL;
@@ -1367,7 +1491,7 @@ engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 	double eta =
 	    (double)(position > 0 ? position - 1 : 0) * run_s / (double)(slots > 0 ? slots : 1);
 	if (m == NULL || m->residency != SCHED_LOADED) {
-		const struct registry_model *rm = registry_find(e->d->registry, job->model);
+		const struct registry_model *rm = registry_find(e->node->registry, job->model);
 		if (rm != NULL && rm->load_count > 0)
 			eta += rm->load_ms_mean / 1000.0;
 	}
@@ -1402,10 +1526,10 @@ engine_loaded_models_json(const struct engine *e)
 		const struct engine_model *m = e->models[i];
 		if (!engine_model_is_resident(m))
 			continue;
-		const struct registry_model *rm = registry_find(e->d->registry, m->name);
+		const struct registry_model *rm = registry_find(e->node->registry, m->name);
 		json_t *o = json_object();
 		json_object_set_new(o, "model", json_string(m->name));
-		json_object_set_new(o, "server", json_string(e->d->backend->url));
+		json_object_set_new(o, "server", json_string(e->node->url));
 		json_object_set_new(o, "state", json_string(engine_residency_name(m->residency)));
 		json_object_set_new(o, "gpu", m->gpu >= 0 ? json_integer(m->gpu) : json_null());
 		json_object_set_new(
@@ -1442,7 +1566,7 @@ engine_free(struct engine *e)
 	while (e->runs != NULL) {
 		struct engine_run *run = e->runs;
 		e->runs = run->next;
-		backend_call_cancel(d->backend, run->call);
+		backend_call_cancel(e->node->backend, run->call);
 		run->job->status = JOB_QUEUED;
 		run->job->engine_transfer = NULL;
 		daemon_job_changed(d, run->job);
@@ -1450,13 +1574,14 @@ engine_free(struct engine *e)
 		free(run);
 	}
 	for (size_t i = 0; i < e->nmodels; i++) {
-		backend_call_cancel(d->backend, e->models[i]->call);
+		backend_call_cancel(e->node->backend, e->models[i]->call);
 		free(e->models[i]->name);
 		free(e->models[i]);
 	}
 	free(e->models);
-	event_free(e->kick_event);
-	event_free(e->tick);
+	free(e->dec.models);
+	free(e->dec.src);
+	free(e->dec.sum);
 	sched_plan_cleanup(&e->plan);
 	free(e);
 }
@@ -1482,7 +1607,7 @@ engine_ops_each_listed(const struct engine *e, const char *list,
 			len--;
 		if (len > 0) {
 			char *item = xstrndup(p, len);
-			const struct registry_model *rm = registry_find(e->d->registry, item);
+			const struct registry_model *rm = registry_find(e->node->registry, item);
 			free(item);
 			if (rm != NULL && fn(rm, arg))
 				return true;
@@ -1603,7 +1728,7 @@ engine_ops_loaded(struct engine *e, struct engine_model *m)
 	vd_log(ENGINE, "moved %s from %s to %s (%s)", m->name, m->move_from, to,
 	       m->move_why != NULL ? m->move_why : "move");
 	events_emit(gpu_policy_events(e->d->policy), "model_moved",
-		    json_pack("{s:s,s:s,s:s,s:s,s:s}", "model", m->name, "node", e->d->backend->url,
+		    json_pack("{s:s,s:s,s:s,s:s,s:s}", "model", m->name, "node", e->node->url,
 			      "from", m->move_from, "to", to, "reason",
 			      m->move_why != NULL ? m->move_why : "move"));
 	m->move_from[0] = '\0';
@@ -1659,6 +1784,24 @@ engine_model_unload(struct engine *e, const char *name, char **cause)
 }
 
 bool
+engine_model_is_placed(const struct engine *e, const char *name)
+{
+	const struct engine_model *m = engine_model_find(e, name);
+	return m != NULL && (m->residency == SCHED_LOADED || m->residency == SCHED_LOADING);
+}
+
+int
+engine_queued_here(const struct engine *e)
+{
+	int n = 0;
+	for (size_t i = 0; i < e->nmodels; i++)
+		if (e->models[i]->routed)
+			n += e->models[i]->queue.count[0] + e->models[i]->queue.count[1] +
+			     e->models[i]->queue.count[2];
+	return n;
+}
+
+bool
 engine_model_is_settled(const struct engine *e, const char *name)
 {
 	const struct engine_model *m = engine_model_find(e, name);
@@ -1670,8 +1813,8 @@ engine_model_is_settled(const struct engine *e, const char *name)
 	if (m->residency != SCHED_LOADED)
 		return true;
 	/* Done once /api/ps has been read since the load, so the reply shows its sizes. */
-	if (m->load_done_ms > 0 && monitor_ps_fresh_since(e->d->monitor) <= m->load_done_ms) {
-		monitor_refresh_ps(e->d->monitor);
+	if (m->load_done_ms > 0 && monitor_ps_fresh_since(e->node->monitor) <= m->load_done_ms) {
+		monitor_refresh_ps(e->node->monitor);
 		return false;
 	}
 	switch (m->placement) {
@@ -1705,7 +1848,7 @@ json_t *
 engine_model_location_json(const struct engine *e, const char *name)
 {
 	const struct engine_model *m = engine_model_find(e, name);
-	const struct registry_model *rm = registry_find(e->d->registry, name);
+	const struct registry_model *rm = registry_find(e->node->registry, name);
 	bool loaded = rm != NULL && rm->loaded;
 	uint64_t size = loaded ? rm->size_bytes : 0, vram = loaded ? rm->size_vram_bytes : 0;
 	const char *location = "none";
@@ -1723,7 +1866,7 @@ engine_model_location_json(const struct engine *e, const char *name)
 	}
 	return json_pack(
 	    "{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:s,s:b,s:b,s:i,s:b}", "model", name, "node",
-	    e->d->backend->url, "state",
+	    e->node->name, "state",
 	    m != NULL ? engine_residency_name(m->residency)
 	    : loaded  ? "loaded"
 		      : "unloaded",

@@ -17,14 +17,46 @@
 struct backend_running_list;
 struct daemon;
 struct engine;
+struct node;
+struct queue_model_summary;
 
-struct engine *engine_new(struct daemon *d);
+/* The engine of node; kick(kick_arg) asks its owner (the fleet) to decide again. */
+struct engine *engine_new(struct daemon *d, struct node *node, void (*kick)(void *arg),
+			  void *kick_arg);
+/* Every node's engine (engines[0..n), this one included), so runners on GPUs that nodes of
+ * this host share are told apart. Borrowed until engine_free. */
+void engine_set_siblings(struct engine *e, struct engine *const *engines, size_t n);
 /* Cancels everything in flight (jobs in flight go back to the queue in the store, so a
  * restart runs them) and frees the engine. */
 void engine_free(struct engine *e);
 
-/* Runs the scheduler soon (coalesced per loop turn) and every SCHEDULER_LOOP_INTERVAL. */
+/* Asks for a decision soon (the fleet coalesces them per loop turn). */
 void engine_kick(struct engine *e);
+
+/*
+ * A decision, driven by the fleet (fleet.c) in three steps:
+ * engine_snapshot() confirms unloads, observes loads, and builds the scheduler snapshot of
+ * the node with sums (the queue's waiting jobs per model, nsum of them); it returns false
+ * when the node cannot decide now (unreachable, not reconciled since an outage, no GPU
+ * sample yet). engine_snapshot_view() and the accessors let the fleet read it;
+ * engine_decide() then runs sched_decide with only the queues serve[] gives this node
+ * (per snapshot model) and carries out the plan.
+ */
+bool engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary *sums,
+		     size_t nsum);
+/* The snapshot of the decision under way; NULL when the node is not deciding. */
+const struct sched_snapshot *engine_snapshot_view(const struct engine *e);
+/* Snapshot model i: its index in sums (-1: nothing queued), and whether the fleet gave it
+ * to this node last time. */
+int engine_snapshot_summary(const struct engine *e, size_t model);
+bool engine_snapshot_model_routed(const struct engine *e, size_t model);
+/* Loads of this node in flight on GPU id whose memory does not show yet; and adding
+ * another node's such loads there (nodes sharing a GPU). */
+uint64_t engine_own_pending(const struct engine *e, int gpu);
+void engine_snapshot_add_pending(struct engine *e, int gpu, uint64_t bytes);
+void engine_decide(struct engine *e, const bool *serve);
+/* Fails the queued jobs of model name with why. */
+void engine_fail_model(struct engine *e, const char *name, const char *why);
 
 /* Cancels a job that is pending or running (aborting its backend request). Returns
  * false if the engine does not hold it. */
@@ -75,6 +107,10 @@ void engine_model_force(struct engine *e, const char *name, enum sched_placement
 void engine_model_load(struct engine *e, const char *name, int gpu);
 /* Unloads name once no job of it runs. -EPERM with *cause (caller frees) when pinned. */
 int engine_model_unload(struct engine *e, const char *name, char **cause);
+/* Whether name is loaded or loading on this node. */
+bool engine_model_is_placed(const struct engine *e, const char *name);
+/* Jobs waiting in the queue that the last decision gave this node. */
+int engine_queued_here(const struct engine *e);
 /* Whether nothing asked of name is still under way (no load, unload or move pending). */
 bool engine_model_is_settled(const struct engine *e, const char *name);
 /* {"model","node","state","location","gpu","size_bytes","size_vram_bytes","placement",

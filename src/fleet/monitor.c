@@ -5,17 +5,15 @@
  * server does not answer, probes back off exponentially (up to MONITOR_MAX_BACKOFF_MS);
  * the engine pauses dispatch until the server is back. Each change of health is logged
  * once. Every fresh /api/ps listing (one requested before a listing already applied is
- * dropped) goes to the registry, then to the engine's reconciliation (engine_observe_ps);
- * an /api/ps that cannot connect counts as the server going down.
+ * dropped) goes to the registry, then to the ps hook (the engine's reconciliation); an
+ * /api/ps that cannot connect counts as the server going down. A new version answering
+ * /api/version is a restart: the up hook hears "down" then "up".
  *
  * At most one probe chain and one extra /api/ps refresh are in flight at a time.
  */
 #include "monitor.h"
 
 #include "backend.h"
-#include "config.h"
-#include "daemon.h"
-#include "engine.h"
 #include "log.h"
 #include "registry.h"
 #include "http-util.h"
@@ -29,7 +27,11 @@
 #define MONITOR_PS_REFRESH_MS  100
 
 struct monitor {
-	struct daemon *d;
+	struct event_base *base;
+	struct backend *backend;
+	struct registry *registry;
+	struct monitor_hooks hooks;
+	int64_t interval_ms;
 	struct event *timer;	    /* the next health probe */
 	struct event *ps_timer;	    /* a pending /api/ps refresh */
 	struct backend_call *probe; /* version -> tags -> ps chain in flight */
@@ -53,26 +55,25 @@ static void
 monitor_apply_ps(struct monitor *m, const struct backend_status *st,
 		 const struct backend_running_list *list, int64_t sent_ms)
 {
-	struct daemon *d = m->d;
 	if (st->error == BACKEND_OK) {
 		/* A listing older than one applied already would undo what that one showed. */
 		if (sent_ms < m->ps_fresh_since_ms)
 			return;
 		m->ps_fresh_since_ms = sent_ms;
 		int64_t now = vd_now_mono_ms();
-		registry_begin_ps(d->registry);
+		registry_begin_ps(m->registry);
 		for (size_t i = 0; i < list->n; i++)
-			registry_observe_loaded(d->registry, list->models[i].name,
+			registry_observe_loaded(m->registry, list->models[i].name,
 						list->models[i].size_bytes,
 						list->models[i].size_vram_bytes, now);
-		registry_end_ps(d->registry);
-		engine_observe_ps(d->engine, list, sent_ms);
+		registry_end_ps(m->registry);
+		m->hooks.ps(m->hooks.arg, list, sent_ms);
 	} else {
 		vd_warn(MONITOR, "GET /api/ps failed: %s", st->message);
 		/* A failed connection: the server may be restarting. The engine pauses and
 		 * reconciles fully once it is back. */
 		if (st->error == BACKEND_ERR_UNAVAILABLE) {
-			engine_set_backend_up(d->engine, false);
+			m->hooks.up(m->hooks.arg, false);
 			monitor_poll_now(m);
 		}
 	}
@@ -102,10 +103,9 @@ static void
 monitor_tags_cb(const struct backend_status *st, const struct backend_model_list *list, void *arg)
 {
 	struct monitor *m = arg;
-	struct daemon *d = m->d;
 	m->probe = NULL;
 	if (st->error == BACKEND_OK) {
-		registry_begin_tags(d->registry);
+		registry_begin_tags(m->registry);
 		for (size_t i = 0; i < list->n; i++) {
 			const struct backend_model_info *mi = &list->models[i];
 			/* The backend's capability bits and the registry's share names, not values.
@@ -117,37 +117,42 @@ monitor_tags_cb(const struct backend_status *st, const struct backend_model_list
 				caps |= REGISTRY_CAP_EMBEDDING;
 			if (mi->capabilities & BACKEND_CAP_VISION)
 				caps |= REGISTRY_CAP_VISION;
-			registry_set_installed(d->registry, mi->name, mi->size_bytes, mi->family,
+			registry_set_installed(m->registry, mi->name, mi->size_bytes, mi->family,
 					       mi->parameter_size, mi->quantization_level, caps);
-			registry_set_arch(d->registry, mi->name, mi->arch.context_length,
+			registry_set_arch(m->registry, mi->name, mi->arch.context_length,
 					  mi->arch.block_count, mi->arch.head_count,
 					  mi->arch.head_count_kv, mi->arch.embedding_length);
 		}
-		size_t gone = registry_end_tags(d->registry);
+		size_t gone = registry_end_tags(m->registry);
 		if (!m->models_known)
-			vd_log(REGISTRY, "%zu models installed on %s", list->n, d->backend->url);
+			vd_log(REGISTRY, "%zu models installed on %s", list->n, m->backend->url);
 		if (gone > 0)
 			vd_log(REGISTRY, "%zu models no longer installed on %s", gone,
-			       d->backend->url);
+			       m->backend->url);
 		m->models_known = true;
 	} else {
 		vd_warn(MONITOR, "GET /api/tags failed: %s", st->message);
 	}
 	m->chain_ps_sent_ms = vd_now_mono_ms();
-	m->probe = backend_list_running(d->backend, monitor_chain_ps_cb, m);
+	m->probe = backend_list_running(m->backend, monitor_chain_ps_cb, m);
 }
 
 static void
 monitor_version_cb(const struct backend_status *st, const char *version, void *arg)
 {
 	struct monitor *m = arg;
-	struct daemon *d = m->d;
 	m->probe = NULL;
-	int64_t interval = config_int(d->config, CONFIG_OLLAMA_POLL_INTERVAL);
+	int64_t interval = m->interval_ms;
 	if (st->error == BACKEND_OK) {
 		if (!m->up)
-			vd_log(MONITOR, "ollama at %s is up (version %s)%s", d->backend->url,
+			vd_log(MONITOR, "ollama at %s is up (version %s)%s", m->backend->url,
 			       version, m->consecutive_failures > 0 ? " again" : "");
+		/* Another version answering means another server process: whatever the
+		 * old one had loaded is gone, even if vramd never saw it down. */
+		bool restarted = m->version != NULL && strcmp(m->version, version) != 0;
+		if (restarted)
+			vd_warn(MONITOR, "ollama at %s restarted (version %s, was %s)",
+				m->backend->url, version, m->version);
 		m->up = true;
 		m->consecutive_failures = 0;
 		m->backoff_ms = interval;
@@ -155,8 +160,10 @@ monitor_version_cb(const struct backend_status *st, const char *version, void *a
 		free(m->version);
 		m->version = xstrdup(version);
 		vd_free(m->last_error);
-		engine_set_backend_up(d->engine, true);
-		m->probe = backend_list_installed(d->backend, monitor_tags_cb, m);
+		if (restarted)
+			m->hooks.up(m->hooks.arg, false);
+		m->hooks.up(m->hooks.arg, true);
+		m->probe = backend_list_installed(m->backend, monitor_tags_cb, m);
 		monitor_schedule(m, interval);
 		return;
 	}
@@ -164,9 +171,9 @@ monitor_version_cb(const struct backend_status *st, const char *version, void *a
 	free(m->last_error);
 	m->last_error = xstrdup(st->message != NULL ? st->message : "unknown error");
 	if (m->up || m->consecutive_failures == 1)
-		vd_warn(MONITOR, "ollama at %s is unreachable: %s", d->backend->url, m->last_error);
+		vd_warn(MONITOR, "ollama at %s is unreachable: %s", m->backend->url, m->last_error);
 	m->up = false;
-	engine_set_backend_up(d->engine, false);
+	m->hooks.up(m->hooks.arg, false);
 	m->backoff_ms = m->backoff_ms < interval ? interval : m->backoff_ms * 2;
 	if (m->backoff_ms > MONITOR_MAX_BACKOFF_MS)
 		m->backoff_ms = MONITOR_MAX_BACKOFF_MS;
@@ -182,7 +189,7 @@ monitor_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (m->probe != NULL)
 		return;
 	m->next_probe_wall_ms = 0;
-	m->probe = backend_version(m->d->backend, monitor_version_cb, m);
+	m->probe = backend_version(m->backend, monitor_version_cb, m);
 }
 
 static void
@@ -201,19 +208,30 @@ monitor_ps_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct monitor *m = arg;
 	if (m->ps_call == NULL && m->up) {
 		m->refresh_ps_sent_ms = vd_now_mono_ms();
-		m->ps_call = backend_list_running(m->d->backend, monitor_refresh_ps_cb, m);
+		m->ps_call = backend_list_running(m->backend, monitor_refresh_ps_cb, m);
 	}
 }
 
 struct monitor *
-monitor_new(struct daemon *d)
+monitor_new(struct event_base *base, struct backend *backend, struct registry *registry,
+	    int64_t interval_ms, const struct monitor_hooks *hooks)
 {
 	struct monitor *m = xcalloc(1, sizeof(*m));
-	m->d = d;
-	m->timer = evtimer_new(d->base, monitor_timer_cb, m);
-	m->ps_timer = evtimer_new(d->base, monitor_ps_timer_cb, m);
-	m->backoff_ms = config_int(d->config, CONFIG_OLLAMA_POLL_INTERVAL);
+	m->base = base;
+	m->backend = backend;
+	m->registry = registry;
+	m->hooks = *hooks;
+	m->interval_ms = interval_ms;
+	m->timer = evtimer_new(base, monitor_timer_cb, m);
+	m->ps_timer = evtimer_new(base, monitor_ps_timer_cb, m);
+	m->backoff_ms = interval_ms;
 	return m;
+}
+
+const char *
+monitor_server_version(const struct monitor *m)
+{
+	return m->version;
 }
 
 void
@@ -271,7 +289,7 @@ json_t *
 monitor_server_json(const struct monitor *m)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "url", json_string(m->d->backend->url));
+	json_object_set_new(o, "url", json_string(m->backend->url));
 	json_object_set_new(o, "reachable", json_boolean(m->up));
 	json_object_set_new(o, "version", m->version ? json_string(m->version) : json_null());
 	json_object_set_new(o, "consecutive_failures", json_integer(m->consecutive_failures));
@@ -289,8 +307,8 @@ monitor_free(struct monitor *m)
 {
 	if (m == NULL)
 		return;
-	backend_call_cancel(m->d->backend, m->probe);
-	backend_call_cancel(m->d->backend, m->ps_call);
+	backend_call_cancel(m->backend, m->probe);
+	backend_call_cancel(m->backend, m->ps_call);
 	event_free(m->timer);
 	event_free(m->ps_timer);
 	free(m->version);

@@ -3,8 +3,9 @@
  * OLLAMA_POLL_INTERVAL: GET /api/version for health (with consecutive-failure tracking,
  * the last error, and exponential backoff while it is down), GET /api/tags into the
  * registry (installed models and file sizes), GET /api/ps into the registry (what is
- * resident and its measured size). Health changes go to the engine (dispatch pauses
- * while the server is down) and are logged once per change.
+ * resident and its measured size). Health changes and listings go to the hooks its owner
+ * gives (the engine pauses dispatch while the server is down) and are logged once per
+ * change.
  */
 #ifndef VRAMD_MONITOR_H
 #define VRAMD_MONITOR_H
@@ -13,10 +14,26 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct daemon;
+struct backend;
+struct backend_running_list;
+struct event_base;
 struct monitor;
+struct registry;
 
-struct monitor *monitor_new(struct daemon *d);
+/* What the monitor reports, on the loop. arg is hooks.arg. */
+struct monitor_hooks {
+	/* The server answers its health probe, or stopped answering (down then up again: a
+	 * restart seen as a new version). */
+	void (*up)(void *arg, bool up);
+	/* A fresh /api/ps listing, already in the registry; requested at sent_ms. */
+	void (*ps)(void *arg, const struct backend_running_list *list, int64_t sent_ms);
+	void *arg;
+};
+
+/* Watches backend into registry, probing every interval_ms (backing off while down). */
+struct monitor *monitor_new(struct event_base *base, struct backend *backend,
+			    struct registry *registry, int64_t interval_ms,
+			    const struct monitor_hooks *hooks);
 void monitor_free(struct monitor *m);
 
 /* Polls now (health, then tags and ps) unless a poll is in flight. */
@@ -37,6 +54,8 @@ int64_t monitor_ps_fresh_since(const struct monitor *m);
 bool monitor_server_fits_layers(const struct monitor *m);
 /* Whether /api/tags has been read at least once (the model list is known). */
 bool monitor_models_known(const struct monitor *m);
+/* The version the server last reported; NULL before the first answer. */
+const char *monitor_server_version(const struct monitor *m);
 /* The server entry of GET /api/health. */
 json_t *monitor_server_json(const struct monitor *m);
 

@@ -22,6 +22,7 @@ struct gpu_map_entry {
 	size_t ngpus;
 	int index[GPU_MAP_MAX_GPUS];  /* -1 when uuid is set */
 	char *uuid[GPU_MAP_MAX_GPUS]; /* NULL when index is set */
+	char *node[GPU_MAP_MAX_GPUS]; /* "node:gpu": the node's name; NULL: any node */
 };
 
 struct gpu_map {
@@ -36,8 +37,10 @@ gpu_map_free(struct gpu_map *map)
 		return;
 	for (size_t i = 0; i < map->nentries; i++) {
 		free(map->entries[i].model);
-		for (size_t g = 0; g < map->entries[i].ngpus; g++)
+		for (size_t g = 0; g < map->entries[i].ngpus; g++) {
 			free(map->entries[i].uuid[g]);
+			free(map->entries[i].node[g]);
+		}
 	}
 	free(map->entries);
 	free(map);
@@ -63,17 +66,28 @@ gpu_map_parse_list(const char *path, const char *model, json_t *list, struct gpu
 	{
 		entry->index[i] = -1;
 		entry->uuid[i] = NULL;
+		entry->node[i] = NULL;
+		const char *text = json_is_string(gpu) ? json_string_value(gpu) : NULL;
+		const char *colon = text != NULL ? strchr(text, ':') : NULL;
+		if (colon != NULL && colon > text) { /* "node:gpu" */
+			entry->node[i] = xstrndup(text, (size_t)(colon - text));
+			text = colon + 1;
+		}
+		int64_t index;
 		if (json_is_integer(gpu) && json_integer_value(gpu) >= 0 &&
 		    json_integer_value(gpu) < 256) {
 			entry->index[i] = (int)json_integer_value(gpu);
-		} else if (json_is_string(gpu) && json_string_length(gpu) > 0 &&
-			   json_string_length(gpu) < GPU_UUID_LEN) {
-			entry->uuid[i] = xstrdup(json_string_value(gpu));
+		} else if (entry->node[i] != NULL &&
+			   vd_parse_int64(text, 0, 255, &index, "", NULL) == 0) {
+			entry->index[i] = (int)index;
+		} else if (text != NULL && *text != '\0' && strlen(text) < GPU_UUID_LEN &&
+			   (entry->node[i] == NULL || vd_str_has_prefix(text, "GPU-"))) {
+			entry->uuid[i] = xstrdup(text);
 		} else {
-			entry->ngpus = i;
+			entry->ngpus = i + 1;
 			return vd_fail(cause, -EINVAL,
 				       "MODEL_GPU_MAP %s: \"%s\": entry %zu is neither a GPU index "
-				       "(0-255) nor a GPU UUID",
+				       "(0-255), a GPU UUID, nor \"node:gpu\" with one of them",
 				       path, model, i);
 		}
 	}
@@ -121,31 +135,47 @@ out_free:
 	return rc;
 }
 
-size_t
-gpu_map_lookup(const struct gpu_map *map, const char *model, const struct gpu_monitor *mon,
-	       int *ids, size_t cap)
+/* The entry of model; NULL when it has none. */
+static const struct gpu_map_entry *
+gpu_map_entry_of(const struct gpu_map *map, const char *model)
 {
 	char key[256];
-	size_t n = 0;
-
 	if (map == NULL || model == NULL)
-		return 0;
+		return NULL;
 	registry_normalize_name(model, key, sizeof(key));
-	for (size_t i = 0; i < map->nentries; i++) {
-		const struct gpu_map_entry *entry = &map->entries[i];
-		if (strcmp(entry->model, key) != 0)
+	for (size_t i = 0; i < map->nentries; i++)
+		if (strcmp(map->entries[i].model, key) == 0)
+			return &map->entries[i];
+	return NULL;
+}
+
+size_t
+gpu_map_lookup(const struct gpu_map *map, const char *model, const char *node,
+	       const struct gpu_monitor *mon, int *ids, size_t cap)
+{
+	const struct gpu_map_entry *entry = gpu_map_entry_of(map, model);
+	size_t n = 0;
+	for (size_t g = 0; entry != NULL && g < entry->ngpus && n < cap; g++) {
+		if (entry->node[g] != NULL && (node == NULL || strcmp(entry->node[g], node) != 0))
 			continue;
-		for (size_t g = 0; g < entry->ngpus && n < cap; g++) {
-			if (entry->uuid[g] == NULL) {
-				ids[n++] = entry->index[g];
-				continue;
-			}
-			const struct gpu_device *dev =
-			    mon != NULL ? gpu_monitor_find_uuid(mon, entry->uuid[g]) : NULL;
-			if (dev != NULL)
-				ids[n++] = (int)dev->index;
+		if (entry->uuid[g] == NULL) {
+			ids[n++] = entry->index[g];
+			continue;
 		}
-		break;
+		const struct gpu_device *dev =
+		    mon != NULL ? gpu_monitor_find_uuid(mon, entry->uuid[g]) : NULL;
+		if (dev != NULL)
+			ids[n++] = (int)dev->index;
 	}
 	return n;
+}
+
+int
+gpu_map_node_rank(const struct gpu_map *map, const char *model, const char *node)
+{
+	const struct gpu_map_entry *entry = gpu_map_entry_of(map, model);
+	for (size_t g = 0; entry != NULL && g < entry->ngpus; g++)
+		if (entry->node[g] != NULL && strcmp(entry->node[g], node) == 0)
+			return (int)g;
+	return -1;
 }

@@ -56,6 +56,7 @@ struct policy_gpu {
 
 struct gpu_policy {
 	struct daemon *d;
+	struct gpu_policy_models models; /* what the daemon's nodes hold on each GPU */
 	struct events *events;
 	struct event *timer;
 	struct policy_gpu gpus[GPU_MAX_DEVICES];
@@ -116,13 +117,25 @@ gpu_policy_thermal_config(const struct gpu_policy *p, struct thermal_config *out
 
 /* --- Memory accounting --------------------------------------------------------------- */
 
+void
+gpu_policy_set_models(struct gpu_policy *p, const struct gpu_policy_models *models)
+{
+	p->models = *models;
+}
+
+static uint64_t
+policy_models_on(const struct gpu_policy *p, int gpu)
+{
+	return p->models.bytes != NULL ? p->models.bytes(p->models.arg, gpu) : 0;
+}
+
 static void
 policy_models_bytes(const struct gpu_policy *p, int gpu, uint64_t *all, uint64_t *busy)
 {
 	*all = *busy = 0;
-	if (p->d->engine == NULL)
+	if (p->models.list == NULL)
 		return;
-	json_t *list = engine_loaded_models_json(p->d->engine);
+	json_t *list = p->models.list(p->models.arg);
 	size_t i;
 	json_t *m;
 	json_array_foreach(list, i, m)
@@ -171,8 +184,7 @@ policy_reserved_pending(const struct gpu_policy *p, int gpu, const struct gpu_de
 	const struct policy_gpu *g = policy_gpu_find(p, gpu);
 	uint64_t other;
 	if (sum == 0 || g == NULL || !g->baseline_set || dev == NULL ||
-	    !policy_other_bytes(dev, p->d->engine ? engine_gpu_models_bytes(p->d->engine, gpu) : 0,
-				&other))
+	    !policy_other_bytes(dev, policy_models_on(p, gpu), &other))
 		return sum;
 	uint64_t taken = other > g->other_baseline ? other - g->other_baseline : 0;
 	return taken < sum ? sum - taken : 0;
@@ -292,8 +304,7 @@ policy_baseline(struct gpu_policy *p, int gpu)
 	}
 	if (g->baseline_set)
 		return;
-	if (policy_other_bytes(dev, p->d->engine ? engine_gpu_models_bytes(p->d->engine, gpu) : 0,
-			       &other)) {
+	if (policy_other_bytes(dev, policy_models_on(p, gpu), &other)) {
 		g->other_baseline = other;
 		g->baseline_set = true;
 	}

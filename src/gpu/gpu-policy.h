@@ -13,6 +13,7 @@
 
 #include "thermal.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,16 @@ struct gpu_policy;
 /* Creates the policy and its event bus, and loads the stored reservations (expired
  * ones are deleted). Call after d->gpus, d->store and d->httpc exist. Never NULL. */
 struct gpu_policy *gpu_policy_new(struct daemon *d);
+
+/* Where the policy learns what vramd's models hold on this host's GPUs (the daemon wires
+ * it to the fleet, so the policy never calls the engines above it). list returns a new
+ * array of {"gpu", "footprint_bytes", "running", ...} objects; bytes the sum on one GPU. */
+struct gpu_policy_models {
+	json_t *(*list)(void *arg);
+	uint64_t (*bytes)(void *arg, int gpu);
+	void *arg;
+};
+void gpu_policy_set_models(struct gpu_policy *p, const struct gpu_policy_models *models);
 void gpu_policy_free(struct gpu_policy *p);
 
 /* A complete GPU sample arrived: update states, expire reservations, emit events. */

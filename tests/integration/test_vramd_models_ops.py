@@ -14,6 +14,13 @@ from vramd_harness import start_vramd, wait_ready  # noqa: E402
 GIB = 1 << 30
 
 
+
+def only_node(v):
+    """The one node of a one-node vramd, as GET /api/nodes lists it."""
+    status, body = v.get("/api/nodes")
+    assert status == 200 and len(body["nodes"]) == 1, body
+    return body["nodes"][0]
+
 def post(v, path, body, timeout=60):
     return http_json("POST", v.url + path, json_body=body, timeout=timeout)
 
@@ -70,7 +77,7 @@ def test_force_cpu_force_gpu_and_optimizer():
         status, body = post(v, "/api/models/force_cpu", {"model": "llama3.2:1b"})
         assert status == 200, (status, body)
         assert body["location"] == "cpu" and body["placement"] == "cpu", body
-        assert body["node"] == sim.url and body["done"] is True, body
+        assert body["node"] == only_node(v)["node"] and body["done"] is True, body
         ps = sim_loaded(sim)["llama3.2:1b"]
         assert ps["size_vram"] == 0, ps
         # A forced placement holds: the optimizer leaves it on the CPU.
@@ -118,7 +125,7 @@ def test_load_unload_and_views():
         status, body = v.get("/api/vram_report")
         assert status == 200, body
         node = body["nodes"][0]
-        assert node["node"] == sim.url and node["url"] == sim.url, node
+        assert node["node"] == only_node(v)["node"] and node["url"] == sim.url, node
         gpu = node["gpus"][0]
         assert gpu["index"] == 0 and gpu["total_bytes"] == 8 * GIB, gpu
         assert gpu["used_bytes"] + gpu["free_bytes"] == gpu["total_bytes"], gpu

@@ -147,13 +147,13 @@ def test_model_operations_and_node_views():
     model = "qwen2.5:0.5b"
     _, out, _ = ctl("load", model, "--gpu", "0")
     kv = kv_lines(out)
-    assert kv["model"] == model and kv["node"] == SIM.url, kv
+    assert kv["model"] == model and kv["node"] == ctl_json("nodes")["nodes"][0]["node"], kv
     assert kv["state"] == "loaded" and kv["location"] == "gpu 0", kv
     ps = sim_ps()
     assert model in ps and ps[model]["size_vram"] == ps[model]["size"] > 0, ps
 
     _, out, _ = ctl("vram-report")
-    assert ("node " + SIM.url) in out, out
+    assert ("(" + SIM.url + ")") in out, out
     gpu_rows = [r for r in table_rows(out) if r[0] == "0"]
     assert gpu_rows and "simulated" in gpu_rows[0][1], out
     row = report_models(out)[model]
@@ -161,7 +161,7 @@ def test_model_operations_and_node_views():
     assert row["VRAM"] == row["SIZE"] != "0 B", row
     report = ctl_json("vram-report")
     node = report["nodes"][0]
-    assert node["node"] == SIM.url and node["gpus"][0]["total_bytes"] == 8 << 30, report
+    assert node["url"] == SIM.url and node["gpus"][0]["total_bytes"] == 8 << 30, report
     assert [m["location"] for m in node["models"] if m["model"] == model] == ["gpu"], report
 
     op = ctl_json("force-cpu", model)

@@ -1,0 +1,605 @@
+/*
+ * fleet.c: the nodes and the decision across them (fleet.h). Each node gets its own
+ * backend, registry (what is installed there, and what loads measured there), monitor and
+ * engine; the host's GPU monitor is shared by the nodes of this host, a remote node reads
+ * its machine's vramd with a monitor of its own.
+ */
+#include "fleet.h"
+
+#include "backend.h"
+#include "config.h"
+#include "daemon.h"
+#include "gpu.h"
+#include "gpu-map.h"
+#include "log.h"
+#include "monitor.h"
+#include "node.h"
+#include "nodes.h"
+#include "queue.h"
+#include "registry.h"
+#include "route.h"
+#include "scheduler.h"
+#include "util.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fleet {
+	struct daemon *d;
+	struct node **nodes;
+	struct engine **engines; /* nodes[i]->engine, for engine_set_siblings */
+	size_t nnodes;
+	struct event *kick_event;
+	struct event *tick;
+	bool kick_requested;
+	/* Working memory of a decision, kept to avoid allocating each time. */
+	struct queue_model_summary *sums;
+	struct route_model *rmodels;
+	struct route_cell *cells;
+	struct route_node *rnodes;
+	bool *serve, *serve_node;
+	enum route_verdict *verdicts;
+	void *scratch;
+	size_t models_alloc;
+};
+
+/* --- Monitor reports ------------------------------------------------------------------ */
+
+static void
+fleet_node_up_cb(void *arg, bool up)
+{
+	struct node *n = arg;
+	n->up = up;
+	engine_set_backend_up(n->engine, up);
+}
+
+static void
+fleet_node_ps_cb(void *arg, const struct backend_running_list *list, int64_t sent_ms)
+{
+	struct node *n = arg;
+	engine_observe_ps(n->engine, list, sent_ms);
+}
+
+static void
+fleet_kick_engine_cb(void *arg)
+{
+	fleet_kick(arg);
+}
+
+/* --- Building the nodes ----------------------------------------------------------------- */
+
+static void
+fleet_node_free(struct node *n)
+{
+	if (n == NULL)
+		return;
+	monitor_free(n->monitor);
+	engine_free(n->engine);
+	if (n->owns_gpus)
+		gpu_monitor_free(n->gpus);
+	backend_free(n->backend);
+	registry_free(n->registry);
+	for (size_t i = 0; i < n->nlabels; i++)
+		free(n->labels[i]);
+	free(n->labels);
+	free(n->name);
+	free(n->url);
+	free(n->gpu_filter);
+	free(n);
+}
+
+/* How the node's GPUs are known: its own remote vramd, this host's telemetry, a budget, or
+ * nothing (CPU only). */
+static int
+fleet_node_telemetry(struct fleet *f, struct node *n, const struct node_spec *spec, char **cause)
+{
+	struct daemon *d = f->d;
+	bool host_has_telemetry = strcmp(gpu_monitor_source(d->gpus), "none") != 0;
+	if (spec->telemetry_url != NULL)
+		return vd_fail(cause, -ENOTSUP,
+			       "node %s: telemetry_url is not supported by this build of vramd",
+			       spec->name);
+	if (spec->local && host_has_telemetry) {
+		n->telemetry = NODE_TELEMETRY_LOCAL;
+		n->gpus = d->gpus;
+		n->gpu_filter = spec->gpus != NULL && *spec->gpus ? xstrdup(spec->gpus) : NULL;
+		return 0;
+	}
+	n->budget_bytes = spec->vram_budget_bytes > 0 ? spec->vram_budget_bytes
+						      : config_size(d->config, CONFIG_VRAM_BUDGET);
+	n->telemetry = n->budget_bytes > 0 ? NODE_TELEMETRY_BUDGET : NODE_TELEMETRY_NONE;
+	return 0;
+}
+
+static int
+fleet_node_new(struct fleet *f, size_t index, const struct node_spec *spec, struct node **out,
+	       char **cause)
+{
+	struct daemon *d = f->d;
+	struct node *n = xcalloc(1, sizeof(*n));
+	n->index = index;
+	n->name = xstrdup(spec->name);
+	n->url = xstrdup(spec->url);
+	n->labels = xcalloc(spec->nlabels + 1, sizeof(*n->labels));
+	for (size_t i = 0; i < spec->nlabels; i++)
+		n->labels[n->nlabels++] = xstrdup(spec->labels[i]);
+	int rc = fleet_node_telemetry(f, n, spec, cause);
+	if (rc < 0)
+		goto out_fail;
+	n->registry = registry_new(config_double(d->config, CONFIG_VRAM_ESTIMATION_MULTIPLIER));
+	struct backend_config bcfg = {
+	    .url = spec->url,
+	    .httpc = d->httpc,
+	    .run_timeout_ms = config_int(d->config, CONFIG_REQUEST_TIMEOUT) * 1000,
+	};
+	rc = backend_new("ollama", &bcfg, &n->backend, cause);
+	if (rc < 0)
+		goto out_fail;
+	n->engine = engine_new(d, n, fleet_kick_engine_cb, f);
+	struct monitor_hooks hooks = {
+	    .up = fleet_node_up_cb,
+	    .ps = fleet_node_ps_cb,
+	    .arg = n,
+	};
+	n->monitor = monitor_new(d->base, n->backend, n->registry,
+				 config_int(d->config, CONFIG_OLLAMA_POLL_INTERVAL), &hooks);
+	*out = n;
+	return 0;
+out_fail:
+	fleet_node_free(n);
+	return rc;
+}
+
+static void fleet_decide_cb(evutil_socket_t fd, short what, void *arg);
+
+static void
+fleet_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fleet *f = arg;
+	f->kick_requested = false;
+	fleet_decide_cb(fd, what, arg);
+}
+
+int
+fleet_new(struct daemon *d, struct fleet **out, char **cause)
+{
+	struct node_spec *specs;
+	size_t nspecs;
+	int rc = nodes_from_config(d->config, &specs, &nspecs, cause);
+	if (rc < 0)
+		return rc;
+	struct fleet *f = xcalloc(1, sizeof(*f));
+	f->d = d;
+	f->nodes = xcalloc(nspecs + 1, sizeof(*f->nodes));
+	f->engines = xcalloc(nspecs + 1, sizeof(*f->engines));
+	for (size_t i = 0; i < nspecs; i++) {
+		rc = fleet_node_new(f, i, &specs[i], &f->nodes[i], cause);
+		if (rc < 0)
+			break;
+		f->engines[i] = f->nodes[i]->engine;
+		f->nnodes++;
+	}
+	nodes_free(specs, nspecs);
+	if (rc < 0) {
+		fleet_free(f);
+		return rc;
+	}
+	for (size_t i = 0; i < f->nnodes; i++) {
+		struct node *n = f->nodes[i];
+		engine_set_siblings(n->engine, f->engines, f->nnodes);
+		char budget[32] = "";
+		if (n->telemetry == NODE_TELEMETRY_BUDGET)
+			vd_format_size(n->budget_bytes, budget, sizeof(budget));
+		vd_log(FLEET, "node %s: %s, GPUs %s%s%s", n->name, n->url,
+		       node_telemetry_name(n->telemetry),
+		       n->gpu_filter != NULL ? " " : (*budget ? " of " : ""),
+		       n->gpu_filter != NULL ? n->gpu_filter : budget);
+	}
+	f->kick_event = event_new(d->base, -1, 0, fleet_kick_cb, f);
+	f->tick = event_new(d->base, -1, EV_PERSIST, fleet_decide_cb, f);
+	int64_t ms = config_int(d->config, CONFIG_SCHEDULER_LOOP_INTERVAL);
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	event_add(f->tick, &tv);
+	*out = f;
+	return 0;
+}
+
+void
+fleet_start(struct fleet *f)
+{
+	for (size_t i = 0; i < f->nnodes; i++)
+		monitor_poll_now(f->nodes[i]->monitor);
+	fleet_kick(f);
+}
+
+void
+fleet_free(struct fleet *f)
+{
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < f->nnodes; i++)
+		fleet_node_free(f->nodes[i]);
+	free(f->nodes);
+	free(f->engines);
+	if (f->kick_event != NULL)
+		event_free(f->kick_event);
+	if (f->tick != NULL)
+		event_free(f->tick);
+	free(f->sums);
+	free(f->rmodels);
+	free(f->cells);
+	free(f->rnodes);
+	free(f->serve);
+	free(f->serve_node);
+	free(f->verdicts);
+	free(f->scratch);
+	free(f);
+}
+
+void
+fleet_kick(struct fleet *f)
+{
+	if (f->kick_requested || f->kick_event == NULL)
+		return;
+	f->kick_requested = true;
+	event_active(f->kick_event, 0, 0);
+}
+
+/* --- The decision ------------------------------------------------------------------------ */
+
+static void
+fleet_reserve(struct fleet *f, size_t nmodels)
+{
+	size_t need = nmodels + 1;
+	if (need <= f->models_alloc)
+		return;
+	f->models_alloc = need < 32 ? 32 : need * 2;
+	size_t m = f->models_alloc, n = f->nnodes + 1;
+	free(f->sums);
+	free(f->rmodels);
+	free(f->cells);
+	free(f->serve);
+	free(f->verdicts);
+	free(f->scratch);
+	f->sums = xcalloc(m, sizeof(*f->sums));
+	f->rmodels = xcalloc(m, sizeof(*f->rmodels));
+	f->cells = xcalloc(m * n, sizeof(*f->cells));
+	f->serve = xcalloc(m * n, sizeof(*f->serve));
+	f->verdicts = xcalloc(m, sizeof(*f->verdicts));
+	f->scratch = xcalloc(1, route_scratch_size(m, n));
+}
+
+/* Room for a new model on a node now: its best GPU, or host memory on a CPU-only one. */
+static void
+fleet_route_node(const struct sched_snapshot *snap, struct route_node *rn)
+{
+	uint64_t margin = snap->config->safety_margin_bytes;
+	*rn = (struct route_node){.ready = true};
+	for (size_t g = 0; g < snap->ngpus; g++) {
+		const struct sched_gpu *gpu = &snap->gpus[g];
+		if (!gpu->available)
+			continue;
+		uint64_t taken = gpu->pending_bytes + gpu->reserved_bytes + margin;
+		uint64_t room = gpu->free_bytes > taken ? gpu->free_bytes - taken : 0;
+		if (room > rn->room_bytes)
+			rn->room_bytes = room;
+	}
+	if (snap->ngpus == 0 && snap->config->allow_cpu)
+		rn->room_bytes = snap->cpu_free_bytes;
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		rn->work += m->running + m->queued[0] + m->queued[1] + m->queued[2];
+		if (m->residency == SCHED_LOADED && m->running == 0 && !m->pinned &&
+		    m->queued[0] + m->queued[1] + m->queued[2] == 0)
+			rn->idle_bytes += m->footprint_bytes;
+	}
+	/* Queued jobs are counted as the route gives them out. */
+	for (size_t i = 0; i < snap->nmodels; i++)
+		rn->work -= snap->models[i].queued[0] + snap->models[i].queued[1] +
+			    snap->models[i].queued[2];
+}
+
+/* A node whose GPUs' totals are not all known yet cannot rule a model out. */
+static bool
+fleet_totals_known(const struct sched_snapshot *snap)
+{
+	for (size_t g = 0; g < snap->ngpus; g++)
+		if (snap->gpus[g].total_bytes == 0)
+			return false;
+	return true;
+}
+
+/* Nodes of this host that see the same GPU each count the others' loads in flight there:
+ * each byte of a GPU is free to one planner at a time. */
+static void
+fleet_share_pending(struct fleet *f)
+{
+	for (size_t i = 0; i < f->nnodes; i++) {
+		const struct sched_snapshot *si = engine_snapshot_view(f->engines[i]);
+		if (si == NULL || f->nodes[i]->telemetry != NODE_TELEMETRY_LOCAL)
+			continue;
+		for (size_t j = 0; j < f->nnodes; j++) {
+			const struct sched_snapshot *sj = engine_snapshot_view(f->engines[j]);
+			if (j == i || sj == NULL || f->nodes[j]->gpus != f->nodes[i]->gpus)
+				continue;
+			for (size_t g = 0; g < sj->ngpus; g++)
+				if (sj->gpus[g].pending_bytes > 0)
+					engine_snapshot_add_pending(
+					    f->engines[i], sj->gpus[g].id,
+					    engine_own_pending(f->engines[j], sj->gpus[g].id));
+		}
+	}
+}
+
+static void
+fleet_fail_never_fits(struct fleet *f, size_t k)
+{
+	const char *name = f->sums[k].model;
+	uint64_t footprint = 0;
+	struct node *home = NULL;
+	for (size_t n = 0; n < f->nnodes; n++) {
+		const struct route_cell *c = &f->cells[k * f->nnodes + n];
+		if (c->installed && home == NULL) {
+			home = f->nodes[n];
+			footprint = c->footprint_bytes;
+		}
+	}
+	if (home == NULL)
+		return;
+	char size[32];
+	vd_format_size(footprint, size, sizeof(size));
+	char *why = xasprintf("model %s needs about %s of VRAM, more than any GPU %scan give it",
+			      name, size, f->nnodes > 1 ? "of any node " : "");
+	engine_fail_model(home->engine, name, why);
+	free(why);
+}
+
+static void
+fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct fleet *f = arg;
+	struct daemon *d = f->d;
+	int64_t now = vd_now_mono_ms();
+	size_t N = f->nnodes;
+	fleet_reserve(f, queue_model_count(d->queue));
+	size_t nsum = queue_summaries(d->queue, f->sums, f->models_alloc - 1);
+	if (f->rnodes == NULL) {
+		f->rnodes = xcalloc(N + 1, sizeof(*f->rnodes));
+		f->serve_node = NULL;
+	}
+	bool any_ready = false;
+	for (size_t n = 0; n < N; n++) {
+		bool ready = engine_snapshot(f->engines[n], now, f->sums, nsum);
+		any_ready = any_ready || ready;
+	}
+	if (!any_ready)
+		return;
+	fleet_share_pending(f);
+
+	struct route_config rcfg = {
+	    .max_replicas = 1, /* MAX_REPLICAS: wired with the nodes configuration */
+	    .max_concurrent = (int)config_int(d->config, CONFIG_MAX_CONCURRENT_PER_MODEL),
+	    .spread = strcmp(config_str(d->config, CONFIG_PLACEMENT), "spread") == 0,
+	};
+	for (size_t k = 0; k < nsum; k++) {
+		const struct queue_model_summary *qs = &f->sums[k];
+		struct route_model *rm = &f->rmodels[k];
+		*rm = (struct route_model){.queued = qs->count[0] + qs->count[1] + qs->count[2]};
+		for (int p = JOB_NPRIORITIES - 1; p >= 0; p--) {
+			if (qs->count[p] > 0) {
+				rm->top_priority = p;
+				rm->oldest_ms = qs->oldest_enqueued_ms[p];
+			}
+		}
+		for (size_t n = 0; n < N; n++) {
+			const struct registry_model *reg =
+			    registry_find(f->nodes[n]->registry, qs->model);
+			f->cells[k * N + n] = (struct route_cell){
+			    .installed = reg != NULL && reg->installed,
+			    .map_rank = gpu_map_node_rank(d->gpu_map, qs->model, f->nodes[n]->name),
+			};
+		}
+	}
+	for (size_t n = 0; n < N; n++) {
+		const struct sched_snapshot *snap = engine_snapshot_view(f->engines[n]);
+		if (snap == NULL) {
+			f->rnodes[n] = (struct route_node){.ready = false};
+			continue;
+		}
+		fleet_route_node(snap, &f->rnodes[n]);
+		bool totals = fleet_totals_known(snap);
+		for (size_t i = 0; i < snap->nmodels; i++) {
+			int k = engine_snapshot_summary(f->engines[n], i);
+			if (k < 0)
+				continue;
+			const struct sched_model *m = &snap->models[i];
+			struct route_cell *c = &f->cells[(size_t)k * N + n];
+			c->footprint_bytes = m->footprint_bytes;
+			c->ever_fits = !totals || sched_model_can_ever_fit(snap, i);
+			c->warm = (m->residency == SCHED_LOADED || m->residency == SCHED_LOADING) &&
+				  !m->unload_requested;
+			c->previous = engine_snapshot_model_routed(f->engines[n], i);
+		}
+	}
+	struct route_input in = {
+	    .config = &rcfg,
+	    .nodes = f->rnodes,
+	    .nnodes = N,
+	    .models = f->rmodels,
+	    .nmodels = nsum,
+	    .cells = f->cells,
+	};
+	route_decide(&in, f->serve, f->verdicts, f->scratch);
+	for (size_t k = 0; k < nsum; k++)
+		if (f->verdicts[k] == ROUTE_NEVER_FITS)
+			fleet_fail_never_fits(f, k);
+
+	for (size_t n = 0; n < N; n++) {
+		const struct sched_snapshot *snap = engine_snapshot_view(f->engines[n]);
+		if (snap == NULL)
+			continue;
+		bool *serve = xcalloc(snap->nmodels + 1, sizeof(*serve));
+		for (size_t i = 0; i < snap->nmodels; i++) {
+			int k = engine_snapshot_summary(f->engines[n], i);
+			serve[i] =
+			    k >= 0 && f->verdicts[k] == ROUTE_SERVED && f->serve[(size_t)k * N + n];
+		}
+		engine_decide(f->engines[n], serve);
+		free(serve);
+	}
+}
+
+/* --- Lookups and aggregates ------------------------------------------------------------- */
+
+size_t
+fleet_count(const struct fleet *f)
+{
+	return f->nnodes;
+}
+
+struct node *
+fleet_node(const struct fleet *f, size_t i)
+{
+	return i < f->nnodes ? f->nodes[i] : NULL;
+}
+
+struct node *
+fleet_find(const struct fleet *f, const char *name)
+{
+	for (size_t i = 0; i < f->nnodes; i++)
+		if (strcmp(f->nodes[i]->name, name) == 0 || strcmp(f->nodes[i]->url, name) == 0)
+			return f->nodes[i];
+	return NULL;
+}
+
+struct registry *
+fleet_registry_for(const struct fleet *f, const char *model)
+{
+	for (size_t i = 0; i < f->nnodes; i++) {
+		const struct registry_model *rm = registry_find(f->nodes[i]->registry, model);
+		if (rm != NULL && rm->installed)
+			return f->nodes[i]->registry;
+	}
+	return f->nodes[0]->registry;
+}
+
+bool
+fleet_models_known(const struct fleet *f)
+{
+	bool any = false;
+	for (size_t i = 0; i < f->nnodes; i++) {
+		const struct node *n = f->nodes[i];
+		bool known = monitor_models_known(n->monitor);
+		if (n->up && !known)
+			return false;
+		any = any || known;
+	}
+	return any;
+}
+
+void
+fleet_counters(const struct fleet *f, struct engine_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < f->nnodes; i++) {
+		struct engine_counters c;
+		engine_counters(f->nodes[i]->engine, &c);
+		out->loads += c.loads;
+		out->unloads += c.unloads;
+		out->load_failures += c.load_failures;
+		out->dispatched += c.dispatched;
+		out->completed += c.completed;
+		out->failed += c.failed;
+		out->retries += c.retries;
+		out->cpu_spills += c.cpu_spills;
+	}
+}
+
+bool
+fleet_cancel_job(struct fleet *f, struct job *job)
+{
+	for (size_t i = 0; i < f->nnodes; i++)
+		if (engine_cancel_job(f->nodes[i]->engine, job))
+			return true;
+	return false;
+}
+
+double
+fleet_eta_s(const struct fleet *f, const struct job *job, size_t position)
+{
+	double best = -1;
+	for (size_t i = 0; i < f->nnodes; i++) {
+		double eta = engine_eta_s(f->nodes[i]->engine, job, position);
+		if (eta >= 0 && (best < 0 || eta < best))
+			best = eta;
+	}
+	return best;
+}
+
+static bool
+fleet_node_is_local(const struct node *n)
+{
+	return n->telemetry == NODE_TELEMETRY_LOCAL || n->telemetry == NODE_TELEMETRY_BUDGET;
+}
+
+void
+fleet_set_multiplier(struct fleet *f, double multiplier)
+{
+	for (size_t i = 0; i < f->nnodes; i++)
+		registry_set_multiplier(f->nodes[i]->registry, multiplier);
+}
+
+json_t *
+fleet_loaded_models_json(const struct fleet *f, bool local_only)
+{
+	json_t *all = json_array();
+	for (size_t i = 0; i < f->nnodes; i++) {
+		if (local_only && !fleet_node_is_local(f->nodes[i]))
+			continue;
+		json_t *list = engine_loaded_models_json(f->nodes[i]->engine);
+		size_t k;
+		json_t *o;
+		json_array_foreach(list, k, o)
+		{
+			json_object_set_new(o, "node", json_string(f->nodes[i]->name));
+			json_array_append(all, o);
+		}
+		json_decref(list);
+	}
+	return all;
+}
+
+uint64_t
+fleet_local_gpu_models_bytes(const struct fleet *f, int gpu)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < f->nnodes; i++)
+		if (fleet_node_is_local(f->nodes[i]))
+			sum += engine_gpu_models_bytes(f->nodes[i]->engine, gpu);
+	return sum;
+}
+
+void
+fleet_run_stats(const struct fleet *f, int *running, double *run_ms_mean)
+{
+	*running = 0;
+	*run_ms_mean = -1;
+	double sum = 0;
+	int with = 0;
+	for (size_t i = 0; i < f->nnodes; i++) {
+		int r;
+		double mean;
+		engine_run_stats(f->nodes[i]->engine, &r, &mean);
+		*running += r;
+		if (mean >= 0) {
+			sum += mean;
+			with++;
+		}
+	}
+	if (with > 0)
+		*run_ms_mean = sum / with;
+}
