@@ -393,7 +393,7 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 	fleet_share_pending(f);
 
 	struct route_config rcfg = {
-	    .max_replicas = 1, /* MAX_REPLICAS: wired with the nodes configuration */
+	    .max_replicas = (int)config_int(d->config, CONFIG_MAX_REPLICAS),
 	    .max_concurrent = (int)config_int(d->config, CONFIG_MAX_CONCURRENT_PER_MODEL),
 	    .spread = strcmp(config_str(d->config, CONFIG_PLACEMENT), "spread") == 0,
 	};

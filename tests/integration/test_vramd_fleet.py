@@ -13,7 +13,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import http_json, run_tests, start_sim, wait_until  # noqa: E402
-from vramd_harness import start_vramd, wait_models_known  # noqa: E402
+from vramd_harness import (nvml_lib_path, start_vramd, wait_gpu_known,  # noqa: E402
+                           wait_models_known)
 
 GIB = 1 << 30
 
@@ -40,10 +41,11 @@ class Fleet:
         args = ["--nodes-file", self.nodes_file]
         if gpu_map is not None:
             args += ["--model-gpu-map", write_json(gpu_map)]
-        # start_vramd's --ollama A is the one-node form; NODES_FILE replaces it.
-        self.v = start_vramd(self.a, *args, *vramd_args,
-                             env={"VRAMD_OLLAMA_BASE_URL": self.a.url})
+        # NODES_FILE is the whole list; machine A's GPU through the simulated NVML.
+        self.v = start_vramd(None, "--nvml-lib", nvml_lib_path(), *args, *vramd_args,
+                             env={"OLLAMA_SIM_STATE": self.a.state_file})
         wait_models_known(self.v)
+        wait_gpu_known(self.v)
         wait_until(lambda: all(n["state"] == "up" for n in self.nodes()), timeout=20,
                    what="both nodes up")
 
@@ -89,7 +91,7 @@ def test_two_models_spread_over_two_nodes():
     f = Fleet()
     try:
         ids = [f.v.submit_ok(job("phi3:mini")), f.v.submit_ok(job("gemma:2b"))]
-        for j in f.v.wait_all_final(ids, timeout=60):
+        for j in f.v.wait_all_final(ids, timeout=60).values():
             assert j["status"] == "complete", j
         on_a, on_b = f.sim_loaded(f.a), f.sim_loaded(f.b)
         assert len(on_a) == 1 and len(on_b) == 1 and set(on_a + on_b) == {
@@ -100,7 +102,7 @@ def test_two_models_spread_over_two_nodes():
         # The next job of each model goes where it is warm: no new load anywhere.
         loads = f.v.stats()["loads"]
         ids = [f.v.submit_ok(job("phi3:mini")), f.v.submit_ok(job("gemma:2b"))]
-        for j in f.v.wait_all_final(ids, timeout=60):
+        for j in f.v.wait_all_final(ids, timeout=60).values():
             assert j["status"] == "complete", j
         assert f.v.stats()["loads"] == loads, f.v.stats()
     finally:
@@ -129,7 +131,7 @@ def test_model_gpu_map_names_the_node():
     f = Fleet(gpu_map={"phi3:mini": ["b:0"], "gemma:2b": ["a:0"]})
     try:
         ids = [f.v.submit_ok(job("phi3:mini")), f.v.submit_ok(job("gemma:2b"))]
-        for j in f.v.wait_all_final(ids, timeout=60):
+        for j in f.v.wait_all_final(ids, timeout=60).values():
             assert j["status"] == "complete", j
         assert f.sim_loaded(f.b) == ["phi3:mini"], f.sim_loaded(f.b)
         assert f.sim_loaded(f.a) == ["gemma:2b"], f.sim_loaded(f.a)
@@ -142,7 +144,7 @@ def test_node_killed_mid_job_fails_over_and_comes_back():
     f = Fleet(time_scale=5, gpu_map={"phi3:mini": ["b:0"]})
     try:
         jid = f.v.submit_ok(job("phi3:mini", num_predict=400))
-        wait_until(lambda: f.v.job(jid)[1]["status"] == "running", timeout=30,
+        wait_until(lambda: f.v.job(jid)["status"] == "running", timeout=30,
                    what="the job to run on node b")
         assert "phi3:mini" in f.sim_loaded(f.b)
         port, state_file = f.b.port, f.b.state_file
@@ -160,7 +162,7 @@ def test_node_killed_mid_job_fails_over_and_comes_back():
         j = f.v.wait_final(f.v.submit_ok(job("gemma:2b")), timeout=60)
         assert j["status"] == "complete", j
         ids = [f.v.submit_ok(job("qwen2.5:0.5b")), f.v.submit_ok(job("llama3.2:1b"))]
-        for jj in f.v.wait_all_final(ids, timeout=60):
+        for jj in f.v.wait_all_final(ids, timeout=60).values():
             assert jj["status"] == "complete", jj
         assert f.sim_loaded(f.b), "nothing ran on node b after it came back"
     finally:
