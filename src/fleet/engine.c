@@ -1240,6 +1240,14 @@ engine_snapshot_add_pending(struct engine *e, int gpu, uint64_t bytes)
 }
 
 void
+engine_snapshot_unpin(struct engine *e, size_t model)
+{
+	struct sched_model *sm = &e->dec.models[model];
+	sm->pinned = false;
+	sm->wanted = e->dec.src[model]->wanted;
+}
+
+void
 engine_decide(struct engine *e, const bool *serve)
 {
 	struct engine_decision *dec = &e->dec;

@@ -19,16 +19,22 @@
 #include "registry.h"
 #include "route.h"
 #include "scheduler.h"
+#include "supervisor.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct fleet {
 	struct daemon *d;
 	struct fleet_hooks hooks;
+	struct supervisor *supervisor; /* SUPERVISE=per-gpu: the servers vramd runs; or NULL */
 	struct node **nodes;
 	struct engine **engines; /* nodes[i]->engine, for engine_set_siblings */
 	size_t nnodes;
@@ -173,17 +179,94 @@ fleet_kick_cb(evutil_socket_t fd, short what, void *arg)
 	fleet_decide_cb(fd, what, arg);
 }
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick), or -errno. */
+static int
+fleet_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int rc = 0;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		rc = -errno;
+	close(fd);
+	return rc < 0 ? rc : ntohs(sa.sin_port);
+}
+
+/*
+ * SUPERVISE=per-gpu: one OLLAMA_BIN serve per GPU of this host, each seeing only its GPU
+ * (CUDA_VISIBLE_DEVICES, by UUID when known) and serving on a loopback port of its own;
+ * they are the fleet's nodes ("gpu0", "gpu1", ...), local, each owning its GPU.
+ */
+static int
+fleet_supervise(struct fleet *f, struct node_spec **out, size_t *n, char **cause)
+{
+	struct daemon *d = f->d;
+	if (config_str(d->config, CONFIG_NODES_FILE)[0] != '\0' ||
+	    config_str(d->config, CONFIG_OLLAMA_NODES)[0] != '\0')
+		return vd_fail(cause, -EINVAL,
+			       "SUPERVISE=per-gpu makes the nodes itself (one per GPU); "
+			       "NODES_FILE and OLLAMA_NODES (--ollama) must not be given with it");
+	gpu_monitor_sample_now(d->gpus); /* NVML answers at once: the GPUs are known */
+	size_t ngpus = gpu_monitor_count(d->gpus);
+	if (ngpus == 0)
+		return vd_fail(
+		    cause, -ENODEV,
+		    "SUPERVISE=per-gpu found no GPU on this host (GPU telemetry: %s%s%s)",
+		    gpu_monitor_source(d->gpus), gpu_monitor_reason(d->gpus) ? ", " : "",
+		    gpu_monitor_reason(d->gpus) ? gpu_monitor_reason(d->gpus) : "");
+	const char *argv[] = {config_str(d->config, CONFIG_OLLAMA_BIN), "serve", NULL};
+	f->supervisor = supervisor_new(d->base, argv);
+	struct node_spec *specs = xcalloc(ngpus, sizeof(*specs));
+	for (size_t i = 0; i < ngpus; i++) {
+		const struct gpu_device *dev = gpu_monitor_device(d->gpus, i);
+		int port = fleet_free_port();
+		if (port < 0) {
+			nodes_free(specs, i);
+			return vd_fail(cause, port, "SUPERVISE=per-gpu: no free loopback port: %s",
+				       strerror(-port));
+		}
+		char *visible =
+		    dev->uuid[0] != '\0' ? xstrdup(dev->uuid) : xasprintf("%u", dev->index);
+		char *host = xasprintf("OLLAMA_HOST=127.0.0.1:%d", port);
+		char *cuda = xasprintf("CUDA_VISIBLE_DEVICES=%s", visible);
+		const char *env[] = {host, cuda, NULL};
+		specs[i] = (struct node_spec){
+		    .name = xasprintf("gpu%u", dev->index),
+		    .url = xasprintf("http://127.0.0.1:%d", port),
+		    .gpus = xasprintf("%u", dev->index),
+		    .local = true,
+		};
+		supervisor_add(f->supervisor, specs[i].name, env);
+		vd_log(FLEET, "supervising %s serve for GPU %u (%s) on %s", argv[0], dev->index,
+		       visible, specs[i].url);
+		free(visible);
+		free(host);
+		free(cuda);
+	}
+	*out = specs;
+	*n = ngpus;
+	return 0;
+}
+
 int
 fleet_new(struct daemon *d, const struct fleet_hooks *hooks, struct fleet **out, char **cause)
 {
 	struct node_spec *specs;
 	size_t nspecs;
-	int rc = nodes_from_config(d->config, &specs, &nspecs, cause);
-	if (rc < 0)
-		return rc;
 	struct fleet *f = xcalloc(1, sizeof(*f));
 	f->d = d;
 	f->hooks = *hooks;
+	int rc = strcmp(config_str(d->config, CONFIG_SUPERVISE), "per-gpu") == 0
+		     ? fleet_supervise(f, &specs, &nspecs, cause)
+		     : nodes_from_config(d->config, &specs, &nspecs, cause);
+	if (rc < 0) {
+		fleet_free(f);
+		return rc;
+	}
 	f->nodes = xcalloc(nspecs + 1, sizeof(*f->nodes));
 	f->engines = xcalloc(nspecs + 1, sizeof(*f->engines));
 	for (size_t i = 0; i < nspecs; i++) {
@@ -233,6 +316,7 @@ fleet_free(struct fleet *f)
 		return;
 	for (size_t i = 0; i < f->nnodes; i++)
 		fleet_node_free(f->nodes[i]);
+	supervisor_free(f->supervisor); /* after the nodes: nothing talks to them any more */
 	free(f->nodes);
 	free(f->engines);
 	if (f->kick_event != NULL)
@@ -345,6 +429,79 @@ fleet_share_pending(struct fleet *f)
 	}
 }
 
+/* Index of the snapshot model named name; SIZE_MAX if none. */
+static size_t
+fleet_snapshot_find(const struct sched_snapshot *snap, const char *name)
+{
+	for (size_t i = 0; i < snap->nmodels; i++)
+		if (strcmp(snap->models[i].name, name) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+/*
+ * PIN_MODELS keeps a model loaded somewhere, not on every node: on the nodes where it is
+ * loaded or loading, else on the one ready node that could hold it with the most room
+ * now. Every other node treats it as an ordinary model this decision.
+ */
+static void
+fleet_place_pin(struct fleet *f, const char *name)
+{
+	uint64_t homes = 0, best_room = 0;
+	size_t best = SIZE_MAX;
+	for (size_t q = 0; q < f->nnodes; q++) {
+		const struct sched_snapshot *qs = engine_snapshot_view(f->engines[q]);
+		size_t k = qs != NULL ? fleet_snapshot_find(qs, name) : SIZE_MAX;
+		if (k == SIZE_MAX || !qs->models[k].pinned)
+			continue;
+		const struct sched_model *qm = &qs->models[k];
+		if (qm->residency == SCHED_LOADED || qm->residency == SCHED_LOADING)
+			homes |= 1ull << q;
+		struct route_node rn;
+		fleet_route_node(qs, &rn);
+		if (sched_model_can_ever_fit(qs, k) &&
+		    (best == SIZE_MAX || rn.room_bytes > best_room)) {
+			best = q;
+			best_room = rn.room_bytes;
+		}
+	}
+	if (homes == 0 && best != SIZE_MAX)
+		homes = 1ull << best;
+	for (size_t q = 0; q < f->nnodes; q++) {
+		const struct sched_snapshot *qs = engine_snapshot_view(f->engines[q]);
+		size_t k = qs != NULL ? fleet_snapshot_find(qs, name) : SIZE_MAX;
+		if (k != SIZE_MAX && qs->models[k].pinned && !(homes & (1ull << q)))
+			engine_snapshot_unpin(f->engines[q], k);
+	}
+}
+
+/*
+ * PIN_MODELS keeps a model loaded somewhere, not on every node: on the nodes where it is
+ * loaded or loading, else on the one ready node that could hold it with the most room
+ * now. Every other node treats it as an ordinary model this decision.
+ */
+static void
+fleet_place_pins(struct fleet *f)
+{
+	const char *names[64];
+	size_t nnames = 0;
+	for (size_t n = 0; n < f->nnodes; n++) {
+		const struct sched_snapshot *snap = engine_snapshot_view(f->engines[n]);
+		for (size_t i = 0; snap != NULL && i < snap->nmodels; i++) {
+			if (!snap->models[i].pinned)
+				continue;
+			bool seen = false;
+			for (size_t j = 0; j < nnames && !seen; j++)
+				seen = strcmp(names[j], snap->models[i].name) == 0;
+			if (!seen && nnames < VD_ARRAY_LEN(names))
+				names[nnames++] = snap->models[i].name;
+		}
+	}
+	/* Names are borrowed from the engines' models, which outlive this decision. */
+	for (size_t j = 0; j < nnames; j++)
+		fleet_place_pin(f, names[j]);
+}
+
 static void
 fleet_fail_never_fits(struct fleet *f, size_t k)
 {
@@ -391,6 +548,8 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 	if (!any_ready)
 		return;
 	fleet_share_pending(f);
+	if (N > 1)
+		fleet_place_pins(f);
 
 	struct route_config rcfg = {
 	    .max_replicas = (int)config_int(d->config, CONFIG_MAX_REPLICAS),
