@@ -59,6 +59,10 @@ fleet_node_up_cb(void *arg, bool up)
 {
 	struct node *n = arg;
 	n->up = up;
+	if (up)
+		breaker_success(&n->breaker, vd_now_mono_ms());
+	else
+		breaker_failure(&n->breaker, vd_now_mono_ms());
 	engine_set_backend_up(n->engine, up);
 }
 
@@ -134,6 +138,7 @@ fleet_node_new(struct fleet *f, size_t index, const struct node_spec *spec, stru
 	struct daemon *d = f->d;
 	struct node *n = xcalloc(1, sizeof(*n));
 	n->index = index;
+	breaker_init(&n->breaker, NULL);
 	n->name = xstrdup(spec->name);
 	n->url = xstrdup(spec->url);
 	n->labels = xcalloc(spec->nlabels + 1, sizeof(*n->labels));
@@ -541,9 +546,17 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 		f->serve_node = NULL;
 	}
 	bool any_ready = false;
+	uint64_t blocked = 0; /* nodes whose breaker keeps work away (NODES_MAX is 64) */
 	for (size_t n = 0; n < N; n++) {
 		bool ready = engine_snapshot(f->engines[n], now, f->sums, nsum);
 		any_ready = any_ready || ready;
+		/* An open breaker keeps new work away until its retry time; then the node gets
+		 * work again as a trial, and what that work does closes or reopens it. */
+		struct breaker *b = &f->nodes[n]->breaker;
+		if (ready && !breaker_allows(b, now))
+			blocked |= 1ull << n;
+		else if (ready && b->state == BREAKER_OPEN)
+			breaker_begin_trial(b, now);
 	}
 	if (!any_ready)
 		return;
@@ -582,6 +595,7 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		fleet_route_node(snap, &f->rnodes[n]);
+		f->rnodes[n].ready = !(blocked & (1ull << n));
 		bool totals = fleet_totals_known(snap);
 		for (size_t i = 0; i < snap->nmodels; i++) {
 			int k = engine_snapshot_summary(f->engines[n], i);

@@ -154,10 +154,14 @@ def test_node_killed_mid_job_fails_over_and_comes_back():
         assert j["attempts"] == 2, j
         assert "phi3:mini" in f.sim_loaded(f.a), f.sim_loaded(f.a)
         wait_until(lambda: f.node("b")["state"] == "down", timeout=20, what="b shown down")
+        # Failures in a row open its circuit breaker: no work goes there until a trial.
+        wait_until(lambda: f.node("b")["breaker"] == "open", timeout=30,
+                   what="b's breaker open")
         # b comes back (its machine kept the memory of nothing: a fresh server).
         f.b = start_sim("--gpus", "8GiB", state_file=state_file, port=port,
                         time_scale=f.time_scale)
         wait_until(lambda: f.node("b")["state"] == "up", timeout=40, what="b shown up again")
+        assert f.node("b")["breaker"] == "closed", f.node("b")
         # It is used again: a model pinned to it by the map loads there.
         j = f.v.wait_final(f.v.submit_ok(job("gemma:2b")), timeout=60)
         assert j["status"] == "complete", j
