@@ -263,6 +263,7 @@ engine_set_backend_up(struct engine *e, bool up)
 		e->outage = true;
 	if (up) {
 		e->backend_up_since_ms = engine_now();
+		e->optimize_now = true; /* a node change: the GPU optimizer looks again */
 		engine_kick(e);
 	}
 }
