@@ -346,7 +346,8 @@ daemon_open_gpus(struct daemon *d, char **cause)
 	const char *lib = config_str(cfg, CONFIG_NVML_LIB);
 	opts.nvml_lib = *lib ? lib : NULL;
 	const char *filter = config_str(cfg, CONFIG_GPUS);
-	if (*filter == '\0')
+	/* CUDA_VISIBLE_DEVICES names this host's GPUs, not a remote vramd's. */
+	if (*filter == '\0' && opts.provider != GPU_PROVIDER_REMOTE)
 		filter = getenv("CUDA_VISIBLE_DEVICES");
 	opts.device_filter = filter != NULL && *filter ? filter : NULL;
 	opts.interval_ms = config_int(cfg, CONFIG_MEMORY_MONITORING_INTERVAL);

@@ -40,8 +40,10 @@ def setup_module():
     SIM_B = start_sim(time_scale=100)
     A_DATA = tempfile.mkdtemp(prefix="vramd-remote-a-")
     start_a()
+    # CUDA_VISIBLE_DEVICES describes B's own host: it must not hide A's GPUs.
     B = start_vramd(SIM_B, "--gpu-source", "vramd", "--gpu-remote-url", A.url + "/",
-                    "--monitor-interval", "100", nvml=False)
+                    "--monitor-interval", "100", nvml=False,
+                    env={"CUDA_VISIBLE_DEVICES": "7"})
 
 
 def teardown_module():
