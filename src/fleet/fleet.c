@@ -108,6 +108,13 @@ fleet_node_free(struct node *n)
 	free(n);
 }
 
+static void
+fleet_remote_sample_cb(struct gpu_monitor *mon, void *arg)
+{
+	(void)mon;
+	fleet_kick(arg);
+}
+
 /* How the node's GPUs are known: its own remote vramd, this host's telemetry, a budget, or
  * nothing (CPU only). */
 static int
@@ -115,10 +122,31 @@ fleet_node_telemetry(struct fleet *f, struct node *n, const struct node_spec *sp
 {
 	struct daemon *d = f->d;
 	bool host_has_telemetry = strcmp(gpu_monitor_source(d->gpus), "none") != 0;
-	if (spec->telemetry_url != NULL)
-		return vd_fail(cause, -ENOTSUP,
-			       "node %s: telemetry_url is not supported by this build of vramd",
-			       spec->name);
+	if (spec->telemetry_url != NULL) {
+		/* The node's own monitor reading its machine's vramd; a sample is a reason to
+		 * decide again, as one of this host's is. */
+		struct gpu_options opts = {
+		    .provider = GPU_PROVIDER_REMOTE,
+		    .remote_url = spec->telemetry_url,
+		    .interval_ms = config_int(d->config, CONFIG_MEMORY_MONITORING_INTERVAL),
+		    .history_len = (size_t)config_int(d->config, CONFIG_GPU_HISTORY_LENGTH),
+		    .device_filter = spec->gpus,
+		    .on_sample = fleet_remote_sample_cb,
+		    .on_sample_arg = f,
+		};
+		char *why = NULL;
+		n->gpus = gpu_monitor_new(d->base, &opts, &why);
+		if (n->gpus == NULL) {
+			int rc =
+			    vd_fail(cause, -EINVAL, "node %s: telemetry_url %s: %s", spec->name,
+				    spec->telemetry_url, why != NULL ? why : "unusable");
+			free(why);
+			return rc;
+		}
+		n->owns_gpus = true;
+		n->telemetry = NODE_TELEMETRY_REMOTE;
+		return 0;
+	}
 	if (spec->local && host_has_telemetry) {
 		n->telemetry = NODE_TELEMETRY_LOCAL;
 		n->gpus = d->gpus;
