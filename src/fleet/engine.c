@@ -1284,11 +1284,17 @@ engine_snapshot_add_pending(struct engine *e, int gpu, uint64_t bytes)
 }
 
 void
-engine_snapshot_unpin(struct engine *e, size_t model)
+engine_snapshot_unpin(struct engine *e, size_t model, bool extra_copy)
 {
 	struct sched_model *sm = &e->dec.models[model];
 	sm->pinned = false;
 	sm->wanted = e->dec.src[model]->wanted;
+	/* A second copy of a pin nobody is using is unloaded, this decision only. */
+	bool idle = sm->running == 0;
+	for (int p = 0; p < JOB_NPRIORITIES; p++)
+		idle = idle && sm->queued[p] == 0;
+	if (extra_copy && idle && sm->residency == SCHED_LOADED)
+		sm->unload_requested = true;
 }
 
 void

@@ -61,8 +61,9 @@ bool engine_snapshot_model_routed(const struct engine *e, size_t model);
  * another node's such loads there (nodes sharing a GPU). */
 uint64_t engine_own_pending(const struct engine *e, int gpu);
 void engine_snapshot_add_pending(struct engine *e, int gpu, uint64_t bytes);
-/* Snapshot model i is pinned on another node: here it is an ordinary model this time. */
-void engine_snapshot_unpin(struct engine *e, size_t model);
+/* Snapshot model i is pinned on another node: here it is an ordinary model this time;
+ * extra_copy: it is loaded here too, so unload it if nothing uses it. */
+void engine_snapshot_unpin(struct engine *e, size_t model, bool extra_copy);
 void engine_decide(struct engine *e, const bool *serve);
 /* Fails the queued jobs of model name with why. */
 void engine_fail_model(struct engine *e, const char *name, const char *why);

@@ -477,6 +477,13 @@ fleet_snapshot_find(const struct sched_snapshot *snap, const char *name)
  * loaded or loading, else on the one ready node that could hold it with the most room
  * now. Every other node treats it as an ordinary model this decision.
  */
+static bool
+fleet_pin_loaded(struct fleet *f, size_t q, const char *name)
+{
+	const struct sched_snapshot *qs = engine_snapshot_view(f->engines[q]);
+	return qs->models[fleet_snapshot_find(qs, name)].residency == SCHED_LOADED;
+}
+
 static void
 fleet_place_pin(struct fleet *f, const char *name)
 {
@@ -500,11 +507,22 @@ fleet_place_pin(struct fleet *f, const char *name)
 	}
 	if (homes == 0 && best != SIZE_MAX)
 		homes = 1ull << best;
+	/* Two homes happen when a node came back while the pin was reloading elsewhere: one
+	 * keeps it (a loaded copy before a loading one), the other copy goes once idle. */
+	size_t keep = SIZE_MAX;
+	for (size_t q = 0; q < f->nnodes; q++) {
+		if (!(homes & (1ull << q)))
+			continue;
+		if (keep == SIZE_MAX ||
+		    (fleet_pin_loaded(f, q, name) && !fleet_pin_loaded(f, keep, name)))
+			keep = q;
+	}
 	for (size_t q = 0; q < f->nnodes; q++) {
 		const struct sched_snapshot *qs = engine_snapshot_view(f->engines[q]);
 		size_t k = qs != NULL ? fleet_snapshot_find(qs, name) : SIZE_MAX;
-		if (k != SIZE_MAX && qs->models[k].pinned && !(homes & (1ull << q)))
-			engine_snapshot_unpin(f->engines[q], k);
+		if (k == SIZE_MAX || !qs->models[k].pinned || q == keep)
+			continue;
+		engine_snapshot_unpin(f->engines[q], k, (homes & (1ull << q)) != 0);
 	}
 }
 

@@ -153,7 +153,7 @@ remote_field_parse(const json_t *obj, const struct remote_field *f, const char *
 	if (v == NULL || json_is_null(v))
 		return 0;
 	char *at = (char *)s + f->offset;
-	json_int_t i;
+	json_int_t i = 0;
 	switch (f->kind) {
 	case REMOTE_BYTES:
 		if (remote_integer(v, where, f->key, 0, INT64_MAX, &i, cause) < 0)
