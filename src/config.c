@@ -29,7 +29,31 @@ extern char **environ;
 static const struct config_def config_table[CONFIG_NKEYS] = {
 	[CONFIG_OLLAMA_BASE_URL] = {"OLLAMA_BASE_URL", "OLLAMA_BASE_URL", "--ollama", CONFIG_TYPE_STRING,
 		"http://127.0.0.1:11434", 0, 0, NULL, "", false,
-		"Base URL of the Ollama server vramd schedules for."},
+		"Base URL of the Ollama server vramd schedules for: the one-node form, used when "
+		"OLLAMA_NODES and NODES_FILE are empty (set beside them, it must be one of their "
+		"nodes); the first --ollama sets it."},
+	[CONFIG_OLLAMA_NODES] = {"OLLAMA_NODES", "OLLAMA_NODES", "--ollama-nodes", CONFIG_TYPE_URLS,
+		"", 0, 64, NULL, "", false,
+		"Ollama servers (nodes) as comma-separated http:// or https:// URLs, named node0, "
+		"node1, ... in this order; each --ollama URL adds one (the first replaces a list from "
+		"the file or environment). Takes the place of OLLAMA_BASE_URL."},
+	[CONFIG_NODES_FILE] = {"NODES_FILE", NULL, "--nodes-file", CONFIG_TYPE_STRING, "", 0, 0,
+		NULL, "", false,
+		"JSON file listing every node with its settings (name, url, gpus, vram_budget, "
+		"telemetry_url, labels, local; see docs/fleet.md); OLLAMA_NODES and --ollama must then "
+		"be unset."},
+	[CONFIG_SUPERVISE] = {"SUPERVISE", NULL, "--supervise", CONFIG_TYPE_ENUM, "off", 0, 0,
+		"off|per-gpu", "", false,
+		"per-gpu: vramd starts one \"OLLAMA_BIN serve\" per GPU of this host, each with "
+		"CUDA_VISIBLE_DEVICES set to its GPU and its own loopback OLLAMA_HOST port, and "
+		"keeps them running; off: the Ollama servers are started by someone else."},
+	[CONFIG_OLLAMA_BIN] = {"OLLAMA_BIN", NULL, "--ollama-bin", CONFIG_TYPE_STRING, "ollama", 0,
+		0, NULL, "", false,
+		"The Ollama program SUPERVISE=per-gpu starts (looked up in PATH unless it has a /)."},
+	[CONFIG_MAX_REPLICAS] = {"MAX_REPLICAS", NULL, "--max-replicas", CONFIG_TYPE_INT, "1", 1, 16,
+		NULL, "", false,
+		"Nodes one model may run on at once: a model is loaded on another node too when its "
+		"queue is long and that node has room."},
 	[CONFIG_LISTEN] = {"LISTEN", NULL, "--listen", CONFIG_TYPE_STRING, "127.0.0.1:5001", 0, 0,
 		NULL, "", false, "Address and port of vramd's HTTP API (HOST:PORT)."},
 	[CONFIG_DATA_DIR] = {"DATA_DIR", NULL, "--data-dir", CONFIG_TYPE_STRING, "./vramd-data", 0, 0,
@@ -197,6 +221,19 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"POSTs; not changeable through the API."},
 };
 /* clang-format on */
+
+/*
+ * Flags that may be repeated. Each use of key's flag also adds its value to the URL list
+ * list: the first addition on the command line replaces a list from the file or the
+ * environment (flags win), later ones append. Only the first use sets key itself. So
+ * "--ollama A --ollama B" gives OLLAMA_NODES "A,B" and OLLAMA_BASE_URL "A", and a single
+ * --ollama still overrides an OLLAMA_NODES from the environment.
+ */
+static const struct config_flag_list {
+	enum config_key key, list;
+} config_flag_lists[] = {
+    {CONFIG_OLLAMA_BASE_URL, CONFIG_OLLAMA_NODES},
+};
 
 /* Groups that must stay strictly increasing (thresholds) or non-increasing (speeds). */
 static const enum config_key config_ascending[][3] = {
@@ -684,6 +721,35 @@ config_flag_key(const char *flag, size_t len)
 	return -1;
 }
 
+/* The entry of config_flag_lists whose key is k, or NULL. */
+static const struct config_flag_list *
+config_flag_list_of(enum config_key k)
+{
+	for (size_t i = 0; i < VD_ARRAY_LEN(config_flag_lists); i++)
+		if (config_flag_lists[i].key == k)
+			return &config_flag_lists[i];
+	return NULL;
+}
+
+/* Applies one use of a repeatable flag (see config_flag_lists); first says whether it
+ * is the first use of that flag on this command line. */
+static int
+config_flag_list_add(struct config_value *v, const struct config_flag_list *fl, const char *value,
+		     bool first, const char *where, char **cause)
+{
+	int rc = 0;
+	if (first)
+		rc = config_assign(v, fl->key, value, CONFIG_SRC_FLAG, where, cause);
+	if (rc < 0)
+		return rc;
+	/* A list set earlier on this command line (by this flag or the list's own) grows. */
+	bool append = v[fl->list].source == CONFIG_SRC_FLAG && v[fl->list].text[0] != '\0';
+	char *joined = append ? xasprintf("%s,%s", v[fl->list].text, value) : xstrdup(value);
+	rc = config_assign(v, fl->list, joined, CONFIG_SRC_FLAG, where, cause);
+	free(joined);
+	return rc;
+}
+
 /*
  * One pass over argv. With v == NULL it only finds --config (into *config_path) and
  * checks the syntax; with v it applies the key flags.
@@ -692,6 +758,7 @@ static int
 config_args(struct config_value *v, int argc, char **argv, const char **config_path, bool *help,
 	    bool *version, char **cause)
 {
+	bool list_used[VD_ARRAY_LEN(config_flag_lists)] = {false};
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -737,7 +804,14 @@ config_args(struct config_value *v, int argc, char **argv, const char **config_p
 		if (v == NULL)
 			continue;
 		char *where = xasprintf("flag %s", config_table[k].flag);
-		int rc = config_assign(v, k, value, CONFIG_SRC_FLAG, where, cause);
+		const struct config_flag_list *fl = config_flag_list_of(k);
+		int rc;
+		if (fl != NULL) {
+			size_t li = (size_t)(fl - config_flag_lists);
+			rc = config_flag_list_add(v, fl, value, !list_used[li], where, cause);
+			list_used[li] = true;
+		} else
+			rc = config_assign(v, k, value, CONFIG_SRC_FLAG, where, cause);
 		free(where);
 		if (rc < 0)
 			return rc;

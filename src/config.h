@@ -29,6 +29,12 @@
 enum config_key {
 	/* Daemon and backends. */
 	CONFIG_OLLAMA_BASE_URL,
+	/* The fleet: Ollama servers ("nodes") and the ones vramd runs itself (issue 9). */
+	CONFIG_OLLAMA_NODES,
+	CONFIG_NODES_FILE,
+	CONFIG_SUPERVISE,
+	CONFIG_OLLAMA_BIN,
+	CONFIG_MAX_REPLICAS,
 	CONFIG_LISTEN,
 	CONFIG_DATA_DIR,
 	CONFIG_LOG_FILE,
@@ -135,7 +141,8 @@ void config_free(struct config *cfg);
 
 /*
  * Loads every source into cfg: parses argv for --config FILE and the key flags
- * (--flag VALUE or --flag=VALUE; a BOOL flag alone means true), reads the file, then
+ * (--flag VALUE or --flag=VALUE; a BOOL flag alone means true; --ollama may be repeated,
+ * see OLLAMA_NODES in config.c), reads the file, then
  * the environment envp (NULL = environ), then applies the flags. --help/-h and
  * --version set *help / *version (either may be NULL to reject them) and stop nothing.
  * Returns 0, or -EINVAL with *cause naming the key, the source ("flag --queue-max-size",

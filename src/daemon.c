@@ -333,6 +333,12 @@ daemon_gpu_sample_cb(struct gpu_monitor *mon, void *arg)
 		fleet_kick(d->fleet);
 }
 
+static void
+daemon_job_changed_cb(struct job *job, void *arg)
+{
+	daemon_job_changed(arg, job);
+}
+
 /* The GPU policy's view of what vramd's models hold on this host's GPUs. */
 static json_t *
 daemon_local_models_cb(void *arg)
@@ -477,7 +483,8 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 			goto out_fail;
 	}
 	d->policy = gpu_policy_new(d);
-	rc = fleet_new(d, &d->fleet, cause);
+	rc = fleet_new(d, &(struct fleet_hooks){.job_changed = daemon_job_changed_cb, .arg = d},
+		       &d->fleet, cause);
 	if (rc < 0)
 		goto out_fail;
 	gpu_policy_set_models(d->policy, &(struct gpu_policy_models){

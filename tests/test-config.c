@@ -431,6 +431,102 @@ test_webhook_urls(void **state)
 	free(path);
 }
 
+/* --ollama may be repeated: every use adds a node to OLLAMA_NODES (the first replaces a
+ * list from the file or environment) and the first is also OLLAMA_BASE_URL. */
+static void
+test_repeated_ollama(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char *cause = NULL;
+	char *env[] = {"OLLAMA_NODES=http://env-a:1,http://env-b:2", NULL};
+
+	/* Without --ollama the environment's list stands and the base URL is the default. */
+	assert_int_equal(load(&cfg, (char *[]){"vramd", NULL}, env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_NODES), "http://env-a:1,http://env-b:2");
+	assert_int_equal(config_source_of(cfg, CONFIG_OLLAMA_NODES), CONFIG_SRC_ENV);
+	assert_int_equal(config_source_of(cfg, CONFIG_OLLAMA_BASE_URL), CONFIG_SRC_DEFAULT);
+	config_free(cfg);
+
+	/* One --ollama: one node, replacing the environment's list. */
+	char *one[] = {"vramd", "--ollama", "http://a:1", NULL};
+	assert_int_equal(load(&cfg, one, env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_BASE_URL), "http://a:1");
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_NODES), "http://a:1");
+	assert_int_equal(config_source_of(cfg, CONFIG_OLLAMA_NODES), CONFIG_SRC_FLAG);
+	config_free(cfg);
+
+	char *three[] = {
+	    "vramd",	"--ollama",   "http://a:1", "--queue-max-size", "5", "--ollama=http://b:2",
+	    "--ollama", "http://c:3", NULL};
+	assert_int_equal(load(&cfg, three, env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_BASE_URL), "http://a:1");
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_NODES),
+			    "http://a:1,http://b:2,http://c:3");
+	json_t *all = config_to_json(cfg, false);
+	assert_int_equal(json_array_size(json_object_get(all, "OLLAMA_NODES")), 3);
+	json_decref(all);
+	config_free(cfg);
+
+	/* A list given on the command line grows with later --ollama flags. */
+	char *mixed[] = {"vramd",    "--ollama-nodes", "http://a:1,http://b:2",
+			 "--ollama", "http://c:3",     NULL};
+	assert_int_equal(load(&cfg, mixed, empty_env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_NODES),
+			    "http://a:1,http://b:2,http://c:3");
+	config_free(cfg);
+
+	/* Each --ollama is checked as a URL; the message names the flag and the item. */
+	expect_error(
+	    (char *[]){"vramd", "--ollama", "http://a:1", "--ollama", "gpu-box:11434", NULL}, env,
+	    (const char *[]){"OLLAMA_NODES", "flag --ollama", "item 2", "gpu-box:11434",
+			     "not an http:// or https:// URL", NULL});
+	expect_error((char *[]){"vramd", "--ollama", "ftp://a", NULL}, empty_env,
+		     (const char *[]){"flag --ollama", "item 1", NULL});
+	expect_error(
+	    (char *[]){"vramd", NULL}, (char *[]){"VRAMD_OLLAMA_NODES=http://a,b", NULL},
+	    (const char *[]){"OLLAMA_NODES", "environment VRAMD_OLLAMA_NODES", "item 2", NULL});
+
+	/* The new keys and their ranges. */
+	assert_int_equal(load(&cfg, (char *[]){"vramd", NULL}, empty_env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_SUPERVISE), "off");
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_BIN), "ollama");
+	assert_int_equal(config_int(cfg, CONFIG_MAX_REPLICAS), 1);
+	assert_string_equal(config_str(cfg, CONFIG_NODES_FILE), "");
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_NODES), "");
+	config_free(cfg);
+	char *set[] = {"vramd",
+		       "--supervise",
+		       "per-gpu",
+		       "--max-replicas",
+		       "16",
+		       "--ollama-bin",
+		       "/opt/ollama/bin/ollama",
+		       "--nodes-file",
+		       "/etc/vramd/nodes.json",
+		       NULL};
+	assert_int_equal(load(&cfg, set, empty_env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_SUPERVISE), "per-gpu");
+	assert_int_equal(config_int(cfg, CONFIG_MAX_REPLICAS), 16);
+	assert_string_equal(config_str(cfg, CONFIG_OLLAMA_BIN), "/opt/ollama/bin/ollama");
+	assert_string_equal(config_str(cfg, CONFIG_NODES_FILE), "/etc/vramd/nodes.json");
+	config_free(cfg);
+	expect_error((char *[]){"vramd", "--max-replicas", "17", NULL}, empty_env,
+		     (const char *[]){"MAX_REPLICAS", "1 to 16", NULL});
+	expect_error((char *[]){"vramd", "--supervise", "always", NULL}, empty_env,
+		     (const char *[]){"SUPERVISE", "off|per-gpu", NULL});
+	/* At most 64 nodes. */
+	char *many = xstrdup("VRAMD_OLLAMA_NODES=");
+	for (int i = 0; i < 65; i++) {
+		char *next = xasprintf("%s%shttp://n:%d", many, i > 0 ? "," : "", 1000 + i);
+		free(many);
+		many = next;
+	}
+	expect_error((char *[]){"vramd", NULL}, (char *[]){many, NULL},
+		     (const char *[]){"OLLAMA_NODES", "65 URLs", "at most 64", NULL});
+	free(many);
+}
+
 /* --help and --version are reported, not rejected, even among other flags. */
 static void
 test_help_flag(void **state)
@@ -458,6 +554,7 @@ main(void)
 	    cmocka_unit_test(test_file_errors),
 	    cmocka_unit_test(test_runtime_changes),
 	    cmocka_unit_test(test_webhook_urls),
+	    cmocka_unit_test(test_repeated_ollama),
 	    cmocka_unit_test(test_help_lists_every_key),
 	    cmocka_unit_test(test_docs_list_every_key),
 	};

@@ -136,8 +136,7 @@ struct engine_decision {
 struct engine {
 	struct daemon *d;
 	struct node *node;
-	void (*kick)(void *arg); /* asks the fleet to decide again (coalesced there) */
-	void *kick_arg;
+	struct engine_hooks hooks;	/* how results travel up: a job changed, decide again */
 	struct engine *const *siblings; /* every node's engine, for runners on shared GPUs */
 	size_t nsiblings;
 	struct engine_model **models;
@@ -229,13 +228,12 @@ engine_sample_now(struct engine *e)
 }
 
 struct engine *
-engine_new(struct daemon *d, struct node *node, void (*kick)(void *arg), void *kick_arg)
+engine_new(struct daemon *d, struct node *node, const struct engine_hooks *hooks)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 	e->d = d;
 	e->node = node;
-	e->kick = kick;
-	e->kick_arg = kick_arg;
+	e->hooks = *hooks;
 	e->backend_up = false;
 	e->run_ms_mean = -1;
 	sched_plan_init(&e->plan);
@@ -252,7 +250,7 @@ engine_set_siblings(struct engine *e, struct engine *const *engines, size_t n)
 void
 engine_kick(struct engine *e)
 {
-	e->kick(e->kick_arg);
+	e->hooks.kick(e->hooks.arg);
 }
 
 void
@@ -642,7 +640,7 @@ engine_fail_queued(struct engine *e, struct engine_model *m, const char *why)
 	while ((job = queue_pop_model(e->d->queue, m->name)) != NULL) {
 		job_finish(job, JOB_FAILED, NULL, why, vd_now_wall_ms());
 		e->counters.failed++;
-		daemon_job_changed(e->d, job);
+		e->hooks.job_changed(job, e->hooks.arg);
 		job_unref(job);
 		n++;
 	}
@@ -916,7 +914,7 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 	if (job_is_final(job))
 		vd_debug(ENGINE, "job %s %s in %lld ms", job->id, job_status_name(job->status),
 			 (long long)job->run_ms);
-	daemon_job_changed(d, job);
+	e->hooks.job_changed(job, e->hooks.arg);
 	job_unref(job);
 	free(run);
 	engine_kick(e);
@@ -960,7 +958,7 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		};
 		run->call = backend_run(e->node->backend, &req, engine_run_cb, run);
 		job->engine_transfer = run;
-		daemon_job_changed(d, job);
+		e->hooks.job_changed(job, e->hooks.arg);
 	}
 }
 
@@ -1306,7 +1304,7 @@ engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
 			job->enqueued_mono_ms = now;
 			queue_push_front(d->queue, job);
 		}
-		daemon_job_changed(d, job);
+		e->hooks.job_changed(job, e->hooks.arg);
 		job_unref(job);
 		free(run);
 	}
@@ -1473,7 +1471,7 @@ engine_cancel_job(struct engine *e, struct job *job)
 	job->engine_transfer = NULL;
 	job->run_ms = engine_now() - run->started_mono_ms;
 	job_finish(job, JOB_CANCELLED, NULL, "cancelled by client", vd_now_wall_ms());
-	daemon_job_changed(e->d, job);
+	e->hooks.job_changed(job, e->hooks.arg);
 	job_unref(job);
 	free(run);
 	engine_kick(e);
@@ -1561,7 +1559,6 @@ engine_free(struct engine *e)
 {
 	if (e == NULL)
 		return;
-	struct daemon *d = e->d;
 	/* Jobs in flight go back to queued in the store, so a restart runs them again. */
 	while (e->runs != NULL) {
 		struct engine_run *run = e->runs;
@@ -1569,7 +1566,7 @@ engine_free(struct engine *e)
 		backend_call_cancel(e->node->backend, run->call);
 		run->job->status = JOB_QUEUED;
 		run->job->engine_transfer = NULL;
-		daemon_job_changed(d, run->job);
+		e->hooks.job_changed(run->job, e->hooks.arg);
 		job_unref(run->job);
 		free(run);
 	}

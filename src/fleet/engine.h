@@ -20,9 +20,16 @@ struct engine;
 struct node;
 struct queue_model_summary;
 
-/* The engine of node; kick(kick_arg) asks its owner (the fleet) to decide again. */
-struct engine *engine_new(struct daemon *d, struct node *node, void (*kick)(void *arg),
-			  void *kick_arg);
+/* How the engine reports up, never calling its owners: arg is hooks.arg. */
+struct engine_hooks {
+	void (*kick)(void *arg);			 /* decide again soon */
+	void (*job_changed)(struct job *job, void *arg); /* record it (daemon_job_changed) */
+	void *arg;
+};
+
+/* The engine of node. It reads the configuration, the queue and the host's GPU policy
+ * from d, and reports through hooks. */
+struct engine *engine_new(struct daemon *d, struct node *node, const struct engine_hooks *hooks);
 /* Every node's engine (engines[0..n), this one included), so runners on GPUs that nodes of
  * this host share are told apart. Borrowed until engine_free. */
 void engine_set_siblings(struct engine *e, struct engine *const *engines, size_t n);

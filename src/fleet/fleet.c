@@ -28,6 +28,7 @@
 
 struct fleet {
 	struct daemon *d;
+	struct fleet_hooks hooks;
 	struct node **nodes;
 	struct engine **engines; /* nodes[i]->engine, for engine_set_siblings */
 	size_t nnodes;
@@ -66,6 +67,13 @@ static void
 fleet_kick_engine_cb(void *arg)
 {
 	fleet_kick(arg);
+}
+
+static void
+fleet_job_changed_cb(struct job *job, void *arg)
+{
+	struct fleet *f = arg;
+	f->hooks.job_changed(job, f->hooks.arg);
 }
 
 /* --- Building the nodes ----------------------------------------------------------------- */
@@ -137,7 +145,10 @@ fleet_node_new(struct fleet *f, size_t index, const struct node_spec *spec, stru
 	rc = backend_new("ollama", &bcfg, &n->backend, cause);
 	if (rc < 0)
 		goto out_fail;
-	n->engine = engine_new(d, n, fleet_kick_engine_cb, f);
+	n->engine = engine_new(d, n,
+			       &(struct engine_hooks){.kick = fleet_kick_engine_cb,
+						      .job_changed = fleet_job_changed_cb,
+						      .arg = f});
 	struct monitor_hooks hooks = {
 	    .up = fleet_node_up_cb,
 	    .ps = fleet_node_ps_cb,
@@ -163,7 +174,7 @@ fleet_kick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-fleet_new(struct daemon *d, struct fleet **out, char **cause)
+fleet_new(struct daemon *d, const struct fleet_hooks *hooks, struct fleet **out, char **cause)
 {
 	struct node_spec *specs;
 	size_t nspecs;
@@ -172,6 +183,7 @@ fleet_new(struct daemon *d, struct fleet **out, char **cause)
 		return rc;
 	struct fleet *f = xcalloc(1, sizeof(*f));
 	f->d = d;
+	f->hooks = *hooks;
 	f->nodes = xcalloc(nspecs + 1, sizeof(*f->nodes));
 	f->engines = xcalloc(nspecs + 1, sizeof(*f->engines));
 	for (size_t i = 0; i < nspecs; i++) {
@@ -381,7 +393,7 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 	fleet_share_pending(f);
 
 	struct route_config rcfg = {
-	    .max_replicas = 1, /* MAX_REPLICAS: wired with the nodes configuration */
+	    .max_replicas = (int)config_int(d->config, CONFIG_MAX_REPLICAS),
 	    .max_concurrent = (int)config_int(d->config, CONFIG_MAX_CONCURRENT_PER_MODEL),
 	    .spread = strcmp(config_str(d->config, CONFIG_PLACEMENT), "spread") == 0,
 	};

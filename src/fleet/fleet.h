@@ -27,9 +27,15 @@ struct job;
 struct node;
 struct registry;
 
+/* How the fleet reports up to the daemon that owns it. */
+struct fleet_hooks {
+	void (*job_changed)(struct job *job, void *arg); /* a job's state changed: record it */
+	void *arg;
+};
+
 /* Builds the nodes of the configuration (nodes.h) on the daemon's loop, with the host's
  * GPU monitor d->gpus already open. 0, or -errno with *cause. */
-int fleet_new(struct daemon *d, struct fleet **out, char **cause);
+int fleet_new(struct daemon *d, const struct fleet_hooks *hooks, struct fleet **out, char **cause);
 /* Stops every node; jobs in flight go back to queued in the store. */
 void fleet_free(struct fleet *f);
 /* Probes every node now. */
