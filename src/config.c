@@ -165,8 +165,14 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 	[CONFIG_NVML_LIB] = {"NVML_LIB", NULL, "--nvml-lib", CONFIG_TYPE_STRING, "", 0, 0, NULL, "",
 		false, "Path of libnvidia-ml; empty tries libnvidia-ml.so.1 then libnvidia-ml.so."},
 	[CONFIG_GPU_SOURCE] = {"GPU_SOURCE", NULL, "--gpu-source", CONFIG_TYPE_ENUM, "auto", 0, 0,
-		"auto|nvml|nvidia-smi|none", "", false,
-		"GPU telemetry: auto tries NVML, then nvidia-smi, then none."},
+		"auto|nvml|nvidia-smi|none|vramd", "", false,
+		"GPU telemetry: auto tries NVML, then nvidia-smi, then none; vramd reads the GPUs of "
+		"another machine from the vramd at GPU_REMOTE_URL (never chosen by auto)."},
+	[CONFIG_GPU_REMOTE_URL] = {"GPU_REMOTE_URL", NULL, "--gpu-remote-url", CONFIG_TYPE_URLS, "",
+		0, 1, NULL, "", false,
+		"Base URL of the vramd whose GPUs GPU_SOURCE=vramd reads (its GET "
+		"/api/gpu/status/all, once per MEMORY_MONITORING_INTERVAL, 5 s timeout), e.g. "
+		"http://10.0.0.2:5001; required with GPU_SOURCE=vramd."},
 	[CONFIG_GPUS] = {"GPUS", NULL, "--gpus", CONFIG_TYPE_STRING, "", 0, 0, NULL, "", false,
 		"GPUs to use, by index or UUID, comma-separated (empty: all)."},
 	[CONFIG_VRAM_BUDGET] = {"VRAM_BUDGET", NULL, "--vram-budget", CONFIG_TYPE_SIZE, "0", 0,
@@ -301,6 +307,8 @@ config_expected(const struct config_def *def)
 	case CONFIG_TYPE_ENUM:
 		return xasprintf("one of %s", def->choices);
 	case CONFIG_TYPE_URLS:
+		if (def->max == 1)
+			return xstrdup("one http:// or https:// URL");
 		return xasprintf("comma-separated http:// or https:// URLs, at most %.0f",
 				 def->max);
 	case CONFIG_TYPE_STRING:
@@ -517,6 +525,11 @@ config_check_order(const struct config_value *v, char **cause)
 				       config_table[b].name, config_table[a].name, v[a].d,
 				       config_table[b].name, v[b].d);
 	}
+	if (strcmp(v[CONFIG_GPU_SOURCE].text, "vramd") == 0 &&
+	    v[CONFIG_GPU_REMOTE_URL].text[0] == '\0')
+		return vd_fail(cause, -EINVAL,
+			       "invalid GPU_SOURCE: vramd reads another vramd's GPUs and needs "
+			       "GPU_REMOTE_URL (--gpu-remote-url), which is empty");
 	return 0;
 }
 
@@ -1062,7 +1075,7 @@ config_type_name(const struct config_def *def)
 	case CONFIG_TYPE_ENUM:
 		return def->choices;
 	case CONFIG_TYPE_URLS:
-		return "URL,...";
+		return def->max == 1 ? "URL" : "URL,...";
 	case CONFIG_TYPE_STRING:
 		break;
 	}

@@ -364,11 +364,14 @@ daemon_open_gpus(struct daemon *d, char **cause)
 	const char *lib = config_str(cfg, CONFIG_NVML_LIB);
 	opts.nvml_lib = *lib ? lib : NULL;
 	const char *filter = config_str(cfg, CONFIG_GPUS);
-	if (*filter == '\0')
+	/* CUDA_VISIBLE_DEVICES names this host's GPUs, not a remote vramd's. */
+	if (*filter == '\0' && opts.provider != GPU_PROVIDER_REMOTE)
 		filter = getenv("CUDA_VISIBLE_DEVICES");
 	opts.device_filter = filter != NULL && *filter ? filter : NULL;
 	opts.interval_ms = config_int(cfg, CONFIG_MEMORY_MONITORING_INTERVAL);
 	opts.history_len = (size_t)config_int(cfg, CONFIG_GPU_HISTORY_LENGTH);
+	const char *remote = config_str(cfg, CONFIG_GPU_REMOTE_URL);
+	opts.remote_url = *remote ? remote : NULL;
 	opts.on_sample = daemon_gpu_sample_cb;
 	opts.on_sample_arg = d;
 	d->gpus = gpu_monitor_new(d->base, &opts, cause);
@@ -381,7 +384,7 @@ daemon_open_gpus(struct daemon *d, char **cause)
 	const char *why = gpu_monitor_reason(d->gpus);
 	/* A provider named explicitly must work: falling back would plan without the
 	 * telemetry the operator asked for. Only auto falls back. */
-	if (opts.provider == GPU_PROVIDER_NVML || opts.provider == GPU_PROVIDER_SMI)
+	if (opts.provider != GPU_PROVIDER_AUTO && opts.provider != GPU_PROVIDER_NONE)
 		return vd_fail(cause, -ENODEV,
 			       "GPU_SOURCE is %s but it cannot be used (%s); use --gpu-source "
 			       "auto to fall back to another source",

@@ -527,6 +527,30 @@ test_repeated_ollama(void **state)
 	free(many);
 }
 
+/* GPU_SOURCE=vramd reads another vramd's GPUs: it needs GPU_REMOTE_URL, from any source,
+ * and that URL is checked like the webhook URLs (one only). */
+static void
+test_gpu_remote_url(void **state)
+{
+	(void)state;
+	expect_error((char *[]){"vramd", "--gpu-source", "vramd", NULL}, empty_env,
+		     (const char *[]){"GPU_SOURCE", "GPU_REMOTE_URL", NULL});
+	expect_error((char *[]){"vramd", "--gpu-remote-url", "10.0.0.2:5001", NULL}, empty_env,
+		     (const char *[]){"GPU_REMOTE_URL", "not an http:// or https:// URL",
+				      "one http:// or https:// URL", NULL});
+	expect_error((char *[]){"vramd", "--gpu-remote-url", "http://a:1,http://b:1", NULL},
+		     empty_env, (const char *[]){"GPU_REMOTE_URL", "2 URLs", NULL});
+
+	struct config *cfg;
+	char *cause = NULL;
+	char *argv[] = {"vramd", "--gpu-remote-url", "http://10.0.0.2:5001", NULL};
+	char *env[] = {"VRAMD_GPU_SOURCE=vramd", NULL};
+	assert_int_equal(load(&cfg, argv, env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_GPU_SOURCE), "vramd");
+	assert_string_equal(config_str(cfg, CONFIG_GPU_REMOTE_URL), "http://10.0.0.2:5001");
+	config_free(cfg);
+}
+
 /* --help and --version are reported, not rejected, even among other flags. */
 static void
 test_help_flag(void **state)
@@ -555,6 +579,7 @@ main(void)
 	    cmocka_unit_test(test_runtime_changes),
 	    cmocka_unit_test(test_webhook_urls),
 	    cmocka_unit_test(test_repeated_ollama),
+	    cmocka_unit_test(test_gpu_remote_url),
 	    cmocka_unit_test(test_help_lists_every_key),
 	    cmocka_unit_test(test_docs_list_every_key),
 	};

@@ -146,30 +146,17 @@ api_gpu_running(const struct daemon *d, int gpu)
 	return n;
 }
 
-static const struct {
-	uint64_t bit;
-	const char *name;
-} api_gpu_clock_events[] = {
-    {0x1, "gpu_idle"},
-    {0x2, "applications_clocks_setting"},
-    {0x4, "sw_power_cap"},
-    {0x8, "hw_slowdown"},
-    {0x10, "sync_boost"},
-    {0x20, "sw_thermal_slowdown"},
-    {0x40, "hw_thermal_slowdown"},
-    {0x80, "hw_power_brake_slowdown"},
-    {0x100, "display_clock_setting"},
-};
-
 static json_t *
 api_gpu_throttle_reasons(const struct gpu_sample *s)
 {
 	if (!(s->valid & GPU_HAS_CLOCK_EVENTS))
 		return json_null();
+	const struct gpu_clock_event_name *names;
+	size_t n = gpu_clock_event_names(&names);
 	json_t *a = json_array();
-	for (size_t i = 0; i < VD_ARRAY_LEN(api_gpu_clock_events); i++)
-		if (s->clock_event_reasons & api_gpu_clock_events[i].bit)
-			json_array_append_new(a, json_string(api_gpu_clock_events[i].name));
+	for (size_t i = 0; i < n; i++)
+		if (s->clock_event_reasons & names[i].bit)
+			json_array_append_new(a, json_string(names[i].name));
 	return a;
 }
 

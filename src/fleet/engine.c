@@ -263,6 +263,7 @@ engine_set_backend_up(struct engine *e, bool up)
 		e->outage = true;
 	if (up) {
 		e->backend_up_since_ms = engine_now();
+		e->optimize_now = true; /* a node change: the GPU optimizer looks again */
 		engine_kick(e);
 	}
 }
@@ -622,6 +623,19 @@ engine_placement(const struct engine *e, int gpu)
 	return gpu;
 }
 
+/* What a load or run says of the node's health, for its circuit breaker: an answer is a
+ * success, no connection or no answer in time a failure; a cancelled call says nothing. */
+static void
+engine_breaker_report(struct engine *e, const struct backend_status *st, int64_t now)
+{
+	if (st->error == BACKEND_OK || st->error == BACKEND_ERR_REMOTE)
+		breaker_success(&e->node->breaker, now);
+	else if (st->error == BACKEND_ERR_UNAVAILABLE || st->timed_out)
+		breaker_failure(&e->node->breaker, now);
+	else
+		breaker_cancel_trial(&e->node->breaker, now);
+}
+
 static bool
 engine_model_embedding_only(const struct engine *e, const char *name)
 {
@@ -656,6 +670,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 	m->call = NULL;
 	e->loads_in_flight--;
 	int64_t now = engine_now();
+	engine_breaker_report(e, st, now);
 	if (st->error == BACKEND_OK) {
 		m->residency = SCHED_LOADED;
 		m->load_done_ms = now;
@@ -871,6 +886,7 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 		e->node->stats.completed++;
 	else if (st->error != BACKEND_ERR_REMOTE || st->http_status >= 500)
 		e->node->stats.failures++;
+	engine_breaker_report(e, st, now);
 
 	if (st->error == BACKEND_OK) {
 		job_finish(job, JOB_COMPLETE, engine_result_json(job, res), NULL, vd_now_wall_ms());
@@ -1237,6 +1253,14 @@ engine_snapshot_add_pending(struct engine *e, int gpu, uint64_t bytes)
 	for (size_t i = 0; i < e->dec.snap.ngpus; i++)
 		if (e->dec.gpus[i].id == gpu)
 			e->dec.gpus[i].pending_bytes += bytes;
+}
+
+void
+engine_snapshot_unpin(struct engine *e, size_t model)
+{
+	struct sched_model *sm = &e->dec.models[model];
+	sm->pinned = false;
+	sm->wanted = e->dec.src[model]->wanted;
 }
 
 void

@@ -61,6 +61,8 @@ bool engine_snapshot_model_routed(const struct engine *e, size_t model);
  * another node's such loads there (nodes sharing a GPU). */
 uint64_t engine_own_pending(const struct engine *e, int gpu);
 void engine_snapshot_add_pending(struct engine *e, int gpu, uint64_t bytes);
+/* Snapshot model i is pinned on another node: here it is an ordinary model this time. */
+void engine_snapshot_unpin(struct engine *e, size_t model);
 void engine_decide(struct engine *e, const bool *serve);
 /* Fails the queued jobs of model name with why. */
 void engine_fail_model(struct engine *e, const char *name, const char *why);

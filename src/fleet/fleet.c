@@ -19,16 +19,22 @@
 #include "registry.h"
 #include "route.h"
 #include "scheduler.h"
+#include "supervisor.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct fleet {
 	struct daemon *d;
 	struct fleet_hooks hooks;
+	struct supervisor *supervisor; /* SUPERVISE=per-gpu: the servers vramd runs; or NULL */
 	struct node **nodes;
 	struct engine **engines; /* nodes[i]->engine, for engine_set_siblings */
 	size_t nnodes;
@@ -53,6 +59,10 @@ fleet_node_up_cb(void *arg, bool up)
 {
 	struct node *n = arg;
 	n->up = up;
+	if (up)
+		breaker_success(&n->breaker, vd_now_mono_ms());
+	else
+		breaker_failure(&n->breaker, vd_now_mono_ms());
 	engine_set_backend_up(n->engine, up);
 }
 
@@ -98,6 +108,13 @@ fleet_node_free(struct node *n)
 	free(n);
 }
 
+static void
+fleet_remote_sample_cb(struct gpu_monitor *mon, void *arg)
+{
+	(void)mon;
+	fleet_kick(arg);
+}
+
 /* How the node's GPUs are known: its own remote vramd, this host's telemetry, a budget, or
  * nothing (CPU only). */
 static int
@@ -105,10 +122,31 @@ fleet_node_telemetry(struct fleet *f, struct node *n, const struct node_spec *sp
 {
 	struct daemon *d = f->d;
 	bool host_has_telemetry = strcmp(gpu_monitor_source(d->gpus), "none") != 0;
-	if (spec->telemetry_url != NULL)
-		return vd_fail(cause, -ENOTSUP,
-			       "node %s: telemetry_url is not supported by this build of vramd",
-			       spec->name);
+	if (spec->telemetry_url != NULL) {
+		/* The node's own monitor reading its machine's vramd; a sample is a reason to
+		 * decide again, as one of this host's is. */
+		struct gpu_options opts = {
+		    .provider = GPU_PROVIDER_REMOTE,
+		    .remote_url = spec->telemetry_url,
+		    .interval_ms = config_int(d->config, CONFIG_MEMORY_MONITORING_INTERVAL),
+		    .history_len = (size_t)config_int(d->config, CONFIG_GPU_HISTORY_LENGTH),
+		    .device_filter = spec->gpus,
+		    .on_sample = fleet_remote_sample_cb,
+		    .on_sample_arg = f,
+		};
+		char *why = NULL;
+		n->gpus = gpu_monitor_new(d->base, &opts, &why);
+		if (n->gpus == NULL) {
+			int rc =
+			    vd_fail(cause, -EINVAL, "node %s: telemetry_url %s: %s", spec->name,
+				    spec->telemetry_url, why != NULL ? why : "unusable");
+			free(why);
+			return rc;
+		}
+		n->owns_gpus = true;
+		n->telemetry = NODE_TELEMETRY_REMOTE;
+		return 0;
+	}
 	if (spec->local && host_has_telemetry) {
 		n->telemetry = NODE_TELEMETRY_LOCAL;
 		n->gpus = d->gpus;
@@ -128,6 +166,7 @@ fleet_node_new(struct fleet *f, size_t index, const struct node_spec *spec, stru
 	struct daemon *d = f->d;
 	struct node *n = xcalloc(1, sizeof(*n));
 	n->index = index;
+	breaker_init(&n->breaker, NULL);
 	n->name = xstrdup(spec->name);
 	n->url = xstrdup(spec->url);
 	n->labels = xcalloc(spec->nlabels + 1, sizeof(*n->labels));
@@ -173,17 +212,94 @@ fleet_kick_cb(evutil_socket_t fd, short what, void *arg)
 	fleet_decide_cb(fd, what, arg);
 }
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick), or -errno. */
+static int
+fleet_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int rc = 0;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		rc = -errno;
+	close(fd);
+	return rc < 0 ? rc : ntohs(sa.sin_port);
+}
+
+/*
+ * SUPERVISE=per-gpu: one OLLAMA_BIN serve per GPU of this host, each seeing only its GPU
+ * (CUDA_VISIBLE_DEVICES, by UUID when known) and serving on a loopback port of its own;
+ * they are the fleet's nodes ("gpu0", "gpu1", ...), local, each owning its GPU.
+ */
+static int
+fleet_supervise(struct fleet *f, struct node_spec **out, size_t *n, char **cause)
+{
+	struct daemon *d = f->d;
+	if (config_str(d->config, CONFIG_NODES_FILE)[0] != '\0' ||
+	    config_str(d->config, CONFIG_OLLAMA_NODES)[0] != '\0')
+		return vd_fail(cause, -EINVAL,
+			       "SUPERVISE=per-gpu makes the nodes itself (one per GPU); "
+			       "NODES_FILE and OLLAMA_NODES (--ollama) must not be given with it");
+	gpu_monitor_sample_now(d->gpus); /* NVML answers at once: the GPUs are known */
+	size_t ngpus = gpu_monitor_count(d->gpus);
+	if (ngpus == 0)
+		return vd_fail(
+		    cause, -ENODEV,
+		    "SUPERVISE=per-gpu found no GPU on this host (GPU telemetry: %s%s%s)",
+		    gpu_monitor_source(d->gpus), gpu_monitor_reason(d->gpus) ? ", " : "",
+		    gpu_monitor_reason(d->gpus) ? gpu_monitor_reason(d->gpus) : "");
+	const char *argv[] = {config_str(d->config, CONFIG_OLLAMA_BIN), "serve", NULL};
+	f->supervisor = supervisor_new(d->base, argv);
+	struct node_spec *specs = xcalloc(ngpus, sizeof(*specs));
+	for (size_t i = 0; i < ngpus; i++) {
+		const struct gpu_device *dev = gpu_monitor_device(d->gpus, i);
+		int port = fleet_free_port();
+		if (port < 0) {
+			nodes_free(specs, i);
+			return vd_fail(cause, port, "SUPERVISE=per-gpu: no free loopback port: %s",
+				       strerror(-port));
+		}
+		char *visible =
+		    dev->uuid[0] != '\0' ? xstrdup(dev->uuid) : xasprintf("%u", dev->index);
+		char *host = xasprintf("OLLAMA_HOST=127.0.0.1:%d", port);
+		char *cuda = xasprintf("CUDA_VISIBLE_DEVICES=%s", visible);
+		const char *env[] = {host, cuda, NULL};
+		specs[i] = (struct node_spec){
+		    .name = xasprintf("gpu%u", dev->index),
+		    .url = xasprintf("http://127.0.0.1:%d", port),
+		    .gpus = xasprintf("%u", dev->index),
+		    .local = true,
+		};
+		supervisor_add(f->supervisor, specs[i].name, env);
+		vd_log(FLEET, "supervising %s serve for GPU %u (%s) on %s", argv[0], dev->index,
+		       visible, specs[i].url);
+		free(visible);
+		free(host);
+		free(cuda);
+	}
+	*out = specs;
+	*n = ngpus;
+	return 0;
+}
+
 int
 fleet_new(struct daemon *d, const struct fleet_hooks *hooks, struct fleet **out, char **cause)
 {
 	struct node_spec *specs;
 	size_t nspecs;
-	int rc = nodes_from_config(d->config, &specs, &nspecs, cause);
-	if (rc < 0)
-		return rc;
 	struct fleet *f = xcalloc(1, sizeof(*f));
 	f->d = d;
 	f->hooks = *hooks;
+	int rc = strcmp(config_str(d->config, CONFIG_SUPERVISE), "per-gpu") == 0
+		     ? fleet_supervise(f, &specs, &nspecs, cause)
+		     : nodes_from_config(d->config, &specs, &nspecs, cause);
+	if (rc < 0) {
+		fleet_free(f);
+		return rc;
+	}
 	f->nodes = xcalloc(nspecs + 1, sizeof(*f->nodes));
 	f->engines = xcalloc(nspecs + 1, sizeof(*f->engines));
 	for (size_t i = 0; i < nspecs; i++) {
@@ -233,6 +349,7 @@ fleet_free(struct fleet *f)
 		return;
 	for (size_t i = 0; i < f->nnodes; i++)
 		fleet_node_free(f->nodes[i]);
+	supervisor_free(f->supervisor); /* after the nodes: nothing talks to them any more */
 	free(f->nodes);
 	free(f->engines);
 	if (f->kick_event != NULL)
@@ -345,6 +462,79 @@ fleet_share_pending(struct fleet *f)
 	}
 }
 
+/* Index of the snapshot model named name; SIZE_MAX if none. */
+static size_t
+fleet_snapshot_find(const struct sched_snapshot *snap, const char *name)
+{
+	for (size_t i = 0; i < snap->nmodels; i++)
+		if (strcmp(snap->models[i].name, name) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+/*
+ * PIN_MODELS keeps a model loaded somewhere, not on every node: on the nodes where it is
+ * loaded or loading, else on the one ready node that could hold it with the most room
+ * now. Every other node treats it as an ordinary model this decision.
+ */
+static void
+fleet_place_pin(struct fleet *f, const char *name)
+{
+	uint64_t homes = 0, best_room = 0;
+	size_t best = SIZE_MAX;
+	for (size_t q = 0; q < f->nnodes; q++) {
+		const struct sched_snapshot *qs = engine_snapshot_view(f->engines[q]);
+		size_t k = qs != NULL ? fleet_snapshot_find(qs, name) : SIZE_MAX;
+		if (k == SIZE_MAX || !qs->models[k].pinned)
+			continue;
+		const struct sched_model *qm = &qs->models[k];
+		if (qm->residency == SCHED_LOADED || qm->residency == SCHED_LOADING)
+			homes |= 1ull << q;
+		struct route_node rn;
+		fleet_route_node(qs, &rn);
+		if (sched_model_can_ever_fit(qs, k) &&
+		    (best == SIZE_MAX || rn.room_bytes > best_room)) {
+			best = q;
+			best_room = rn.room_bytes;
+		}
+	}
+	if (homes == 0 && best != SIZE_MAX)
+		homes = 1ull << best;
+	for (size_t q = 0; q < f->nnodes; q++) {
+		const struct sched_snapshot *qs = engine_snapshot_view(f->engines[q]);
+		size_t k = qs != NULL ? fleet_snapshot_find(qs, name) : SIZE_MAX;
+		if (k != SIZE_MAX && qs->models[k].pinned && !(homes & (1ull << q)))
+			engine_snapshot_unpin(f->engines[q], k);
+	}
+}
+
+/*
+ * PIN_MODELS keeps a model loaded somewhere, not on every node: on the nodes where it is
+ * loaded or loading, else on the one ready node that could hold it with the most room
+ * now. Every other node treats it as an ordinary model this decision.
+ */
+static void
+fleet_place_pins(struct fleet *f)
+{
+	const char *names[64];
+	size_t nnames = 0;
+	for (size_t n = 0; n < f->nnodes; n++) {
+		const struct sched_snapshot *snap = engine_snapshot_view(f->engines[n]);
+		for (size_t i = 0; snap != NULL && i < snap->nmodels; i++) {
+			if (!snap->models[i].pinned)
+				continue;
+			bool seen = false;
+			for (size_t j = 0; j < nnames && !seen; j++)
+				seen = strcmp(names[j], snap->models[i].name) == 0;
+			if (!seen && nnames < VD_ARRAY_LEN(names))
+				names[nnames++] = snap->models[i].name;
+		}
+	}
+	/* Names are borrowed from the engines' models, which outlive this decision. */
+	for (size_t j = 0; j < nnames; j++)
+		fleet_place_pin(f, names[j]);
+}
+
 static void
 fleet_fail_never_fits(struct fleet *f, size_t k)
 {
@@ -384,13 +574,23 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 		f->serve_node = NULL;
 	}
 	bool any_ready = false;
+	uint64_t blocked = 0; /* nodes whose breaker keeps work away (NODES_MAX is 64) */
 	for (size_t n = 0; n < N; n++) {
 		bool ready = engine_snapshot(f->engines[n], now, f->sums, nsum);
 		any_ready = any_ready || ready;
+		/* An open breaker keeps new work away until its retry time; then the node gets
+		 * work again as a trial, and what that work does closes or reopens it. */
+		struct breaker *b = &f->nodes[n]->breaker;
+		if (ready && !breaker_allows(b, now))
+			blocked |= 1ull << n;
+		else if (ready && b->state == BREAKER_OPEN)
+			breaker_begin_trial(b, now);
 	}
 	if (!any_ready)
 		return;
 	fleet_share_pending(f);
+	if (N > 1)
+		fleet_place_pins(f);
 
 	struct route_config rcfg = {
 	    .max_replicas = (int)config_int(d->config, CONFIG_MAX_REPLICAS),
@@ -423,6 +623,7 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		fleet_route_node(snap, &f->rnodes[n]);
+		f->rnodes[n].ready = !(blocked & (1ull << n));
 		bool totals = fleet_totals_known(snap);
 		for (size_t i = 0; i < snap->nmodels; i++) {
 			int k = engine_snapshot_summary(f->engines[n], i);

@@ -49,7 +49,7 @@ node_gpu_find(const struct node *n, int id)
 const char *
 node_breaker_state(const struct node *n)
 {
-	return n->up ? "closed" : "open";
+	return breaker_state_name(n->breaker.state);
 }
 
 const char *

@@ -14,6 +14,8 @@
 #ifndef VRAMD_NODE_H
 #define VRAMD_NODE_H
 
+#include "breaker.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,7 +59,8 @@ struct node {
 	struct monitor *monitor;
 	struct engine *engine;
 	struct node_stats stats;
-	bool up; /* its health probe answers */
+	bool up;		/* its health probe answers */
+	struct breaker breaker; /* consecutive failures of probes, loads and runs */
 };
 
 /* The node's GPUs: those of its monitor that pass its filter, in provider order. */

@@ -1,6 +1,7 @@
 /*
  * gpu.c: the GPU monitor. It owns one telemetry provider from the provider table
- * (NVML, else nvidia-smi, else none), samples it on a libevent timer every interval
+ * (NVML, else nvidia-smi, else none; or, only when asked for, another vramd over
+ * HTTP), samples it on a libevent timer every interval
  * (MEMORY_MONITORING_INTERVAL, 1 s by default) and keeps, per GPU that passes the
  * device filter, the static identity, the latest reading, a ring of compact history
  * points and the temperature trend derived from it. Host memory (/proc/meminfo) is read
@@ -25,14 +26,34 @@
 
 #include <event2/event.h>
 
-static const struct gpu_provider *const gpu_providers[] = {
-    &gpu_provider_nvml,
-    &gpu_provider_smi,
+/* The providers in the order auto tries them; the remote one only when named, since
+ * it needs a URL and reads another machine's GPUs. */
+static const struct {
+	const struct gpu_provider *provider;
+	enum gpu_provider_pref pref;
+	bool in_auto;
+} gpu_providers[] = {
+    {&gpu_provider_nvml, GPU_PROVIDER_NVML, true},
+    {&gpu_provider_smi, GPU_PROVIDER_SMI, true},
+    {&gpu_provider_remote, GPU_PROVIDER_REMOTE, false},
+};
+
+/* API names of the clock event reasons (NVML's nvmlClocksEventReason* bits). */
+static const struct gpu_clock_event_name gpu_clock_event_table[] = {
+    {0x1, "gpu_idle"},
+    {0x2, "applications_clocks_setting"},
+    {0x4, "sw_power_cap"},
+    {0x8, "hw_slowdown"},
+    {0x10, "sync_boost"},
+    {0x20, "sw_thermal_slowdown"},
+    {0x40, "hw_thermal_slowdown"},
+    {0x80, "hw_power_brake_slowdown"},
+    {0x100, "display_clock_setting"},
 };
 
 struct gpu_monitor {
 	struct event_base *base;
-	char *nvml_lib, *smi_path, *filter, *meminfo_path;
+	char *nvml_lib, *smi_path, *filter, *meminfo_path, *remote_url;
 	size_t history_len;
 	int64_t interval_ms;
 	int64_t smi_timeout_ms;
@@ -229,8 +250,17 @@ gpu_provider_pref_name(enum gpu_provider_pref pref)
 		return "nvidia-smi";
 	case GPU_PROVIDER_NONE:
 		return "none";
+	case GPU_PROVIDER_REMOTE:
+		return "vramd";
 	}
 	return "?";
+}
+
+size_t
+gpu_clock_event_names(const struct gpu_clock_event_name **names)
+{
+	*names = gpu_clock_event_table;
+	return VD_ARRAY_LEN(gpu_clock_event_table);
 }
 
 int
@@ -239,20 +269,19 @@ gpu_provider_pref_parse(const char *text, enum gpu_provider_pref *out, char **ca
 	static const struct {
 		const char *name;
 		enum gpu_provider_pref pref;
-	} names[] = {{"auto", GPU_PROVIDER_AUTO},
-		     {"nvml", GPU_PROVIDER_NVML},
-		     {"nvidia-smi", GPU_PROVIDER_SMI},
-		     {"smi", GPU_PROVIDER_SMI},
-		     {"none", GPU_PROVIDER_NONE}};
+	} names[] = {{"auto", GPU_PROVIDER_AUTO},      {"nvml", GPU_PROVIDER_NVML},
+		     {"nvidia-smi", GPU_PROVIDER_SMI}, {"smi", GPU_PROVIDER_SMI},
+		     {"none", GPU_PROVIDER_NONE},      {"vramd", GPU_PROVIDER_REMOTE}};
 	for (size_t i = 0; text != NULL && i < VD_ARRAY_LEN(names); i++) {
 		if (strcasecmp(text, names[i].name) == 0) {
 			*out = names[i].pref;
 			return 0;
 		}
 	}
-	return vd_fail(cause, -EINVAL,
-		       "invalid GPU provider \"%s\": expected auto, nvml, nvidia-smi or none",
-		       text != NULL ? text : "");
+	return vd_fail(
+	    cause, -EINVAL,
+	    "invalid GPU provider \"%s\": expected auto, nvml, nvidia-smi, none or vramd",
+	    text != NULL ? text : "");
 }
 
 const char *
@@ -394,6 +423,16 @@ gpu_apply_reading(struct gpu_monitor *mon, struct gpu_device *d, const struct gp
 	gpu_ring_push(d->ring, d->ring_len, &d->ring_head, &d->ring_count, &pt);
 }
 
+/* Host memory: the remote provider's figures for its machine, else /proc/meminfo. */
+static void
+gpu_read_host(struct gpu_monitor *mon)
+{
+	if (mon->provider != NULL && mon->provider->host != NULL)
+		mon->host = *mon->provider->host(mon->provider_state);
+	else
+		gpu_host_read_meminfo(mon->meminfo_path, &mon->host);
+}
+
 /* Sets the reason (NULL clears it) and logs it when it differs from the last one
  * logged, so each condition is said once. */
 static void
@@ -422,7 +461,7 @@ gpu_sample_done_cb(const struct gpu_reading *readings, size_t n, int rc, const c
 	bool seen[GPU_MAX_DEVICES] = {false};
 
 	mon->in_flight = false;
-	gpu_host_read_meminfo(mon->meminfo_path, &mon->host);
+	gpu_read_host(mon);
 	if (rc < 0) {
 		char *msg = cause != NULL ? xstrdup(cause)
 					  : xasprintf("%s: %s", mon->provider->name, strerror(-rc));
@@ -467,7 +506,7 @@ gpu_monitor_sample_now(struct gpu_monitor *mon)
 	if (mon->in_flight)
 		return;
 	if (mon->provider == NULL) {
-		gpu_host_read_meminfo(mon->meminfo_path, &mon->host);
+		gpu_read_host(mon);
 		mon->nsamples++;
 		if (mon->on_sample != NULL)
 			mon->on_sample(mon, mon->on_sample_arg);
@@ -502,6 +541,7 @@ gpu_try_provider(struct gpu_monitor *mon, const struct gpu_provider *p, char **w
 	    .nvml_lib = mon->nvml_lib,
 	    .smi_path = mon->smi_path,
 	    .smi_timeout_ms = mon->smi_timeout_ms,
+	    .remote_url = mon->remote_url,
 	};
 	char *cause = NULL;
 	if (p->open(&config, &mon->provider_state, &cause) == 0) {
@@ -527,6 +567,7 @@ gpu_monitor_new(struct event_base *base, const struct gpu_options *opts, char **
 	mon->smi_path = opts->smi_path != NULL ? xstrdup(opts->smi_path) : NULL;
 	mon->filter = opts->device_filter != NULL ? xstrdup(opts->device_filter) : NULL;
 	mon->meminfo_path = opts->meminfo_path != NULL ? xstrdup(opts->meminfo_path) : NULL;
+	mon->remote_url = opts->remote_url != NULL ? xstrdup(opts->remote_url) : NULL;
 	mon->interval_ms = opts->interval_ms > 0 ? opts->interval_ms : GPU_DEFAULT_INTERVAL_MS;
 	mon->history_len = opts->history_len > 0 ? opts->history_len : GPU_DEFAULT_HISTORY;
 	mon->smi_timeout_ms =
@@ -537,11 +578,10 @@ gpu_monitor_new(struct event_base *base, const struct gpu_options *opts, char **
 
 	char *why = NULL;
 	for (size_t i = 0; i < VD_ARRAY_LEN(gpu_providers); i++) {
-		const struct gpu_provider *p = gpu_providers[i];
-		bool wanted = opts->provider == GPU_PROVIDER_AUTO ||
-			      (opts->provider == GPU_PROVIDER_NVML && p == &gpu_provider_nvml) ||
-			      (opts->provider == GPU_PROVIDER_SMI && p == &gpu_provider_smi);
-		if (wanted && gpu_try_provider(mon, p, &why))
+		bool wanted = opts->provider == GPU_PROVIDER_AUTO
+				  ? gpu_providers[i].in_auto
+				  : opts->provider == gpu_providers[i].pref;
+		if (wanted && gpu_try_provider(mon, gpu_providers[i].provider, &why))
 			break;
 	}
 	if (mon->provider != NULL) {
@@ -556,7 +596,7 @@ gpu_monitor_new(struct event_base *base, const struct gpu_options *opts, char **
 		free(msg);
 	}
 	free(why);
-	gpu_host_read_meminfo(mon->meminfo_path, &mon->host);
+	gpu_read_host(mon);
 	gpu_monitor_start(mon);
 	return mon;
 }
@@ -575,6 +615,7 @@ gpu_monitor_free(struct gpu_monitor *mon)
 	free(mon->smi_path);
 	free(mon->filter);
 	free(mon->meminfo_path);
+	free(mon->remote_url);
 	free(mon->reason);
 	free(mon->logged_reason);
 	free(mon);

@@ -1,7 +1,8 @@
 /*
  * gpu.h: GPU telemetry. The monitor (gpu.c) samples every GPU through one provider
  * (gpu-nvml.c: NVML loaded with dlopen; gpu-smi.c: nvidia-smi run as a child process;
- * or none) plus host memory (gpu-host.c: /proc/meminfo) on a libevent timer, without
+ * gpu-remote.c: another vramd's GET /api/gpu/status/all; or none) plus host memory
+ * (gpu-host.c: /proc/meminfo, or the remote vramd's host figures) on a libevent timer, without
  * ever blocking the loop, and keeps per GPU the static identity, the latest sample, a
  * history ring and a temperature trend. The daemon's monitor and the /api/gpu handlers
  * read it; after each complete sample the monitor calls the owner's sample callback so
@@ -69,7 +70,8 @@ enum gpu_field {
 
 /* A process using a GPU. */
 struct gpu_process {
-	uint32_t pid;
+	uint32_t pid;	 /* as the GPU's own host reports it: from the remote provider, a pid on
+			  * that machine, not a local one (match runners per node, never kill) */
 	bool used_known; /* false when the driver does not say (Windows WDDM, [N/A]) */
 	uint64_t used_bytes;
 	char name[GPU_PROC_NAME_LEN]; /* "" when unknown */
@@ -171,6 +173,7 @@ enum gpu_provider_pref {
 	GPU_PROVIDER_NVML,
 	GPU_PROVIDER_SMI,
 	GPU_PROVIDER_NONE,
+	GPU_PROVIDER_REMOTE, /* another vramd over HTTP (remote_url); never chosen by auto */
 };
 
 typedef void (*gpu_sample_cb)(struct gpu_monitor *mon, void *arg);
@@ -184,6 +187,8 @@ struct gpu_options {
 	size_t history_len;	   /* 0: GPU_DEFAULT_HISTORY */
 	int64_t smi_timeout_ms;	   /* 0: GPU_DEFAULT_SMI_TIMEOUT_MS */
 	const char *meminfo_path;  /* NULL: /proc/meminfo */
+	const char *remote_url;	   /* GPU_PROVIDER_REMOTE: base URL of the vramd whose GPUs
+				      to read ("http://10.0.0.2:5001"); NULL otherwise */
 	gpu_sample_cb on_sample;   /* called on the loop after every complete sample; may be NULL */
 	void *on_sample_arg;
 };
@@ -221,7 +226,7 @@ uint64_t gpu_monitor_sample_count(const struct gpu_monitor *mon);
  * counted here. 0 with no provider. */
 uint64_t gpu_monitor_reading_count(const struct gpu_monitor *mon);
 
-/* "nvml", "nvidia-smi" or "none" (static string). */
+/* "nvml", "nvidia-smi", "vramd" or "none" (static string). */
 const char *gpu_monitor_source(const struct gpu_monitor *mon);
 /* Why there is no GPU telemetry (or the last provider error); NULL when all is well.
  * Borrowed until the next sample. */
@@ -265,7 +270,17 @@ bool gpu_filter_match(const char *filter, uint32_t index, const char *uuid);
 /* Whether a process name looks like an Ollama runner ("ollama", "llama-server", "llama"). */
 bool gpu_process_is_ollama(const char *name);
 const char *gpu_provider_pref_name(enum gpu_provider_pref pref);
-/* Parses "auto", "nvml", "nvidia-smi" (or "smi"), "none". Returns 0 or -EINVAL. */
+
+/* The API names of the clock event reason bits ("gpu_idle", "sw_power_cap", ...): one
+ * table for /api/gpu (which prints them) and the remote provider (which reads them
+ * back). Returns the number of entries; *names points to a static table. */
+struct gpu_clock_event_name {
+	uint64_t bit;
+	const char *name;
+};
+size_t gpu_clock_event_names(const struct gpu_clock_event_name **names);
+/* Parses "auto", "nvml", "nvidia-smi" (or "smi"), "none", "vramd" (GPU_PROVIDER_REMOTE).
+ * Returns 0 or -EINVAL. */
 int gpu_provider_pref_parse(const char *text, enum gpu_provider_pref *out, char **cause);
 
 /* --- Providers (gpu-*.c); only gpu.c and tests call these ---------------------------- */
@@ -287,18 +302,24 @@ struct gpu_provider_config {
 	struct event_base *base;
 	const char *nvml_lib;
 	const char *smi_path;
-	int64_t smi_timeout_ms;
+	int64_t smi_timeout_ms; /* also the remote provider's request timeout */
+	const char *remote_url; /* the remote provider's vramd base URL */
 };
 
 struct gpu_provider {
-	const char *name; /* "nvml", "nvidia-smi" */
+	const char *name; /* "nvml", "nvidia-smi", "vramd" */
 	int (*open)(const struct gpu_provider_config *config, void **state, char **cause);
 	void (*sample)(void *state, gpu_provider_done_cb done, void *arg);
 	void (*close)(void *state);
+	/* The memory of the host the GPUs are in, as of the last sample (borrowed until the
+	 * next one), for providers whose GPUs are on another machine; NULL for the local
+	 * providers, whose host memory the monitor reads from /proc/meminfo. */
+	const struct gpu_host_memory *(*host)(void *state);
 };
 
 extern const struct gpu_provider gpu_provider_nvml;
 extern const struct gpu_provider gpu_provider_smi;
+extern const struct gpu_provider gpu_provider_remote;
 
 /*
  * gpu-nvml.c, also callable directly: opens NVML (lib_path, or the default names),
@@ -344,6 +365,25 @@ size_t gpu_smi_parse_apps(const char *text, size_t len, struct gpu_smi_app *out,
  * readings (the app query succeeded, so an empty list means no processes). */
 void gpu_smi_join_apps(struct gpu_reading *readings, size_t n, const struct gpu_smi_app *apps,
 		       size_t napps);
+
+/*
+ * gpu-remote.c parsers (pure): the body of another vramd's GET /api/gpu/status/all
+ * (docs/api.md). gpu_remote_parse fills up to max readings, one per GPU in the reply's
+ * order (more are left out), and returns how many. Every field the reply carries as a
+ * value sets its GPU_HAS_* bit; a missing or null field stays unknown. A GPU the remote
+ * reports UNAVAILABLE (lost, or never sampled) is a lost reading. The driver's reserved
+ * memory, not served as such, is total - used - free when that is above zero (NVML v2:
+ * used excludes it). Process pids are the remote machine's, kept as reported.
+ * Returns -EINVAL with *cause naming the field ("gpus[1].memory_used_bytes: expected a
+ * non-negative integer, got string") for a body that is not JSON or has a wrong type
+ * or an out-of-range value (out[] is then undefined).
+ * gpu_remote_parse_host reads the reply's "host" object (out->valid false when its
+ * figures are unknown); it returns -EINVAL with *cause for a body that is not JSON or
+ * a "host" with wrong types.
+ */
+int gpu_remote_parse(const char *body, size_t len, struct gpu_reading *out, size_t max,
+		     char **cause);
+int gpu_remote_parse_host(const char *body, size_t len, struct gpu_host_memory *out, char **cause);
 
 /* gpu-host.c: parses /proc/meminfo text (MemTotal, MemAvailable in kB). Returns 0, or
  * -EINVAL when either is missing or malformed (out->valid false). */

@@ -154,10 +154,14 @@ def test_node_killed_mid_job_fails_over_and_comes_back():
         assert j["attempts"] == 2, j
         assert "phi3:mini" in f.sim_loaded(f.a), f.sim_loaded(f.a)
         wait_until(lambda: f.node("b")["state"] == "down", timeout=20, what="b shown down")
+        # Failures in a row open its circuit breaker: no work goes there until a trial.
+        wait_until(lambda: f.node("b")["breaker"] == "open", timeout=30,
+                   what="b's breaker open")
         # b comes back (its machine kept the memory of nothing: a fresh server).
         f.b = start_sim("--gpus", "8GiB", state_file=state_file, port=port,
                         time_scale=f.time_scale)
         wait_until(lambda: f.node("b")["state"] == "up", timeout=40, what="b shown up again")
+        assert f.node("b")["breaker"] == "closed", f.node("b")
         # It is used again: a model pinned to it by the map loads there.
         j = f.v.wait_final(f.v.submit_ok(job("gemma:2b")), timeout=60)
         assert j["status"] == "complete", j
@@ -168,6 +172,44 @@ def test_node_killed_mid_job_fails_over_and_comes_back():
     finally:
         f.stop()
 
+
+
+def test_remote_node_telemetry_from_its_vramd():
+    # Node b's GPU is read from a vramd on machine B (its telemetry_url), not a budget.
+    a = start_sim("--gpus", "8GiB", state_file=True)
+    b = start_sim("--gpus", "16GiB", state_file=True)
+    vb = start_vramd(b)  # the vramd of machine B: simulated NVML of B
+    nodes_file = write_json({"nodes": [
+        {"name": "a", "url": a.url},
+        {"name": "b", "url": b.url, "telemetry_url": vb.url},
+    ]})
+    v = start_vramd(None, "--nvml-lib", nvml_lib_path(), "--nodes-file", nodes_file,
+                    "--model-gpu-map", write_json({"phi3:mini": ["b:0"]}),
+                    env={"OLLAMA_SIM_STATE": a.state_file})
+    try:
+        wait_models_known(v)
+
+        def node_b():
+            status, body = v.get("/api/nodes")
+            return [n for n in body["nodes"] if n["node"] == "b"][0]
+        wait_until(lambda: node_b()["gpus"] and node_b()["gpus"][0]["total_bytes"], timeout=20,
+                   what="node b's GPU read from its vramd")
+        nb = node_b()
+        assert nb["telemetry"] == "remote", nb
+        assert nb["gpus"][0]["total_bytes"] == 16 * GIB, nb
+        used_before = nb["gpus"][0]["used_bytes"]
+        j = v.wait_final(v.submit_ok(job("phi3:mini")), timeout=60)
+        assert j["status"] == "complete", j
+        assert [m["name"] for m in b.state()["models"]] == ["phi3:mini"]
+        # The runner's memory shows through B's vramd.
+        wait_until(lambda: node_b()["gpus"][0]["used_bytes"] > used_before + GIB, timeout=20,
+                   what="node b's used memory to show the load")
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        vb.stop()
+        a.stop()
+        b.stop()
 
 if __name__ == "__main__":
     run_tests(globals())

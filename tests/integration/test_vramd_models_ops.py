@@ -182,5 +182,40 @@ def test_bad_input():
         sim.stop()
 
 
+
+def test_spilled_priority_model_moved_back_by_optimizer():
+    # Another program holds most of the GPU when another client loads a GPU-priority
+    # model straight through Ollama: v0.33 puts part of it on the CPU. vramd adopts it as
+    # spilled and, since ALLOW_CPU accepts it there while no GPU has room, keeps it; once
+    # the memory is back, the optimizer moves it onto the GPU whole.
+    sim = start_sim("--gpus", "8GiB", time_scale=200, state_file=True)
+    v = start_vramd(sim, "--gpu-priority-models", "llama3.2:1b", "--optimizer-interval", "1",
+                    "--allow-cpu", "true")
+    try:
+        wait_ready(v)
+        status, _ = http_json("POST", sim.url + "/sim/gpu/0", {"other_mb": 6144})
+        assert status == 200
+        status, _ = http_json("POST", sim.url + "/api/generate",
+                              {"model": "llama3.2:1b", "prompt": "", "keep_alive": -1})
+        assert status == 200
+        ps = sim_loaded(sim)["llama3.2:1b"]
+        assert 0 < ps["size_vram"] < ps["size"], ps  # spilled
+        wait_until(lambda: (report_model(v, "llama3.2:1b") or {}).get("location") == "gpu+cpu",
+                   timeout=20, what="vramd to adopt the spilled model")
+        time.sleep(2.5)  # no room yet: it stays where it is
+        assert report_model(v, "llama3.2:1b")["location"] == "gpu+cpu"
+        status, _ = http_json("POST", sim.url + "/sim/gpu/0", {"other_mb": 0})
+        assert status == 200
+        wait_until(lambda: (report_model(v, "llama3.2:1b") or {}).get("location") == "gpu",
+                   timeout=30,
+                   what="the optimizer to move the spilled priority model onto the GPU")
+        ps = sim_loaded(sim)["llama3.2:1b"]
+        assert ps["size_vram"] == ps["size"], ps
+        assert "moved llama3.2:1b from gpu 0 (spilled) to gpu 0" in v.proc.log_text()
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        sim.stop()
+
 if __name__ == "__main__":
     run_tests(globals())
