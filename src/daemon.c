@@ -272,16 +272,36 @@ void
 daemon_job_changed(struct daemon *d, struct job *job)
 {
 	char *cause = NULL;
-	if (store_job_save(d->store, job, &cause) < 0) {
-		vd_error(STORE, "saving job %s failed: %s", job->id, cause);
-		free(cause);
+	/* A job a client waits for on its connection is recorded once it ends: nobody
+	 * would wait for it after a restart, so it must not run again then. */
+	if (job->attach == NULL || job_is_final(job)) {
+		if (store_job_save(d->store, job, &cause) < 0) {
+			vd_error(STORE, "saving job %s failed: %s", job->id, cause);
+			free(cause);
+		}
+		daemon_request_commit(d);
 	}
-	daemon_request_commit(d);
+	if (job_is_final(job) && job->attach != NULL) {
+		struct job_attach *a = job->attach;
+		job->attach = NULL;
+		a->end(job, a->arg);
+	}
 	if (job_is_final(job)) {
 		queue_release_bytes(d->queue, job);
 		daemon_wake_waiters(d, job);
 		daemon_jobs_remove(&d->jobs, job);
 	}
+}
+
+bool
+daemon_cancel_job(struct daemon *d, struct job *job)
+{
+	if (job->status == JOB_QUEUED && queue_remove(d->queue, job)) {
+		job_finish(job, JOB_CANCELLED, NULL, "cancelled by client", vd_now_wall_ms());
+		daemon_job_changed(d, job);
+		return true;
+	}
+	return fleet_cancel_job(d->fleet, job);
 }
 
 /* --- Life cycle --------------------------------------------------------------------------- */

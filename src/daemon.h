@@ -95,6 +95,10 @@ void daemon_job_add(struct daemon *d, struct job *job);
  */
 void daemon_job_changed(struct daemon *d, struct job *job);
 
+/* Cancels a job that is queued (taken out of the queue) or running (its node request
+ * aborted): "cancelled by client". False when it is neither (final, or between states). */
+bool daemon_cancel_job(struct daemon *d, struct job *job);
+
 /* Makes sure the current batch is committed at the end of this loop turn. */
 void daemon_request_commit(struct daemon *d);
 

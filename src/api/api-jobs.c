@@ -145,10 +145,7 @@ api_job_cancel(struct daemon *d, struct vd_http_req *req, struct job *job)
 				    job_status_name(job->status));
 		return;
 	}
-	if (job->status == JOB_QUEUED && queue_remove(d->queue, job)) {
-		job_finish(job, JOB_CANCELLED, NULL, "cancelled by client", vd_now_wall_ms());
-		daemon_job_changed(d, job);
-	} else if (!fleet_cancel_job(d->fleet, job)) {
+	if (!daemon_cancel_job(d, job)) {
 		vd_http_reply_error(req, 409, "job %s cannot be cancelled now (status %s)", job->id,
 				    job_status_name(job->status));
 		return;

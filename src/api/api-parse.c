@@ -142,7 +142,7 @@ static const char *const api_submit_fields[] = {"model", "kind", "priority", "me
 /* Fields refused with a reason rather than as unknown. */
 static const char *const api_submit_refused[] = {"stream", "keep_alive"};
 
-static bool
+bool
 api_submit_field_known(const char *name)
 {
 	for (size_t i = 0; i < VD_ARRAY_LEN(api_submit_fields); i++)

@@ -56,6 +56,8 @@ struct api_submit {
 int api_submit_parse(const json_t *body, const struct api_submit_env *env, struct api_submit *out,
 		     char **cause);
 void api_submit_cleanup(struct api_submit *sub);
+/* Whether a submit body may carry a top-level field of this name. */
+bool api_submit_field_known(const char *name);
 
 /*
  * Names the fields of obj that is_known refuses (the first five, each cut to 64 bytes),

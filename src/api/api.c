@@ -68,7 +68,29 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_GET, "/api/vram_report", false, api_vram_report},
     {VD_HTTP_GET, "/api/lb_stats", false, api_lb_stats},
     {VD_HTTP_GET, "/api/nodes", false, api_nodes},
+    /* vramd answering as Ollama (api-ollama.c) */
+    {VD_HTTP_POST, "/api/generate", false, api_ollama_generate},
+    {VD_HTTP_POST, "/api/chat", false, api_ollama_chat},
+    {VD_HTTP_POST, "/api/embed", false, api_ollama_embed},
+    {VD_HTTP_POST, "/api/embeddings", false, api_ollama_embeddings},
 };
+
+/* Endpoints of the Ollama and OpenAI front doors: their clients send bodies without
+ * declaring them JSON (curl -d, as Ollama's own docs do), and Ollama accepts that. A
+ * page of another site is still refused by the Origin check. */
+static bool
+api_is_front_door(const char *path)
+{
+	static const char *const paths[] = {"/api/generate",   "/api/chat", "/api/embed",
+					    "/api/embeddings", "/api/show", "/api/pull",
+					    "/api/delete",     "/api/copy"};
+	if (vd_str_has_prefix(path, "/v1/"))
+		return true;
+	for (size_t i = 0; i < VD_ARRAY_LEN(paths); i++)
+		if (strcmp(path, paths[i]) == 0)
+			return true;
+	return false;
+}
 
 static struct vd_http_router api_router = {
     .routes = api_routes,
@@ -193,7 +215,7 @@ api_request_cb(struct vd_http_req *req, void *arg)
 	}
 	size_t body_len = evbuffer_get_length(vd_http_req_body(req));
 	const char *type = vd_http_req_header(req, "Content-Type");
-	if (body_len > 0 && !api_is_json_type(type)) {
+	if (body_len > 0 && !api_is_json_type(type) && !api_is_front_door(vd_http_req_path(req))) {
 		vd_http_reply_error(req, 415, "Content-Type must be application/json (got %s)",
 				    type != NULL ? type : "none");
 		return;

@@ -51,6 +51,11 @@ void api_models_load(struct vd_http_req *req, const char *path, void *arg);
 void api_models_unload(struct vd_http_req *req, const char *path, void *arg);
 void api_vram_report(struct vd_http_req *req, const char *path, void *arg);
 void api_lb_stats(struct vd_http_req *req, const char *path, void *arg);
+/* api-ollama.c: vramd answering as Ollama */
+void api_ollama_generate(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_chat(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_embed(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_embeddings(struct vd_http_req *req, const char *path, void *arg);
 void api_nodes(struct vd_http_req *req, const char *path, void *arg);
 
 /* Parses a request body as a JSON object under MAX_BODY_BYTES; on failure answers the

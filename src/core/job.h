@@ -36,6 +36,27 @@ enum job_status {
 
 #define JOB_ID_LEN 24 /* "j-" + 16 hex + NUL, with room */
 
+struct job;
+
+/*
+ * A client waiting on its connection for a job's answer (the Ollama and OpenAI front
+ * doors), instead of submitting and polling. The node's reply is passed through to it as
+ * it comes. Owned by the front door, which keeps it alive until end(); the engine and
+ * the daemon only call it.
+ */
+struct job_attach {
+	/* A piece of the node's reply body (2xx), as it arrives. */
+	void (*chunk)(struct job *job, const char *data, size_t len, void *arg);
+	/* The job became final (job->status, job->error); called once, then the job is
+	 * detached (job->attach NULL). */
+	void (*end)(struct job *job, void *arg);
+	void *arg;
+	bool stream;	  /* ask the node for a streamed (NDJSON) reply */
+	const char *path; /* the node's endpoint when not the kind's ("/api/embeddings") */
+	bool replied;	  /* part of the answer reached the client: it cannot run again */
+	int status;	  /* the node's HTTP status when its run failed with one; else 0 */
+};
+
 struct job {
 	int refcount;
 	char id[JOB_ID_LEN]; /* public id, e.g. "j-0000018c2f3a9b11" */
@@ -63,6 +84,9 @@ struct job {
 	bool queue_holds_bytes;
 	/* Private to the engine: the transfer in flight, if any. */
 	void *engine_transfer;
+	/* A client waiting on its connection, or NULL (submit-and-poll). Such a job is
+	 * written to the store only once final, so a restart never runs it again. */
+	struct job_attach *attach;
 };
 
 /* Creates a job with refcount 1 and status queued; takes ownership of request and

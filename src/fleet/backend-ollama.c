@@ -31,6 +31,7 @@
  */
 #include "backend.h"
 
+#include "buf.h"
 #include "httpc.h"
 #include "log.h"
 #include "ollama-parse.h"
@@ -46,7 +47,8 @@
 #define OLLAMA_RUN_TIMEOUT_MS	  (30 * 60 * 1000)
 #define OLLAMA_MAX_CONTROL_REPLY  (4u << 20)
 #define OLLAMA_MAX_RUN_REPLY	  (64u << 20)
-#define OLLAMA_MAX_ERROR_TEXT	  200 /* of a non-JSON error body quoted in a message */
+#define OLLAMA_MAX_ERROR_TEXT	  200	     /* of a non-JSON error body quoted in a message */
+#define OLLAMA_MAX_LINE		  (4u << 20) /* a pass-through reply's line kept for metrics */
 
 enum ollama_op { OLLAMA_VERSION, OLLAMA_TAGS, OLLAMA_PS, OLLAMA_LOAD, OLLAMA_UNLOAD, OLLAMA_RUN };
 
@@ -101,6 +103,12 @@ struct backend_call {
 
 	/* run */
 	enum job_kind kind;
+	/* a pass-through run (on_chunk set): the reply goes to on_chunk as it comes */
+	void (*on_chunk)(const char *data, size_t len, void *arg);
+	bool raw_path;		/* path given by the caller: no metrics to read */
+	struct vd_buf line;	/* the reply's line being received */
+	struct vd_buf last;	/* the last complete non-blank line (metrics, errors) */
+	struct vd_buf err_body; /* the body of a non-2xx reply */
 
 	/* list_installed */
 	struct backend_model_list list;
@@ -153,6 +161,9 @@ ollama_call_free(struct backend_call *call)
 	if (call->next)
 		call->next->prev = call->prev;
 	free(call->defer_message);
+	vd_buf_cleanup(&call->line);
+	vd_buf_cleanup(&call->last);
+	vd_buf_cleanup(&call->err_body);
 	free(call->model);
 	json_decref(call->options);
 	backend_model_list_cleanup(&call->list);
@@ -213,6 +224,43 @@ ollama_fail_later(struct backend_call *call, enum backend_error error, char *mes
 	evtimer_add(call->defer, &now);
 }
 
+static bool
+ollama_blank(const struct vd_buf *b)
+{
+	for (size_t i = 0; i < b->len; i++)
+		if (b->data[i] != ' ' && b->data[i] != '\t' && b->data[i] != '\r')
+			return false;
+	return true;
+}
+
+/* A pass-through run's reply body as it arrives: 2xx pieces go to the caller at once and
+ * the last line is kept for the metrics; an error reply is kept for its message. */
+static bool
+ollama_stream_data(int status, const char *data, size_t len, void *arg)
+{
+	struct backend_call *call = arg;
+	if (status < 200 || status >= 300) {
+		vd_buf_append(&call->err_body, data, len); /* capped: the rest is dropped */
+		return true;
+	}
+	call->on_chunk(data, len, call->arg);
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] != '\n') {
+			if (vd_buf_append(&call->line, &data[i], 1) < 0)
+				vd_buf_reset(
+				    &call->line); /* a line too long to keep: not metrics */
+			continue;
+		}
+		if (!ollama_blank(&call->line)) {
+			struct vd_buf t = call->last;
+			call->last = call->line;
+			call->line = t;
+		}
+		vd_buf_reset(&call->line);
+	}
+	return true;
+}
+
 /* Starts the call's HTTP request: GET when body is NULL, else POST of body (stolen). */
 static void
 ollama_request(struct backend_call *call, const char *path, json_t *body)
@@ -236,6 +284,8 @@ ollama_request(struct backend_call *call, const char *path, json_t *body)
 				     .timeout_ms = call->timeout_ms,
 				     .max_reply_bytes = call->max_reply,
 				     .loopback_host = true,
+				     .on_data = call->on_chunk != NULL ? ollama_stream_data : NULL,
+				     .data_arg = call,
 				 },
 				 ollama_http_cb, call);
 	free(text);
@@ -277,10 +327,12 @@ ollama_classify(const struct backend_call *call, const struct httpc_result *r,
 		return false;
 	case HTTPC_ERR_TRANSPORT:
 		/* Nothing received: the server went away (retry); part of a reply: cut off. */
-		st->error = r->body_len == 0 ? BACKEND_ERR_UNAVAILABLE : BACKEND_ERR_PROTOCOL;
-		*message = xasprintf("ollama at %s: %s to %s (%s)", url,
-				     r->body_len == 0 ? "no reply" : "reply cut off", call->path,
-				     r->error_message);
+		st->error = r->body_len == 0 && r->streamed_bytes == 0 ? BACKEND_ERR_UNAVAILABLE
+								       : BACKEND_ERR_PROTOCOL;
+		*message =
+		    xasprintf("ollama at %s: %s to %s (%s)", url,
+			      st->error == BACKEND_ERR_UNAVAILABLE ? "no reply" : "reply cut off",
+			      call->path, r->error_message);
 		return false;
 	}
 	if (r->status >= 200 && r->status < 300)
@@ -451,6 +503,42 @@ ollama_generate_refused(const struct backend_status *st, const char *message)
 	       strstr(message, "does not support generate");
 }
 
+/* The end of a pass-through run: the metrics (and an error Ollama sent as the last line
+ * of a streamed reply) from the last line. */
+static void
+ollama_stream_done(struct backend_call *call, struct backend_status *st)
+{
+	if (!ollama_blank(&call->line)) { /* a last line without its newline */
+		struct vd_buf t = call->last;
+		call->last = call->line;
+		call->line = t;
+	}
+	char *error = ollama_parse_error(vd_buf_str(&call->last), call->last.len);
+	if (error != NULL) {
+		st->error = BACKEND_ERR_REMOTE;
+		st->message = error;
+		ollama_finish_error(call, st);
+		free(error);
+		return;
+	}
+	struct backend_run_result result = {0};
+	struct ollama_run_reply reply;
+	char *cause = NULL;
+	bool parsed =
+	    !call->raw_path && ollama_parse_run_reply(call->kind, vd_buf_str(&call->last),
+						      call->last.len, &reply, &cause) == 0;
+	memset(&result.metrics, 0xff, sizeof(result.metrics)); /* -1: not said */
+	if (parsed) {
+		result.metrics = reply.metrics;
+		result.done_reason = reply.done_reason;
+	}
+	call->cb.run(st, &result, call->arg);
+	if (parsed)
+		ollama_run_reply_cleanup(&reply);
+	free(cause);
+	ollama_call_free(call);
+}
+
 static void
 ollama_http_cb(const struct httpc_result *r, void *arg)
 {
@@ -460,6 +548,14 @@ ollama_http_cb(const struct httpc_result *r, void *arg)
 	char *cause = NULL;
 
 	call->http = NULL;
+	struct httpc_result streamed;
+	if (call->on_chunk != NULL) {
+		/* The error reply was kept aside; a 2xx body went to the caller. */
+		streamed = *r;
+		streamed.body = vd_buf_str(&call->err_body);
+		streamed.body_len = call->err_body.len;
+		r = &streamed;
+	}
 	if (!ollama_classify(call, r, &st, &message)) {
 		/* A model without generate (embedding-only): load/unload through /api/embed. */
 		if ((call->op == OLLAMA_LOAD || call->op == OLLAMA_UNLOAD) && !call->embed_path &&
@@ -508,6 +604,10 @@ ollama_http_cb(const struct httpc_result *r, void *arg)
 		ollama_call_free(call);
 		return;
 	case OLLAMA_RUN: {
+		if (call->on_chunk != NULL) {
+			ollama_stream_done(call, &st);
+			return;
+		}
 		struct ollama_run_reply reply;
 		if (ollama_parse_run_reply(call->kind, r->body, r->body_len, &reply, &cause) < 0)
 			break;
@@ -655,6 +755,11 @@ ollama_run(struct backend *b, const struct backend_run_request *req, backend_run
 	call->kind = req->kind;
 	call->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : o->run_timeout_ms;
 	call->max_reply = o->max_run_reply;
+	call->on_chunk = req->on_chunk;
+	call->raw_path = req->path != NULL;
+	vd_buf_init(&call->line, OLLAMA_MAX_LINE);
+	vd_buf_init(&call->last, OLLAMA_MAX_LINE);
+	vd_buf_init(&call->err_body, OLLAMA_MAX_CONTROL_REPLY);
 	if ((int)req->kind < 0 || req->kind >= JOB_NKINDS) {
 		ollama_fail_later(call, BACKEND_ERR_REMOTE,
 				  xasprintf("unknown job kind %d", (int)req->kind));
@@ -681,13 +786,13 @@ ollama_run(struct backend *b, const struct backend_run_request *req, backend_run
 		    strcmp(key, "keep_alive") != 0 && strcmp(key, "options") != 0)
 			json_object_set(body, key, value);
 	}
-	json_object_set_new(body, "stream", json_false());
+	json_object_set_new(body, "stream", json_boolean(req->on_chunk != NULL && req->stream));
 	json_object_set_new(body, "keep_alive", json_integer(-1));
 	json_t *options =
 	    ollama_placement_options(json_object_get(req->request, "options"), req->placement);
 	if (options)
 		json_object_set_new(body, "options", options);
-	ollama_request(call, paths[req->kind], body);
+	ollama_request(call, req->path != NULL ? req->path : paths[req->kind], body);
 	return call;
 }
 

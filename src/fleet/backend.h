@@ -138,6 +138,15 @@ struct backend_run_request {
 				  the backend and override any given here */
 	int placement;	       /* as for the load; BACKEND_PLACE_AUTO adds nothing */
 	int64_t timeout_ms;    /* 0 = backend default (run_timeout_ms) */
+	/* Pass-through, for a client waiting on its connection: when on_chunk is set, the
+	 * reply body (a 2xx one) is handed to on_chunk(data, len, arg) piece by piece as it
+	 * arrives, unparsed, and the run callback still follows, with the metrics of the
+	 * reply's last line (result NULL). stream asks the server for a streamed (NDJSON)
+	 * reply; path, when set, replaces the kind's endpoint ("/api/embeddings"), and then
+	 * no metrics are read. */
+	void (*on_chunk)(const char *data, size_t len, void *arg);
+	bool stream;
+	const char *path;
 };
 
 /* Ollama's metrics of a run; -1 where the reply did not say. */

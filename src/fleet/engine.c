@@ -865,6 +865,14 @@ engine_run_unlink(struct engine *e, struct engine_run *run)
 	}
 }
 
+/* Whether a job whose run broke off may run again: not once part of the answer reached
+ * a client waiting on its connection. */
+static bool
+engine_job_can_rerun(const struct job *job)
+{
+	return job->attach == NULL || !job->attach->replied;
+}
+
 static void
 engine_run_cb(const struct backend_status *st, struct backend_run_result *res, void *arg)
 {
@@ -882,6 +890,8 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 	job->run_ms = now - run->started_mono_ms;
 	e->node->stats.requests++;
 	e->node->stats.latency_ms_sum += job->run_ms;
+	if (job->attach != NULL && st->error != BACKEND_OK)
+		job->attach->status = st->http_status;
 	if (st->error == BACKEND_OK)
 		e->node->stats.completed++;
 	else if (st->error != BACKEND_ERR_REMOTE || st->http_status >= 500)
@@ -909,6 +919,9 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 		engine_hold_backend(e, what);
 		free(what);
 		free(why);
+	} else if (!engine_job_can_rerun(job)) {
+		job_finish(job, JOB_FAILED, NULL, st->message, vd_now_wall_ms());
+		e->counters.failed++;
 	} else if (job->attempts >= ENGINE_MAX_ATTEMPTS) {
 		char *why = xasprintf("ollama at %s unreachable after %d attempts: %s",
 				      e->node->url, job->attempts, st->message);
@@ -934,6 +947,16 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 	job_unref(job);
 	free(run);
 	engine_kick(e);
+}
+
+/* A piece of a pass-through run's reply, for the client waiting on its connection. */
+static void
+engine_run_chunk_cb(const char *data, size_t len, void *arg)
+{
+	struct engine_run *run = arg;
+	struct job_attach *a = run->job->attach;
+	if (a != NULL)
+		a->chunk(run->job, data, len, a->arg);
 }
 
 static void
@@ -972,6 +995,11 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		    .request = job->request,
 		    .placement = engine_placement(e, m->gpu),
 		};
+		if (job->attach != NULL) {
+			req.on_chunk = engine_run_chunk_cb;
+			req.stream = job->attach->stream;
+			req.path = job->attach->path;
+		}
 		run->call = backend_run(e->node->backend, &req, engine_run_cb, run);
 		job->engine_transfer = run;
 		e->hooks.job_changed(job, e->hooks.arg);
@@ -1315,7 +1343,7 @@ engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
 		m->running--;
 		job->engine_transfer = NULL;
 		job->run_ms = now - run->started_mono_ms;
-		if (job->attempts >= ENGINE_MAX_ATTEMPTS) {
+		if (job->attempts >= ENGINE_MAX_ATTEMPTS || !engine_job_can_rerun(job)) {
 			char *msg = xasprintf("%s after %d attempts", why, job->attempts);
 			job_finish(job, JOB_FAILED, NULL, msg, vd_now_wall_ms());
 			free(msg);

@@ -47,6 +47,9 @@ struct httpc_request {
 	char *body;	     /* owned copy of the request body */
 	struct vd_buf reply; /* capped reply body */
 	bool too_large;
+	bool (*on_data)(int status, const char *data, size_t len, void *arg); /* streaming */
+	void *data_arg;
+	size_t streamed;
 	char errbuf[CURL_ERROR_SIZE];
 	int64_t started_ms;
 	bool finished;	/* collected by httpc_check_done, not yet delivered */
@@ -202,6 +205,12 @@ httpc_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	struct httpc_request *req = userp;
 	size_t len = size * nmemb;
 
+	if (req->on_data != NULL) {
+		long status = 0;
+		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+		req->streamed += len;
+		return req->on_data((int)status, data, len, req->data_arg) ? len : 0;
+	}
 	if (vd_buf_append(&req->reply, data, len) < 0) {
 		req->too_large = true;
 		return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
@@ -240,6 +249,7 @@ httpc_deliver(struct httpc *client, struct httpc_request *req)
 	    .body = vd_buf_str(&req->reply),
 	    .body_len = req->reply.len,
 	    .elapsed_ms = vd_now_mono_ms() - req->started_ms,
+	    .streamed_bytes = req->streamed,
 	};
 	long status = 0;
 	char *ctype = NULL;
@@ -402,6 +412,8 @@ httpc_start(struct httpc *client, const struct httpc_options *opts, httpc_done_c
 	req->client = client;
 	req->cb = cb;
 	req->arg = arg;
+	req->on_data = opts->on_data;
+	req->data_arg = opts->data_arg;
 	req->started_ms = vd_now_mono_ms();
 	vd_buf_init(&req->reply,
 		    opts->max_reply_bytes ? opts->max_reply_bytes : HTTPC_DEFAULT_MAX_REPLY);

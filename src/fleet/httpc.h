@@ -55,6 +55,13 @@ struct httpc_options {
 	/* Send "Host: localhost:<port>" when the URL's host is a loopback address or name
 	 * (127.0.0.0/8, ::1, localhost, *.localhost), as a loopback-bound Ollama accepts. */
 	bool loopback_host;
+	/* Streaming: when set, every piece of the reply body is handed to
+	 * on_data(status, data, len, data_arg) as it arrives, on the loop, instead of being
+	 * buffered (result.body is then "" and result.streamed_bytes counts what came).
+	 * Returning false aborts the transfer (HTTPC_ERR_TRANSPORT). It must not cancel
+	 * or free anything of the client itself. */
+	bool (*on_data)(int status, const char *data, size_t len, void *data_arg);
+	void *data_arg;
 };
 
 struct httpc_result {
@@ -67,6 +74,7 @@ struct httpc_result {
 	size_t body_len;
 	const char *content_type; /* the reply's Content-Type, NULL if none */
 	int64_t elapsed_ms;	  /* from httpc_start() to completion */
+	size_t streamed_bytes;	  /* with on_data: reply body bytes handed over */
 	/* Every pointer above is borrowed: valid only while the callback runs. */
 };
 

@@ -174,6 +174,25 @@ def test_node_killed_mid_job_fails_over_and_comes_back():
 
 
 
+
+def test_hot_model_gets_a_replica():
+    # MAX_REPLICAS=2: a queue longer than one node runs at once puts the model on the
+    # other node too, and both serve it; with the default 1, one node serves it alone.
+    for replicas, want in ((2, 2), (1, 1)):
+        f = Fleet("--max-replicas", str(replicas), "--max-concurrent", "1",
+                  time_scale=20)
+        try:
+            ids = [f.v.submit_ok(job("phi3:mini", num_predict=60)) for _ in range(8)]
+            for j in f.v.wait_all_final(ids, timeout=120).values():
+                assert j["status"] == "complete", j
+            holders = [s for s in (f.a, f.b) if "phi3:mini" in f.sim_loaded(s)]
+            assert len(holders) == want, (replicas, f.sim_loaded(f.a), f.sim_loaded(f.b))
+            status, stats = f.v.get("/api/lb_stats")
+            served = [n["requests"] for n in stats["nodes"]]
+            assert sum(served) == 8 and (want == 1 or min(served) > 0), (replicas, stats)
+        finally:
+            f.stop()
+
 def test_remote_node_telemetry_from_its_vramd():
     # Node b's GPU is read from a vramd on machine B (its telemetry_url), not a budget.
     a = start_sim("--gpus", "8GiB", state_file=True)
