@@ -47,6 +47,7 @@ struct job {
 	json_t *request;  /* owned: the Ollama request fields (prompt / messages / input,
 			     images, options, system, format, ...) without model and stream */
 	json_t *metadata; /* owned: client metadata, echoed back; NULL if none */
+	char *key;	  /* owned: the name of the API key that submitted it; NULL: none */
 	json_t *result;	  /* owned when complete: the Ollama reply's text / message / embeddings */
 	char *error;	  /* owned when failed or cancelled: a clear message */
 	int64_t submitted_at_ms;	  /* wall clock, Unix ms */
