@@ -58,9 +58,12 @@ struct job {
 	int attempts;			  /* backend attempts so far */
 	size_t request_bytes; /* size of request as stored (compact JSON); QUEUE_MAX_BYTES */
 
-	/* Private to queue.c: links in the per-model, per-priority FIFO, and whether the
-	 * queue counts request_bytes (from the first push until queue_release_bytes). */
+	/* Private to queue.c: links in the per-model, per-priority FIFO and in its key's
+	 * part of that FIFO (the flow), and whether the queue counts request_bytes (from
+	 * the first push until queue_release_bytes). */
 	struct job *queue_prev, *queue_next;
+	struct job *queue_flow_prev, *queue_flow_next;
+	void *queue_flow;
 	bool queue_holds_bytes;
 	/* Private to the engine: the transfer in flight, if any. */
 	void *engine_transfer;
