@@ -31,6 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			assert(k->weight >= 1 && k->weight <= KEYS_WEIGHT_MAX);
 			assert(k->default_priority >= k->max_priority);
 			assert(keys_find_name(keys, k->name) == k);
+			(void)k; /* the asserts are its only use */
 		}
 		assert(keys_lookup(keys, "", 0) == NULL);
 		keys_free(keys);
