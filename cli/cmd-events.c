@@ -80,7 +80,7 @@ cmd_events_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **arg
 	}
 	url = types != NULL ? xasprintf("%s/api/events?types=%s", ctl->url, types)
 			    : xasprintf("%s/api/events", ctl->url);
-	int hrc = ctl_http_sse(url, events_cb, &st, &status, &cause);
+	int hrc = ctl_http_sse(url, ctl->api_key, events_cb, &st, &status, &cause);
 	if (hrc == -ECONNREFUSED && status == 0) {
 		fprintf(stderr, "vramctl: cannot reach vramd at %s: %s\n", ctl->url, cause);
 		rc = CTL_EXIT_UNREACHABLE;

@@ -86,6 +86,19 @@ http_setup(CURL *curl, const char *url, char *errbuf)
 	errbuf[0] = '\0';
 }
 
+/* Adds "Authorization: Bearer KEY" when there is a key (vramd's API_KEYS_FILE). */
+static struct curl_slist *
+http_add_api_key(struct curl_slist *headers, const char *api_key)
+{
+	if (api_key == NULL)
+		return headers;
+	char *line = xasprintf("Authorization: Bearer %s", api_key);
+	headers = curl_slist_append(headers, line);
+	explicit_bzero(line, strlen(line));
+	free(line);
+	return headers;
+}
+
 static const char *
 http_error_text(CURLcode rc, const char *errbuf)
 {
@@ -93,8 +106,8 @@ http_error_text(CURLcode rc, const char *errbuf)
 }
 
 int
-ctl_http_request(const char *method, const char *url, const char *body, long timeout_s,
-		 struct ctl_http_reply *reply, char **cause)
+ctl_http_request(const char *method, const char *url, const char *body, const char *api_key,
+		 long timeout_s, struct ctl_http_reply *reply, char **cause)
 {
 	struct http_transfer t = {.retry_after = -1};
 	struct curl_slist *headers = NULL;
@@ -123,6 +136,7 @@ ctl_http_request(const char *method, const char *url, const char *body, long tim
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
 	}
 	headers = curl_slist_append(headers, "Accept: application/json");
+	headers = http_add_api_key(headers, api_key);
 	/* No "Expect: 100-continue" round trip for larger bodies. */
 	headers = curl_slist_append(headers, "Expect:");
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
@@ -254,7 +268,8 @@ http_sse_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 int
-ctl_http_sse(const char *url, ctl_http_sse_cb *cb, void *arg, long *status, char **cause)
+ctl_http_sse(const char *url, const char *api_key, ctl_http_sse_cb *cb, void *arg, long *status,
+	     char **cause)
 {
 	struct http_sse s = {.cb = cb, .arg = arg};
 	struct curl_slist *headers = NULL;
@@ -273,6 +288,7 @@ ctl_http_sse(const char *url, ctl_http_sse_cb *cb, void *arg, long *status, char
 	}
 	http_setup(s.curl, url, errbuf);
 	headers = curl_slist_append(headers, "Accept: text/event-stream");
+	headers = http_add_api_key(headers, api_key);
 	curl_easy_setopt(s.curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(s.curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(s.curl, CURLOPT_WRITEFUNCTION, http_sse_write_cb);

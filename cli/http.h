@@ -30,23 +30,25 @@ void ctl_http_global_cleanup(void);
 
 /*
  * Performs one request: method ("GET", "POST", ...), a full URL, an optional JSON body
- * (NULL for none), and a total timeout in seconds (0 = none). On success returns 0 and
+ * (NULL for none), an API key sent as "Authorization: Bearer KEY" (NULL for none), and a
+ * total timeout in seconds (0 = none). On success returns 0 and
  * fills *reply (clean it with ctl_http_reply_cleanup) whatever the HTTP status. Returns
  * -ECONNREFUSED when the server cannot be reached or the transfer fails (*cause says
  * why, caller frees), or -E2BIG when the reply is larger than CTL_HTTP_MAX_REPLY.
  */
-int ctl_http_request(const char *method, const char *url, const char *body, long timeout_s,
-		     struct ctl_http_reply *reply, char **cause);
+int ctl_http_request(const char *method, const char *url, const char *body, const char *api_key,
+		     long timeout_s, struct ctl_http_reply *reply, char **cause);
 void ctl_http_reply_cleanup(struct ctl_http_reply *reply);
 
 /*
- * GETs a text/event-stream URL and calls cb for every event until cb returns false or the
- * server closes the stream. An event larger than 1 MiB ends the stream with an error.
- * Returns 0 when cb stopped it or the server closed it after a 200; -ECONNREFUSED (cause
- * set) for a transport failure; -EPROTO with *status and *cause set when the server
- * answered with an error status (cause then holds the reply body).
+ * GETs a text/event-stream URL (with api_key as ctl_http_request) and calls cb for every event
+ * until cb returns false or the server closes the stream. An event larger than 1 MiB ends the
+ * stream with an error. Returns 0 when cb stopped it or the server closed it after a 200;
+ * -ECONNREFUSED (cause set) for a transport failure; -EPROTO with *status and *cause set when the
+ * server answered with an error status (cause then holds the reply body).
  */
-int ctl_http_sse(const char *url, ctl_http_sse_cb *cb, void *arg, long *status, char **cause);
+int ctl_http_sse(const char *url, const char *api_key, ctl_http_sse_cb *cb, void *arg, long *status,
+		 char **cause);
 
 /* Percent-encodes s for a URL query value or path segment; the caller frees the result. */
 char *ctl_http_escape(const char *s);

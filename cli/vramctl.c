@@ -2,7 +2,7 @@
  * vramctl.c: the command-line client for vramd: global options, the command table,
  * dispatch, and the helpers every command uses to call the API and print replies.
  *
- * vramctl [--url URL] [--json] COMMAND [OPTIONS] [ARGS]
+ * vramctl [--url URL] [--api-key KEY] [--json] COMMAND [OPTIONS] [ARGS]
  *
  * Each command lives in its own cmd-*.c file and is one entry of ctl_cmd_table (tmux's
  * cmd_table). Exit statuses are fixed for every command: 0 success, 1 an API error or
@@ -30,14 +30,17 @@ static const struct ctl_cmd *const ctl_cmd_table[] = {
 static void
 ctl_print_help(FILE *out)
 {
-	fprintf(out,
-		"usage: vramctl [--url URL] [--json] COMMAND [OPTIONS] [ARGS]\n\n"
-		"Talks to vramd, the VRAM-aware scheduler in front of Ollama.\n\n"
-		"Global options (also accepted after the command):\n"
-		"  --url URL   vramd's address (default $VRAMD_URL, else " CTL_DEFAULT_URL ")\n"
-		"  --json      print the raw JSON replies instead of tables\n"
-		"  --help      this help; `vramctl COMMAND --help` describes one command\n\n"
-		"Commands:\n");
+	fprintf(
+	    out,
+	    "usage: vramctl [--url URL] [--api-key KEY] [--json] COMMAND [OPTIONS] [ARGS]\n\n"
+	    "Talks to vramd, the VRAM-aware scheduler in front of Ollama.\n\n"
+	    "Global options (also accepted after the command):\n"
+	    "  --url URL       vramd's address (default $VRAMD_URL, else " CTL_DEFAULT_URL ")\n"
+	    "  --api-key KEY   API key for a vramd with API_KEYS_FILE (default $VRAMD_API_KEY;\n"
+	    "                  prefer the variable: arguments show in ps)\n"
+	    "  --json          print the raw JSON replies instead of tables\n"
+	    "  --help          this help; `vramctl COMMAND --help` describes one command\n\n"
+	    "Commands:\n");
 	size_t width = 0;
 	for (size_t i = 0; i < VD_ARRAY_LEN(ctl_cmd_table); i++)
 		if (strlen(ctl_cmd_table[i]->name) > width)
@@ -55,7 +58,7 @@ ctl_print_cmd_help(const struct ctl_cmd *cmd, FILE *out)
 	fprintf(out, "usage: vramctl %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->help);
 	if (cmd->details != NULL && *cmd->details != '\0')
 		fprintf(out, "\n%s", cmd->details);
-	fprintf(out, "\nCommon options: --url URL, --json, --help\n");
+	fprintf(out, "\nCommon options: --url URL, --api-key KEY, --json, --help\n");
 }
 
 int
@@ -84,6 +87,24 @@ ctl_set_url(struct ctl *ctl, const char *url)
 		ctl->url[--len] = '\0';
 }
 
+bool
+ctl_set_api_key(struct ctl *ctl, const char *key)
+{
+	for (const char *p = key; *p != '\0'; p++) {
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+			/* The key itself is never printed: it is a secret. */
+			fprintf(stderr,
+				"vramctl: the API key holds a space or control character "
+				"(character %zu); keys are visible ASCII\n",
+				(size_t)(p - key) + 1);
+			return false;
+		}
+	}
+	free(ctl->api_key);
+	ctl->api_key = *key != '\0' ? xstrdup(key) : NULL;
+	return true;
+}
+
 int
 ctl_getopt(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv, const char *shortopts,
 	   const struct option *longopts, int *exit_code)
@@ -102,6 +123,13 @@ ctl_getopt(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv, co
 		if (opt == CTL_OPT_URL) {
 			ctl_set_url(ctl, optarg);
 			continue;
+		}
+		if (opt == CTL_OPT_API_KEY) {
+			if (ctl_set_api_key(ctl, optarg))
+				continue;
+			*exit_code = CTL_EXIT_USAGE;
+			opt = -2;
+			break;
 		}
 		if (opt == 'h') {
 			ctl_print_cmd_help(cmd, stdout);
@@ -138,7 +166,7 @@ ctl_api(const struct ctl *ctl, const char *method, const char *path, json_t *bod
 
 	memset(reply, 0, sizeof(*reply));
 	reply->retry_after = -1;
-	int hrc = ctl_http_request(method, url, text, timeout_s, &http, &why);
+	int hrc = ctl_http_request(method, url, text, ctl->api_key, timeout_s, &http, &why);
 	if (hrc == -E2BIG) {
 		rc = CTL_EXIT_API;
 		vd_fail(cause, rc, "reply from vramd at %s: %s", ctl->url, why);
@@ -285,6 +313,11 @@ main(int argc, char **argv)
 
 	const char *env_url = getenv("VRAMD_URL");
 	ctl_set_url(&ctl, env_url != NULL && *env_url != '\0' ? env_url : CTL_DEFAULT_URL);
+	const char *env_key = getenv("VRAMD_API_KEY");
+	if (env_key != NULL && !ctl_set_api_key(&ctl, env_key)) {
+		rc = CTL_EXIT_USAGE;
+		goto out;
+	}
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
@@ -294,6 +327,12 @@ main(int argc, char **argv)
 			break;
 		case CTL_OPT_URL:
 			ctl_set_url(&ctl, optarg);
+			break;
+		case CTL_OPT_API_KEY:
+			if (!ctl_set_api_key(&ctl, optarg)) {
+				rc = CTL_EXIT_USAGE;
+				goto out;
+			}
 			break;
 		case 'h':
 			ctl_print_help(stdout);
@@ -340,5 +379,8 @@ main(int argc, char **argv)
 	ctl_http_global_cleanup();
 out:
 	free(ctl.url);
+	if (ctl.api_key != NULL)
+		explicit_bzero(ctl.api_key, strlen(ctl.api_key));
+	free(ctl.api_key);
 	return rc;
 }

@@ -25,8 +25,9 @@ enum ctl_exit {
 
 /* Global options, set from the command line and the environment. */
 struct ctl {
-	char *url; /* owned: vramd's base URL, no trailing slash */
-	bool json; /* print raw JSON instead of tables */
+	char *url;     /* owned: vramd's base URL, no trailing slash */
+	bool json;     /* print raw JSON instead of tables */
+	char *api_key; /* owned: sent as "Authorization: Bearer KEY"; NULL: none */
 };
 
 /* One entry of the command table (tmux's cmd_entry). */
@@ -45,10 +46,12 @@ extern const struct ctl_cmd ctl_cmd_submit, ctl_cmd_job, ctl_cmd_cancel, ctl_cmd
     ctl_cmd_nodes;
 
 /* Long options every command accepts; put CTL_COMMON_LONGOPTS before the terminator. */
-#define CTL_OPT_JSON 1000
-#define CTL_OPT_URL  1001
+#define CTL_OPT_JSON	1000
+#define CTL_OPT_URL	1001
+#define CTL_OPT_API_KEY 1002
 #define CTL_COMMON_LONGOPTS                                                                        \
 	{"json", no_argument, NULL, CTL_OPT_JSON}, {"url", required_argument, NULL, CTL_OPT_URL},  \
+	    {"api-key", required_argument, NULL, CTL_OPT_API_KEY},                                 \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}
@@ -66,6 +69,9 @@ int ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Sets the base URL (copied), adding "http://" when no scheme is given. */
 void ctl_set_url(struct ctl *ctl, const char *url);
+/* Sets the API key (copied; "" clears it). Returns false, printing why, when it cannot
+ * travel in an HTTP header (spaces, control characters). */
+bool ctl_set_api_key(struct ctl *ctl, const char *key);
 
 /* A reply from vramd. */
 struct ctl_reply {

@@ -99,6 +99,11 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		0, NULL, "", false,
 		"Browser origins (scheme://host[:port], comma-separated, * for any) allowed to call "
 		"the API; empty: none besides localhost pages."},
+	[CONFIG_API_KEYS_FILE] = {"API_KEYS_FILE", NULL, "--api-keys-file", CONFIG_TYPE_STRING, "",
+		0, 0, NULL, "", false,
+		"JSON file of API keys (docs/api.md, \"API keys\"): every endpoint but GET "
+		"/api/health then needs \"Authorization: Bearer KEY\"; empty: no keys, anyone who "
+		"can reach LISTEN may call (keep it on loopback)."},
 	[CONFIG_VRAM_SAFETY_MARGIN_MB] = {"VRAM_SAFETY_MARGIN_MB", "VRAM_SAFETY_MARGIN_MB",
 		"--safety-margin-mb", CONFIG_TYPE_INT, "1024", 0, 1048576, NULL, "MiB", true,
 		"GPU memory always left free when deciding whether a model fits; at least 1024 "

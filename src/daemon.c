@@ -23,6 +23,7 @@
 #include "http-util.h"
 #include "httpd.h"
 #include "httpc.h"
+#include "keys.h"
 #include "log.h"
 #include "queue.h"
 #include "store.h"
@@ -31,6 +32,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -423,6 +425,30 @@ daemon_open_gpus(struct daemon *d, char **cause)
 	return 0;
 }
 
+/* API_KEYS_FILE: who may call, and each key's weight in the queue's fair share. */
+static int
+daemon_load_keys(struct daemon *d, char **cause)
+{
+	const char *path = config_str(d->config, CONFIG_API_KEYS_FILE);
+	if (path[0] == '\0')
+		return 0;
+	int rc = keys_load(path, &d->keys, cause);
+	if (rc < 0)
+		return rc;
+	size_t admins = 0;
+	for (size_t i = 0; i < keys_count(d->keys); i++) {
+		const struct api_key *key = keys_at(d->keys, i);
+		queue_set_key_weight(d->queue, key->name, key->weight);
+		admins += key->admin;
+	}
+	struct stat sb;
+	if (stat(path, &sb) == 0 && (sb.st_mode & 077) != 0)
+		vd_warn(API, "API_KEYS_FILE %s can be read by other users: chmod 600 it", path);
+	vd_log(API, "API keys: %zu from %s (%zu admin); every endpoint but /api/health needs one",
+	       keys_count(d->keys), path, admins);
+	return 0;
+}
+
 static int
 daemon_listen(struct daemon *d, char **cause)
 {
@@ -459,12 +485,12 @@ daemon_listen(struct daemon *d, char **cause)
 			hs.max_connections);
 	vd_log(API, "listening on http://%s", listen);
 	if (strcmp(host, "localhost") != 0 && !vd_str_has_prefix(host, "127.") &&
-	    strcmp(host, "::1") != 0)
+	    strcmp(host, "::1") != 0 && d->keys == NULL)
 		vd_warn(API,
-			"WARNING: listening on %s, beyond loopback, and vramd has no API keys yet: "
+			"WARNING: listening on %s, beyond loopback, without API_KEYS_FILE: "
 			"anyone who can reach this address can submit and cancel jobs, reserve "
-			"VRAM and change the configuration. Bind to 127.0.0.1 unless a firewall or "
-			"proxy guards the port.",
+			"VRAM and change the configuration. Bind to 127.0.0.1 or set "
+			"API_KEYS_FILE unless a firewall or proxy guards the port.",
 			listen);
 out_free_host:
 	free(host);
@@ -522,6 +548,9 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	if (rc > 0)
 		vd_log(QUEUE, "recovered %d unfinished jobs from %s", rc, store_path(d->store));
 
+	rc = daemon_load_keys(d, cause);
+	if (rc < 0)
+		goto out_fail;
 	rc = daemon_listen(d, cause);
 	if (rc < 0)
 		goto out_fail;
@@ -557,6 +586,7 @@ daemon_free(struct daemon *d)
 	while (d->waiters != NULL)
 		daemon_waiter_answer(d->waiters);
 	vd_httpd_free(d->http);
+	keys_free(d->keys);
 	fleet_free(d->fleet);
 	gpu_policy_free(d->policy);
 	if (d->commit_event != NULL && d->store != NULL)

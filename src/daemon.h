@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct api_keys;
 struct config;
 struct fleet;
 struct event;
@@ -54,6 +55,7 @@ struct daemon {
 	struct gpu_policy *policy; /* GPU states, throttling, reservations */
 	struct fleet *fleet; /* the Ollama servers (nodes), each with its monitor and engine */
 	struct vd_httpd *http;
+	struct api_keys *keys;	      /* API_KEYS_FILE, or NULL: no keys, every caller may */
 	struct daemon_job_table jobs; /* non-final jobs by seq, one reference each */
 
 	/* This host's telemetry, from which nodes of this host take theirs: */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "job.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,11 @@ test_lifecycle_and_json(void **state)
 	assert_true(json_is_null(json_object_get(j, "started_at")));
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "metadata"), "k")),
 			 1);
+	assert_true(json_is_null(json_object_get(j, "key"))); /* no API keys */
+	json_decref(j);
+	job->key = xstrdup("batch");
+	j = job_to_json(job);
+	assert_string_equal(json_string_value(json_object_get(j, "key")), "batch");
 	json_decref(j);
 
 	job->submitted_at_ms = 1726175849110;

@@ -1,7 +1,9 @@
 /*
  * test-queue.c: unit tests for src/core/queue.c: FIFO within a priority, priority order per
- * model, capacity, remove, push_front, summaries, positions, and a 100 000-job run
- * checked against a naive model of the queue.
+ * model, capacity, remove, push_front, summaries, positions, a 100 000-job run
+ * checked against a naive model of the queue, and fair share between API keys (the
+ * fair pop, weights, a key joining a busy queue or rejoining an idle one, random
+ * operations checked against the invariants).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -346,6 +348,279 @@ test_many_jobs(void **state)
 	queue_free(q);
 }
 
+/* Pushes a job of key and drops the test's reference. */
+static struct job *
+push_key(struct queue *q, int64_t seq, const char *model, enum job_priority prio, const char *key)
+{
+	struct job *job = mkjob(seq, model, prio);
+	job->key = key != NULL ? xstrdup(key) : NULL;
+	assert_int_equal(queue_push(q, job), 0);
+	job_unref(job);
+	return job;
+}
+
+/* Pops the next job of model, checks peek agreed, charges its key tokens (as the engine
+ * does when the run ends) and returns its seq. */
+static int64_t
+pop_charge(struct queue *q, const char *model, uint64_t tokens, char *key_out)
+{
+	struct job *peeked = queue_peek_model(q, model);
+	struct job *job = queue_pop_model(q, model);
+	assert_non_null(job);
+	assert_ptr_equal(job, peeked);
+	queue_charge(q, job->key, tokens);
+	if (key_out != NULL)
+		*key_out = job->key != NULL ? job->key[0] : '-';
+	int64_t seq = job->seq;
+	job_unref(job);
+	return seq;
+}
+
+static void
+test_fair_pop(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(100);
+	/* Key a floods first; b comes later with fewer jobs of the same model and priority. */
+	for (int i = 1; i <= 10; i++)
+		push_key(q, i, "m", JOB_PRIO_NORMAL, "a");
+	for (int i = 11; i <= 13; i++)
+		push_key(q, i, "m", JOB_PRIO_NORMAL, "b");
+	/* A high priority job still comes first, whatever its key has been served; it
+	 * counts against a, so b goes first among the normal ones. */
+	push_key(q, 14, "m", JOB_PRIO_HIGH, "a");
+	int64_t want[] = {14, 11, 1, 12, 2, 13, 3, 4, 5, 6, 7, 8, 9, 10};
+	for (size_t i = 0; i < VD_ARRAY_LEN(want); i++)
+		assert_int_equal(pop_charge(q, "m", 10, NULL), want[i]);
+	assert_null(queue_pop_model(q, "m"));
+	struct queue_key_stats ks;
+	queue_key_stats(q, "a", &ks);
+	assert_int_equal(ks.tokens, 110);
+	assert_int_equal(ks.queued, 0);
+	queue_key_stats(q, "b", &ks);
+	assert_int_equal(ks.tokens, 30);
+	queue_free(q);
+}
+
+/* Without keys (every job->key NULL) the order stays FIFO whatever is charged. */
+static void
+test_no_keys_is_fifo(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(100);
+	for (int i = 1; i <= 20; i++)
+		push_key(q, i, "m", JOB_PRIO_LOW, NULL);
+	for (int i = 1; i <= 20; i++)
+		assert_int_equal(pop_charge(q, "m", (uint64_t)(i * 37 % 11), NULL), i);
+	struct queue_key_stats ks;
+	queue_key_stats(q, NULL, &ks);
+	assert_true(ks.tokens > 0);
+	queue_free(q);
+}
+
+/* Shares follow weights: a (weight 3) gets three turns for each of b's. */
+static void
+test_fair_weights(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(1000);
+	queue_set_key_weight(q, "a", 3);
+	queue_set_key_weight(q, "b", 1);
+	for (int i = 0; i < 200; i++)
+		push_key(q, i + 1, "m", JOB_PRIO_NORMAL, i % 2 ? "a" : "b");
+	int got_a = 0;
+	for (int i = 0; i < 80; i++) {
+		char key;
+		pop_charge(q, "m", 100, &key);
+		got_a += key == 'a';
+	}
+	assert_in_range(got_a, 59, 61);
+	struct queue_key_stats ks;
+	queue_key_stats(q, "a", &ks);
+	assert_int_equal(ks.weight, 3);
+	assert_int_equal(ks.queued, 100 - got_a);
+	queue_key_stats(q, "nobody", &ks);
+	assert_int_equal(ks.weight, 1);
+	assert_int_equal(ks.queued, 0);
+	queue_free(q);
+}
+
+/* Tokens, not jobs: b's jobs cost ten times a's, so a runs ten jobs per b job. */
+static void
+test_fair_tokens(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(1000);
+	for (int i = 0; i < 400; i++)
+		push_key(q, i + 1, "m", JOB_PRIO_NORMAL, i % 2 ? "a" : "b");
+	int got_b = 0;
+	for (int i = 0; i < 110; i++) {
+		char key;
+		struct job *next = queue_peek_model(q, "m");
+		bool is_b = next->key[0] == 'b';
+		pop_charge(q, "m", is_b ? 1000 : 100, &key);
+		got_b += key == 'b';
+	}
+	assert_in_range(got_b, 9, 11);
+	queue_free(q);
+}
+
+static void
+test_fair_join_and_rejoin(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(1000);
+	/* b was served long ago; a has run alone since. When b joins the busy queue it
+	 * starts where a is, so it takes turns with a instead of running alone until its
+	 * counter catches up with a's. */
+	push_key(q, 1, "m", JOB_PRIO_NORMAL, "b");
+	pop_charge(q, "m", 10, NULL);
+	for (int i = 0; i < 100; i++)
+		push_key(q, 100 + i, "m", JOB_PRIO_NORMAL, "a");
+	for (int i = 0; i < 50; i++)
+		pop_charge(q, "m", 10, NULL);
+	for (int i = 0; i < 10; i++)
+		push_key(q, 300 + i, "m", JOB_PRIO_NORMAL, "b");
+	int run_b = 0, longest_b = 0;
+	for (int i = 0; i < 20; i++) {
+		char key;
+		pop_charge(q, "m", 10, &key);
+		run_b = key == 'b' ? run_b + 1 : 0;
+		longest_b = run_b > longest_b ? run_b : longest_b;
+	}
+	assert_true(longest_b <= 2);
+
+	/* The queue empties; a's credit from the busy time is gone: a key arriving
+	 * later (c, never served) starts at the virtual time the queue reached, and
+	 * when a comes back the two take turns. */
+	while (queue_length(q) > 0)
+		pop_charge(q, "m", 10, NULL);
+	for (int i = 0; i < 10; i++)
+		push_key(q, 400 + i, "m", JOB_PRIO_NORMAL, "c");
+	pop_charge(q, "m", 10, NULL);
+	for (int i = 0; i < 10; i++)
+		push_key(q, 500 + i, "m", JOB_PRIO_NORMAL, "a");
+	int got_a = 0;
+	for (int i = 0; i < 6; i++) {
+		char key;
+		pop_charge(q, "m", 10, &key);
+		got_a += key == 'a';
+	}
+	assert_in_range(got_a, 2, 4);
+	queue_free(q);
+}
+
+/* Keys are per queue, not per model: a key's jobs of other models still count. Jobs of
+ * one key keep their FIFO order, push_front puts a job back first in its key's line,
+ * and remove takes a job out of it. */
+static void
+test_fair_flows(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(100);
+	struct job *b1 = push_key(q, 1, "m", JOB_PRIO_NORMAL, "b");
+	push_key(q, 2, "m", JOB_PRIO_NORMAL, "b");
+	push_key(q, 3, "m", JOB_PRIO_NORMAL, "a");
+	push_key(q, 4, "m", JOB_PRIO_NORMAL, "a");
+	push_key(q, 5, "other", JOB_PRIO_NORMAL, "b");
+	/* b was served on another model: a goes first on m although b's jobs are older. */
+	assert_int_equal(pop_charge(q, "other", 50, NULL), 5);
+	struct job *job = queue_pop_model(q, "m");
+	assert_int_equal(job->seq, 3);
+	queue_push_front(q, job); /* a dispatch that could not start */
+	job_unref(job);
+	assert_true(queue_remove(q, b1));
+	struct queue_model_summary sum;
+	queue_summary(q, "m", &sum);
+	assert_int_equal(sum.count[JOB_PRIO_NORMAL], 3);
+	assert_int_equal(pop_charge(q, "m", 30, NULL), 3);
+	assert_int_equal(pop_charge(q, "m", 30, NULL), 4);
+	assert_int_equal(pop_charge(q, "m", 30, NULL), 2);
+	assert_int_equal(queue_length(q), 0);
+	assert_int_equal(queue_model_count(q), 0);
+	queue_free(q);
+}
+
+/* Random pushes, push_fronts, removes and pops over models, priorities and keys,
+ * checked against the invariants: every pop is the head of its key's line for the
+ * first non-empty priority, and per-key counts match. */
+static void
+test_fair_random(void **state)
+{
+	(void)state;
+	enum { OPS = 20000, KEYS = 5, MODELS = 3 };
+	static const char *const keys[KEYS] = {"k0", "k1", "k2", "k3", NULL};
+	static const char *const models[MODELS] = {"m0", "m1", "m2"};
+	struct queue *q = queue_new(OPS);
+	struct job **live = xcalloc(OPS, sizeof(*live));
+	size_t nlive = 0;
+	uint64_t rng = 7;
+	for (int op = 0; op < OPS; op++) {
+		int what = (int)(vd_rand64(&rng) % 10);
+		const char *model = models[vd_rand64(&rng) % MODELS];
+		if (what < 5 || nlive == 0) {
+			struct job *job =
+			    mkjob(op + 1, model, (enum job_priority)(vd_rand64(&rng) % 3));
+			const char *key = keys[vd_rand64(&rng) % KEYS];
+			job->key = key != NULL ? xstrdup(key) : NULL;
+			assert_int_equal(queue_push(q, job), 0);
+			live[nlive++] = job; /* the test's reference */
+		} else if (what < 7) {
+			size_t i = vd_rand64(&rng) % nlive;
+			assert_true(queue_remove(q, live[i]));
+			job_unref(live[i]);
+			live[i] = live[--nlive];
+		} else {
+			struct job *job = queue_pop_model(q, model);
+			if (job == NULL)
+				continue;
+			/* Nothing of a more urgent priority, nor older of its key and FIFO. */
+			for (size_t i = 0; i < nlive; i++) {
+				const struct job *o = live[i];
+				if (o == job || strcmp(o->model, model) != 0)
+					continue;
+				assert_true(o->priority >= job->priority);
+				bool same_key = (o->key == NULL && job->key == NULL) ||
+						(o->key != NULL && job->key != NULL &&
+						 strcmp(o->key, job->key) == 0);
+				if (same_key && o->priority == job->priority)
+					assert_true(o->seq > job->seq);
+			}
+			queue_charge(q, job->key, vd_rand64(&rng) % 200);
+			size_t i = 0;
+			while (live[i] != job)
+				i++;
+			live[i] = live[--nlive];
+			if (vd_rand64(&rng) % 4 == 0) {
+				queue_push_front(q, job);
+				job_unref(job); /* the pop's; the test keeps its own */
+				live[nlive++] = job;
+			} else {
+				job_unref(job);
+				job_unref(job);
+			}
+		}
+		if (op % 1000 == 0) {
+			for (int k = 0; k < KEYS; k++) {
+				size_t want = 0;
+				for (size_t i = 0; i < nlive; i++)
+					if ((live[i]->key == NULL && keys[k] == NULL) ||
+					    (live[i]->key != NULL && keys[k] != NULL &&
+					     strcmp(live[i]->key, keys[k]) == 0))
+						want++;
+				struct queue_key_stats ks;
+				queue_key_stats(q, keys[k], &ks);
+				assert_int_equal(ks.queued, want);
+			}
+			assert_int_equal(queue_length(q), nlive);
+		}
+	}
+	for (size_t i = 0; i < nlive; i++)
+		job_unref(live[i]);
+	free(live);
+	queue_free(q);
+}
+
 int
 main(void)
 {
@@ -359,6 +634,13 @@ main(void)
 	    cmocka_unit_test(test_summaries),
 	    cmocka_unit_test(test_position),
 	    cmocka_unit_test(test_many_jobs),
+	    cmocka_unit_test(test_fair_pop),
+	    cmocka_unit_test(test_no_keys_is_fifo),
+	    cmocka_unit_test(test_fair_weights),
+	    cmocka_unit_test(test_fair_tokens),
+	    cmocka_unit_test(test_fair_join_and_rejoin),
+	    cmocka_unit_test(test_fair_flows),
+	    cmocka_unit_test(test_fair_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

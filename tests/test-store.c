@@ -1,7 +1,8 @@
 /*
  * test-store.c: unit tests for src/store/store.c: every job field survives a round trip,
  * unfinished jobs come back queued after a restart, many jobs commit in one batch,
- * reservations persist, and bad data directories give clear errors.
+ * reservations persist, bad data directories give clear errors, and a database of
+ * schema version 1 (before API keys) opens, keeps its jobs and gains the key column.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,8 @@
 
 #include "store.h"
 #include "util.h"
+
+#include <sqlite3.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -73,6 +76,7 @@ full_job(struct store *st)
 	job->load_ms = 1234;
 	job->run_ms = 999;
 	job->attempts = 2;
+	job->key = xstrdup("team-a");
 	return job;
 }
 
@@ -111,6 +115,7 @@ test_round_trip(void **state)
 	assert_int_equal(got->load_ms, 1234);
 	assert_int_equal(got->run_ms, 999);
 	assert_int_equal(got->attempts, 2);
+	assert_string_equal(got->key, "team-a");
 	/* The sequence counter continues after the stored maximum. */
 	assert_true(store_next_seq(st) == job->seq + 1);
 	assert_null(store_job_get(st, "j-00000000000000ff"));
@@ -205,6 +210,7 @@ test_restart_recovery(void **state)
 	    json_integer_value(json_object_get(json_object_get(counts.per_model, "m"), "queued")),
 	    1);
 	json_decref(counts.per_model);
+	json_decref(counts.per_key);
 	store_close(st);
 	rmtree(dir);
 	free(dir);
@@ -341,6 +347,7 @@ test_group_commit(void **state)
 	assert_int_equal(counts.by_status[JOB_COMPLETE], 1);
 	assert_int_equal(counts.by_priority[JOB_PRIO_HIGH], (N + 2) / 3);
 	json_decref(counts.per_model);
+	json_decref(counts.per_key);
 	store_close(st);
 	rmtree(dir);
 	free(dir);
@@ -468,6 +475,106 @@ test_bad_data_dir(void **state)
 	free(dir);
 }
 
+/* The schema of version 1 exactly as vramd created it, with one finished job. */
+static const char schema_v1[] =
+    "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+    "INSERT INTO schema_version (version) VALUES (1);"
+    "CREATE TABLE jobs ("
+    " seq INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, model TEXT NOT NULL,"
+    " kind TEXT NOT NULL, priority TEXT NOT NULL, status TEXT NOT NULL,"
+    " request TEXT, metadata TEXT, result TEXT, error TEXT,"
+    " submitted_at INTEGER NOT NULL DEFAULT 0, started_at INTEGER NOT NULL DEFAULT 0,"
+    " completed_at INTEGER NOT NULL DEFAULT 0, wait_ms INTEGER NOT NULL DEFAULT 0,"
+    " load_ms INTEGER NOT NULL DEFAULT 0, run_ms INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_status ON jobs (status, seq);"
+    "CREATE INDEX jobs_model ON jobs (model, seq);"
+    "CREATE TABLE reservations ("
+    " id TEXT PRIMARY KEY, gpu INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL DEFAULT 0,"
+    " ttl_ms INTEGER NOT NULL DEFAULT 0, owner TEXT);"
+    "INSERT INTO jobs (seq, id, model, kind, priority, status, request, result) VALUES"
+    " (7, 'j-0000000000000007', 'm:latest', 'generate', 'low', 'complete',"
+    " '{\"prompt\":\"hi\"}', '{\"response\":\"yo\"}');";
+
+static int count_jobs_cb_n;
+
+static void
+count_jobs_cb(struct job *job, void *arg)
+{
+	(void)arg;
+	assert_string_equal(job->key, "alpha");
+	count_jobs_cb_n++;
+	job_unref(job);
+}
+
+static void
+test_schema_upgrade(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char *path = xasprintf("%s/vramd.db", dir);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, schema_v1, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	struct store *st = open_store(dir);
+	struct job *old = store_job_get(st, "j-0000000000000007");
+	assert_non_null(old);
+	assert_string_equal(old->model, "m:latest");
+	assert_int_equal(old->priority, JOB_PRIO_LOW);
+	assert_null(old->key);
+	assert_string_equal(json_string_value(json_object_get(old->result, "response")), "yo");
+	job_unref(old);
+	assert_int_equal(store_next_seq(st), 8);
+
+	struct job *job = full_job(st);
+	free(job->key);
+	job->key = xstrdup("alpha");
+	char *cause = NULL;
+	assert_int_equal(store_job_save(st, job, &cause), 0);
+	commit(st);
+	store_close(st);
+
+	/* Opened again: already at the new version, the key kept. */
+	st = open_store(dir);
+	struct job *back = store_job_get(st, job->id);
+	assert_string_equal(back->key, "alpha");
+	job_unref(back);
+	struct store_job_filter f = {.key = "alpha"};
+	count_jobs_cb_n = 0;
+	assert_int_equal(store_jobs_list(st, &f, count_jobs_cb, NULL, &cause), 1);
+	assert_int_equal(count_jobs_cb_n, 1);
+	f.key = "nobody";
+	assert_int_equal(store_jobs_list(st, &f, count_jobs_cb, NULL, &cause), 0);
+	struct store_counts counts;
+	assert_int_equal(store_counts(st, &counts, &cause), 0);
+	assert_int_equal(counts.total, 2);
+	assert_int_equal(json_object_size(counts.per_key), 1);
+	assert_int_equal(json_integer_value(
+			     json_object_get(json_object_get(counts.per_key, "alpha"), "complete")),
+			 1);
+	json_decref(counts.per_model);
+	json_decref(counts.per_key);
+	store_close(st);
+	job_unref(job);
+
+	db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *s = NULL;
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT MAX(version) FROM schema_version", -1, &s, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), 2);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	free(path);
+	rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -475,7 +582,7 @@ main(void)
 	    cmocka_unit_test(test_round_trip),	 cmocka_unit_test(test_restart_recovery),
 	    cmocka_unit_test(test_group_commit), cmocka_unit_test(test_reservations),
 	    cmocka_unit_test(test_bad_data_dir), cmocka_unit_test(test_list_filter),
-	    cmocka_unit_test(test_file_modes),
+	    cmocka_unit_test(test_file_modes),	 cmocka_unit_test(test_schema_upgrade),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,12 @@
  * into the store's batch and answers 202 only after the batch commits (group commit,
  * daemon.c). GET /api/job/{id} reads a job from memory (not final) or the store (final),
  * optionally long-polling; DELETE cancels; GET /api/jobs lists from the store.
+ *
+ * With API keys (api_request_key), a job carries its key's name: a submission gets its
+ * key's default priority, may not ask above its max_priority (403, never clamped, so a
+ * client learns its job would not run as urgently as it asked) nor name a model outside
+ * its list (403), and waits behind at most max_queued jobs of its key (429). A non-admin
+ * key sees and cancels only its own jobs (403 for others) and lists only them.
  */
 #include "api.h"
 
@@ -13,6 +19,7 @@
 #include "fleet.h"
 #include "node.h"
 #include "http-util.h"
+#include "keys.h"
 #include "log.h"
 
 #include "queue.h"
@@ -25,14 +32,58 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Retry-After for a job of model that waits behind waiting jobs: their expected time,
+ * 5 s when unknown, at most 300 s. */
+static void
+api_submit_retry_after(struct daemon *d, struct vd_http_req *req, const char *model, size_t waiting)
+{
+	double eta = fleet_eta_s(d->fleet, &(struct job){.model = (char *)model}, waiting);
+	int retry = eta > 1 ? (int)fmin(ceil(eta), 300) : 5;
+	vd_http_set_header(req, "Retry-After", "%d", retry);
+}
+
+/* What the caller's key allows (see the top of this file): 0, or the status to answer
+ * with *msg set. Sets sub->priority to the key's default when the body named none. */
+static int
+api_submit_key_check(struct daemon *d, struct vd_http_req *req, const struct api_key *key,
+		     struct api_submit *sub, bool priority_given, char **msg)
+{
+	if (!priority_given)
+		sub->priority = key->default_priority;
+	if (!keys_allows_priority(key, sub->priority)) {
+		*msg = xasprintf("API key \"%s\" may not submit %s priority jobs: its "
+				 "max_priority is %s",
+				 key->name, job_priority_name(sub->priority),
+				 job_priority_name(key->max_priority));
+		return 403;
+	}
+	if (!keys_allows_model(key, sub->model->name)) {
+		*msg = xasprintf("API key \"%s\" may not use model \"%s\" (see \"models\" in "
+				 "API_KEYS_FILE)",
+				 key->name, sub->model->name);
+		return 403;
+	}
+	struct queue_key_stats ks;
+	queue_key_stats(d->queue, key->name, &ks);
+	if (key->max_queued > 0 && ks.queued >= key->max_queued) {
+		api_submit_retry_after(d, req, sub->model->name, queue_length(d->queue));
+		*msg = xasprintf("API key \"%s\" has %zu jobs queued, its max_queued; retry later",
+				 key->name, ks.queued);
+		return 429;
+	}
+	return 0;
+}
+
 void
 api_submit(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
+	const struct api_key *key = api_request_key(req);
 	json_t *body = api_read_object(d, req);
 	if (body == NULL)
 		return;
+	bool priority_given = json_object_get(body, "priority") != NULL;
 	struct api_submit sub;
 	/* The model is judged by a node that has it installed (any node's list will do for
 	 * a model none has). */
@@ -56,6 +107,11 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	if (status != 0)
 		goto out_error;
 	const char *name = sub.model->name;
+	if (key != NULL) {
+		status = api_submit_key_check(d, req, key, &sub, priority_given, &msg);
+		if (status != 0)
+			goto out_error;
+	}
 
 	size_t request_bytes = job_request_bytes(sub.request);
 	if (request_bytes > queue_capacity_bytes(d->queue)) {
@@ -67,10 +123,7 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	}
 	bool full = queue_length(d->queue) >= queue_capacity(d->queue);
 	if (full || !queue_has_room_bytes(d->queue, request_bytes)) {
-		double eta = fleet_eta_s(d->fleet, &(struct job){.model = (char *)name},
-					 queue_length(d->queue));
-		int retry = eta > 1 ? (int)fmin(ceil(eta), 300) : 5;
-		vd_http_set_header(req, "Retry-After", "%d", retry);
+		api_submit_retry_after(d, req, name, queue_length(d->queue));
 		status = 429;
 		if (full)
 			msg = xasprintf("queue is full (%zu jobs); retry later",
@@ -86,6 +139,7 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	struct job *job = job_new(store_next_seq(d->store), name, sub.kind, sub.priority,
 				  sub.request, sub.metadata);
 	sub.request = sub.metadata = NULL;
+	job->key = key != NULL ? xstrdup(key->name) : NULL;
 	job->request_bytes = request_bytes;
 	job->submitted_at_ms = vd_now_wall_ms();
 	job->enqueued_mono_ms = vd_now_mono_ms();
@@ -164,6 +218,16 @@ api_job(struct vd_http_req *req, const char *path, void *arg)
 		vd_http_reply_error(req, 404, "job \"%s\" not found", id);
 		return;
 	}
+	const struct api_key *key = api_request_key(req);
+	if (!api_key_may_see(key, job->key)) {
+		vd_http_reply_error(req, 403,
+				    "job %s was submitted with another API key; only an admin "
+				    "key may %s it",
+				    job->id,
+				    vd_http_req_method(req) == VD_HTTP_DELETE ? "cancel" : "read");
+		job_unref(job);
+		return;
+	}
 	if (vd_http_req_method(req) == VD_HTTP_DELETE) {
 		api_job_cancel(d, req, job);
 		job_unref(job);
@@ -204,7 +268,8 @@ api_jobs(struct vd_http_req *req, const char *path, void *arg)
 	json_t *jobs = json_array();
 	int64_t limit = 100;
 	char *cause = NULL;
-	struct store_job_filter filter;
+	struct store_job_filter filter = {0};
+	const struct api_key *key = api_request_key(req);
 	if (!vd_http_query_int(req, "limit", 1, 1000, &limit))
 		goto out;
 	if (api_jobs_filter_parse(status, prio, model, &filter, &cause) < 0) {
@@ -212,6 +277,8 @@ api_jobs(struct vd_http_req *req, const char *path, void *arg)
 		goto out;
 	}
 	filter.limit = (int)limit;
+	/* A key that is not admin lists its own jobs only. */
+	filter.key = key != NULL && !key->admin ? key->name : NULL;
 	if (store_jobs_list(d->store, &filter, api_jobs_cb, jobs, &cause) < 0) {
 		vd_http_reply_error(req, 500, "cannot list jobs: %s", cause);
 		goto out;

@@ -2,6 +2,10 @@
  * api-status.c: what vramd knows, read-only: GET /api/stats (job counts, loads, VRAM
  * per GPU, resident models), GET /api/health (vramd, the Ollama server, GPU telemetry)
  * and GET /api/models (the registry with residency and queue counts).
+ *
+ * With API keys, /api/stats also lists each key's jobs (from the store) and the tokens
+ * it was served since vramd started (the queue's fair-share counters); a key that is not
+ * admin sees its own entry only.
  */
 #include "api.h"
 
@@ -14,6 +18,7 @@
 #include "gpu.h"
 #include "gpu-policy.h"
 #include "http-util.h"
+#include "keys.h"
 #include "monitor.h"
 #include "queue.h"
 #include "registry.h"
@@ -59,6 +64,57 @@ api_stats_per_model(struct daemon *d, json_t *per_model)
 		json_array_append_new(list, o);
 	}
 	json_decref(per_model);
+	return list;
+}
+
+static int64_t
+api_stats_count(const json_t *counts, enum job_status status)
+{
+	return json_integer_value(json_object_get(counts, job_status_name(status)));
+}
+
+/* One entry of "keys": the key's jobs by status and the tokens it was served. */
+static json_t *
+api_stats_key(struct daemon *d, const char *name, const json_t *counts)
+{
+	int64_t total = 0;
+	for (int s = 0; s < JOB_NSTATUSES; s++)
+		total += api_stats_count(counts, (enum job_status)s);
+	struct queue_key_stats ks;
+	queue_key_stats(d->queue, name, &ks);
+	json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "name", name, "submitted",
+			      (json_int_t)total, "queued",
+			      (json_int_t)api_stats_count(counts, JOB_QUEUED), "running",
+			      (json_int_t)(api_stats_count(counts, JOB_PENDING) +
+					   api_stats_count(counts, JOB_RUNNING)),
+			      "completed", (json_int_t)api_stats_count(counts, JOB_COMPLETE),
+			      "failed", (json_int_t)api_stats_count(counts, JOB_FAILED),
+			      "cancelled", (json_int_t)api_stats_count(counts, JOB_CANCELLED),
+			      "tokens_served", (json_int_t)ks.tokens, "weight", (int)ks.weight);
+	return o;
+}
+
+/* "keys": every key of API_KEYS_FILE in file order, then names only the store still
+ * knows (keys since removed from the file); only the caller's own for a key that is
+ * not admin. Steals per_key. */
+static json_t *
+api_stats_keys(struct daemon *d, const struct api_key *caller, json_t *per_key)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < keys_count(d->keys); i++) {
+		const char *name = keys_at(d->keys, i)->name;
+		if (api_key_may_see(caller, name))
+			json_array_append_new(
+			    list, api_stats_key(d, name, json_object_get(per_key, name)));
+	}
+	const char *name;
+	json_t *counts;
+	json_object_foreach(per_key, name, counts)
+	{
+		if (keys_find_name(d->keys, name) == NULL && api_key_may_see(caller, name))
+			json_array_append_new(list, api_stats_key(d, name, counts));
+	}
+	json_decref(per_key);
 	return list;
 }
 
@@ -149,6 +205,7 @@ api_stats(struct vd_http_req *req, const char *path, void *arg)
 				      "by_status", api_status_counts(counts.by_status),
 				      "by_priority", by_priority));
 	json_object_set_new(o, "per_model", api_stats_per_model(d, counts.per_model));
+	json_object_set_new(o, "keys", api_stats_keys(d, api_request_key(req), counts.per_key));
 	json_object_set_new(o, "loads", json_integer(ec.loads));
 	json_object_set_new(o, "unloads", json_integer(ec.unloads));
 	json_object_set_new(o, "load_failures", json_integer(ec.load_failures));

@@ -9,12 +9,18 @@
  * listener (DNS rebinding), any request carrying an Origin that is neither a localhost
  * page nor in CORS_ORIGINS (cross-site requests), and (415) a body that is not declared
  * application/json (the "simple" text/plain POST a page can send without a preflight).
+ *
+ * With API_KEYS_FILE, the router asks api_admit() before every handler: the route's
+ * flags in the table say whether it needs no key (API_ROUTE_PUBLIC), an admin key
+ * (API_ROUTE_ADMIN) or any key (neither), so a new row is protected unless it says
+ * otherwise. The key found rides on the request (api_request_key) for the handlers.
  */
 #include "api.h"
 
 #include "config.h"
 #include "daemon.h"
 #include "http-util.h"
+#include "keys.h"
 #include "log.h"
 #include "util.h"
 
@@ -40,39 +46,44 @@ api_method_not_allowed(struct vd_http_req *req, const char *path, void *arg)
 			    vd_http_req_method_name(req), path);
 }
 
+/* Every endpoint. The last column: API_ROUTE_PUBLIC (no API key needed), API_ROUTE_ADMIN
+ * (an admin key), or 0 (any key); it only matters with API_KEYS_FILE. A path whose methods
+ * differ in rights takes one row per right. */
 static const struct vd_http_route api_routes[] = {
-    {VD_HTTP_POST, "/api/submit", false, api_submit},
-    {VD_HTTP_GET | VD_HTTP_DELETE, "/api/job/", true, api_job},
-    {VD_HTTP_GET, "/api/jobs", false, api_jobs},
-    {VD_HTTP_GET, "/api/stats", false, api_stats},
-    {VD_HTTP_GET | VD_HTTP_HEAD, "/api/health", false, api_health},
-    {VD_HTTP_GET, "/api/models", false, api_models},
-    {VD_HTTP_GET, "/api/gpu/status", false, api_gpu_status},
-    {VD_HTTP_GET, "/api/gpu/status/all", false, api_gpu_status_all},
-    {VD_HTTP_GET, "/api/gpu/metrics", false, api_gpu_metrics},
-    {VD_HTTP_GET, "/api/gpu/metrics/history", false, api_gpu_history},
-    {VD_HTTP_GET, "/api/gpu/temperature/trend", false, api_gpu_trend},
-    {VD_HTTP_GET, "/api/gpu/memory/available", false, api_gpu_memory},
-    {VD_HTTP_GET, "/api/gpu/throttle/status", false, api_gpu_throttle},
-    {VD_HTTP_POST, "/api/gpu/memory/allocate", false, api_gpu_allocate},
-    {VD_HTTP_POST, "/api/gpu/memory/deallocate", false, api_gpu_deallocate},
-    {VD_HTTP_POST, "/api/gpu/monitoring/start", false, api_gpu_monitoring_start},
-    {VD_HTTP_POST, "/api/gpu/monitoring/stop", false, api_gpu_monitoring_stop},
-    {VD_HTTP_GET | VD_HTTP_PUT, "/api/gpu/config", false, api_gpu_config},
-    {VD_HTTP_GET, "/api/events", false, api_events},
-    {VD_HTTP_POST, "/api/models/force_gpu", false, api_models_force_gpu},
-    {VD_HTTP_POST, "/api/models/force_cpu", false, api_models_force_cpu},
-    {VD_HTTP_POST, "/api/models/placement", false, api_models_placement},
-    {VD_HTTP_POST, "/api/models/load", false, api_models_load},
-    {VD_HTTP_POST, "/api/models/unload", false, api_models_unload},
-    {VD_HTTP_GET, "/api/vram_report", false, api_vram_report},
-    {VD_HTTP_GET, "/api/lb_stats", false, api_lb_stats},
-    {VD_HTTP_GET, "/api/nodes", false, api_nodes},
-    /* vramd answering as Ollama (api-ollama.c) */
-    {VD_HTTP_POST, "/api/generate", false, api_ollama_generate},
-    {VD_HTTP_POST, "/api/chat", false, api_ollama_chat},
-    {VD_HTTP_POST, "/api/embed", false, api_ollama_embed},
-    {VD_HTTP_POST, "/api/embeddings", false, api_ollama_embeddings},
+    {VD_HTTP_POST, "/api/submit", false, api_submit, 0},
+    /* Another key's job: 403 for a non-admin key, decided by the handler. */
+    {VD_HTTP_GET | VD_HTTP_DELETE, "/api/job/", true, api_job, 0},
+    {VD_HTTP_GET, "/api/jobs", false, api_jobs, 0},
+    {VD_HTTP_GET, "/api/stats", false, api_stats, 0},
+    {VD_HTTP_GET | VD_HTTP_HEAD, "/api/health", false, api_health, API_ROUTE_PUBLIC},
+    {VD_HTTP_GET, "/api/models", false, api_models, 0},
+    {VD_HTTP_GET, "/api/gpu/status", false, api_gpu_status, 0},
+    {VD_HTTP_GET, "/api/gpu/status/all", false, api_gpu_status_all, 0},
+    {VD_HTTP_GET, "/api/gpu/metrics", false, api_gpu_metrics, 0},
+    {VD_HTTP_GET, "/api/gpu/metrics/history", false, api_gpu_history, 0},
+    {VD_HTTP_GET, "/api/gpu/temperature/trend", false, api_gpu_trend, 0},
+    {VD_HTTP_GET, "/api/gpu/memory/available", false, api_gpu_memory, 0},
+    {VD_HTTP_GET, "/api/gpu/throttle/status", false, api_gpu_throttle, 0},
+    {VD_HTTP_POST, "/api/gpu/memory/allocate", false, api_gpu_allocate, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/gpu/memory/deallocate", false, api_gpu_deallocate, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/gpu/monitoring/start", false, api_gpu_monitoring_start, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/gpu/monitoring/stop", false, api_gpu_monitoring_stop, API_ROUTE_ADMIN},
+    {VD_HTTP_GET, "/api/gpu/config", false, api_gpu_config, 0},
+    {VD_HTTP_PUT, "/api/gpu/config", false, api_gpu_config, API_ROUTE_ADMIN},
+    {VD_HTTP_GET, "/api/events", false, api_events, 0},
+    {VD_HTTP_POST, "/api/models/force_gpu", false, api_models_force_gpu, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/models/force_cpu", false, api_models_force_cpu, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/models/placement", false, api_models_placement, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/models/load", false, api_models_load, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/models/unload", false, api_models_unload, API_ROUTE_ADMIN},
+    {VD_HTTP_GET, "/api/vram_report", false, api_vram_report, 0},
+    {VD_HTTP_GET, "/api/lb_stats", false, api_lb_stats, 0},
+    {VD_HTTP_GET, "/api/nodes", false, api_nodes, 0},
+    /* vramd answering as Ollama (api-ollama.c); a key's rights are checked per job */
+    {VD_HTTP_POST, "/api/generate", false, api_ollama_generate, 0},
+    {VD_HTTP_POST, "/api/chat", false, api_ollama_chat, 0},
+    {VD_HTTP_POST, "/api/embed", false, api_ollama_embed, 0},
+    {VD_HTTP_POST, "/api/embeddings", false, api_ollama_embeddings, 0},
 };
 
 /* Endpoints of the Ollama and OpenAI front doors: their clients send bodies without
@@ -92,11 +103,14 @@ api_is_front_door(const char *path)
 	return false;
 }
 
+static bool api_admit(struct vd_http_req *req, const struct vd_http_route *route, void *arg);
+
 static struct vd_http_router api_router = {
     .routes = api_routes,
     .nroutes = VD_ARRAY_LEN(api_routes),
     .not_found = api_not_found,
     .method_not_allowed = api_method_not_allowed,
+    .admit = api_admit,
 };
 
 static bool
@@ -221,6 +235,45 @@ api_request_cb(struct vd_http_req *req, void *arg)
 		return;
 	}
 	vd_http_router_cb(req, &api_router);
+}
+
+/* Who may call route (see the top of this file); answers 401 or 403 itself. */
+static bool
+api_admit(struct vd_http_req *req, const struct vd_http_route *route, void *arg)
+{
+	struct daemon *d = arg;
+	if (d->keys == NULL || (route->flags & API_ROUTE_PUBLIC))
+		return true;
+	const struct api_key *key = NULL;
+	char *cause = NULL;
+	if (keys_authenticate(d->keys, vd_http_req_header(req, "Authorization"), &key, &cause) <
+	    0) {
+		vd_http_req_set_header(req, "WWW-Authenticate", "Bearer realm=\"vramd\"");
+		vd_http_reply_error(req, 401, "%s", cause);
+		free(cause);
+		return false;
+	}
+	if ((route->flags & API_ROUTE_ADMIN) && !key->admin) {
+		vd_http_reply_error(req, 403,
+				    "API key \"%s\" may not call %s %s: it needs an admin key "
+				    "(\"admin\": true in API_KEYS_FILE)",
+				    key->name, vd_http_req_method_name(req), route->path);
+		return false;
+	}
+	vd_http_req_set_user(req, key);
+	return true;
+}
+
+const struct api_key *
+api_request_key(struct vd_http_req *req)
+{
+	return vd_http_req_user(req);
+}
+
+bool
+api_key_may_see(const struct api_key *key, const char *owner)
+{
+	return key == NULL || key->admin || (owner != NULL && strcmp(owner, key->name) == 0);
 }
 
 json_t *

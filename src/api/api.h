@@ -9,14 +9,29 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct api_key;
 struct daemon;
 struct vd_http_req;
+
+/* Route flags (the last column of the route table in api.c), for API_KEYS_FILE. */
+#define API_ROUTE_PUBLIC (1u << 0) /* no API key needed (health checks) */
+#define API_ROUTE_ADMIN	 (1u << 1) /* an admin key needed */
 
 /*
  * The server's request callback (arg is the daemon): checks who is asking (Host, Origin,
  * Content-Type; CORS when configured) and then dispatches through the route table.
  */
 void api_request_cb(struct vd_http_req *req, void *arg);
+
+/*
+ * The API key the caller authenticated with, for handlers: its name, default and
+ * maximum priority, allowed models and max_queued (keys.h). NULL when vramd has no
+ * API_KEYS_FILE (and on API_ROUTE_PUBLIC routes). Borrowed for the daemon's life.
+ */
+const struct api_key *api_request_key(struct vd_http_req *req);
+/* Whether the caller with key (NULL: no keys file) may see or cancel a job submitted
+ * by the key named owner (NULL: a job from before keys): admins and the owner may. */
+bool api_key_may_see(const struct api_key *key, const char *owner);
 
 /* Handlers (api-jobs.c). path is the decoded path; arg is the daemon. */
 void api_submit(struct vd_http_req *req, const char *path, void *arg);

@@ -66,7 +66,8 @@ vd_http_router_cb(struct vd_http_req *req, void *arg)
 			continue;
 		allowed |= r->methods;
 		if (r->methods & method) {
-			r->handler(req, path, router->arg);
+			if (router->admit == NULL || router->admit(req, r, router->arg))
+				r->handler(req, path, router->arg);
 			free(path);
 			return;
 		}

@@ -21,18 +21,26 @@ struct vd_http_route {
 	const char *path; /* exact path, or a prefix when it ends in '/' and prefix is set */
 	bool prefix;	  /* match path as a prefix (the handler parses the rest) */
 	vd_http_handler_cb *handler;
+	unsigned flags; /* the application's own bits (vramd: API_ROUTE_*), for admit */
 };
+
+/* Asked before a matched route's handler runs: returns true to let it run, or answers
+ * the request itself and returns false (vramd: who may call the route). */
+typedef bool vd_http_admit_cb(struct vd_http_req *req, const struct vd_http_route *route,
+			      void *arg);
 
 struct vd_http_router {
 	const struct vd_http_route *routes;
 	size_t nroutes;
 	vd_http_handler_cb *not_found;		/* no route has this path */
 	vd_http_handler_cb *method_not_allowed; /* a route has this path, not this method */
-	void *arg;				/* passed to every handler */
+	vd_http_admit_cb *admit;		/* NULL: every matched route runs */
+	void *arg;				/* passed to every handler and to admit */
 };
 
 /* A vd_httpd_request_cb: arg is a struct vd_http_router *. Matches the decoded path
- * against the table and calls the handler (404 and 405 with Allow otherwise). */
+ * against the table and calls the handler once admit agrees (404 and 405 with Allow when
+ * no route matches). */
 void vd_http_router_cb(struct vd_http_req *req, void *arg);
 
 /*

@@ -114,6 +114,7 @@ struct vd_http_req {
 	bool handled;	  /* given to the handler */
 	vd_http_close_cb *close_cb;
 	void *close_arg;
+	const void *user; /* vd_http_req_set_user */
 	char local[64];
 };
 
@@ -313,6 +314,18 @@ const char *
 vd_http_req_local_addr(const struct vd_http_req *req)
 {
 	return req->local;
+}
+
+void
+vd_http_req_set_user(struct vd_http_req *req, const void *user)
+{
+	req->user = user;
+}
+
+const void *
+vd_http_req_user(const struct vd_http_req *req)
+{
+	return req->user;
 }
 
 void

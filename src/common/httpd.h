@@ -102,6 +102,11 @@ bool vd_http_req_is_gone(const struct vd_http_req *req);
 /* The listener's address as host:port of the connection ("127.0.0.1:5001"). */
 const char *vd_http_req_local_addr(const struct vd_http_req *req);
 
+/* The application's own pointer for this request (vramd: the caller's API key), NULL
+ * until set; the request only carries it, the application owns what it points to. */
+void vd_http_req_set_user(struct vd_http_req *req, const void *user);
+const void *vd_http_req_user(const struct vd_http_req *req);
+
 /* Sets a reply header (replacing one of the same name). */
 void vd_http_req_set_header(struct vd_http_req *req, const char *name, const char *value);
 /* Sends a whole reply (Content-Length) and ends the request. */

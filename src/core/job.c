@@ -60,6 +60,7 @@ job_unref(struct job *job)
 	if (job == NULL || --job->refcount > 0)
 		return;
 	free(job->model);
+	free(job->key);
 	json_decref(job->request);
 	json_decref(job->metadata);
 	json_decref(job->result);
@@ -168,6 +169,7 @@ job_to_json(const struct job *job)
 	json_object_set_new(o, "model", json_string(job->model));
 	json_object_set_new(o, "kind", json_string(job_kind_name(job->kind)));
 	json_object_set_new(o, "priority", json_string(job_priority_name(job->priority)));
+	json_object_set_new(o, "key", job->key != NULL ? json_string(job->key) : json_null());
 	if (job->status == JOB_COMPLETE && job->result != NULL)
 		json_object_set(o, "result", job->result);
 	if (job->error != NULL)

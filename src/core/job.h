@@ -68,6 +68,7 @@ struct job {
 	json_t *request;  /* owned: the Ollama request fields (prompt / messages / input,
 			     images, options, system, format, ...) without model and stream */
 	json_t *metadata; /* owned: client metadata, echoed back; NULL if none */
+	char *key;	  /* owned: the name of the API key that submitted it; NULL: none */
 	json_t *result;	  /* owned when complete: the Ollama reply's text / message / embeddings */
 	char *error;	  /* owned when failed or cancelled: a clear message */
 	int64_t submitted_at_ms;	  /* wall clock, Unix ms */
@@ -78,9 +79,12 @@ struct job {
 	int attempts;			  /* backend attempts so far */
 	size_t request_bytes; /* size of request as stored (compact JSON); QUEUE_MAX_BYTES */
 
-	/* Private to queue.c: links in the per-model, per-priority FIFO, and whether the
-	 * queue counts request_bytes (from the first push until queue_release_bytes). */
+	/* Private to queue.c: links in the per-model, per-priority FIFO and in its key's
+	 * part of that FIFO (the flow), and whether the queue counts request_bytes (from
+	 * the first push until queue_release_bytes). */
 	struct job *queue_prev, *queue_next;
+	struct job *queue_flow_prev, *queue_flow_next;
+	void *queue_flow;
 	bool queue_holds_bytes;
 	/* Private to the engine: the transfer in flight, if any. */
 	void *engine_transfer;

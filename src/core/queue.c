@@ -20,6 +20,19 @@
  * q->bytes == the request_bytes of every job with queue_holds_bytes set: set by the first
  * push, cleared by queue_release_bytes when the job is final, so a job that left the
  * queue to run still counts.
+ *
+ * Fair share between API keys: each FIFO is also split into flows, one per key with jobs
+ * in it (job->queue_flow_prev/next, oldest first), listed on the FIFO. A pop takes the
+ * head of the flow whose key has the smallest virtual time (tokens charged / weight;
+ * ties: the older head), so the cost is O(keys with jobs in that FIFO), and O(1) without
+ * keys, where every job belongs to the one flow of the NULL key and the order is FIFO.
+ * Start-time fair queuing keeps an idle key from banking credit: q->vclock, the largest
+ * minimum virtual time of the active keys (those with queued jobs) seen so far, is
+ * updated when a key becomes active or idle (O(active keys), a few per burst, not per
+ * job), and a key that becomes active starts at max(its own, q->vclock). Key records
+ * (weights, counters) live as long as the queue: there are only as many as API keys.
+ * Invariants: a job is in a flow iff it is in the FIFO; flows are never empty;
+ * key->queued == the key's jobs in all flows, and key is in q->active iff queued > 0.
  */
 #include "queue.h"
 
@@ -29,12 +42,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An API key as the queue sees it (name "" stands for jobs without a key). */
+struct queue_key {
+	char *name;
+	uint64_t hash;
+	struct queue_key *hnext; /* bucket chain */
+	unsigned weight;
+	double vtime;	     /* tokens charged / weight, lifted when it becomes active */
+	uint64_t tokens;     /* tokens charged (served) */
+	size_t queued;	     /* its jobs in the queue, every model and priority */
+	size_t active_index; /* in q->active while queued > 0 */
+};
+
+/* One key's jobs in one model's FIFO of one priority. */
+struct queue_flow {
+	struct queue_key *key;
+	struct job *head, *tail;	/* by job->queue_flow_prev/next, oldest first */
+	struct queue_flow *prev, *next; /* the other flows of the FIFO */
+};
+
 struct queue_model {
 	char *name;
 	uint64_t hash;
 	struct queue_model *hnext; /* bucket chain */
 	size_t dense_index;	   /* index in q->models */
 	struct job *head[JOB_NPRIORITIES], *tail[JOB_NPRIORITIES];
+	struct queue_flow *flows[JOB_NPRIORITIES];
 	int count[JOB_NPRIORITIES];
 	int total;
 };
@@ -60,6 +93,14 @@ struct queue {
 	struct queue_node *order[JOB_NPRIORITIES]; /* treap roots */
 	struct queue_node *free_nodes;		   /* recycled nodes (linked by right) */
 	uint64_t rng;
+	/* Fair share between keys. */
+	struct queue_key **key_buckets; /* chained, every key ever seen */
+	size_t nkey_buckets, nkeys;	/* power of two */
+	struct queue_key *no_key;	/* jobs without a key (job->key NULL) */
+	struct queue_key **active;	/* keys with queued jobs */
+	size_t nactive, active_alloc;
+	double vclock;		       /* see the top of this file */
+	struct queue_flow *free_flows; /* recycled flows (linked by next) */
 };
 
 /* --- order statistics treap ------------------------------------------------------ */
@@ -276,6 +317,191 @@ queue_model_drop(struct queue *q, struct queue_model *m)
 	free(m);
 }
 
+/* --- keys and flows (fair share) ----------------------------------------------------- */
+
+static struct queue_key *
+queue_key_lookup(const struct queue *q, const char *name)
+{
+	if (name == NULL)
+		return q->no_key;
+	uint64_t h = queue_hash(name);
+	for (struct queue_key *k = q->key_buckets[h & (q->nkey_buckets - 1)]; k != NULL;
+	     k = k->hnext)
+		if (k->hash == h && strcmp(k->name, name) == 0)
+			return k;
+	return NULL;
+}
+
+static void
+queue_key_insert(struct queue *q, struct queue_key *k)
+{
+	size_t b = k->hash & (q->nkey_buckets - 1);
+	k->hnext = q->key_buckets[b];
+	q->key_buckets[b] = k;
+}
+
+static struct queue_key *
+queue_key_new(struct queue *q, const char *name)
+{
+	struct queue_key *k = xcalloc(1, sizeof(*k));
+	k->name = xstrdup(name);
+	k->hash = queue_hash(name);
+	k->weight = 1;
+	if (++q->nkeys > q->nkey_buckets) {
+		struct queue_key **old = q->key_buckets;
+		size_t oldn = q->nkey_buckets;
+		q->nkey_buckets *= 2;
+		q->key_buckets = xcalloc(q->nkey_buckets, sizeof(*q->key_buckets));
+		for (size_t i = 0; i < oldn; i++)
+			for (struct queue_key *o = old[i], *next; o != NULL; o = next) {
+				next = o->hnext;
+				queue_key_insert(q, o);
+			}
+		free(old);
+	}
+	queue_key_insert(q, k);
+	return k;
+}
+
+static struct queue_key *
+queue_key_get(struct queue *q, const char *name)
+{
+	struct queue_key *k = queue_key_lookup(q, name);
+	return k != NULL ? k : queue_key_new(q, name);
+}
+
+/* Moves q->vclock up to the smallest virtual time of the active keys. */
+static void
+queue_vclock_advance(struct queue *q)
+{
+	if (q->nactive == 0)
+		return;
+	double least = q->active[0]->vtime;
+	for (size_t i = 1; i < q->nactive; i++)
+		if (q->active[i]->vtime < least)
+			least = q->active[i]->vtime;
+	if (least > q->vclock)
+		q->vclock = least;
+}
+
+/* k got its first queued job: it competes from the current virtual time on, so time it
+ * spent idle is no credit against the keys that kept the queue busy. */
+static void
+queue_key_activate(struct queue *q, struct queue_key *k)
+{
+	queue_vclock_advance(q);
+	if (k->vtime < q->vclock)
+		k->vtime = q->vclock;
+	if (q->nactive == q->active_alloc) {
+		q->active_alloc = q->active_alloc != 0 ? q->active_alloc * 2 : 8;
+		q->active = xreallocarray(q->active, q->active_alloc, sizeof(*q->active));
+	}
+	k->active_index = q->nactive;
+	q->active[q->nactive++] = k;
+}
+
+/* k has no queued job left. The virtual time is taken first, with k still counted, so
+ * a key that arrives after the queue emptied starts where the last busy key was. */
+static void
+queue_key_deactivate(struct queue *q, struct queue_key *k)
+{
+	queue_vclock_advance(q);
+	struct queue_key *last = q->active[--q->nactive];
+	q->active[k->active_index] = last;
+	last->active_index = k->active_index;
+}
+
+/* The flow of key k in model m's FIFO p, created at the end of the FIFO's flows. */
+static struct queue_flow *
+queue_flow_get(struct queue *q, struct queue_model *m, int p, struct queue_key *k)
+{
+	struct queue_flow *f = m->flows[p];
+	for (; f != NULL; f = f->next)
+		if (f->key == k)
+			return f;
+	f = q->free_flows;
+	if (f != NULL)
+		q->free_flows = f->next;
+	else
+		f = xmalloc(sizeof(*f));
+	*f = (struct queue_flow){.key = k, .next = m->flows[p]};
+	if (m->flows[p] != NULL)
+		m->flows[p]->prev = f;
+	m->flows[p] = f;
+	return f;
+}
+
+static void
+queue_flow_link(struct queue *q, struct queue_model *m, struct job *job, bool front)
+{
+	struct queue_key *k = queue_key_get(q, job->key);
+	struct queue_flow *f = queue_flow_get(q, m, job->priority, k);
+	if (front) {
+		job->queue_flow_prev = NULL;
+		job->queue_flow_next = f->head;
+		if (f->head != NULL)
+			f->head->queue_flow_prev = job;
+		else
+			f->tail = job;
+		f->head = job;
+	} else {
+		job->queue_flow_next = NULL;
+		job->queue_flow_prev = f->tail;
+		if (f->tail != NULL)
+			f->tail->queue_flow_next = job;
+		else
+			f->head = job;
+		f->tail = job;
+	}
+	job->queue_flow = f;
+	if (k->queued++ == 0)
+		queue_key_activate(q, k);
+}
+
+static void
+queue_flow_unlink(struct queue *q, struct queue_model *m, struct job *job)
+{
+	struct queue_flow *f = job->queue_flow;
+	if (job->queue_flow_prev != NULL)
+		job->queue_flow_prev->queue_flow_next = job->queue_flow_next;
+	else
+		f->head = job->queue_flow_next;
+	if (job->queue_flow_next != NULL)
+		job->queue_flow_next->queue_flow_prev = job->queue_flow_prev;
+	else
+		f->tail = job->queue_flow_prev;
+	job->queue_flow_prev = job->queue_flow_next = NULL;
+	job->queue_flow = NULL;
+	struct queue_key *k = f->key;
+	if (f->head == NULL) {
+		if (f->prev != NULL)
+			f->prev->next = f->next;
+		else
+			m->flows[job->priority] = f->next;
+		if (f->next != NULL)
+			f->next->prev = f->prev;
+		f->next = q->free_flows;
+		q->free_flows = f;
+	}
+	if (--k->queued == 0)
+		queue_key_deactivate(q, k);
+}
+
+/* The next job of model m's FIFO p: the head of the flow whose key has the least
+ * virtual time, the older head on a tie. */
+static struct job *
+queue_fifo_next(const struct queue_model *m, int p)
+{
+	const struct queue_flow *best = m->flows[p];
+	if (best == NULL)
+		return NULL;
+	for (const struct queue_flow *f = best->next; f != NULL; f = f->next)
+		if (f->key->vtime < best->key->vtime ||
+		    (f->key->vtime == best->key->vtime && f->head->seq < best->head->seq))
+			best = f;
+	return best->head;
+}
+
 /* --- queue ------------------------------------------------------------------------ */
 
 struct queue *
@@ -287,6 +513,9 @@ queue_new(size_t max_size)
 	q->nbuckets = 16;
 	q->buckets = xcalloc(q->nbuckets, sizeof(*q->buckets));
 	q->rng = 0x9e3779b97f4a7c15ULL;
+	q->nkey_buckets = 16;
+	q->key_buckets = xcalloc(q->nkey_buckets, sizeof(*q->key_buckets));
+	q->no_key = queue_key_new(q, "");
 	return q;
 }
 
@@ -302,8 +531,15 @@ queue_free(struct queue *q)
 			while (job != NULL) {
 				struct job *next = job->queue_next;
 				job->queue_prev = job->queue_next = NULL;
+				job->queue_flow_prev = job->queue_flow_next = NULL;
+				job->queue_flow = NULL;
 				job_unref(job);
 				job = next;
+			}
+			while (m->flows[p] != NULL) {
+				struct queue_flow *f = m->flows[p];
+				m->flows[p] = f->next;
+				free(f);
 			}
 		}
 		queue_model_drop(q, m);
@@ -315,6 +551,19 @@ queue_free(struct queue *q)
 		q->free_nodes = n->right;
 		free(n);
 	}
+	while (q->free_flows != NULL) {
+		struct queue_flow *f = q->free_flows;
+		q->free_flows = f->next;
+		free(f);
+	}
+	for (size_t i = 0; i < q->nkey_buckets; i++)
+		for (struct queue_key *k = q->key_buckets[i], *next; k != NULL; k = next) {
+			next = k->hnext;
+			free(k->name);
+			free(k);
+		}
+	free(q->key_buckets);
+	free(q->active);
 	free(q->buckets);
 	free(q->models);
 	free(q);
@@ -342,6 +591,7 @@ queue_link(struct queue *q, struct job *job, bool front)
 			m->head[p] = job;
 		m->tail[p] = job;
 	}
+	queue_flow_link(q, m, job, front);
 	m->count[p]++;
 	m->total++;
 	q->length++;
@@ -370,6 +620,7 @@ queue_unlink(struct queue *q, struct queue_model *m, struct job *job)
 	else
 		m->tail[p] = job->queue_prev;
 	job->queue_prev = job->queue_next = NULL;
+	queue_flow_unlink(q, m, job);
 	m->count[p]--;
 	m->total--;
 	q->length--;
@@ -403,7 +654,7 @@ queue_pop_model(struct queue *q, const char *model)
 	if (m == NULL)
 		return NULL;
 	for (int p = 0; p < JOB_NPRIORITIES; p++) {
-		struct job *job = m->head[p];
+		struct job *job = queue_fifo_next(m, p);
 		if (job != NULL) {
 			queue_unlink(q, m, job);
 			return job; /* the queue's reference passes to the caller */
@@ -545,8 +796,39 @@ queue_peek_model(const struct queue *q, const char *model)
 	const struct queue_model *m = queue_model_lookup(q, model);
 	if (m == NULL)
 		return NULL;
-	for (int p = 0; p < JOB_NPRIORITIES; p++)
-		if (m->head[p] != NULL)
-			return m->head[p];
+	for (int p = 0; p < JOB_NPRIORITIES; p++) {
+		struct job *job = queue_fifo_next(m, p);
+		if (job != NULL)
+			return job;
+	}
 	return NULL;
+}
+
+void
+queue_set_key_weight(struct queue *q, const char *key, unsigned weight)
+{
+	queue_key_get(q, key)->weight = weight > 0 ? weight : 1;
+}
+
+void
+queue_charge(struct queue *q, const char *key, uint64_t tokens)
+{
+	struct queue_key *k = queue_key_get(q, key);
+	k->tokens += tokens;
+	/* A job costs at least one token, so jobs whose server reports no counts (or that
+	 * failed) still take turns by number. */
+	k->vtime += (double)(tokens > 0 ? tokens : 1) / k->weight;
+}
+
+void
+queue_key_stats(const struct queue *q, const char *key, struct queue_key_stats *out)
+{
+	const struct queue_key *k = queue_key_lookup(q, key);
+	*out = (struct queue_key_stats){.weight = 1};
+	if (k == NULL)
+		return;
+	out->queued = k->queued;
+	out->tokens = k->tokens;
+	out->vtime = k->vtime;
+	out->weight = k->weight;
 }

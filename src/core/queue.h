@@ -10,6 +10,14 @@
  * that is not final, whether it still waits or already runs: a push that would take
  * them beyond QUEUE_MAX_BYTES fails with -ENOBUFS. The owner of a job calls
  * queue_release_bytes() when the job becomes final.
+ *
+ * Fair share between API keys (job->key; jobs without one share the NULL key): within
+ * one model's FIFO of one priority, the next job is the oldest of the key that has been
+ * served the fewest tokens per unit of weight (weighted fair queuing on virtual token
+ * counters, queue_charge), so a key that floods the queue cannot starve another key's
+ * jobs of the same model and priority. Priorities still come first, and without keys
+ * the order is plain FIFO. A key that becomes active again starts at the virtual time
+ * of the keys that kept the queue busy, never earlier (start-time fair queuing).
  */
 #ifndef VRAMD_QUEUE_H
 #define VRAMD_QUEUE_H
@@ -44,14 +52,15 @@ int queue_push(struct queue *q, struct job *job);
  * the capacities so nothing accepted is ever dropped. Takes a reference; counts
  * job->request_bytes unless the queue counts them already (a recovered job). */
 void queue_push_front(struct queue *q, struct job *job);
-/* Removes and returns the next job of model (highest priority, oldest first), or NULL.
- * The caller receives the queue's reference. */
+/* Removes and returns the next job of model (highest priority first; within it, the
+ * oldest job of the key with the least virtual time), or NULL. The caller receives the
+ * queue's reference. O(keys with jobs in that model's FIFO). */
 struct job *queue_pop_model(struct queue *q, const char *model);
 /* Removes job if it is queued (cancel); drops the queue's reference. Returns whether
  * it was in the queue. */
 bool queue_remove(struct queue *q, struct job *job);
 
-/* The next job of model without removing it (borrowed), or NULL. */
+/* The job queue_pop_model would return, without removing it (borrowed), or NULL. */
 struct job *queue_peek_model(const struct queue *q, const char *model);
 
 size_t queue_length(const struct queue *q);
@@ -70,7 +79,7 @@ void queue_release_bytes(struct queue *q, struct job *job);
 size_t queue_length_priority(const struct queue *q, enum job_priority priority);
 /* Number of jobs that would be dispatched before job if nothing else arrived, counting
  * every model: jobs of higher priority plus older jobs (smaller seq) of the same
- * priority. O(log n). */
+ * priority, as if every job had the same key (an estimate under fair share). O(log n). */
 size_t queue_position(const struct queue *q, const struct job *job);
 
 /* Number of models with waiting jobs, and their summaries in no particular order.
@@ -79,5 +88,21 @@ size_t queue_model_count(const struct queue *q);
 size_t queue_summaries(const struct queue *q, struct queue_model_summary *summaries, size_t max);
 /* Summary for one model (all zero counts if it has no waiting jobs). */
 void queue_summary(const struct queue *q, const char *model, struct queue_model_summary *out);
+
+/* Fair share. The weight of key (default 1; 0 counts as 1), set once per API key. */
+void queue_set_key_weight(struct queue *q, const char *key, unsigned weight);
+/* A job of key ended having been served tokens (prompt + generated; 0 when unknown or
+ * failed, which counts as 1): its key's virtual time moves on by tokens / weight. The
+ * engine calls it whenever a run ends, before any requeue. */
+void queue_charge(struct queue *q, const char *key, uint64_t tokens);
+
+struct queue_key_stats {
+	size_t queued;	 /* its jobs in the queue now */
+	uint64_t tokens; /* tokens charged since the queue was made */
+	double vtime;	 /* its virtual time */
+	unsigned weight;
+};
+/* What the queue knows of key (all zero but weight 1 for a key it never saw). */
+void queue_key_stats(const struct queue *q, const char *key, struct queue_key_stats *out);
 
 #endif

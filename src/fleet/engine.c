@@ -897,6 +897,13 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 	else if (st->error != BACKEND_ERR_REMOTE || st->http_status >= 500)
 		e->node->stats.failures++;
 	engine_breaker_report(e, st, now);
+	/* Fair share between API keys: the key is charged the tokens it was served. */
+	const struct backend_run_metrics *mt = res != NULL ? &res->metrics : NULL;
+	queue_charge(d->queue, job->key,
+		     mt != NULL
+			 ? (uint64_t)(mt->prompt_eval_count > 0 ? mt->prompt_eval_count : 0) +
+			       (uint64_t)(mt->eval_count > 0 ? mt->eval_count : 0)
+			 : 0);
 
 	if (st->error == BACKEND_OK) {
 		job_finish(job, JOB_COMPLETE, engine_result_json(job, res), NULL, vd_now_wall_ms());

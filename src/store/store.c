@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION  1
+#define STORE_SCHEMA_VERSION  2
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_LIST_DEFAULT    100
 #define STORE_LIST_MAX	      10000
@@ -51,7 +51,7 @@ enum store_stmt {
 
 #define STORE_JOB_COLUMNS                                                                          \
 	"seq, id, model, kind, priority, status, request, metadata, result, error, "               \
-	"submitted_at, started_at, completed_at, wait_ms, load_ms, run_ms, attempts"
+	"submitted_at, started_at, completed_at, wait_ms, load_ms, run_ms, attempts, key"
 
 static const char *const store_sql[STORE_NSTMTS] = {
     [STORE_BEGIN] = "BEGIN",
@@ -59,12 +59,12 @@ static const char *const store_sql[STORE_NSTMTS] = {
     [STORE_ROLLBACK] = "ROLLBACK",
     [STORE_JOB_SAVE] =
 	"INSERT OR REPLACE INTO jobs (" STORE_JOB_COLUMNS ") VALUES "
-	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     [STORE_JOB_GET] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE seq = ?1 AND id = ?2",
     [STORE_JOB_UNFINISHED] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE status IN "
 			     "('queued', 'pending', 'running') ORDER BY seq",
-    [STORE_COUNTS] = "SELECT model, status, priority, COUNT(*) FROM jobs "
-		     "GROUP BY model, status, priority",
+    [STORE_COUNTS] = "SELECT model, status, priority, key, COUNT(*) FROM jobs "
+		     "GROUP BY model, status, priority, key",
     [STORE_RES_SAVE] = "INSERT OR REPLACE INTO reservations (id, gpu, bytes, created_at, "
 		       "expires_at, ttl_ms, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [STORE_RES_DELETE] = "DELETE FROM reservations WHERE id = ?1",
@@ -88,6 +88,21 @@ static const char store_schema[] =
     " id TEXT PRIMARY KEY, gpu INTEGER NOT NULL, bytes INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL DEFAULT 0,"
     " ttl_ms INTEGER NOT NULL DEFAULT 0, owner TEXT);";
+
+/*
+ * How the schema evolves: store_schema above creates version 1 and is never changed;
+ * each later version is one row here, applied in order inside the opening transaction
+ * to any database older than it, a new one included. So an old database opens with
+ * its rows intact, and a new one takes the same path.
+ */
+static const struct {
+	int version;
+	const char *sql;
+} store_migrations[] = {
+    /* The API key that submitted a job (API_KEYS_FILE); NULL for jobs from before. */
+    {2, "ALTER TABLE jobs ADD COLUMN key TEXT;"
+	"CREATE INDEX IF NOT EXISTS jobs_key ON jobs (key, seq);"},
+};
 
 struct store {
 	sqlite3 *db;
@@ -221,10 +236,28 @@ store_init_schema(struct store *st, enum store_sync sync, char **cause)
 			     st->path, (long long)version, STORE_SCHEMA_VERSION);
 		goto out_rollback;
 	}
-	if (version < 0) {
+	bool created = version < 0;
+	if (created) {
 		rc = store_pragma(st, "INSERT INTO schema_version (version) VALUES (1)", cause);
 		if (rc < 0)
 			goto out_rollback;
+		version = 1;
+	}
+	for (size_t i = 0; i < VD_ARRAY_LEN(store_migrations); i++) {
+		if (store_migrations[i].version <= version)
+			continue;
+		rc = store_pragma(st, store_migrations[i].sql, cause);
+		if (rc < 0)
+			goto out_rollback;
+		char *sql = xasprintf("UPDATE schema_version SET version = %d",
+				      store_migrations[i].version);
+		rc = store_pragma(st, sql, cause);
+		free(sql);
+		if (rc < 0)
+			goto out_rollback;
+		if (!created)
+			vd_log(STORE, "%s: schema upgraded to version %d", st->path,
+			       store_migrations[i].version);
 	}
 	rc = store_pragma(st, "COMMIT", cause);
 	if (rc < 0)
@@ -443,6 +476,7 @@ store_job_save(struct store *st, const struct job *job, char **cause)
 	sqlite3_bind_int64(s, 15, job->load_ms);
 	sqlite3_bind_int64(s, 16, job->run_ms);
 	sqlite3_bind_int64(s, 17, job->attempts);
+	store_bind_text(s, 18, job->key);
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		rc = store_fail(st, &why, "save job");
 		sqlite3_reset(s);
@@ -503,6 +537,8 @@ store_row_job(struct store *st, sqlite3_stmt *s)
 	job->load_ms = sqlite3_column_int64(s, 14);
 	job->run_ms = sqlite3_column_int64(s, 15);
 	job->attempts = (int)sqlite3_column_int64(s, 16);
+	if (sqlite3_column_type(s, 17) != SQLITE_NULL)
+		job->key = xstrdup((const char *)sqlite3_column_text(s, 17));
 	return job;
 }
 
@@ -607,7 +643,7 @@ store_jobs_list(struct store *st, const struct store_job_filter *filter, store_j
 	if (limit > STORE_LIST_MAX)
 		limit = STORE_LIST_MAX;
 
-	/* At most 6 + 3 + 2 parameters, whatever the request looked like. */
+	/* At most 6 + 3 + 3 parameters, whatever the request looked like. */
 	struct vd_buf sql;
 	vd_buf_init(&sql, 4096);
 	vd_buf_append_str(&sql, "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE 1");
@@ -617,6 +653,8 @@ store_jobs_list(struct store *st, const struct store_job_filter *filter, store_j
 		store_sql_in(&sql, "priority", prio_mask);
 	if (filter->model != NULL)
 		vd_buf_append_str(&sql, " AND model = ?");
+	if (filter->key != NULL)
+		vd_buf_append_str(&sql, " AND key = ?");
 	vd_buf_append_str(&sql, " ORDER BY seq DESC LIMIT ?");
 
 	sqlite3_stmt *s = NULL;
@@ -632,12 +670,23 @@ store_jobs_list(struct store *st, const struct store_job_filter *filter, store_j
 		store_bind_mask(s, &param, prio_mask, JOB_NPRIORITIES, store_priority_name);
 	if (filter->model != NULL)
 		sqlite3_bind_text(s, param++, filter->model, -1, SQLITE_STATIC);
+	if (filter->key != NULL)
+		sqlite3_bind_text(s, param++, filter->key, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, param, limit);
 	rc = store_each_job(st, s, false, cb, arg, cause);
 out:
 	sqlite3_finalize(s);
 	vd_buf_cleanup(&sql);
 	return rc;
+}
+
+/* Adds n to the count under name in counts. */
+static void
+store_count_add(json_t *counts, const char *name, int64_t n)
+{
+	json_t *old = json_object_get(counts, name);
+	json_int_t sum = (old != NULL ? json_integer_value(old) : 0) + n;
+	json_object_set_new(counts, name, json_integer(sum));
 }
 
 int
@@ -648,13 +697,15 @@ store_counts(struct store *st, struct store_counts *out, char **cause)
 	if (s == NULL)
 		return -EIO;
 	out->per_model = json_object();
+	out->per_key = json_object();
 	int rc;
 	for (rc = sqlite3_step(s); rc == SQLITE_ROW; rc = sqlite3_step(s)) {
 		const char *model = (const char *)sqlite3_column_text(s, 0);
 		const char *status = (const char *)sqlite3_column_text(s, 1);
 		int st_idx = job_status_from_name(status != NULL ? status : "");
 		int prio = job_priority_from_name((const char *)sqlite3_column_text(s, 2));
-		int64_t n = sqlite3_column_int64(s, 3);
+		const char *key = (const char *)sqlite3_column_text(s, 3);
+		int64_t n = sqlite3_column_int64(s, 4);
 		out->total += n;
 		if (st_idx >= 0)
 			out->by_status[st_idx] += n;
@@ -667,16 +718,23 @@ store_counts(struct store *st, struct store_counts *out, char **cause)
 			m = json_object();
 			json_object_set_new(out->per_model, model != NULL ? model : "", m);
 		}
-		if (st_idx >= 0) {
-			json_t *old = json_object_get(m, status);
-			json_int_t sum = (old != NULL ? json_integer_value(old) : 0) + n;
-			json_object_set_new(m, status, json_integer(sum));
+		if (st_idx >= 0)
+			store_count_add(m, status, n);
+		if (key != NULL && st_idx >= 0) {
+			json_t *k = json_object_get(out->per_key, key);
+			if (k == NULL) {
+				k = json_object();
+				json_object_set_new(out->per_key, key, k);
+			}
+			store_count_add(k, status, n);
 		}
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
 		json_decref(out->per_model);
 		out->per_model = NULL;
+		json_decref(out->per_key);
+		out->per_key = NULL;
 		return store_fail(st, cause, "count jobs");
 	}
 	return 0;

@@ -77,6 +77,7 @@ struct store_job_filter {
 	unsigned status_mask;	/* bits 1 << enum job_status */
 	unsigned priority_mask; /* bits 1 << enum job_priority */
 	const char *model;	/* borrowed for the call; NULL = any */
+	const char *key;	/* the submitting API key's name, borrowed; NULL = any */
 	int limit;		/* <= 0: 100; capped at 10000 */
 };
 
@@ -96,8 +97,10 @@ struct store_counts {
 	int64_t by_priority[JOB_NPRIORITIES];
 	int64_t by_priority_status[JOB_NPRIORITIES][JOB_NSTATUSES];
 	json_t *per_model; /* owned: {"model": {"queued": n, "complete": n, ...}, ...} */
+	json_t *per_key;   /* owned: the same per API key name (jobs with a key only) */
 };
-/* Fills out (free per_model with json_decref). Returns 0 or a negative errno + *cause. */
+/* Fills out (free per_model and per_key with json_decref). Returns 0 or a negative
+ * errno + *cause. */
 int store_counts(struct store *st, struct store_counts *out, char **cause);
 
 /* A VRAM reservation for a program that is not a model (issue 4). */
