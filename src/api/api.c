@@ -73,6 +73,15 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_POST, "/api/chat", false, api_ollama_chat},
     {VD_HTTP_POST, "/api/embed", false, api_ollama_embed},
     {VD_HTTP_POST, "/api/embeddings", false, api_ollama_embeddings},
+    /* ... and the rest of Ollama's API, for the nodes (api-ollama-admin.c) */
+    {VD_HTTP_GET | VD_HTTP_HEAD, "/", false, api_ollama_root},
+    {VD_HTTP_GET | VD_HTTP_HEAD, "/api/version", false, api_ollama_version},
+    {VD_HTTP_GET | VD_HTTP_HEAD, "/api/tags", false, api_ollama_tags},
+    {VD_HTTP_GET, "/api/ps", false, api_ollama_ps},
+    {VD_HTTP_POST, "/api/show", false, api_ollama_show},
+    {VD_HTTP_POST, "/api/pull", false, api_ollama_pull},
+    {VD_HTTP_DELETE, "/api/delete", false, api_ollama_delete},
+    {VD_HTTP_POST, "/api/copy", false, api_ollama_copy},
 };
 
 /* Endpoints of the Ollama and OpenAI front doors: their clients send bodies without
