@@ -18,7 +18,10 @@
  *            model's footprint its runner does not hold yet counts as pending. Once
  *            /api/ps lists it, a load /api/ps shows partly on the CPU is counted as a
  *            spill, and the runner's NVML memory teaches the registry its overhead.
- *   DISPATCH pops jobs of the model (highest priority first) and runs them.
+ *   DISPATCH pops jobs of the model (highest priority first) and runs them, with
+ *            NORMALIZE_OPTIONS given the runner's reload options (runner-opts.h); a job
+ *            asking more context than the runner has is not sent to it: the runner is
+ *            unloaded once idle, and the next load gives that context.
  *
  * Reconciliation: every fresh /api/ps listing is reconciled with the model states
  * (engine_observe_ps, rules in reconcile.c): models the server holds that vramd did not
