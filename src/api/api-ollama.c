@@ -21,6 +21,7 @@
 
 #include "api-door.h"
 #include "api-parse.h"
+#include "config.h"
 #include "daemon.h"
 #include "engine.h"
 #include "fleet.h"
@@ -28,7 +29,6 @@
 #include "httpd.h"
 #include "log.h"
 #include "node.h"
-#include "config.h"
 #include "registry.h"
 #include "runner-opts.h"
 #include "util.h"
