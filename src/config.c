@@ -104,6 +104,20 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"JSON file of API keys (docs/api.md, \"API keys\"): every endpoint but GET "
 		"/api/health then needs \"Authorization: Bearer KEY\"; empty: no keys, anyone who "
 		"can reach LISTEN may call (keep it on loopback)."},
+	[CONFIG_OLLAMA_LISTEN] = {"OLLAMA_LISTEN", "OLLAMA_LISTEN", "--ollama-listen",
+		CONFIG_TYPE_STRING, "", 0, 0, NULL, "", false,
+		"A second address (HOST:PORT) serving the same API, e.g. 127.0.0.1:11434 with Ollama "
+		"moved to another port, so Ollama clients keep their default; empty: none."},
+	[CONFIG_CLIENT_KEEP_ALIVE] = {"CLIENT_KEEP_ALIVE", NULL, "--client-keep-alive",
+		CONFIG_TYPE_ENUM, "hint", 0, 0, "ignore|hint", "", true,
+		"hint: an Ollama request's keep_alive keeps its model loaded at least that long after "
+		"the job (at most 4 x MODEL_KEEP_ALIVE; never against a load that needs the memory); "
+		"ignore: only MODEL_KEEP_ALIVE counts."},
+	[CONFIG_NORMALIZE_OPTIONS] = {"NORMALIZE_OPTIONS", NULL, "--normalize-options",
+		CONFIG_TYPE_BOOL, "true", 0, 0, NULL, "", true,
+		"Give a job on a loaded model the runner's own num_ctx, num_batch, num_gpu, main_gpu, "
+		"use_mmap and num_thread, so differing options do not make Ollama reload it; a job "
+		"asking a larger num_ctx gets the model reloaded with it once."},
 	[CONFIG_VRAM_SAFETY_MARGIN_MB] = {"VRAM_SAFETY_MARGIN_MB", "VRAM_SAFETY_MARGIN_MB",
 		"--safety-margin-mb", CONFIG_TYPE_INT, "1024", 0, 1048576, NULL, "MiB", true,
 		"GPU memory always left free when deciding whether a model fits; at least 1024 "

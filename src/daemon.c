@@ -449,18 +449,44 @@ daemon_load_keys(struct daemon *d, char **cause)
 	return 0;
 }
 
+/* Listens on the HOST:PORT of configuration key key, warning when it is beyond loopback. */
+static int
+daemon_listen_on(struct daemon *d, enum config_key key, const char *what, char **cause)
+{
+	const char *name = config_def(key)->name;
+	const char *listen = config_str(d->config, key);
+	const char *colon = strrchr(listen, ':');
+	if (colon == NULL)
+		return vd_fail(cause, -EINVAL, "%s: \"%s\" is not ADDR:PORT", name, listen);
+	char *host = xstrndup(listen, (size_t)(colon - listen));
+	char *label = xasprintf("%s port", name);
+	int64_t port;
+	int rc = vd_parse_int64(colon + 1, 0, 65535, &port, label, cause);
+	if (rc < 0)
+		goto out_free;
+	rc = vd_httpd_listen(d->http, host, (uint16_t)port, cause);
+	if (rc < 0)
+		goto out_free;
+	vd_log(API, "%s on http://%s", what, listen);
+	if (strcmp(host, "localhost") != 0 && !vd_str_has_prefix(host, "127.") &&
+	    strcmp(host, "::1") != 0 && d->keys == NULL)
+		vd_warn(API,
+			"WARNING: listening on %s, beyond loopback, without API_KEYS_FILE: "
+			"anyone who can reach this address can submit and cancel jobs, reserve "
+			"VRAM and change the configuration. Bind to 127.0.0.1 or set "
+			"API_KEYS_FILE unless a firewall or proxy guards the port.",
+			listen);
+out_free:
+	free(label);
+	free(host);
+	return rc;
+}
+
+/* The HTTP server on LISTEN, and on OLLAMA_LISTEN too when set: one server, so both
+ * addresses serve the same routes through the same checks. */
 static int
 daemon_listen(struct daemon *d, char **cause)
 {
-	const char *listen = config_str(d->config, CONFIG_LISTEN);
-	const char *colon = strrchr(listen, ':');
-	if (colon == NULL)
-		return vd_fail(cause, -EINVAL, "LISTEN: \"%s\" is not ADDR:PORT", listen);
-	char *host = xstrndup(listen, (size_t)(colon - listen));
-	int64_t port;
-	int rc = vd_parse_int64(colon + 1, 0, 65535, &port, "LISTEN port", cause);
-	if (rc < 0)
-		goto out_free_host;
 	struct vd_httpd_limits lim;
 	vd_httpd_limits_default(&lim);
 	lim.max_body_bytes = config_size(d->config, CONFIG_MAX_BODY_BYTES);
@@ -475,26 +501,21 @@ daemon_listen(struct daemon *d, char **cause)
 	if (reserve != NULL && vd_parse_int64(reserve, 0, 100000, &n, "", NULL) == 0)
 		lim.fd_reserve = (size_t)n;
 	d->http = vd_httpd_new(d->base, &lim, api_request_cb, d);
-	rc = vd_httpd_listen(d->http, host, (uint16_t)port, cause);
+	int rc = daemon_listen_on(d, CONFIG_LISTEN, "listening", cause);
 	if (rc < 0)
-		goto out_free_host;
+		return rc;
+	if (config_str(d->config, CONFIG_OLLAMA_LISTEN)[0] != '\0') {
+		rc = daemon_listen_on(d, CONFIG_OLLAMA_LISTEN,
+				      "also listening, for Ollama clients,", cause);
+		if (rc < 0)
+			return rc;
+	}
 	struct vd_httpd_stats hs;
 	vd_httpd_get_stats(d->http, &hs);
 	if ((size_t)config_int(d->config, CONFIG_MAX_CONNECTIONS) > hs.max_connections)
 		vd_warn(API, "MAX_CONNECTIONS lowered to %zu by the descriptor limit (ulimit -n)",
 			hs.max_connections);
-	vd_log(API, "listening on http://%s", listen);
-	if (strcmp(host, "localhost") != 0 && !vd_str_has_prefix(host, "127.") &&
-	    strcmp(host, "::1") != 0 && d->keys == NULL)
-		vd_warn(API,
-			"WARNING: listening on %s, beyond loopback, without API_KEYS_FILE: "
-			"anyone who can reach this address can submit and cancel jobs, reserve "
-			"VRAM and change the configuration. Bind to 127.0.0.1 or set "
-			"API_KEYS_FILE unless a firewall or proxy guards the port.",
-			listen);
-out_free_host:
-	free(host);
-	return rc;
+	return 0;
 }
 
 int

@@ -659,6 +659,38 @@ test_keep_alive(void **state)
 	world_cleanup(&w);
 }
 
+/* A client's keep_alive hint (keep_until_ms) delays the keep-alive unload of an idle
+ * model, but never an unload that makes room for a model with waiting jobs. */
+static void
+test_keep_alive_hint(void **state)
+{
+	struct world w;
+	size_t a, c;
+
+	(void)state;
+	world_init(&w);
+	gpu_add(&w, 0, 8 * GIB);
+	a = model_add(&w, "a", 4 * GIB);
+	model_loaded(&w, a, 0, NOW - 400000);
+	w.models[a].keep_until_ms = NOW + 1;
+	decide(&w);
+	expect_n(&w, 0);
+	w.models[a].keep_until_ms = NOW;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_KEEP_ALIVE);
+
+	/* Another model needs its memory: the hint does not keep it. */
+	w.models[a].keep_until_ms = NOW + 3600000;
+	w.models[a].last_used_ms = NOW - 1000;
+	c = model_add(&w, "c", 4 * GIB);
+	model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	assert_true(w.plan.nactions >= 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
 /* A model the server spilled partly to the CPU is a wrong placement: it keeps serving
  * its queued and running jobs, and is unloaded (relocate) as soon as it is idle, long
  * before its keep-alive, so its next load is planned with the footprint learnt. */
@@ -1540,6 +1572,7 @@ main(void)
 	    cmocka_unit_test(test_concurrency_cap),
 	    cmocka_unit_test(test_cap_scaled_by_speed),
 	    cmocka_unit_test(test_keep_alive),
+	    cmocka_unit_test(test_keep_alive_hint),
 	    cmocka_unit_test(test_spilled_model_unloaded_when_idle),
 	    cmocka_unit_test(test_spilled_model_accepted_where_cpu_allowed),
 	    cmocka_unit_test(test_multi_gpu),

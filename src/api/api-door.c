@@ -199,6 +199,7 @@ api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_jo
 	    .arg = door,
 	    .stream = dj->stream,
 	    .path = dj->path,
+	    .keep_alive_ms = dj->keep_alive_ms,
 	};
 	size_t request_bytes = job_request_bytes(dj->request);
 	bool full = queue_length(d->queue) >= queue_capacity(d->queue) ||

@@ -51,8 +51,9 @@ struct api_door_job {
 	enum job_kind kind;
 	enum job_priority priority;
 	json_t *request;
-	bool stream;	  /* ask the node for a streamed reply, pass its lines on */
-	const char *path; /* node endpoint when not the kind's (a string literal) */
+	bool stream;	       /* ask the node for a streamed reply, pass its lines on */
+	const char *path;      /* node endpoint when not the kind's (a string literal) */
+	int64_t keep_alive_ms; /* the client's keep_alive hint (job_attach.keep_alive_ms); 0 */
 };
 
 /*

@@ -10,11 +10,18 @@
  *        waited in vramd's queue (for its model's load too), as Ollama's own do.
  *        An empty generate or chat is a load (the model is loaded for it and the node
  *        answers "load"); with keep_alive 0 it is an unload, done by vramd.
+ *
+ * A client's keep_alive never reaches the node (vramd loads with keep_alive -1 and
+ * unloads itself): with CLIENT_KEEP_ALIVE=hint it keeps the model loaded at least that
+ * long after the job, at most API_OLLAMA_KEEP_ALIVE_CAP x MODEL_KEEP_ALIVE, and never
+ * against a load that needs the memory (sched_model.keep_until_ms). The rest of Ollama's
+ * API is in api-ollama-admin.c.
  */
 #include "api.h"
 
 #include "api-door.h"
 #include "api-parse.h"
+#include "config.h"
 #include "daemon.h"
 #include "engine.h"
 #include "fleet.h"
@@ -23,6 +30,7 @@
 #include "log.h"
 #include "node.h"
 #include "registry.h"
+#include "runner-opts.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -54,7 +62,7 @@ api_ollama_line(struct api_door *door, const char *line, size_t len)
 		o = json_loadb(line, len, JSON_DECODE_ANY, NULL);
 	if (json_is_object(o)) {
 		api_ollama_add_wait(o, api_door_job(door));
-		char *text = json_dumps(o, JSON_COMPACT);
+		char *text = vd_json_dumps_go(o); /* as Ollama writes it: Go's escapes */
 		api_door_send(door, text, strlen(text));
 		free(text);
 	} else {
@@ -96,7 +104,7 @@ static void
 api_ollama_stream_error(struct api_door *door, const char *message)
 {
 	json_t *o = json_pack("{s:s}", "error", message);
-	char *text = json_dumps(o, JSON_COMPACT);
+	char *text = vd_json_dumps_go(o);
 	api_door_send(door, text, strlen(text));
 	api_door_send(door, "\n", 1);
 	free(text);
@@ -120,16 +128,17 @@ struct api_ollama_endpoint {
 	const char *path;    /* node endpoint when not the kind's; NULL */
 	bool streams;	     /* Ollama streams its reply unless "stream": false */
 	const char *payload; /* the field that carries the work ("prompt", "messages", ...) */
+	bool pull_hint;	     /* Ollama's 404 says "try pulling it first" (the embed handlers) */
 };
 
 static const struct api_ollama_endpoint api_ollama_generate_ep = {JOB_KIND_GENERATE, NULL, true,
-								  "prompt"};
-static const struct api_ollama_endpoint api_ollama_chat_ep = {JOB_KIND_CHAT, NULL, true,
-							      "messages"};
-static const struct api_ollama_endpoint api_ollama_embed_ep = {JOB_KIND_EMBED, NULL, false,
-							       "input"};
+								  "prompt", false};
+static const struct api_ollama_endpoint api_ollama_chat_ep = {JOB_KIND_CHAT, NULL, true, "messages",
+							      false};
+static const struct api_ollama_endpoint api_ollama_embed_ep = {JOB_KIND_EMBED, NULL, false, "input",
+							       true};
 static const struct api_ollama_endpoint api_ollama_embeddings_ep = {
-    JOB_KIND_EMBED, "/api/embeddings", false, "prompt"};
+    JOB_KIND_EMBED, "/api/embeddings", false, "prompt", true};
 
 /* Whether the request carries no work: a load (or, with keep_alive 0, an unload). */
 static bool
@@ -144,16 +153,32 @@ api_ollama_is_empty(const json_t *body, const struct api_ollama_endpoint *ep)
 	       json_object_get(body, "images") == NULL;
 }
 
-static bool
-api_ollama_keep_alive_zero(const json_t *body)
+/* The most a client's keep_alive keeps a model after its job, in MODEL_KEEP_ALIVEs. */
+#define API_OLLAMA_KEEP_ALIVE_CAP 4
+
+/*
+ * The request's keep_alive: *given says whether it has one, *ms its value (INT64_MAX:
+ * forever). Returns 0, or -EINVAL with *cause in Ollama's words.
+ */
+static int
+api_ollama_keep_alive(const json_t *body, bool *given, int64_t *ms, char **cause)
 {
 	json_t *k = json_object_get(body, "keep_alive");
-	if (json_is_integer(k))
-		return json_integer_value(k) == 0;
-	if (json_is_real(k))
-		return json_real_value(k) == 0;
-	const char *s = json_string_value(k);
-	return s != NULL && (strcmp(s, "0") == 0 || strcmp(s, "0s") == 0 || strcmp(s, "0m") == 0);
+	*given = k != NULL && !json_is_null(k);
+	*ms = 0;
+	return *given ? runner_opts_keep_alive(k, ms, cause) : 0;
+}
+
+/* What vramd makes of a client's keep_alive (CLIENT_KEEP_ALIVE): with hint, at most
+ * API_OLLAMA_KEEP_ALIVE_CAP x MODEL_KEEP_ALIVE (forever is that cap); 0: nothing. */
+static int64_t
+api_ollama_keep_alive_hint(const struct daemon *d, int64_t ms)
+{
+	int64_t own_ms = config_int(d->config, CONFIG_MODEL_KEEP_ALIVE) * 1000;
+	if (strcmp(config_str(d->config, CONFIG_CLIENT_KEEP_ALIVE), "hint") != 0 || own_ms == 0)
+		return 0; /* ignored, or vramd never unloads idle models anyway */
+	int64_t cap = own_ms * API_OLLAMA_KEEP_ALIVE_CAP;
+	return ms > cap ? cap : ms;
 }
 
 /* The body checked as vramd's own submit would check it: only the fields vramd knows (the
@@ -235,12 +260,24 @@ api_ollama_infer(struct vd_http_req *req, struct daemon *d, const struct api_oll
 	}
 	struct registry *reg = fleet_registry_for(d->fleet, model);
 	const struct registry_model *rm = registry_find(reg, model);
-	if (fleet_models_known(d->fleet) && (rm == NULL || !rm->installed)) {
-		vd_http_reply_error(req, 404, "model \"%s\" not found, try pulling it first",
-				    model);
+	bool keep_alive_given;
+	int64_t keep_alive_ms;
+	char *why = NULL;
+	if (api_ollama_keep_alive(body, &keep_alive_given, &keep_alive_ms, &why) < 0) {
+		vd_http_reply_error(req, 400, "%s", why);
+		free(why);
 		goto out;
 	}
-	if (rm != NULL && api_ollama_is_empty(body, ep) && api_ollama_keep_alive_zero(body)) {
+	if (fleet_models_known(d->fleet) && (rm == NULL || !rm->installed)) {
+		/* Ollama's own words, which differ between its handlers. */
+		if (ep->pull_hint)
+			vd_http_reply_error(req, 404,
+					    "model \"%s\" not found, try pulling it first", model);
+		else
+			vd_http_reply_error(req, 404, "model '%s' not found", model);
+		goto out;
+	}
+	if (rm != NULL && api_ollama_is_empty(body, ep) && keep_alive_given && keep_alive_ms == 0) {
 		api_ollama_unload(d, req, rm->name, ep);
 		goto out;
 	}
@@ -274,6 +311,7 @@ api_ollama_infer(struct vd_http_req *req, struct daemon *d, const struct api_oll
 	    .request = request,
 	    .stream = ep->streams && !json_is_false(stream),
 	    .path = ep->path,
+	    .keep_alive_ms = api_ollama_keep_alive_hint(d, keep_alive_ms),
 	};
 	api_submit_cleanup(&sub);
 	api_door_run(d, req, &dj, &api_ollama_ops, NULL);

@@ -84,6 +84,15 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_POST, "/api/chat", false, api_ollama_chat, 0},
     {VD_HTTP_POST, "/api/embed", false, api_ollama_embed, 0},
     {VD_HTTP_POST, "/api/embeddings", false, api_ollama_embeddings, 0},
+    /* ... and the rest of Ollama's API, for the nodes (api-ollama-admin.c) */
+    {VD_HTTP_GET | VD_HTTP_HEAD, "/", false, api_ollama_root, API_ROUTE_PUBLIC},
+    {VD_HTTP_GET | VD_HTTP_HEAD, "/api/version", false, api_ollama_version, API_ROUTE_PUBLIC},
+    {VD_HTTP_GET | VD_HTTP_HEAD, "/api/tags", false, api_ollama_tags, 0},
+    {VD_HTTP_GET, "/api/ps", false, api_ollama_ps, 0},
+    {VD_HTTP_POST, "/api/show", false, api_ollama_show, 0},
+    {VD_HTTP_POST, "/api/pull", false, api_ollama_pull, API_ROUTE_ADMIN},
+    {VD_HTTP_DELETE, "/api/delete", false, api_ollama_delete, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/copy", false, api_ollama_copy, API_ROUTE_ADMIN},
 };
 
 /* Endpoints of the Ollama and OpenAI front doors: their clients send bodies without

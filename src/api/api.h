@@ -71,6 +71,15 @@ void api_ollama_generate(struct vd_http_req *req, const char *path, void *arg);
 void api_ollama_chat(struct vd_http_req *req, const char *path, void *arg);
 void api_ollama_embed(struct vd_http_req *req, const char *path, void *arg);
 void api_ollama_embeddings(struct vd_http_req *req, const char *path, void *arg);
+/* api-ollama-admin.c: the rest of Ollama's API, answered for the nodes */
+void api_ollama_root(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_version(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_tags(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_ps(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_show(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_pull(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_delete(struct vd_http_req *req, const char *path, void *arg);
+void api_ollama_copy(struct vd_http_req *req, const char *path, void *arg);
 void api_nodes(struct vd_http_req *req, const char *path, void *arg);
 
 /* Parses a request body as a JSON object under MAX_BODY_BYTES; on failure answers the

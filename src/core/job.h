@@ -51,10 +51,12 @@ struct job_attach {
 	 * detached (job->attach NULL). */
 	void (*end)(struct job *job, void *arg);
 	void *arg;
-	bool stream;	  /* ask the node for a streamed (NDJSON) reply */
-	const char *path; /* the node's endpoint when not the kind's ("/api/embeddings") */
-	bool replied;	  /* part of the answer reached the client: it cannot run again */
-	int status;	  /* the node's HTTP status when its run failed with one; else 0 */
+	bool stream;	       /* ask the node for a streamed (NDJSON) reply */
+	const char *path;      /* the node's endpoint when not the kind's ("/api/embeddings") */
+	bool replied;	       /* part of the answer reached the client: it cannot run again */
+	int status;	       /* the node's HTTP status when its run failed with one; else 0 */
+	int64_t keep_alive_ms; /* the client's keep_alive hint (CLIENT_KEEP_ALIVE=hint, capped):
+				  its model stays loaded at least this long after the job; 0 */
 };
 
 struct job {

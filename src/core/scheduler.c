@@ -919,7 +919,8 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued > 0)
 			continue;
 		bool expired = !m->pinned && cfg->keep_alive_ms > 0 &&
-			       snap->now_ms - m->last_used_ms >= cfg->keep_alive_ms;
+			       snap->now_ms - m->last_used_ms >= cfg->keep_alive_ms &&
+			       snap->now_ms >= m->keep_until_ms;
 		if (!expired && !(m->spilled && sched_spill_is_misplaced(snap, s, i)))
 			continue;
 		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0,

@@ -103,6 +103,10 @@ struct sched_model {
 					  surcharge); while other models are resident a load must
 					  leave preflight <= 0.8 x (free - pending - reserved) on the
 					  GPUs it goes to, or the server evicts; 0: not checked */
+	/* Added for the Ollama front door (zero: none): */
+	int64_t keep_until_ms; /* monotonic: a client's keep_alive hint (CLIENT_KEEP_ALIVE);
+				  not unloaded for keep-alive before this. Unloads that make
+				  room for other models do not look at it. */
 };
 
 struct sched_snapshot {

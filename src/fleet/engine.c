@@ -18,7 +18,10 @@
  *            model's footprint its runner does not hold yet counts as pending. Once
  *            /api/ps lists it, a load /api/ps shows partly on the CPU is counted as a
  *            spill, and the runner's NVML memory teaches the registry its overhead.
- *   DISPATCH pops jobs of the model (highest priority first) and runs them.
+ *   DISPATCH pops jobs of the model (highest priority first) and runs them, with
+ *            NORMALIZE_OPTIONS given the runner's reload options (runner-opts.h); a job
+ *            asking more context than the runner has is not sent to it: the runner is
+ *            unloaded once idle, and the next load gives that context.
  *
  * Reconciliation: every fresh /api/ps listing is reconciled with the model states
  * (engine_observe_ps, rules in reconcile.c): models the server holds that vramd did not
@@ -49,6 +52,7 @@
 #include "queue.h"
 #include "reconcile.h"
 #include "registry.h"
+#include "runner-opts.h"
 #include "scheduler.h"
 #include "util.h"
 
@@ -109,6 +113,11 @@ struct engine_model {
 	struct queue_model_summary queue; /* its waiting jobs, as of the current decision */
 	int sum_index;			  /* its index in the decision's queue summaries; -1 */
 	bool routed;			  /* the fleet sent its queued jobs here last decision */
+	/* Its runner's reload options (NORMALIZE_OPTIONS, runner-opts.h): */
+	json_t *runner_opts;   /* what vramd's load sent ({}: automatic); NULL: unknown */
+	int64_t runner_ctx;    /* its context as /api/ps lists it; 0 until listed */
+	int64_t keep_until_ms; /* monotonic: a client's keep_alive hint; no keep-alive unload
+				  before this (0: none) */
 };
 
 struct engine_run {
@@ -336,6 +345,16 @@ engine_pid_is_claimed(const struct engine *e, const struct engine_model *self, u
 }
 
 /* Remembers which Ollama processes are on the GPU as a load of m begins. */
+/* The model has no runner any more (unloaded, gone, a failed load): nothing of it holds. */
+static void
+engine_model_forget_runner(struct engine_model *m)
+{
+	json_decref(m->runner_opts);
+	m->runner_opts = NULL;
+	m->runner_ctx = 0;
+	m->keep_until_ms = 0;
+}
+
 static void
 engine_model_note_pids(struct engine *e, struct engine_model *m)
 {
@@ -719,6 +738,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 	} else {
 		m->residency = SCHED_UNLOADED;
 		m->runner_pid = 0; /* a failed load leaves no runner of this model */
+		engine_model_forget_runner(m);
 		e->counters.load_failures++;
 		vd_warn(ENGINE, "loading %s failed (%s): %s", m->name,
 			backend_error_name(st->error), st->message);
@@ -815,6 +835,7 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 		m->spilled = false;
 		m->adopted = false;
 		m->residency = SCHED_UNLOADED;
+		engine_model_forget_runner(m);
 		m->unloaded_ms = now;
 		m->unload_replied_ms = 0;
 		m->unload_requested = false;
@@ -885,6 +906,11 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 	engine_run_unlink(e, run);
 	m->running--;
 	m->last_used_ms = now;
+	if (job->attach != NULL && job->attach->keep_alive_ms > 0) {
+		int64_t until = now + job->attach->keep_alive_ms;
+		if (until > m->keep_until_ms)
+			m->keep_until_ms = until;
+	}
 	registry_touch(e->node->registry, m->name, now);
 	job->engine_transfer = NULL;
 	job->run_ms = now - run->started_mono_ms;
@@ -966,15 +992,111 @@ engine_run_chunk_cb(const char *data, size_t len, void *arg)
 		a->chunk(run->job, data, len, a->arg);
 }
 
+/* The context the server gives a load of m that names none: its default, or the model's
+ * trained context when that is less. */
+static int64_t
+engine_auto_ctx(const struct engine *e, const struct engine_model *m)
+{
+	const struct registry_model *rm = registry_find(e->node->registry, m->name);
+	if (rm != NULL && rm->ctx_train > 0 && rm->ctx_train < e->num_ctx)
+		return rm->ctx_train;
+	return e->num_ctx;
+}
+
+/* m's runner as runner_opts_normalize sees it. An automatic load of vramd's has the
+ * server's default context until /api/ps lists the real one. */
+static struct runner_opts
+engine_runner(const struct engine *e, const struct engine_model *m)
+{
+	const struct registry_model *rm = registry_find(e->node->registry, m->name);
+	int64_t ctx = m->runner_ctx;
+	if (ctx == 0 && m->runner_opts != NULL && runner_opts_num_ctx(m->runner_opts) == 0)
+		ctx = engine_auto_ctx(e, m);
+	return (struct runner_opts){
+	    .options = m->runner_opts, .ctx = ctx, .ctx_max = rm != NULL ? rm->ctx_train : 0};
+}
+
+/*
+ * The options of a load of m (NORMALIZE_OPTIONS): none, so the runner is automatic and
+ * serves every job asking the server's context or less without a reload; or the context
+ * of the first waiting job when it asks more (its footprint was planned with it), so that
+ * job needs no second load. NULL: none; otherwise a new object.
+ */
+static json_t *
+engine_load_options(const struct engine *e, const struct engine_model *m)
+{
+	if (!config_bool(e->d->config, CONFIG_NORMALIZE_OPTIONS))
+		return NULL;
+	const struct job *next = queue_peek_model(e->d->queue, m->name);
+	int64_t want = next != NULL ? job_num_ctx(next) : 0;
+	const struct registry_model *rm = registry_find(e->node->registry, m->name);
+	if (rm != NULL && rm->ctx_train > 0 && want > rm->ctx_train)
+		want = rm->ctx_train;
+	if (want <= engine_auto_ctx(e, m))
+		return NULL;
+	return json_pack("{s:I}", "num_ctx", (json_int_t)want);
+}
+
+/*
+ * NORMALIZE_OPTIONS: fits job to m's runner. *request is the request to send instead of
+ * the job's own (a new object; NULL: the job's own as it is). RUNNER_OPTS_NEEDS_MORE: the
+ * job asks a larger context than the runner has.
+ */
+static enum runner_opts_fit
+engine_fit_job(const struct engine *e, const struct engine_model *m, const struct job *job,
+	       json_t **request)
+{
+	*request = NULL;
+	if (!config_bool(e->d->config, CONFIG_NORMALIZE_OPTIONS))
+		return RUNNER_OPTS_FITS;
+	struct runner_opts runner = engine_runner(e, m);
+	json_t *options = NULL;
+	enum runner_opts_fit fit =
+	    runner_opts_normalize(json_object_get(job->request, "options"), &runner, &options);
+	if (options != NULL) {
+		*request = json_copy(job->request);
+		if (json_object_size(options) > 0)
+			json_object_set_new(*request, "options", options);
+		else {
+			json_object_del(*request, "options");
+			json_decref(options);
+		}
+	}
+	return fit;
+}
+
+/* The next job of m asks more context than its runner has: the runner is unloaded once
+ * no job of it runs (no job is dispatched to it meanwhile), and the next load gives that
+ * job's context (engine_load_options), which every later job then shares. */
+static void
+engine_reload_for_context(struct engine *e, struct engine_model *m, const struct job *job)
+{
+	if (m->unload_requested)
+		return;
+	struct runner_opts runner = engine_runner(e, m);
+	vd_log(ENGINE,
+	       "job %s asks num_ctx %lld of %s, more than its runner's %lld: reloading it with "
+	       "that context once its running jobs end",
+	       job->id, (long long)job_num_ctx(job), m->name, (long long)runner.ctx);
+	m->unload_requested = true;
+	engine_kick(e);
+}
+
 static void
 engine_dispatch(struct engine *e, struct engine_model *m, int count)
 {
 	struct daemon *d = e->d;
 	int64_t now = engine_now();
 	for (int i = 0; i < count; i++) {
-		struct job *job = queue_pop_model(d->queue, m->name);
-		if (job == NULL)
+		const struct job *next = queue_peek_model(d->queue, m->name);
+		if (next == NULL)
 			return;
+		json_t *fitted = NULL;
+		if (engine_fit_job(e, m, next, &fitted) == RUNNER_OPTS_NEEDS_MORE) {
+			engine_reload_for_context(e, m, next);
+			return;
+		}
+		struct job *job = queue_pop_model(d->queue, m->name);
 		struct engine_run *run = xcalloc(1, sizeof(*run));
 		run->engine = e;
 		run->model = m;
@@ -999,7 +1121,7 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		struct backend_run_request req = {
 		    .model = m->name,
 		    .kind = job->kind,
-		    .request = job->request,
+		    .request = fitted != NULL ? fitted : job->request,
 		    .placement = engine_placement(e, m->gpu),
 		};
 		if (job->attach != NULL) {
@@ -1008,6 +1130,7 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 			req.path = job->attach->path;
 		}
 		run->call = backend_run(e->node->backend, &req, engine_run_cb, run);
+		json_decref(fitted);
 		job->engine_transfer = run;
 		e->hooks.job_changed(job, e->hooks.arg);
 	}
@@ -1090,7 +1213,13 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			req.placement = engine_placement(e, a->gpu);
 			m->load_timeout_ms = engine_load_timeout_ms(e, m->name);
 			req.timeout_ms = m->load_timeout_ms;
+			json_t *load_options = engine_load_options(e, m);
+			req.options = load_options;
 			m->call = backend_load(e->node->backend, &req, engine_load_cb, m);
+			json_decref(m->runner_opts);
+			m->runner_opts = runner_opts_reload_subset(load_options);
+			m->runner_ctx = 0;
+			json_decref(load_options);
 			break;
 		case SCHED_ACTION_DISPATCH:
 			engine_dispatch(e, m, a->count);
@@ -1219,6 +1348,7 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		sm->gpu = m->gpu;
 		sm->running = m->running;
 		sm->last_used_ms = m->last_used_ms;
+		sm->keep_until_ms = m->keep_until_ms;
 		sm->cpu_allowed = cfg->allow_cpu;
 		sm->spilled = m->spilled && m->residency == SCHED_LOADED;
 		sm->pinned = m->pinned;
@@ -1432,7 +1562,9 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 		if (rm == NULL)
 			continue; /* the registry records every listed model; never here */
 		keys[i] = rm->key;
-		engine_model_get(e, rm->name);
+		struct engine_model *m = engine_model_get(e, rm->name);
+		if (list->models[i].context_length > 0)
+			m->runner_ctx = list->models[i].context_length;
 	}
 	struct reconcile_model *models = xcalloc(e->nmodels + 1, sizeof(*models));
 	enum reconcile_verdict *verdicts = xcalloc(e->nmodels + 1, sizeof(*verdicts));
@@ -1480,6 +1612,8 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 			engine_adopt_placement(e, m, size_vram);
 			m->residency = SCHED_LOADED;
 			m->adopted = true;
+			json_decref(m->runner_opts);
+			m->runner_opts = NULL; /* how someone else started it is unknown */
 			m->spilled = false;
 			m->runner_recorded = false;
 			m->load_failures = 0;
@@ -1514,6 +1648,7 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 			m->runner_pid = 0;
 			m->spilled = false;
 			m->adopted = false;
+			engine_model_forget_runner(m);
 		}
 	}
 	free(verdicts);
@@ -1637,6 +1772,7 @@ engine_free(struct engine *e)
 	}
 	for (size_t i = 0; i < e->nmodels; i++) {
 		backend_call_cancel(e->node->backend, e->models[i]->call);
+		json_decref(e->models[i]->runner_opts);
 		free(e->models[i]->name);
 		free(e->models[i]);
 	}

@@ -44,9 +44,12 @@ struct monitor {
 	int64_t last_ok_wall_ms;
 	int64_t next_probe_wall_ms;
 	int64_t backoff_ms;
-	int64_t chain_ps_sent_ms;   /* monotonic: when the chain's /api/ps was sent */
-	int64_t refresh_ps_sent_ms; /* monotonic: when the extra /api/ps was sent */
-	int64_t ps_fresh_since_ms;  /* monotonic: request time of the newest listing applied */
+	int64_t chain_ps_sent_ms;    /* monotonic: when the chain's /api/ps was sent */
+	int64_t refresh_ps_sent_ms;  /* monotonic: when the extra /api/ps was sent */
+	int64_t ps_fresh_since_ms;   /* monotonic: request time of the newest listing applied */
+	int64_t tags_sent_ms;	     /* monotonic: when the chain's /api/tags was sent */
+	int64_t tags_fresh_since_ms; /* monotonic: request time of the newest tags applied */
+	bool tags_again;	     /* monitor_refresh_tags during a chain: poll again after it */
 };
 
 static void monitor_schedule(struct monitor *m, int64_t delay_ms);
@@ -87,6 +90,8 @@ monitor_chain_ps_cb(const struct backend_status *st, const struct backend_runnin
 	struct monitor *m = arg;
 	m->probe = NULL;
 	monitor_apply_ps(m, st, list, m->chain_ps_sent_ms);
+	if (m->tags_again)
+		monitor_poll_now(m);
 }
 
 /* An extra /api/ps (after a load or unload). */
@@ -130,6 +135,7 @@ monitor_tags_cb(const struct backend_status *st, const struct backend_model_list
 			vd_log(REGISTRY, "%zu models no longer installed on %s", gone,
 			       m->backend->url);
 		m->models_known = true;
+		m->tags_fresh_since_ms = m->tags_sent_ms;
 	} else {
 		vd_warn(MONITOR, "GET /api/tags failed: %s", st->message);
 	}
@@ -163,6 +169,7 @@ monitor_version_cb(const struct backend_status *st, const char *version, void *a
 		if (restarted)
 			m->hooks.up(m->hooks.arg, false);
 		m->hooks.up(m->hooks.arg, true);
+		m->tags_sent_ms = vd_now_mono_ms();
 		m->probe = backend_list_installed(m->backend, monitor_tags_cb, m);
 		monitor_schedule(m, interval);
 		return;
@@ -189,6 +196,7 @@ monitor_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (m->probe != NULL)
 		return;
 	m->next_probe_wall_ms = 0;
+	m->tags_again = false;
 	m->probe = backend_version(m->backend, monitor_version_cb, m);
 }
 
@@ -240,6 +248,22 @@ monitor_poll_now(struct monitor *m)
 	if (m->probe != NULL)
 		return;
 	monitor_schedule(m, 0);
+}
+
+void
+monitor_refresh_tags(struct monitor *m)
+{
+	/* A chain in flight may have listed the models before the change the caller made. */
+	if (m->probe != NULL)
+		m->tags_again = true;
+	else
+		monitor_schedule(m, 0);
+}
+
+int64_t
+monitor_tags_fresh_since(const struct monitor *m)
+{
+	return m->tags_fresh_since_ms;
 }
 
 void

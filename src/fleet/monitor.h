@@ -38,6 +38,12 @@ void monitor_free(struct monitor *m);
 
 /* Polls now (health, then tags and ps) unless a poll is in flight. */
 void monitor_poll_now(struct monitor *m);
+/* Lists the installed models again (after a pull, copy or delete): a poll starts now, or
+ * right after the one in flight, whose /api/tags may predate the change. */
+void monitor_refresh_tags(struct monitor *m);
+/* When the newest /api/tags listing applied to the registry was requested (monotonic ms;
+ * 0 if never): the registry's installed models are at least that fresh. */
+int64_t monitor_tags_fresh_since(const struct monitor *m);
 /* Refreshes /api/ps soon (after a load or unload). */
 void monitor_refresh_ps(struct monitor *m);
 

@@ -1,15 +1,20 @@
 // The official ollama npm client (pinned in package.json) against ollama-sim:
 // list, ps, show, generate and chat (streaming and not), embed, pull (streaming and
-// not), copy, delete, and a 404 model error. Starts its own ollama-sim on a free port.
+// not), copy, delete, abort mid-stream, and 404 model errors. Starts its own ollama-sim
+// on a free port. With VRAMD_FRONT=1 it also starts vramd in front of it (on the
+// simulated NVML) and runs the same cases through vramd's Ollama-compatible API.
 // Prints PASS/FAIL per test and "N passed, N failed"; exits non-zero on failure. Node 18
 // compatible.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { Ollama } from 'ollama';
 
 const buildDir = process.env.VRAMD_BUILD_DIR || '/work/main/build';
 const simPath = path.join(buildDir, 'sim', 'ollama-sim');
+const front = process.env.VRAMD_FRONT === '1';
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -26,27 +31,46 @@ function assert(cond, msg) {
   if (!cond) throw new Error('assertion failed: ' + msg);
 }
 
-async function waitReady(url) {
-  const deadline = Date.now() + 20000;
+// Waits until url answers 200 and ready(body) holds.
+async function waitReady(url, ready = () => true) {
+  const deadline = Date.now() + 30000;
   while (Date.now() < deadline) {
     try {
       const r = await fetch(url);
-      if (r.ok) return;
+      if (r.ok && ready(await r.text())) return;
     } catch (e) {
       // not up yet
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error('ollama-sim did not start at ' + url);
+  throw new Error('no ready answer from ' + url);
 }
 
-const port = await freePort();
-let log = '';
-const sim = spawn(simPath, ['--listen', '127.0.0.1:' + port, '--time-scale', '100', '--gpus', '24GiB'],
-  { stdio: ['ignore', 'pipe', 'pipe'] });
-sim.stdout.on('data', (d) => { log += d; });
-sim.stderr.on('data', (d) => { log += d; });
-const host = 'http://127.0.0.1:' + port;
+// A program under test, its output kept for the report.
+function start(name, argv, env) {
+  const p = { name, log: '' };
+  p.proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env } });
+  p.proc.stdout.on('data', (d) => { p.log += d; });
+  p.proc.stderr.on('data', (d) => { p.log += d; });
+  p.exited = new Promise((resolve) => p.proc.on('exit', (code) => resolve(code)));
+  return p;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vramd-npm-'));
+const simPort = await freePort();
+const simArgs = [simPath, '--listen', '127.0.0.1:' + simPort, '--time-scale', '100', '--gpus', '24GiB'];
+if (front) simArgs.push('--state', path.join(tmp, 'sim-state'));
+const procs = [start('ollama-sim', simArgs, {})];
+let host = 'http://127.0.0.1:' + simPort;
+if (front) {
+  const port = await freePort();
+  procs.push(start('vramd', [path.join(buildDir, 'src', 'vramd'), '--listen', '127.0.0.1:' + port,
+    '--ollama', host, '--data-dir', path.join(tmp, 'data'),
+    '--nvml-lib', path.join(buildDir, 'nvml', 'libnvidia-ml.so.1')],
+  { OLLAMA_SIM_STATE: path.join(tmp, 'sim-state') }));
+  host = 'http://127.0.0.1:' + port;
+}
 const ollama = new Ollama({ host });
 
 const tests = [
@@ -166,6 +190,22 @@ const tests = [
     assert(err && err.status_code === 404 && err.error === "model 'mine/llama:v1' not found",
       String(err));
   }],
+  ['abort mid-stream', async () => {
+    const stream = await ollama.generate({ model: 'qwen2.5:0.5b', prompt: 'a long story',
+      stream: true, options: { num_predict: 100000 } });
+    let n = 0;
+    let err = null;
+    try {
+      for await (const part of stream) {
+        if (++n === 3) stream.abort();
+      }
+    } catch (e) {
+      err = e;
+    }
+    assert(err && err.name === 'AbortError' && n >= 3, 'aborted after ' + n + ': ' + err);
+    const r = await ollama.generate({ model: 'qwen2.5:0.5b', prompt: 'hi', options: { num_predict: 2 } });
+    assert(r.done === true && r.eval_count === 2, 'served after the abort: ' + JSON.stringify(r));
+  }],
   ['404 model error', async () => {
     let err = null;
     try {
@@ -186,10 +226,24 @@ const tests = [
   }],
 ];
 
+if (front) {
+  tests.push(['through vramd', async () => {
+    // The inference cases above were vramd's jobs (not passed around it).
+    const stats = await (await fetch(host + '/api/stats')).json();
+    assert(stats.dispatched >= 10 && stats.jobs.total >= 10, JSON.stringify(stats.jobs));
+  }]);
+}
+
 let passed = 0;
 let failed = 0;
 try {
-  await waitReady(host + '/');
+  await waitReady('http://127.0.0.1:' + simPort + '/');
+  if (front) {
+    // vramd knows the ten models and has sampled the GPU.
+    await waitReady(host + '/api/models', (t) => JSON.parse(t).models.length === 10);
+    await waitReady(host + '/api/stats',
+      (t) => (JSON.parse(t).gpus || []).some((g) => g.memory_total_bytes > 0));
+  }
   for (const [name, fn] of tests) {
     try {
       await fn();
@@ -204,13 +258,17 @@ try {
   failed++;
   console.log('FAIL setup: ' + e);
 }
-const exited = new Promise((resolve) => sim.on('exit', (code) => resolve(code)));
-sim.kill('SIGTERM');
-const code = await exited;
-if (code !== 0 || /Sanitizer|runtime error/.test(log)) {
-  failed++;
-  console.log('FAIL clean shutdown (exit ' + code + ')');
+for (const p of procs.slice().reverse()) {
+  p.proc.kill('SIGTERM');
+  const code = await p.exited;
+  if (code !== 0 || /Sanitizer|runtime error/.test(p.log)) {
+    failed++;
+    console.log('FAIL clean shutdown of ' + p.name + ' (exit ' + code + ')');
+  }
 }
-if (failed > 0) console.log('---- ollama-sim log ----\n' + log.split('\n').slice(-40).join('\n'));
+if (failed > 0) {
+  for (const p of procs) console.log('---- ' + p.name + ' log ----\n' + p.log.split('\n').slice(-40).join('\n'));
+}
+fs.rmSync(tmp, { recursive: true, force: true });
 console.log(passed + ' passed, ' + failed + ' failed');
 process.exit(failed > 0 ? 1 : 0);

@@ -2,7 +2,8 @@
 # The official `ollama` npm client against ollama-sim: installs the pinned client
 # into tests/npm/node_modules when missing, then runs client.test.mjs, which starts
 # ollama-sim on a free port ($VRAMD_BUILD_DIR/sim/ollama-sim) and prints
-# "N passed, N failed". Needs node >= 18 and npm (and the npm registry once).
+# "N passed, N failed"; with VRAMD_FRONT=1 the same cases run through vramd started in
+# front of ollama-sim. Needs node >= 18 and npm (and the npm registry once).
 set -euo pipefail
 cd "$(dirname "$0")"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
