@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "fleet.h"
 #include "http-util.h"
+#include "keys.h"
 #include "httpd.h"
 #include "log.h"
 #include "queue.h"
@@ -171,9 +172,10 @@ api_door_close_cb(struct vd_http_req *req, void *arg)
 }
 
 int
-api_door_priority(struct vd_http_req *req)
+api_door_priority(struct vd_http_req *req, bool *given)
 {
 	const char *p = vd_http_req_header(req, "X-Vramd-Priority");
+	*given = p != NULL;
 	if (p == NULL)
 		return JOB_PRIO_NORMAL;
 	int prio = job_priority_from_name(p);
@@ -201,12 +203,27 @@ api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_jo
 	    .path = dj->path,
 	    .keep_alive_ms = dj->keep_alive_ms,
 	};
+	enum job_priority priority = dj->priority;
+	const struct api_key *key = api_request_key(req);
+	char *msg = NULL;
+	int status =
+	    key != NULL ? api_key_admit(d, req, key, dj->model, dj->priority_given, &priority, &msg)
+			: 0;
+	if (status != 0) {
+		ops->error(door, status, msg);
+		free(msg);
+		json_decref(dj->request);
+		door->req = NULL;
+		api_door_free(door);
+		return;
+	}
 	size_t request_bytes = job_request_bytes(dj->request);
 	bool full = queue_length(d->queue) >= queue_capacity(d->queue) ||
 		    !queue_has_room_bytes(d->queue, request_bytes);
 	struct job *job =
-	    job_new(store_next_seq(d->store), dj->model, dj->kind, dj->priority, dj->request, NULL);
+	    job_new(store_next_seq(d->store), dj->model, dj->kind, priority, dj->request, NULL);
 	door->job = job;
+	job->key = key != NULL ? xstrdup(key->name) : NULL;
 	job->request_bytes = request_bytes;
 	job->submitted_at_ms = vd_now_wall_ms();
 	job->enqueued_mono_ms = vd_now_mono_ms();

@@ -50,6 +50,7 @@ struct api_door_job {
 	const char *model; /* the registry's display name */
 	enum job_kind kind;
 	enum job_priority priority;
+	bool priority_given; /* the client named it (else an API key's default applies) */
 	json_t *request;
 	bool stream;	       /* ask the node for a streamed reply, pass its lines on */
 	const char *path;      /* node endpoint when not the kind's (a string literal) */
@@ -57,8 +58,9 @@ struct api_door_job {
 };
 
 /*
- * Queues the job and holds req until it has been answered. Replies itself on a full
- * queue (503 with Retry-After and Ollama's text, through ops->error). state is the
+ * Queues the job and holds req until it has been answered. Replies itself, through
+ * ops->error, on a full queue (503 with Retry-After and Ollama's text) and when the
+ * caller's API key does not allow the job (api_key_admit). state is the
  * format's (freed with ops->free_state). Sets X-Vramd-Queue-Position and X-Vramd-ETA.
  */
 void api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_job *dj,
@@ -72,7 +74,7 @@ void *api_door_state(struct api_door *door);
 void api_door_send(struct api_door *door, const void *data, size_t len);
 
 /* The priority a front-door request asks for: header X-Vramd-Priority (high, normal,
- * low), else normal. Returns -1 after answering 400 through error_reply. */
-int api_door_priority(struct vd_http_req *req);
+ * low), else normal (*given false). Returns -1 when the header is none of those. */
+int api_door_priority(struct vd_http_req *req, bool *given);
 
 #endif

@@ -42,31 +42,29 @@ api_submit_retry_after(struct daemon *d, struct vd_http_req *req, const char *mo
 	vd_http_set_header(req, "Retry-After", "%d", retry);
 }
 
-/* What the caller's key allows (see the top of this file): 0, or the status to answer
- * with *msg set. Sets sub->priority to the key's default when the body named none. */
-static int
-api_submit_key_check(struct daemon *d, struct vd_http_req *req, const struct api_key *key,
-		     struct api_submit *sub, bool priority_given, char **msg)
+int
+api_key_admit(struct daemon *d, struct vd_http_req *req, const struct api_key *key,
+	      const char *model, bool priority_given, enum job_priority *priority, char **msg)
 {
 	if (!priority_given)
-		sub->priority = key->default_priority;
-	if (!keys_allows_priority(key, sub->priority)) {
+		*priority = key->default_priority;
+	if (!keys_allows_priority(key, *priority)) {
 		*msg = xasprintf("API key \"%s\" may not submit %s priority jobs: its "
 				 "max_priority is %s",
-				 key->name, job_priority_name(sub->priority),
+				 key->name, job_priority_name(*priority),
 				 job_priority_name(key->max_priority));
 		return 403;
 	}
-	if (!keys_allows_model(key, sub->model->name)) {
+	if (!keys_allows_model(key, model)) {
 		*msg = xasprintf("API key \"%s\" may not use model \"%s\" (see \"models\" in "
 				 "API_KEYS_FILE)",
-				 key->name, sub->model->name);
+				 key->name, model);
 		return 403;
 	}
 	struct queue_key_stats ks;
 	queue_key_stats(d->queue, key->name, &ks);
 	if (key->max_queued > 0 && ks.queued >= key->max_queued) {
-		api_submit_retry_after(d, req, sub->model->name, queue_length(d->queue));
+		api_submit_retry_after(d, req, model, queue_length(d->queue));
 		*msg = xasprintf("API key \"%s\" has %zu jobs queued, its max_queued; retry later",
 				 key->name, ks.queued);
 		return 429;
@@ -108,7 +106,7 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 		goto out_error;
 	const char *name = sub.model->name;
 	if (key != NULL) {
-		status = api_submit_key_check(d, req, key, &sub, priority_given, &msg);
+		status = api_key_admit(d, req, key, name, priority_given, &sub.priority, &msg);
 		if (status != 0)
 			goto out_error;
 	}

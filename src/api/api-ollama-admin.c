@@ -94,6 +94,8 @@ struct api_admin_listing {
 	struct daemon *d;
 	struct vd_http_req *req;
 	const char *path; /* "/api/tags", "/api/ps" */
+	const struct api_listing_ops *ops;
+	char *id; /* the caller's, owned; may be NULL */
 	struct api_admin_listing_call *calls;
 	size_t ncalls, pending;
 };
@@ -106,6 +108,7 @@ api_admin_listing_free(struct api_admin_listing *l)
 		json_decref(l->calls[i].models);
 	}
 	free(l->calls);
+	free(l->id);
 	free(l);
 }
 
@@ -138,9 +141,11 @@ api_admin_listing_answer(struct api_admin_listing *l)
 	vd_http_req_on_close(l->req, NULL, NULL);
 	if (answered == 0) {
 		json_decref(models);
-		vd_http_reply_error(l->req, 503, "no Ollama node answered GET %s", l->path);
+		char *msg = xasprintf("no Ollama node answered GET %s", l->path);
+		l->ops->error(l->req, 503, msg, l->id);
+		free(msg);
 	} else {
-		vd_http_reply_json(l->req, 200, json_pack("{s:o}", "models", models));
+		l->ops->answer(l->req, models, l->id);
 	}
 	api_admin_listing_free(l);
 }
@@ -175,13 +180,16 @@ api_admin_listing_close_cb(struct vd_http_req *req, void *arg)
 	vd_http_req_release(req);
 }
 
-static void
-api_admin_listing_start(struct vd_http_req *req, struct daemon *d, const char *path)
+void
+api_nodes_listing(struct vd_http_req *req, struct daemon *d, const char *path,
+		  const struct api_listing_ops *ops, const char *id)
 {
 	struct api_admin_listing *l = xcalloc(1, sizeof(*l));
 	l->d = d;
 	l->req = req;
 	l->path = path;
+	l->ops = ops;
+	l->id = id != NULL ? xstrdup(id) : NULL;
 	l->calls = xcalloc(fleet_count(d->fleet), sizeof(*l->calls));
 	for (size_t i = 0; i < fleet_count(d->fleet); i++) {
 		struct node *n = fleet_node(d->fleet, i);
@@ -203,26 +211,45 @@ api_admin_listing_start(struct vd_http_req *req, struct daemon *d, const char *p
 	}
 	l->pending = l->ncalls;
 	if (l->ncalls == 0) {
+		ops->error(req, 503, "no Ollama node is reachable (GET /api/nodes tells why)",
+			   l->id);
 		api_admin_listing_free(l);
-		vd_http_reply_error(req, 503,
-				    "no Ollama node is reachable (GET /api/nodes tells why)");
 		return;
 	}
 	vd_http_req_on_close(req, api_admin_listing_close_cb, l);
 }
 
+static void
+api_admin_listing_json(struct vd_http_req *req, json_t *models, const char *id)
+{
+	(void)id;
+	vd_http_reply_json(req, 200, json_pack("{s:o}", "models", models));
+}
+
+static void
+api_admin_listing_error(struct vd_http_req *req, int status, const char *message, const char *id)
+{
+	(void)id;
+	vd_http_reply_error(req, status, "%s", message);
+}
+
+static const struct api_listing_ops api_admin_listing_ops = {
+    .answer = api_admin_listing_json,
+    .error = api_admin_listing_error,
+};
+
 void
 api_ollama_tags(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
-	api_admin_listing_start(req, arg, "/api/tags");
+	api_nodes_listing(req, arg, "/api/tags", &api_admin_listing_ops, NULL);
 }
 
 void
 api_ollama_ps(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
-	api_admin_listing_start(req, arg, "/api/ps");
+	api_nodes_listing(req, arg, "/api/ps", &api_admin_listing_ops, NULL);
 }
 
 /* --- show, pull, delete, copy: forwarded to nodes --------------------------------------- */

@@ -241,7 +241,8 @@ api_ollama_infer(struct vd_http_req *req, struct daemon *d, const struct api_oll
 	json_t *body = api_read_object(d, req);
 	if (body == NULL)
 		return;
-	int priority = api_door_priority(req);
+	bool priority_given;
+	int priority = api_door_priority(req, &priority_given);
 	const char *model = json_string_value(json_object_get(body, "model"));
 	json_t *stream = json_object_get(body, "stream");
 	if (priority < 0) {
@@ -308,6 +309,7 @@ api_ollama_infer(struct vd_http_req *req, struct daemon *d, const struct api_oll
 	    .model = sub.model->name,
 	    .kind = ep->kind,
 	    .priority = (enum job_priority)priority,
+	    .priority_given = priority_given,
 	    .request = request,
 	    .stream = ep->streams && !json_is_false(stream),
 	    .path = ep->path,

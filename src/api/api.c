@@ -21,29 +21,54 @@
 #include "daemon.h"
 #include "http-util.h"
 #include "keys.h"
+#include "openai.h"
 #include "log.h"
 #include "util.h"
 
 #include <event2/buffer.h>
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <strings.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* An error in the caller's dialect: OpenAI's error object on /v1, {"error": "..."}
+ * elsewhere (vramd's and Ollama's). */
+static void api_reply_error(struct vd_http_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+api_reply_error(struct vd_http_req *req, int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	const char *text = msg != NULL ? msg : "error";
+	if (vd_str_has_prefix(vd_http_req_path(req), "/v1/"))
+		vd_http_reply_json(req, status, openai_error_json(status, text, NULL, NULL, NULL));
+	else
+		vd_http_reply_error(req, status, "%s", text);
+	free(msg);
+}
 
 static void
 api_not_found(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)arg;
-	vd_http_reply_error(req, 404, "no such endpoint: %s %s (see docs/api.md)",
-			    vd_http_req_method_name(req), path);
+	api_reply_error(req, 404, "no such endpoint: %s %s (see docs/api.md)",
+			vd_http_req_method_name(req), path);
 }
 
 static void
 api_method_not_allowed(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)arg;
-	vd_http_reply_error(req, 405, "method %s is not allowed on %s",
-			    vd_http_req_method_name(req), path);
+	api_reply_error(req, 405, "method %s is not allowed on %s", vd_http_req_method_name(req),
+			path);
 }
 
 /* Every endpoint. The last column: API_ROUTE_PUBLIC (no API key needed), API_ROUTE_ADMIN
@@ -93,6 +118,12 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_POST, "/api/pull", false, api_ollama_pull, API_ROUTE_ADMIN},
     {VD_HTTP_DELETE, "/api/delete", false, api_ollama_delete, API_ROUTE_ADMIN},
     {VD_HTTP_POST, "/api/copy", false, api_ollama_copy, API_ROUTE_ADMIN},
+    /* vramd answering as OpenAI (api-openai.c) */
+    {VD_HTTP_POST, "/v1/chat/completions", false, api_openai_chat, 0},
+    {VD_HTTP_POST, "/v1/completions", false, api_openai_completions, 0},
+    {VD_HTTP_POST, "/v1/embeddings", false, api_openai_embeddings, 0},
+    {VD_HTTP_GET, "/v1/models", false, api_openai_models, 0},
+    {VD_HTTP_GET, "/v1/models/", true, api_openai_model, 0},
 };
 
 /* Endpoints of the Ollama and OpenAI front doors: their clients send bodies without
@@ -204,21 +235,19 @@ api_request_cb(struct vd_http_req *req, void *arg)
 	struct daemon *d = arg;
 	api_router.arg = d;
 	if (!api_host_allowed(d, req)) {
-		vd_http_reply_error(
-		    req, 403,
-		    "Host '%s' is not a name of this daemon; add it to ALLOWED_HOSTS "
-		    "to accept it",
-		    vd_http_req_header(req, "Host"));
+		api_reply_error(req, 403,
+				"Host '%s' is not a name of this daemon; add it to ALLOWED_HOSTS "
+				"to accept it",
+				vd_http_req_header(req, "Host"));
 		return;
 	}
 	const char *origin = vd_http_req_header(req, "Origin");
 	if (origin != NULL) {
 		if (!api_origin_allowed(d, origin)) {
-			vd_http_reply_error(
-			    req, 403,
-			    "cross-origin request from '%s' refused: allow the origin "
-			    "with CORS_ORIGINS",
-			    origin);
+			api_reply_error(req, 403,
+					"cross-origin request from '%s' refused: allow the origin "
+					"with CORS_ORIGINS",
+					origin);
 			return;
 		}
 		if (api_origin_configured(d, origin)) {
@@ -239,8 +268,8 @@ api_request_cb(struct vd_http_req *req, void *arg)
 	size_t body_len = evbuffer_get_length(vd_http_req_body(req));
 	const char *type = vd_http_req_header(req, "Content-Type");
 	if (body_len > 0 && !api_is_json_type(type) && !api_is_front_door(vd_http_req_path(req))) {
-		vd_http_reply_error(req, 415, "Content-Type must be application/json (got %s)",
-				    type != NULL ? type : "none");
+		api_reply_error(req, 415, "Content-Type must be application/json (got %s)",
+				type != NULL ? type : "none");
 		return;
 	}
 	vd_http_router_cb(req, &api_router);
@@ -258,15 +287,15 @@ api_admit(struct vd_http_req *req, const struct vd_http_route *route, void *arg)
 	if (keys_authenticate(d->keys, vd_http_req_header(req, "Authorization"), &key, &cause) <
 	    0) {
 		vd_http_req_set_header(req, "WWW-Authenticate", "Bearer realm=\"vramd\"");
-		vd_http_reply_error(req, 401, "%s", cause);
+		api_reply_error(req, 401, "%s", cause);
 		free(cause);
 		return false;
 	}
 	if ((route->flags & API_ROUTE_ADMIN) && !key->admin) {
-		vd_http_reply_error(req, 403,
-				    "API key \"%s\" may not call %s %s: it needs an admin key "
-				    "(\"admin\": true in API_KEYS_FILE)",
-				    key->name, vd_http_req_method_name(req), route->path);
+		api_reply_error(req, 403,
+				"API key \"%s\" may not call %s %s: it needs an admin key "
+				"(\"admin\": true in API_KEYS_FILE)",
+				key->name, vd_http_req_method_name(req), route->path);
 		return false;
 	}
 	vd_http_req_set_user(req, key);

@@ -5,6 +5,8 @@
 #ifndef VRAMD_API_H
 #define VRAMD_API_H
 
+#include "job.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +34,15 @@ const struct api_key *api_request_key(struct vd_http_req *req);
 /* Whether the caller with key (NULL: no keys file) may see or cancel a job submitted
  * by the key named owner (NULL: a job from before keys): admins and the owner may. */
 bool api_key_may_see(const struct api_key *key, const char *owner);
+
+/*
+ * What key (not NULL) lets a job of model do, for every endpoint that queues one: sets
+ * *priority to the key's default unless the request named one, then returns 0, or the
+ * status to answer with *msg (caller frees): 403 above the key's max_priority or outside
+ * its models, 429 (with Retry-After set) at its max_queued.
+ */
+int api_key_admit(struct daemon *d, struct vd_http_req *req, const struct api_key *key,
+		  const char *model, bool priority_given, enum job_priority *priority, char **msg);
 
 /* Handlers (api-jobs.c). path is the decoded path; arg is the daemon. */
 void api_submit(struct vd_http_req *req, const char *path, void *arg);
@@ -81,6 +92,26 @@ void api_ollama_pull(struct vd_http_req *req, const char *path, void *arg);
 void api_ollama_delete(struct vd_http_req *req, const char *path, void *arg);
 void api_ollama_copy(struct vd_http_req *req, const char *path, void *arg);
 void api_nodes(struct vd_http_req *req, const char *path, void *arg);
+
+/*
+ * Asks every reachable node GET path (/api/tags, /api/ps) and hands the union of their
+ * "models" (by name, in node order, the first node's entry) to ops->answer, which owns
+ * the array and replies; ops->error replies when no node answered. id is copied and
+ * passed to both (NULL allowed).
+ */
+struct api_listing_ops {
+	void (*answer)(struct vd_http_req *req, json_t *models, const char *id);
+	void (*error)(struct vd_http_req *req, int status, const char *message, const char *id);
+};
+void api_nodes_listing(struct vd_http_req *req, struct daemon *d, const char *path,
+		       const struct api_listing_ops *ops, const char *id);
+
+/* api-openai.c: vramd answering as OpenAI (/v1) */
+void api_openai_chat(struct vd_http_req *req, const char *path, void *arg);
+void api_openai_completions(struct vd_http_req *req, const char *path, void *arg);
+void api_openai_embeddings(struct vd_http_req *req, const char *path, void *arg);
+void api_openai_models(struct vd_http_req *req, const char *path, void *arg);
+void api_openai_model(struct vd_http_req *req, const char *path, void *arg);
 
 /* Parses a request body as a JSON object under MAX_BODY_BYTES; on failure answers the
  * request (400/413) and returns NULL. */
