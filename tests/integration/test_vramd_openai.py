@@ -100,6 +100,12 @@ def test_errors_have_openais_shape():
         status, body = http_json("GET", v.url + "/v1/models/nope:1b")
         e = openai_error(body, status)
         assert status == 404 and e["code"] == "model_not_found", body
+        # Errors vramd answers before an endpoint runs have OpenAI's shape on /v1 too.
+        status, body = http_json("GET", v.url + "/v1/assistants")
+        e = openai_error(body, status)
+        assert status == 404 and e["type"] == "not_found_error", body
+        status, body = http_json("DELETE", v.url + "/v1/chat/completions")
+        assert status == 405 and openai_error(body, status)["type"] == "invalid_request_error"
         # A model named without its tag is found as ":latest", as Ollama does.
         status, body = http_json("GET", v.url + "/v1/models/all-minilm")
         assert status == 200 and body["id"] == "all-minilm:latest", body
