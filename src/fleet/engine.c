@@ -639,7 +639,10 @@ engine_placement(const struct engine *e, int gpu)
 	/* One GPU: let Ollama place it (adding main_gpu would only force reloads). */
 	if (engine_budget_mode(e) || node_gpu_count(e->node) <= 1)
 		return BACKEND_PLACE_AUTO;
-	return gpu;
+	/* The server numbers only the GPUs it sees (CUDA_VISIBLE_DEVICES): main_gpu is the
+	 * GPU's place among the node's, not its index on the host. */
+	int pos = node_gpu_position(e->node, gpu);
+	return pos >= 0 ? pos : BACKEND_PLACE_AUTO;
 }
 
 /* What a load or run says of the node's health, for its circuit breaker: an answer is a

@@ -46,6 +46,21 @@ node_gpu_find(const struct node *n, int id)
 	return dev != NULL && node_gpu_is_mine(n, dev) ? dev : NULL;
 }
 
+int
+node_gpu_position(const struct node *n, int id)
+{
+	int pos = 0;
+	for (size_t k = 0; n->gpus != NULL && k < gpu_monitor_count(n->gpus); k++) {
+		const struct gpu_device *dev = gpu_monitor_device(n->gpus, k);
+		if (!node_gpu_is_mine(n, dev))
+			continue;
+		if (id >= 0 && dev->index == (uint32_t)id)
+			return pos;
+		pos++;
+	}
+	return -1;
+}
+
 const char *
 node_breaker_state(const struct node *n)
 {

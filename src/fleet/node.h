@@ -68,6 +68,10 @@ size_t node_gpu_count(const struct node *n);
 const struct gpu_device *node_gpu_at(const struct node *n, size_t i);
 /* The node's GPU with provider index id; NULL if it is not the node's. */
 const struct gpu_device *node_gpu_find(const struct node *n, int id);
+/* Where the node's server counts the GPU with provider index id: its position among the
+ * node's GPUs (the server sees only those, numbered from 0 in provider order); -1 if it
+ * is not the node's. */
+int node_gpu_position(const struct node *n, int id);
 /* The node's circuit breaker: "closed" (in use), "open" (failing: no work sent),
  * "half_open" (one trial under way). */
 const char *node_breaker_state(const struct node *n);

@@ -4,6 +4,7 @@ GPU (CUDA_VISIBLE_DEVICES) on a loopback port of its own. The servers become the
 gpu0 and gpu1; a server that dies is started again and reconciled (a pinned model is
 loaded again); vramd stops them all when it exits."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import run_tests, sim_path, wait_until  # noqa: E402
+from harness import Proc, free_port, run_tests, sim_path, wait_http_ready, wait_until  # noqa: E402
 from vramd_harness import (nvml_lib_path, start_vramd, wait_gpu_known,  # noqa: E402
                            wait_models_known)
 
@@ -120,6 +121,42 @@ def test_dead_server_restarted_and_pinned_model_reloaded():
         wait_until(one_copy, timeout=30, what="one copy of the pinned model, on a GPU")
     finally:
         v.proc.assert_clean_exit(timeout=20)
+
+
+def test_main_gpu_counts_the_nodes_gpus_only():
+    # One server started with CUDA_VISIBLE_DEVICES=1,2 on a three-GPU machine sees two
+    # GPUs, numbered 0 and 1. A model mapped to the host's GPU 2 must be asked of that
+    # server as main_gpu 1; main_gpu 2 is no GPU it has.
+    machine = make_machine("8GiB,8GiB,8GiB")
+    port = free_port()
+    sim = Proc([sim_path(), "serve"], name="ollama-sim",
+               env={"OLLAMA_SIM_STATE": machine, "OLLAMA_HOST": "127.0.0.1:%d" % port,
+                    "CUDA_VISIBLE_DEVICES": "1,2"})
+    tmp = tempfile.mkdtemp(prefix="vramd-maingpu-")
+    with open(os.path.join(tmp, "nodes.json"), "w") as f:
+        json.dump({"nodes": [{"name": "pair", "url": "http://127.0.0.1:%d" % port,
+                              "gpus": "1,2"}]}, f)
+    with open(os.path.join(tmp, "map.json"), "w") as f:
+        json.dump({"llama3.2:1b": [2]}, f)
+    v = None
+    try:
+        wait_http_ready("http://127.0.0.1:%d/api/version" % port, proc=sim)
+        v = start_vramd(None, "--nodes-file", os.path.join(tmp, "nodes.json"),
+                        "--model-gpu-map", os.path.join(tmp, "map.json"),
+                        "--nvml-lib", nvml_lib_path(), env={"OLLAMA_SIM_STATE": machine})
+        wait_gpu_known(v)
+        wait_models_known(v)
+        jid = v.submit_ok({"model": "llama3.2:1b", "prompt": "hi", "options": {"num_predict": 2}})
+        assert v.wait_final(jid, timeout=60)["status"] == "complete"
+        # Where the memory went, as the (simulated) NVML sees it: the host's GPU 2.
+        status, body = v.get("/api/gpu/status/all")
+        used = {g["index"]: g["memory_used_bytes"] for g in body["gpus"]}
+        assert used[2] - used[1] > 1 << 30, used
+        v.proc.assert_clean_exit(timeout=20)
+    finally:
+        if v is not None:
+            v.stop()
+        sim.stop()
 
 
 if __name__ == "__main__":
