@@ -116,6 +116,8 @@ struct engine_model {
 	/* Its runner's reload options (NORMALIZE_OPTIONS, runner-opts.h): */
 	json_t *runner_opts;   /* what vramd's load sent ({}: automatic); NULL: unknown */
 	int64_t runner_ctx;    /* its context as /api/ps lists it; 0 until listed */
+	int64_t fit_ctx;       /* the lower context it is loaded with because it fits no GPU at
+				  the automatic one (engine_fit_context); 0: the automatic one */
 	int64_t keep_until_ms; /* monotonic: a client's keep_alive hint; no keep-alive unload
 				  before this (0: none) */
 };
@@ -173,6 +175,7 @@ static void engine_ops_loaded(struct engine *e, struct engine_model *m);
 
 static void engine_unload_cb(const struct backend_status *st, void *arg);
 static uint64_t engine_model_vram(const struct engine *e, const struct engine_model *m);
+static int64_t engine_auto_ctx(const struct engine *e, const struct engine_model *m);
 static void engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram);
 
 static int64_t
@@ -460,6 +463,15 @@ engine_model_is_resident(const struct engine_model *m)
 	return m->residency != SCHED_UNLOADED;
 }
 
+/* What a load at context ctx saves on the estimate's KV cache (taken at the automatic
+ * context). */
+static uint64_t
+engine_kv_saved(const struct engine *e, const struct registry_model *rm, int64_t ctx)
+{
+	uint64_t kv = registry_kv_bytes_at(e->node->registry, rm, ctx);
+	return rm->kv_bytes > kv ? rm->kv_bytes - kv : 0;
+}
+
 /* The footprint to plan with; a model to be loaded for a job that asks for a larger
  * context (options.num_ctx) needs the larger KV cache. */
 static uint64_t
@@ -472,6 +484,8 @@ engine_model_footprint(const struct engine *e, const struct engine_model *m)
 	    engine_model_is_resident(m) ? NULL : queue_peek_model(e->d->queue, m->name);
 	if (next != NULL && job_num_ctx(next) > 0)
 		return registry_footprint_at_ctx(e->node->registry, rm, job_num_ctx(next));
+	if (m->fit_ctx > 0 && !rm->measured)
+		return registry_footprint(rm) - engine_kv_saved(e, rm, m->fit_ctx);
 	return registry_footprint(rm);
 }
 
@@ -621,9 +635,72 @@ engine_model_multi_gpu(struct engine *e, struct engine_model *m, struct sched_mo
 	uint64_t ubatch = num_ctx > 32768 ? 2048 : num_ctx > 4096 ? 1024 : 512;
 	if (ngpus > 1)
 		sm->split_overhead_bytes = context + ubatch * VD_MIB;
-	sm->preflight_bytes = rm->file_bytes + rm->kv_bytes;
+	if (m->fit_ctx > 0)
+		num_ctx = m->fit_ctx;
+	sm->preflight_bytes = rm->file_bytes + rm->kv_bytes - engine_kv_saved(e, rm, num_ctx);
 	if (rm->caps == 0 || (rm->caps & REGISTRY_CAP_COMPLETION))
 		sm->preflight_bytes += engine_batch_surcharge(num_ctx);
+}
+
+/* The contexts Ollama retries a load with after it ran out of memory at its automatic
+ * one (262144 -> 32768 -> 4096). */
+static const int64_t engine_ctx_tiers[] = {32768, 4096};
+
+/*
+ * A model that fits no GPU of the node, nor a split over them, at the automatic context
+ * is loaded with the largest lower tier that fits, as Ollama's own retry after an
+ * out-of-memory load would do, instead of failing its jobs as never fitting (nor going
+ * to the CPU whole while a GPU could hold it). The choice is kept for the engine's life:
+ * a footprint measured at the lower context says nothing of the automatic one. Only with
+ * NORMALIZE_OPTIONS, which sends the context with the load and every job.
+ */
+static void
+engine_fit_context(struct engine *e, struct engine_decision *dec)
+{
+	if (!config_bool(e->d->config, CONFIG_NORMALIZE_OPTIONS) || engine_budget_mode(e) ||
+	    engine_cpu_only(e))
+		return;
+	for (size_t i = 0; i < dec->snap.nmodels; i++) {
+		struct engine_model *m = dec->src[i];
+		struct sched_model *sm = &dec->models[i];
+		const struct registry_model *rm = registry_find(e->node->registry, m->name);
+		const struct job *next = queue_peek_model(e->d->queue, m->name);
+		if (m->fit_ctx > 0 || rm == NULL || rm->measured ||
+		    sm->residency != SCHED_UNLOADED || (next != NULL && job_num_ctx(next) > 0))
+			continue;
+		bool cpu = sm->cpu_allowed;
+		sm->cpu_allowed = false; /* the question is whether a GPU can hold it */
+		uint64_t footprint = sm->footprint_bytes, preflight = sm->preflight_bytes;
+		int64_t auto_ctx = engine_auto_ctx(e, m);
+		for (size_t t = 0;
+		     t < VD_ARRAY_LEN(engine_ctx_tiers) && !sched_model_can_ever_fit(&dec->snap, i);
+		     t++) {
+			int64_t ctx = engine_ctx_tiers[t];
+			if (ctx >= auto_ctx)
+				continue;
+			uint64_t saved = engine_kv_saved(e, rm, ctx);
+			sm->footprint_bytes = footprint > saved ? footprint - saved : 0;
+			if (preflight > 0)
+				sm->preflight_bytes = preflight - saved -
+						      engine_batch_surcharge(auto_ctx) +
+						      engine_batch_surcharge(ctx);
+			m->fit_ctx = ctx;
+		}
+		if (m->fit_ctx > 0 && !sched_model_can_ever_fit(&dec->snap, i)) {
+			m->fit_ctx = 0; /* no tier helps: it stays a model that never fits */
+			sm->footprint_bytes = footprint;
+			sm->preflight_bytes = preflight;
+		} else if (m->fit_ctx > 0) {
+			char size[32];
+			vd_format_size(footprint, size, sizeof(size));
+			vd_log(ENGINE,
+			       "%s needs about %s at its automatic context %lld, more than any GPU "
+			       "of %s: loading it with num_ctx %lld, as Ollama's retry would",
+			       m->name, size, (long long)auto_ctx, e->node->name,
+			       (long long)m->fit_ctx);
+		}
+		sm->cpu_allowed = cpu;
+	}
 }
 
 /* --- Acting ---------------------------------------------------------------------------- */
@@ -1035,6 +1112,8 @@ engine_load_options(const struct engine *e, const struct engine_model *m)
 	const struct registry_model *rm = registry_find(e->node->registry, m->name);
 	if (rm != NULL && rm->ctx_train > 0 && want > rm->ctx_train)
 		want = rm->ctx_train;
+	if (m->fit_ctx > 0 && want <= m->fit_ctx)
+		return json_pack("{s:I}", "num_ctx", (json_int_t)m->fit_ctx);
 	if (want <= engine_auto_ctx(e, m))
 		return NULL;
 	return json_pack("{s:I}", "num_ctx", (json_int_t)want);
@@ -1384,6 +1463,7 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 	    .loads_in_flight = e->loads_in_flight,
 	    .optimize = e->optimize_now || now >= e->optimize_next_ms,
 	};
+	engine_fit_context(e, dec);
 	dec->ready = true;
 	return true;
 }

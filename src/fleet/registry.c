@@ -122,7 +122,7 @@ registry_free(struct registry *reg)
 
 /* The f16 KV cache Ollama predicts for m at context num_ctx and the registry's
  * parallelism. */
-static uint64_t
+uint64_t
 registry_kv_bytes_at(const struct registry *reg, const struct registry_model *m, int64_t num_ctx)
 {
 	if (num_ctx <= 0 || m->block_count <= 0 || m->head_count <= 0 || m->head_count_kv <= 0 ||

@@ -164,6 +164,10 @@ uint64_t registry_footprint(const struct registry_model *model);
  * A num_ctx at or below the server's context (or 0) changes nothing; the training
  * context caps it as Ollama does.
  */
+/* The f16 KV cache Ollama predicts for model at context num_ctx (capped by its training
+ * context) and the registry's parallelism; 0 when its architecture is unknown. */
+uint64_t registry_kv_bytes_at(const struct registry *reg, const struct registry_model *model,
+			      int64_t num_ctx);
 uint64_t registry_footprint_at_ctx(const struct registry *reg, const struct registry_model *model,
 				   int64_t num_ctx);
 /* Whether the model can do a job kind (enum job_kind value). Unknown caps (0) allow

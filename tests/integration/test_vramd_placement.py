@@ -144,5 +144,24 @@ def test_large_catalogue_trace_completes():
         stop(sim, v)
 
 
+def test_model_too_large_at_the_automatic_context_loads_with_a_lower_one():
+    # 2 x 24 GiB: Ollama's automatic context is 262144 (the 70b model's own 131072), at
+    # which the model needs about 81 GiB. Ollama retries such a load at 32768, then 4096;
+    # vramd loads it at the largest of those that fits instead of failing its jobs.
+    sim, v = with_world("24GiB,24GiB", [], ["--models", LARGE])
+    model = "llama3.1:70b-instruct-q3_K_M"
+    try:
+        job = run_one(v, model)
+        assert job["status"] == "complete", job
+        status, ps = http_json("GET", sim.url + "/api/ps")
+        ctx = [m["context_length"] for m in ps["models"] if m["name"] == model]
+        assert ctx and ctx[0] in (32768, 4096), ps
+        assert "loading it with num_ctx %d" % ctx[0] in v.proc.log_text()
+        counters = sim_counters(sim)
+        assert counters["oom_failures"] == 0 and counters["cpu_spills"] == 0, counters
+    finally:
+        stop(sim, v)
+
+
 if __name__ == "__main__":
     run_tests(globals())
