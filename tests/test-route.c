@@ -178,6 +178,25 @@ test_sticky_previous_node(void **state)
 	assert_int_equal(served_by(&w, 0), 0);
 }
 
+/* A previous node that would have to evict first gives the queue up to one with room. */
+static void
+test_previous_node_without_room_yields(void **state)
+{
+	(void)state;
+	struct fleet_world w;
+	world_init(&w, 2, 1, 10 * GIB);
+	w.nodes[0].room_bytes = 1 * GIB;
+	w.nodes[0].idle_bytes = 8 * GIB;
+	cell(&w, 0, 0)->previous = true;
+	decide(&w);
+	assert_int_equal(served_by(&w, 0), 1);
+	/* With no room anywhere, it stays where it was. */
+	w.nodes[1].room_bytes = 1 * GIB;
+	w.nodes[1].idle_bytes = 20 * GIB;
+	decide(&w);
+	assert_int_equal(served_by(&w, 0), 0);
+}
+
 static void
 test_map_rank_prefers_named_node(void **state)
 {
@@ -269,6 +288,7 @@ main(void)
 	    cmocka_unit_test(test_only_nodes_with_the_model_installed),
 	    cmocka_unit_test(test_dead_warm_node_fails_over),
 	    cmocka_unit_test(test_sticky_previous_node),
+	    cmocka_unit_test(test_previous_node_without_room_yields),
 	    cmocka_unit_test(test_map_rank_prefers_named_node),
 	    cmocka_unit_test(test_never_fits_and_wait),
 	    cmocka_unit_test(test_replica_when_queue_is_long),

@@ -126,10 +126,21 @@ static size_t
 route_home(const struct route_input *in, const struct route_scratch *s,
 	   const struct route_cell *row)
 {
-	size_t best = SIZE_MAX;
-	for (size_t n = 0; n < in->nnodes; n++)
-		if (row[n].previous && route_can_take(in, row, n))
-			return n;
+	size_t best = SIZE_MAX, previous = SIZE_MAX;
+	bool room_elsewhere = false;
+	for (size_t n = 0; n < in->nnodes; n++) {
+		if (!route_can_take(in, row, n))
+			continue;
+		if (row[n].previous && previous == SIZE_MAX)
+			previous = n;
+		else if (s->room[n] >= row[n].footprint_bytes)
+			room_elsewhere = true;
+	}
+	/* The node that had its queue keeps it (no bouncing while a load is planned there),
+	 * unless it must first make room and another node has room now. */
+	if (previous != SIZE_MAX &&
+	    (s->room[previous] >= row[previous].footprint_bytes || !room_elsewhere))
+		return previous;
 	int best_rank = -1;
 	for (size_t n = 0; n < in->nnodes; n++) {
 		if (!route_can_take(in, row, n) || row[n].map_rank < 0)

@@ -10,7 +10,8 @@
  *     (max_concurrent per node) and fewer than max_replicas nodes hold it, one more
  *     ready node where it fits now without evicting anything serves it too.
  *  3. Not warm anywhere: the node it was sent to last time, if that node can still
- *     take it (sticky, so a load planned there is not undone by a small change);
+ *     take it (sticky, so a load planned there is not undone by a small change) and
+ *     either fits it now or no other node does;
  *     else the node MODEL_GPU_MAP ranks first among those that can take it; else a
  *     node where it fits now (spread: the most room; pack: the least room that fits);
  *     else where it fits after evicting idle models (the most room that way); else the
