@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <jansson.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -559,6 +560,31 @@ test_monitor_reads_remote(void **state)
 	assert_int_equal(host->total_bytes, 25275953152ull);
 }
 
+/* A sample the remote took 1.5 s before it served it cannot show a load that ended
+ * 1 s ago: its measured time is 1.5 s before its arrival. */
+static void
+test_sample_age_from_served_at(void **state)
+{
+	struct fixture *fx = *state;
+	struct gpu_monitor *mon = fx_monitor(fx, "/", 0);
+	fx_sample(fx); /* no served_at: measured when it arrived */
+	const struct gpu_device *d = gpu_monitor_device(mon, 1);
+	assert_int_equal(d->latest.measured_mono_ms, d->latest.mono_ms);
+
+	char *body = fx->body;
+	json_t *root = json_loadb(body, fx->body_len, 0, NULL);
+	assert_non_null(root);
+	json_object_set_new(root, "served_at", json_string("2026-12-03T02:46:09.748Z"));
+	fx->body = json_dumps(root, 0);
+	fx->body_len = strlen(fx->body);
+	json_decref(root);
+	fx_sample(fx);
+	d = gpu_monitor_device(mon, 1);
+	assert_int_equal(d->latest.mono_ms - d->latest.measured_mono_ms, 1500);
+	free(fx->body);
+	fx->body = body;
+}
+
 static void
 test_failures_mark_gpus_lost(void **state)
 {
@@ -704,6 +730,7 @@ main(void)
 	    cmocka_unit_test(test_more_gpus_than_max),
 	    cmocka_unit_test(test_provider_pref),
 	    cmocka_unit_test_setup_teardown(test_monitor_reads_remote, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_sample_age_from_served_at, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_failures_mark_gpus_lost, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_timeout_never_blocks, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_close_cancels_sample_in_flight, fx_setup,

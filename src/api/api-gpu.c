@@ -356,6 +356,9 @@ api_gpu_status_all(struct vd_http_req *req, const char *path, void *arg)
 	json_object_set_new(o, "telemetry", json_string(api_gpu_source(d)));
 	json_object_set_new(o, "monitoring", json_boolean(gpu_monitor_is_running(d->gpus)));
 	json_object_set_new(o, "host", h);
+	/* Now on this machine's clock: with each GPU's sampled_at, how old its sample is
+	 * (a vramd reading these GPUs remotely needs that; its own clock may differ). */
+	json_object_set_new(o, "served_at", api_gpu_time_wall(vd_now_wall_ms()));
 	json_object_set_new(o, "gpus", gpus);
 	vd_http_reply_json(req, 200, o);
 }

@@ -554,6 +554,7 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 		 * the load's runner already holds (its memory grows while it loads) is in
 		 * free_bytes, so only the rest is pending. */
 		const struct gpu_sample *ps = engine_gpu_process_sample(e, g->id);
+		int64_t measured = s->measured_mono_ms > 0 ? s->measured_mono_ms : s->mono_ms;
 		for (size_t j = 0; j < e->nmodels; j++) {
 			struct engine_model *m = e->models[j];
 			uint64_t footprint = 0;
@@ -567,7 +568,7 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 				continue;
 			}
 			if (m->residency == SCHED_LOADING ||
-			    (m->residency == SCHED_LOADED && m->load_done_ms >= s->mono_ms)) {
+			    (m->residency == SCHED_LOADED && m->load_done_ms >= measured)) {
 				if (footprint == 0)
 					footprint = engine_model_footprint(e, m);
 				const struct gpu_process *r = engine_model_runner(e, m, ps);

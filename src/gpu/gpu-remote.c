@@ -410,7 +410,11 @@ gpu_remote_parse_host(const char *body, size_t len, struct gpu_host_memory *out,
 
 /* --- the provider ------------------------------------------------------------------------- */
 
+/* The oldest a served reading is taken to be (a remote whose monitoring stalled). */
+#define REMOTE_MAX_AGE_MS 60000
+
 struct remote_provider {
+	int64_t served_wall_ms; /* the last reply's served_at (remote clock); 0: not given */
 	struct event_base *base;
 	struct httpc *client; /* our own: the provider needs nothing from its owner */
 	char *url;	      /* <base URL>/api/gpu/status/all */
@@ -467,6 +471,9 @@ remote_reply_cb(const struct httpc_result *res, void *arg)
 				     : -EINVAL;
 		if (n >= 0 && remote_parse_host(root, &p->host, &why) < 0)
 			n = -EINVAL;
+		const char *served = json_string_value(json_object_get(root, "served_at"));
+		if (served == NULL || ollama_parse_time(served, &p->served_wall_ms) < 0)
+			p->served_wall_ms = 0;
 		json_decref(root);
 		if (n < 0) {
 			p->rc = n;
@@ -479,10 +486,17 @@ remote_reply_cb(const struct httpc_result *res, void *arg)
 	int64_t wall = vd_now_wall_ms(), mono = vd_now_mono_ms();
 	for (size_t i = 0; i < p->nreadings; i++) {
 		struct gpu_sample *s = &p->readings[i].sample;
+		/* How old the reading was when served, both times on the remote's clock (ours
+		 * may differ): a load that ended after it was measured is not in it yet. */
+		int64_t age =
+		    p->served_wall_ms > 0 && s->wall_ms > 0 ? p->served_wall_ms - s->wall_ms : 0;
+		if (age < 0 || age > REMOTE_MAX_AGE_MS)
+			age = age < 0 ? 0 : REMOTE_MAX_AGE_MS;
 		/* When the remote measured it, if it says; ours is the time it arrived. */
 		if (s->wall_ms <= 0)
 			s->wall_ms = wall;
 		s->mono_ms = mono;
+		s->measured_mono_ms = mono - age;
 	}
 	event_active(p->deliver_ev, EV_TIMEOUT, 1);
 }

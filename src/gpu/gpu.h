@@ -82,7 +82,10 @@ struct gpu_process {
 struct gpu_sample {
 	int64_t wall_ms; /* Unix time of the reading */
 	int64_t mono_ms; /* monotonic time of the reading */
-	uint32_t valid;	 /* GPU_HAS_* bits */
+	/* When the GPU was measured, on our monotonic clock: a remote reading may already
+	 * have been that old when it was served (0: mono_ms). */
+	int64_t measured_mono_ms;
+	uint32_t valid; /* GPU_HAS_* bits */
 	uint64_t mem_total_bytes;
 	uint64_t mem_used_bytes; /* excludes reserved memory when GPU_HAS_MEM_RESERVED is set */
 	uint64_t mem_free_bytes;
