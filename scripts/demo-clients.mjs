@@ -276,18 +276,19 @@ function demo_describe(args) {
   const lines = demo_plan(args.seed).map(({ program: p, items }) => {
     const models = p.models.length > 2 ? `${p.models.length} models` : p.models.join(', ');
     const n = p.users ? items.reduce((k, turns) => k + turns.length, 0) : items.length;
-    const how = p.users ? `${p.users} people x ${p.turns} messages` : `${p.concurrency} at a time`;
-    return `  ${p.name.padEnd(11)}${p.priority.padEnd(7)}${p.client.padEnd(7)}` +
-      `${calls[p.kind].padEnd(14)}${models.padEnd(18)}${String(n).padStart(3)} requests, ` +
-      `${how}, from ${p.start_s} s`;
+    const how = p.users ? `(${p.users} people x ${p.turns})` : `(${p.concurrency} at a time)`;
+    return `  ${p.name.padEnd(11)}${p.priority.padEnd(7)}${p.client.padEnd(8)}` +
+      `${calls[p.kind].padEnd(15)}${models.padEnd(18)}${`${p.start_s} s`.padStart(4)}  ${n} ${how}`;
   });
   for (const o of OTHER_MEMORY) {
     lines.push(`  ${'notebook'.padEnd(18)}another process, holds ${o.mb} MiB of GPU ${o.gpu} ` +
       `from ${o.from_s} s to ${o.to_s} s`);
   }
-  const head = `  ${'program'.padEnd(11)}${'prio'.padEnd(7)}${'client'.padEnd(7)}` +
-    `${'call'.padEnd(14)}${'model'.padEnd(18)}work (times in simulated seconds)`;
-  return [head, ...lines].join('\n') + '\n';
+  const head = `  ${'program'.padEnd(11)}${'prio'.padEnd(7)}${'client'.padEnd(8)}` +
+    `${'call'.padEnd(15)}${'model'.padEnd(18)}from  requests`;
+  const many = PROGRAMS.filter((p) => p.models.length > 2)
+    .map((p) => `  ${p.name}: ${p.models.join(' ')}`);
+  return [head, ...lines, ...many, '  (times in simulated seconds)'].join('\n') + '\n';
 }
 
 function demo_args(argv) {

@@ -16,20 +16,28 @@
 # vramd's timers that count in seconds (batch wait, keep-alive) are divided by it too, so
 # both runs read as one machine at real speed. Times printed are simulated seconds.
 set -euo pipefail
+keep=0
+case "${1:-}" in
+"") ;;
+--keep) keep=1 ;;
+*)
+	echo "usage: scripts/demo.sh [--keep]   (settings: DEMO_SEED, DEMO_TIME_SCALE, DEMO_GPUS," \
+		"DEMO_SIM_PORT, DEMO_VRAMD_PORT, DEMO_STRAIGHT_PORT)" >&2
+	exit 2
+	;;
+esac
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 vd_ensure_packages $VD_BUILD_PACKAGES
 vd_ensure_node
 
-keep=0
-[ "${1:-}" = "--keep" ] && keep=1
 scale=${DEMO_TIME_SCALE:-10}
 seed=${DEMO_SEED:-1}
 gpus=${DEMO_GPUS:-6GiB,6GiB}
 sim_port=${DEMO_SIM_PORT:-11435}
 vramd_port=${DEMO_VRAMD_PORT:-5001}
 straight_port=${DEMO_STRAIGHT_PORT:-11436}
-build=build-demo
+build="build-demo"
 demo=.demo
 clients="node --no-warnings scripts/demo-clients.mjs"
 
@@ -89,7 +97,7 @@ scaled() { # seconds -> seconds divided by the time scale, rounded, at least 1
 start_sim() { # port dir
 	"$build/sim/ollama-sim" --listen "127.0.0.1:$1" --gpus "$gpus" --time-scale "$scale" \
 		--state "$2/machine" >"$2/ollama-sim.log" 2>&1 &
-	pids+=($!)
+	pids+=("$!")
 	sim_pid=$!
 	wait_http "http://127.0.0.1:$1/api/version"
 }
@@ -111,7 +119,7 @@ OLLAMA_SIM_STATE="$demo/vramd/machine" "$build/src/vramd" --listen "127.0.0.1:$v
 	--ollama-poll-interval 250 --max-batch-wait "$(scaled 30)" \
 	--keep-alive "$(scaled 300)" >"$demo/vramd/vramd.log" 2>&1 &
 vramd_pid=$!
-pids+=($vramd_pid)
+pids+=("$vramd_pid")
 wait_http "$vramd_url/api/health"
 if ! wait_vramd_ready "$vramd_url"; then
 	echo "vramd did not see the two simulated GPUs through NVML and the ten models; see" \
