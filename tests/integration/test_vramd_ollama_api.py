@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (free_port, http, http_json, ndjson, run_tests, start_sim,  # noqa: E402
                      wait_until)
-from vramd_harness import start_vramd, wait_ready  # noqa: E402
+from vramd_harness import open_stream, sim_active, start_vramd, wait_ready  # noqa: E402
 
 SLOW_MODEL = "phi3:mini"
 # At time scale 0.01 phi3:mini makes about one token a second and answers with 20 to
@@ -38,13 +38,6 @@ def sim_ps(sim):
     status, body = http_json("GET", sim.url + "/api/ps")
     assert status == 200, (status, body)
     return {m["name"]: m for m in body["models"]}
-
-
-def sim_active(sim, model):
-    for m in sim.state()["models"]:
-        if m["name"] == model:
-            return m.get("active", 0)
-    return 0
 
 
 def job_of(v, headers):
@@ -74,15 +67,6 @@ class Async:
         if self.error:
             raise self.error
         return self.value
-
-
-def open_stream(v, path, body, headers=None):
-    """Starts a request and reads its reply head; returns (connection, response)."""
-    conn = httpclient.HTTPConnection("127.0.0.1", v.port, timeout=60)
-    hdrs = {"Content-Type": "application/json"}
-    hdrs.update(headers or {})
-    conn.request("POST", path, body=json.dumps(body), headers=hdrs)
-    return conn, conn.getresponse()
 
 
 def send_and_leave(v, path, body):
