@@ -404,7 +404,7 @@ static int
 openai_single_choice(const json_t *body, const char *name, struct openai_req_info *info,
 		     char **error)
 {
-	double n;
+	double n = 0; /* set when openai_number returns 1; GCC -O2 cannot tell */
 	int rc = openai_number(body, name, true, 1, OPENAI_EXACT_INT_MAX, &n, info, error);
 	if (rc == 1 && n != 1)
 		return openai_reject(info, error, "invalid_value", name,
