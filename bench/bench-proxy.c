@@ -2,8 +2,10 @@
  * bench-proxy.c: what vramd's front door adds to a request (issue 10). The same requests
  * are sent straight to ollama-sim and through a vramd in front of that same ollama-sim,
  * one at a time, each server on its own keep-alive connection (libcurl easy handles),
- * interleaved request by request (the order reverses every round) so that the shared
- * machine's noise falls on both columns alike:
+ * taking turns request by request (the order reverses every round) so that the shared
+ * machine's noise falls on both columns alike. vramd then idles while ollama-sim answers
+ * directly, so the empty prompt is also sent 100 in a row to each server in turn (back to
+ * back, as a busy front door sees it). The requests:
  *
  *   not streamed  /api/generate with an empty prompt (Ollama's load request: the node
  *                 answers at once, with no generation timer, so this row is vramd's own
@@ -537,20 +539,23 @@ bench_long_prompt(struct bench_world *w, const char *model, bool chat, int64_t *
 	return best;
 }
 
-/* Runs warmup requests of every kind, then n measured ones each, interleaved; which
- * target goes first alternates from one round to the next. */
+/* Runs warmup requests of every kind, then n measured ones each. With block 1 the kinds
+ * take turns request by request; with a larger block each sends that many back to back
+ * before the next kind's turn. The order of the kinds reverses every round. */
 static void
 bench_measure(struct bench_world *w, struct bench_kind *kinds, size_t nkinds, int64_t n,
-	      int64_t warmup)
+	      int64_t warmup, int64_t block)
 {
 	for (size_t k = 0; k < nkinds; k++) {
 		kinds[k].samples = xcalloc((size_t)n, sizeof(struct bench_sample));
 		kinds[k].nsamples = 0;
 	}
-	for (int64_t round = -warmup; round < n; round++) {
+	int64_t round = 0;
+	for (int64_t from = -warmup; from < n; from += block, round++) {
 		for (size_t i = 0; i < nkinds; i++) {
 			size_t k = round % 2 == 0 ? i : nkinds - 1 - i;
-			bench_send(w, &kinds[k], round >= 0 ? &kinds[k].samples[round] : NULL);
+			for (int64_t j = from; j < from + block && j < n; j++)
+				bench_send(w, &kinds[k], j >= 0 ? &kinds[k].samples[j] : NULL);
 		}
 	}
 	for (size_t k = 0; k < nkinds; k++)
@@ -655,6 +660,8 @@ enum bench_kind_id {
 	BENCH_CHAT_DIRECT,
 	BENCH_CHAT_VRAMD,
 	BENCH_V1_VRAMD,
+	BENCH_B2B_DIRECT,
+	BENCH_B2B_VRAMD,
 	BENCH_SGEN_DIRECT,
 	BENCH_SGEN_VRAMD,
 	BENCH_SCHAT_DIRECT,
@@ -686,6 +693,10 @@ bench_kinds_make(struct bench_kind *k, const struct bench_bodies *b)
 		BENCH_KIND("chat", BENCH_VRAMD, "/api/chat", b->chat_one, false, "\"done\":true"),
 	    [BENCH_V1_VRAMD] = BENCH_KIND("/v1 chat", BENCH_VRAMD, "/v1/chat/completions",
 					  b->openai_one, false, "\"choices\""),
+	    [BENCH_B2B_DIRECT] = BENCH_KIND("load back to back", BENCH_DIRECT, "/api/generate",
+					    b->generate_load, false, "\"done\":true"),
+	    [BENCH_B2B_VRAMD] = BENCH_KIND("load back to back", BENCH_VRAMD, "/api/generate",
+					   b->generate_load, false, "\"done\":true"),
 	    [BENCH_SGEN_DIRECT] = BENCH_KIND("generate streamed", BENCH_DIRECT, "/api/generate",
 					     b->generate_long, true, "\"done\":true"),
 	    [BENCH_SGEN_VRAMD] = BENCH_KIND("generate streamed", BENCH_VRAMD, "/api/generate",
@@ -722,19 +733,24 @@ bench_cpu_ns(pid_t pid)
 struct bench_run {
 	double time_scale;
 	struct bench_kind kinds[BENCH_NKINDS];
-	double vramd_cpu_us[3]; /* per request through vramd: floor, not streamed, streamed */
-	double sim_cpu_us[3];	/* per request ollama-sim served (direct or from vramd) */
+	double vramd_cpu_us[4]; /* per request through vramd, by group */
+	double sim_cpu_us[4];	/* per request ollama-sim served (direct or from vramd) */
 	int64_t loads;		/* ollama-sim's model loads during the measured requests */
 };
 
-enum bench_group { BENCH_GROUP_FLOOR, BENCH_GROUP_ONE, BENCH_GROUP_STREAM };
+enum bench_group { BENCH_GROUP_FLOOR, BENCH_GROUP_ONE, BENCH_GROUP_B2B, BENCH_GROUP_STREAM };
 
+#define BENCH_B2B_BLOCK 100 /* back-to-back requests to one server before the other's turn */
+
+/* The kinds measured together, and how many of one kind go in a row. */
 static const struct {
 	enum bench_kind_id first, last;
+	int64_t block;
 } bench_groups[] = {
-    [BENCH_GROUP_FLOOR] = {BENCH_FLOOR_DIRECT, BENCH_FLOOR_VRAMD},
-    [BENCH_GROUP_ONE] = {BENCH_LOAD_DIRECT, BENCH_V1_VRAMD},
-    [BENCH_GROUP_STREAM] = {BENCH_SGEN_DIRECT, BENCH_SV1_VRAMD},
+    [BENCH_GROUP_FLOOR] = {BENCH_FLOOR_DIRECT, BENCH_FLOOR_VRAMD, 1},
+    [BENCH_GROUP_ONE] = {BENCH_LOAD_DIRECT, BENCH_V1_VRAMD, 1},
+    [BENCH_GROUP_B2B] = {BENCH_B2B_DIRECT, BENCH_B2B_VRAMD, BENCH_B2B_BLOCK},
+    [BENCH_GROUP_STREAM] = {BENCH_SGEN_DIRECT, BENCH_SV1_VRAMD, 1},
 };
 
 /* Measures one group of kinds and what the servers' CPU time grew by meanwhile. */
@@ -745,7 +761,7 @@ bench_measure_group(struct bench_world *w, struct bench_run *r, enum bench_group
 	struct bench_kind *k = &r->kinds[bench_groups[g].first];
 	size_t nk = (size_t)(bench_groups[g].last - bench_groups[g].first) + 1;
 	int64_t vramd0 = bench_cpu_ns(w->vramd.pid), sim0 = bench_cpu_ns(w->sim.pid);
-	bench_measure(w, k, nk, n, warmup);
+	bench_measure(w, k, nk, n, warmup, bench_groups[g].block);
 	int64_t vramd1 = bench_cpu_ns(w->vramd.pid), sim1 = bench_cpu_ns(w->sim.pid);
 	int64_t through = 0, at_sim = 0;
 	for (size_t i = 0; i < nk; i++) {
@@ -798,6 +814,7 @@ bench_run_latency(const struct bench_opts *o, struct bench_bodies *b, struct ben
 	int64_t loads = bench_sim_loads(&w);
 	bench_measure_group(&w, r, BENCH_GROUP_FLOOR, o->requests, o->warmup);
 	bench_measure_group(&w, r, BENCH_GROUP_ONE, o->requests, o->warmup);
+	bench_measure_group(&w, r, BENCH_GROUP_B2B, o->requests, o->warmup);
 	bench_measure_group(&w, r, BENCH_GROUP_STREAM, o->streams, o->warmup);
 	r->loads = bench_sim_loads(&w) - loads;
 	bench_world_stop(&w, o->keep);
@@ -836,6 +853,10 @@ static const struct bench_row {
      BENCH_LOAD_DIRECT, BENCH_LOAD_VRAMD, BENCH_ADDED_P50_MS},
     {"/api/generate empty prompt (answered at once), p99 ms", 0, BENCH_TOTAL_MS, 99,
      BENCH_LOAD_DIRECT, BENCH_LOAD_VRAMD, 0},
+    {"/api/generate empty prompt, back to back (100 in a row), p50 ms", 0, BENCH_TOTAL_MS, 50,
+     BENCH_B2B_DIRECT, BENCH_B2B_VRAMD, BENCH_ADDED_P50_MS},
+    {"/api/generate empty prompt, back to back (100 in a row), p99 ms", 0, BENCH_TOTAL_MS, 99,
+     BENCH_B2B_DIRECT, BENCH_B2B_VRAMD, 0},
     {"/api/generate num_predict 1, p50 ms", 0, BENCH_TOTAL_MS, 50, BENCH_GEN_DIRECT,
      BENCH_GEN_VRAMD, BENCH_ADDED_P50_MS},
     {"/api/generate num_predict 1, p99 ms", 0, BENCH_TOTAL_MS, 99, BENCH_GEN_DIRECT,
@@ -928,14 +949,17 @@ bench_print(const struct bench_opts *o, const struct bench_bodies *b,
 	}
 	printf("\nCPU time per request (/proc/PID/schedstat over the measured and warm-up "
 	       "requests; background polling included):\n");
-	printf("  vramd: %.0f us per not-streamed request, %.0f us per streamed reply (run 1), "
-	       "%.0f us per streamed reply (run 2), %.0f us per /api/health\n",
-	       runs[0].vramd_cpu_us[BENCH_GROUP_ONE], runs[0].vramd_cpu_us[BENCH_GROUP_STREAM],
-	       runs[1].vramd_cpu_us[BENCH_GROUP_STREAM], runs[0].vramd_cpu_us[BENCH_GROUP_FLOOR]);
-	printf("  ollama-sim: %.0f us per not-streamed request, %.0f us per streamed reply "
-	       "(run 1), %.0f us per streamed reply (run 2), %.0f us per /api/version\n",
-	       runs[0].sim_cpu_us[BENCH_GROUP_ONE], runs[0].sim_cpu_us[BENCH_GROUP_STREAM],
-	       runs[1].sim_cpu_us[BENCH_GROUP_STREAM], runs[0].sim_cpu_us[BENCH_GROUP_FLOOR]);
+	for (int server = 0; server < 2; server++) {
+		const double *cpu = server == 0 ? runs[0].vramd_cpu_us : runs[0].sim_cpu_us;
+		printf("  %s: %.0f us per not-streamed request (taking turns), %.0f us per empty "
+		       "prompt back to back, %.0f us per streamed reply (run 1), %.0f us per "
+		       "streamed reply (run 2), %.0f us per %s\n",
+		       server == 0 ? "vramd" : "ollama-sim", cpu[BENCH_GROUP_ONE],
+		       cpu[BENCH_GROUP_B2B], cpu[BENCH_GROUP_STREAM],
+		       server == 0 ? runs[1].vramd_cpu_us[BENCH_GROUP_STREAM]
+				   : runs[1].sim_cpu_us[BENCH_GROUP_STREAM],
+		       cpu[BENCH_GROUP_FLOOR], server == 0 ? "/api/health" : "/api/version");
+	}
 }
 
 /* --- main --------------------------------------------------------------------------------
