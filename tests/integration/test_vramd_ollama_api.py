@@ -224,6 +224,32 @@ def test_ollama_listen_serves_the_same_api():
     assert status == 403
 
 
+def test_answered_job_is_recorded_at_once_and_kept():
+    # A front-door job's record is committed lazily (within 100 ms of its reply, so the
+    # reply does not wait for a disk sync), but it shows at once and survives a restart.
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=100)
+    v = start_vramd(sim)
+    v2 = None
+    try:
+        wait_ready(v)
+        status, headers, body = post(v.url + "/api/generate",
+                                     {"model": "qwen2.5:0.5b", "prompt": "hi", "stream": False,
+                                      "options": {"num_predict": 2}})
+        assert status == 200, body
+        jid = headers["x-vramd-job"]
+        assert v.job(jid)["status"] == "complete"
+        assert jid in {j["job_id"] for j in jobs_with(v, "complete")}
+        v.proc.assert_clean_exit()
+        v2 = start_vramd(sim, data_dir=v.data_dir)
+        assert v2.job(jid)["status"] == "complete"
+        v2.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        if v2 is not None:
+            v2.stop()
+        sim.stop()
+
+
 # --- Slow simulated time: queueing, disconnects, priorities ----------------------------
 
 
