@@ -54,6 +54,12 @@ test_lifecycle_and_json(void **state)
 	assert_int_equal(job->refcount, 1);
 	assert_int_equal(job->status, JOB_QUEUED);
 	assert_false(job_is_final(job));
+	/* The request is kept as compact text and parsed back whole. */
+	assert_string_equal(job->request_text, "{\"prompt\":\"hi\"}");
+	json_t *request = job_request(job);
+	assert_string_equal(json_string_value(json_object_get(request, "prompt")), "hi");
+	json_decref(request);
+	assert_int_equal(job_num_ctx(job), 0);
 	assert_ptr_equal(job_ref(job), job);
 	assert_int_equal(job->refcount, 2);
 	job_unref(job);
@@ -90,9 +96,15 @@ test_lifecycle_and_json(void **state)
 	json_decref(j);
 	job_unref(job);
 
+	/* options.num_ctx is read once, when the job is made. */
+	job = job_new(9, "m", JOB_KIND_GENERATE, JOB_PRIO_NORMAL,
+		      json_pack("{s:s,s:{s:i}}", "prompt", "x", "options", "num_ctx", 8192), NULL);
+	assert_int_equal(job_num_ctx(job), 8192);
+	job_unref(job);
+
 	/* No request and no metadata. */
 	job = job_new(8, "m", JOB_KIND_EMBED, JOB_PRIO_HIGH, NULL, NULL);
-	assert_true(json_is_object(job->request));
+	assert_string_equal(job->request_text, "{}");
 	j = job_to_json(job);
 	assert_true(json_is_null(json_object_get(j, "metadata")));
 	json_decref(j);

@@ -104,7 +104,7 @@ test_round_trip(void **state)
 	assert_int_equal(got->kind, JOB_KIND_CHAT);
 	assert_int_equal(got->priority, JOB_PRIO_HIGH);
 	assert_int_equal(got->status, JOB_COMPLETE);
-	assert_true(json_equal(got->request, job->request));
+	assert_string_equal(got->request_text, job->request_text);
 	assert_true(json_equal(got->metadata, job->metadata));
 	assert_true(json_equal(got->result, job->result));
 	assert_string_equal(got->error, "none really");

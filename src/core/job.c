@@ -29,7 +29,14 @@ job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority pr
 	job->kind = kind;
 	job->priority = priority;
 	job->status = JOB_QUEUED;
-	job->request = request != NULL ? request : json_object();
+	json_t *ctx = json_object_get(json_object_get(request, "options"), "num_ctx");
+	job->num_ctx =
+	    json_is_integer(ctx) && json_integer_value(ctx) > 0 ? json_integer_value(ctx) : 0;
+	job->request_text =
+	    request != NULL ? json_dumps(request, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	if (job->request_text == NULL)
+		job->request_text = xstrdup("{}");
+	json_decref(request);
 	job->metadata = metadata;
 	return job;
 }
@@ -37,8 +44,18 @@ job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority pr
 int64_t
 job_num_ctx(const struct job *job)
 {
-	json_t *ctx = json_object_get(json_object_get(job->request, "options"), "num_ctx");
-	return json_is_integer(ctx) && json_integer_value(ctx) > 0 ? json_integer_value(ctx) : 0;
+	return job->num_ctx;
+}
+
+json_t *
+job_request(const struct job *job)
+{
+	json_t *o = json_loads(job->request_text, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		o = json_object();
+	}
+	return o;
 }
 
 size_t
@@ -61,7 +78,7 @@ job_unref(struct job *job)
 		return;
 	free(job->model);
 	free(job->key);
-	json_decref(job->request);
+	free(job->request_text);
 	json_decref(job->metadata);
 	json_decref(job->result);
 	free(job->error);

@@ -67,8 +67,11 @@ struct job {
 	enum job_kind kind;
 	enum job_priority priority;
 	enum job_status status;
-	json_t *request;  /* owned: the Ollama request fields (prompt / messages / input,
-			     images, options, system, format, ...) without model and stream */
+	/* owned: the Ollama request fields (prompt / messages / input, images, options,
+	 * system, format, ...) without model and stream, as compact JSON text: a queued job
+	 * keeps a few hundred bytes, not a tree of JSON objects (job_request parses it) */
+	char *request_text;
+	int64_t num_ctx;  /* its options.num_ctx, or 0 when it gives none */
 	json_t *metadata; /* owned: client metadata, echoed back; NULL if none */
 	char *key;	  /* owned: the name of the API key that submitted it; NULL: none */
 	json_t *result;	  /* owned when complete: the Ollama reply's text / message / embeddings */
@@ -123,6 +126,10 @@ void job_finish(struct job *job, enum job_status status, json_t *result, const c
 
 /* The context the job asks for (options.num_ctx), or 0 when it gives none. */
 int64_t job_num_ctx(const struct job *job);
+
+/* The job's request as a JSON object (a new reference; an empty object if its text
+ * does not parse, which job_new never writes). */
+json_t *job_request(const struct job *job);
 
 /* The size of a request as the store keeps it (compact JSON), without building it. */
 size_t job_request_bytes(const json_t *request);

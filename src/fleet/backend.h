@@ -133,7 +133,7 @@ struct backend_load_request {
 struct backend_run_request {
 	const char *model; /* borrowed until the start function returns */
 	enum job_kind kind;
-	const json_t *request; /* the job's request fields (job->request), borrowed until the
+	const json_t *request; /* the job's request fields (job_request), borrowed until the
 				  start function returns; model/stream/keep_alive are set by
 				  the backend and override any given here */
 	int placement;	       /* as for the load; BACKEND_PLACE_AUTO adds nothing */

@@ -1130,7 +1130,7 @@ engine_load_options(const struct engine *e, const struct engine_model *m)
  * job asks a larger context than the runner has.
  */
 static enum runner_opts_fit
-engine_fit_job(const struct engine *e, const struct engine_model *m, const struct job *job,
+engine_fit_job(const struct engine *e, const struct engine_model *m, const json_t *job_request,
 	       json_t **request)
 {
 	*request = NULL;
@@ -1139,9 +1139,9 @@ engine_fit_job(const struct engine *e, const struct engine_model *m, const struc
 	struct runner_opts runner = engine_runner(e, m);
 	json_t *options = NULL;
 	enum runner_opts_fit fit =
-	    runner_opts_normalize(json_object_get(job->request, "options"), &runner, &options);
+	    runner_opts_normalize(json_object_get(job_request, "options"), &runner, &options);
 	if (options != NULL) {
-		*request = json_copy(job->request);
+		*request = json_copy((json_t *)job_request);
 		if (json_object_size(options) > 0)
 			json_object_set_new(*request, "options", options);
 		else {
@@ -1178,8 +1178,9 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		const struct job *next = queue_peek_model(d->queue, m->name);
 		if (next == NULL)
 			return;
-		json_t *fitted = NULL;
-		if (engine_fit_job(e, m, next, &fitted) == RUNNER_OPTS_NEEDS_MORE) {
+		json_t *request = job_request(next), *fitted = NULL;
+		if (engine_fit_job(e, m, request, &fitted) == RUNNER_OPTS_NEEDS_MORE) {
+			json_decref(request);
 			engine_reload_for_context(e, m, next);
 			return;
 		}
@@ -1208,7 +1209,7 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		struct backend_run_request req = {
 		    .model = m->name,
 		    .kind = job->kind,
-		    .request = fitted != NULL ? fitted : job->request,
+		    .request = fitted != NULL ? fitted : request,
 		    .placement = engine_placement(e, m->gpu),
 		};
 		if (job->attach != NULL) {
@@ -1218,6 +1219,7 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		}
 		run->call = backend_run(e->node->backend, &req, engine_run_cb, run);
 		json_decref(fitted);
+		json_decref(request);
 		job->engine_transfer = run;
 		e->hooks.job_changed(job, e->hooks.arg);
 	}

@@ -503,7 +503,7 @@ store_job_save(struct store *st, const struct job *job, char **cause)
 	store_bind_text(s, 4, job_kind_name(job->kind));
 	store_bind_text(s, 5, job_priority_name(job->priority));
 	store_bind_text(s, 6, job_status_name(job->status));
-	store_bind_json(s, 7, job->request);
+	store_bind_text(s, 7, job->request_text);
 	store_bind_json(s, 8, job->metadata);
 	store_bind_json(s, 9, job->result);
 	store_bind_text(s, 10, job->error);
