@@ -15,7 +15,7 @@ Scenarios (--scenario; `all` runs every one, one table each, then a summary):
   batch    an overnight batch: all 1000 jobs submitted at once (the same priority mix and
            uniform models), one 8 GiB GPU, no other-process memory.
   large    one ollama-sim with two 24 GiB GPUs and the large catalogue
-           (sim/catalogues/large.json, 7B to 70B), 200 jobs at 0.2 per simulated second.
+           (sim/catalogues/large.json, 7B to 70B), 100 jobs at 0.2 per simulated second.
   fleet    2 nodes x 2 GPUs (24 GiB each), the large catalogue: two simulated machines, each
            with one ollama-sim using both of its GPUs; 200 jobs at 0.5 per simulated second.
            (a) round-robin: job i goes straight to machine i mod 2. (b) one vramd with both
@@ -42,7 +42,9 @@ MEMORY_MONITORING_INTERVAL 1 s, SCHEDULER_LOOP_INTERVAL 100 ms (at least 50 ms /
 Per run: completed and failed jobs, model loads, Ollama's evictions, OOM load failures,
 OOM retries, 503s, CPU spills and the tokens generated on the CPU (each weighted by its
 runner's CPU layer share), all counted by ollama-sim; the wait p50/p99 per priority; the
-makespan (first arrival to last completion).
+makespan (first arrival to the last completion of a job that completed). A vramd run ends
+when every job is final, or when no job became final for 900 real-world seconds after the
+last submit: the jobs still unfinished are then cancelled and counted as stuck (failed).
 - A job's wait: arrival to answer minus its own generation time (Ollama's
   prompt_eval_duration + eval_duration), so queueing and model loads count, the same way in
   both runs (arrival: when its request or submit was sent; vramd's submitted_at).
@@ -106,6 +108,7 @@ GAMMA_CV = 4.0
 ZIPF_S = 1.0
 SAMPLE_EVERY_S = 0.1  # wall seconds between /sim/state samples
 SUBMITTERS = 8
+STALL_S = 900  # real-world seconds without a job becoming final: the rest are stuck
 # vramd's timers at 1x, scaled by the time scale for each run.
 MAX_BATCH_WAIT_S = 30
 KEEP_ALIVE_S = 300
@@ -146,7 +149,7 @@ SCENARIOS = {
     "large": {"what": "Poisson arrivals, large catalogue, one server with 2 x 24 GiB GPUs",
               "gpus": "24GiB,24GiB", "servers": 1, "catalogue": "large.json",
               "arrivals": "poisson", "popularity": "uniform", "other_memory": False,
-              "jobs": 200, "rate": 0.2, "scale": 15.0, "batch": False},
+              "jobs": 100, "rate": 0.2, "scale": 15.0, "batch": False},
     "fleet": {"what": "Poisson arrivals, large catalogue, 2 nodes x 2 x 24 GiB GPUs",
               "gpus": "24GiB,24GiB", "servers": 2, "catalogue": "large.json",
               "arrivals": "poisson", "popularity": "uniform", "other_memory": False,
@@ -346,7 +349,7 @@ def summarise(trace, jobs, scale, counters, samples):
         else:
             failed += 1
     first = min(j["arrival"] for j in jobs)
-    last = max(j["end"] for j in jobs)
+    last = max([j["end"] for j in jobs if j["ok"]] or [first])
     eta, eta_jobs = eta_error(jobs, scale)
     return {"makespan": (last - first) * scale, "counters": counters, "done": done,
             "failed": failed, "waits": waits, "tokens": tokens,
@@ -507,19 +510,37 @@ def submit_trace(v, trace, scale, t0):
     return results
 
 
-def wait_vramd_idle(v, submitted, timeout=3600):
+def wait_vramd_idle(v, submitted, scale):
     """Waits until vramd holds `submitted` jobs and none is queued, pending or running
-    (one GET /api/stats a second instead of a request per job)."""
-    deadline = time.monotonic() + timeout
+    (one GET /api/stats a second instead of a request per job), or until no job became
+    final for STALL_S real-world seconds: then the unfinished jobs are cancelled and
+    reported as stuck, so that a job vramd never starts ends the run instead of hanging
+    it. Returns {model: stuck jobs}."""
+    last_final = -1
+    progress = time.monotonic()
     while True:
-        jobs = v.stats()["jobs"]
-        by = jobs["by_status"]
+        stats = v.stats()
+        by = stats["jobs"]["by_status"]
         busy = sum(by.get(s, 0) for s in ("queued", "pending", "running"))
-        if jobs["total"] >= submitted and busy == 0:
-            return
-        if time.monotonic() > deadline:
-            raise SystemExit("vramd still has %d jobs unfinished after %d s" % (busy, timeout))
+        if stats["jobs"]["total"] >= submitted and busy == 0:
+            return {}
+        final = sum(by.get(s, 0) for s in ("complete", "failed", "cancelled"))
+        if final != last_final:
+            last_final, progress = final, time.monotonic()
+        elif time.monotonic() - progress > STALL_S / scale:
+            stuck = {m["model"]: m["queued"] + m["running"]
+                     for m in stats.get("per_model", []) if m["queued"] + m["running"]}
+            print("no job became final for %d s with %d unfinished (%s): cancelling them" %
+                  (STALL_S, busy, ", ".join("%s %d" % x for x in sorted(stuck.items()))))
+            return stuck
         time.sleep(1.0)
+
+
+def cancel_unfinished(v, submits):
+    for status, reply, _ in submits:
+        if status == 202 and v.job(reply["job_id"])["status"] not in ("complete", "failed",
+                                                                      "cancelled"):
+            v.cancel(reply["job_id"])
 
 
 def vramd_records(v, trace, submits, scale):
@@ -677,7 +698,9 @@ def run_vramd(spec, trace, schedule, scale, args, h, vh, catalogue_path, nmodels
                                args=(sims[0].url, schedule, t0, scale, stop, h.http_json))
         mem.start()
         submits = submit_trace(v, trace, scale, t0)
-        wait_vramd_idle(v, sum(1 for s in submits if s[0] == 202))
+        stuck = wait_vramd_idle(v, sum(1 for s in submits if s[0] == 202), scale)
+        if stuck:
+            cancel_unfinished(v, submits)
         stop.set()
         mem.join()
         sampler.stop()
@@ -703,6 +726,7 @@ def run_vramd(spec, trace, schedule, scale, args, h, vh, catalogue_path, nmodels
     run["node_jobs"] = [(by_name.get(name) or {}).get("requests") for name in FLEET_NODES]
     run["logs"] = logs
     run["rejected_submits"] = sum(1 for s in submits if s[0] != 202)
+    run["stuck"] = stuck
     return run
 
 
@@ -741,6 +765,8 @@ def table(spec, a, b, lb, longest_load, scale):
 
     row("jobs completed", fmt(a["done"]), fmt(b["done"]))
     row("jobs failed", fmt(a["failed"]), fmt(b["failed"]))
+    if b.get("stuck"):
+        row("... never started (stuck)", "-", fmt(sum(b["stuck"].values())))
     row("OOM load failures", fmt(ca["oom_failures"]), fmt(cb["oom_failures"]), "0",
         check(cb["oom_failures"], 0))
     row("CPU spills", fmt(ca.get("cpu_spills", 0)), fmt(cb.get("cpu_spills", 0)), "0",
@@ -846,7 +872,7 @@ def run_scenario(name, seed, args, h, vh):
               "vramd": dict({k: b[k] for k in keys},
                             waits={p: [pct(b["waits"][p], 50), pct(b["waits"][p], 99)]
                                    for p, _ in PRIO_WEIGHTS},
-                            vramd_cpu_spills=b["vramd_cpu_spills"]),
+                            vramd_cpu_spills=b["vramd_cpu_spills"], stuck=b["stuck"]),
               "targets": [(r[0], r[3], r[4]) for r in rows if r[4]]}
     print(json.dumps({k: v for k, v in result.items() if k != "targets"}))
     sys.stdout.flush()
@@ -855,14 +881,14 @@ def run_scenario(name, seed, args, h, vh):
 
 def print_summary(results):
     print("\n## Summary: issue 11's targets, vramd (met / checked)")
-    print("| scenario | seed | targets met | missed |")
-    print("|---|--:|--:|---|")
+    print("| scenario | seed | targets met | missed | vramd jobs stuck |")
+    print("|---|--:|--:|---|--:|")
     for r in results:
         met = [t for t in r["targets"] if t[2] == "yes"]
         missed = [t[0] for t in r["targets"] if t[2] == "no"]
-        print("| %s | %d | %d / %d | %s |" % (r["scenario"], r["seed"], len(met),
-                                            sum(1 for t in r["targets"] if t[2] != "-"),
-                                            ", ".join(missed) or "none"))
+        print("| %s | %d | %d / %d | %s | %d |" % (
+            r["scenario"], r["seed"], len(met), sum(1 for t in r["targets"] if t[2] != "-"),
+            ", ".join(missed) or "none", sum(r["vramd"]["stuck"].values())))
 
 
 def main():
