@@ -119,10 +119,11 @@ def test_eta_error_is_the_median_relative_to_the_wait():
         {"arrival": 100.0, "started": 101.0, "eta": None},
         {"arrival": 100.0, "started": None, "eta": 3.0},
     ]
-    err, n = tc.eta_error(jobs, scale)
+    err, n, bias = tc.eta_error(jobs, scale)
     assert n == 3, n
     assert abs(err - 0.4) < 1e-9, err
-    assert tc.eta_error(jobs[3:], scale) == (None, 0)
+    assert abs(bias - 0.25) < 1e-9, bias  # -0.5, +0.25, +0.4
+    assert tc.eta_error(jobs[3:], scale) == (None, 0, None)
 
 
 def record(model, kind, prompt, output, ok=True):
@@ -158,7 +159,7 @@ def fake_run(loads, p99s, makespan, oom=0, spills=0, util=0.9, eta=0.1):
                          "evictions": 0, "rejected_503": 0, "cpu_tokens": 0.0},
             "done": 10, "failed": 0, "tokens": 100, "waits": waits, "makespan": makespan,
             "memory": {"util": util, "util_free": util, "waiting_share": 1.0},
-            "eta_error": eta, "eta_jobs": 10, "node_loads": [loads], "node_jobs": [10]}
+            "eta_error": eta, "eta_jobs": 10, "eta_bias": None, "node_loads": [loads], "node_jobs": [10]}
 
 
 def verdicts(rows):

@@ -327,14 +327,17 @@ def memory_utilisation(samples, jobs):
 
 def eta_error(jobs, scale):
     """The median over jobs with an ETA of |actual - predicted start| / max(actual wait,
-    1 s), and how many jobs had one."""
+    1 s), how many jobs had one, and the median of the signed error (predicted - actual,
+    same denominator: below 0 the ETA was optimistic)."""
     errs = []
     for j in jobs:
         if j.get("eta") is None or j.get("started") is None:
             continue
         actual = j["started"] - j["arrival"]
-        errs.append(abs(actual - j["eta"]) / max(actual, 1.0 / scale))
-    return (statistics.median(errs) if errs else None), len(errs)
+        errs.append((j["eta"] - actual) / max(actual, 1.0 / scale))
+    if not errs:
+        return None, 0, None
+    return statistics.median(abs(e) for e in errs), len(errs), statistics.median(errs)
 
 
 def summarise(trace, jobs, scale, counters, samples):
@@ -350,11 +353,11 @@ def summarise(trace, jobs, scale, counters, samples):
             failed += 1
     first = min(j["arrival"] for j in jobs)
     last = max([j["end"] for j in jobs if j["ok"]] or [first])
-    eta, eta_jobs = eta_error(jobs, scale)
+    eta, eta_jobs, eta_bias = eta_error(jobs, scale)
     return {"makespan": (last - first) * scale, "counters": counters, "done": done,
             "failed": failed, "waits": waits, "tokens": tokens,
             "memory": memory_utilisation(samples, jobs), "eta_error": eta,
-            "eta_jobs": eta_jobs}
+            "eta_jobs": eta_jobs, "eta_bias": eta_bias}
 
 
 def job_record(body, ok, arrival, end, result, scale, eta=None, started=None):
@@ -813,6 +816,7 @@ def table(spec, a, b, lb, longest_load, scale):
     row("ETA error (median)", "-", "%s (%d of %d)" % (fmt(b["eta_error"], 2), b["eta_jobs"],
                                                      b["done"] + b["failed"]),
         "<= %.2f" % ETA_ERROR_MAX, check(b["eta_error"], ETA_ERROR_MAX))
+    row("ETA signed error (median)", "-", fmt(b["eta_bias"], 2))
     return rows
 
 
@@ -862,7 +866,7 @@ def run_scenario(name, seed, args, h, vh):
         print("vramd refused %d submits" % b["rejected_submits"])
     print("logs of the vramd run: %s" % ", ".join("%s %s" % x for x in b["logs"]))
     keys = ("makespan", "counters", "done", "failed", "tokens", "memory", "eta_error",
-            "eta_jobs", "node_loads", "node_jobs")
+            "eta_jobs", "eta_bias", "node_loads", "node_jobs")
     result = {"scenario": name, "seed": seed, "jobs": len(trace), "rate": rate,
               "time_scale": scale, "lower_bound": lb, "longest_load": longest_load,
               "wall_s": [wall_a, wall_b],
@@ -875,8 +879,30 @@ def run_scenario(name, seed, args, h, vh):
                             vramd_cpu_spills=b["vramd_cpu_spills"], stuck=b["stuck"]),
               "targets": [(r[0], r[3], r[4]) for r in rows if r[4]]}
     print(json.dumps({k: v for k, v in result.items() if k != "targets"}))
+    result["per_job"] = {"fields": PER_JOB_FIELDS, "direct": per_job(a["jobs"], scale),
+                         "vramd": per_job(b["jobs"], scale)}
     sys.stdout.flush()
     return result
+
+
+PER_JOB_FIELDS = ("priority", "model", "ok", "arrival_s", "wait_s", "end_s", "eta_s",
+                  "start_wait_s")
+
+
+def per_job(jobs, scale):
+    """Each job as a row of PER_JOB_FIELDS, real-world seconds from the first arrival
+    (eta_s: the submit reply's; start_wait_s: submitted_at to started_at)."""
+    first = min(j["arrival"] for j in jobs)
+    rows = []
+    for j in jobs:
+        rows.append([j["priority"], j["model"], j["ok"],
+                     round((j["arrival"] - first) * scale, 2),
+                     round((j["wait_end"] - j["arrival"]) * scale, 2),
+                     round((j["end"] - first) * scale, 2),
+                     None if j["eta"] is None else round(j["eta"] * scale, 2),
+                     None if j["started"] is None else
+                     round((j["started"] - j["arrival"]) * scale, 2)])
+    return rows
 
 
 def print_summary(results):
@@ -929,7 +955,7 @@ def main():
     if len(results) > 1:
         print_summary(results)
     print("\nall scenarios took %.0f s of wall time" % (time.monotonic() - t))
-    if args.json:
+    if args.json:  # with every job's figures (per_job)
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
 
