@@ -78,7 +78,7 @@ usage: bench/trace-compare.py [--build DIR] [--scenario NAME|all] [--jobs N] [--
                               [--ollama-version V] [--node-b-telemetry vramd|budget]
                               [--json FILE]
 
-  bench/trace-compare.py --build build-rel --scenario all       # about 20 minutes
+  bench/trace-compare.py --build build-rel --scenario all       # about 13 minutes on 2 cores
   bench/trace-compare.py --build build-rel --scenario batch
   bench/trace-compare.py --build build-rel --scenario poisson --seeds 1 --time-scale 5
 """
