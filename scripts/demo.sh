@@ -1,35 +1,61 @@
 #!/usr/bin/env bash
-# The main job, for a machine with no GPU and no Ollama: builds vramd, starts
-# ollama-sim (one simulated 8 GiB GPU, the ten-model catalogue, so not everything fits
-# at once) and vramd reading that GPU through the simulated NVML, submits a random
-# batch of 50 jobs with vramctl, and prints what happened.
+# The main job, for a machine with no GPU and no Ollama: what vramd is for. Four programs
+# written with the official ollama and openai npm clients (scripts/demo-clients.mjs: a chat
+# UI at high priority, an evaluator at normal, a batch job and an embedding pipeline at low)
+# share a simulated machine with two 6 GiB GPUs, where a notebook also takes GPU memory for
+# a while. They run twice with the same requests: first through vramd in front of
+# ollama-sim (Ollama v0.33's rules), then straight to a fresh ollama-sim, as they would
+# without vramd. Then a side-by-side table (ollama-sim's own counters, vramd's /api/stats,
+# each request's latency) and a reading computed from it.
 #
 #   scripts/demo.sh            run the demo, then stop everything
-#   scripts/demo.sh --keep     leave ollama-sim and vramd running afterwards
-#   DEMO_JOBS=200 DEMO_TIME_SCALE=20 scripts/demo.sh
+#   scripts/demo.sh --keep     leave the vramd run's ollama-sim and vramd running afterwards
+#   DEMO_SEED=2 DEMO_TIME_SCALE=10 DEMO_GPUS=8GiB,8GiB scripts/demo.sh
+#
+# ollama-sim runs DEMO_TIME_SCALE times faster than real (loads, tokens, keep-alive);
+# vramd's timers that count in seconds (batch wait, keep-alive) are divided by it too, so
+# both runs read as one machine at real speed. Times printed are simulated seconds.
 set -euo pipefail
+keep=0
+case "${1:-}" in
+"") ;;
+--keep) keep=1 ;;
+*)
+	echo "usage: scripts/demo.sh [--keep]   (settings: DEMO_SEED, DEMO_TIME_SCALE, DEMO_GPUS," \
+		"DEMO_SIM_PORT, DEMO_VRAMD_PORT, DEMO_STRAIGHT_PORT)" >&2
+	exit 2
+	;;
+esac
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 vd_ensure_packages $VD_BUILD_PACKAGES
+vd_ensure_node
 
-keep=0
-[ "${1:-}" = "--keep" ] && keep=1
-jobs=${DEMO_JOBS:-50}
 scale=${DEMO_TIME_SCALE:-10}
+seed=${DEMO_SEED:-1}
+gpus=${DEMO_GPUS:-6GiB,6GiB}
 sim_port=${DEMO_SIM_PORT:-11435}
 vramd_port=${DEMO_VRAMD_PORT:-5001}
-build=build-demo
+straight_port=${DEMO_STRAIGHT_PORT:-11436}
+build="build-demo"
 demo=.demo
+clients="node --no-warnings scripts/demo-clients.mjs"
+
+if [ ! -f tests/npm/node_modules/ollama/package.json ] ||
+	[ ! -f tests/npm/node_modules/openai/package.json ]; then
+	echo "== installing the pinned ollama and openai npm clients into tests/npm/node_modules"
+	(cd tests/npm && npm install --no-audit --no-fund --no-package-lock --loglevel=error)
+fi
 
 echo "== building (release) into $build/"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target vramd ollama-sim vramctl nvidia-ml >/dev/null
 
-rm -rf "$demo" && mkdir -p "$demo"
+rm -rf "$demo" && mkdir -p "$demo/vramd" "$demo/straight"
+pids=()
 cleanup() {
 	[ $keep = 1 ] && return
-	[ -n "${vramd_pid:-}" ] && kill "$vramd_pid" 2>/dev/null || true
-	[ -n "${sim_pid:-}" ] && kill "$sim_pid" 2>/dev/null || true
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -43,64 +69,88 @@ wait_http() { # url
 	return 1
 }
 
-echo "== starting ollama-sim on 127.0.0.1:$sim_port (one 8 GiB GPU, time scale $scale)"
-"$build/sim/ollama-sim" --listen "127.0.0.1:$sim_port" --gpus 8GiB --time-scale "$scale" \
-	--state "$demo/gpu-state" >"$demo/ollama-sim.log" 2>&1 &
-sim_pid=$!
-wait_http "http://127.0.0.1:$sim_port/api/version"
-
-echo "== starting vramd on 127.0.0.1:$vramd_port (GPU telemetry from the simulated NVML)"
-OLLAMA_SIM_STATE="$demo/gpu-state" "$build/src/vramd" --listen "127.0.0.1:$vramd_port" \
-	--ollama "http://127.0.0.1:$sim_port" --data-dir "$demo/data" \
-	--nvml-lib "$build/nvml/libnvidia-ml.so.1" --monitor-interval 250 \
-	--max-batch-wait 5 >"$demo/vramd.log" 2>&1 &
-vramd_pid=$!
-wait_http "http://127.0.0.1:$vramd_port/api/health"
-export VRAMD_URL="http://127.0.0.1:$vramd_port"
-ctl="$build/cli/vramctl"
-for _ in $(seq 1 50); do
-	"$ctl" health >/dev/null 2>&1 && break
-	sleep 0.1
-done
-
-echo
-echo "== vramctl health"
-"$ctl" health || true
-echo
-echo "== vramctl bench --random $jobs (random models, kinds and priorities)"
-"$ctl" bench --random "$jobs" --seed 42 || true
-echo
-echo "== vramctl stats"
-"$ctl" stats || true
-
-echo
-echo "== summary"
-python3 - "$VRAMD_URL" "http://127.0.0.1:$sim_port" <<'PY'
-import json, sys, urllib.request
-def get(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
+# Until vramd reads both simulated GPUs through NVML and lists the ten models.
+wait_vramd_ready() { # url
+	python3 - "$1" <<'PY'
+import json, sys, time, urllib.request
+url = sys.argv[1]
+def get(path):
+    with urllib.request.urlopen(url + path, timeout=5) as r:
         return json.load(r)
-vramd, sim = sys.argv[1], sys.argv[2]
-stats = get(vramd + "/api/stats")
-state = get(sim + "/sim/state")
-jobs = stats["jobs"]["by_status"]
-c = state["counters"]
-print(f"jobs completed      {jobs.get('complete', 0)} of {stats['jobs']['total']}"
-      f" (failed {jobs.get('failed', 0)}, cancelled {jobs.get('cancelled', 0)})")
-print(f"model loads         {stats['loads']} by vramd, {c['loads']} seen by ollama-sim")
-print(f"unloads             {stats['unloads']} (evictions ollama-sim made itself: {c['evictions']})")
-print(f"OOM failures        {c['oom_failures']} (ollama-sim's count of out-of-memory loads)")
-print(f"CPU spills          {c['cpu_spills']} (loads Ollama put partly on the CPU; vramd saw {stats.get('cpu_spills', 0)})")
-for g in state["gpus"]:
-    print(f"GPU {g['index']}               {g['used'] / 2**30:.2f} GiB used of {g['total'] / 2**30:.2f} GiB")
+for _ in range(200):
+    try:
+        gpus = get("/api/stats")["gpus"]
+        if len(get("/api/models")["models"]) >= 10 and gpus and all(
+                g["memory_total_bytes"] > 0 for g in gpus):
+            sys.exit(0 if get("/api/health").get("gpu_telemetry") == "nvml" else 2)
+    except OSError:
+        pass
+    time.sleep(0.1)
+sys.exit(1)
 PY
+}
+
+scaled() { # seconds -> seconds divided by the time scale, rounded, at least 1
+	python3 -c 'import sys; print(max(1, round(float(sys.argv[1]) / float(sys.argv[2]))))' "$1" "$scale"
+}
+
+start_sim() { # port dir
+	"$build/sim/ollama-sim" --listen "127.0.0.1:$1" --gpus "$gpus" --time-scale "$scale" \
+		--state "$2/machine" >"$2/ollama-sim.log" 2>&1 &
+	pids+=("$!")
+	sim_pid=$!
+	wait_http "http://127.0.0.1:$1/api/version"
+}
+
 echo
-echo "Waits per priority are in the bench table above. Where to look next:"
-echo "  $demo/vramd.log              one line per event: grep SCHEDULER, ENGINE, MONITOR, GPU"
-echo "  $ctl models            the registry: estimates, measured footprints, load times"
-echo "  $ctl jobs --limit 10   the newest jobs; $ctl job ID shows one with its result"
-echo "  curl -s $VRAMD_URL/api/stats | python3 -m json.tool"
+echo "== the workload (seed $seed; the same requests in both runs)"
+$clients describe --seed "$seed"
+
+sim_url="http://127.0.0.1:$sim_port"
+vramd_url="http://127.0.0.1:$vramd_port"
+echo
+echo "== 1. through vramd: ollama-sim on $sim_url ($gpus GPUs, time scale $scale),"
+echo "      vramd on $vramd_url in front of it (GPU memory from the simulated NVML)"
+start_sim "$sim_port" "$demo/vramd"
+vramd_sim_pid=$sim_pid
+OLLAMA_SIM_STATE="$demo/vramd/machine" "$build/src/vramd" --listen "127.0.0.1:$vramd_port" \
+	--ollama "$sim_url" --data-dir "$demo/vramd/data" \
+	--nvml-lib "$build/nvml/libnvidia-ml.so.1" --monitor-interval 250 \
+	--ollama-poll-interval 250 --max-batch-wait "$(scaled 30)" \
+	--keep-alive "$(scaled 300)" >"$demo/vramd/vramd.log" 2>&1 &
+vramd_pid=$!
+pids+=("$vramd_pid")
+wait_http "$vramd_url/api/health"
+if ! wait_vramd_ready "$vramd_url"; then
+	echo "vramd did not see the two simulated GPUs through NVML and the ten models; see" \
+		"$demo/vramd/vramd.log" >&2
+	exit 1
+fi
+$clients run --url "$vramd_url" --vramd --sim "$sim_url" --seed "$seed" --scale "$scale" \
+	>"$demo/vramd/run.json"
+
+straight_url="http://127.0.0.1:$straight_port"
+echo
+echo "== 2. straight to Ollama: a fresh ollama-sim on $straight_url (the same machine),"
+echo "      the same programs with only their URL changed. ollama-sim has no /v1 (Ollama"
+echo "      has), so the two openai-client programs send the same requests with the ollama"
+echo "      client to /api/chat and /api/embed, where Ollama's /v1 sends them."
+start_sim "$straight_port" "$demo/straight"
+$clients run --url "$straight_url" --no-v1 --sim "$straight_url" --seed "$seed" \
+	--scale "$scale" >"$demo/straight/run.json"
+kill "$sim_pid" 2>/dev/null || true
+
+echo
+echo "== side by side (times in simulated seconds; p50 / p95 of each program's requests)"
+echo
+$clients compare "$demo/straight/run.json" "$demo/vramd/run.json"
+
+echo
+echo "Every request of both runs: $demo/{vramd,straight}/run.json; logs: $demo/*/*.log"
 if [ $keep = 1 ]; then
-	echo "ollama-sim (pid $sim_pid) and vramd (pid $vramd_pid) keep running; stop them with:"
-	echo "  kill $sim_pid $vramd_pid"
+	echo "ollama-sim (pid $vramd_sim_pid) and vramd (pid $vramd_pid) of run 1 keep running:"
+	echo "  export VRAMD_URL=$vramd_url"
+	echo "  $build/cli/vramctl stats; $build/cli/vramctl models; $build/cli/vramctl jobs --limit 10"
+	echo "  curl -s $vramd_url/api/ps; curl -s $sim_url/sim/state | python3 -m json.tool"
+	echo "stop them with: kill $vramd_sim_pid $vramd_pid"
 fi

@@ -68,6 +68,7 @@ struct daemon {
 	/* Group commit: 202 replies wait here until the batch holding their job commits. */
 	struct event *commit_event;
 	bool commit_requested;	      /* commit_event is active */
+	struct event *lazy_commit;    /* a later commit for records nobody waits on */
 	struct daemon_reply *replies; /* singly linked, oldest first */
 	struct daemon_reply **replies_tail;
 	/* Long-polls (GET /api/job/{id}?wait=S) waiting for a job to become final. */

@@ -302,8 +302,8 @@ test_chat_tools_and_choice(void **state)
 	char body[1024];
 	struct openai_req_info info;
 	const char *choices[] = {"", ",\"tool_choice\":\"auto\"", ",\"tool_choice\":\"required\"",
-				 ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
-				 "\"get_weather\"}}"};
+				 (",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
+				  "\"get_weather\"}}")};
 	for (size_t i = 0; i < VD_ARRAY_LEN(choices); i++) {
 		snprintf(body, sizeof(body),
 			 "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
@@ -1146,8 +1146,8 @@ test_stream_chat_tool_calls(void **state)
 	    "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":"
 	    "[{\"id\":\"call_2\",\"function\":{\"name\":\"get_time\",\"arguments\":{}}}]},"
 	    "\"done\":false}",
-	    "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,"
-	    "\"done_reason\":\"stop\"}",
+	    ("{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,"
+	     "\"done_reason\":\"stop\"}"),
 	};
 	struct events ev;
 	stream_run(&st, chunks, VD_ARRAY_LEN(chunks), &ev);
@@ -1341,8 +1341,8 @@ test_stream_completion(void **state)
 	const char *chunks[] = {
 	    "{\"model\":\"g\",\"response\":\"Once\",\"done\":false}",
 	    "{\"model\":\"g\",\"response\":\" upon\",\"done\":false}",
-	    "{\"model\":\"g\",\"response\":\"\",\"done\":true,\"done_reason\":\"length\","
-	    "\"context\":[1],\"prompt_eval_count\":4,\"eval_count\":2}",
+	    ("{\"model\":\"g\",\"response\":\"\",\"done\":true,\"done_reason\":\"length\","
+	     "\"context\":[1],\"prompt_eval_count\":4,\"eval_count\":2}"),
 	};
 	struct events ev;
 	stream_run(&st, chunks, VD_ARRAY_LEN(chunks), &ev);

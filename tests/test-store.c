@@ -216,6 +216,50 @@ test_restart_recovery(void **state)
 	free(dir);
 }
 
+/* The counts follow each job's status as it is saved again (moved from one status to the
+ * next, never counted twice), and stay right across a reopen. */
+static void
+test_counts_follow_status_changes(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct store *st = open_store(dir);
+	struct job *job =
+	    job_new(store_next_seq(st), "m", JOB_KIND_GENERATE, JOB_PRIO_HIGH, NULL, NULL);
+	job->key = xstrdup("alpha");
+	enum job_status path[] = {JOB_QUEUED, JOB_QUEUED, JOB_RUNNING, JOB_COMPLETE};
+	char *cause = NULL;
+	struct store_counts counts;
+	for (size_t i = 0; i < VD_ARRAY_LEN(path); i++) {
+		job->status = path[i];
+		job->attempts = (int)i;
+		assert_int_equal(store_job_save(st, job, NULL), 0);
+		commit(st);
+		assert_int_equal(store_counts(st, &counts, &cause), 0);
+		assert_int_equal(counts.total, 1);
+		assert_int_equal(counts.by_status[path[i]], 1);
+		assert_int_equal(counts.by_priority_status[JOB_PRIO_HIGH][path[i]], 1);
+		json_t *k = json_object_get(counts.per_key, "alpha");
+		assert_int_equal(json_integer_value(json_object_get(k, job_status_name(path[i]))),
+				 1);
+		assert_int_equal(json_object_size(k), 1);
+		json_decref(counts.per_model);
+		json_decref(counts.per_key);
+	}
+	job_unref(job);
+	store_close(st);
+	st = open_store(dir);
+	assert_int_equal(store_counts(st, &counts, &cause), 0);
+	assert_int_equal(counts.total, 1);
+	assert_int_equal(counts.by_status[JOB_COMPLETE], 1);
+	assert_int_equal(counts.by_status[JOB_QUEUED], 0);
+	json_decref(counts.per_model);
+	json_decref(counts.per_key);
+	store_close(st);
+	rmtree(dir);
+	free(dir);
+}
+
 /* The list filter: sets of statuses and priorities in one query, newest first, the limit
  * counted after every filter. */
 static void
@@ -567,7 +611,7 @@ test_schema_upgrade(void **state)
 	    sqlite3_prepare_v2(db, "SELECT MAX(version) FROM schema_version", -1, &s, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(s, 0), 2);
+	assert_int_equal(sqlite3_column_int(s, 0), 3);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	free(path);
@@ -579,10 +623,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_round_trip),	 cmocka_unit_test(test_restart_recovery),
-	    cmocka_unit_test(test_group_commit), cmocka_unit_test(test_reservations),
-	    cmocka_unit_test(test_bad_data_dir), cmocka_unit_test(test_list_filter),
-	    cmocka_unit_test(test_file_modes),	 cmocka_unit_test(test_schema_upgrade),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_restart_recovery),
+	    cmocka_unit_test(test_group_commit),
+	    cmocka_unit_test(test_reservations),
+	    cmocka_unit_test(test_bad_data_dir),
+	    cmocka_unit_test(test_list_filter),
+	    cmocka_unit_test(test_file_modes),
+	    cmocka_unit_test(test_schema_upgrade),
+	    cmocka_unit_test(test_counts_follow_status_changes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

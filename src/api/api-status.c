@@ -189,12 +189,17 @@ api_stats(struct vd_http_req *req, const char *path, void *arg)
 	}
 	struct engine_counters ec;
 	fleet_counters(d->fleet, &ec);
+	/* Per priority, each status as the store counts it, but "queued" as the queue holds
+	 * it now: jobs of the front doors are stored only once they end. */
 	json_t *by_priority = json_object();
-	for (int p = 0; p < JOB_NPRIORITIES; p++)
-		json_object_set_new(
-		    by_priority, job_priority_name((enum job_priority)p),
-		    json_pack("{s:I,s:I}", "total", (json_int_t)counts.by_priority[p], "queued",
-			      (json_int_t)queue_length_priority(d->queue, (enum job_priority)p)));
+	for (int p = 0; p < JOB_NPRIORITIES; p++) {
+		json_t *row = api_status_counts(counts.by_priority_status[p]);
+		json_object_set_new(row, "queued",
+				    json_integer((json_int_t)queue_length_priority(
+					d->queue, (enum job_priority)p)));
+		json_object_set_new(row, "total", json_integer((json_int_t)counts.by_priority[p]));
+		json_object_set_new(by_priority, job_priority_name((enum job_priority)p), row);
+	}
 	json_t *o = json_object();
 	json_object_set_new(o, "uptime_s", json_integer(daemon_uptime_s(d)));
 	json_object_set_new(o, "queue",

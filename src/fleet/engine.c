@@ -150,6 +150,7 @@ struct engine {
 	struct engine_hooks hooks;	/* how results travel up: a job changed, decide again */
 	struct engine *const *siblings; /* every node's engine, for runners on shared GPUs */
 	size_t nsiblings;
+	char tag[80]; /* "node NAME: " before its log lines when there are several; "" */
 	struct engine_model **models;
 	size_t nmodels, models_alloc;
 	struct engine_run *runs;
@@ -257,6 +258,8 @@ engine_set_siblings(struct engine *e, struct engine *const *engines, size_t n)
 {
 	e->siblings = engines;
 	e->nsiblings = n;
+	if (n > 1)
+		snprintf(e->tag, sizeof(e->tag), "node %s: ", e->node->name);
 }
 
 void
@@ -759,7 +762,7 @@ engine_fail_queued(struct engine *e, struct engine_model *m, const char *why)
 		n++;
 	}
 	if (n > 0)
-		vd_warn(ENGINE, "failed %d queued jobs of %s: %s", n, m->name, why);
+		vd_warn(ENGINE, "%sfailed %d queued jobs of %s: %s", e->tag, n, m->name, why);
 }
 
 static void
@@ -779,7 +782,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		e->counters.loads++;
 		registry_record_load(e->node->registry, m->name, now - m->load_started_ms, -1);
 		engine_ops_loaded(e, m);
-		vd_log(ENGINE, "loaded %s on %s in %lld ms", m->name,
+		vd_log(ENGINE, "%sloaded %s on %s in %lld ms", m->engine->tag, m->name,
 		       m->gpu == SCHED_GPU_CPU ? "CPU" : "GPU",
 		       (long long)(now - m->load_started_ms));
 		if (m->gpu == SCHED_GPU_CPU)
@@ -821,7 +824,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		m->runner_pid = 0; /* a failed load leaves no runner of this model */
 		engine_model_forget_runner(m);
 		e->counters.load_failures++;
-		vd_warn(ENGINE, "loading %s failed (%s): %s", m->name,
+		vd_warn(ENGINE, "%sloading %s failed (%s): %s", m->engine->tag, m->name,
 			backend_error_name(st->error), st->message);
 		if (st->error == BACKEND_ERR_UNAVAILABLE) {
 			engine_set_backend_up(e, false);
@@ -853,7 +856,7 @@ engine_unload_cb(const struct backend_status *st, void *arg)
 		m->unload_replied_ms = engine_now();
 		monitor_refresh_ps(e->node->monitor);
 	} else {
-		vd_warn(ENGINE, "unloading %s failed: %s", m->name, st->message);
+		vd_warn(ENGINE, "%sunloading %s failed: %s", m->engine->tag, m->name, st->message);
 		/* An abandoned load never became a resident model vramd can use. */
 		m->residency = m->load_abandoned ? SCHED_UNLOADED : SCHED_LOADED;
 		m->load_abandoned = false;
@@ -923,7 +926,7 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 		e->optimize_now = true; /* a GPU freed memory */
 		m->load_abandoned = false;
 		e->counters.unloads++;
-		vd_log(ENGINE, "unloaded %s", m->name);
+		vd_log(ENGINE, "%sunloaded %s", m->engine->tag, m->name);
 		engine_sample_now(e);
 	}
 }
@@ -1044,8 +1047,9 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 		e->counters.failed++;
 	} else {
 		/* Connection trouble or a reply cut off: run it again later, first in line. */
-		vd_warn(ENGINE, "job %s attempt %d on %s failed (%s): %s; requeued", job->id,
-			job->attempts, m->name, backend_error_name(st->error), st->message);
+		vd_warn(ENGINE, "%sjob %s attempt %d on %s failed (%s): %s; requeued",
+			m->engine->tag, job->id, job->attempts, m->name,
+			backend_error_name(st->error), st->message);
 		e->counters.retries++;
 		job->enqueued_mono_ms = now;
 		queue_push_front(d->queue, job);
@@ -1267,7 +1271,8 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 		char place[16];
 		switch (a->type) {
 		case SCHED_ACTION_UNLOAD:
-			vd_log(SCHEDULER, "unload %s (%s)", m->name, sched_reason_name(a->reason));
+			vd_log(SCHEDULER, "%sunload %s (%s)", e->tag, m->name,
+			       sched_reason_name(a->reason));
 			engine_ops_unloading(e, m, a->reason);
 			m->residency = SCHED_UNLOADING;
 			m->unload_replied_ms = 0;
@@ -1282,8 +1287,8 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 				break;
 			}
 			e->load_sample_asked_ms = 0;
-			vd_log(SCHEDULER, "load %s on %s (%s, footprint %llu MiB)", m->name,
-			       engine_place_name(a->gpu, place, sizeof(place)),
+			vd_log(SCHEDULER, "%sload %s on %s (%s, footprint %llu MiB)", e->tag,
+			       m->name, engine_place_name(a->gpu, place, sizeof(place)),
 			       sched_reason_name(a->reason),
 			       (unsigned long long)(snap->models[a->model].footprint_bytes >> 20));
 			m->residency = SCHED_LOADING;
@@ -1576,8 +1581,8 @@ engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
 			free(msg);
 			e->counters.failed++;
 		} else {
-			vd_warn(ENGINE, "job %s attempt %d on %s: %s; requeued", job->id,
-				job->attempts, m->name, why);
+			vd_warn(ENGINE, "%sjob %s attempt %d on %s: %s; requeued", m->engine->tag,
+				job->id, job->attempts, m->name, why);
 			e->counters.retries++;
 			job->status = JOB_QUEUED;
 			job->enqueued_mono_ms = now;
@@ -2007,7 +2012,7 @@ engine_ops_loaded(struct engine *e, struct engine_model *m)
 		return;
 	char to[24];
 	engine_ops_location(m, to, sizeof(to));
-	vd_log(ENGINE, "moved %s from %s to %s (%s)", m->name, m->move_from, to,
+	vd_log(ENGINE, "%smoved %s from %s to %s (%s)", m->engine->tag, m->name, m->move_from, to,
 	       m->move_why != NULL ? m->move_why : "move");
 	events_emit(gpu_policy_events(e->d->policy), "model_moved",
 		    json_pack("{s:s,s:s,s:s,s:s,s:s}", "model", m->name, "node", e->node->url,

@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION  2
+#define STORE_SCHEMA_VERSION  3
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_LIST_DEFAULT    100
 #define STORE_LIST_MAX	      10000
@@ -57,14 +57,23 @@ static const char *const store_sql[STORE_NSTMTS] = {
     [STORE_BEGIN] = "BEGIN",
     [STORE_COMMIT] = "COMMIT",
     [STORE_ROLLBACK] = "ROLLBACK",
+    /* An upsert, not INSERT OR REPLACE: the row is updated in place, so the counting
+     * triggers see the old status and the new one. */
     [STORE_JOB_SAVE] =
-	"INSERT OR REPLACE INTO jobs (" STORE_JOB_COLUMNS ") VALUES "
-	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+	"INSERT INTO jobs (" STORE_JOB_COLUMNS ") VALUES "
+	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
+	"ON CONFLICT (seq) DO UPDATE SET id = excluded.id, model = excluded.model, "
+	"kind = excluded.kind, priority = excluded.priority, status = excluded.status, "
+	"request = excluded.request, metadata = excluded.metadata, result = excluded.result, "
+	"error = excluded.error, submitted_at = excluded.submitted_at, "
+	"started_at = excluded.started_at, completed_at = excluded.completed_at, "
+	"wait_ms = excluded.wait_ms, load_ms = excluded.load_ms, run_ms = excluded.run_ms, "
+	"attempts = excluded.attempts, key = excluded.key",
     [STORE_JOB_GET] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE seq = ?1 AND id = ?2",
     [STORE_JOB_UNFINISHED] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE status IN "
 			     "('queued', 'pending', 'running') ORDER BY seq",
-    [STORE_COUNTS] = "SELECT model, status, priority, key, COUNT(*) FROM jobs "
-		     "GROUP BY model, status, priority, key",
+    [STORE_COUNTS] = "SELECT model, status, priority, NULLIF(key, ''), n FROM job_counts "
+		     "WHERE n > 0",
     [STORE_RES_SAVE] = "INSERT OR REPLACE INTO reservations (id, gpu, bytes, created_at, "
 		       "expires_at, ttl_ms, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [STORE_RES_DELETE] = "DELETE FROM reservations WHERE id = ?1",
@@ -102,6 +111,35 @@ static const struct {
     /* The API key that submitted a job (API_KEYS_FILE); NULL for jobs from before. */
     {2, "ALTER TABLE jobs ADD COLUMN key TEXT;"
 	"CREATE INDEX IF NOT EXISTS jobs_key ON jobs (key, seq);"},
+    /* Jobs counted as they are written (GET /api/stats reads this, not the whole
+     * history): one row per model, status, priority and key ('' for none), kept by
+     * triggers in the same transaction as the jobs, so a rolled-back batch leaves the
+     * counts as it leaves the jobs. */
+    {3, "CREATE TABLE IF NOT EXISTS job_counts ("
+	" model TEXT NOT NULL, status TEXT NOT NULL, priority TEXT NOT NULL,"
+	" key TEXT NOT NULL, n INTEGER NOT NULL,"
+	" PRIMARY KEY (model, status, priority, key)) WITHOUT ROWID;"
+	"INSERT INTO job_counts (model, status, priority, key, n)"
+	" SELECT model, status, priority, IFNULL(key, ''), COUNT(*) FROM jobs"
+	" GROUP BY model, status, priority, IFNULL(key, '');"
+	"CREATE TRIGGER IF NOT EXISTS jobs_counted AFTER INSERT ON jobs BEGIN"
+	" INSERT INTO job_counts (model, status, priority, key, n)"
+	"  VALUES (NEW.model, NEW.status, NEW.priority, IFNULL(NEW.key, ''), 1)"
+	"  ON CONFLICT (model, status, priority, key) DO UPDATE SET n = n + 1;"
+	" END;"
+	"CREATE TRIGGER IF NOT EXISTS jobs_recounted AFTER UPDATE OF model, status, priority, key"
+	" ON jobs WHEN OLD.model IS NOT NEW.model OR OLD.status IS NOT NEW.status"
+	" OR OLD.priority IS NOT NEW.priority OR OLD.key IS NOT NEW.key BEGIN"
+	" UPDATE job_counts SET n = n - 1 WHERE model = OLD.model AND status = OLD.status"
+	"  AND priority = OLD.priority AND key = IFNULL(OLD.key, '');"
+	" INSERT INTO job_counts (model, status, priority, key, n)"
+	"  VALUES (NEW.model, NEW.status, NEW.priority, IFNULL(NEW.key, ''), 1)"
+	"  ON CONFLICT (model, status, priority, key) DO UPDATE SET n = n + 1;"
+	" END;"
+	"CREATE TRIGGER IF NOT EXISTS jobs_uncounted AFTER DELETE ON jobs BEGIN"
+	" UPDATE job_counts SET n = n - 1 WHERE model = OLD.model AND status = OLD.status"
+	"  AND priority = OLD.priority AND key = IFNULL(OLD.key, '');"
+	" END;"},
 };
 
 struct store {

@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (free_port, http, http_json, ndjson, run_tests, start_sim,  # noqa: E402
                      wait_until)
-from vramd_harness import start_vramd, wait_ready  # noqa: E402
+from vramd_harness import open_stream, sim_active, start_vramd, wait_ready  # noqa: E402
 
 SLOW_MODEL = "phi3:mini"
 # At time scale 0.01 phi3:mini makes about one token a second and answers with 20 to
@@ -38,13 +38,6 @@ def sim_ps(sim):
     status, body = http_json("GET", sim.url + "/api/ps")
     assert status == 200, (status, body)
     return {m["name"]: m for m in body["models"]}
-
-
-def sim_active(sim, model):
-    for m in sim.state()["models"]:
-        if m["name"] == model:
-            return m.get("active", 0)
-    return 0
 
 
 def job_of(v, headers):
@@ -74,15 +67,6 @@ class Async:
         if self.error:
             raise self.error
         return self.value
-
-
-def open_stream(v, path, body, headers=None):
-    """Starts a request and reads its reply head; returns (connection, response)."""
-    conn = httpclient.HTTPConnection("127.0.0.1", v.port, timeout=60)
-    hdrs = {"Content-Type": "application/json"}
-    hdrs.update(headers or {})
-    conn.request("POST", path, body=json.dumps(body), headers=hdrs)
-    return conn, conn.getresponse()
 
 
 def send_and_leave(v, path, body):
@@ -238,6 +222,32 @@ def test_ollama_listen_serves_the_same_api():
     # The same checks as on LISTEN: a foreign Host is refused.
     status, _, _ = http("GET", url + "/api/tags", headers={"Host": "evil.example"})
     assert status == 403
+
+
+def test_answered_job_is_recorded_at_once_and_kept():
+    # A front-door job's record is committed lazily (within 100 ms of its reply, so the
+    # reply does not wait for a disk sync), but it shows at once and survives a restart.
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=100)
+    v = start_vramd(sim)
+    v2 = None
+    try:
+        wait_ready(v)
+        status, headers, body = post(v.url + "/api/generate",
+                                     {"model": "qwen2.5:0.5b", "prompt": "hi", "stream": False,
+                                      "options": {"num_predict": 2}})
+        assert status == 200, body
+        jid = headers["x-vramd-job"]
+        assert v.job(jid)["status"] == "complete"
+        assert jid in {j["job_id"] for j in jobs_with(v, "complete")}
+        v.proc.assert_clean_exit()
+        v2 = start_vramd(sim, data_dir=v.data_dir)
+        assert v2.job(jid)["status"] == "complete"
+        v2.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        if v2 is not None:
+            v2.stop()
+        sim.stop()
 
 
 # --- Slow simulated time: queueing, disconnects, priorities ----------------------------

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import http, http_json, run_tests, source_dir, start_sim, wait_until  # noqa: E402
-from vramd_harness import start_vramd, wait_ready  # noqa: E402
+from vramd_harness import open_stream, sim_active, start_vramd, wait_ready  # noqa: E402
 
 SLOW_MODEL = "phi3:mini"
 HELLO = [{"role": "user", "content": "tell me a long story"}]
@@ -30,23 +30,8 @@ def openai_error(body, status):
     return e
 
 
-def sim_active(sim, model):
-    for m in sim.state()["models"]:
-        if m["name"] == model:
-            return m.get("active", 0)
-    return 0
-
-
 def queued(v):
     return v.stats()["queue"]["length"]
-
-
-def open_stream(v, path, body, headers=None):
-    conn = httpclient.HTTPConnection("127.0.0.1", v.port, timeout=60)
-    hdrs = {"Content-Type": "application/json"}
-    hdrs.update(headers or {})
-    conn.request("POST", path, body=json.dumps(body), headers=hdrs)
-    return conn, conn.getresponse()
 
 
 def read_event(resp):

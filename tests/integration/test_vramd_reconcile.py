@@ -156,6 +156,36 @@ def test_ollama_restart_is_noticed():
         sim.stop()
 
 
+def test_ollama_upgraded_in_place_is_a_restart():
+    # The server comes back as a new version and another client has already loaded a
+    # model on it: its model list is not empty, but it is another process all the same.
+    sim = start_sim("--gpus", "8GiB", state_file=True)
+    v = start_vramd(sim)
+    sim2 = None
+    try:
+        wait_ready(v)
+        job = v.wait_final(v.submit_ok(short_job()), timeout=60)
+        assert job["status"] == "complete", job
+        assert vramd_resident(v) is not None
+        sim.stop()
+        sim2 = start_sim("--gpus", "8GiB", "--ollama-version", "0.33.7",
+                         state_file=sim.state_file, port=sim.port)
+        status, _ = http_json("POST", sim2.url + "/api/generate",
+                              {"model": "llama3.2:1b", "prompt": "", "keep_alive": -1})
+        assert status == 200
+        wait_until(lambda: "restarted (version 0.33.7, was 0.33.0)" in v.proc.log_text(),
+                   timeout=30, what="vramd to notice the new version")
+        wait_until(lambda: vramd_resident(v) is None and
+                   vramd_resident(v, "llama3.2:1b") is not None, timeout=30,
+                   what="the old model gone and the other client's adopted")
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        if sim2 is not None:
+            sim2.stop()
+        sim.stop()
+
+
 def test_model_unloaded_behind_vramds_back_is_gone():
     # Another client unloads the model vramd loaded: vramd no longer counts it.
     sim = start_sim("--gpus", "8GiB", state_file=True)

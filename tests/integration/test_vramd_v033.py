@@ -125,7 +125,7 @@ def test_spill_is_noticed_and_not_repeated():
         assert job["status"] == "complete", job
         counters = sim.state()["counters"]
         assert counters["cpu_spills"] == 1, counters
-        wait_until(lambda: v.stats()["cpu_spills"] == 1, what="vramd to notice the spill")
+        wait_until(lambda: v.stats()["cpu_spills"] == 1, timeout=30, what="vramd to notice the spill")
         assert "of qwen2.5:0.5b on the CPU although vramd planned it" in v.proc.log_text()
         # Idle and wrongly placed: unloaded at once, not after the 300 s keep-alive.
         wait_until(lambda: sim_model(sim, "qwen2.5:0.5b") is None, timeout=10,

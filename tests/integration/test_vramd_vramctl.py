@@ -73,6 +73,12 @@ def test_jobs_stats_models_health():
     assert "complete" in out and "j-" in out, out
     stats = ctl_json("stats")
     assert stats["jobs"]["by_status"]["complete"] >= 4, stats
+    # Per priority, every status and the total, adding up to the totals by status.
+    by_priority = stats["jobs"]["by_priority"]
+    for status, n in stats["jobs"]["by_status"].items():
+        if status != "queued":
+            assert sum(row[status] for row in by_priority.values()) == n, stats
+    assert sum(row["total"] for row in by_priority.values()) == stats["jobs"]["total"], stats
     _, out, _ = ctl("stats")
     assert "PRIORITY" in out, out
     models = ctl_json("models")

@@ -13,6 +13,8 @@ and temporary data directories, then drive vramd over HTTP. This module adds:
       valid submit body for one of its models.
 """
 
+import http.client as httpclient
+import json
 import os
 import random
 import tempfile
@@ -236,3 +238,24 @@ __all__ = ["MODELS", "PRIORITIES", "FINAL", "Vramd", "start_vramd", "random_job"
            "check_result", "vramd_path", "vramctl_path", "nvml_lib_path", "wait_models_known",
            "wait_gpu_known", "wait_ready",
            "new_rng", "http", "http_json"]
+
+
+# --- Front doors (vramd answering as Ollama and OpenAI) ---------------------------------
+
+
+def sim_active(sim, model):
+    """Requests of model ollama-sim is generating for now."""
+    for m in sim.state()["models"]:
+        if m["name"] == model:
+            return m.get("active", 0)
+    return 0
+
+
+def open_stream(v, path, body, headers=None):
+    """Starts a POST of body to vramd and reads its reply head; returns (connection,
+    response) so that the caller reads the stream, or closes it to go away."""
+    conn = httpclient.HTTPConnection("127.0.0.1", v.port, timeout=60)
+    hdrs = {"Content-Type": "application/json"}
+    hdrs.update(headers or {})
+    conn.request("POST", path, body=json.dumps(body), headers=hdrs)
+    return conn, conn.getresponse()
