@@ -607,8 +607,15 @@ engine_size_kv_caches(struct engine *e, const struct sched_gpu *gpus, size_t ngp
 			     config_int(cfg, CONFIG_MAX_CONCURRENT_PER_MODEL));
 }
 
-/* The micro-batch Ollama picks for a context (2048 / 1024 / 512 above 32768 / 4096 /
- * below) and its batch surcharge on the estimate: 2 GiB / 768 MiB / 0. */
+/* The micro-batch Ollama picks for a context: 2048 / 1024 / 512 tokens above 32768 /
+ * 4096 / below. */
+static uint64_t
+engine_ubatch(int64_t num_ctx)
+{
+	return num_ctx > 32768 ? 2048 : num_ctx > 4096 ? 1024 : 512;
+}
+
+/* The batch surcharge of that micro-batch on Ollama's estimate: 2 GiB / 768 MiB / 0. */
 static uint64_t
 engine_batch_surcharge(int64_t num_ctx)
 {
@@ -636,11 +643,10 @@ engine_model_multi_gpu(struct engine *e, struct engine_model *m, struct sched_mo
 	sm->preferred_gpus = sm->npreferred > 0 ? m->preferred : NULL;
 	if (rm == NULL || engine_budget_mode(e) || engine_cpu_only(e))
 		return;
-	uint64_t ubatch = num_ctx > 32768 ? 2048 : num_ctx > 4096 ? 1024 : 512;
-	if (ngpus > 1)
-		sm->split_overhead_bytes = context + ubatch * VD_MIB;
 	if (m->fit_ctx > 0)
 		num_ctx = m->fit_ctx;
+	if (ngpus > 1)
+		sm->split_overhead_bytes = context + engine_ubatch(num_ctx) * VD_MIB;
 	sm->preflight_bytes = rm->file_bytes + rm->kv_bytes - engine_kv_saved(e, rm, num_ctx);
 	if (rm->caps == 0 || (rm->caps & REGISTRY_CAP_COMPLETION))
 		sm->preflight_bytes += engine_batch_surcharge(num_ctx);
@@ -674,7 +680,8 @@ engine_fit_context(struct engine *e, struct engine_decision *dec)
 			continue;
 		bool cpu = sm->cpu_allowed;
 		sm->cpu_allowed = false; /* the question is whether a GPU can hold it */
-		uint64_t footprint = sm->footprint_bytes, preflight = sm->preflight_bytes;
+		uint64_t footprint = sm->footprint_bytes, preflight = sm->preflight_bytes,
+			 split_overhead = sm->split_overhead_bytes;
 		int64_t auto_ctx = engine_auto_ctx(e, m);
 		for (size_t t = 0;
 		     t < VD_ARRAY_LEN(engine_ctx_tiers) && !sched_model_can_ever_fit(&dec->snap, i);
@@ -684,6 +691,11 @@ engine_fit_context(struct engine *e, struct engine_decision *dec)
 				continue;
 			uint64_t saved = engine_kv_saved(e, rm, ctx);
 			sm->footprint_bytes = footprint > saved ? footprint - saved : 0;
+			/* A split's compute buffer on each GPU shrinks with the micro-batch. */
+			if (split_overhead > 0)
+				sm->split_overhead_bytes =
+				    split_overhead -
+				    (engine_ubatch(e->num_ctx) - engine_ubatch(ctx)) * VD_MIB;
 			if (preflight > 0)
 				sm->preflight_bytes = preflight - saved -
 						      engine_batch_surcharge(auto_ctx) +
@@ -694,6 +706,7 @@ engine_fit_context(struct engine *e, struct engine_decision *dec)
 			m->fit_ctx = 0; /* no tier helps: it stays a model that never fits */
 			sm->footprint_bytes = footprint;
 			sm->preflight_bytes = preflight;
+			sm->split_overhead_bytes = split_overhead;
 		} else if (m->fit_ctx > 0) {
 			char size[32];
 			vd_format_size(footprint, size, sizeof(size));
