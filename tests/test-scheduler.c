@@ -1677,16 +1677,15 @@ static void
 test_aging_across_models(void **state)
 {
 	(void)state;
-	assert_int_equal(sched_effective_priority(JOB_PRIO_LOW, NOW - 59999, NOW, 60000),
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 59999, NOW, 60000),
 			 JOB_PRIO_LOW);
-	assert_int_equal(sched_effective_priority(JOB_PRIO_LOW, NOW - 60000, NOW, 60000),
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 60000, NOW, 60000),
 			 JOB_PRIO_NORMAL);
-	assert_int_equal(sched_effective_priority(JOB_PRIO_LOW, NOW - 120000, NOW, 60000),
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 120000, NOW, 60000),
 			 JOB_PRIO_HIGH);
-	assert_int_equal(sched_effective_priority(JOB_PRIO_LOW, NOW - 900000, NOW, 60000),
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 900000, NOW, 60000),
 			 JOB_PRIO_HIGH);
-	assert_int_equal(sched_effective_priority(JOB_PRIO_LOW, NOW - 900000, NOW, 0),
-			 JOB_PRIO_LOW);
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 900000, NOW, 0), JOB_PRIO_LOW);
 
 	struct world w;
 	world_init(&w);

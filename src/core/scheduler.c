@@ -341,17 +341,6 @@ sched_model_cap(const struct sched_snapshot *snap, const struct sched_model *m,
 	return scaled < 1 ? 1 : scaled;
 }
 
-int
-sched_effective_priority(int prio, int64_t enqueued_ms, int64_t now_ms, int64_t aging_ms)
-{
-	int64_t steps;
-
-	if (aging_ms <= 0 || now_ms <= enqueued_ms)
-		return prio;
-	steps = (now_ms - enqueued_ms) / aging_ms;
-	return steps >= prio ? JOB_PRIO_HIGH : prio - (int)steps;
-}
-
 /* A model's load time when it was never measured: loads of the small models take about
  * this long, and any positive value lets the arrival rate rank models. */
 #define SCHED_LOAD_MS_DEFAULT 1000
@@ -596,7 +585,7 @@ sched_swap_is_worth_it(const struct sched_snapshot *snap, const struct sched_scr
 		if (xm->queued[p] <= 0)
 			continue;
 		int64_t t = xm->oldest_enqueued_ms[p];
-		int eff = sched_effective_priority(p, t, snap->now_ms, cfg->priority_aging_ms);
+		int eff = job_effective_priority(p, t, snap->now_ms, cfg->priority_aging_ms);
 		double age = cfg->max_batch_wait_ms > 0 && snap->now_ms > t
 				 ? (double)(snap->now_ms - t) / (double)cfg->max_batch_wait_ms
 				 : 0.0;
@@ -912,7 +901,7 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 				continue;
 			int64_t t = m->oldest_enqueued_ms[p];
 			int eff =
-			    sched_effective_priority(p, t, snap->now_ms, cfg->priority_aging_ms);
+			    job_effective_priority(p, t, snap->now_ms, cfg->priority_aging_ms);
 			if (ms->queued == 0 || t < ms->oldest_ms)
 				ms->oldest_ms = t;
 			ms->queued += m->queued[p];

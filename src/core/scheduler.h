@@ -206,13 +206,6 @@ void sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan);
  */
 bool sched_model_can_ever_fit(const struct sched_snapshot *snap, size_t model);
 
-/*
- * The effective priority class of a job of priority prio enqueued at enqueued_ms, at now_ms:
- * one class more urgent per aging_ms waited, never above JOB_PRIO_HIGH; prio itself when
- * aging_ms <= 0. The queue orders a model's jobs by it and the scheduler ranks models by it.
- */
-int sched_effective_priority(int prio, int64_t enqueued_ms, int64_t now_ms, int64_t aging_ms);
-
 /* Static names for logs and the API ("unload", "make_room", ...). */
 const char *sched_action_name(enum sched_action_type type);
 const char *sched_reason_name(enum sched_reason reason);
