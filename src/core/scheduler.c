@@ -10,7 +10,8 @@
  *      (where the CPU is allowed, only when a GPU has room for all of it now).
  *   2. Pressure and relocation: a GPU whose free memory fell below
  *      pending + reserved + margin (a VRAM reservation, or another program grew) gets
- *      idle models unloaded, LRU first, when that restores the margin; an
+ *      idle models unloaded, in eviction order, when that restores the margin; idle CPU
+ *      models are unloaded while host memory is below host_memory_min_bytes; an
  *      idle-but-wanted model on a paused or lost GPU is unloaded when another GPU fits
  *      it now, so its jobs run there.
  *  2b. Moves: a resident model away from its forced placement (placement), or an idle
@@ -18,16 +19,22 @@
  *      unloaded once no job of it runs, when a GPU has room for it or can make it by
  *      unloading idle models that are neither pinned nor priority; the caller reloads
  *      it where it belongs (it marks the model wanted).
- *   3. Demand: unloaded models with queued jobs, ranked (starving first, then priority,
- *      then the age of the job each would serve next), are placed one by one:
- *      a direct best fit; else evictions of idle models, least recently used first, on
+ *   3. Demand: unloaded models with queued jobs, ranked (starving first, then effective
+ *      priority after aging, then the age of the job each would serve next), are placed
+ *      one by one: a direct best fit; else, when the swap pays (its waiting work against
+ *      two of its loads), evictions of idle models in eviction order (an unused
+ *      pre-warmed model, then the lowest reuse cost = arrival rate x load time, then
+ *      least recently used; victims the others make unnecessary are dropped), on
  *      the GPU that needs the least evicted memory (the load itself follows on a later
  *      decision, once the memory is back); else CPU when allowed and no GPU could ever
  *      hold it. A starving model may also claim models that still have queued or
  *      running jobs: they get no new dispatch, drain, and are then unloaded.
+ *      A model starves when its oldest job's wait plus its load time plus the drain of
+ *      a busy model would pass max_batch_wait, so the bound holds.
  *      Then wanted models with no job (pinned, manual loads, moves) are placed the same
  *      way. A model's placement limits where it may go; pinned models are never
- *      victims of keep-alive, room-making or the resident cap.
+ *      victims of keep-alive, room-making or the resident cap. With nothing waiting,
+ *      config.prewarm loads the likeliest model into free room (never evicting).
  *   4. Dispatch: every loaded model that is not frozen gets up to its concurrency cap
  *      (scaled by its GPU's speed), models with higher-ranked jobs first.
  *

@@ -130,6 +130,8 @@ struct engine_model {
 	double load_ms_mean;   /* moving average of its load times; 0 until one loaded */
 	double run_ms_mean;    /* moving average of its jobs' run times; 0 until one ran */
 	bool prewarmed;	       /* loaded by pre-warm and not used since */
+	bool no_prewarm;       /* not pre-warmed again until a job of it runs: its last
+				  pre-warm went unused, or a user unloaded it */
 };
 
 struct engine_run {
@@ -1230,6 +1232,7 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		if (job->attempts == 0) /* a retried job is not a new arrival */
 			engine_learn_arrival(m, job->enqueued_mono_ms);
 		m->prewarmed = false;
+		m->no_prewarm = false;
 		run->engine = e;
 		run->model = m;
 		run->job = job; /* the queue's reference */
@@ -1341,6 +1344,11 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			if (a->reason == SCHED_REASON_HOST_MEMORY)
 				engine_host_pressure_event(e, m, snap);
 			engine_ops_unloading(e, m, a->reason);
+			/* A guess that went unused, or a user's unload, is not repeated until
+			 * a job asks for the model (else pre-warm and keep-alive would take
+			 * turns loading and unloading it). */
+			if (m->prewarmed || a->reason == SCHED_REASON_REQUESTED)
+				m->no_prewarm = true;
 			m->prewarmed = false;
 			m->residency = SCHED_UNLOADING;
 			m->unload_replied_ms = 0;
@@ -1496,7 +1504,7 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		const struct queue_model_summary *qs = &m->queue;
 		bool waiting = qs->count[0] + qs->count[1] + qs->count[2] > 0;
 		/* With PREWARM, a model asked for lately is a candidate even with no job. */
-		bool likely = cfg->prewarm && engine_arrival_rate(m, now) > 0.0;
+		bool likely = cfg->prewarm && !m->no_prewarm && engine_arrival_rate(m, now) > 0.0;
 		if (!waiting && !engine_model_is_resident(m) && m->running == 0 && !m->wanted &&
 		    !m->pinned && !likely)
 			continue;
@@ -1526,6 +1534,8 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 			continue;
 		sm->wanted = m->wanted || m->pinned;
 		sm->arrival_rate = engine_arrival_rate(m, now);
+		if (m->no_prewarm && m->residency == SCHED_UNLOADED)
+			sm->arrival_rate = 0.0; /* only pre-warm reads it for an unloaded model */
 		sm->load_ms = (int64_t)m->load_ms_mean;
 		sm->run_ms = (int64_t)m->run_ms_mean;
 		sm->prewarmed = m->prewarmed && m->residency == SCHED_LOADED;
