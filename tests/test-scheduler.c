@@ -1930,6 +1930,36 @@ test_host_memory_pressure(void **state)
 	world_cleanup(&w);
 }
 
+/* At the resident cap, the unload for the cap is one that also makes room for the load:
+ * not the cheapest model anywhere, which would need a second unload for the memory. */
+static void
+test_cap_victim_makes_room(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.max_loaded_models = 3;
+	size_t g = gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 1 * GIB);
+	size_t b = model_add(&w, "b", 5 * GIB / 2);
+	size_t c = model_add(&w, "c", 5 * GIB / 2);
+	size_t x = model_add(&w, "x", 3 * GIB);
+	model_loaded(&w, a, g, NOW - 9000); /* least recently used, but too small */
+	model_loaded(&w, b, g, NOW - 5000);
+	model_loaded(&w, c, g, NOW - 1000);
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w); /* usable 7, free 1: a gives 2 < 3, b gives 3.5 */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* When x fits the memory anyway, the cheapest to lose goes. */
+	w.models[x].footprint_bytes = 1 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
 int
 main(void)
 {
@@ -1974,6 +2004,7 @@ main(void)
 	    cmocka_unit_test(test_swap_value),
 	    cmocka_unit_test(test_prewarm),
 	    cmocka_unit_test(test_host_memory_pressure),
+	    cmocka_unit_test(test_cap_victim_makes_room),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

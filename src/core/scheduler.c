@@ -508,6 +508,9 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
 	return true;
 }
 
+static int sched_direct_fit(const struct sched_snapshot *snap, const struct sched_scratch *s,
+			    size_t x);
+
 /* Whether idle model a costs less to lose than b: a pre-warmed one nobody used first,
  * then the lower reuse cost, then the less recently used. */
 static bool
@@ -527,33 +530,48 @@ sched_victim_is_cheaper(const struct sched_snapshot *snap, const struct sched_sc
  * The resident-model cap: the Ollama server evicts on its own beyond
  * OLLAMA_MAX_LOADED_MODELS, so a load must wait until fewer models are resident.
  * Returns true when one more may load. Otherwise, unless an unload is already under way,
- * plans the unload of the least recently used idle model anywhere, and the load waits
- * for a later decision.
+ * plans the unload of the cheapest idle model to lose (eviction order) among those whose
+ * memory also makes room for x on their GPU, else anywhere, and the load waits for a
+ * later decision.
  */
 static bool
 sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
-		    struct sched_scratch *s, size_t nloads, bool may_evict)
+		    struct sched_scratch *s, size_t x, size_t nloads, bool may_evict)
 {
 	int cap = snap->config->max_loaded_models;
 	size_t resident = nloads;
-	size_t victim = SIZE_MAX;
+	size_t victim = SIZE_MAX, helps = SIZE_MAX;
 	bool unloading = false;
 	if (cap <= 0)
 		return true;
 	for (size_t i = 0; i < snap->nmodels; i++) {
 		const struct sched_model *m = &snap->models[i];
+		const struct sched_mstate *ms = &s->models[i];
 		if (m->residency == SCHED_UNLOADED)
 			continue;
 		resident++;
-		if (m->residency == SCHED_UNLOADING || s->models[i].gone)
+		if (m->residency == SCHED_UNLOADING || ms->gone) {
 			unloading = true;
-		else if (m->residency == SCHED_LOADED && m->running == 0 &&
-			 s->models[i].queued == 0 && !m->pinned &&
-			 (victim == SIZE_MAX || sched_victim_is_cheaper(snap, s, i, victim)))
+			continue;
+		}
+		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued > 0 || m->pinned)
+			continue;
+		if (victim == SIZE_MAX || sched_victim_is_cheaper(snap, s, i, victim))
 			victim = i;
+		/* A victim whose memory also makes room for x on its GPU: one unload then
+		 * serves both the cap and the memory, where the cheapest one anywhere may
+		 * be followed by a second unload for the memory. */
+		if (ms->gpu_index >= 0 && s->gpus[ms->gpu_index].usable &&
+		    sched_placement_allows_gpu(&snap->models[x], snap->gpus[ms->gpu_index].id) &&
+		    s->gpus[ms->gpu_index].head + s->gpus[ms->gpu_index].incoming + ms->footprint >=
+			s->models[x].need &&
+		    (helps == SIZE_MAX || sched_victim_is_cheaper(snap, s, i, helps)))
+			helps = i;
 	}
 	if (resident < (size_t)cap)
 		return true;
+	if (helps != SIZE_MAX && sched_direct_fit(snap, s, x) < 0)
+		victim = helps;
 	if (may_evict && !unloading && victim != SIZE_MAX) {
 		s->models[victim].gone = true;
 		s->models[victim].frozen = true;
@@ -1312,7 +1330,7 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 	for (size_t i = 0; i < ndemand; i++) {
 		size_t x = s->ranks[i].model;
 		bool worth = snap->models[x].wanted || sched_swap_is_worth_it(snap, s, x);
-		if (!sched_resident_room(snap, plan, s, nloads, worth)) {
+		if (!sched_resident_room(snap, plan, s, x, nloads, worth)) {
 			if (worth) {
 				blocked = true;
 				break; /* an unload for it is planned or under way */
@@ -1327,7 +1345,7 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 		if (!m->wanted || m->residency != SCHED_UNLOADED || s->models[x].queued > 0 ||
 		    !sched_model_can_ever_fit(snap, x))
 			continue;
-		if (!sched_resident_room(snap, plan, s, nloads, true))
+		if (!sched_resident_room(snap, plan, s, x, nloads, true))
 			break;
 		size_t before = nloads;
 		sched_place(snap, plan, s, x, &load_slots, &nloads, &cpu_room);
