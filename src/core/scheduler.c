@@ -70,7 +70,7 @@ struct sched_mstate {
 	double reuse_cost; /* expected load time lost per second if it is not resident:
 			      arrival rate x load time; 0 when unknown */
 	bool starving;	   /* its oldest job will have waited max_batch_wait by the time a
-			      load for it could start serving (see sched_lead_ms) */
+			      load for it could start serving (sched_derive) */
 	bool gone;	   /* unloaded or claimed as a victim in this plan */
 	bool frozen;	   /* no new dispatch: it drains for a starving model */
 };
