@@ -1960,6 +1960,32 @@ test_cap_victim_makes_room(void **state)
 	world_cleanup(&w);
 }
 
+/* Among starving models, the oldest job goes first whatever its priority: the bound is
+ * the same for every class. */
+static void
+test_starving_oldest_first(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	gpu_add(&w, 0, 24 * GIB);
+	size_t a = model_add(&w, "a", 2 * GIB);
+	size_t b = model_add(&w, "b", 2 * GIB);
+	model_queue(&w, a, JOB_PRIO_LOW, 1, NOW - W_MS - 5000);
+	model_queue(&w, b, JOB_PRIO_HIGH, 1, NOW - W_MS - 10);
+	decide(&w); /* one load slot */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_STARVATION);
+
+	/* Not starving, priority decides as before. */
+	model_queue(&w, a, JOB_PRIO_LOW, 1, NOW - 5000);
+	model_queue(&w, b, JOB_PRIO_HIGH, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
 int
 main(void)
 {
@@ -2005,6 +2031,7 @@ main(void)
 	    cmocka_unit_test(test_prewarm),
 	    cmocka_unit_test(test_host_memory_pressure),
 	    cmocka_unit_test(test_cap_victim_makes_room),
+	    cmocka_unit_test(test_starving_oldest_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,7 +88,8 @@ struct sched_gstate {
 
 /* Sort key of a model in demand and dispatch order. */
 struct sched_rank {
-	int cls; /* 0: starving, 1: not */
+	int cls;	   /* 0: starving, 1: not */
+	int64_t oldest_ms; /* starving models: the oldest job first (earliest bound) */
 	int prio;
 	int64_t head_ms;
 	size_t model;
@@ -373,6 +374,11 @@ sched_rank_cmp(const struct sched_rank *a, const struct sched_rank *b)
 {
 	if (a->cls != b->cls)
 		return a->cls < b->cls ? -1 : 1;
+	/* Among starving models the bound comes first: the one whose oldest job passes it
+	 * first goes first, whatever its priority; by priority, a low model starving with
+	 * others kept losing its turn until aging lifted it. */
+	if (a->cls == 0 && a->oldest_ms != b->oldest_ms)
+		return a->oldest_ms < b->oldest_ms ? -1 : 1;
 	if (a->prio != b->prio)
 		return a->prio < b->prio ? -1 : 1;
 	if (a->head_ms != b->head_ms)
@@ -410,6 +416,7 @@ static struct sched_rank
 sched_rank_of(const struct sched_mstate *ms, size_t model)
 {
 	return (struct sched_rank){.cls = ms->starving ? 0 : 1,
+				   .oldest_ms = ms->oldest_ms,
 				   .prio = ms->best_prio,
 				   .head_ms = ms->head_ms,
 				   .model = model};
