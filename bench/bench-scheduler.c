@@ -64,7 +64,8 @@ bench_world_build(struct bench_world *w, enum bench_mix mix, uint64_t *rng)
 				       .max_concurrent_per_model = 4,
 				       .keep_alive_ms = 300000,
 				       .max_loads_in_flight = 1,
-				       .allow_cpu = true};
+				       .allow_cpu = true,
+				       .priority_aging_ms = 60000};
 	for (int g = 0; g < NGPUS; g++) {
 		w->gpus[g] = (struct sched_gpu){.id = g,
 						.available = true,
@@ -88,6 +89,10 @@ bench_world_build(struct bench_world *w, enum bench_mix mix, uint64_t *rng)
 		    .gpu = SCHED_GPU_CPU,
 		    .last_used_ms = T0_MS - (int64_t)(vd_rand64(rng) % 200000),
 		    .cpu_allowed = m % 10 == 0,
+		    /* learned statistics, so reuse-aware eviction and the swap value run */
+		    .arrival_rate = 0.05 * (double)(m % 7),
+		    .load_ms = 1000 + 500 * (m % 5),
+		    .run_ms = 2000 + 1000 * (m % 3),
 		};
 		if (mix == MIX_ALL_LOADED)
 			sm->footprint_bytes = (1 + vd_rand64(rng) % 3) * GIB_BYTES;

@@ -156,6 +156,20 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		0, 1000, NULL, "jobs", true,
 		"A load that needs another model unloaded waits until this many of its jobs queue "
 		"(or one is high priority, or one waited MAX_BATCH_WAIT); 0 or 1 = never waits."},
+	[CONFIG_PRIORITY_AGING_S] = {"PRIORITY_AGING_S", NULL, "--priority-aging", CONFIG_TYPE_INT,
+		"60", 0, 86400, NULL, "s", true,
+		"A waiting job's priority rises one class per this many seconds waited (low to "
+		"normal to high), within its model's queue and across models, so low never starves; "
+		"0 = never."},
+	[CONFIG_PREWARM] = {"PREWARM", NULL, "--prewarm", CONFIG_TYPE_BOOL, "false", 0, 0, NULL, "",
+		true,
+		"When no job waits and a GPU has room, load the model most likely to be asked for "
+		"next (learned arrival rates), never evicting for it; it is the first unloaded when "
+		"room is needed. Off by default: it spends loads and memory on a guess."},
+	[CONFIG_HOST_MEMORY_MIN_MB] = {"HOST_MEMORY_MIN_MB", NULL, "--host-memory-min",
+		CONFIG_TYPE_INT, "0", 0, 16777216, NULL, "MiB", true,
+		"Below this much available host memory (MemAvailable), idle models on the CPU are "
+		"unloaded, least valuable first, and no CPU load takes it below; 0 = off."},
 	[CONFIG_MAX_LOADED_MODELS] = {"MAX_LOADED_MODELS", NULL, "--max-loaded-models",
 		CONFIG_TYPE_INT, "0", 0, 1000, NULL, "", true,
 		"Most models resident at once on the Ollama server; match its OLLAMA_MAX_LOADED_MODELS "

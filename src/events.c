@@ -50,6 +50,8 @@ static const char *const events_types[] = {
     "model_on_cpu",
     "load_timeout",
     "model_spilled",
+    "model_moved",
+    "host_memory_pressure",
     "model_adopted",
     "model_gone",
     "server_restarted",

@@ -621,6 +621,35 @@ test_fair_random(void **state)
 	queue_free(q);
 }
 
+/* Aging: a low job that waited two PRIORITY_AGING_S intervals is served before a newer
+ * high job of its model; one interval makes it normal, still behind high. */
+static void
+test_aging_pop(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(100);
+	struct job *low = mkjob(1, "m", JOB_PRIO_LOW);
+	low->enqueued_mono_ms = 1000;
+	assert_int_equal(queue_push(q, low), 0);
+	job_unref(low);
+	struct job *high = mkjob(2, "m", JOB_PRIO_HIGH);
+	high->enqueued_mono_ms = 60000;
+	assert_int_equal(queue_push(q, high), 0);
+	job_unref(high);
+
+	assert_ptr_equal(queue_peek_model(q, "m"), high);		     /* no aging */
+	assert_ptr_equal(queue_peek_model_aged(q, "m", 61000, 60000), high); /* normal */
+	assert_ptr_equal(queue_peek_model_aged(q, "m", 121000, 60000), low); /* high, older */
+	struct job *job = queue_pop_model_aged(q, "m", 121000, 60000);
+	assert_ptr_equal(job, low);
+	job_unref(job);
+	job = queue_pop_model_aged(q, "m", 121000, 60000);
+	assert_ptr_equal(job, high);
+	job_unref(job);
+	assert_null(queue_pop_model_aged(q, "m", 121000, 60000));
+	queue_free(q);
+}
+
 int
 main(void)
 {
@@ -641,6 +670,7 @@ main(void)
 	    cmocka_unit_test(test_fair_join_and_rejoin),
 	    cmocka_unit_test(test_fair_flows),
 	    cmocka_unit_test(test_fair_random),
+	    cmocka_unit_test(test_aging_pop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

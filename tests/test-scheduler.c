@@ -929,7 +929,25 @@ random_world(struct world *w, uint64_t *seed)
 				model_queue(w, mi, (enum job_priority)p,
 					    1 + (int)(vd_rand64(seed) % 20),
 					    NOW - (int64_t)(vd_rand64(seed) % 60000));
+		/* Issue 11: learned statistics, some models on the CPU, pre-warmed ones. */
+		if (vd_rand64(seed) % 2) {
+			w->models[mi].arrival_rate = (double)(vd_rand64(seed) % 100) / 50.0;
+			w->models[mi].load_ms = (int64_t)(vd_rand64(seed) % 10000);
+			w->models[mi].run_ms = (int64_t)(vd_rand64(seed) % 10000);
+		}
+		if (w->models[mi].residency == SCHED_LOADED) {
+			w->models[mi].prewarmed = vd_rand64(seed) % 4 == 0;
+			if (vd_rand64(seed) % 4 == 0) {
+				w->gpus[gi].free_bytes += w->models[mi].footprint_bytes;
+				w->models[mi].gpu = SCHED_GPU_CPU;
+			}
+		}
 	}
+	w->cfg.priority_aging_ms = (int64_t)(vd_rand64(seed) % 3) * 20000;
+	w->cfg.prewarm = vd_rand64(seed) % 2;
+	w->cfg.min_swap_batch = (int)(vd_rand64(seed) % 4);
+	w->cfg.host_memory_min_bytes = (vd_rand64(seed) % 3) * 8 * GIB;
+	w->snap.cpu_total_bytes = (vd_rand64(seed) % 2) * 64 * GIB;
 }
 
 /* Plans keep their invariants on random snapshots. */
@@ -937,6 +955,7 @@ static void
 test_invariants_random(void **state)
 {
 	uint64_t seed = 42;
+	int prewarms = 0, host_unloads = 0;
 
 	(void)state;
 	for (int round = 0; round < 2000; round++) {
@@ -944,11 +963,15 @@ test_invariants_random(void **state)
 		int64_t used[MAX_GPUS] = {0};
 		bool seen[MAX_MOD] = {0};
 		int loads = 0;
-		int64_t margin;
+		int64_t margin, cpu_loaded = 0;
+		bool make_room = false, prewarm = false, any_queued = false;
 
 		random_world(&w, &seed);
 		decide(&w);
 		margin = (int64_t)w.cfg.safety_margin_bytes;
+		for (size_t i = 0; i < w.nmodels; i++)
+			for (int p = 0; p < JOB_NPRIORITIES; p++)
+				any_queued = any_queued || w.models[i].queued[p] > 0;
 		for (size_t i = 0; i < w.plan.nactions; i++) {
 			const struct sched_action *a = &w.plan.actions[i];
 			const struct sched_model *m = &w.models[a->model];
@@ -963,10 +986,35 @@ test_invariants_random(void **state)
 			case SCHED_ACTION_UNLOAD:
 				assert_int_equal(m->residency, SCHED_LOADED);
 				assert_int_equal(m->running, 0);
+				make_room = make_room || a->reason == SCHED_REASON_MAKE_ROOM;
+				if (a->reason == SCHED_REASON_MAKE_ROOM ||
+				    a->reason == SCHED_REASON_KEEP_ALIVE ||
+				    a->reason == SCHED_REASON_HOST_MEMORY)
+					assert_false(m->pinned);
+				if (a->reason == SCHED_REASON_HOST_MEMORY) {
+					host_unloads++;
+					assert_int_equal(m->gpu, SCHED_GPU_CPU);
+					assert_int_equal(queued, 0);
+					assert_true(w.snap.cpu_total_bytes > 0 &&
+						    w.snap.cpu_free_bytes <
+							w.cfg.host_memory_min_bytes);
+				}
 				break;
 			case SCHED_ACTION_LOAD:
 				assert_int_equal(m->residency, SCHED_UNLOADED);
-				assert_true(queued > 0);
+				if (a->reason == SCHED_REASON_PREWARM) {
+					/* only a guess when nothing waits, never on the CPU */
+					prewarm = true;
+					prewarms++;
+					assert_true(w.cfg.prewarm);
+					assert_false(any_queued);
+					assert_true(a->gpu != SCHED_GPU_CPU);
+					assert_true(m->arrival_rate > 0);
+				} else {
+					assert_true(queued > 0);
+				}
+				if (a->gpu == SCHED_GPU_CPU)
+					cpu_loaded += (int64_t)m->footprint_bytes;
 				loads++;
 				if (a->gpu != SCHED_GPU_CPU) {
 					size_t g = 0;
@@ -991,8 +1039,16 @@ test_invariants_random(void **state)
 			}
 		}
 		assert_true(loads <= w.cfg.max_loads_in_flight);
+		/* Pre-warm never evicts; CPU loads leave HOST_MEMORY_MIN_MB available. */
+		assert_false(prewarm && make_room);
+		if (w.snap.cpu_total_bytes > 0 && cpu_loaded > 0)
+			assert_true(cpu_loaded <= (int64_t)w.snap.cpu_free_bytes -
+						      (int64_t)w.cfg.host_memory_min_bytes);
 		world_cleanup(&w);
 	}
+	/* The random worlds do reach the new rules. */
+	assert_true(prewarms > 0);
+	assert_true(host_unloads > 0);
 }
 
 static void
@@ -1549,6 +1605,387 @@ test_preflight_fit_rule(void **state)
 	world_cleanup(&w);
 }
 
+/* --- Issue 11: the policy ------------------------------------------------------------ */
+
+/* Reuse-aware eviction: the idle model cheapest to need again goes (arrival rate x load
+ * time), not the least recently used; with no learned rates, LRU as before; pinned
+ * models are never victims. */
+static void
+test_reuse_aware_eviction(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	size_t g = gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 3 * GIB);
+	size_t b = model_add(&w, "b", 3 * GIB);
+	size_t x = model_add(&w, "x", 3 * GIB);
+	model_loaded(&w, a, g, NOW - 90000); /* least recently used, but asked for often */
+	model_loaded(&w, b, g, NOW - 1000);
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 10);
+
+	decide(&w); /* nothing learned: LRU */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	w.models[a].arrival_rate = 0.5; /* one job every 2 s, 3 s to load */
+	w.models[a].load_ms = 3000;
+	w.models[b].arrival_rate = 0.01;
+	w.models[b].load_ms = 3000;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* A slow load weighs as much as a high rate: b at 0.01/s but 200 s to load. */
+	w.models[b].load_ms = 200000;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* The cheap one pinned: the dear one goes rather than nothing. */
+	w.models[b].load_ms = 3000;
+	w.models[b].pinned = true;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* Eviction takes no more than it needs: a small victim taken before the big one that
+ * alone makes room is kept resident. */
+static void
+test_eviction_drops_unneeded_victims(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	size_t g = gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 1 * GIB);
+	size_t b = model_add(&w, "b", 4 * GIB);
+	size_t x = model_add(&w, "x", 5 * GIB);
+	model_loaded(&w, a, g, NOW - 9000); /* LRU first */
+	model_loaded(&w, b, g, NOW - 1000);
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w); /* usable 7, free 2: b alone gives 6 >= 5 */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* Aging: a job's class rises one step per PRIORITY_AGING_S waited, across models. */
+static void
+test_aging_across_models(void **state)
+{
+	(void)state;
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 59999, NOW, 60000),
+			 JOB_PRIO_LOW);
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 60000, NOW, 60000),
+			 JOB_PRIO_NORMAL);
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 120000, NOW, 60000),
+			 JOB_PRIO_HIGH);
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 900000, NOW, 60000),
+			 JOB_PRIO_HIGH);
+	assert_int_equal(job_effective_priority(JOB_PRIO_LOW, NOW - 900000, NOW, 0), JOB_PRIO_LOW);
+
+	struct world w;
+	world_init(&w);
+	w.cfg.max_batch_wait_ms = INT64_C(1) << 40; /* no starvation in this test */
+	gpu_add(&w, 0, 24 * GIB);
+	size_t a = model_add(&w, "a", 2 * GIB);
+	size_t b = model_add(&w, "b", 2 * GIB);
+	model_queue(&w, a, JOB_PRIO_LOW, 1, NOW - 130000);
+	model_queue(&w, b, JOB_PRIO_HIGH, 1, NOW - 10);
+
+	decide(&w); /* no aging: high first (one load slot) */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_DEMAND);
+
+	w.cfg.priority_aging_ms = 60000; /* low for 130 s counts as high, and is older */
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+
+	/* Loaded models dispatch in the same order. */
+	model_loaded(&w, a, 0, NOW - 1000);
+	model_loaded(&w, b, 0, NOW - 1000);
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, 1, SCHED_REASON_DEMAND);
+	expect(&w, 1, SCHED_ACTION_DISPATCH, b, 0, 1, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* MAX_BATCH_WAIT as a hard bound: with measured drain and load times, a model starves
+ * early enough that draining the busy model and loading it end within the bound. */
+static void
+test_hard_batch_bound(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.max_concurrent_per_model = 4;
+	w.cfg.min_swap_batch = 2;
+	size_t g = gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 5 * GIB);
+	size_t x = model_add(&w, "x", 5 * GIB);
+	model_loaded(&w, a, g, NOW - 100);
+	w.models[a].running = 2;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 5, NOW - 1000);
+
+	/* 24 s waited of a 30 s bound, nothing measured: not starving, a keeps serving. */
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 24000);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, 2, SCHED_REASON_DEMAND);
+
+	/* a's jobs take 4 s to drain, x 3 s to load: 24 + 7 > 30, x starves now and a
+	 * gets no new job (it drains for x). */
+	w.models[a].run_ms = 4000;
+	w.models[x].load_ms = 3000;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* At 20 s, 20 + 7 <= 30: not yet. */
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 20000);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, a, 0, 2, SCHED_REASON_DEMAND);
+
+	/* Once a has drained, it is unloaded for x at once. */
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 24000);
+	w.models[a].running = 0;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* Swap when it pays: with measured times, a model whose load needs an eviction while
+ * others work loads when jobs x run time x class weight x (1 + age / bound) reaches two
+ * of its loads. */
+static void
+test_swap_value(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.max_batch_wait_ms = 60000;
+	w.cfg.min_swap_batch = 2;
+	size_t g = gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 3 * GIB);
+	size_t b = model_add(&w, "b", 3 * GIB);
+	size_t x = model_add(&w, "x", 3 * GIB);
+	model_loaded(&w, a, g, NOW - 100);
+	model_loaded(&w, b, g, NOW - 5000);
+	w.models[a].running = 1; /* the resident side works */
+	w.models[x].run_ms = 1000;
+	w.models[x].load_ms = 4000;
+
+	model_queue(&w, x, JOB_PRIO_NORMAL, 7, NOW - 10); /* 7 s of work < 8 s: waits */
+	decide(&w);
+	expect_n(&w, 0);
+
+	model_queue(&w, x, JOB_PRIO_NORMAL, 8, NOW - 10); /* 8 s: worth it */
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	model_queue(&w, x, JOB_PRIO_NORMAL, 0, 0);
+	model_queue(&w, x, JOB_PRIO_LOW, 12, NOW - 10); /* low weighs half: 6 s */
+	decide(&w);
+	expect_n(&w, 0);
+
+	model_queue(&w, x, JOB_PRIO_LOW, 12, NOW - 30000); /* half the bound: x 1.5 */
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* Nothing measured: min_swap_batch jobs, as before. */
+	w.models[x].run_ms = 0;
+	model_queue(&w, x, JOB_PRIO_LOW, 2, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* Pre-warm: when nothing waits, the model with the highest arrival rate loads where it
+ * fits now; never with work waiting, never by evicting, never a model not expected
+ * within its keep-alive; unused, it is the first victim. */
+static void
+test_prewarm(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	size_t g = gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 2 * GIB);
+	size_t b = model_add(&w, "b", 2 * GIB);
+	size_t c = model_add(&w, "c", 5 * GIB);
+	w.models[a].arrival_rate = 0.1;
+	w.models[b].arrival_rate = 0.5;
+
+	decide(&w); /* off by default */
+	expect_n(&w, 0);
+
+	w.cfg.prewarm = true;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_PREWARM);
+
+	/* A job waiting anywhere: no guessing (c has no room either way). */
+	model_loaded(&w, c, g, NOW - 100);
+	model_queue(&w, c, JOB_PRIO_LOW, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, c, 0, 1, SCHED_REASON_DEMAND);
+
+	/* No room (7 usable, c holds 5, b needs 2 + ... ): b fits exactly; make it not. */
+	model_queue(&w, c, JOB_PRIO_LOW, 0, 0);
+	w.models[b].footprint_bytes = 3 * GIB;
+	decide(&w); /* never evicts c for a guess */
+	expect_n(&w, 0);
+
+	/* Rare models (not expected within the keep-alive) are not pre-warmed. */
+	w.models[b].footprint_bytes = 2 * GIB;
+	w.models[b].arrival_rate = 0.001;
+	w.models[a].arrival_rate = 0.001;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* A pre-warmed model nobody used is unloaded first when room is needed, even with
+	 * the highest rate. */
+	w.models[b].arrival_rate = 0.5;
+	model_loaded(&w, b, g, NOW - 10);
+	w.models[b].prewarmed = true;
+	w.models[c].arrival_rate = 0.01;
+	size_t x = model_add(&w, "x", 2 * GIB);
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* Host memory pressure: below HOST_MEMORY_MIN_MB available, idle CPU models are unloaded,
+ * least valuable first, as many as it takes; busy or pinned ones never. */
+static void
+test_host_memory_pressure(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.allow_cpu = true;
+	gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 1 * GIB);
+	size_t b = model_add(&w, "b", 1 * GIB);
+	size_t c = model_add(&w, "c", 1 * GIB);
+	size_t d = model_add(&w, "d", 1 * GIB);
+	size_t e = model_add(&w, "e", 1 * GIB);
+	for (size_t i = a; i <= d; i++) {
+		w.models[i].residency = SCHED_LOADED;
+		w.models[i].gpu = SCHED_GPU_CPU;
+		w.models[i].last_used_ms = NOW - 1000;
+		w.models[i].cpu_allowed = true;
+	}
+	w.models[a].arrival_rate = 0.5;
+	w.models[b].arrival_rate = 0.01;
+	w.models[c].running = 1;
+	w.models[d].pinned = true;
+	w.snap.cpu_total_bytes = 64 * GIB;
+	w.snap.cpu_free_bytes = 2 * GIB;
+
+	decide(&w); /* off by default */
+	expect_n(&w, 0);
+
+	w.cfg.host_memory_min_bytes = 3 * GIB;
+	decide(&w); /* b alone lifts it to 3 */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, SCHED_GPU_CPU, 0, SCHED_REASON_HOST_MEMORY);
+
+	w.cfg.host_memory_min_bytes = 6 * GIB;
+	decide(&w); /* all idle ones, even if not enough; c runs, d is pinned */
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, SCHED_GPU_CPU, 0, SCHED_REASON_HOST_MEMORY);
+	expect(&w, 1, SCHED_ACTION_UNLOAD, a, SCHED_GPU_CPU, 0, SCHED_REASON_HOST_MEMORY);
+
+	/* Host memory unknown: nothing. */
+	w.snap.cpu_total_bytes = 0;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* A CPU load never takes the host below the minimum. */
+	w.snap.cpu_total_bytes = 64 * GIB;
+	w.snap.cpu_free_bytes = 8 * GIB;
+	w.cfg.host_memory_min_bytes = 7 * GIB + 1;
+	w.gpus[0].available = false;
+	model_queue(&w, e, JOB_PRIO_NORMAL, 1, NOW - 10);
+	w.models[e].cpu_allowed = true;
+	decide(&w);
+	expect_n(&w, 0);
+	w.cfg.host_memory_min_bytes = 7 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, e, SCHED_GPU_CPU, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* At the resident cap, the unload for the cap is one that also makes room for the load:
+ * not the cheapest model anywhere, which would need a second unload for the memory. */
+static void
+test_cap_victim_makes_room(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.max_loaded_models = 3;
+	size_t g = gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 1 * GIB);
+	size_t b = model_add(&w, "b", 5 * GIB / 2);
+	size_t c = model_add(&w, "c", 5 * GIB / 2);
+	size_t x = model_add(&w, "x", 3 * GIB);
+	model_loaded(&w, a, g, NOW - 9000); /* least recently used, but too small */
+	model_loaded(&w, b, g, NOW - 5000);
+	model_loaded(&w, c, g, NOW - 1000);
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w); /* usable 7, free 1: a gives 2 < 3, b gives 3.5 */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	/* When x fits the memory anyway, the cheapest to lose goes. */
+	w.models[x].footprint_bytes = 1 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
+	world_cleanup(&w);
+}
+
+/* Among starving models, the oldest job goes first whatever its priority: the bound is
+ * the same for every class. */
+static void
+test_starving_oldest_first(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	gpu_add(&w, 0, 24 * GIB);
+	size_t a = model_add(&w, "a", 2 * GIB);
+	size_t b = model_add(&w, "b", 2 * GIB);
+	model_queue(&w, a, JOB_PRIO_LOW, 1, NOW - W_MS - 5000);
+	model_queue(&w, b, JOB_PRIO_HIGH, 1, NOW - W_MS - 10);
+	decide(&w); /* one load slot */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_STARVATION);
+
+	/* Not starving, priority decides as before. */
+	model_queue(&w, a, JOB_PRIO_LOW, 1, NOW - 5000);
+	model_queue(&w, b, JOB_PRIO_HIGH, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
 int
 main(void)
 {
@@ -1586,6 +2023,15 @@ main(void)
 	    cmocka_unit_test(test_optimizer_moves_priority_model),
 	    cmocka_unit_test(test_forced_placement),
 	    cmocka_unit_test(test_unload_requested),
+	    cmocka_unit_test(test_reuse_aware_eviction),
+	    cmocka_unit_test(test_eviction_drops_unneeded_victims),
+	    cmocka_unit_test(test_aging_across_models),
+	    cmocka_unit_test(test_hard_batch_bound),
+	    cmocka_unit_test(test_swap_value),
+	    cmocka_unit_test(test_prewarm),
+	    cmocka_unit_test(test_host_memory_pressure),
+	    cmocka_unit_test(test_cap_victim_makes_room),
+	    cmocka_unit_test(test_starving_oldest_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,6 +135,17 @@ job_kind_name(enum job_kind kind)
 	return kind < JOB_NKINDS ? job_kind_names[kind] : "?";
 }
 
+int
+job_effective_priority(int prio, int64_t enqueued_ms, int64_t now_ms, int64_t aging_ms)
+{
+	int64_t steps;
+
+	if (aging_ms <= 0 || now_ms <= enqueued_ms)
+		return prio;
+	steps = (now_ms - enqueued_ms) / aging_ms;
+	return steps >= prio ? JOB_PRIO_HIGH : prio - (int)steps;
+}
+
 const char *
 job_priority_name(enum job_priority priority)
 {

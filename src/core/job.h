@@ -111,6 +111,14 @@ void job_format_id(int64_t seq, char *buf);
 /* Parses a public id back to its sequence number; returns false if malformed. */
 bool job_parse_id(const char *id, int64_t *seq);
 
+/*
+ * Aging (PRIORITY_AGING_S): the effective priority class, at now_ms, of a job of priority
+ * prio enqueued at enqueued_ms: one class more urgent per aging_ms waited, never above
+ * JOB_PRIO_HIGH; prio itself when aging_ms <= 0. The queue hands out a model's jobs and the
+ * scheduler ranks models by it, so both agree on what is served next.
+ */
+int job_effective_priority(int prio, int64_t enqueued_ms, int64_t now_ms, int64_t aging_ms);
+
 const char *job_kind_name(enum job_kind kind);
 const char *job_priority_name(enum job_priority priority);
 const char *job_status_name(enum job_status status);

@@ -647,20 +647,45 @@ queue_push_front(struct queue *q, struct job *job)
 	queue_link(q, job, true);
 }
 
+/* The next job of model m: the FIFO heads compared by effective priority (aging, see
+ * job_effective_priority), the older head on a tie; plain priority order when aging_ms
+ * is 0. */
+static struct job *
+queue_model_next(const struct queue_model *m, int64_t now_ms, int64_t aging_ms)
+{
+	struct job *best = NULL;
+	int best_eff = JOB_NPRIORITIES;
+
+	for (int p = 0; p < JOB_NPRIORITIES; p++) {
+		struct job *job = queue_fifo_next(m, p);
+		if (job == NULL)
+			continue;
+		int eff = job_effective_priority(p, job->enqueued_mono_ms, now_ms, aging_ms);
+		if (best == NULL || eff < best_eff ||
+		    (eff == best_eff && job->enqueued_mono_ms < best->enqueued_mono_ms)) {
+			best = job;
+			best_eff = eff;
+		}
+	}
+	return best;
+}
+
 struct job *
 queue_pop_model(struct queue *q, const char *model)
+{
+	return queue_pop_model_aged(q, model, 0, 0);
+}
+
+struct job *
+queue_pop_model_aged(struct queue *q, const char *model, int64_t now_ms, int64_t aging_ms)
 {
 	struct queue_model *m = queue_model_lookup(q, model);
 	if (m == NULL)
 		return NULL;
-	for (int p = 0; p < JOB_NPRIORITIES; p++) {
-		struct job *job = queue_fifo_next(m, p);
-		if (job != NULL) {
-			queue_unlink(q, m, job);
-			return job; /* the queue's reference passes to the caller */
-		}
-	}
-	return NULL;
+	struct job *job = queue_model_next(m, now_ms, aging_ms);
+	if (job != NULL)
+		queue_unlink(q, m, job);
+	return job; /* the queue's reference passes to the caller */
 }
 
 /* Whether job is linked in m's FIFO for its priority: O(1) through its neighbours. */
@@ -793,15 +818,14 @@ queue_summary(const struct queue *q, const char *model, struct queue_model_summa
 struct job *
 queue_peek_model(const struct queue *q, const char *model)
 {
+	return queue_peek_model_aged(q, model, 0, 0);
+}
+
+struct job *
+queue_peek_model_aged(const struct queue *q, const char *model, int64_t now_ms, int64_t aging_ms)
+{
 	const struct queue_model *m = queue_model_lookup(q, model);
-	if (m == NULL)
-		return NULL;
-	for (int p = 0; p < JOB_NPRIORITIES; p++) {
-		struct job *job = queue_fifo_next(m, p);
-		if (job != NULL)
-			return job;
-	}
-	return NULL;
+	return m != NULL ? queue_model_next(m, now_ms, aging_ms) : NULL;
 }
 
 void

@@ -62,6 +62,13 @@ bool queue_remove(struct queue *q, struct job *job);
 
 /* The job queue_pop_model would return, without removing it (borrowed), or NULL. */
 struct job *queue_peek_model(const struct queue *q, const char *model);
+/* The same with aging (PRIORITY_AGING_S): the FIFO heads are compared by their effective
+ * priority at now_ms (job_effective_priority), the older on a tie, so a low job that waited
+ * long enough runs before newer normal or high jobs of its model. aging_ms 0: as above. */
+struct job *queue_pop_model_aged(struct queue *q, const char *model, int64_t now_ms,
+				 int64_t aging_ms);
+struct job *queue_peek_model_aged(const struct queue *q, const char *model, int64_t now_ms,
+				  int64_t aging_ms);
 
 size_t queue_length(const struct queue *q);
 size_t queue_capacity(const struct queue *q);

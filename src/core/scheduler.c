@@ -10,7 +10,8 @@
  *      (where the CPU is allowed, only when a GPU has room for all of it now).
  *   2. Pressure and relocation: a GPU whose free memory fell below
  *      pending + reserved + margin (a VRAM reservation, or another program grew) gets
- *      idle models unloaded, LRU first, when that restores the margin; an
+ *      idle models unloaded, in eviction order, when that restores the margin; idle CPU
+ *      models are unloaded while host memory is below host_memory_min_bytes; an
  *      idle-but-wanted model on a paused or lost GPU is unloaded when another GPU fits
  *      it now, so its jobs run there.
  *  2b. Moves: a resident model away from its forced placement (placement), or an idle
@@ -18,16 +19,22 @@
  *      unloaded once no job of it runs, when a GPU has room for it or can make it by
  *      unloading idle models that are neither pinned nor priority; the caller reloads
  *      it where it belongs (it marks the model wanted).
- *   3. Demand: unloaded models with queued jobs, ranked (starving first, then priority,
- *      then the age of the job each would serve next), are placed one by one:
- *      a direct best fit; else evictions of idle models, least recently used first, on
+ *   3. Demand: unloaded models with queued jobs, ranked (starving first, then effective
+ *      priority after aging, then the age of the job each would serve next), are placed
+ *      one by one: a direct best fit; else, when the swap pays (its waiting work against
+ *      two of its loads), evictions of idle models in eviction order (an unused
+ *      pre-warmed model, then the lowest reuse cost = arrival rate x load time, then
+ *      least recently used; victims the others make unnecessary are dropped), on
  *      the GPU that needs the least evicted memory (the load itself follows on a later
  *      decision, once the memory is back); else CPU when allowed and no GPU could ever
  *      hold it. A starving model may also claim models that still have queued or
  *      running jobs: they get no new dispatch, drain, and are then unloaded.
+ *      A model starves when its oldest job's wait plus its load time plus the drain of
+ *      a busy model would pass max_batch_wait, so the bound holds.
  *      Then wanted models with no job (pinned, manual loads, moves) are placed the same
  *      way. A model's placement limits where it may go; pinned models are never
- *      victims of keep-alive, room-making or the resident cap.
+ *      victims of keep-alive, room-making or the resident cap. With nothing waiting,
+ *      config.prewarm loads the likeliest model into free room (never evicting).
  *   4. Dispatch: every loaded model that is not frozen gets up to its concurrency cap
  *      (scaled by its GPU's speed), models with higher-ranked jobs first.
  *
@@ -60,7 +67,10 @@ struct sched_mstate {
 	int queued;	   /* queued jobs over all priorities */
 	int best_prio;	   /* most urgent priority with queued jobs */
 	int gpu_index;	   /* index into snap->gpus, or -1 (CPU, unloaded or unknown id) */
-	bool starving;	   /* its oldest job waited longer than max_batch_wait */
+	double reuse_cost; /* expected load time lost per second if it is not resident:
+			      arrival rate x load time; 0 when unknown */
+	bool starving;	   /* its oldest job will have waited max_batch_wait by the time a
+			      load for it could start serving (sched_derive) */
 	bool gone;	   /* unloaded or claimed as a victim in this plan */
 	bool frozen;	   /* no new dispatch: it drains for a starving model */
 };
@@ -78,15 +88,19 @@ struct sched_gstate {
 
 /* Sort key of a model in demand and dispatch order. */
 struct sched_rank {
-	int cls; /* 0: starving, 1: not */
+	int cls;	   /* 0: starving, 1: not */
+	int64_t oldest_ms; /* starving models: the oldest job first (earliest bound) */
 	int prio;
 	int64_t head_ms;
 	size_t model;
 };
 
-/* A resident model in least-recently-used order within its GPU. */
+/* A resident model in eviction order within its GPU: a pre-warmed model nobody used
+ * first, then the cheapest to need again (reuse_cost), then least recently used. */
 struct sched_lru {
 	int gpu_index;
+	bool prewarmed;
+	double reuse_cost;
 	int64_t last_used_ms;
 	size_t model;
 };
@@ -98,6 +112,7 @@ struct sched_scratch {
 	struct sched_gstate *gpus;
 	struct sched_rank *ranks;
 	struct sched_lru *lru;
+	struct sched_lru *host; /* idle CPU models in eviction order (host memory pressure) */
 	size_t *victims, *best_victims;
 	struct sched_action *loads;
 	bool resident_busy; /* some resident model has jobs running or queued */
@@ -121,6 +136,7 @@ sched_scratch_free(struct sched_scratch *s)
 	free(s->gpus);
 	free(s->ranks);
 	free(s->lru);
+	free(s->host);
 	free(s->victims);
 	free(s->best_victims);
 	free(s->loads);
@@ -150,6 +166,7 @@ sched_scratch_get(struct sched_plan *plan, size_t nmodels, size_t ngpus)
 		s->models = xreallocarray(s->models, n, sizeof(*s->models));
 		s->ranks = xreallocarray(s->ranks, n, sizeof(*s->ranks));
 		s->lru = xreallocarray(s->lru, n, sizeof(*s->lru));
+		s->host = xreallocarray(s->host, n, sizeof(*s->host));
 		s->victims = xreallocarray(s->victims, n, sizeof(*s->victims));
 		s->best_victims = xreallocarray(s->best_victims, n, sizeof(*s->best_victims));
 		s->loads = xreallocarray(s->loads, n, sizeof(*s->loads));
@@ -332,11 +349,36 @@ sched_model_cap(const struct sched_snapshot *snap, const struct sched_model *m,
 	return scaled < 1 ? 1 : scaled;
 }
 
+/* A model's load time when it was never measured: loads of the small models take about
+ * this long, and any positive value lets the arrival rate rank models. */
+#define SCHED_LOAD_MS_DEFAULT 1000
+
+static int64_t
+sched_load_ms(const struct sched_model *m)
+{
+	return m->load_ms > 0 ? m->load_ms : SCHED_LOAD_MS_DEFAULT;
+}
+
+/* The cost of not having m resident: the load time its expected jobs would wait for, per
+ * second (arrival rate x load time). 0 for a model with no learned rate. */
+static double
+sched_reuse_cost(const struct sched_model *m)
+{
+	if (!(m->arrival_rate > 0.0))
+		return 0.0;
+	return m->arrival_rate * (double)sched_load_ms(m);
+}
+
 static int
 sched_rank_cmp(const struct sched_rank *a, const struct sched_rank *b)
 {
 	if (a->cls != b->cls)
 		return a->cls < b->cls ? -1 : 1;
+	/* Among starving models the bound comes first: the one whose oldest job passes it
+	 * first goes first, whatever its priority; by priority, a low model starving with
+	 * others kept losing its turn until aging lifted it. */
+	if (a->cls == 0 && a->oldest_ms != b->oldest_ms)
+		return a->oldest_ms < b->oldest_ms ? -1 : 1;
 	if (a->prio != b->prio)
 		return a->prio < b->prio ? -1 : 1;
 	if (a->head_ms != b->head_ms)
@@ -359,6 +401,10 @@ sched_lru_qsort_cb(const void *pa, const void *pb)
 
 	if (a->gpu_index != b->gpu_index)
 		return a->gpu_index < b->gpu_index ? -1 : 1;
+	if (a->prewarmed != b->prewarmed)
+		return a->prewarmed ? -1 : 1;
+	if (a->reuse_cost != b->reuse_cost)
+		return a->reuse_cost < b->reuse_cost ? -1 : 1;
 	if (a->last_used_ms != b->last_used_ms)
 		return a->last_used_ms < b->last_used_ms ? -1 : 1;
 	if (a->model != b->model)
@@ -370,6 +416,7 @@ static struct sched_rank
 sched_rank_of(const struct sched_mstate *ms, size_t model)
 {
 	return (struct sched_rank){.cls = ms->starving ? 0 : 1,
+				   .oldest_ms = ms->oldest_ms,
 				   .prio = ms->best_prio,
 				   .head_ms = ms->head_ms,
 				   .model = model};
@@ -399,10 +446,13 @@ sched_evict_is_better(const struct sched_snapshot *snap, const struct sched_evic
 }
 
 /*
- * Picks victims on GPU gi for model x, least recently used first: idle models, then,
- * when x starves, models it outranks that may still have jobs (they will drain). Fills
- * s->victims and *ev; returns false when even all candidates would not make x fit
- * (never evict for nothing).
+ * Picks victims on GPU gi for model x in eviction order (cheapest to need again first,
+ * then least recently used): idle models, then, when x starves, models it outranks that
+ * may still have jobs (they will drain). Then drops every victim the others make
+ * unnecessary, dearest first, so a big victim taken last does not leave small ones
+ * evicted for nothing (that kept GPUs emptier than they had to be). Fills s->victims and
+ * *ev; returns false when even all candidates would not make x fit (never evict for
+ * nothing).
  */
 static bool
 sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, size_t x, int gi,
@@ -436,8 +486,6 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
 				yr = sched_rank_of(ys, y);
 				if (ys->queued > 0 && sched_rank_cmp(&xr, &yr) >= 0)
 					continue;
-				if (ym->running > 0)
-					ev->must_drain = true;
 			}
 			s->victims[ev->nvictims++] = y;
 			ev->evicted += ys->footprint;
@@ -445,42 +493,92 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
 	}
 	if (room + ev->evicted < xs->need)
 		return false;
+	size_t kept = ev->nvictims;
+	for (size_t v = ev->nvictims; v-- > 0;) {
+		int64_t fp = s->models[s->victims[v]].footprint;
+		if (room + ev->evicted - fp >= xs->need) {
+			ev->evicted -= fp;
+			s->victims[v] = SIZE_MAX;
+			kept--;
+		}
+	}
+	size_t n = 0;
+	for (size_t v = 0; v < ev->nvictims; v++) {
+		if (s->victims[v] == SIZE_MAX)
+			continue;
+		s->victims[n++] = s->victims[v];
+		if (snap->models[s->victims[v]].running > 0)
+			ev->must_drain = true;
+	}
+	ev->nvictims = kept;
 	ev->leftover = room + ev->evicted - xs->need;
 	return true;
+}
+
+static int sched_direct_fit(const struct sched_snapshot *snap, const struct sched_scratch *s,
+			    size_t x);
+
+/* Whether idle model a costs less to lose than b: a pre-warmed one nobody used first,
+ * then the lower reuse cost, then the less recently used. */
+static bool
+sched_victim_is_cheaper(const struct sched_snapshot *snap, const struct sched_scratch *s, size_t a,
+			size_t b)
+{
+	const struct sched_model *ma = &snap->models[a], *mb = &snap->models[b];
+
+	if (ma->prewarmed != mb->prewarmed)
+		return ma->prewarmed;
+	if (s->models[a].reuse_cost != s->models[b].reuse_cost)
+		return s->models[a].reuse_cost < s->models[b].reuse_cost;
+	return ma->last_used_ms < mb->last_used_ms;
 }
 
 /*
  * The resident-model cap: the Ollama server evicts on its own beyond
  * OLLAMA_MAX_LOADED_MODELS, so a load must wait until fewer models are resident.
  * Returns true when one more may load. Otherwise, unless an unload is already under way,
- * plans the unload of the least recently used idle model anywhere, and the load waits
- * for a later decision.
+ * plans the unload of the cheapest idle model to lose (eviction order) among those whose
+ * memory also makes room for x on their GPU, else anywhere, and the load waits for a
+ * later decision.
  */
 static bool
 sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
-		    struct sched_scratch *s, size_t nloads, bool may_evict)
+		    struct sched_scratch *s, size_t x, size_t nloads, bool may_evict)
 {
 	int cap = snap->config->max_loaded_models;
 	size_t resident = nloads;
-	size_t victim = SIZE_MAX;
+	size_t victim = SIZE_MAX, helps = SIZE_MAX;
 	bool unloading = false;
 	if (cap <= 0)
 		return true;
 	for (size_t i = 0; i < snap->nmodels; i++) {
 		const struct sched_model *m = &snap->models[i];
+		const struct sched_mstate *ms = &s->models[i];
 		if (m->residency == SCHED_UNLOADED)
 			continue;
 		resident++;
-		if (m->residency == SCHED_UNLOADING || s->models[i].gone)
+		if (m->residency == SCHED_UNLOADING || ms->gone) {
 			unloading = true;
-		else if (m->residency == SCHED_LOADED && m->running == 0 &&
-			 s->models[i].queued == 0 && !m->pinned &&
-			 (victim == SIZE_MAX ||
-			  m->last_used_ms < snap->models[victim].last_used_ms))
+			continue;
+		}
+		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued > 0 || m->pinned)
+			continue;
+		if (victim == SIZE_MAX || sched_victim_is_cheaper(snap, s, i, victim))
 			victim = i;
+		/* A victim whose memory also makes room for x on its GPU: one unload then
+		 * serves both the cap and the memory, where the cheapest one anywhere may
+		 * be followed by a second unload for the memory. */
+		if (ms->gpu_index >= 0 && s->gpus[ms->gpu_index].usable &&
+		    sched_placement_allows_gpu(&snap->models[x], snap->gpus[ms->gpu_index].id) &&
+		    s->gpus[ms->gpu_index].head + s->gpus[ms->gpu_index].incoming + ms->footprint >=
+			s->models[x].need &&
+		    (helps == SIZE_MAX || sched_victim_is_cheaper(snap, s, i, helps)))
+			helps = i;
 	}
 	if (resident < (size_t)cap)
 		return true;
+	if (helps != SIZE_MAX && sched_direct_fit(snap, s, x) < 0)
+		victim = helps;
 	if (may_evict && !unloading && victim != SIZE_MAX) {
 		s->models[victim].gone = true;
 		s->models[victim].frozen = true;
@@ -490,18 +588,43 @@ sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
 	return false;
 }
 
+/* Weight of a job's waiting work by its effective class (high, normal, low). */
+static const double sched_class_weight[JOB_NPRIORITIES] = {4.0, 1.0, 0.5};
+
 /*
  * Swap batching: evicting a model to load another costs two loads if the evicted one is
  * wanted again soon, so while the resident models have work, a model whose load needs
- * an eviction waits until enough of its jobs queue up to be worth it, unless they starve
- * or one is high priority. A load into free room, or onto an idle GPU, never waits.
+ * an eviction waits until its waiting work is worth the swap, unless it starves or a job
+ * of it is (effectively) high priority. With measured run and load times the work is
+ *     sum over classes of jobs x run_ms x weight(class) x (1 + age / MAX_BATCH_WAIT)
+ * and the swap costs two of its loads (its own, and likely a reload of what it evicts);
+ * without them, min_swap_batch jobs. A load into free room, or onto an idle GPU, never
+ * waits.
  */
 static bool
-sched_swap_is_worth_it(const struct sched_snapshot *snap, const struct sched_scratch *s,
-		       const struct sched_mstate *xs)
+sched_swap_is_worth_it(const struct sched_snapshot *snap, const struct sched_scratch *s, size_t x)
 {
-	return !s->resident_busy || xs->starving || xs->best_prio == JOB_PRIO_HIGH ||
-	       xs->queued >= snap->config->min_swap_batch;
+	const struct sched_config *cfg = snap->config;
+	const struct sched_model *xm = &snap->models[x];
+	const struct sched_mstate *xs = &s->models[x];
+	double work = 0.0;
+
+	if (!s->resident_busy || xs->starving || xs->best_prio == JOB_PRIO_HIGH)
+		return true;
+	if (xm->run_ms <= 0 || xm->load_ms <= 0)
+		return xs->queued >= cfg->min_swap_batch;
+	for (int p = 0; p < JOB_NPRIORITIES; p++) {
+		if (xm->queued[p] <= 0)
+			continue;
+		int64_t t = xm->oldest_enqueued_ms[p];
+		int eff = job_effective_priority(p, t, snap->now_ms, cfg->priority_aging_ms);
+		double age = cfg->max_batch_wait_ms > 0 && snap->now_ms > t
+				 ? (double)(snap->now_ms - t) / (double)cfg->max_batch_wait_ms
+				 : 0.0;
+		work += (double)xm->queued[p] * (double)xm->run_ms * sched_class_weight[eff] *
+			(1.0 + age);
+	}
+	return work >= 2.0 * (double)xm->load_ms;
 }
 
 /* Plans the load of model x on the CPU when host memory holds it. */
@@ -649,7 +772,7 @@ sched_place_split(const struct sched_snapshot *snap, struct sched_plan *plan,
 	/* Unloads already under way may be enough; else evict idle models. */
 	if (room + incoming >= rest && incoming > 0)
 		return true;
-	if (!xm->wanted && !sched_swap_is_worth_it(snap, s, xs))
+	if (!xm->wanted && !sched_swap_is_worth_it(snap, s, x))
 		return true;
 	int64_t freed = 0;
 	size_t nv = 0;
@@ -717,7 +840,7 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 	}
 
 	/* Room after evictions (or after unloads already under way). */
-	if (!xm->wanted && !sched_swap_is_worth_it(snap, s, xs))
+	if (!xm->wanted && !sched_swap_is_worth_it(snap, s, x))
 		return;
 	best = -1;
 	for (size_t g = 0; g < snap->ngpus; g++) {
@@ -772,9 +895,21 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 {
 	const struct sched_config *cfg = snap->config;
 	int64_t margin = sched_bytes(cfg->safety_margin_bytes);
+	int64_t drain_ms = 0;
 	size_t nlru = 0;
 
 	s->any_resident = false;
+	/* The longest a busy resident model (running, or with work that keeps it running)
+	 * takes to drain, for the lead of a starving load. Counting queued work too keeps
+	 * the lead, and so the starvation, from vanishing the moment such a model drained. */
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		bool busy = m->running > 0;
+		for (int p = 0; p < JOB_NPRIORITIES && !busy; p++)
+			busy = m->queued[p] > 0;
+		if (m->residency != SCHED_UNLOADED && busy && m->run_ms > drain_ms)
+			drain_ms = m->run_ms;
+	}
 	for (size_t g = 0; g < snap->ngpus; g++) {
 		const struct sched_gpu *gpu = &snap->gpus[g];
 		s->gpus[g] = (struct sched_gstate){
@@ -789,21 +924,33 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 
 		*ms = (struct sched_mstate){.footprint = sched_bytes(m->footprint_bytes),
 					    .best_prio = JOB_NPRIORITIES,
-					    .gpu_index = -1};
+					    .gpu_index = -1,
+					    .reuse_cost = sched_reuse_cost(m)};
+		/* Aging: each priority's oldest job counts at its effective class; the job
+		 * served next is the oldest of the most urgent effective class. */
 		for (int p = 0; p < JOB_NPRIORITIES; p++) {
 			if (m->queued[p] <= 0)
 				continue;
+			int64_t t = m->oldest_enqueued_ms[p];
+			int eff =
+			    job_effective_priority(p, t, snap->now_ms, cfg->priority_aging_ms);
+			if (ms->queued == 0 || t < ms->oldest_ms)
+				ms->oldest_ms = t;
 			ms->queued += m->queued[p];
-			if (ms->best_prio == JOB_NPRIORITIES) {
-				ms->best_prio = p;
-				ms->head_ms = m->oldest_enqueued_ms[p];
-				ms->oldest_ms = m->oldest_enqueued_ms[p];
-			} else if (m->oldest_enqueued_ms[p] < ms->oldest_ms) {
-				ms->oldest_ms = m->oldest_enqueued_ms[p];
+			if (eff < ms->best_prio || (eff == ms->best_prio && t < ms->head_ms)) {
+				ms->best_prio = eff;
+				ms->head_ms = t;
 			}
 		}
+		/* MAX_BATCH_WAIT as a hard bound: an unloaded model starves early enough
+		 * that the drain of a busy model and its own load fit in the bound. */
+		int64_t lead = m->residency == SCHED_UNLOADED ? sched_load_ms(m) + drain_ms : 0;
+		if (lead > cfg->max_batch_wait_ms)
+			lead = cfg->max_batch_wait_ms;
+		if (m->load_ms <= 0 && m->run_ms <= 0 && drain_ms == 0)
+			lead = 0; /* nothing measured: the plain bound, as before */
 		ms->starving =
-		    ms->queued > 0 && snap->now_ms - ms->oldest_ms > cfg->max_batch_wait_ms;
+		    ms->queued > 0 && snap->now_ms - ms->oldest_ms + lead > cfg->max_batch_wait_ms;
 		if (m->residency != SCHED_UNLOADED)
 			s->any_resident = true;
 		if (m->residency == SCHED_UNLOADED || m->gpu == SCHED_GPU_CPU)
@@ -818,6 +965,8 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 			s->gpus[ms->gpu_index].incoming += ms->footprint;
 		if (m->residency == SCHED_LOADED)
 			s->lru[nlru++] = (struct sched_lru){.gpu_index = ms->gpu_index,
+							    .prewarmed = m->prewarmed,
+							    .reuse_cost = ms->reuse_cost,
 							    .last_used_ms = m->last_used_ms,
 							    .model = i};
 	}
@@ -893,8 +1042,46 @@ sched_spill_is_misplaced(const struct sched_snapshot *snap, const struct sched_s
 	return false;
 }
 
-/* Steps 1 and 2: keep-alive expiry, reservations and memory pressure, and relocation
- * off paused or lost GPUs. */
+/*
+ * Host memory pressure: while the host's available memory is below
+ * host_memory_min_bytes, idle models on the CPU are unloaded, least valuable first
+ * (pre-warmed and unused, then the lowest reuse cost, then least recently used), until
+ * what they give back lifts it over the minimum or none is left. Unlike a GPU, every
+ * byte given back helps the host, so they go even when all of them are not enough.
+ */
+static void
+sched_relieve_host(const struct sched_snapshot *snap, struct sched_plan *plan,
+		   struct sched_scratch *s)
+{
+	int64_t min = sched_bytes(snap->config->host_memory_min_bytes);
+	int64_t avail = sched_bytes(snap->cpu_free_bytes);
+	size_t n = 0;
+
+	if (min == 0 || snap->cpu_total_bytes == 0 || avail >= min)
+		return;
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		if (m->residency != SCHED_LOADED || m->gpu != SCHED_GPU_CPU || m->running > 0 ||
+		    s->models[i].queued > 0 || s->models[i].gone || m->pinned)
+			continue;
+		s->host[n++] = (struct sched_lru){.gpu_index = -1,
+						  .prewarmed = m->prewarmed,
+						  .reuse_cost = s->models[i].reuse_cost,
+						  .last_used_ms = m->last_used_ms,
+						  .model = i};
+	}
+	qsort(s->host, n, sizeof(*s->host), sched_lru_qsort_cb);
+	for (size_t v = 0; v < n && avail < min; v++) {
+		size_t y = s->host[v].model;
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, y, SCHED_GPU_CPU, 0,
+				SCHED_REASON_HOST_MEMORY);
+		s->models[y].gone = true;
+		avail += s->models[y].footprint;
+	}
+}
+
+/* Steps 1 and 2: keep-alive expiry, reservations and memory pressure (GPU and host), and
+ * relocation off paused or lost GPUs. */
 static void
 sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		  struct sched_scratch *s)
@@ -931,6 +1118,7 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 	}
 	for (size_t g = 0; g < snap->ngpus; g++)
 		sched_relieve_pressure(snap, plan, s, g);
+	sched_relieve_host(snap, plan, s);
 	for (size_t i = 0; i < snap->nmodels; i++) {
 		const struct sched_model *m = &snap->models[i];
 		struct sched_mstate *ms = &s->models[i];
@@ -1059,6 +1247,52 @@ sched_move_misplaced(const struct sched_snapshot *snap, struct sched_plan *plan,
 	}
 }
 
+/*
+ * Pre-warm (config.prewarm): when no job waits anywhere and nothing loads, the unloaded
+ * model with the highest learned arrival rate is loaded where it fits now, without
+ * evicting anything and within the resident cap; only a model expected to be asked for
+ * within its keep-alive (rate x keep_alive >= 1), so it is not unloaded again unused.
+ * The engine marks it prewarmed until a job uses it: it is then the first victim.
+ */
+static void
+sched_prewarm(const struct sched_snapshot *snap, struct sched_scratch *s, int *load_slots,
+	      size_t *nloads)
+{
+	const struct sched_config *cfg = snap->config;
+	size_t best = SIZE_MAX;
+	size_t resident = 0;
+
+	if (!cfg->prewarm)
+		return;
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		if (s->models[i].queued > 0)
+			return; /* work waits: no guessing */
+		if (m->residency != SCHED_UNLOADED) {
+			resident++;
+			continue;
+		}
+		if (!(m->arrival_rate > 0.0) || m->placement == SCHED_PLACE_CPU ||
+		    (cfg->keep_alive_ms > 0 &&
+		     m->arrival_rate * (double)cfg->keep_alive_ms / 1000.0 < 1.0))
+			continue;
+		if (best == SIZE_MAX || m->arrival_rate > snap->models[best].arrival_rate)
+			best = i;
+	}
+	if (best == SIZE_MAX ||
+	    (cfg->max_loaded_models > 0 && resident >= (size_t)cfg->max_loaded_models))
+		return;
+	int g = sched_direct_fit(snap, s, best);
+	if (g < 0)
+		return;
+	s->loads[(*nloads)++] = (struct sched_action){.type = SCHED_ACTION_LOAD,
+						      .model = best,
+						      .gpu = snap->gpus[g].id,
+						      .reason = SCHED_REASON_PREWARM};
+	(*load_slots)--;
+	s->gpus[g].head -= s->models[best].need;
+}
+
 void
 sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 {
@@ -1095,12 +1329,15 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 	load_slots =
 	    (cfg->max_loads_in_flight > 0 ? cfg->max_loads_in_flight : 1) - snap->loads_in_flight;
 	cpu_room = sched_bytes(snap->cpu_free_bytes);
+	/* A CPU load never takes the host below HOST_MEMORY_MIN_MB (it would be unloaded
+	 * again at once). */
+	if (snap->cpu_total_bytes > 0)
+		cpu_room -= sched_bytes(cfg->host_memory_min_bytes);
 	bool blocked = false;
 	for (size_t i = 0; i < ndemand; i++) {
 		size_t x = s->ranks[i].model;
-		bool worth =
-		    snap->models[x].wanted || sched_swap_is_worth_it(snap, s, &s->models[x]);
-		if (!sched_resident_room(snap, plan, s, nloads, worth)) {
+		bool worth = snap->models[x].wanted || sched_swap_is_worth_it(snap, s, x);
+		if (!sched_resident_room(snap, plan, s, x, nloads, worth)) {
 			if (worth) {
 				blocked = true;
 				break; /* an unload for it is planned or under way */
@@ -1115,13 +1352,15 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 		if (!m->wanted || m->residency != SCHED_UNLOADED || s->models[x].queued > 0 ||
 		    !sched_model_can_ever_fit(snap, x))
 			continue;
-		if (!sched_resident_room(snap, plan, s, nloads, true))
+		if (!sched_resident_room(snap, plan, s, x, nloads, true))
 			break;
 		size_t before = nloads;
 		sched_place(snap, plan, s, x, &load_slots, &nloads, &cpu_room);
 		if (nloads > before)
 			s->loads[nloads - 1].reason = SCHED_REASON_WANTED;
 	}
+	if (!blocked && nloads == 0 && load_slots > 0 && snap->loads_in_flight == 0)
+		sched_prewarm(snap, s, &load_slots, &nloads);
 	for (size_t i = 0; i < nloads; i++) {
 		sched_plan_push(plan, s->loads[i].type, s->loads[i].model, s->loads[i].gpu, 0,
 				s->loads[i].reason);
@@ -1185,6 +1424,10 @@ sched_reason_name(enum sched_reason reason)
 		return "requested";
 	case SCHED_REASON_WANTED:
 		return "wanted";
+	case SCHED_REASON_PREWARM:
+		return "prewarm";
+	case SCHED_REASON_HOST_MEMORY:
+		return "host_memory";
 	}
 	return "unknown";
 }

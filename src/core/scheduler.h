@@ -35,6 +35,13 @@ struct sched_config {
 	bool spread; /* PLACEMENT=spread: a direct fit goes to the GPU with the most room, then
 			the fewest models and least running work, then the cooler one; false
 			(pack): to the GPU with the least room that fits */
+	/* Added for the issue-11 policy (zero: off, the behaviour before): */
+	int64_t priority_aging_ms;	/* PRIORITY_AGING_S: a job's class rises one step per
+					   interval waited (low -> normal -> high); 0 = never */
+	bool prewarm;			/* PREWARM: an idle GPU with room loads the model most
+					   likely to be asked for next, never evicting for it */
+	uint64_t host_memory_min_bytes; /* HOST_MEMORY_MIN_MB: below this much available
+					   host memory, idle CPU models are unloaded; 0 = off */
 };
 
 struct sched_gpu {
@@ -107,6 +114,12 @@ struct sched_model {
 	int64_t keep_until_ms; /* monotonic: a client's keep_alive hint (CLIENT_KEEP_ALIVE);
 				  not unloaded for keep-alive before this. Unloads that make
 				  room for other models do not look at it. */
+	/* Learned by the engine, for the issue-11 policy (zero: unknown; the rules that use
+	 * them then fall back to recency and job counts): */
+	double arrival_rate; /* jobs per second asked of it lately (decaying average) */
+	int64_t load_ms;     /* measured time of its last loads */
+	int64_t run_ms;	     /* measured time of one of its jobs (mean) */
+	bool prewarmed;	     /* loaded by pre-warm and not used since: the first victim */
 };
 
 struct sched_snapshot {
@@ -131,18 +144,22 @@ enum sched_action_type {
 };
 
 enum sched_reason {
-	SCHED_REASON_KEEP_ALIVE, /* unload: idle longer than keep_alive */
-	SCHED_REASON_MAKE_ROOM,	 /* unload: room for a load */
-	SCHED_REASON_DEMAND,	 /* load or dispatch: jobs wait for it */
-	SCHED_REASON_STARVATION, /* load or dispatch: a job waited past max_batch_wait */
-	SCHED_REASON_RELOCATE,	 /* unload: its GPU is paused or lost and another GPU fits it,
-				    or it spilled to the CPU and is idle */
-	SCHED_REASON_OPTIMIZE,	 /* unload: a gpu_priority model leaves the CPU; it is to be
-				    reloaded on a GPU (the caller marks it wanted there) */
-	SCHED_REASON_PLACEMENT,	 /* unload: it is not where its placement says; it is to be
-				    reloaded there */
-	SCHED_REASON_REQUESTED,	 /* unload: unload_requested */
-	SCHED_REASON_WANTED,	 /* load: wanted with no job queued */
+	SCHED_REASON_KEEP_ALIVE,  /* unload: idle longer than keep_alive */
+	SCHED_REASON_MAKE_ROOM,	  /* unload: room for a load */
+	SCHED_REASON_DEMAND,	  /* load or dispatch: jobs wait for it */
+	SCHED_REASON_STARVATION,  /* load or dispatch: a job waited past max_batch_wait */
+	SCHED_REASON_RELOCATE,	  /* unload: its GPU is paused or lost and another GPU fits it,
+				     or it spilled to the CPU and is idle */
+	SCHED_REASON_OPTIMIZE,	  /* unload: a gpu_priority model leaves the CPU; it is to be
+				     reloaded on a GPU (the caller marks it wanted there) */
+	SCHED_REASON_PLACEMENT,	  /* unload: it is not where its placement says; it is to be
+				     reloaded there */
+	SCHED_REASON_REQUESTED,	  /* unload: unload_requested */
+	SCHED_REASON_WANTED,	  /* load: wanted with no job queued */
+	SCHED_REASON_PREWARM,	  /* load: nothing waits and a GPU has room; the model most
+				     likely to be asked for next (config.prewarm) */
+	SCHED_REASON_HOST_MEMORY, /* unload: an idle CPU model, host memory is below
+				     host_memory_min_bytes */
 };
 
 struct sched_action {

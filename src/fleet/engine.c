@@ -70,6 +70,9 @@
 #define ENGINE_RELEASE_POLL_MS	 50    /* GPU samples while an unloaded runner holds memory */
 #define ENGINE_RECONCILE_WAIT_MS 10000 /* after an outage, the longest wait for a listing */
 #define ENGINE_FIT_RESERVE	 (1024 * VD_MIB) /* llama-server --fit's free memory per GPU */
+/* Arrival rates decay with this time constant: a model asked for a few minutes ago still
+ * counts, one not asked for in ten has faded. */
+#define ENGINE_RATE_TAU_MS 120000.0
 
 struct engine_model {
 	char *name; /* the registry's display name; the queue key */
@@ -120,6 +123,15 @@ struct engine_model {
 				  the automatic one (engine_fit_context); 0: the automatic one */
 	int64_t keep_until_ms; /* monotonic: a client's keep_alive hint; no keep-alive unload
 				  before this (0: none) */
+	/* What the scheduler's issue-11 policy learns (engine_learn_*): */
+	double arrival_rate;   /* decaying count of its jobs / ENGINE_RATE_TAU_MS, as of
+				  arrival_at_ms */
+	int64_t arrival_at_ms; /* monotonic: the newest arrival counted */
+	double load_ms_mean;   /* moving average of its load times; 0 until one loaded */
+	double run_ms_mean;    /* moving average of its jobs' run times; 0 until one ran */
+	bool prewarmed;	       /* loaded by pre-warm and not used since */
+	bool no_prewarm;       /* not pre-warmed again until a job of it runs: its last
+				  pre-warm went unused, or a user unloaded it */
 };
 
 struct engine_run {
@@ -212,6 +224,39 @@ engine_model_get(struct engine *e, const char *name)
 	m->engine = e;
 	e->models[e->nmodels++] = m;
 	return m;
+}
+
+/* A job of m arrived (was enqueued) at t: the exponentially decaying arrival count moves
+ * on. Arrivals may be counted out of order (jobs are counted when dispatched). */
+static void
+engine_learn_arrival(struct engine_model *m, int64_t t)
+{
+	if (m->arrival_at_ms == 0 || t >= m->arrival_at_ms) {
+		double dt = m->arrival_at_ms == 0 ? 0.0 : (double)(t - m->arrival_at_ms);
+		m->arrival_rate = m->arrival_rate * exp(-dt / ENGINE_RATE_TAU_MS) + 1.0;
+		m->arrival_at_ms = t;
+	} else {
+		m->arrival_rate += exp(-(double)(m->arrival_at_ms - t) / ENGINE_RATE_TAU_MS);
+	}
+}
+
+/* m's arrival rate at now, in jobs per second. */
+static double
+engine_arrival_rate(const struct engine_model *m, int64_t now)
+{
+	if (m->arrival_at_ms == 0)
+		return 0.0;
+	double dt = now > m->arrival_at_ms ? (double)(now - m->arrival_at_ms) : 0.0;
+	return m->arrival_rate * exp(-dt / ENGINE_RATE_TAU_MS) * 1000.0 / ENGINE_RATE_TAU_MS;
+}
+
+/* Moving average of a measured duration (the first measurement sets it). */
+static void
+engine_learn_mean(double *mean, int64_t ms)
+{
+	if (ms < 0)
+		return;
+	*mean = *mean <= 0.0 ? (double)ms : 0.8 * *mean + 0.2 * (double)ms;
 }
 
 static bool
@@ -793,6 +838,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		m->last_used_ms = now;
 		m->load_failures = 0;
 		e->counters.loads++;
+		engine_learn_mean(&m->load_ms_mean, now - m->load_started_ms);
 		registry_record_load(e->node->registry, m->name, now - m->load_started_ms, -1);
 		engine_ops_loaded(e, m);
 		vd_log(ENGINE, "%sloaded %s on %s in %lld ms", m->engine->tag, m->name,
@@ -1034,6 +1080,7 @@ engine_run_cb(const struct backend_status *st, struct backend_run_result *res, v
 		e->run_ms_mean = e->run_ms_mean < 0
 				     ? (double)job->run_ms
 				     : 0.9 * e->run_ms_mean + 0.1 * (double)job->run_ms;
+		engine_learn_mean(&m->run_ms_mean, job->run_ms);
 	} else if (st->error == BACKEND_ERR_REMOTE) {
 		job_finish(job, JOB_FAILED, NULL, st->message, vd_now_wall_ms());
 		e->counters.failed++;
@@ -1187,8 +1234,9 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 {
 	struct daemon *d = e->d;
 	int64_t now = engine_now();
+	int64_t aging_ms = config_int(d->config, CONFIG_PRIORITY_AGING_S) * 1000;
 	for (int i = 0; i < count; i++) {
-		const struct job *next = queue_peek_model(d->queue, m->name);
+		const struct job *next = queue_peek_model_aged(d->queue, m->name, now, aging_ms);
 		if (next == NULL)
 			return;
 		json_t *request = job_request(next), *fitted = NULL;
@@ -1197,8 +1245,12 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 			engine_reload_for_context(e, m, next);
 			return;
 		}
-		struct job *job = queue_pop_model(d->queue, m->name);
+		struct job *job = queue_pop_model_aged(d->queue, m->name, now, aging_ms);
 		struct engine_run *run = xcalloc(1, sizeof(*run));
+		if (job->attempts == 0) /* a retried job is not a new arrival */
+			engine_learn_arrival(m, job->enqueued_mono_ms);
+		m->prewarmed = false;
+		m->no_prewarm = false;
 		run->engine = e;
 		run->model = m;
 		run->job = job; /* the queue's reference */
@@ -1272,6 +1324,27 @@ engine_load_timeout_ms(const struct engine *e, const char *name)
 	return registry_load_timeout_ms(e->node->registry, registry_find(e->node->registry, name));
 }
 
+/* An idle CPU model is unloaded because the host's available memory fell below
+ * HOST_MEMORY_MIN_MB: logged and sent as a host_memory_pressure event. */
+static void
+engine_host_pressure_event(struct engine *e, const struct engine_model *m,
+			   const struct sched_snapshot *snap)
+{
+	uint64_t min = snap->config->host_memory_min_bytes;
+	char message[256];
+
+	snprintf(message, sizeof(message),
+		 "host memory available %llu MiB is below HOST_MEMORY_MIN_MB %llu: unloading "
+		 "idle CPU model %s",
+		 (unsigned long long)(snap->cpu_free_bytes / VD_MIB),
+		 (unsigned long long)(min / VD_MIB), m->name);
+	vd_warn(ENGINE, "%s", message);
+	events_emit(gpu_policy_events(e->d->policy), "host_memory_pressure",
+		    json_pack("{s:s,s:s,s:I,s:I,s:s}", "model", m->name, "node", e->node->url,
+			      "available_bytes", (json_int_t)snap->cpu_free_bytes, "min_bytes",
+			      (json_int_t)min, "message", message));
+}
+
 static void
 engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_model **src)
 {
@@ -1288,7 +1361,15 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 		case SCHED_ACTION_UNLOAD:
 			vd_log(SCHEDULER, "%sunload %s (%s)", e->tag, m->name,
 			       sched_reason_name(a->reason));
+			if (a->reason == SCHED_REASON_HOST_MEMORY)
+				engine_host_pressure_event(e, m, snap);
 			engine_ops_unloading(e, m, a->reason);
+			/* A guess that went unused, or a user's unload, is not repeated until
+			 * a job asks for the model (else pre-warm and keep-alive would take
+			 * turns loading and unloading it). */
+			if (m->prewarmed || a->reason == SCHED_REASON_REQUESTED)
+				m->no_prewarm = true;
+			m->prewarmed = false;
 			m->residency = SCHED_UNLOADING;
 			m->unload_replied_ms = 0;
 			req.placement = engine_placement(e, m->gpu);
@@ -1308,6 +1389,7 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			       (unsigned long long)(snap->models[a->model].footprint_bytes >> 20));
 			m->residency = SCHED_LOADING;
 			m->gpu = a->gpu;
+			m->prewarmed = a->reason == SCHED_REASON_PREWARM;
 			if (a->gpu == SCHED_GPU_SPLIT && a->split < e->plan.nsplits)
 				m->split = e->plan.splits[a->split];
 			engine_model_note_pids(e, m);
@@ -1372,6 +1454,9 @@ engine_sched_config(struct engine *e, struct sched_config *cfg)
 	    .max_loaded_models = (int)config_int(c, CONFIG_MAX_LOADED_MODELS),
 	    .min_swap_batch = (int)config_int(c, CONFIG_MIN_SWAP_BATCH),
 	    .spread = strcmp(config_str(c, CONFIG_PLACEMENT), "spread") == 0,
+	    .priority_aging_ms = config_int(c, CONFIG_PRIORITY_AGING_S) * 1000,
+	    .prewarm = config_bool(c, CONFIG_PREWARM),
+	    .host_memory_min_bytes = (uint64_t)config_int(c, CONFIG_HOST_MEMORY_MIN_MB) * VD_MIB,
 	};
 	/* Ollama 0.30+ keeps ENGINE_FIT_RESERVE free on each GPU and spills to the CPU what
 	 * would eat into it: planning with a smaller margin only produces spills. */
@@ -1438,8 +1523,10 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		struct engine_model *m = e->models[i];
 		const struct queue_model_summary *qs = &m->queue;
 		bool waiting = qs->count[0] + qs->count[1] + qs->count[2] > 0;
+		/* With PREWARM, a model asked for lately is a candidate even with no job. */
+		bool likely = cfg->prewarm && !m->no_prewarm && engine_arrival_rate(m, now) > 0.0;
 		if (!waiting && !engine_model_is_resident(m) && m->running == 0 && !m->wanted &&
-		    !m->pinned)
+		    !m->pinned && !likely)
 			continue;
 		struct sched_model *sm = &dec->models[n];
 		*sm = (struct sched_model){0};
@@ -1466,6 +1553,12 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		if (m->residency == SCHED_UNLOADED && m->not_before_ms > now)
 			continue;
 		sm->wanted = m->wanted || m->pinned;
+		sm->arrival_rate = engine_arrival_rate(m, now);
+		if (m->no_prewarm && m->residency == SCHED_UNLOADED)
+			sm->arrival_rate = 0.0; /* only pre-warm reads it for an unloaded model */
+		sm->load_ms = (int64_t)m->load_ms_mean;
+		sm->run_ms = (int64_t)m->run_ms_mean;
+		sm->prewarmed = m->prewarmed && m->residency == SCHED_LOADED;
 		for (int p = 0; p < JOB_NPRIORITIES; p++) {
 			sm->queued[p] = qs->count[p];
 			sm->oldest_enqueued_ms[p] = qs->oldest_enqueued_ms[p];
@@ -1481,6 +1574,7 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 	    .models = dec->models,
 	    .nmodels = n,
 	    .cpu_free_bytes = host != NULL && host->valid ? host->available_bytes : 0,
+	    .cpu_total_bytes = host != NULL && host->valid ? host->total_bytes : 0,
 	    .loads_in_flight = e->loads_in_flight,
 	    .optimize = e->optimize_now || now >= e->optimize_next_ms,
 	};
