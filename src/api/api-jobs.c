@@ -239,7 +239,17 @@ api_job(struct vd_http_req *req, const char *path, void *arg)
 	} else if (wait_s > 0 && !job_is_final(job)) {
 		daemon_wait_for_job(d, req, job, (int64_t)(wait_s * 1000));
 	} else {
-		vd_http_reply_json(req, 200, job_to_json(job));
+		json_t *o = job_to_json(job);
+		/* A waiting job says where it stands: its place in dispatch order and when it
+		 * should start (null until vramd has run something to estimate from). */
+		if (job->status == JOB_QUEUED) {
+			size_t position = queue_position(d->queue, job) + 1;
+			double eta = fleet_eta_s(d->fleet, job, position);
+			json_object_set_new(o, "queue_position",
+					    json_integer((json_int_t)position));
+			json_object_set_new(o, "eta_s", eta >= 0 ? json_real(eta) : json_null());
+		}
+		vd_http_reply_json(req, 200, o);
 	}
 	free(wait);
 	job_unref(job);

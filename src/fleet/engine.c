@@ -38,6 +38,7 @@
  * with the load's error.
  */
 #include "engine.h"
+#include "eta.h"
 
 #include "backend.h"
 #include "config.h"
@@ -1876,22 +1877,106 @@ engine_cancel_job(struct engine *e, struct job *job)
 	return true;
 }
 
+/* A mean learnt by the engine (0: none yet), else the registry's, in seconds; -1. */
+static double
+engine_eta_mean_s(double own_ms, double fallback_ms)
+{
+	if (own_ms > 0)
+		return own_ms / 1000.0;
+	return fallback_ms >= 0 ? fallback_ms / 1000.0 : -1;
+}
+
+/* Whether a model of footprint bytes could be loaded now without unloading anything, as
+ * of the last decision (true when there was none). */
+static bool
+engine_eta_fits_now(const struct engine *e, uint64_t footprint)
+{
+	const struct engine_decision *dec = &e->dec;
+	if (!dec->ready || dec->snap.ngpus == 0)
+		return true;
+	uint64_t margin = dec->cfg.safety_margin_bytes;
+	for (size_t i = 0; i < dec->snap.ngpus; i++) {
+		const struct sched_gpu *g = &dec->snap.gpus[i];
+		uint64_t taken = g->pending_bytes + g->reserved_bytes + margin;
+		if (g->available && g->speed > 0 && g->free_bytes > taken &&
+		    g->free_bytes - taken >= footprint)
+			return true;
+	}
+	return false;
+}
+
+/* Until some resident model other than m could be unloaded: 0 when one is idle, else the
+ * shortest time one of them needs to run the jobs it has. */
+static double
+engine_eta_evict_s(const struct engine *e, const struct engine_model *m, int slots)
+{
+	double best = -1;
+	for (size_t i = 0; i < e->nmodels; i++) {
+		const struct engine_model *r = e->models[i];
+		if (r == m || r->residency != SCHED_LOADED || r->pinned)
+			continue;
+		struct queue_model_summary qs;
+		queue_summary(e->d->queue, r->name, &qs);
+		int work = r->running + qs.count[0] + qs.count[1] + qs.count[2];
+		double run_s = engine_eta_mean_s(r->run_ms_mean, e->run_ms_mean);
+		double drain = work == 0 ? 0 : (double)work * (run_s > 0 ? run_s : 0) / slots;
+		if (best < 0 || drain < best)
+			best = drain;
+	}
+	return best < 0 ? 0 : best;
+}
+
 double
 engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 {
+	(void)position; /* the queue of its own model is what it waits behind */
 	const struct engine_model *m = engine_model_find(e, job->model);
-	double run_s = e->run_ms_mean >= 0 ? e->run_ms_mean / 1000.0 : -1;
-	if (run_s < 0)
-		return -1;
-	int64_t slots = config_int(e->d->config, CONFIG_MAX_CONCURRENT_PER_MODEL);
-	double eta =
-	    (double)(position > 0 ? position - 1 : 0) * run_s / (double)(slots > 0 ? slots : 1);
-	if (m == NULL || m->residency != SCHED_LOADED) {
-		const struct registry_model *rm = registry_find(e->node->registry, job->model);
-		if (rm != NULL && rm->load_count > 0)
-			eta += rm->load_ms_mean / 1000.0;
+	const struct registry_model *rm = registry_find(e->node->registry, job->model);
+	int64_t now = engine_now();
+	int slots = (int)config_int(e->d->config, CONFIG_MAX_CONCURRENT_PER_MODEL);
+	slots = slots > 0 ? slots : 1;
+	struct queue_model_summary qs;
+	queue_summary(e->d->queue, job->model, &qs);
+	int ahead = 0;
+	for (int p = 0; p <= (int)job->priority && p < JOB_NPRIORITIES; p++)
+		ahead += qs.count[p];
+	if (job->status == JOB_QUEUED && ahead > 0)
+		ahead--; /* itself, taken as the last of its class */
+	double registry_load_ms = rm != NULL && rm->load_count > 0 ? rm->load_ms_mean
+				  : rm != NULL
+				      ? (double)registry_load_timeout_ms(e->node->registry, rm) / 4
+				      : -1;
+	struct eta_input in = {
+	    .resident =
+		m != NULL && (m->residency == SCHED_LOADED || m->residency == SCHED_LOADING),
+	    .running = m != NULL ? m->running : 0,
+	    .ahead = ahead,
+	    .slots = slots,
+	    .run_s = engine_eta_mean_s(m != NULL ? m->run_ms_mean : 0, e->run_ms_mean),
+	    .load_s = engine_eta_mean_s(m != NULL ? m->load_ms_mean : 0, registry_load_ms),
+	};
+	if (in.load_s < 0)
+		in.load_s = 0;
+	if (in.resident && m->residency == SCHED_LOADING) {
+		double spent = (double)(now - m->load_started_ms) / 1000.0;
+		in.loading_s = in.load_s > spent ? in.load_s - spent : 0;
 	}
-	return round(eta * 10) / 10;
+	if (!in.resident) {
+		uint64_t footprint = m != NULL	  ? engine_model_footprint(e, m)
+				     : rm != NULL ? registry_footprint(rm)
+						  : 0;
+		in.fits_now = engine_eta_fits_now(e, footprint);
+		in.evict_s = engine_eta_evict_s(e, m, slots);
+		int64_t oldest = 0;
+		for (int p = 0; p < JOB_NPRIORITIES; p++)
+			if (qs.count[p] > 0 && (oldest == 0 || qs.oldest_enqueued_ms[p] < oldest))
+				oldest = qs.oldest_enqueued_ms[p];
+		double bound = (double)config_int(e->d->config, CONFIG_MAX_BATCH_WAIT);
+		double age = oldest > 0 ? (double)(now - oldest) / 1000.0 : 0;
+		in.bound_s = bound > age ? bound - age : 0;
+	}
+	double eta = eta_estimate(&in);
+	return eta < 0 ? -1 : round(eta * 10) / 10;
 }
 
 static const char *

@@ -556,12 +556,13 @@ store_row_job(struct store *st, sqlite3_stmt *s)
 	int prio = job_priority_from_name((const char *)sqlite3_column_text(s, 4));
 	int status = job_status_from_name((const char *)sqlite3_column_text(s, 5));
 	json_t *request = store_column_json(st, s, 6);
-	struct job *job =
-	    job_new(sqlite3_column_int64(s, 0), model != NULL ? model : "",
-		    kind >= 0 ? kind : JOB_KIND_GENERATE, prio >= 0 ? prio : JOB_PRIO_NORMAL,
-		    json_is_object(request) ? request : NULL, NULL);
-	if (!json_is_object(request))
+	if (!json_is_object(request)) {
 		json_decref(request);
+		request = NULL;
+	}
+	struct job *job = job_new(sqlite3_column_int64(s, 0), model != NULL ? model : "",
+				  kind >= 0 ? kind : JOB_KIND_GENERATE,
+				  prio >= 0 ? prio : JOB_PRIO_NORMAL, request, NULL);
 	job->status = status >= 0 ? status : JOB_FAILED;
 	job->request_bytes = (size_t)sqlite3_column_bytes(s, 6);
 	job->metadata = store_column_json(st, s, 7);

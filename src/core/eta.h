@@ -1,0 +1,34 @@
+/*
+ * eta.h: when a waiting job should start, from what its node knows now (pure). The engine
+ * fills one struct eta_input per job and node from its own state; the fleet takes the
+ * soonest node. Used for eta_s at submit and in a waiting job's status, X-Vramd-ETA, and
+ * Retry-After.
+ *
+ * The model: the job starts once its model is resident and the jobs ahead of it (its own
+ * model's, in dispatch order) have left it a slot. A model not resident waits for a load:
+ * at once when it fits, else until a resident model can go (an idle one at once; a busy
+ * one once its queue drains) or until its oldest job reaches MAX_BATCH_WAIT, whichever
+ * comes first, then the load itself.
+ */
+#ifndef VRAMD_ETA_H
+#define VRAMD_ETA_H
+
+#include <stdbool.h>
+
+struct eta_input {
+	bool resident;	  /* the model is loaded (or loading) on the node */
+	int running;	  /* its jobs in flight there */
+	int ahead;	  /* its jobs that dispatch before this one */
+	int slots;	  /* jobs of it that may run at once (>= 1) */
+	double run_s;	  /* a job's mean run time; < 0: unknown (no estimate) */
+	double load_s;	  /* a load's expected time (0 when resident) */
+	bool fits_now;	  /* a load could start now without unloading anything */
+	double evict_s;	  /* until a resident model can be unloaded: 0 if one is idle */
+	double bound_s;	  /* until its oldest job reaches MAX_BATCH_WAIT (>= 0) */
+	double loading_s; /* a load in flight: the time it still needs (0 when loaded) */
+};
+
+/* Seconds from now until the job starts, or -1 when run_s is unknown. */
+double eta_estimate(const struct eta_input *in);
+
+#endif
