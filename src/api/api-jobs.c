@@ -248,6 +248,10 @@ api_job(struct vd_http_req *req, const char *path, void *arg)
 			json_object_set_new(o, "queue_position",
 					    json_integer((json_int_t)position));
 			json_object_set_new(o, "eta_s", eta >= 0 ? json_real(eta) : json_null());
+			char *why = fleet_waiting_reason(d->fleet, job);
+			json_object_set_new(o, "waiting_reason",
+					    why != NULL ? json_string(why) : json_null());
+			free(why);
 		}
 		vd_http_reply_json(req, 200, o);
 	}

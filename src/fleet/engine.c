@@ -1891,8 +1891,8 @@ engine_eta_mean_s(double own_ms, double fallback_ms)
 static bool
 engine_eta_fits_now(const struct engine *e, uint64_t footprint)
 {
-	const struct engine_decision *dec = &e->dec;
-	if (!dec->ready || dec->snap.ngpus == 0)
+	const struct engine_decision *dec = &e->dec; /* as of the last decision */
+	if (dec->snap.ngpus == 0)
 		return true;
 	uint64_t margin = dec->cfg.safety_margin_bytes;
 	for (size_t i = 0; i < dec->snap.ngpus; i++) {
@@ -1906,7 +1906,8 @@ engine_eta_fits_now(const struct engine *e, uint64_t footprint)
 }
 
 /* Until some resident model other than m could be unloaded: 0 when one is idle, else the
- * shortest time one of them needs to run the jobs it has. */
+ * shortest time one of them needs to run the jobs it has; -1 when none could (the memory
+ * is held by others: no estimate). */
 static double
 engine_eta_evict_s(const struct engine *e, const struct engine_model *m, int slots)
 {
@@ -1923,7 +1924,7 @@ engine_eta_evict_s(const struct engine *e, const struct engine_model *m, int slo
 		if (best < 0 || drain < best)
 			best = drain;
 	}
-	return best < 0 ? 0 : best;
+	return best;
 }
 
 double
@@ -1967,6 +1968,8 @@ engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 						  : 0;
 		in.fits_now = engine_eta_fits_now(e, footprint);
 		in.evict_s = engine_eta_evict_s(e, m, slots);
+		if (!in.fits_now && in.evict_s < 0)
+			return -1;
 		int64_t oldest = 0;
 		for (int p = 0; p < JOB_NPRIORITIES; p++)
 			if (qs.count[p] > 0 && (oldest == 0 || qs.oldest_enqueued_ms[p] < oldest))
@@ -1977,6 +1980,59 @@ engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 	}
 	double eta = eta_estimate(&in);
 	return eta < 0 ? -1 : round(eta * 10) / 10;
+}
+
+bool
+engine_model_routed(const struct engine *e, const char *name)
+{
+	const struct engine_model *m = engine_model_find(e, name);
+	return m != NULL && m->routed;
+}
+
+char *
+engine_waiting_reason(const struct engine *e, const struct job *job)
+{
+	const struct engine_model *m = engine_model_find(e, job->model);
+	const struct registry_model *rm = registry_find(e->node->registry, job->model);
+	const struct engine_decision *dec = &e->dec;
+	/* The GPUs as of the last decision (ready only while one is under way). */
+	if (rm == NULL || (m != NULL && engine_model_is_resident(m)) || dec->snap.ngpus == 0)
+		return NULL;
+	uint64_t footprint = m != NULL ? engine_model_footprint(e, m) : registry_footprint(rm);
+	if (engine_eta_fits_now(e, footprint))
+		return NULL;
+	/* The GPU with the most room, and what holds the rest of it. */
+	const struct sched_gpu *best = NULL;
+	uint64_t best_room = 0;
+	for (size_t i = 0; i < dec->snap.ngpus; i++) {
+		const struct sched_gpu *g = &dec->snap.gpus[i];
+		uint64_t taken = g->pending_bytes + g->reserved_bytes;
+		uint64_t room = g->free_bytes > taken ? g->free_bytes - taken : 0;
+		if (best == NULL || room > best_room) {
+			best = g;
+			best_room = room;
+		}
+	}
+	uint64_t others = 0, models = 0;
+	const struct gpu_device *dev = node_gpu_find(e->node, best->id);
+	if (dev != NULL)
+		gpu_device_used_by_others(dev, &others);
+	for (size_t i = 0; i < e->nmodels; i++)
+		if (engine_model_is_resident(e->models[i]) && e->models[i]->gpu == best->id)
+			models += engine_model_footprint(e, e->models[i]);
+	char need[32], room[32], total[32], other[32], held[32], reserved[32];
+	vd_format_size(footprint + dec->cfg.safety_margin_bytes, need, sizeof(need));
+	vd_format_size(best_room, room, sizeof(room));
+	vd_format_size(best->total_bytes, total, sizeof(total));
+	vd_format_size(others, other, sizeof(other));
+	vd_format_size(models, held, sizeof(held));
+	vd_format_size(best->reserved_bytes, reserved, sizeof(reserved));
+	return xasprintf("%s needs about %s of VRAM (with the margin) on %s; the most free now is "
+			 "%s, on GPU %d (%s in all: %s held by other programs, %s by loaded "
+			 "models, %s reserved); it loads once a model can be unloaded or memory "
+			 "is freed",
+			 job->model, need, e->node->name, room, best->id, total, other, held,
+			 reserved);
 }
 
 static const char *

@@ -95,6 +95,10 @@ void engine_counters(const struct engine *e, struct engine_counters *out);
 
 /* A job's estimated start in seconds from now (rough); < 0 when unknown. */
 double engine_eta_s(const struct engine *e, const struct job *job, size_t position);
+/* Why a waiting job's model cannot be loaded on this node now (what it needs, the most any
+ * GPU has free, what holds the rest): a message the caller frees, or NULL when nothing
+ * keeps it (resident, it fits, or nothing known yet). */
+char *engine_waiting_reason(const struct engine *e, const struct job *job);
 
 /* JSON views for the API: the models resident or in transition, and per-model runtime. */
 json_t *engine_loaded_models_json(const struct engine *e);
@@ -119,6 +123,8 @@ void engine_model_load(struct engine *e, const char *name, int gpu);
 int engine_model_unload(struct engine *e, const char *name, char **cause);
 /* Whether name is loaded or loading on this node. */
 bool engine_model_is_placed(const struct engine *e, const char *name);
+/* Whether the last decision gave this node the queued jobs of name. */
+bool engine_model_routed(const struct engine *e, const char *name);
 /* Jobs waiting in the queue that the last decision gave this node. */
 int engine_queued_here(const struct engine *e);
 /* Whether nothing asked of name is still under way (no load, unload or move pending). */

@@ -771,6 +771,19 @@ fleet_eta_s(const struct fleet *f, const struct job *job, size_t position)
 	return best;
 }
 
+char *
+fleet_waiting_reason(const struct fleet *f, const struct job *job)
+{
+	/* The node its queue was routed to, else the first that has the model. */
+	char *why = NULL;
+	for (size_t i = 0; i < f->nnodes && why == NULL; i++)
+		if (engine_model_routed(f->nodes[i]->engine, job->model))
+			why = engine_waiting_reason(f->nodes[i]->engine, job);
+	for (size_t i = 0; i < f->nnodes && why == NULL; i++)
+		why = engine_waiting_reason(f->nodes[i]->engine, job);
+	return why;
+}
+
 static bool
 fleet_node_is_local(const struct node *n)
 {

@@ -59,6 +59,9 @@ bool fleet_models_known(const struct fleet *f);
 void fleet_counters(const struct fleet *f, struct engine_counters *out);
 bool fleet_cancel_job(struct fleet *f, struct job *job);
 double fleet_eta_s(const struct fleet *f, const struct job *job, size_t position);
+/* Why a waiting job's model cannot be loaded now (engine_waiting_reason on the node its
+ * queue goes to); NULL when nothing keeps it. The caller frees it. */
+char *fleet_waiting_reason(const struct fleet *f, const struct job *job);
 /* The models resident on every node (local_only: on nodes of this host). */
 json_t *fleet_loaded_models_json(const struct fleet *f, bool local_only);
 /* Sets VRAM_ESTIMATION_MULTIPLIER in every node's registry. */

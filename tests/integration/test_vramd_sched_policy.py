@@ -1,7 +1,8 @@
 """The scheduling policy of issue 11 through the real daemon: PREWARM reloads the model
 most asked for once nothing waits (and not again after a pre-warm went unused), and is
 off by default; PRIORITY_AGING_S lets an old low-priority job run before newer high
-ones of its model.
+ones of its model; a job whose model cannot fit says why in its status, with its place
+and ETA.
 """
 
 import os
@@ -10,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import run_tests, start_sim, wait_until  # noqa: E402
+from harness import http_json, run_tests, start_sim, wait_until  # noqa: E402
 from vramd_harness import start_vramd, wait_models_known  # noqa: E402
 
 MODEL = "llama3.2:1b"
@@ -112,6 +113,36 @@ def test_aging_runs_old_low_job_first():
         started_low = jobs[low]["started_at"]
         for h in highs:
             assert started_low <= jobs[h]["started_at"], (jobs[low], jobs[h])
+    finally:
+        v.stop()
+        sim.stop()
+
+
+def test_waiting_job_says_why():
+    # Another program holds most of the GPU: phi3:mini cannot be loaded, and its job's
+    # status says what it needs, what is free and what holds the rest.
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=100)
+    v = start_vramd(sim, *ARGS)
+    try:
+        wait_models_known(v)
+        run_burst(v, 1)  # something ran: the ETA has a run time to go by
+        status, _ = http_json("POST", sim.url + "/sim/gpu/0", {"other_mb": 6000})
+        assert status == 200
+        wait_until(lambda: v.stats()["gpus"][0]["memory_free_bytes"] < 3 << 30, timeout=10,
+                   what="vramd to see the other program")
+        jid = v.submit_ok({"model": "phi3:mini", "prompt": "hi", "options": {"num_predict": 1}})
+        job = wait_until(lambda: (lambda j: j if j.get("waiting_reason") else None)(v.job(jid)),
+                         timeout=10, what="a waiting_reason")
+        assert job["status"] == "queued" and job["queue_position"] == 1, job
+        why = job["waiting_reason"]
+        assert why.startswith("phi3:mini needs about") and "held by other programs" in why, why
+        assert "eta_s" in job, job
+        # Memory back: it runs, and a finished job carries no such fields.
+        status, _ = http_json("POST", sim.url + "/sim/gpu/0", {"other_mb": 0})
+        assert status == 200
+        done = v.wait_final(jid, timeout=60)
+        assert done["status"] == "complete" and "waiting_reason" not in done, done
+        v.proc.assert_clean_exit()
     finally:
         v.stop()
         sim.stop()
