@@ -36,7 +36,10 @@ test_model_to_load(void **state)
 	in.evict_s = 20.0;
 	in.bound_s = 12.0;
 	assert_close(eta_estimate(&in), 17.0); /* the bound comes first */
-	in.evict_s = 0;			       /* an idle model can go now */
+	in.others_s = 14.0;		       /* models that waited longer go first */
+	assert_close(eta_estimate(&in), 19.0);
+	in.others_s = 0;
+	in.evict_s = 0; /* an idle model can go now */
 	assert_close(eta_estimate(&in), 5.0);
 	in.ahead = 2; /* its own queue after the load: 2 x 3 s */
 	assert_close(eta_estimate(&in), 11.0);

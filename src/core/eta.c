@@ -12,8 +12,10 @@ eta_estimate(const struct eta_input *in)
 		start = in->loading_s;
 	else if (in->fits_now)
 		start = in->load_s;
-	else
-		start = (in->evict_s < in->bound_s ? in->evict_s : in->bound_s) + in->load_s;
+	else {
+		double room = in->evict_s < in->bound_s ? in->evict_s : in->bound_s;
+		start = (room > in->others_s ? room : in->others_s) + in->load_s;
+	}
 	/* It starts once k of the jobs before it on the model's slots have ended; those
 	 * already running are half done on average. */
 	int running = in->resident ? in->running : 0;

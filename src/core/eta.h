@@ -6,9 +6,10 @@
  *
  * The model: the job starts once its model is resident and the jobs ahead of it (its own
  * model's, in dispatch order) have left it a slot. A model not resident waits for a load:
- * at once when it fits, else until a resident model can go (an idle one at once; a busy
- * one once its queue drains) or until its oldest job reaches MAX_BATCH_WAIT, whichever
- * comes first, then the load itself.
+ * at once when it fits; else, behind the models not loaded that have waited longer (the
+ * scheduler serves starving models oldest first), until a resident model can go (an idle
+ * one at once; a busy one once its queue drains) or its oldest job reaches MAX_BATCH_WAIT,
+ * whichever comes first; then the load itself.
  */
 #ifndef VRAMD_ETA_H
 #define VRAMD_ETA_H
@@ -26,6 +27,8 @@ struct eta_input {
 	double evict_s;	  /* until a resident model can be unloaded: 0 if one is idle */
 	double bound_s;	  /* until its oldest job reaches MAX_BATCH_WAIT (>= 0) */
 	double loading_s; /* a load in flight: the time it still needs (0 when loaded) */
+	double others_s;  /* models not loaded that have waited longer: their loads and queues,
+			     which the scheduler serves first */
 };
 
 /* Seconds from now until the job starts, or -1 when run_s is unknown. */

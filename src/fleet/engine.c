@@ -1927,6 +1927,34 @@ engine_eta_evict_s(const struct engine *e, const struct engine_model *m, int slo
 	return best;
 }
 
+/* The time the GPUs give the models not loaded whose oldest job has waited longer than
+ * since oldest: one load and their queue each. */
+static double
+engine_eta_others_s(const struct engine *e, const struct engine_model *m, int64_t oldest, int slots)
+{
+	double sum = 0;
+	for (size_t i = 0; i < e->nmodels; i++) {
+		const struct engine_model *o = e->models[i];
+		if (o == m || engine_model_is_resident(o))
+			continue;
+		struct queue_model_summary qs;
+		queue_summary(e->d->queue, o->name, &qs);
+		int queued = 0;
+		int64_t first = 0;
+		for (int p = 0; p < JOB_NPRIORITIES; p++) {
+			queued += qs.count[p];
+			if (qs.count[p] > 0 && (first == 0 || qs.oldest_enqueued_ms[p] < first))
+				first = qs.oldest_enqueued_ms[p];
+		}
+		if (queued == 0 || first >= oldest)
+			continue;
+		double run_s = engine_eta_mean_s(o->run_ms_mean, e->run_ms_mean);
+		double load_s = engine_eta_mean_s(o->load_ms_mean, -1);
+		sum += (load_s > 0 ? load_s : 0) + (double)queued * (run_s > 0 ? run_s : 0) / slots;
+	}
+	return sum;
+}
+
 double
 engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 {
@@ -1977,6 +2005,7 @@ engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 		double bound = (double)config_int(e->d->config, CONFIG_MAX_BATCH_WAIT);
 		double age = oldest > 0 ? (double)(now - oldest) / 1000.0 : 0;
 		in.bound_s = bound > age ? bound - age : 0;
+		in.others_s = engine_eta_others_s(e, m, oldest > 0 ? oldest : now, slots);
 	}
 	double eta = eta_estimate(&in);
 	return eta < 0 ? -1 : round(eta * 10) / 10;
