@@ -191,6 +191,13 @@ const tests = [
       String(err));
   }],
   ['abort mid-stream', async () => {
+    // At time scale 100 the whole reply takes a few ms, and a busy machine could read it
+    // all before the abort lands: ollama-sim generates this one a thousand times slower.
+    const fault = await fetch('http://127.0.0.1:' + simPort + '/sim/fault', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ type: 'slow', factor: 0.001, count: 1, model: 'qwen2.5:0.5b',
+        endpoint: '/api/generate' }) });
+    assert(fault.ok, 'slow fault: ' + fault.status);
     const stream = await ollama.generate({ model: 'qwen2.5:0.5b', prompt: 'a long story',
       stream: true, options: { num_predict: 100000 } });
     let n = 0;
