@@ -19,7 +19,6 @@
 #include "store.h"
 #include "util.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -228,9 +227,7 @@ api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_jo
 	job->submitted_at_ms = vd_now_wall_ms();
 	job->enqueued_mono_ms = vd_now_mono_ms();
 	if (full || queue_push(d->queue, job) < 0) {
-		double eta = fleet_eta_s(d->fleet, job, queue_length(d->queue));
-		vd_http_set_header(req, "Retry-After", "%d",
-				   eta > 1 ? (int)fmin(ceil(eta), 300) : 5);
+		api_retry_after(d, req, job, queue_length(d->queue));
 		/* Ollama's own words for a full queue. */
 		ops->error(door, 503,
 			   "server busy, please try again.  maximum pending requests "

@@ -32,14 +32,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Retry-After for a job of model that waits behind waiting jobs: their expected time,
- * 5 s when unknown, at most 300 s. */
+void
+api_retry_after(struct daemon *d, struct vd_http_req *req, const struct job *job, size_t waiting)
+{
+	double eta = fleet_eta_s(d->fleet, job, waiting);
+	int retry = eta > 1 ? (int)fmin(ceil(eta), 300) : 5;
+	vd_http_set_header(req, "Retry-After", "%d", retry);
+}
+
+/* Retry-After for a job of model, not made yet, that waits behind waiting jobs. */
 static void
 api_submit_retry_after(struct daemon *d, struct vd_http_req *req, const char *model, size_t waiting)
 {
-	double eta = fleet_eta_s(d->fleet, &(struct job){.model = (char *)model}, waiting);
-	int retry = eta > 1 ? (int)fmin(ceil(eta), 300) : 5;
-	vd_http_set_header(req, "Retry-After", "%d", retry);
+	api_retry_after(d, req, &(struct job){.model = (char *)model}, waiting);
 }
 
 int

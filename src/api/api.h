@@ -44,6 +44,11 @@ bool api_key_may_see(const struct api_key *key, const char *owner);
 int api_key_admit(struct daemon *d, struct vd_http_req *req, const struct api_key *key,
 		  const char *model, bool priority_given, enum job_priority *priority, char **msg);
 
+/* Sets Retry-After for job, refused while waiting jobs are queued: their expected time
+ * (fleet_eta_s), 5 s when unknown, at most 300 s. */
+void api_retry_after(struct daemon *d, struct vd_http_req *req, const struct job *job,
+		     size_t waiting);
+
 /* Handlers (api-jobs.c). path is the decoded path; arg is the daemon. */
 void api_submit(struct vd_http_req *req, const char *path, void *arg);
 void api_job(struct vd_http_req *req, const char *path, void *arg);

@@ -901,18 +901,24 @@ openai_request_done(int rc, json_t *native, json_t **out_native, int *http_statu
 	return 0;
 }
 
+/* What every request starts with: info reset for ep, the body an object, its model. */
+static int
+openai_request_begin(const json_t *body, enum openai_endpoint ep, json_t *native,
+		     struct openai_req_info *info, char **error)
+{
+	openai_info_init(info, ep);
+	if (!json_is_object(body))
+		return openai_reject_type(info, error, "body", "an object", body);
+	return openai_model(body, native, info, error);
+}
+
 int
 openai_chat_to_ollama(const json_t *body, json_t **out_native, struct openai_req_info *info,
 		      char **error, int *http_status)
 {
-	openai_info_init(info, OPENAI_CHAT);
 	json_t *native = json_object();
-	int rc = 0;
-	if (!json_is_object(body)) {
-		rc = openai_reject_type(info, error, "body", "an object", body);
-		goto out;
-	}
-	if ((rc = openai_model(body, native, info, error)) < 0)
+	int rc = openai_request_begin(body, OPENAI_CHAT, native, info, error);
+	if (rc < 0)
 		goto out;
 
 	const json_t *msgs = openai_field(body, "messages");
@@ -956,14 +962,9 @@ int
 openai_completion_to_ollama(const json_t *body, json_t **out_native, struct openai_req_info *info,
 			    char **error, int *http_status)
 {
-	openai_info_init(info, OPENAI_COMPLETIONS);
 	json_t *native = json_object();
-	int rc = 0;
-	if (!json_is_object(body)) {
-		rc = openai_reject_type(info, error, "body", "an object", body);
-		goto out;
-	}
-	if ((rc = openai_model(body, native, info, error)) < 0)
+	int rc = openai_request_begin(body, OPENAI_COMPLETIONS, native, info, error);
+	if (rc < 0)
 		goto out;
 
 	/* Ollama takes one prompt string; an array of exactly one is the same request. */
@@ -1019,14 +1020,9 @@ int
 openai_embeddings_to_ollama(const json_t *body, json_t **out_native, struct openai_req_info *info,
 			    char **error, int *http_status)
 {
-	openai_info_init(info, OPENAI_EMBEDDINGS);
 	json_t *native = json_object();
-	int rc = 0;
-	if (!json_is_object(body)) {
-		rc = openai_reject_type(info, error, "body", "an object", body);
-		goto out;
-	}
-	if ((rc = openai_model(body, native, info, error)) < 0)
+	int rc = openai_request_begin(body, OPENAI_EMBEDDINGS, native, info, error);
+	if (rc < 0)
 		goto out;
 
 	const json_t *input = openai_field(body, "input");

@@ -1886,6 +1886,15 @@ engine_eta_mean_s(double own_ms, double fallback_ms)
 	return fallback_ms >= 0 ? fallback_ms / 1000.0 : -1;
 }
 
+/* What a GPU of a snapshot has free for a new load: measured free memory less the loads
+ * and reservations it does not show yet. */
+static uint64_t
+engine_gpu_room(const struct sched_gpu *g)
+{
+	uint64_t taken = g->pending_bytes + g->reserved_bytes;
+	return g->free_bytes > taken ? g->free_bytes - taken : 0;
+}
+
 /* Whether a model of footprint bytes could be loaded now without unloading anything, as
  * of the last decision (true when there was none). */
 static bool
@@ -1897,9 +1906,7 @@ engine_eta_fits_now(const struct engine *e, uint64_t footprint)
 	uint64_t margin = dec->cfg.safety_margin_bytes;
 	for (size_t i = 0; i < dec->snap.ngpus; i++) {
 		const struct sched_gpu *g = &dec->snap.gpus[i];
-		uint64_t taken = g->pending_bytes + g->reserved_bytes + margin;
-		if (g->available && g->speed > 0 && g->free_bytes > taken &&
-		    g->free_bytes - taken >= footprint)
+		if (g->available && g->speed > 0 && engine_gpu_room(g) >= footprint + margin)
 			return true;
 	}
 	return false;
@@ -2035,8 +2042,7 @@ engine_waiting_reason(const struct engine *e, const struct job *job)
 	uint64_t best_room = 0;
 	for (size_t i = 0; i < dec->snap.ngpus; i++) {
 		const struct sched_gpu *g = &dec->snap.gpus[i];
-		uint64_t taken = g->pending_bytes + g->reserved_bytes;
-		uint64_t room = g->free_bytes > taken ? g->free_bytes - taken : 0;
+		uint64_t room = engine_gpu_room(g);
 		if (best == NULL || room > best_room) {
 			best = g;
 			best_room = room;

@@ -17,7 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (free_port, http, http_json, ndjson, run_tests, start_sim,  # noqa: E402
                      wait_until)
-from vramd_harness import open_stream, sim_active, start_vramd, wait_ready  # noqa: E402
+from vramd_harness import (open_stream, sim_active, start_slow, start_vramd,  # noqa: E402
+                           wait_ready)
 
 SLOW_MODEL = "phi3:mini"
 # At time scale 0.01 phi3:mini makes about one token a second and answers with 20 to
@@ -251,14 +252,6 @@ def test_answered_job_is_recorded_at_once_and_kept():
 
 
 # --- Slow simulated time: queueing, disconnects, priorities ----------------------------
-
-
-def start_slow(*args):
-    sim = start_sim("--gpus", "8GiB", "--load-bw", "1000GB", "--start-cost", "1ms",
-                    "--num-parallel", "2", state_file=True, time_scale=0.01)
-    v = start_vramd(sim, "--max-concurrent", "1", *args)
-    wait_ready(v)
-    return sim, v
 
 
 def start_blocker(v, sim):

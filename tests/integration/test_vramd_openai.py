@@ -16,7 +16,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import http, http_json, run_tests, source_dir, start_sim, wait_until  # noqa: E402
-from vramd_harness import open_stream, sim_active, start_vramd, wait_ready  # noqa: E402
+from vramd_harness import (open_stream, sim_active, start_slow, start_vramd,  # noqa: E402
+                           wait_ready)
 
 SLOW_MODEL = "phi3:mini"
 HELLO = [{"role": "user", "content": "tell me a long story"}]
@@ -98,15 +99,6 @@ def test_errors_have_openais_shape():
     finally:
         v.stop()
         sim.stop()
-
-
-def start_slow(*args):
-    # At time scale 0.01 phi3:mini makes about one token a second.
-    sim = start_sim("--gpus", "8GiB", "--load-bw", "1000GB", "--start-cost", "1ms",
-                    "--num-parallel", "2", state_file=True, time_scale=0.01)
-    v = start_vramd(sim, "--max-concurrent", "1", *args)
-    wait_ready(v)
-    return sim, v
 
 
 def test_streams_as_generated_disconnects_and_priority():

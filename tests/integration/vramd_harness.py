@@ -20,7 +20,7 @@ import random
 import tempfile
 import time
 
-from harness import Proc, build_dir, free_port, http, http_json, wait_http_ready
+from harness import Proc, build_dir, free_port, http, http_json, start_sim, wait_http_ready
 
 # The built-in catalogue of ollama-sim (sim/catalogues/default.json): name -> kind.
 MODELS = {
@@ -259,3 +259,14 @@ def open_stream(v, path, body, headers=None):
     hdrs.update(headers or {})
     conn.request("POST", path, body=json.dumps(body), headers=hdrs)
     return conn, conn.getresponse()
+
+
+def start_slow(*args):
+    """ollama-sim at time scale 0.01 (phi3:mini makes about one token a second, loads are
+    near instant) and vramd running one job of a model at a time in front of it, ready:
+    for tests that need jobs to queue and streams to last."""
+    sim = start_sim("--gpus", "8GiB", "--load-bw", "1000GB", "--start-cost", "1ms",
+                    "--num-parallel", "2", state_file=True, time_scale=0.01)
+    v = start_vramd(sim, "--max-concurrent", "1", *args)
+    wait_ready(v)
+    return sim, v
