@@ -3,7 +3,9 @@
  * model, capacity, remove, push_front, summaries, positions, a 100 000-job run
  * checked against a naive model of the queue, and fair share between API keys (the
  * fair pop, weights, a key joining a busy queue or rejoining an idle one, random
- * operations checked against the invariants).
+ * operations checked against the invariants), and deadlines (least slack first within a
+ * class, jobs without one after, aging still across classes, random operations checked
+ * against a naive model).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -650,6 +652,187 @@ test_aging_pop(void **state)
 	queue_free(q);
 }
 
+/* Pushes a job of model m, priority prio with a deadline at deadline_ms (0: none). */
+static struct job *
+push_deadline(struct queue *q, int64_t seq, const char *model, enum job_priority prio,
+	      int64_t deadline_ms)
+{
+	struct job *job = mkjob(seq, model, prio);
+	job->enqueued_mono_ms = 1000 + seq;
+	if (deadline_ms > 0)
+		job_set_deadline(job, deadline_ms, 0, 0);
+	assert_int_equal(queue_push(q, job), 0);
+	job_unref(job);
+	return job;
+}
+
+static void
+expect_pop(struct queue *q, const char *model, struct job *want)
+{
+	struct job *job = queue_pop_model(q, model);
+	assert_ptr_equal(job, want);
+	if (job != NULL)
+		job_unref(job);
+}
+
+/* Within a class, the earliest deadline first (ties by submission), jobs without one
+ * after them in FIFO order; the summary shows each priority's earliest deadline. */
+static void
+test_deadline_order(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(100);
+	struct job *a = push_deadline(q, 1, "m", JOB_PRIO_NORMAL, 0);
+	struct job *b = push_deadline(q, 2, "m", JOB_PRIO_NORMAL, 50000);
+	struct job *c = push_deadline(q, 3, "m", JOB_PRIO_NORMAL, 30000);
+	struct job *d = push_deadline(q, 4, "m", JOB_PRIO_NORMAL, 0);
+	struct job *e = push_deadline(q, 5, "m", JOB_PRIO_NORMAL, 30000);
+	struct job *h = push_deadline(q, 6, "m", JOB_PRIO_HIGH, 0);
+	struct job *l = push_deadline(q, 7, "m", JOB_PRIO_LOW, 10000);
+
+	struct queue_model_summary s;
+	queue_summary(q, "m", &s);
+	assert_int_equal(s.earliest_deadline_ms[JOB_PRIO_HIGH], 0);
+	assert_int_equal(s.earliest_deadline_ms[JOB_PRIO_NORMAL], 30000);
+	assert_int_equal(s.earliest_deadline_ms[JOB_PRIO_LOW], 10000);
+	/* Jobs served before each by deadline within its FIFO. */
+	assert_int_equal(queue_deadline_ahead(q, c), 0);
+	assert_int_equal(queue_deadline_ahead(q, e), 1);
+	assert_int_equal(queue_deadline_ahead(q, b), 2);
+	assert_int_equal(queue_deadline_ahead(q, a), 3); /* every deadline job of its FIFO */
+	struct job *probe = mkjob(99, "m", JOB_PRIO_NORMAL);
+	job_set_deadline(probe, 40000, 0, 0); /* not queued: between e and b */
+	assert_int_equal(queue_deadline_ahead(q, probe), 2);
+	job_unref(probe);
+
+	/* A deadline does not lift a job above a higher class: high, then normal by
+	 * deadline, then low. */
+	expect_pop(q, "m", h);
+	expect_pop(q, "m", c);
+	/* Removing one from the middle of the deadline list keeps it ordered. */
+	assert_true(queue_remove(q, b));
+	expect_pop(q, "m", e);
+	expect_pop(q, "m", a);
+	expect_pop(q, "m", d);
+	queue_summary(q, "m", &s);
+	assert_int_equal(s.earliest_deadline_ms[JOB_PRIO_NORMAL], 0);
+	expect_pop(q, "m", l);
+	assert_int_equal(queue_length(q), 0);
+	queue_free(q);
+}
+
+/* Aging still lifts across classes: an old low job aged to high goes before a newer
+ * normal job with a deadline. Within one effective class, a deadline beats age: a low
+ * FIFO aged into normal serves a normal deadline job before its own older job, and its
+ * own deadline job before an older normal job without one. */
+static void
+test_deadline_aging(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(100);
+	struct job *low = mkjob(1, "m", JOB_PRIO_LOW);
+	low->enqueued_mono_ms = 1000;
+	assert_int_equal(queue_push(q, low), 0);
+	job_unref(low);
+	struct job *norm = mkjob(2, "m", JOB_PRIO_NORMAL);
+	norm->enqueued_mono_ms = 100000;
+	job_set_deadline(norm, 200000, 0, 0);
+	assert_int_equal(queue_push(q, norm), 0);
+	job_unref(norm);
+
+	/* 121 s: low aged two classes (high) beats the normal deadline job. */
+	assert_ptr_equal(queue_peek_model_aged(q, "m", 121000, 60000), low);
+	/* 61 s: low aged one class (normal), same class as norm: the deadline first. */
+	assert_ptr_equal(queue_peek_model_aged(q, "m", 61000, 60000), norm);
+	/* Without aging: normal before low. */
+	assert_ptr_equal(queue_peek_model(q, "m"), norm);
+
+	/* A low deadline job in the aged low FIFO goes before an older normal job without
+	 * one (both normal now). */
+	struct job *n2 = mkjob(3, "m", JOB_PRIO_NORMAL);
+	n2->enqueued_mono_ms = 30000;
+	assert_int_equal(queue_push(q, n2), 0);
+	job_unref(n2);
+	struct job *l2 = mkjob(4, "m", JOB_PRIO_LOW);
+	l2->enqueued_mono_ms = 50000;
+	job_set_deadline(l2, 150000, 0, 0);
+	assert_int_equal(queue_push(q, l2), 0);
+	job_unref(l2);
+	struct job *job = queue_pop_model_aged(q, "m", 61000, 60000);
+	assert_ptr_equal(job, l2); /* deadline 150 s, before norm's 200 s */
+	job_unref(job);
+	job = queue_pop_model_aged(q, "m", 61000, 60000);
+	assert_ptr_equal(job, norm);
+	job_unref(job);
+	job = queue_pop_model_aged(q, "m", 61000, 60000);
+	assert_ptr_equal(job, low); /* no deadlines left: the older head of the class */
+	job_unref(job);
+	job = queue_pop_model_aged(q, "m", 61000, 60000);
+	assert_ptr_equal(job, n2);
+	job_unref(job);
+	queue_free(q);
+}
+
+/* Random pushes (with and without deadlines, several keys), pops and removes on one
+ * model, checked against a naive model: class first, then deadline jobs by (deadline,
+ * seq), then the rest; with one key the rest is FIFO. */
+static void
+test_deadline_random(void **state)
+{
+	(void)state;
+	enum { N = 3000 };
+	struct queue *q = queue_new(N);
+	struct job **live = xcalloc(N, sizeof(*live));
+	size_t nlive = 0;
+	uint64_t rng = 12345;
+	int64_t seq = 0, with_deadline = 0;
+
+	for (int step = 0; step < 20000; step++) {
+		uint64_t r = vd_rand64(&rng) % 10;
+		if ((r < 5 || nlive == 0) && nlive < N) {
+			int64_t dl = vd_rand64(&rng) % 2 ? 1 + (int64_t)(vd_rand64(&rng) % 50) : 0;
+			with_deadline += dl > 0;
+			live[nlive++] = push_deadline(q, ++seq, "m",
+						      (enum job_priority)(vd_rand64(&rng) % 3), dl);
+		} else if (r < 8) {
+			/* The naive choice: the smallest (priority, no deadline, deadline, seq). */
+			size_t best = 0;
+			for (size_t i = 1; i < nlive; i++) {
+				const struct job *a = live[i], *b = live[best];
+				if (a->priority != b->priority) {
+					if (a->priority < b->priority)
+						best = i;
+					continue;
+				}
+				bool ad = a->deadline_mono_ms > 0, bd = b->deadline_mono_ms > 0;
+				if (ad != bd) {
+					if (ad)
+						best = i;
+					continue;
+				}
+				if (ad && a->deadline_mono_ms != b->deadline_mono_ms) {
+					if (a->deadline_mono_ms < b->deadline_mono_ms)
+						best = i;
+					continue;
+				}
+				if (a->seq < b->seq)
+					best = i;
+			}
+			struct job *want = live[best];
+			live[best] = live[--nlive];
+			expect_pop(q, "m", want);
+		} else {
+			size_t i = vd_rand64(&rng) % nlive;
+			assert_true(queue_remove(q, live[i]));
+			live[i] = live[--nlive];
+		}
+		assert_int_equal(queue_length(q), nlive);
+	}
+	assert_true(with_deadline > 1000);
+	free(live);
+	queue_free(q);
+}
+
 int
 main(void)
 {
@@ -671,6 +854,9 @@ main(void)
 	    cmocka_unit_test(test_fair_flows),
 	    cmocka_unit_test(test_fair_random),
 	    cmocka_unit_test(test_aging_pop),
+	    cmocka_unit_test(test_deadline_order),
+	    cmocka_unit_test(test_deadline_aging),
+	    cmocka_unit_test(test_deadline_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

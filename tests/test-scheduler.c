@@ -925,10 +925,15 @@ random_world(struct world *w, uint64_t *seed)
 				w->models[mi].residency = SCHED_UNLOADING;
 		}
 		for (int p = 0; p < JOB_NPRIORITIES; p++)
-			if (vd_rand64(seed) % 3 == 0)
+			if (vd_rand64(seed) % 3 == 0) {
 				model_queue(w, mi, (enum job_priority)p,
 					    1 + (int)(vd_rand64(seed) % 20),
 					    NOW - (int64_t)(vd_rand64(seed) % 60000));
+				/* Deadlines: some, a few already missed. */
+				if (vd_rand64(seed) % 2)
+					w->models[mi].deadline_ms[p] =
+					    NOW - 5000 + (int64_t)(vd_rand64(seed) % 60000);
+			}
 		/* Issue 11: learned statistics, some models on the CPU, pre-warmed ones. */
 		if (vd_rand64(seed) % 2) {
 			w->models[mi].arrival_rate = (double)(vd_rand64(seed) % 100) / 50.0;
@@ -950,12 +955,45 @@ random_world(struct world *w, uint64_t *seed)
 	w->snap.cpu_total_bytes = (vd_rand64(seed) % 2) * 64 * GIB;
 }
 
+/* How urgent a model's next job is, as the rules say (written here from the rules, not
+ * taken from the scheduler): its best class after aging, whether a job of that class
+ * has a deadline, and the least slack among those. */
+struct urgency {
+	int cls;
+	bool deadline;
+	int64_t slack;
+};
+
+static struct urgency
+model_urgency(const struct world *w, size_t i)
+{
+	const struct sched_model *m = &w->models[i];
+	struct urgency u = {.cls = JOB_NPRIORITIES};
+	for (int p = 0; p < JOB_NPRIORITIES; p++)
+		if (m->queued[p] > 0) {
+			int eff = job_effective_priority(p, m->oldest_enqueued_ms[p], NOW,
+							 w->cfg.priority_aging_ms);
+			u.cls = eff < u.cls ? eff : u.cls;
+		}
+	for (int p = 0; p < JOB_NPRIORITIES; p++) {
+		if (m->queued[p] <= 0 || m->deadline_ms[p] <= 0 ||
+		    job_effective_priority(p, m->oldest_enqueued_ms[p], NOW,
+					   w->cfg.priority_aging_ms) != u.cls)
+			continue;
+		int64_t slack = m->deadline_ms[p] - NOW - m->run_ms;
+		if (!u.deadline || slack < u.slack)
+			u.slack = slack;
+		u.deadline = true;
+	}
+	return u;
+}
+
 /* Plans keep their invariants on random snapshots. */
 static void
 test_invariants_random(void **state)
 {
 	uint64_t seed = 42;
-	int prewarms = 0, host_unloads = 0;
+	int prewarms = 0, host_unloads = 0, deadline_orders = 0;
 
 	(void)state;
 	for (int round = 0; round < 2000; round++) {
@@ -1039,6 +1077,30 @@ test_invariants_random(void **state)
 			}
 		}
 		assert_true(loads <= w.cfg.max_loads_in_flight);
+		/* Dispatch order: starving models first; then by class, a deadline before none,
+		 * the least slack first. */
+		const struct sched_action *prev = NULL;
+		for (size_t i = 0; i < w.plan.nactions; i++) {
+			const struct sched_action *a = &w.plan.actions[i];
+			if (a->type != SCHED_ACTION_DISPATCH)
+				continue;
+			if (prev != NULL && prev->reason == SCHED_REASON_DEMAND)
+				assert_int_equal(a->reason, SCHED_REASON_DEMAND);
+			if (prev != NULL && a->reason == SCHED_REASON_DEMAND &&
+			    prev->reason == SCHED_REASON_DEMAND) {
+				struct urgency u0 = model_urgency(&w, prev->model);
+				struct urgency u1 = model_urgency(&w, a->model);
+				assert_true(u0.cls <= u1.cls);
+				if (u0.cls == u1.cls) {
+					assert_true(u0.deadline || !u1.deadline);
+					if (u0.deadline && u1.deadline)
+						assert_true(u0.slack <= u1.slack);
+					if (u0.deadline)
+						deadline_orders++;
+				}
+			}
+			prev = a;
+		}
 		/* Pre-warm never evicts; CPU loads leave HOST_MEMORY_MIN_MB available. */
 		assert_false(prewarm && make_room);
 		if (w.snap.cpu_total_bytes > 0 && cpu_loaded > 0)
@@ -1049,6 +1111,7 @@ test_invariants_random(void **state)
 	/* The random worlds do reach the new rules. */
 	assert_true(prewarms > 0);
 	assert_true(host_unloads > 0);
+	assert_true(deadline_orders > 0);
 }
 
 static void
@@ -1809,6 +1872,115 @@ test_swap_value(void **state)
 	world_cleanup(&w);
 }
 
+/* Deadlines across models: within a class, a model whose next job has a deadline goes
+ * before those without, the least slack (deadline - now - run time) first; a higher
+ * class, or a class aging lifts, still comes first. */
+static void
+test_deadline_models(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.max_batch_wait_ms = INT64_C(1) << 40; /* no starvation in this test */
+	gpu_add(&w, 0, 24 * GIB);
+	size_t a = model_add(&w, "a", 2 * GIB);
+	size_t b = model_add(&w, "b", 2 * GIB);
+	size_t c = model_add(&w, "c", 2 * GIB);
+	model_queue(&w, a, JOB_PRIO_NORMAL, 3, NOW - 50000); /* oldest, no deadline */
+	model_queue(&w, b, JOB_PRIO_NORMAL, 1, NOW - 10);
+	w.models[b].deadline_ms[JOB_PRIO_NORMAL] = NOW + 20000;
+
+	decide(&w); /* one load slot: the deadline goes first, not the older a */
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_DEMAND);
+
+	/* c's deadline is later, but its jobs run 15 s: 5 s of slack against b's 20 s. */
+	model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 10);
+	w.models[c].deadline_ms[JOB_PRIO_NORMAL] = NOW + 20000;
+	w.models[c].run_ms = 15000;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 0, 0, SCHED_REASON_DEMAND);
+
+	/* A high job without a deadline still goes before them. */
+	model_queue(&w, a, JOB_PRIO_HIGH, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+
+	/* Aging: a low job of a waited 130 s counts as high, before normal deadlines. */
+	model_queue(&w, a, JOB_PRIO_HIGH, 0, 0);
+	model_queue(&w, a, JOB_PRIO_NORMAL, 0, 0);
+	model_queue(&w, a, JOB_PRIO_LOW, 1, NOW - 130000);
+	w.cfg.priority_aging_ms = 60000;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_DEMAND);
+	/* A deadline in a class below the model's best one does not count: b's low
+	 * deadline job is behind its normal one without a deadline. */
+	w.cfg.priority_aging_ms = 0;
+	model_queue(&w, a, JOB_PRIO_LOW, 0, 0);
+	w.models[b].deadline_ms[JOB_PRIO_NORMAL] = 0;
+	model_queue(&w, b, JOB_PRIO_LOW, 1, NOW - 10);
+	w.models[b].deadline_ms[JOB_PRIO_LOW] = NOW + 1000;
+	w.models[c].deadline_ms[JOB_PRIO_NORMAL] = NOW + 90000; /* still a deadline */
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 0, 0, SCHED_REASON_DEMAND);
+
+	/* Loaded models dispatch in the same order: c (slack 75 s) before b (none). */
+	model_loaded(&w, b, 0, NOW - 1000);
+	model_loaded(&w, c, 0, NOW - 1000);
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, c, 0, 1, SCHED_REASON_DEMAND);
+	expect(&w, 1, SCHED_ACTION_DISPATCH, b, 0, 2, SCHED_REASON_DEMAND); /* normal + low */
+	w.models[b].deadline_ms[JOB_PRIO_NORMAL] = NOW + 60000;		    /* slack 60 s < 75 s */
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_DISPATCH, b, 0, 2, SCHED_REASON_DEMAND);
+	expect(&w, 1, SCHED_ACTION_DISPATCH, c, 0, 1, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* A deadline at risk (slack below two of its loads, not yet missed) makes a swap worth
+ * it; one already missed, or with slack to spare, waits for the batch like the rest. */
+static void
+test_deadline_swap(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.max_batch_wait_ms = 60000;
+	w.cfg.min_swap_batch = 2;
+	size_t g = gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 3 * GIB);
+	size_t b = model_add(&w, "b", 3 * GIB);
+	size_t x = model_add(&w, "x", 3 * GIB);
+	model_loaded(&w, a, g, NOW - 100);
+	model_loaded(&w, b, g, NOW - 5000);
+	w.models[a].running = 1;
+	w.models[x].run_ms = 1000;
+	w.models[x].load_ms = 4000;
+	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 10); /* 1 s of work < 8 s: waits */
+	decide(&w);
+	expect_n(&w, 0);
+
+	w.models[x].deadline_ms[JOB_PRIO_NORMAL] = NOW + 60000; /* slack 59 s: waits */
+	decide(&w);
+	expect_n(&w, 0);
+
+	w.models[x].deadline_ms[JOB_PRIO_NORMAL] = NOW + 8000; /* slack 7 s < 8 s: swap */
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+
+	w.models[x].deadline_ms[JOB_PRIO_NORMAL] = NOW - 1000; /* missed: no hurry left */
+	decide(&w);
+	expect_n(&w, 0);
+	world_cleanup(&w);
+}
+
 /* Pre-warm: when nothing waits, the model with the highest arrival rate loads where it
  * fits now; never with work waiting, never by evicting, never a model not expected
  * within its keep-alive; unused, it is the first victim. */
@@ -2028,6 +2200,8 @@ main(void)
 	    cmocka_unit_test(test_aging_across_models),
 	    cmocka_unit_test(test_hard_batch_bound),
 	    cmocka_unit_test(test_swap_value),
+	    cmocka_unit_test(test_deadline_models),
+	    cmocka_unit_test(test_deadline_swap),
 	    cmocka_unit_test(test_prewarm),
 	    cmocka_unit_test(test_host_memory_pressure),
 	    cmocka_unit_test(test_cap_victim_makes_room),

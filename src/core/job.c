@@ -146,6 +146,27 @@ job_effective_priority(int prio, int64_t enqueued_ms, int64_t now_ms, int64_t ag
 	return steps >= prio ? JOB_PRIO_HIGH : prio - (int)steps;
 }
 
+void
+job_set_deadline(struct job *job, int64_t deadline_at_ms, int64_t now_wall_ms, int64_t now_mono_ms)
+{
+	job->deadline_at_ms = deadline_at_ms > 0 ? deadline_at_ms : 0;
+	job->deadline_mono_ms = 0;
+	if (job->deadline_at_ms == 0)
+		return;
+	int64_t mono = now_mono_ms + (job->deadline_at_ms - now_wall_ms);
+	/* 0 means none: a deadline long past still counts as one, the most urgent. */
+	job->deadline_mono_ms = mono > 0 ? mono : 1;
+}
+
+bool
+job_deadline_missed(const struct job *job)
+{
+	if (job->deadline_at_ms <= 0)
+		return false;
+	return job->started_at_ms > job->deadline_at_ms ||
+	       job->completed_at_ms > job->deadline_at_ms;
+}
+
 const char *
 job_priority_name(enum job_priority priority)
 {
@@ -205,6 +226,11 @@ job_to_json(const struct job *job)
 	json_object_set_new(o, "submitted_at", vd_json_time_ms(job->submitted_at_ms));
 	json_object_set_new(o, "started_at", vd_json_time_ms(job->started_at_ms));
 	json_object_set_new(o, "completed_at", vd_json_time_ms(job->completed_at_ms));
+	/* Unix ms, as the client computes it from its own deadline_s. */
+	json_object_set_new(o, "deadline_at",
+			    job->deadline_at_ms > 0 ? json_integer(job->deadline_at_ms)
+						    : json_null());
+	json_object_set_new(o, "deadline_missed", json_boolean(job_deadline_missed(job)));
 	json_object_set_new(o, "metrics",
 			    json_pack("{s:I,s:I,s:I}", "wait_ms", (json_int_t)job->wait_ms,
 				      "load_ms", (json_int_t)job->load_ms, "run_ms",

@@ -83,6 +83,12 @@ struct job {
 	int64_t wait_ms, load_ms, run_ms; /* metrics */
 	int attempts;			  /* backend attempts so far */
 	size_t request_bytes; /* size of request as stored (compact JSON); QUEUE_MAX_BYTES */
+	/* Deadline (deadline_s at submit, X-Vramd-Deadline): when it should have finished.
+	 * deadline_at_ms is the wall clock (Unix ms; stored, shown); deadline_mono_ms the same
+	 * instant on the monotonic clock, which the queue and the scheduler order by, set by
+	 * job_set_deadline when the job enters this vramd (submit or recovery). 0: none. */
+	int64_t deadline_at_ms;
+	int64_t deadline_mono_ms;
 
 	/* Private to queue.c: links in the per-model, per-priority FIFO and in its key's
 	 * part of that FIFO (the flow), and whether the queue counts request_bytes (from
@@ -90,6 +96,9 @@ struct job {
 	struct job *queue_prev, *queue_next;
 	struct job *queue_flow_prev, *queue_flow_next;
 	void *queue_flow;
+	/* Private to queue.c: links in the per-model, per-priority list of jobs with a
+	 * deadline, earliest first. */
+	struct job *queue_deadline_prev, *queue_deadline_next;
 	bool queue_holds_bytes;
 	/* Private to the engine: the transfer in flight, if any. */
 	void *engine_transfer;
@@ -118,6 +127,16 @@ bool job_parse_id(const char *id, int64_t *seq);
  * scheduler ranks models by it, so both agree on what is served next.
  */
 int job_effective_priority(int prio, int64_t enqueued_ms, int64_t now_ms, int64_t aging_ms);
+
+/*
+ * Deadlines. job_set_deadline sets both clocks of the deadline from deadline_at_ms (wall,
+ * Unix ms; 0 clears it), given the two clocks now, so a job recovered after a restart is
+ * ordered by the deadline it was given. job_deadline_missed: it has a deadline and it
+ * started, or became final, after it.
+ */
+void job_set_deadline(struct job *job, int64_t deadline_at_ms, int64_t now_wall_ms,
+		      int64_t now_mono_ms);
+bool job_deadline_missed(const struct job *job);
 
 const char *job_kind_name(enum job_kind kind);
 const char *job_priority_name(enum job_priority priority);

@@ -33,6 +33,15 @@
  * (weights, counters) live as long as the queue: there are only as many as API keys.
  * Invariants: a job is in a flow iff it is in the FIFO; flows are never empty;
  * key->queued == the key's jobs in all flows, and key is in q->active iff queued > 0.
+ *
+ * Deadlines: the jobs of a FIFO that have one (job->deadline_mono_ms) are also kept in a
+ * second list, earliest deadline first (then seq), and a FIFO serves that list before its
+ * flows: within a class, the job with the least slack goes first (one model's jobs share
+ * one expected run time, so least slack is earliest deadline), and jobs without one follow
+ * in fair-share order. A deadline job thus passes the fair share of keys; its insertion
+ * walks the list from the latest deadline, O(deadline jobs in that FIFO) at worst.
+ * Invariant: a job is in its FIFO's deadline list iff it is queued and has a deadline, so
+ * a FIFO whose deadline list is empty holds only jobs without one.
  */
 #include "queue.h"
 
@@ -68,6 +77,7 @@ struct queue_model {
 	size_t dense_index;	   /* index in q->models */
 	struct job *head[JOB_NPRIORITIES], *tail[JOB_NPRIORITIES];
 	struct queue_flow *flows[JOB_NPRIORITIES];
+	struct job *dhead[JOB_NPRIORITIES], *dtail[JOB_NPRIORITIES]; /* deadline lists */
 	int count[JOB_NPRIORITIES];
 	int total;
 };
@@ -487,11 +497,58 @@ queue_flow_unlink(struct queue *q, struct queue_model *m, struct job *job)
 		queue_key_deactivate(q, k);
 }
 
-/* The next job of model m's FIFO p: the head of the flow whose key has the least
- * virtual time, the older head on a tie. */
+/* --- deadlines --------------------------------------------------------------------- */
+
+/* Whether a (with a deadline) goes before b (with one) in a deadline list. */
+static bool
+queue_deadline_before(const struct job *a, const struct job *b)
+{
+	if (a->deadline_mono_ms != b->deadline_mono_ms)
+		return a->deadline_mono_ms < b->deadline_mono_ms;
+	return a->seq < b->seq;
+}
+
+static void
+queue_deadline_link(struct queue_model *m, struct job *job)
+{
+	int p = job->priority;
+	struct job *after = m->dtail[p];
+	while (after != NULL && queue_deadline_before(job, after))
+		after = after->queue_deadline_prev;
+	job->queue_deadline_prev = after;
+	job->queue_deadline_next = after != NULL ? after->queue_deadline_next : m->dhead[p];
+	if (job->queue_deadline_next != NULL)
+		job->queue_deadline_next->queue_deadline_prev = job;
+	else
+		m->dtail[p] = job;
+	if (after != NULL)
+		after->queue_deadline_next = job;
+	else
+		m->dhead[p] = job;
+}
+
+static void
+queue_deadline_unlink(struct queue_model *m, struct job *job)
+{
+	int p = job->priority;
+	if (job->queue_deadline_prev != NULL)
+		job->queue_deadline_prev->queue_deadline_next = job->queue_deadline_next;
+	else
+		m->dhead[p] = job->queue_deadline_next;
+	if (job->queue_deadline_next != NULL)
+		job->queue_deadline_next->queue_deadline_prev = job->queue_deadline_prev;
+	else
+		m->dtail[p] = job->queue_deadline_prev;
+	job->queue_deadline_prev = job->queue_deadline_next = NULL;
+}
+
+/* The next job of model m's FIFO p: its earliest deadline; without one, the head of the
+ * flow whose key has the least virtual time, the older head on a tie. */
 static struct job *
 queue_fifo_next(const struct queue_model *m, int p)
 {
+	if (m->dhead[p] != NULL)
+		return m->dhead[p];
 	const struct queue_flow *best = m->flows[p];
 	if (best == NULL)
 		return NULL;
@@ -533,6 +590,7 @@ queue_free(struct queue *q)
 				job->queue_prev = job->queue_next = NULL;
 				job->queue_flow_prev = job->queue_flow_next = NULL;
 				job->queue_flow = NULL;
+				job->queue_deadline_prev = job->queue_deadline_next = NULL;
 				job_unref(job);
 				job = next;
 			}
@@ -592,6 +650,8 @@ queue_link(struct queue *q, struct job *job, bool front)
 		m->tail[p] = job;
 	}
 	queue_flow_link(q, m, job, front);
+	if (job->deadline_mono_ms > 0)
+		queue_deadline_link(m, job);
 	m->count[p]++;
 	m->total++;
 	q->length++;
@@ -621,6 +681,8 @@ queue_unlink(struct queue *q, struct queue_model *m, struct job *job)
 		m->tail[p] = job->queue_prev;
 	job->queue_prev = job->queue_next = NULL;
 	queue_flow_unlink(q, m, job);
+	if (job->deadline_mono_ms > 0)
+		queue_deadline_unlink(m, job);
 	m->count[p]--;
 	m->total--;
 	q->length--;
@@ -647,9 +709,21 @@ queue_push_front(struct queue *q, struct job *job)
 	queue_link(q, job, true);
 }
 
+/* Whether FIFO head a goes before head b of the same effective class: the one with a
+ * deadline, the earlier deadline, else the older. */
+static bool
+queue_head_before(const struct job *a, const struct job *b)
+{
+	if ((a->deadline_mono_ms > 0) != (b->deadline_mono_ms > 0))
+		return a->deadline_mono_ms > 0;
+	if (a->deadline_mono_ms != b->deadline_mono_ms)
+		return a->deadline_mono_ms < b->deadline_mono_ms;
+	return a->enqueued_mono_ms < b->enqueued_mono_ms;
+}
+
 /* The next job of model m: the FIFO heads compared by effective priority (aging, see
- * job_effective_priority), the older head on a tie; plain priority order when aging_ms
- * is 0. */
+ * job_effective_priority), then by deadline and age (queue_head_before); plain priority
+ * order when aging_ms is 0. */
 static struct job *
 queue_model_next(const struct queue_model *m, int64_t now_ms, int64_t aging_ms)
 {
@@ -660,9 +734,12 @@ queue_model_next(const struct queue_model *m, int64_t now_ms, int64_t aging_ms)
 		struct job *job = queue_fifo_next(m, p);
 		if (job == NULL)
 			continue;
-		int eff = job_effective_priority(p, job->enqueued_mono_ms, now_ms, aging_ms);
+		/* A FIFO's class is what its oldest job has aged into, as the scheduler sees
+		 * it (oldest_enqueued_ms); the job it serves may be another (a deadline, a
+		 * key's turn). */
+		int eff = job_effective_priority(p, m->head[p]->enqueued_mono_ms, now_ms, aging_ms);
 		if (best == NULL || eff < best_eff ||
-		    (eff == best_eff && job->enqueued_mono_ms < best->enqueued_mono_ms)) {
+		    (eff == best_eff && queue_head_before(job, best))) {
 			best = job;
 			best_eff = eff;
 		}
@@ -779,6 +856,22 @@ queue_position(const struct queue *q, const struct job *job)
 }
 
 size_t
+queue_deadline_ahead(const struct queue *q, const struct job *job)
+{
+	const struct queue_model *m = queue_model_lookup(q, job->model);
+	size_t n = 0;
+	if (m == NULL || (unsigned)job->priority >= JOB_NPRIORITIES)
+		return 0;
+	for (const struct job *d = m->dhead[job->priority]; d != NULL && d != job;
+	     d = d->queue_deadline_next) {
+		if (job->deadline_mono_ms > 0 && !queue_deadline_before(d, job))
+			break;
+		n++;
+	}
+	return n;
+}
+
+size_t
 queue_model_count(const struct queue *q)
 {
 	return q->nmodels;
@@ -791,6 +884,8 @@ queue_fill_summary(const struct queue_model *m, struct queue_model_summary *out)
 	for (int p = 0; p < JOB_NPRIORITIES; p++) {
 		out->count[p] = m->count[p];
 		out->oldest_enqueued_ms[p] = m->head[p] != NULL ? m->head[p]->enqueued_mono_ms : 0;
+		out->earliest_deadline_ms[p] =
+		    m->dhead[p] != NULL ? m->dhead[p]->deadline_mono_ms : 0;
 	}
 }
 

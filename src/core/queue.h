@@ -18,6 +18,10 @@
  * jobs of the same model and priority. Priorities still come first, and without keys
  * the order is plain FIFO. A key that becomes active again starts at the virtual time
  * of the keys that kept the queue busy, never earlier (start-time fair queuing).
+ *
+ * Deadlines (job->deadline_mono_ms): within a model and effective class, jobs with a
+ * deadline go first, earliest deadline first (least slack: a model's jobs share one
+ * expected run time), before fair share; jobs without one follow as above.
  */
 #ifndef VRAMD_QUEUE_H
 #define VRAMD_QUEUE_H
@@ -35,6 +39,9 @@ struct queue_model_summary {
 	const char *model; /* borrowed; valid while the model has jobs in the queue */
 	int count[JOB_NPRIORITIES];
 	int64_t oldest_enqueued_ms[JOB_NPRIORITIES]; /* monotonic; 0 when count is 0 */
+	/* monotonic: the earliest deadline (job->deadline_mono_ms) of its waiting jobs of each
+	 * priority; 0 when none of them has one */
+	int64_t earliest_deadline_ms[JOB_NPRIORITIES];
 };
 
 struct queue *queue_new(size_t max_size);
@@ -88,6 +95,10 @@ size_t queue_length_priority(const struct queue *q, enum job_priority priority);
  * every model: jobs of higher priority plus older jobs (smaller seq) of the same
  * priority, as if every job had the same key (an estimate under fair share). O(log n). */
 size_t queue_position(const struct queue *q, const struct job *job);
+/* Jobs of job's model and priority that wait and are served before job by deadline: those
+ * with an earlier deadline (job queued or not); for a job without one, every job of that
+ * FIFO with one. O(deadline jobs in that FIFO ahead of it). */
+size_t queue_deadline_ahead(const struct queue *q, const struct job *job);
 
 /* Number of models with waiting jobs, and their summaries in no particular order.
  * summaries must have room for queue_model_count() entries; returns the count written. */

@@ -20,7 +20,8 @@
  *      unloading idle models that are neither pinned nor priority; the caller reloads
  *      it where it belongs (it marks the model wanted).
  *   3. Demand: unloaded models with queued jobs, ranked (starving first, then effective
- *      priority after aging, then the age of the job each would serve next), are placed
+ *      priority after aging, then a deadline in that class with the least slack, then the
+ *      age of the job each would serve next), are placed
  *      one by one: a direct best fit; else, when the swap pays (its waiting work against
  *      two of its loads), evictions of idle models in eviction order (an unused
  *      pre-warmed model, then the lowest reuse cost = arrival rate x load time, then
@@ -66,6 +67,8 @@ struct sched_mstate {
 	int64_t head_ms;   /* oldest queued job of best_prio: the one served next */
 	int queued;	   /* queued jobs over all priorities */
 	int best_prio;	   /* most urgent priority with queued jobs */
+	bool has_deadline; /* a job of class best_prio has a deadline */
+	int64_t slack_ms;  /* then the least slack among them: deadline - now - run_ms */
 	int gpu_index;	   /* index into snap->gpus, or -1 (CPU, unloaded or unknown id) */
 	double reuse_cost; /* expected load time lost per second if it is not resident:
 			      arrival rate x load time; 0 when unknown */
@@ -91,6 +94,8 @@ struct sched_rank {
 	int cls;	   /* 0: starving, 1: not */
 	int64_t oldest_ms; /* starving models: the oldest job first (earliest bound) */
 	int prio;
+	bool deadline;	  /* a job of class prio has a deadline: before those without */
+	int64_t slack_ms; /* its least slack: the least first */
 	int64_t head_ms;
 	size_t model;
 };
@@ -381,6 +386,12 @@ sched_rank_cmp(const struct sched_rank *a, const struct sched_rank *b)
 		return a->oldest_ms < b->oldest_ms ? -1 : 1;
 	if (a->prio != b->prio)
 		return a->prio < b->prio ? -1 : 1;
+	/* Deadlines within a class: the model whose job has the least slack first, as the
+	 * queue serves a model's own jobs. */
+	if (a->deadline != b->deadline)
+		return a->deadline ? -1 : 1;
+	if (a->deadline && a->slack_ms != b->slack_ms)
+		return a->slack_ms < b->slack_ms ? -1 : 1;
 	if (a->head_ms != b->head_ms)
 		return a->head_ms < b->head_ms ? -1 : 1;
 	if (a->model != b->model)
@@ -418,6 +429,8 @@ sched_rank_of(const struct sched_mstate *ms, size_t model)
 	return (struct sched_rank){.cls = ms->starving ? 0 : 1,
 				   .oldest_ms = ms->oldest_ms,
 				   .prio = ms->best_prio,
+				   .deadline = ms->has_deadline,
+				   .slack_ms = ms->slack_ms,
 				   .head_ms = ms->head_ms,
 				   .model = model};
 }
@@ -599,7 +612,8 @@ static const double sched_class_weight[JOB_NPRIORITIES] = {4.0, 1.0, 0.5};
  *     sum over classes of jobs x run_ms x weight(class) x (1 + age / MAX_BATCH_WAIT)
  * and the swap costs two of its loads (its own, and likely a reload of what it evicts);
  * without them, min_swap_batch jobs. A load into free room, or onto an idle GPU, never
- * waits.
+ * waits, nor one for a deadline at risk: a job that can still make its deadline but has
+ * less slack than two of its loads (it cannot wait for a batch to gather).
  */
 static bool
 sched_swap_is_worth_it(const struct sched_snapshot *snap, const struct sched_scratch *s, size_t x)
@@ -610,6 +624,8 @@ sched_swap_is_worth_it(const struct sched_snapshot *snap, const struct sched_scr
 	double work = 0.0;
 
 	if (!s->resident_busy || xs->starving || xs->best_prio == JOB_PRIO_HIGH)
+		return true;
+	if (xs->has_deadline && xs->slack_ms >= 0 && xs->slack_ms < 2 * sched_load_ms(xm))
 		return true;
 	if (xm->run_ms <= 0 || xm->load_ms <= 0)
 		return xs->queued >= cfg->min_swap_batch;
@@ -940,6 +956,20 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 			if (eff < ms->best_prio || (eff == ms->best_prio && t < ms->head_ms)) {
 				ms->best_prio = eff;
 				ms->head_ms = t;
+			}
+		}
+		/* Deadlines: the least slack among the priorities that age into the class
+		 * served next (a model's jobs share one run time, so the earliest deadline). */
+		for (int p = 0; p < JOB_NPRIORITIES; p++) {
+			int64_t dl = m->deadline_ms[p];
+			if (m->queued[p] <= 0 || dl <= 0 ||
+			    job_effective_priority(p, m->oldest_enqueued_ms[p], snap->now_ms,
+						   cfg->priority_aging_ms) != ms->best_prio)
+				continue;
+			int64_t slack = dl - snap->now_ms - (m->run_ms > 0 ? m->run_ms : 0);
+			if (!ms->has_deadline || slack < ms->slack_ms) {
+				ms->has_deadline = true;
+				ms->slack_ms = slack;
 			}
 		}
 		/* MAX_BATCH_WAIT as a hard bound: an unloaded model starves early enough

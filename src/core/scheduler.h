@@ -120,6 +120,9 @@ struct sched_model {
 	int64_t load_ms;     /* measured time of its last loads */
 	int64_t run_ms;	     /* measured time of one of its jobs (mean) */
 	bool prewarmed;	     /* loaded by pre-warm and not used since: the first victim */
+	/* Added for deadlines (zero: none): monotonic, the earliest deadline of its queued
+	 * jobs of each priority (queue_model_summary.earliest_deadline_ms); 0 when none. */
+	int64_t deadline_ms[JOB_NPRIORITIES];
 };
 
 struct sched_snapshot {
