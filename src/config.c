@@ -191,6 +191,11 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		0, 0, NULL, "", false,
 		"JSON file: model -> ordered list of GPU indexes or UUIDs tried before the others, "
 		"e.g. {\"llama3.2:1b\": [1, 0]}; a bad file stops vramd at start."},
+	[CONFIG_DEADLINE_POLICY] = {"DEADLINE_POLICY", NULL, "--deadline-policy", CONFIG_TYPE_ENUM,
+		"best_effort", 0, 0, "reject|best_effort", "", true,
+		"A job with a deadline (deadline_s, X-Vramd-Deadline) that the ETA says cannot start "
+		"and run before it: reject answers 429 with the ETA and stores nothing; best_effort "
+		"accepts it (it runs first in its class, late)."},
 	[CONFIG_OPTIMIZER_INTERVAL] = {"OPTIMIZER_INTERVAL", NULL, "--optimizer-interval",
 		CONFIG_TYPE_INT, "300", 1, 86400, NULL, "s", true,
 		"How often the GPU optimizer looks for GPU_PRIORITY_MODELS on the CPU (also after "

@@ -359,6 +359,8 @@ daemon_recover_cb(struct job *job, void *arg)
 {
 	struct daemon *d = arg;
 	job->enqueued_mono_ms = vd_now_mono_ms();
+	/* Its deadline on this process's monotonic clock, for the queue's order. */
+	job_set_deadline(job, job->deadline_at_ms, vd_now_wall_ms(), job->enqueued_mono_ms);
 	daemon_job_add(d, job);
 	queue_push_front(d->queue, job);
 	/* A job that was running is queued again: the store (GET /api/jobs, /api/stats)

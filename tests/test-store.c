@@ -163,6 +163,7 @@ test_restart_recovery(void **state)
 		job->status = statuses[i];
 		if (statuses[i] == JOB_RUNNING)
 			job->started_at_ms = 5;
+		job->deadline_at_ms = 1000 + i; /* kept across the restart */
 		seqs[i] = job->seq;
 		assert_int_equal(store_job_save(st, job, NULL), 0);
 		job_unref(job);
@@ -180,6 +181,7 @@ test_restart_recovery(void **state)
 		assert_true(c.jobs[i]->seq == want[i]);
 		assert_int_equal(c.jobs[i]->status, JOB_QUEUED);
 		assert_int_equal(c.jobs[i]->started_at_ms, 0);
+		assert_int_equal(c.jobs[i]->deadline_at_ms, 1000 + (want[i] - seqs[0]));
 		assert_int_equal(c.jobs[i]->refcount, 1);
 	}
 	collected_free(&c);
@@ -569,6 +571,7 @@ test_schema_upgrade(void **state)
 	assert_string_equal(old->model, "m:latest");
 	assert_int_equal(old->priority, JOB_PRIO_LOW);
 	assert_null(old->key);
+	assert_int_equal(old->deadline_at_ms, 0); /* v4: no deadline for jobs from before */
 	assert_string_equal(json_string_value(json_object_get(old->result, "response")), "yo");
 	job_unref(old);
 	assert_int_equal(store_next_seq(st), 8);
@@ -576,6 +579,7 @@ test_schema_upgrade(void **state)
 	struct job *job = full_job(st);
 	free(job->key);
 	job->key = xstrdup("alpha");
+	job->deadline_at_ms = 1700000000123;
 	char *cause = NULL;
 	assert_int_equal(store_job_save(st, job, &cause), 0);
 	commit(st);
@@ -585,6 +589,7 @@ test_schema_upgrade(void **state)
 	st = open_store(dir);
 	struct job *back = store_job_get(st, job->id);
 	assert_string_equal(back->key, "alpha");
+	assert_int_equal(back->deadline_at_ms, 1700000000123);
 	job_unref(back);
 	struct store_job_filter f = {.key = "alpha"};
 	count_jobs_cb_n = 0;
@@ -611,7 +616,7 @@ test_schema_upgrade(void **state)
 	    sqlite3_prepare_v2(db, "SELECT MAX(version) FROM schema_version", -1, &s, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(s, 0), 3);
+	assert_int_equal(sqlite3_column_int(s, 0), 4);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	free(path);

@@ -8,6 +8,7 @@
 #include "api-door.h"
 
 #include "api.h"
+#include "api-parse.h"
 #include "buf.h"
 #include "daemon.h"
 #include "fleet.h"
@@ -19,6 +20,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -183,6 +185,21 @@ api_door_priority(struct vd_http_req *req, bool *given)
 	return prio;
 }
 
+int
+api_door_deadline(struct vd_http_req *req, int64_t *ms)
+{
+	const char *h = vd_http_req_header(req, "X-Vramd-Deadline");
+	*ms = 0;
+	if (h == NULL)
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	double seconds = strtod(h, &end);
+	if (end == h || *end != '\0' || errno != 0)
+		return -EINVAL;
+	return api_deadline_ms(seconds, ms);
+}
+
 void
 api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_job *dj,
 	     const struct api_door_ops *ops, void *state)
@@ -226,12 +243,26 @@ api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_jo
 	job->request_bytes = request_bytes;
 	job->submitted_at_ms = vd_now_wall_ms();
 	job->enqueued_mono_ms = vd_now_mono_ms();
+	if (dj->deadline_ms > 0)
+		job_set_deadline(job, job->submitted_at_ms + dj->deadline_ms, job->submitted_at_ms,
+				 job->enqueued_mono_ms);
 	if (full || queue_push(d->queue, job) < 0) {
 		api_retry_after(d, req, job, queue_length(d->queue));
 		/* Ollama's own words for a full queue. */
 		ops->error(door, 503,
 			   "server busy, please try again.  maximum pending requests "
 			   "exceeded");
+		door->req = NULL;
+		api_door_free(door);
+		return;
+	}
+	double late_eta = 0;
+	status = api_deadline_admit(d, req, job, &late_eta, &msg);
+	if (status != 0) {
+		api_withdraw(d, job);
+		vd_http_set_header(req, "X-Vramd-ETA", "%.1f", late_eta);
+		ops->error(door, status, msg);
+		free(msg);
 		door->req = NULL;
 		api_door_free(door);
 		return;

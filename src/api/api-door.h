@@ -55,12 +55,14 @@ struct api_door_job {
 	bool stream;	       /* ask the node for a streamed reply, pass its lines on */
 	const char *path;      /* node endpoint when not the kind's (a string literal) */
 	int64_t keep_alive_ms; /* the client's keep_alive hint (job_attach.keep_alive_ms); 0 */
+	int64_t deadline_ms;   /* X-Vramd-Deadline in ms from now (api_door_deadline); 0: none */
 };
 
 /*
  * Queues the job and holds req until it has been answered. Replies itself, through
- * ops->error, on a full queue (503 with Retry-After and Ollama's text) and when the
- * caller's API key does not allow the job (api_key_admit). state is the
+ * ops->error, on a full queue (503 with Retry-After and Ollama's text), when the
+ * caller's API key does not allow the job (api_key_admit), and when DEADLINE_POLICY=reject
+ * refuses its deadline (429 with Retry-After and X-Vramd-ETA, api_deadline_admit). state is the
  * format's (freed with ops->free_state). Sets X-Vramd-Queue-Position and X-Vramd-ETA.
  */
 void api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_job *dj,
@@ -76,5 +78,10 @@ void api_door_send(struct api_door *door, const void *data, size_t len);
 /* The priority a front-door request asks for: header X-Vramd-Priority (high, normal,
  * low), else normal (*given false). Returns -1 when the header is none of those. */
 int api_door_priority(struct vd_http_req *req, bool *given);
+
+/* The deadline a front-door request asks for: header X-Vramd-Deadline, seconds from now
+ * (a number, more than 0, at most API_DEADLINE_S_MAX), in *ms; 0 when absent. Returns
+ * -EINVAL when the header is not such a number (the door answers 400). */
+int api_door_deadline(struct vd_http_req *req, int64_t *ms);
 
 #endif

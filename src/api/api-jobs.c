@@ -77,6 +77,36 @@ api_key_admit(struct daemon *d, struct vd_http_req *req, const struct api_key *k
 	return 0;
 }
 
+int
+api_deadline_admit(struct daemon *d, struct vd_http_req *req, const struct job *job, double *eta_s,
+		   char **msg)
+{
+	if (job->deadline_at_ms <= 0 ||
+	    strcmp(config_str(d->config, CONFIG_DEADLINE_POLICY), "reject") != 0)
+		return 0;
+	size_t position = queue_position(d->queue, job) + 1;
+	double done = fleet_eta_done_s(d->fleet, job, position);
+	double left = (double)(job->deadline_at_ms - vd_now_wall_ms()) / 1000.0;
+	/* Unknown (no run measured yet): the estimator cannot say it will miss. */
+	if (done < 0 || done <= left)
+		return 0;
+	*eta_s = fleet_eta_s(d->fleet, job, position);
+	if (*eta_s < 0)
+		*eta_s = 0;
+	api_retry_after(d, req, job, position);
+	*msg = xasprintf("job cannot finish before its deadline (%.1f s from now): it is expected "
+			 "to start in %.1f s and finish in %.1f s (DEADLINE_POLICY=reject)",
+			 left > 0 ? left : 0, *eta_s, done);
+	return 429;
+}
+
+void
+api_withdraw(struct daemon *d, struct job *job)
+{
+	queue_remove(d->queue, job);
+	queue_release_bytes(d->queue, job);
+}
+
 void
 api_submit(struct vd_http_req *req, const char *path, void *arg)
 {
@@ -146,11 +176,25 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	job->request_bytes = request_bytes;
 	job->submitted_at_ms = vd_now_wall_ms();
 	job->enqueued_mono_ms = vd_now_mono_ms();
+	if (sub.deadline_ms > 0)
+		job_set_deadline(job, job->submitted_at_ms + sub.deadline_ms, job->submitted_at_ms,
+				 job->enqueued_mono_ms);
 	if (queue_push(d->queue, job) < 0) {
 		job_unref(job);
 		status = 429;
 		msg = xstrdup("queue is full; retry later");
 		goto out_error;
+	}
+	double late_eta = 0;
+	status = api_deadline_admit(d, req, job, &late_eta, &msg);
+	if (status != 0) {
+		api_withdraw(d, job);
+		job_unref(job);
+		json_t *err = json_pack("{s:s,s:f}", "error", msg, "eta_s", late_eta);
+		vd_http_reply_json(req, status, err);
+		free(msg);
+		api_submit_cleanup(&sub);
+		return;
 	}
 	daemon_job_add(d, job);
 	char *cause = NULL;

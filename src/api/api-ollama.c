@@ -251,6 +251,15 @@ api_ollama_infer(struct vd_http_req *req, struct daemon *d, const struct api_oll
 				    vd_http_req_header(req, "X-Vramd-Priority"));
 		goto out;
 	}
+	int64_t deadline_ms;
+	if (api_door_deadline(req, &deadline_ms) < 0) {
+		vd_http_reply_error(
+		    req, 400,
+		    "header X-Vramd-Deadline must be a number of seconds, more than 0 "
+		    "and at most %.0f (got %.64s)",
+		    API_DEADLINE_S_MAX, vd_http_req_header(req, "X-Vramd-Deadline"));
+		goto out;
+	}
 	if (model == NULL || *model == '\0') {
 		vd_http_reply_error(req, 400, "model is required");
 		goto out;
@@ -314,6 +323,7 @@ api_ollama_infer(struct vd_http_req *req, struct daemon *d, const struct api_oll
 	    .stream = ep->streams && !json_is_false(stream),
 	    .path = ep->path,
 	    .keep_alive_ms = api_ollama_keep_alive_hint(d, keep_alive_ms),
+	    .deadline_ms = deadline_ms,
 	};
 	api_submit_cleanup(&sub);
 	api_door_run(d, req, &dj, &api_ollama_ops, NULL);

@@ -259,6 +259,17 @@ api_openai_infer(struct vd_http_req *req, struct daemon *d, const struct api_ope
 		json_decref(body);
 		return;
 	}
+	int64_t deadline_ms;
+	if (api_door_deadline(req, &deadline_ms) < 0) {
+		char *why =
+		    xasprintf("header X-Vramd-Deadline must be a number of seconds, more "
+			      "than 0 and at most %.0f (got %.64s)",
+			      API_DEADLINE_S_MAX, vd_http_req_header(req, "X-Vramd-Deadline"));
+		api_openai_reply_error(req, 400, why, NULL, "invalid_value");
+		free(why);
+		json_decref(body);
+		return;
+	}
 	struct api_openai *o = xcalloc(1, sizeof(*o));
 	json_t *native = NULL;
 	status = 0;
@@ -285,6 +296,7 @@ api_openai_infer(struct vd_http_req *req, struct daemon *d, const struct api_ope
 	    .priority_given = priority_given,
 	    .request = native,
 	    .stream = o->info.stream,
+	    .deadline_ms = deadline_ms,
 	};
 	api_submit_cleanup(&sub);
 	native = NULL;

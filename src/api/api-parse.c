@@ -137,7 +137,8 @@ api_infer_kind(const json_t *body, const struct registry_model *model)
 }
 
 /* Top-level fields of a submit body besides api_fields[]. */
-static const char *const api_submit_fields[] = {"model", "kind", "priority", "metadata"};
+static const char *const api_submit_fields[] = {"model", "kind", "priority", "metadata",
+						"deadline_s"};
 
 /* Fields refused with a reason rather than as unknown. */
 static const char *const api_submit_refused[] = {"stream", "keep_alive"};
@@ -362,6 +363,15 @@ api_enum_field(const json_t *body, const char *field, int (*from_name)(const cha
 }
 
 int
+api_deadline_ms(double seconds, int64_t *ms)
+{
+	if (!isfinite(seconds) || !(seconds > 0) || seconds > API_DEADLINE_S_MAX)
+		return -EINVAL;
+	*ms = (int64_t)ceil(seconds * 1000.0);
+	return 0;
+}
+
+int
 api_submit_parse(const json_t *body, const struct api_submit_env *env, struct api_submit *out,
 		 char **cause)
 {
@@ -391,11 +401,10 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 			goto out_error;
 		}
 	}
-	msg =
-	    api_unknown_fields(body, api_submit_field_known,
-			       "model, kind, priority, metadata, prompt, suffix, system, template, "
-			       "context, raw, images, messages, tools, input, dimensions, format, "
-			       "think, truncate, options");
+	msg = api_unknown_fields(body, api_submit_field_known,
+				 "model, kind, priority, metadata, deadline_s, prompt, suffix, "
+				 "system, template, context, raw, images, messages, tools, input, "
+				 "dimensions, format, think, truncate, options");
 	if (msg != NULL)
 		goto out_error;
 	int priority =
@@ -405,6 +414,17 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 	int kind = api_enum_field(body, "kind", job_kind_from_name, "generate, chat, embed", &msg);
 	if (kind == -2)
 		goto out_error;
+	json_t *deadline = json_object_get(body, "deadline_s");
+	int64_t deadline_ms = 0;
+	if (deadline != NULL && !json_is_null(deadline) &&
+	    (!json_is_number(deadline) ||
+	     api_deadline_ms(json_number_value(deadline), &deadline_ms) < 0)) {
+		msg =
+		    xasprintf("field 'deadline_s' must be a number of seconds, more than 0 and at "
+			      "most %.0f",
+			      API_DEADLINE_S_MAX);
+		goto out_error;
+	}
 	json_t *metadata = json_object_get(body, "metadata");
 	if (metadata != NULL && !json_is_null(metadata) && !json_is_object(metadata)) {
 		msg = xstrdup("field 'metadata' must be a JSON object");
@@ -455,6 +475,7 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 	out->model = model;
 	out->kind = (enum job_kind)kind;
 	out->priority = priority >= 0 ? (enum job_priority)priority : JOB_PRIO_NORMAL;
+	out->deadline_ms = deadline_ms;
 	if (metadata != NULL && !json_is_null(metadata))
 		out->metadata = json_incref(metadata);
 	return 0;

@@ -42,10 +42,18 @@ struct api_submit {
 	const struct registry_model *model; /* borrowed from env->registry */
 	enum job_kind kind;
 	enum job_priority priority;
-	json_t *request;  /* owned: the Ollama request fields */
-	json_t *metadata; /* owned, NULL if none */
-	int64_t num_ctx;  /* options.num_ctx, 0 when not given */
+	json_t *request;     /* owned: the Ollama request fields */
+	json_t *metadata;    /* owned, NULL if none */
+	int64_t num_ctx;     /* options.num_ctx, 0 when not given */
+	int64_t deadline_ms; /* deadline_s in ms from submission; 0 when not given */
 };
+
+/* The longest deadline_s / X-Vramd-Deadline accepted (a year): far from overflow. */
+#define API_DEADLINE_S_MAX 31536000.0
+
+/* A deadline of seconds from now in ms (rounded up): 0 when seconds is a finite number in
+ * (0, API_DEADLINE_S_MAX], else -EINVAL. */
+int api_deadline_ms(double seconds, int64_t *ms);
 
 /*
  * Checks a submit body and builds the job it asks for. Returns 0 with *out filled (the

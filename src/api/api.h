@@ -49,6 +49,17 @@ int api_key_admit(struct daemon *d, struct vd_http_req *req, const struct api_ke
 void api_retry_after(struct daemon *d, struct vd_http_req *req, const struct job *job,
 		     size_t waiting);
 
+/*
+ * DEADLINE_POLICY for job, just queued with a deadline: 0 when it has none, the policy is
+ * best_effort, or the ETA says it can start and run before its deadline (or cannot say).
+ * Else 429: *msg (the caller frees it) says why, *eta_s is its start ETA, and Retry-After
+ * is set; the caller withdraws the job (api_withdraw) and stores nothing.
+ */
+int api_deadline_admit(struct daemon *d, struct vd_http_req *req, const struct job *job,
+		       double *eta_s, char **msg);
+/* Takes a job that was queued but is refused back out of the queue (and its bytes). */
+void api_withdraw(struct daemon *d, struct job *job);
+
 /* Handlers (api-jobs.c). path is the decoded path; arg is the daemon. */
 void api_submit(struct vd_http_req *req, const char *path, void *arg);
 void api_job(struct vd_http_req *req, const char *path, void *arg);

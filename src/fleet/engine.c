@@ -1260,6 +1260,14 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		job->attempts++;
 		job->started_at_ms = vd_now_wall_ms();
 		job->wait_ms = now - job->enqueued_mono_ms;
+		if (job->attempts == 1 && job->deadline_at_ms > 0 &&
+		    job->started_at_ms > job->deadline_at_ms)
+			events_emit(
+			    gpu_policy_events(d->policy), "deadline_missed",
+			    json_pack("{s:s,s:s,s:s,s:I,s:I}", "job", job->id, "model", job->model,
+				      "node", e->node->url, "deadline_at",
+				      (json_int_t)job->deadline_at_ms, "late_ms",
+				      (json_int_t)(job->started_at_ms - job->deadline_at_ms)));
 		/* The part of its wait this job spent on its own model's load. */
 		if (m->load_done_ms > job->enqueued_mono_ms) {
 			int64_t from = m->load_started_ms > job->enqueued_mono_ms
@@ -1563,6 +1571,7 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		for (int p = 0; p < JOB_NPRIORITIES; p++) {
 			sm->queued[p] = qs->count[p];
 			sm->oldest_enqueued_ms[p] = qs->oldest_enqueued_ms[p];
+			sm->deadline_ms[p] = qs->earliest_deadline_ms[p];
 		}
 	}
 	const struct gpu_host_memory *host =
@@ -1978,6 +1987,12 @@ engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 		ahead += qs.count[p];
 	if (job->status == JOB_QUEUED && ahead > 0)
 		ahead--; /* itself, taken as the last of its class */
+	if (job->deadline_mono_ms > 0 && (unsigned)job->priority < JOB_NPRIORITIES) {
+		/* A deadline job waits only behind the earlier deadlines of its class. */
+		ahead = (int)queue_deadline_ahead(e->d->queue, job);
+		for (int p = 0; p < (int)job->priority; p++)
+			ahead += qs.count[p];
+	}
 	double registry_load_ms = rm != NULL && rm->load_count > 0 ? rm->load_ms_mean
 				  : rm != NULL
 				      ? (double)registry_load_timeout_ms(e->node->registry, rm) / 4
@@ -2016,6 +2031,15 @@ engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 	}
 	double eta = eta_estimate(&in);
 	return eta < 0 ? -1 : round(eta * 10) / 10;
+}
+
+double
+engine_eta_done_s(const struct engine *e, const struct job *job, size_t position)
+{
+	const struct engine_model *m = engine_model_find(e, job->model);
+	double eta = engine_eta_s(e, job, position);
+	double run_s = engine_eta_mean_s(m != NULL ? m->run_ms_mean : 0, e->run_ms_mean);
+	return eta >= 0 && run_s >= 0 ? eta + run_s : -1;
 }
 
 bool

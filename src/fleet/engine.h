@@ -95,6 +95,9 @@ void engine_counters(const struct engine *e, struct engine_counters *out);
 
 /* A job's estimated start in seconds from now (rough); < 0 when unknown. */
 double engine_eta_s(const struct engine *e, const struct job *job, size_t position);
+/* Seconds from now until the job would finish: its start (engine_eta_s) plus one run of
+ * its model (measured, else the node's mean); < 0 when unknown. DEADLINE_POLICY=reject. */
+double engine_eta_done_s(const struct engine *e, const struct job *job, size_t position);
 /* Why a waiting job's model cannot be loaded on this node now (what it needs, the most any
  * GPU has free, what holds the rest): a message the caller frees, or NULL when nothing
  * keeps it (resident, it fits, or nothing known yet). */

@@ -771,6 +771,18 @@ fleet_eta_s(const struct fleet *f, const struct job *job, size_t position)
 	return best;
 }
 
+double
+fleet_eta_done_s(const struct fleet *f, const struct job *job, size_t position)
+{
+	double best = -1;
+	for (size_t i = 0; i < f->nnodes; i++) {
+		double done = engine_eta_done_s(f->nodes[i]->engine, job, position);
+		if (done >= 0 && (best < 0 || done < best))
+			best = done;
+	}
+	return best;
+}
+
 char *
 fleet_waiting_reason(const struct fleet *f, const struct job *job)
 {

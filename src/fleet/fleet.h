@@ -59,6 +59,8 @@ bool fleet_models_known(const struct fleet *f);
 void fleet_counters(const struct fleet *f, struct engine_counters *out);
 bool fleet_cancel_job(struct fleet *f, struct job *job);
 double fleet_eta_s(const struct fleet *f, const struct job *job, size_t position);
+/* The soonest node's engine_eta_done_s: when the job would finish; < 0 when unknown. */
+double fleet_eta_done_s(const struct fleet *f, const struct job *job, size_t position);
 /* Why a waiting job's model cannot be loaded now (engine_waiting_reason on the node its
  * queue goes to); NULL when nothing keeps it. The caller frees it. */
 char *fleet_waiting_reason(const struct fleet *f, const struct job *job);

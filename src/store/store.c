@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION  3
+#define STORE_SCHEMA_VERSION  4
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_LIST_DEFAULT    100
 #define STORE_LIST_MAX	      10000
@@ -51,7 +51,8 @@ enum store_stmt {
 
 #define STORE_JOB_COLUMNS                                                                          \
 	"seq, id, model, kind, priority, status, request, metadata, result, error, "               \
-	"submitted_at, started_at, completed_at, wait_ms, load_ms, run_ms, attempts, key"
+	"submitted_at, started_at, completed_at, wait_ms, load_ms, run_ms, attempts, key, "        \
+	"deadline_at"
 
 static const char *const store_sql[STORE_NSTMTS] = {
     [STORE_BEGIN] = "BEGIN",
@@ -61,14 +62,14 @@ static const char *const store_sql[STORE_NSTMTS] = {
      * triggers see the old status and the new one. */
     [STORE_JOB_SAVE] =
 	"INSERT INTO jobs (" STORE_JOB_COLUMNS ") VALUES "
-	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
+	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
 	"ON CONFLICT (seq) DO UPDATE SET id = excluded.id, model = excluded.model, "
 	"kind = excluded.kind, priority = excluded.priority, status = excluded.status, "
 	"request = excluded.request, metadata = excluded.metadata, result = excluded.result, "
 	"error = excluded.error, submitted_at = excluded.submitted_at, "
 	"started_at = excluded.started_at, completed_at = excluded.completed_at, "
 	"wait_ms = excluded.wait_ms, load_ms = excluded.load_ms, run_ms = excluded.run_ms, "
-	"attempts = excluded.attempts, key = excluded.key",
+	"attempts = excluded.attempts, key = excluded.key, deadline_at = excluded.deadline_at",
     [STORE_JOB_GET] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE seq = ?1 AND id = ?2",
     [STORE_JOB_UNFINISHED] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE status IN "
 			     "('queued', 'pending', 'running') ORDER BY seq",
@@ -140,6 +141,9 @@ static const struct {
 	" UPDATE job_counts SET n = n - 1 WHERE model = OLD.model AND status = OLD.status"
 	"  AND priority = OLD.priority AND key = IFNULL(OLD.key, '');"
 	" END;"},
+    /* A job's deadline (deadline_s, X-Vramd-Deadline) as wall-clock Unix ms, so a
+     * restart orders recovered jobs by it; 0 for none and for jobs from before. */
+    {4, "ALTER TABLE jobs ADD COLUMN deadline_at INTEGER NOT NULL DEFAULT 0;"},
 };
 
 struct store {
@@ -515,6 +519,7 @@ store_job_save(struct store *st, const struct job *job, char **cause)
 	sqlite3_bind_int64(s, 16, job->run_ms);
 	sqlite3_bind_int64(s, 17, job->attempts);
 	store_bind_text(s, 18, job->key);
+	sqlite3_bind_int64(s, 19, job->deadline_at_ms);
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		rc = store_fail(st, &why, "save job");
 		sqlite3_reset(s);
@@ -578,6 +583,7 @@ store_row_job(struct store *st, sqlite3_stmt *s)
 	job->attempts = (int)sqlite3_column_int64(s, 16);
 	if (sqlite3_column_type(s, 17) != SQLITE_NULL)
 		job->key = xstrdup((const char *)sqlite3_column_text(s, 17));
+	job->deadline_at_ms = sqlite3_column_int64(s, 18); /* deadline_mono_ms: the reader's */
 	return job;
 }
 
