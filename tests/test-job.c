@@ -1,6 +1,6 @@
 /*
  * test-job.c: unit tests for src/core/job.c: ids, names, reference counting, finishing, and
- * the JSON shape of GET /api/job/{id}.
+ * the JSON shape of GET /api/job/{id}, deadlines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,10 +112,50 @@ test_lifecycle_and_json(void **state)
 	job_unref(NULL);
 }
 
+/* Deadlines: the monotonic twin of the wall-clock deadline, deadline_missed once the job
+ * started or ended after it, and the two fields of GET /api/job/{id}. */
+static void
+test_deadline(void **state)
+{
+	(void)state;
+	struct job *job = job_new(9, "m", JOB_KIND_GENERATE, JOB_PRIO_NORMAL, NULL, NULL);
+	json_t *j = job_to_json(job);
+	assert_true(json_is_null(json_object_get(j, "deadline_at")));
+	assert_true(json_is_false(json_object_get(j, "deadline_missed")));
+	json_decref(j);
+
+	/* Wall 1 000 000, monotonic 5 000: a deadline 30 s on is at monotonic 35 000. */
+	job_set_deadline(job, 1030000, 1000000, 5000);
+	assert_int_equal(job->deadline_at_ms, 1030000);
+	assert_int_equal(job->deadline_mono_ms, 35000);
+	/* Long past on a young monotonic clock: still a deadline (1), the most urgent. */
+	job_set_deadline(job, 1000, 1000000, 5000);
+	assert_int_equal(job->deadline_mono_ms, 1);
+	job_set_deadline(job, 0, 1000000, 5000);
+	assert_int_equal(job->deadline_at_ms, 0);
+	assert_int_equal(job->deadline_mono_ms, 0);
+
+	job_set_deadline(job, 1030000, 1000000, 5000);
+	assert_false(job_deadline_missed(job)); /* waiting */
+	job->started_at_ms = 1029000;
+	assert_false(job_deadline_missed(job));
+	job_finish(job, JOB_COMPLETE, NULL, NULL, 1031000); /* finished late */
+	assert_true(job_deadline_missed(job));
+	j = job_to_json(job);
+	assert_int_equal(json_integer_value(json_object_get(j, "deadline_at")), 1030000);
+	assert_true(json_is_true(json_object_get(j, "deadline_missed")));
+	json_decref(j);
+	job->completed_at_ms = 0;
+	job->started_at_ms = 1030001; /* started late */
+	assert_true(job_deadline_missed(job));
+	job_unref(job);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_deadline),
 	    cmocka_unit_test(test_ids),
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_lifecycle_and_json),
