@@ -1133,16 +1133,19 @@ config_type_name(const struct config_def *def)
 void
 config_print_help(FILE *out, const char *progname)
 {
-	fprintf(
-	    out,
-	    "usage: %s [--config FILE] [OPTIONS]\n\n"
-	    "vramd: a VRAM-aware job scheduler in front of Ollama servers.\n\n"
-	    "Every option is also a config file key (KEY = value) and an environment\n"
-	    "variable VRAMD_<KEY>; flags win over the environment, which wins over the file.\n\n"
-	    "  --config FILE  read KEY = value lines from FILE (or $VRAMD_CONFIG)\n"
-	    "  -h, --help     show this help\n"
-	    "  -V, --version  show the version\n\n",
-	    progname);
+	fprintf(out,
+		"usage: %s [--config FILE] [OPTIONS]\n\n"
+		"vramd: a VRAM-aware job scheduler in front of Ollama servers.\n\n"
+		"Every option is also a config file key (KEY = value) and an environment\n"
+		"variable VRAMD_<KEY>; flags win over the environment, which wins over the file.\n"
+		"Run-time changes (PUT /api/gpu/config), kept in DATA_DIR/" CONFIG_PERSIST_FILE
+		",\n"
+		"win over all of them. SIGHUP reloads the file (run-time keys only).\n\n"
+		"  --config FILE  read KEY = value lines from FILE (or $VRAMD_CONFIG)\n"
+		"  --help-conf    print a config file with every key at its default\n"
+		"  -h, --help     show this help\n"
+		"  -V, --version  show the version\n\n",
+		progname);
 	for (int k = 0; k < CONFIG_NKEYS; k++) {
 		const struct config_def *def = &config_table[k];
 		char left[96];
