@@ -25,6 +25,7 @@ check_owner() { # header-regex allowed-files-regex what
 check_owner 'sqlite3\.h' '^src/store/store\.c$' 'sqlite3.h'
 check_owner 'curl/' '^src/fleet/httpc\.c$' 'curl/curl.h'
 check_owner 'dlfcn\.h' '^src/gpu/gpu-nvml\.c$' 'dlfcn.h (NVML loading)'
+check_owner 'systemd/' '^src/service\.c$' 'systemd/sd-daemon.h'
 
 # vramctl talks HTTP only: no daemon headers except the generic helpers.
 daemon=$(grep -nE '#include "(scheduler|queue|store|engine|registry|monitor|job|config|api|gpu|httpc|backend)[^"]*\.h"' cli/*.c 2>/dev/null)

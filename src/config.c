@@ -7,6 +7,10 @@
  * start by config_new). A value is kept both as the text it was given and parsed into
  * its type, so GET shows typed JSON and --help shows the default text.
  *
+ * SIGHUP calls config_reload_file() (the sources again, run-time keys only); the
+ * run-time changes are kept in DATA_DIR/runtime-config.json (config_persist_save after
+ * each change, config_persist_load at start, after every other source).
+ *
  * Invariant: the values in a struct config are always valid and the ordered groups
  * (temperature and memory thresholds, speed multipliers) always ordered; every change
  * is checked on a copy first and applied only when the whole copy is valid.
@@ -18,10 +22,12 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -296,9 +302,16 @@ struct config_value {
 	enum config_source source;
 };
 
+struct config_origin;
+
 struct config {
 	struct config_value v[CONFIG_NKEYS];
+	struct config_origin *origin; /* set by config_load, for config_reload_file */
 };
+
+static void config_origin_free(struct config_origin *origin);
+static void config_origin_save(struct config *cfg, int argc, char **argv, char **envp,
+			       const char *path);
 
 const struct config_def *
 config_def(enum config_key key)
@@ -592,6 +605,7 @@ config_free(struct config *cfg)
 	if (cfg == NULL)
 		return;
 	config_values_free(cfg->v);
+	config_origin_free(cfg->origin);
 	free(cfg);
 }
 
@@ -908,6 +922,7 @@ config_load(struct config *cfg, int argc, char **argv, char **envp, bool *help, 
 	}
 	config_values_free(cfg->v);
 	memcpy(cfg->v, tmp, sizeof(tmp));
+	config_origin_save(cfg, argc, argv, envp == environ ? NULL : envp, config_path);
 	return 0;
 }
 
@@ -1123,16 +1138,19 @@ config_type_name(const struct config_def *def)
 void
 config_print_help(FILE *out, const char *progname)
 {
-	fprintf(
-	    out,
-	    "usage: %s [--config FILE] [OPTIONS]\n\n"
-	    "vramd: a VRAM-aware job scheduler in front of Ollama servers.\n\n"
-	    "Every option is also a config file key (KEY = value) and an environment\n"
-	    "variable VRAMD_<KEY>; flags win over the environment, which wins over the file.\n\n"
-	    "  --config FILE  read KEY = value lines from FILE (or $VRAMD_CONFIG)\n"
-	    "  -h, --help     show this help\n"
-	    "  -V, --version  show the version\n\n",
-	    progname);
+	fprintf(out,
+		"usage: %s [--config FILE] [OPTIONS]\n\n"
+		"vramd: a VRAM-aware job scheduler in front of Ollama servers.\n\n"
+		"Every option is also a config file key (KEY = value) and an environment\n"
+		"variable VRAMD_<KEY>; flags win over the environment, which wins over the file.\n"
+		"Run-time changes (PUT /api/gpu/config), kept in DATA_DIR/" CONFIG_PERSIST_FILE
+		",\n"
+		"win over all of them. SIGHUP reloads the file (run-time keys only).\n\n"
+		"  --config FILE  read KEY = value lines from FILE (or $VRAMD_CONFIG)\n"
+		"  --help-conf    print a config file with every key at its default\n"
+		"  -h, --help     show this help\n"
+		"  -V, --version  show the version\n\n",
+		progname);
 	for (int k = 0; k < CONFIG_NKEYS; k++) {
 		const struct config_def *def = &config_table[k];
 		char left[96];
@@ -1182,4 +1200,392 @@ config_print_markdown(FILE *out)
 			def->def[0] != '\0' ? def->def : "(empty)", range, def->unit,
 			def->runtime ? "yes" : "no", def->help);
 	}
+}
+
+/* --- The installed config file and the man page ---------------------------------------- */
+
+/* Writes text as '#' comment lines of at most width columns, broken at spaces. */
+static void
+config_print_wrapped(FILE *out, const char *prefix, const char *text, size_t width)
+{
+	size_t plen = strlen(prefix);
+	const char *p = text;
+	while (*p != '\0') {
+		size_t len = strlen(p);
+		size_t take = len;
+		if (plen + len > width) {
+			take = width - plen;
+			while (take > 0 && p[take] != ' ')
+				take--;
+			if (take == 0) /* one word longer than a line */
+				take = strcspn(p, " ");
+		}
+		fprintf(out, "%s%.*s\n", prefix, (int)take, p);
+		p += take;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+/* "N, ms, 1..60000" and the like: what a value looks like, for the file and the page. */
+static char *
+config_value_summary(const struct config_def *def)
+{
+	char range[96] = "";
+	if (def->type == CONFIG_TYPE_INT || def->type == CONFIG_TYPE_DOUBLE)
+		snprintf(range, sizeof(range), ", %.15g to %.15g", def->min, def->max);
+	else if (def->type == CONFIG_TYPE_SIZE)
+		snprintf(range, sizeof(range), ", %.15g to %.15g bytes", def->min, def->max);
+	return xasprintf("%s%s%s%s; default %s; %s", config_type_name(def),
+			 def->unit[0] != '\0' ? " " : "", def->unit, range,
+			 def->def[0] != '\0' ? def->def : "empty",
+			 def->runtime ? "run-time (SIGHUP, PUT /api/gpu/config)" : "at start only");
+}
+
+void
+config_print_conf(FILE *out)
+{
+	fprintf(out,
+		"# vramd.conf: the configuration file of vramd (see vramd.conf(5)).\n"
+		"#\n"
+		"# Lines are KEY = value; '#' starts a comment. Every key is listed below at its\n"
+		"# default, commented out: uncomment a line to change it. Later sources win:\n"
+		"#   defaults < this file < environment (VRAMD_<KEY>) < flags < run-time changes\n"
+		"# (PUT /api/gpu/config, kept in DATA_DIR/%s).\n"
+		"# After editing, `systemctl reload vramd` (SIGHUP) applies the run-time keys;\n"
+		"# the others need a restart. Generated from vramd's key table (vramd "
+		"--help-conf).\n",
+		CONFIG_PERSIST_FILE);
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		const struct config_def *def = &config_table[k];
+		char *summary = config_value_summary(def);
+		fputc('\n', out);
+		config_print_wrapped(out, "# ", def->help, 80);
+		config_print_wrapped(out, "#   ", summary, 80);
+		fprintf(out, "#%s =%s%s\n", def->name, def->def[0] != '\0' ? " " : "", def->def);
+		free(summary);
+	}
+}
+
+/* Text for roff: backslashes escaped, hyphens as \- (so they are not hyphenation points
+ * and copy and paste as ASCII), a leading dot or quote protected. */
+static void
+config_print_roff_text(FILE *out, const char *text)
+{
+	if (*text == '.' || *text == '\'')
+		fputs("\\&", out);
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p == '\\')
+			fputs("\\e", out);
+		else if (*p == '-')
+			fputs("\\-", out);
+		else
+			fputc(*p, out);
+	}
+}
+
+void
+config_print_man(FILE *out)
+{
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		const struct config_def *def = &config_table[k];
+		fputs(".TP\n.B ", out);
+		config_print_roff_text(out, def->name);
+		fputs("\n", out);
+		config_print_roff_text(out, def->help);
+		fputs("\n.br\n", out);
+		char *summary = config_value_summary(def);
+		config_print_roff_text(out, summary);
+		free(summary);
+		fputs(".\nFlag \\fB", out);
+		config_print_roff_text(out, def->flag);
+		fputs("\\fR, environment \\fBVRAMD_", out);
+		config_print_roff_text(out, def->name);
+		fputs("\\fR", out);
+		if (def->env != NULL) {
+			fputs(" or \\fB", out);
+			config_print_roff_text(out, def->env);
+			fputs("\\fR", out);
+		}
+		fputs(".\n", out);
+	}
+}
+
+/* --- Reloading the file (SIGHUP) ------------------------------------------------------- */
+
+/*
+ * What config_load was given, so that a reload layers the same sources again with the
+ * file read anew, and base: the values those sources gave at the last (re)load, before
+ * any run-time change. A reload applies a key only where the sources now give another
+ * value than base: the file's newest word wins over an older run-time change, and a
+ * run-time change survives a reload that does not touch its key.
+ */
+struct config_origin {
+	int argc;
+	char **argv;
+	char **envp; /* NULL: environ at the time of the reload */
+	char *path;  /* the config file, or NULL */
+	struct config_value base[CONFIG_NKEYS];
+};
+
+static char **
+config_strv_dup(char **v, int n)
+{
+	char **copy = xcalloc((size_t)n + 1, sizeof(*copy));
+	for (int i = 0; i < n; i++)
+		copy[i] = xstrdup(v[i]);
+	return copy;
+}
+
+static void
+config_strv_free(char **v)
+{
+	for (char **p = v; p != NULL && *p != NULL; p++)
+		free(*p);
+	free(v);
+}
+
+static void
+config_origin_free(struct config_origin *origin)
+{
+	if (origin == NULL)
+		return;
+	config_strv_free(origin->argv);
+	config_strv_free(origin->envp);
+	free(origin->path);
+	config_values_free(origin->base);
+	free(origin);
+}
+
+static void
+config_origin_save(struct config *cfg, int argc, char **argv, char **envp, const char *path)
+{
+	struct config_origin *origin = xcalloc(1, sizeof(*origin));
+	origin->argc = argc;
+	origin->argv = config_strv_dup(argv, argc);
+	if (envp != NULL) {
+		int n = 0;
+		while (envp[n] != NULL)
+			n++;
+		origin->envp = config_strv_dup(envp, n);
+	}
+	origin->path = path != NULL ? xstrdup(path) : NULL;
+	config_values_copy(origin->base, cfg->v);
+	config_origin_free(cfg->origin);
+	cfg->origin = origin;
+}
+
+const char *
+config_file_path(const struct config *cfg)
+{
+	return cfg->origin != NULL ? cfg->origin->path : NULL;
+}
+
+int
+config_reload_file(struct config *cfg, json_t **changed, json_t **needs_restart, char **cause)
+{
+	*changed = NULL;
+	*needs_restart = NULL;
+	struct config_origin *origin = cfg->origin;
+	if (origin == NULL)
+		return vd_fail(cause, -EINVAL, "the configuration was not loaded from its sources");
+	struct config *fresh = config_new();
+	bool help = false, version = false;
+	int rc =
+	    config_load(fresh, origin->argc, origin->argv, origin->envp, &help, &version, cause);
+	if (rc < 0) {
+		config_free(fresh);
+		return rc;
+	}
+	struct config_value tmp[CONFIG_NKEYS];
+	config_values_copy(tmp, cfg->v);
+	json_t *applied = json_object(), *restart = json_array();
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		if (strcmp(fresh->v[k].text, origin->base[k].text) == 0)
+			continue;
+		if (!config_table[k].runtime) {
+			json_array_append_new(restart, json_string(config_table[k].name));
+			continue;
+		}
+		bool differs = strcmp(fresh->v[k].text, tmp[k].text) != 0;
+		free(tmp[k].text);
+		tmp[k] = fresh->v[k];
+		tmp[k].text = xstrdup(fresh->v[k].text);
+		if (differs)
+			json_object_set_new(applied, config_table[k].name,
+					    config_value_json(tmp, k));
+	}
+	rc = config_check_order(tmp, cause);
+	if (rc < 0) {
+		config_values_free(tmp);
+		json_decref(applied);
+		json_decref(restart);
+		config_free(fresh);
+		return rc;
+	}
+	config_values_free(cfg->v);
+	memcpy(cfg->v, tmp, sizeof(tmp));
+	/* The new base: what the sources say now (a restart-only key keeps its running value
+	 * in cfg->v, and is reported again by the next reload until vramd restarts). */
+	config_values_free(origin->base);
+	config_values_copy(origin->base, fresh->v);
+	for (size_t i = 0; i < json_array_size(restart); i++) {
+		int k = config_key_from_name(json_string_value(json_array_get(restart, i)));
+		free(origin->base[k].text);
+		origin->base[k] = cfg->v[k];
+		origin->base[k].text = xstrdup(cfg->v[k].text);
+	}
+	config_free(fresh);
+	*changed = applied;
+	*needs_restart = restart;
+	return 0;
+}
+
+/* --- Run-time changes kept across restarts ---------------------------------------------- */
+
+char *
+config_persist_path(const struct config *cfg)
+{
+	return xasprintf("%s/%s", cfg->v[CONFIG_DATA_DIR].text, CONFIG_PERSIST_FILE);
+}
+
+/* Writes text to path through path.tmp, fsync and rename, then syncs the directory, so
+ * a crash leaves the old file or the new one, never a torn one. */
+static int
+config_write_atomic(const char *path, const char *text, char **cause)
+{
+	char *tmp_path = xasprintf("%s.tmp", path);
+	int rc = 0;
+	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = vd_fail(cause, -errno, "cannot create %s: %s", tmp_path, strerror(errno));
+		goto out;
+	}
+	size_t len = strlen(text), done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, text + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = vd_fail(cause, -errno, "cannot write %s: %s", tmp_path,
+				     strerror(errno));
+			goto out_close;
+		}
+		done += (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		rc = vd_fail(cause, -errno, "cannot sync %s: %s", tmp_path, strerror(errno));
+		goto out_close;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		rc = vd_fail(cause, -errno, "cannot write %s: %s", tmp_path, strerror(errno));
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(tmp_path, path) < 0) {
+		rc = vd_fail(cause, -errno, "cannot rename %s to %s: %s", tmp_path, path,
+			     strerror(errno));
+		goto out_unlink;
+	}
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+		int dfd = open(dir[0] != '\0' ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			(void)fsync(dfd); /* best effort: the file itself is complete */
+			close(dfd);
+		}
+	}
+	free(dir);
+	goto out;
+out_close:
+	close(fd);
+out_unlink:
+	unlink(tmp_path);
+out:
+	free(tmp_path);
+	return rc;
+}
+
+int
+config_persist_save(const struct config *cfg, char **cause)
+{
+	json_t *keys = json_object();
+	for (int k = 0; k < CONFIG_NKEYS; k++)
+		if (cfg->v[k].source == CONFIG_SRC_RUNTIME)
+			json_object_set_new(keys, config_table[k].name,
+					    json_string(cfg->v[k].text));
+	json_t *doc = json_pack("{s:i, s:o}", "version", 1, "config", keys);
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(doc);
+	char *with_nl = xasprintf("%s\n", text);
+	free(text);
+	char *path = config_persist_path(cfg);
+	int rc = config_write_atomic(path, with_nl, cause);
+	free(path);
+	free(with_nl);
+	return rc;
+}
+
+int
+config_persist_load(struct config *cfg, json_t **skipped, char **cause)
+{
+	*skipped = json_array();
+	char *path = config_persist_path(cfg);
+	char *text = NULL;
+	int rc = config_read_file(path, &text, cause);
+	if (rc == -ENOENT) {
+		if (cause != NULL)
+			vd_free(*cause);
+		free(path);
+		return 0; /* nothing was ever changed at run time */
+	}
+	if (rc < 0)
+		goto out;
+	json_error_t jerr;
+	json_t *doc = json_loads(text, 0, &jerr);
+	json_t *keys = json_object_get(doc, "config");
+	if (!json_is_object(keys) || json_integer_value(json_object_get(doc, "version")) != 1) {
+		json_decref(doc);
+		rc = vd_fail(cause, -EINVAL, "%s: not a vramd run-time configuration (version 1)",
+			     path);
+		goto out;
+	}
+	struct config_value tmp[CONFIG_NKEYS];
+	config_values_copy(tmp, cfg->v);
+	const char *key;
+	json_t *value;
+	json_object_foreach(keys, key, value)
+	{
+		int k = config_key_from_name(key);
+		char *why = NULL;
+		/* A key a newer or older vramd wrote, or one a later version made start-only,
+		 * or a value out of a changed range: that one is skipped, the rest apply. */
+		if (k < 0 || !config_table[k].runtime || !json_is_string(value))
+			why = xasprintf("%s: not a run-time key", key);
+		else if (config_assign(tmp, k, json_string_value(value), CONFIG_SRC_RUNTIME, path,
+				       &why) < 0 &&
+			 why == NULL)
+			why = xasprintf("%s: invalid value", key);
+		if (why != NULL)
+			json_array_append_new(*skipped, json_string(why));
+		free(why);
+	}
+	json_decref(doc);
+	rc = config_check_order(tmp, cause);
+	if (rc < 0) {
+		config_values_free(tmp);
+		char *inner = *cause;
+		*cause = xasprintf("%s: %s", path, inner);
+		free(inner);
+		goto out;
+	}
+	config_values_free(cfg->v);
+	memcpy(cfg->v, tmp, sizeof(tmp));
+out:
+	free(text);
+	free(path);
+	return rc;
 }

@@ -4,7 +4,8 @@
  * validation, --help and docs/configuration.md all follow that table.
  *
  * Sources, later ones winning: built-in default < config file (--config FILE, lines
- * "KEY = value", '#' comments) < environment < command-line flags. Environment: every
+ * "KEY = value", '#' comments) < environment < command-line flags < run-time changes
+ * kept in the data directory (config_persist_load). Environment: every
  * key is read from VRAMD_<KEY> (VRAMD_QUEUE_MAX_SIZE); the keys of the original design
  * (OLLAMA_BASE_URL, VRAM_SAFETY_MARGIN_MB, ...) are also read under their bare name, and
  * VRAMD_<KEY> wins over the bare name.
@@ -193,9 +194,47 @@ json_t *config_to_json(const struct config *cfg, bool runtime_only);
 /* A URL list value as a JSON array with credentials and queries masked (vd_url_redact). */
 json_t *config_urls_json(const char *urls);
 
+/*
+ * SIGHUP: loads the sources again as config_load was given them (argv, environment, the
+ * file read anew) and applies every run-time key whose value from the sources changed
+ * since the last load; such a key's run-time change (source runtime) is replaced, since
+ * the file is now the newer word. Keys the sources change that are not run-time keep
+ * their running value and are listed in *needs_restart (until vramd restarts). On error
+ * (the file unreadable or invalid, thresholds out of order) nothing changes and *cause
+ * names the problem. On success *changed (an object of the keys whose running value
+ * changed, typed) and *needs_restart (an array of key names) are new references.
+ */
+int config_reload_file(struct config *cfg, json_t **changed, json_t **needs_restart, char **cause);
+/* The config file config_load read (borrowed), or NULL. */
+const char *config_file_path(const struct config *cfg);
+
+/*
+ * Run-time changes that survive a restart: DATA_DIR/runtime-config.json holds every key
+ * whose source is runtime, {"version": 1, "config": {"KEY": "value"}}. The order of the
+ * sources at start is defaults < file < environment < flags < this file: a change made
+ * while running is the newest word until the file changes that key and vramd reloads it
+ * (config_reload_file), which drops the run-time change.
+ */
+#define CONFIG_PERSIST_FILE "runtime-config.json"
+/* The path of that file (caller frees). */
+char *config_persist_path(const struct config *cfg);
+/* Writes the file atomically (temporary file, fsync, rename). -errno with *cause. */
+int config_persist_save(const struct config *cfg, char **cause);
+/*
+ * Applies the file at start, after config_load. A missing file is no error. Entries that
+ * no longer apply (an unknown or no longer run-time key, a value out of range) are
+ * skipped and described in *skipped (a new array of strings, for the log); thresholds
+ * out of order, or a file that is not JSON, fail with *cause and change nothing.
+ */
+int config_persist_load(struct config *cfg, json_t **skipped, char **cause);
+
 /* The --help text from the table. */
 void config_print_help(FILE *out, const char *progname);
 /* Markdown table of every key (docs/configuration.md is written from it). */
 void config_print_markdown(FILE *out);
+/* The installed vramd.conf: every key commented out at its default, with its help. */
+void config_print_conf(FILE *out);
+/* The KEYS section of vramd.conf(5): one roff .TP entry per key. */
+void config_print_man(FILE *out);
 
 #endif

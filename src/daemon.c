@@ -338,6 +338,30 @@ daemon_kick(struct daemon *d)
 	fleet_kick(d->fleet);
 }
 
+void
+daemon_config_changed(struct daemon *d, const json_t *changed, const char *why)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)changed, key, v)
+	{
+		char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		vd_log(CONFIG, "%s set to %s (%s)", key, text != NULL ? text : "?", why);
+		free(text);
+		/* The fleet keeps the multiplier in its estimators; every other run-time key
+		 * is read through config.h when it is used. */
+		if (strcmp(key, "VRAM_ESTIMATION_MULTIPLIER") == 0)
+			fleet_set_multiplier(d->fleet, json_number_value(v));
+	}
+	gpu_policy_config_changed(d->policy);
+	daemon_kick(d);
+	char *cause = NULL;
+	if (config_persist_save(d->config, &cause) < 0) {
+		vd_warn(CONFIG, "run-time configuration not kept for the next start: %s", cause);
+		free(cause);
+	}
+}
+
 int64_t
 daemon_uptime_s(const struct daemon *d)
 {

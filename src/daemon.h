@@ -119,6 +119,15 @@ void daemon_wait_for_job(struct daemon *d, struct vd_http_req *req, struct job *
 /* Asks the engine to run the scheduler soon (coalesced; at most once per loop turn). */
 void daemon_kick(struct daemon *d);
 
+/*
+ * After run-time configuration keys changed (PUT /api/gpu/config, SIGHUP): logs each key
+ * of changed (an object of new values, borrowed) with why ("PUT /api/gpu/config"),
+ * passes the ones a component caches on to it, re-evaluates the GPU policy, runs the
+ * scheduler, and writes the run-time changes to DATA_DIR/runtime-config.json (a failure
+ * is logged: the change holds until vramd stops).
+ */
+void daemon_config_changed(struct daemon *d, const json_t *changed, const char *why);
+
 int64_t daemon_uptime_s(const struct daemon *d);
 
 #endif

@@ -997,8 +997,6 @@ api_gpu_config_put(struct vd_http_req *req, struct daemon *d)
 	struct api_gpu_config_change change;
 	json_t *changed = NULL;
 	char *cause = NULL;
-	const char *key;
-	json_t *v;
 	int status = api_gpu_config_parse(body, &change, &cause);
 	if (status != 0) {
 		vd_http_reply_error(req, status, "%s", cause);
@@ -1008,15 +1006,6 @@ api_gpu_config_put(struct vd_http_req *req, struct daemon *d)
 		api_gpu_cause_names(&cause);
 		vd_http_reply_error(req, 400, "%s", cause);
 		goto out;
-	}
-	json_object_foreach(changed, key, v)
-	{
-		char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		vd_log(CONFIG, "%s set to %s (PUT /api/gpu/config)", key,
-		       text != NULL ? text : "?");
-		free(text);
-		if (strcmp(key, "VRAM_ESTIMATION_MULTIPLIER") == 0)
-			fleet_set_multiplier(d->fleet, json_number_value(v));
 	}
 	if (change.interval_ms > 0 && change.interval_ms != gpu_monitor_interval_ms(d->gpus)) {
 		gpu_monitor_set_interval_ms(d->gpus, change.interval_ms);
@@ -1028,7 +1017,8 @@ api_gpu_config_put(struct vd_http_req *req, struct daemon *d)
 		vd_log(CONFIG, "reservation_default_ttl_s set to %lld (PUT /api/gpu/config)",
 		       (long long)change.ttl_s);
 	}
-	gpu_policy_config_changed(d->policy);
+	/* Logs, applies and persists the change (DATA_DIR/runtime-config.json). */
+	daemon_config_changed(d, changed, "PUT /api/gpu/config");
 	vd_http_reply_json(req, 200, api_gpu_config_json(d));
 out:
 	free(cause);
