@@ -407,9 +407,10 @@ api_metrics_write_gpus(struct daemon *d, struct metrics_out *out)
 	}
 
 	/* The thermal/memory state machine of this host's GPUs, as an enum gauge. */
-	metrics_write_head(out, "vramd_gpu_state", METRICS_GAUGE,
-			   "The GPU's state (docs/gpu.md): 1 for the state it is in, 0 for the "
-			   "others.");
+	metrics_write_head(
+	    out, "vramd_gpu_state", METRICS_GAUGE,
+	    "The GPU's state (docs/api.md, the GPU object): 1 for the state it is in, 0 "
+	    "for the others.");
 	for (size_t i = 0; i < g.n; i++) {
 		if (!g.rows[i].local)
 			continue;
