@@ -113,8 +113,8 @@ static const struct metrics_def api_metrics_defs[] = {
      API_METRICS_HIST(api_metrics_decision_bounds)},
     {"vramd_http_requests_total",
      METRICS_COUNTER,
-     "HTTP requests answered, by the route table's pattern (\"unmatched\": no route) and "
-     "status.",
+     "HTTP requests answered, by the route table's pattern (\"unmatched\": no route, or "
+     "refused before routing) and status.",
      {"route", "status"},
      NULL,
      0},
@@ -567,6 +567,40 @@ api_metrics_write_nodes(struct daemon *d, struct metrics_out *out)
 	}
 }
 
+/* The HTTP server's own counters: what it refused or answered before any handler. */
+static void
+api_metrics_write_httpd(struct daemon *d, struct metrics_out *out)
+{
+	struct vd_httpd_stats hs;
+	vd_httpd_get_stats(d->http, &hs);
+	const struct {
+		const char *name, *help;
+		enum metrics_type type;
+		double value;
+	} rows[] = {
+	    {"vramd_http_connections", "Client connections open now.", METRICS_GAUGE,
+	     (double)hs.connections},
+	    {"vramd_http_max_connections", "Client connections allowed at once (MAX_CONNECTIONS).",
+	     METRICS_GAUGE, (double)hs.max_connections},
+	    {"vramd_http_connections_accepted_total", "Client connections accepted.",
+	     METRICS_COUNTER, (double)hs.accepted},
+	    {"vramd_http_connections_refused_total",
+	     "Connections refused with 503 at the connection cap.", METRICS_COUNTER,
+	     (double)hs.refused_busy},
+	    {"vramd_http_timeouts_total",
+	     "Connections closed because a request head, body, idle wait or reply took too long.",
+	     METRICS_COUNTER, (double)hs.timeouts},
+	    {"vramd_http_server_errors_total",
+	     "Requests the HTTP server answered itself with an error (400, 408, 413, 414, 431, "
+	     "...).",
+	     METRICS_COUNTER, (double)hs.bad_requests},
+	};
+	for (size_t i = 0; i < VD_ARRAY_LEN(rows); i++) {
+		metrics_write_head(out, rows[i].name, rows[i].type, rows[i].help);
+		metrics_write_sample(out, rows[i].name, NULL, 0, rows[i].value);
+	}
+}
+
 /* Counts the entries of /proc/self/fd (less the directory's own descriptor). */
 static int
 api_metrics_open_fds(void)
@@ -650,6 +684,7 @@ api_metrics(struct vd_http_req *req, const char *path, void *arg)
 	api_metrics_write_models(d, &out);
 	api_metrics_write_nodes(d, &out);
 	metrics_write(d->metrics, &out);
+	api_metrics_write_httpd(d, &out);
 	api_metrics_write_process(d, &out);
 	if (out.err < 0) {
 		vd_buf_cleanup(&out.buf);

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -181,6 +182,10 @@ def parse_exposition(text):
 
 
 def test_exposition_format_and_promtool():
+    # A request line too long for the server: answered (414) before any handler.
+    with socket.create_connection(("127.0.0.1", V.port), timeout=10) as s:
+        s.sendall(b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 414"), "no 414"
     status, headers, body = http("GET", V.url + "/metrics")
     assert status == 200, (status, body)
     assert headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8", headers
@@ -208,6 +213,14 @@ def test_exposition_format_and_promtool():
     assert sorted(s[1]["state"] for s in states) == sorted(
         ["optimal", "normal", "throttled", "critical", "unavailable"]), states
     assert sum(s[2] for s in states) == 1, states
+    assert families["vramd_http_server_errors_total"]["samples"][0][2] >= 1, families[
+        "vramd_http_server_errors_total"]
+    # This scrape is not counted yet (its status line is written after the body is
+    # made), the requests before it are, by route pattern.
+    http_counts = {(lb["route"], lb["status"]): v
+                   for _, lb, v in families["vramd_http_requests_total"]["samples"]}
+    assert http_counts.get(("/api/health", "200"), 0) >= 1, http_counts
+    assert all(not r.startswith("/api/job/j-") for r, _ in http_counts), http_counts
     start = families["process_start_time_seconds"]["samples"][0][2]
     assert time.time() - 300 < start <= time.time(), start
     # HEAD answers the same head without the body.
