@@ -110,6 +110,10 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"JSON file of API keys (docs/api.md, \"API keys\"): every endpoint but GET "
 		"/api/health then needs \"Authorization: Bearer KEY\"; empty: no keys, anyone who "
 		"can reach LISTEN may call (keep it on loopback)."},
+	[CONFIG_METRICS_REQUIRE_KEY] = {"METRICS_REQUIRE_KEY", NULL, "--metrics-require-key",
+		CONFIG_TYPE_BOOL, "false", 0, 0, NULL, "", false,
+		"With API_KEYS_FILE, GET /metrics needs a key too (any key); false: it is public "
+		"like /api/health, as Prometheus scrapers expect (docs/operations.md)."},
 	[CONFIG_OLLAMA_LISTEN] = {"OLLAMA_LISTEN", "OLLAMA_LISTEN", "--ollama-listen",
 		CONFIG_TYPE_STRING, "", 0, 0, NULL, "", false,
 		"A second address (HOST:PORT) serving the same API, e.g. 127.0.0.1:11434 with Ollama "

@@ -31,6 +31,7 @@
 #include "httpc.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 #include "store.h"
 #include "util.h"
@@ -129,6 +130,7 @@ daemon_job_add(struct daemon *d, struct job *job)
 		daemon_jobs_grow(t);
 	daemon_jobs_insert_slot(t, job_ref(job));
 	t->count++;
+	metrics_add(d->metrics, "vramd_jobs_submitted_total", 1, job_priority_name(job->priority));
 }
 
 struct job *
@@ -313,6 +315,7 @@ daemon_job_changed(struct daemon *d, struct job *job)
 		a->end(job, a->arg);
 	}
 	if (job_is_final(job)) {
+		api_metrics_job_final(d->metrics, job);
 		queue_release_bytes(d->queue, job);
 		daemon_wake_waiters(d, job);
 		daemon_jobs_remove(&d->jobs, job);
@@ -551,6 +554,7 @@ daemon_listen(struct daemon *d, char **cause)
 	if (reserve != NULL && vd_parse_int64(reserve, 0, 100000, &n, "", NULL) == 0)
 		lim.fd_reserve = (size_t)n;
 	d->http = vd_httpd_new(d->base, &lim, api_request_cb, d);
+	vd_httpd_on_status(d->http, api_metrics_http_cb, d);
 	int rc = daemon_listen_on(d, CONFIG_LISTEN, "listening", cause);
 	if (rc < 0)
 		return rc;
@@ -576,6 +580,7 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	d->started_mono_ms = vd_now_mono_ms();
 	d->started_wall_ms = vd_now_wall_ms();
 	d->replies_tail = &d->replies;
+	d->metrics = api_metrics_new();
 	int rc;
 
 	struct event_config *ecfg = event_config_new();
@@ -683,5 +688,6 @@ daemon_free(struct daemon *d)
 	if (d->base != NULL)
 		event_base_free(d->base);
 	config_free(d->config);
+	metrics_free(d->metrics);
 	free(d);
 }

@@ -57,6 +57,7 @@ struct daemon {
 	struct vd_httpd *http;
 	struct api_keys *keys;	      /* API_KEYS_FILE, or NULL: no keys, every caller may */
 	struct daemon_job_table jobs; /* non-final jobs by seq, one reference each */
+	struct metrics *metrics;      /* event counters for GET /metrics (api-metrics.c) */
 
 	/* This host's telemetry, from which nodes of this host take theirs: */
 	bool budget_mode;   /* no GPU telemetry: plan against VRAM_BUDGET */

@@ -104,6 +104,7 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_GET, "/api/vram_report", false, api_vram_report, 0},
     {VD_HTTP_GET, "/api/lb_stats", false, api_lb_stats, 0},
     {VD_HTTP_GET, "/api/nodes", false, api_nodes, 0},
+    {VD_HTTP_GET | VD_HTTP_HEAD, "/metrics", false, api_metrics, API_ROUTE_METRICS},
     /* vramd answering as Ollama (api-ollama.c); a key's rights are checked per job */
     {VD_HTTP_POST, "/api/generate", false, api_ollama_generate, 0},
     {VD_HTTP_POST, "/api/chat", false, api_ollama_chat, 0},
@@ -281,6 +282,9 @@ api_admit(struct vd_http_req *req, const struct vd_http_route *route, void *arg)
 {
 	struct daemon *d = arg;
 	if (d->keys == NULL || (route->flags & API_ROUTE_PUBLIC))
+		return true;
+	if ((route->flags & API_ROUTE_METRICS) &&
+	    !config_bool(d->config, CONFIG_METRICS_REQUIRE_KEY))
 		return true;
 	const struct api_key *key = NULL;
 	char *cause = NULL;

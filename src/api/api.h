@@ -13,11 +13,14 @@
 
 struct api_key;
 struct daemon;
+struct metrics;
 struct vd_http_req;
 
 /* Route flags (the last column of the route table in api.c), for API_KEYS_FILE. */
 #define API_ROUTE_PUBLIC (1u << 0) /* no API key needed (health checks) */
 #define API_ROUTE_ADMIN	 (1u << 1) /* an admin key needed */
+#define API_ROUTE_METRICS                                                                          \
+	(1u << 2) /* public, unless METRICS_REQUIRE_KEY asks for any key (GET /metrics) */
 
 /*
  * The server's request callback (arg is the daemon): checks who is asking (Host, Origin,
@@ -82,6 +85,16 @@ void api_gpu_deallocate(struct vd_http_req *req, const char *path, void *arg);
 void api_gpu_monitoring_start(struct vd_http_req *req, const char *path, void *arg);
 void api_gpu_monitoring_stop(struct vd_http_req *req, const char *path, void *arg);
 void api_gpu_config(struct vd_http_req *req, const char *path, void *arg);
+/* api-metrics.c: GET /metrics, the Prometheus exposition (docs/operations.md). */
+void api_metrics(struct vd_http_req *req, const char *path, void *arg);
+/* The registry of vramd's event counters and histograms (d->metrics); the hooks name
+ * its families (api-metrics.c has the table). metrics_free() frees it. */
+struct metrics *api_metrics_new(void);
+/* Counts a job that became final (by status and priority) and its run time. */
+void api_metrics_job_final(struct metrics *m, const struct job *job);
+/* The HTTP server's status hook (vd_httpd_on_status): counts the request by its route's
+ * pattern and status. arg is the daemon. */
+void api_metrics_http_cb(struct vd_http_req *req, int status, void *arg);
 /* api-events.c: GET /api/events (Server-Sent Events). */
 void api_events(struct vd_http_req *req, const char *path, void *arg);
 

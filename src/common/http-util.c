@@ -65,6 +65,7 @@ vd_http_router_cb(struct vd_http_req *req, void *arg)
 		if (!vd_http_route_matches(r, path))
 			continue;
 		allowed |= r->methods;
+		vd_http_req_set_route(req, r->path);
 		if (r->methods & method) {
 			if (router->admit == NULL || router->admit(req, r, router->arg))
 				r->handler(req, path, router->arg);

@@ -114,7 +114,8 @@ struct vd_http_req {
 	bool handled;	  /* given to the handler */
 	vd_http_close_cb *close_cb;
 	void *close_arg;
-	const void *user; /* vd_http_req_set_user */
+	const void *user;  /* vd_http_req_set_user */
+	const char *route; /* vd_http_req_set_route */
 	char local[64];
 };
 
@@ -130,6 +131,8 @@ struct vd_httpd {
 	uint64_t pauses_unlogged;
 	LIST_HEAD(, vd_http_conn) conns;
 	struct vd_httpd_stats stats;
+	vd_httpd_status_cb *on_status; /* vd_httpd_on_status */
+	void *status_arg;
 	char adopted_local[64]; /* the local address of adopted sockets */
 };
 
@@ -329,6 +332,18 @@ vd_http_req_user(const struct vd_http_req *req)
 }
 
 void
+vd_http_req_set_route(struct vd_http_req *req, const char *route)
+{
+	req->route = route;
+}
+
+const char *
+vd_http_req_route(const struct vd_http_req *req)
+{
+	return req->route;
+}
+
+void
 vd_http_req_set_header(struct vd_http_req *req, const char *name, const char *value)
 {
 	for (size_t i = 0; i < req->nout; i++) {
@@ -372,6 +387,8 @@ static void
 httpd_write_head(struct vd_http_req *req, int status, int64_t length, bool close)
 {
 	struct evbuffer *out = bufferevent_get_output(req->conn->bev);
+	if (req->handled && req->s->on_status != NULL)
+		req->s->on_status(req, status, req->s->status_arg);
 	evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nDate: %s\r\n", req->minor, status,
 			    vd_http_reason(status), httpd_date());
 	for (size_t i = 0; i < req->nout; i++)
@@ -1236,6 +1253,13 @@ void
 vd_httpd_get_stats(const struct vd_httpd *s, struct vd_httpd_stats *out)
 {
 	*out = s->stats;
+}
+
+void
+vd_httpd_on_status(struct vd_httpd *s, vd_httpd_status_cb *cb, void *arg)
+{
+	s->on_status = cb;
+	s->status_arg = arg;
 }
 
 void

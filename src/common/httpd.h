@@ -53,6 +53,11 @@ struct vd_httpd_limits {
 	int64_t accept_backoff_ms; /* pause of the listener when out of descriptors */
 };
 
+/* Called when the status line of a reply to a request the application handled is
+ * written (once per request; not for the errors the server answers itself, nor for a
+ * request whose client left first): request counters. */
+typedef void vd_httpd_status_cb(struct vd_http_req *req, int status, void *arg);
+
 /* Fills limits with the defaults (the values docs/configuration.md lists). */
 void vd_httpd_limits_default(struct vd_httpd_limits *limits);
 
@@ -83,6 +88,8 @@ void vd_httpd_adopt(struct vd_httpd *s, int fd, const char *local);
 /* The port of the first listener (after port 0 was chosen), 0 if none. */
 uint16_t vd_httpd_port(const struct vd_httpd *s);
 void vd_httpd_get_stats(const struct vd_httpd *s, struct vd_httpd_stats *out);
+/* Sets the status hook (NULL: none). */
+void vd_httpd_on_status(struct vd_httpd *s, vd_httpd_status_cb *cb, void *arg);
 /* Closes every connection (running close callbacks) and every listener. */
 void vd_httpd_free(struct vd_httpd *s);
 
@@ -106,6 +113,12 @@ const char *vd_http_req_local_addr(const struct vd_http_req *req);
  * until set; the request only carries it, the application owns what it points to. */
 void vd_http_req_set_user(struct vd_http_req *req, const void *user);
 const void *vd_http_req_user(const struct vd_http_req *req);
+
+/* The route that matched the request, as the router's table spells it ("/api/job/"), for
+ * request counters whose labels must stay few; NULL until a router set it. route is
+ * borrowed and must outlive the request (a static table). */
+void vd_http_req_set_route(struct vd_http_req *req, const char *route);
+const char *vd_http_req_route(const struct vd_http_req *req);
 
 /* Sets a reply header (replacing one of the same name). */
 void vd_http_req_set_header(struct vd_http_req *req, const char *name, const char *value);

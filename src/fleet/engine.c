@@ -48,6 +48,7 @@
 #include "gpu-map.h"
 #include "gpu-policy.h"
 #include "log.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "node.h"
 #include "queue.h"
@@ -839,6 +840,10 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		m->last_used_ms = now;
 		m->load_failures = 0;
 		e->counters.loads++;
+		metrics_add(e->d->metrics, "vramd_model_loads_total", 1, e->node->name, m->name);
+		metrics_observe(e->d->metrics, "vramd_model_load_seconds",
+				(double)(now - m->load_started_ms) / 1000.0, e->node->name,
+				m->name);
 		engine_learn_mean(&m->load_ms_mean, now - m->load_started_ms);
 		registry_record_load(e->node->registry, m->name, now - m->load_started_ms, -1);
 		engine_ops_loaded(e, m);
@@ -854,6 +859,8 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		/* The transfer is aborted; the server may still finish the load, so it is
 		 * asked to unload the model, and the next load may start. */
 		e->counters.load_failures++;
+		metrics_add(e->d->metrics, "vramd_model_load_failures_total", 1, e->node->name,
+			    m->name);
 		char *what = xasprintf("loading %s did not finish within %lld s (LOAD_TIMEOUT); "
 				       "abandoned it and asked ollama to unload it",
 				       m->name, (long long)(m->load_timeout_ms / 1000));
@@ -884,6 +891,8 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		m->runner_pid = 0; /* a failed load leaves no runner of this model */
 		engine_model_forget_runner(m);
 		e->counters.load_failures++;
+		metrics_add(e->d->metrics, "vramd_model_load_failures_total", 1, e->node->name,
+			    m->name);
 		vd_warn(ENGINE, "%sloading %s failed (%s): %s", m->engine->tag, m->name,
 			backend_error_name(st->error), st->message);
 		if (st->error == BACKEND_ERR_UNAVAILABLE) {
@@ -1268,6 +1277,8 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 				      "node", e->node->url, "deadline_at",
 				      (json_int_t)job->deadline_at_ms, "late_ms",
 				      (json_int_t)(job->started_at_ms - job->deadline_at_ms)));
+		metrics_observe(e->d->metrics, "vramd_job_queue_wait_seconds",
+				(double)job->wait_ms / 1000.0, job_priority_name(job->priority));
 		/* The part of its wait this job spent on its own model's load. */
 		if (m->load_done_ms > job->enqueued_mono_ms) {
 			int64_t from = m->load_started_ms > job->enqueued_mono_ms
@@ -1660,7 +1671,10 @@ engine_decide(struct engine *e, const bool *serve)
 		e->optimize_next_ms =
 		    snap->now_ms + config_int(e->d->config, CONFIG_OPTIMIZER_INTERVAL) * 1000;
 	}
+	int64_t decide_ns = vd_now_mono_ns();
 	sched_decide(snap, &e->plan);
+	metrics_observe(e->d->metrics, "vramd_scheduler_decision_seconds",
+			(double)(vd_now_mono_ns() - decide_ns) / 1e9, e->node->name);
 	engine_apply(e, snap, dec->src);
 	engine_decision_clear(e);
 }

@@ -151,7 +151,8 @@ def test_every_protected_route_needs_a_key():
     checked = 0
     for method, path, flags in requests_of_table():
         body = {} if method in ("POST", "PUT") else None
-        public = "API_ROUTE_PUBLIC" in flags
+        # API_ROUTE_METRICS: public unless METRICS_REQUIRE_KEY (test_vramd_prometheus.py)
+        public = "API_ROUTE_PUBLIC" in flags or "API_ROUTE_METRICS" in flags
         for what, headers in (("no key", {}),
                               ("unknown key", {"Authorization": "Bearer " + UNKNOWN}),
                               ("not Bearer", {"Authorization": "Basic " + ALPHA}),
