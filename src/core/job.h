@@ -102,6 +102,12 @@ struct job {
  * metadata (either may be NULL). The id is derived from seq. */
 struct job *job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority priority,
 		    json_t *request, json_t *metadata);
+/* The same with the request already as compact JSON text (taken; NULL: "{}") and its
+ * options.num_ctx (0: none), for a caller that serialised it to measure it: the
+ * submit path serialises a request once. */
+struct job *job_new_text(int64_t seq, const char *model, enum job_kind kind,
+			 enum job_priority priority, char *request_text, int64_t num_ctx,
+			 json_t *metadata);
 struct job *job_ref(struct job *job);
 void job_unref(struct job *job);
 
