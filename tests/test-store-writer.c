@@ -336,7 +336,7 @@ test_update_keeps_the_request(void **state)
 	assert_int_equal(back->started_at_ms, 1700000000500);
 	assert_string_equal(back->request_text, "{\"prompt\":\"keep me\"}");
 	assert_string_equal(back->key, "team");
-	assert_int_equal(json_integer_value(json_object_get(back->metadata, "n")), 7);
+	assert_string_equal(back->metadata_text, "{\"n\":7}");
 	job_unref(back);
 	job_unref(job);
 }

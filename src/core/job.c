@@ -43,7 +43,9 @@ job_new_text(int64_t seq, const char *model, enum job_kind kind, enum job_priori
 	job->status = JOB_QUEUED;
 	job->num_ctx = num_ctx;
 	job->request_text = request_text != NULL ? request_text : xstrdup("{}");
-	job->metadata = metadata;
+	if (metadata != NULL)
+		job->metadata_text = json_dumps(metadata, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(metadata);
 	return job;
 }
 
@@ -85,7 +87,7 @@ job_unref(struct job *job)
 	free(job->model);
 	free(job->key);
 	free(job->request_text);
-	json_decref(job->metadata);
+	free(job->metadata_text);
 	json_decref(job->result);
 	free(job->error);
 	free(job);
@@ -216,6 +218,9 @@ job_to_json(const struct job *job)
 				      "load_ms", (json_int_t)job->load_ms, "run_ms",
 				      (json_int_t)job->run_ms));
 	json_object_set_new(o, "attempts", json_integer(job->attempts));
-	json_object_set(o, "metadata", job->metadata != NULL ? job->metadata : json_null());
+	json_t *metadata = job->metadata_text != NULL
+			       ? json_loads(job->metadata_text, JSON_DECODE_ANY, NULL)
+			       : NULL;
+	json_object_set_new(o, "metadata", metadata != NULL ? metadata : json_null());
 	return o;
 }

@@ -834,7 +834,7 @@ store_job_save(struct store *st, const struct job *job, char **cause)
 	store_value_static(w, 5, job_priority_name(job->priority));
 	store_value_static(w, 6, job_status_name(job->status));
 	store_value_text(w, 7, job->request_text);
-	store_value_json(w, 8, job->metadata);
+	store_value_text(w, 8, job->metadata_text);
 	store_value_json(w, 9, job->result);
 	store_value_text(w, 10, job->error);
 	store_value_int(w, 11, job->submitted_at_ms);
@@ -901,7 +901,8 @@ store_row_job(struct store *st, sqlite3_stmt *s)
 				  prio >= 0 ? prio : JOB_PRIO_NORMAL, request, NULL);
 	job->status = status >= 0 ? status : JOB_FAILED;
 	job->request_bytes = (size_t)sqlite3_column_bytes(s, 6);
-	job->metadata = store_column_json(st, s, 7);
+	if (sqlite3_column_type(s, 7) != SQLITE_NULL)
+		job->metadata_text = xstrdup((const char *)sqlite3_column_text(s, 7));
 	job->result = store_column_json(st, s, 8);
 	if (sqlite3_column_type(s, 9) != SQLITE_NULL)
 		job->error = xstrdup((const char *)sqlite3_column_text(s, 9));
