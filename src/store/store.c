@@ -1,8 +1,9 @@
 /*
  * store.c: the durable store on SQLite (see store.h); the only file that includes
- * sqlite3.h. vramd.c opens it at start, reloads unfinished jobs and reservations, and
- * calls store_commit() once per loop turn; the API and the engine save jobs whenever
- * their state changes; GET endpoints read finished jobs and counts from it.
+ * sqlite3.h. daemon.c opens it at start, reloads unfinished jobs and reservations,
+ * hands the writes of each loop turn to the writer thread (store_flush) and sends 202s
+ * on its completions; the API and the engine save jobs whenever their state changes;
+ * GET endpoints read finished jobs and counts from it.
  *
  * The database is vramd-data/vramd.db in WAL mode, so readers never block the writer
  * and a commit costs one append and (with SYNC=full) one fsync of the WAL.
