@@ -2,10 +2,13 @@
  * daemon.c: builds the running daemon from its configuration, owns the job table, and
  * implements the two loop-level mechanisms every API handler relies on:
  *
- *   - group commit: handlers save jobs into the store's open batch and hand their 202
- *     reply to daemon_reply_after_commit(); one low-priority event per loop turn commits
- *     the batch and then sends every waiting reply, so a reply never precedes durability
- *     and one fsync covers all the jobs of a turn;
+ *   - group commit: handlers save jobs into the store's batch and hand their 202 reply
+ *     to daemon_reply_after_commit(), which notes the store's last write ticket; one
+ *     low-priority event per loop turn hands the batch to the store's writer thread
+ *     (store_flush), and when the writer reports a commit through a ticket
+ *     (daemon_store_cb on its notify descriptor) the replies waiting on it are sent. A
+ *     reply never precedes durability, the loop never waits for an fsync, and one fsync
+ *     covers everything that arrived while the previous one ran;
  *   - long-polls: GET /api/job/{id}?wait=S parks the request (no thread) until the job
  *     becomes final, the timer fires, or the client goes away.
  *
@@ -35,6 +38,7 @@
 #include "queue.h"
 #include "store.h"
 #include "util.h"
+#include "waiters.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -45,13 +49,14 @@
 
 struct daemon_reply {
 	struct daemon_reply *next;
+	uint64_t ticket; /* the store's write ticket that must be durable first */
 	struct vd_http_req *req;
 	struct job *job; /* a reference */
 	json_t *body;
 };
 
 struct daemon_waiter {
-	struct daemon_waiter *next;
+	struct waiter link; /* in d->waiters, under its job's seq */
 	struct daemon *d;
 	struct vd_http_req *req;
 	struct job *job; /* a reference */
@@ -172,6 +177,7 @@ daemon_reply_after_commit(struct daemon *d, struct vd_http_req *req, struct job 
 	r->req = req;
 	r->job = job_ref(job);
 	r->body = body;
+	r->ticket = store_last_ticket(d->store);
 	*d->replies_tail = r;
 	d->replies_tail = &r->next;
 	daemon_request_commit(d);
@@ -188,6 +194,7 @@ daemon_request_lazy_commit(struct daemon *d)
 	evtimer_add(d->lazy_commit, &tv);
 }
 
+/* The end of a loop turn (or the lazy timer): what was saved goes to the writer. */
 static void
 daemon_commit_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -197,15 +204,22 @@ daemon_commit_cb(evutil_socket_t fd, short what, void *arg)
 	d->commit_requested = false;
 	if (d->lazy_commit != NULL)
 		evtimer_del(d->lazy_commit); /* this commit takes its records too */
-	char *cause = NULL;
-	int rc = store_commit(d->store, &cause);
+	store_flush(d->store);
+}
+
+/* The writer finished a commit through ticket through: answer the submissions waiting
+ * on it, 202 if it is durable, else 500 with the job withdrawn. */
+static void
+daemon_committed_cb(uint64_t through, int rc, const char *cause, void *arg)
+{
+	struct daemon *d = arg;
 	if (rc < 0)
 		vd_error(STORE, "commit failed: %s", cause);
-	struct daemon_reply *r = d->replies;
-	d->replies = NULL;
-	d->replies_tail = &d->replies;
-	while (r != NULL) {
-		struct daemon_reply *next = r->next;
+	while (d->replies != NULL && d->replies->ticket <= through) {
+		struct daemon_reply *r = d->replies;
+		d->replies = r->next;
+		if (d->replies == NULL)
+			d->replies_tail = &d->replies;
 		if (rc == 0) {
 			vd_http_reply_json(r->req, 202, r->body);
 		} else {
@@ -218,9 +232,16 @@ daemon_commit_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		job_unref(r->job);
 		free(r);
-		r = next;
 	}
-	free(cause);
+}
+
+static void
+daemon_store_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct daemon *d = arg;
+	store_completions(d->store, daemon_committed_cb, d);
 }
 
 /* --- Long-polls ----------------------------------------------------------------------- */
@@ -228,13 +249,7 @@ daemon_commit_cb(evutil_socket_t fd, short what, void *arg)
 static void
 daemon_waiter_free(struct daemon_waiter *w)
 {
-	struct daemon *d = w->d;
-	for (struct daemon_waiter **p = &d->waiters; *p != NULL; p = &(*p)->next) {
-		if (*p == w) {
-			*p = w->next;
-			break;
-		}
-	}
+	waiters_remove(&w->d->waiters, &w->link);
 	event_free(w->timer);
 	job_unref(w->job);
 	free(w);
@@ -277,18 +292,17 @@ daemon_wait_for_job(struct daemon *d, struct vd_http_req *req, struct job *job, 
 			     (suseconds_t)((timeout_ms % 1000) * 1000)};
 	evtimer_add(w->timer, &tv);
 	vd_http_req_on_close(req, daemon_waiter_close_cb, w);
-	w->next = d->waiters;
-	d->waiters = w;
+	waiters_add(&d->waiters, &w->link, job->seq);
 }
 
 static void
 daemon_wake_waiters(struct daemon *d, struct job *job)
 {
-	struct daemon_waiter *w = d->waiters;
+	/* Only this job's waiters are looked at, however many others wait. */
+	struct waiter *w = waiters_take(&d->waiters, job->seq);
 	while (w != NULL) {
-		struct daemon_waiter *next = w->next;
-		if (w->job == job)
-			daemon_waiter_answer(w);
+		struct waiter *next = w->next;
+		daemon_waiter_answer((struct daemon_waiter *)w);
 		w = next;
 	}
 }
@@ -300,7 +314,11 @@ daemon_job_changed(struct daemon *d, struct job *job)
 	/* A job a client waits for on its connection is recorded once it ends: nobody
 	 * would wait for it after a restart, so it must not run again then. */
 	if (job->attach == NULL || job_is_final(job)) {
-		if (store_job_save(d->store, job, &cause) < 0) {
+		/* A job submitted and polled has had its row since its submission; one
+		 * waited on by its client is written for the first time now. */
+		int rc = job->attach == NULL ? store_job_update(d->store, job, &cause)
+					     : store_job_save(d->store, job, &cause);
+		if (rc < 0) {
 			vd_error(STORE, "saving job %s failed: %s", job->id, cause);
 			free(cause);
 		}
@@ -600,6 +618,9 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	rc = store_open(config_str(config, CONFIG_DATA_DIR), sync, &d->store, cause);
 	if (rc < 0)
 		goto out_fail;
+	d->store_event =
+	    event_new(d->base, store_notify_fd(d->store), EV_READ | EV_PERSIST, daemon_store_cb, d);
+	event_add(d->store_event, NULL);
 	d->queue = queue_new((size_t)config_int(config, CONFIG_QUEUE_MAX_SIZE));
 	queue_set_capacity_bytes(d->queue, (size_t)config_size(config, CONFIG_QUEUE_MAX_BYTES));
 	d->httpc = httpc_new(d->base);
@@ -663,14 +684,20 @@ daemon_free(struct daemon *d)
 {
 	if (d == NULL)
 		return;
-	while (d->waiters != NULL)
-		daemon_waiter_answer(d->waiters);
+	for (struct waiter *w; (w = waiters_any(&d->waiters)) != NULL;)
+		daemon_waiter_answer((struct daemon_waiter *)w);
+	waiters_cleanup(&d->waiters);
 	vd_httpd_free(d->http);
 	keys_free(d->keys);
 	fleet_free(d->fleet);
 	gpu_policy_free(d->policy);
-	if (d->commit_event != NULL && d->store != NULL)
-		daemon_commit_cb(-1, 0, d);
+	if (d->store != NULL) {
+		/* Everything saved until now, committed before the last replies go out. */
+		store_wait(d->store);
+		store_completions(d->store, daemon_committed_cb, d);
+	}
+	if (d->store_event != NULL)
+		event_free(d->store_event); /* before store_close closes its descriptor */
 	gpu_monitor_free(d->gpus);
 	gpu_map_free(d->gpu_map);
 	httpc_free(d->httpc);

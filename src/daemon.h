@@ -19,6 +19,7 @@
 #define VRAMD_DAEMON_H
 
 #include "job.h"
+#include "waiters.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -70,10 +71,12 @@ struct daemon {
 	struct event *commit_event;
 	bool commit_requested;	      /* commit_event is active */
 	struct event *lazy_commit;    /* a later commit for records nobody waits on */
+	struct event *store_event;    /* the store's writer finished a commit */
 	struct daemon_reply *replies; /* singly linked, oldest first */
 	struct daemon_reply **replies_tail;
-	/* Long-polls (GET /api/job/{id}?wait=S) waiting for a job to become final. */
-	struct daemon_waiter *waiters;
+	/* Long-polls (GET /api/job/{id}?wait=S) waiting for a job to become final, by
+	 * the job's seq (struct daemon_waiter, daemon.c). */
+	struct waiters waiters;
 
 	struct event *signal_int, *signal_term;
 };

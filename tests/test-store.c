@@ -105,7 +105,7 @@ test_round_trip(void **state)
 	assert_int_equal(got->priority, JOB_PRIO_HIGH);
 	assert_int_equal(got->status, JOB_COMPLETE);
 	assert_string_equal(got->request_text, job->request_text);
-	assert_true(json_equal(got->metadata, job->metadata));
+	assert_string_equal(got->metadata_text, job->metadata_text);
 	assert_true(json_equal(got->result, job->result));
 	assert_string_equal(got->error, "none really");
 	assert_true(got->submitted_at_ms == job->submitted_at_ms);

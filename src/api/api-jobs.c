@@ -118,6 +118,7 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 		return;
 	bool priority_given = json_object_get(body, "priority") != NULL;
 	struct api_submit sub;
+	char *request_text = NULL;
 	/* The model is judged by a node that has it installed (any node's list will do for
 	 * a model none has). */
 	const char *asked = json_string_value(json_object_get(body, "model"));
@@ -146,7 +147,12 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 			goto out_error;
 	}
 
-	size_t request_bytes = job_request_bytes(sub.request);
+	/* Serialised once: measured here and kept as the job's text, which the store
+	 * writes as it is. */
+	request_text = json_dumps(sub.request, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(sub.request);
+	sub.request = NULL;
+	size_t request_bytes = request_text != NULL ? strlen(request_text) : 0;
 	if (request_bytes > queue_capacity_bytes(d->queue)) {
 		status = 413;
 		msg = xasprintf("the job's request takes %zu bytes, more than QUEUE_MAX_BYTES "
@@ -169,9 +175,10 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 		goto out_error;
 	}
 
-	struct job *job = job_new(store_next_seq(d->store), name, sub.kind, sub.priority,
-				  sub.request, sub.metadata);
-	sub.request = sub.metadata = NULL;
+	struct job *job = job_new_text(store_next_seq(d->store), name, sub.kind, sub.priority,
+				       request_text, sub.num_ctx, sub.metadata);
+	request_text = NULL;
+	sub.metadata = NULL;
 	job->key = key != NULL ? xstrdup(key->name) : NULL;
 	job->request_bytes = request_bytes;
 	job->submitted_at_ms = vd_now_wall_ms();
@@ -224,6 +231,7 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 out_error:
 	vd_http_reply_error(req, status, "%s", msg);
 	free(msg);
+	free(request_text);
 	api_submit_cleanup(&sub);
 }
 

@@ -21,6 +21,18 @@ struct job *
 job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority priority,
 	json_t *request, json_t *metadata)
 {
+	json_t *ctx = json_object_get(json_object_get(request, "options"), "num_ctx");
+	int64_t num_ctx =
+	    json_is_integer(ctx) && json_integer_value(ctx) > 0 ? json_integer_value(ctx) : 0;
+	char *text = request != NULL ? json_dumps(request, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	json_decref(request);
+	return job_new_text(seq, model, kind, priority, text, num_ctx, metadata);
+}
+
+struct job *
+job_new_text(int64_t seq, const char *model, enum job_kind kind, enum job_priority priority,
+	     char *request_text, int64_t num_ctx, json_t *metadata)
+{
 	struct job *job = xcalloc(1, sizeof(*job));
 	job->refcount = 1;
 	job->seq = seq;
@@ -29,15 +41,11 @@ job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority pr
 	job->kind = kind;
 	job->priority = priority;
 	job->status = JOB_QUEUED;
-	json_t *ctx = json_object_get(json_object_get(request, "options"), "num_ctx");
-	job->num_ctx =
-	    json_is_integer(ctx) && json_integer_value(ctx) > 0 ? json_integer_value(ctx) : 0;
-	job->request_text =
-	    request != NULL ? json_dumps(request, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	if (job->request_text == NULL)
-		job->request_text = xstrdup("{}");
-	json_decref(request);
-	job->metadata = metadata;
+	job->num_ctx = num_ctx;
+	job->request_text = request_text != NULL ? request_text : xstrdup("{}");
+	if (metadata != NULL)
+		job->metadata_text = json_dumps(metadata, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(metadata);
 	return job;
 }
 
@@ -79,7 +87,7 @@ job_unref(struct job *job)
 	free(job->model);
 	free(job->key);
 	free(job->request_text);
-	json_decref(job->metadata);
+	free(job->metadata_text);
 	json_decref(job->result);
 	free(job->error);
 	free(job);
@@ -236,6 +244,9 @@ job_to_json(const struct job *job)
 				      "load_ms", (json_int_t)job->load_ms, "run_ms",
 				      (json_int_t)job->run_ms));
 	json_object_set_new(o, "attempts", json_integer(job->attempts));
-	json_object_set(o, "metadata", job->metadata != NULL ? job->metadata : json_null());
+	json_t *metadata = job->metadata_text != NULL
+			       ? json_loads(job->metadata_text, JSON_DECODE_ANY, NULL)
+			       : NULL;
+	json_object_set_new(o, "metadata", metadata != NULL ? metadata : json_null());
 	return o;
 }

@@ -71,11 +71,13 @@ struct job {
 	 * system, format, ...) without model and stream, as compact JSON text: a queued job
 	 * keeps a few hundred bytes, not a tree of JSON objects (job_request parses it) */
 	char *request_text;
-	int64_t num_ctx;  /* its options.num_ctx, or 0 when it gives none */
-	json_t *metadata; /* owned: client metadata, echoed back; NULL if none */
-	char *key;	  /* owned: the name of the API key that submitted it; NULL: none */
-	json_t *result;	  /* owned when complete: the Ollama reply's text / message / embeddings */
-	char *error;	  /* owned when failed or cancelled: a clear message */
+	int64_t num_ctx; /* its options.num_ctx, or 0 when it gives none */
+	/* owned: client metadata as compact JSON text, echoed back; NULL if none. Text,
+	 * not a jansson tree: a small object costs ~340 bytes as a tree per queued job */
+	char *metadata_text;
+	char *key;	/* owned: the name of the API key that submitted it; NULL: none */
+	json_t *result; /* owned when complete: the Ollama reply's text / message / embeddings */
+	char *error;	/* owned when failed or cancelled: a clear message */
 	int64_t submitted_at_ms;	  /* wall clock, Unix ms */
 	int64_t started_at_ms;		  /* wall clock when it began running; 0 if never */
 	int64_t completed_at_ms;	  /* wall clock when final; 0 if not */
@@ -111,6 +113,12 @@ struct job {
  * metadata (either may be NULL). The id is derived from seq. */
 struct job *job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority priority,
 		    json_t *request, json_t *metadata);
+/* The same with the request already as compact JSON text (taken; NULL: "{}") and its
+ * options.num_ctx (0: none), for a caller that serialised it to measure it: the
+ * submit path serialises a request once. */
+struct job *job_new_text(int64_t seq, const char *model, enum job_kind kind,
+			 enum job_priority priority, char *request_text, int64_t num_ctx,
+			 json_t *metadata);
 struct job *job_ref(struct job *job);
 void job_unref(struct job *job);
 

@@ -1,13 +1,24 @@
 /*
  * store.c: the durable store on SQLite (see store.h); the only file that includes
- * sqlite3.h. vramd.c opens it at start, reloads unfinished jobs and reservations, and
- * calls store_commit() once per loop turn; the API and the engine save jobs whenever
- * their state changes; GET endpoints read finished jobs and counts from it.
+ * sqlite3.h. daemon.c opens it at start, reloads unfinished jobs and reservations,
+ * hands the writes of each loop turn to the writer thread (store_flush) and sends 202s
+ * on its completions; the API and the engine save jobs whenever their state changes;
+ * GET endpoints read finished jobs and counts from it.
  *
  * The database is vramd-data/vramd.db in WAL mode, so readers never block the writer
- * and a commit costs one append and (with SYNC=full) one fsync of the WAL. Writes go
- * into one open transaction (the batch) until store_commit(); a failed write marks the
- * batch failed, and the commit then rolls it back and reports the first error.
+ * and a commit costs one append and (with SYNC=full) one fsync of the WAL.
+ *
+ * Two connections, one per thread (SQLITE_OPEN_NOMUTEX: SQLite's multi-thread mode):
+ *   - the writer thread (store_writer_main) owns wdb: it takes every write handed over
+ *     (st->queue) at once, runs them in one transaction, commits, appends a completion
+ *     (st->done) and writes a byte to the notify pipe. A failed write rolls back its
+ *     whole batch, which the completion reports. Like Redis's bio threads it shares
+ *     nothing else: a write is a row image (struct store_write) built on the loop from
+ *     copies, and freed by the writer.
+ *   - the loop owns rdb for reads, and everything else in struct store except the
+ *     fields marked "under mu". Reads first wait for the writer to catch up
+ *     (store_wait), so they see every write saved before them.
+ * The schema is created on wdb before the thread starts (pthread_create orders it).
  *
  * The data directory is created 0700 and the database, -wal and -shm files 0600 (they
  * hold prompts and results); an existing directory keeps its mode.
@@ -24,6 +35,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +52,7 @@ enum store_stmt {
 	STORE_COMMIT,
 	STORE_ROLLBACK,
 	STORE_JOB_SAVE,
+	STORE_JOB_UPDATE,
 	STORE_JOB_GET,
 	STORE_JOB_UNFINISHED,
 	STORE_COUNTS,
@@ -70,6 +83,11 @@ static const char *const store_sql[STORE_NSTMTS] = {
 	"started_at = excluded.started_at, completed_at = excluded.completed_at, "
 	"wait_ms = excluded.wait_ms, load_ms = excluded.load_ms, run_ms = excluded.run_ms, "
 	"attempts = excluded.attempts, key = excluded.key, deadline_at = excluded.deadline_at",
+    /* A state change: only what changes after submission. The indexed id, model and
+     * key are left out of SET, so SQLite leaves their indexes alone. */
+    [STORE_JOB_UPDATE] = "UPDATE jobs SET status = ?2, result = ?3, error = ?4, "
+			 "started_at = ?5, completed_at = ?6, wait_ms = ?7, load_ms = ?8, "
+			 "run_ms = ?9, attempts = ?10 WHERE seq = ?1",
     [STORE_JOB_GET] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE seq = ?1 AND id = ?2",
     [STORE_JOB_UNFINISHED] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE status IN "
 			     "('queued', 'pending', 'running') ORDER BY seq",
@@ -80,6 +98,13 @@ static const char *const store_sql[STORE_NSTMTS] = {
     [STORE_RES_DELETE] = "DELETE FROM reservations WHERE id = ?1",
     [STORE_RES_LOAD] = "SELECT id, gpu, bytes, created_at, expires_at, ttl_ms, owner "
 		       "FROM reservations ORDER BY created_at, id",
+};
+
+/* The statements the writer thread runs on wdb; every other one runs on rdb. */
+static const bool store_stmt_writes[STORE_NSTMTS] = {
+    [STORE_BEGIN] = true,      [STORE_COMMIT] = true,	  [STORE_ROLLBACK] = true,
+    [STORE_JOB_SAVE] = true,   [STORE_JOB_UPDATE] = true, [STORE_RES_SAVE] = true,
+    [STORE_RES_DELETE] = true,
 };
 
 static const char store_schema[] =
@@ -146,30 +171,81 @@ static const struct {
     {4, "ALTER TABLE jobs ADD COLUMN deadline_at INTEGER NOT NULL DEFAULT 0;"},
 };
 
-struct store {
-	sqlite3 *db;
-	char *path;
-	sqlite3_stmt *stmt[STORE_NSTMTS];
-	int64_t next_seq;
-	bool in_batch;
-	int batch_rc;	   /* first error in the open batch, 0 if none */
-	char *batch_cause; /* its message */
-	size_t batch_rows;
+/* One bound value of a write: SQL NULL, an integer or a text. */
+enum store_value_type { STORE_NULL, STORE_INT, STORE_TEXT };
+
+struct store_value {
+	enum store_value_type type;
+	bool owned; /* text: freed with the write (else a static string) */
+	int64_t i;
+	const char *text;
 };
+
+#define STORE_WRITE_MAX_VALUES 19
+
+/* A row image: one statement with its values, built on the loop from copies, run and
+ * freed by the writer thread. */
+struct store_write {
+	struct store_write *next;
+	enum store_stmt stmt;
+	uint64_t ticket;
+	int nvalues;
+	struct store_value values[STORE_WRITE_MAX_VALUES];
+};
+
+/* A finished commit, from the writer to the loop. */
+struct store_done {
+	struct store_done *next;
+	uint64_t through;
+	int rc;
+	char *cause; /* owned; NULL when rc is 0 */
+};
+
+struct store {
+	sqlite3 *db;  /* rdb: the loop's reads */
+	sqlite3 *wdb; /* the writer thread's (the loop's only before the thread starts) */
+	char *path;
+	sqlite3_stmt *stmt[STORE_NSTMTS]; /* each on the connection store_stmt_writes says */
+	int64_t next_seq;
+
+	/* The loop's side: writes saved since the last flush, and the last ticket given. */
+	struct store_write *local, **local_tail;
+	uint64_t last_ticket;
+	int notify_rd; /* the loop reads this end */
+
+	pthread_t writer;
+	bool writer_started;
+	int notify_wr; /* the writer writes a byte here after each commit */
+	pthread_mutex_t mu;
+	pthread_cond_t wake;			 /* the writer waits here for writes or stop */
+	pthread_cond_t idle;			 /* store_wait waits here for done_through */
+	struct store_write *queue, **queue_tail; /* under mu: handed over, not yet taken */
+	struct store_done *done, **done_tail;	 /* under mu: finished commits */
+	uint64_t done_through;			 /* under mu: every ticket <= this finished */
+	bool stopping;				 /* under mu: store_close asks the writer to end */
+	struct store_stats stats;		 /* under mu */
+};
+
+static int
+store_fail_db(struct store *st, sqlite3 *db, char **cause, const char *what)
+{
+	return vd_fail(cause, -EIO, "store %s: %s: %s", st->path, what, sqlite3_errmsg(db));
+}
 
 static int
 store_fail(struct store *st, char **cause, const char *what)
 {
-	return vd_fail(cause, -EIO, "store %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+	return store_fail_db(st, st->db, cause, what);
 }
 
 static sqlite3_stmt *
 store_stmt(struct store *st, enum store_stmt which, char **cause)
 {
+	sqlite3 *db = store_stmt_writes[which] ? st->wdb : st->db;
 	if (st->stmt[which] == NULL &&
-	    sqlite3_prepare_v3(st->db, store_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+	    sqlite3_prepare_v3(db, store_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
 			       &st->stmt[which], NULL) != SQLITE_OK) {
-		store_fail(st, cause, "prepare");
+		store_fail_db(st, db, cause, "prepare");
 		return NULL;
 	}
 	sqlite3_reset(st->stmt[which]);
@@ -187,7 +263,7 @@ store_exec_stmt(struct store *st, enum store_stmt which, char **cause)
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
-		return store_fail(st, cause, store_sql[which]);
+		return store_fail_db(st, sqlite3_db_handle(s), cause, store_sql[which]);
 	return 0;
 }
 
@@ -347,18 +423,164 @@ store_create_private(const struct store *st, char **cause)
 	return 0;
 }
 
+/* --- The writer thread ------------------------------------------------------------------ */
+
+static void
+store_write_free(struct store_write *w)
+{
+	for (int i = 0; i < w->nvalues; i++)
+		if (w->values[i].owned)
+			free((char *)w->values[i].text);
+	free(w);
+}
+
+static void
+store_writes_free(struct store_write *w)
+{
+	while (w != NULL) {
+		struct store_write *next = w->next;
+		store_write_free(w);
+		w = next;
+	}
+}
+
+/* Runs one write on wdb (writer thread). */
+static int
+store_write_run(struct store *st, const struct store_write *w, char **cause)
+{
+	sqlite3_stmt *s = store_stmt(st, w->stmt, cause);
+	if (s == NULL)
+		return -EIO;
+	for (int i = 0; i < w->nvalues; i++) {
+		const struct store_value *v = &w->values[i];
+		if (v->type == STORE_INT)
+			sqlite3_bind_int64(s, i + 1, v->i);
+		else if (v->type == STORE_TEXT)
+			sqlite3_bind_text(s, i + 1, v->text, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, i + 1);
+	}
+	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_fail_db(st, st->wdb, cause, "write");
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+/*
+ * Commits one batch in one transaction (writer thread) and frees it. The first failure
+ * rolls the whole batch back, as a batch is what the loop's replies wait on.
+ */
+static int
+store_writer_commit(struct store *st, struct store_write *batch, char **cause)
+{
+	size_t n = 0;
+	int rc = store_exec_stmt(st, STORE_BEGIN, cause);
+	for (struct store_write *w = batch; rc == 0 && w != NULL; w = w->next, n++)
+		rc = store_write_run(st, w, cause);
+	if (rc == 0)
+		rc = store_exec_stmt(st, STORE_COMMIT, cause);
+	if (rc < 0 && sqlite3_get_autocommit(st->wdb) == 0)
+		sqlite3_exec(st->wdb, "ROLLBACK", NULL, NULL, NULL);
+	if (rc < 0 && cause != NULL && *cause != NULL) {
+		char *why = xasprintf("%s (batch of %zu writes rolled back)", *cause, n);
+		free(*cause);
+		*cause = why;
+	}
+	store_writes_free(batch);
+	return rc;
+}
+
+/*
+ * The writer thread: takes everything handed over, commits it, reports, and again.
+ * Writes handed over while a commit runs wait for the next one, so a batch holds all
+ * that arrived during the previous fsync, however many loop turns that was.
+ */
+static void *
+store_writer_main(void *arg)
+{
+	struct store *st = arg;
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		while (st->queue == NULL && !st->stopping)
+			pthread_cond_wait(&st->wake, &st->mu);
+		if (st->queue == NULL)
+			break; /* stopping, and nothing left to write */
+		struct store_write *batch = st->queue;
+		uint64_t through = batch->ticket, n = 0;
+		for (struct store_write *w = batch; w != NULL; w = w->next, n++)
+			through = w->ticket;
+		st->queue = NULL;
+		st->queue_tail = &st->queue;
+		st->stats.queued = 0;
+		pthread_mutex_unlock(&st->mu);
+
+		char *cause = NULL;
+		int rc = store_writer_commit(st, batch, &cause);
+		struct store_done *done = xcalloc(1, sizeof(*done));
+		done->through = through;
+		done->rc = rc;
+		done->cause = rc < 0 ? (cause != NULL ? cause : xstrdup("write failed")) : NULL;
+		if (rc == 0)
+			free(cause);
+
+		pthread_mutex_lock(&st->mu);
+		*st->done_tail = done;
+		st->done_tail = &done->next;
+		st->done_through = through;
+		st->stats.commits++;
+		st->stats.writes += n;
+		if (n > st->stats.max_batch)
+			st->stats.max_batch = n;
+		pthread_cond_broadcast(&st->idle);
+		/* The pipe may be full when the loop is slow: it reads every completion on
+		 * its next wake-up anyway. */
+		ssize_t wr = write(st->notify_wr, "c", 1);
+		(void)wr;
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+static int
+store_writer_start(struct store *st, char **cause)
+{
+	int fds[2];
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return vd_fail(cause, -errno, "store %s: pipe: %s", st->path, strerror(errno));
+	st->notify_rd = fds[0];
+	st->notify_wr = fds[1];
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->wake, NULL);
+	pthread_cond_init(&st->idle, NULL);
+	int rc = pthread_create(&st->writer, NULL, store_writer_main, st);
+	if (rc != 0)
+		return vd_fail(cause, -rc, "store %s: cannot start the writer thread: %s", st->path,
+			       strerror(rc));
+	st->writer_started = true;
+	return 0;
+}
+
+/* --- Opening and closing ------------------------------------------------------------------- */
+
 int
 store_open(const char *dir, enum store_sync sync, struct store **out, char **cause)
 {
 	*out = NULL;
+	if (!sqlite3_threadsafe())
+		return vd_fail(cause, -ENOTSUP, "store: this SQLite is built without threads");
 	int rc = store_mkdirs(dir, cause);
 	if (rc < 0)
 		return rc;
 	struct store *st = xcalloc(1, sizeof(*st));
 	st->path = xasprintf("%s/vramd.db", dir);
+	st->local_tail = &st->local;
+	st->queue_tail = &st->queue;
+	st->done_tail = &st->done;
+	st->notify_rd = st->notify_wr = -1;
 	rc = store_create_private(st, cause);
 	if (rc < 0)
 		goto out_close;
+	/* The write connection first, in st->db while the schema is set up here. */
 	if (sqlite3_open_v2(st->path, &st->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
@@ -371,16 +593,38 @@ store_open(const char *dir, enum store_sync sync, struct store **out, char **cau
 	rc = store_init_schema(st, sync, cause);
 	if (rc < 0)
 		goto out_close;
-	vd_log(STORE, "opened %s (WAL, synchronous=%s), next job seq %lld", st->path,
-	       sync == STORE_SYNC_FULL ? "full" : "normal", (long long)st->next_seq);
+	st->wdb = st->db;
+	st->db = NULL;
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		rc = st->db != NULL ? store_fail(st, cause, "cannot open for reading")
+				    : vd_fail(cause, -ENOMEM, "store %s: cannot open", st->path);
+		goto out_close;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	rc = store_writer_start(st, cause);
+	if (rc < 0)
+		goto out_close;
+	vd_log(STORE,
+	       "opened %s (WAL, synchronous=%s, commits on a writer thread), next job seq "
+	       "%lld",
+	       st->path, sync == STORE_SYNC_FULL ? "full" : "normal", (long long)st->next_seq);
 	*out = st;
 	return 0;
 
 out_close:
-	sqlite3_close(st->db);
-	free(st->path);
-	free(st);
+	store_close(st);
 	return rc;
+}
+
+static void
+store_log_failure_cb(uint64_t through, int rc, const char *cause, void *arg)
+{
+	(void)through;
+	(void)arg;
+	if (rc < 0)
+		vd_error(STORE, "final commit failed: %s", cause);
 }
 
 void
@@ -388,16 +632,30 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
-	char *cause = NULL;
-	if (store_commit(st, &cause) < 0) {
-		vd_error(STORE, "final commit failed: %s", cause);
-		free(cause);
+	if (st->writer_started) {
+		store_flush(st);
+		pthread_mutex_lock(&st->mu);
+		st->stopping = true;
+		pthread_cond_signal(&st->wake);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->writer, NULL);
+		store_completions(st, store_log_failure_cb, NULL);
+		pthread_cond_destroy(&st->wake);
+		pthread_cond_destroy(&st->idle);
+		pthread_mutex_destroy(&st->mu);
 	}
+	store_writes_free(st->local);
 	for (int i = 0; i < STORE_NSTMTS; i++)
 		sqlite3_finalize(st->stmt[i]);
-	if (sqlite3_close(st->db) != SQLITE_OK)
+	/* The reader first: the writer's close, the last, checkpoints the WAL. */
+	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
 		vd_error(STORE, "close %s: %s", st->path, sqlite3_errmsg(st->db));
-	free(st->batch_cause);
+	if (st->wdb != NULL && sqlite3_close(st->wdb) != SQLITE_OK)
+		vd_error(STORE, "close %s: %s", st->path, sqlite3_errmsg(st->wdb));
+	if (st->notify_rd >= 0)
+		close(st->notify_rd);
+	if (st->notify_wr >= 0)
+		close(st->notify_wr);
 	free(st->path);
 	free(st);
 }
@@ -414,130 +672,209 @@ store_next_seq(struct store *st)
 	return st->next_seq++;
 }
 
-bool
-store_has_pending(const struct store *st)
-{
-	return st->in_batch;
-}
+/* --- The loop's side of the writes ------------------------------------------------------- */
 
-/* Opens the batch transaction if needed; a failure here fails the batch. */
-static int
-store_batch(struct store *st, char **cause)
+static struct store_write *
+store_write_new(enum store_stmt stmt, int nvalues)
 {
-	if (st->in_batch)
-		return st->batch_rc != 0 ? vd_fail(cause, st->batch_rc, "%s", st->batch_cause) : 0;
-	int rc = store_exec_stmt(st, STORE_BEGIN, cause);
-	if (rc < 0)
-		return rc;
-	st->in_batch = true;
-	st->batch_rc = 0;
-	st->batch_rows = 0;
-	return 0;
+	struct store_write *w = xcalloc(1, sizeof(*w));
+	w->stmt = stmt;
+	w->nvalues = nvalues;
+	return w;
 }
 
 static void
-store_batch_failed(struct store *st, int rc, const char *cause)
+store_value_int(struct store_write *w, int col, int64_t i)
 {
-	if (st->batch_rc == 0) {
-		st->batch_rc = rc;
-		free(st->batch_cause);
-		st->batch_cause = xstrdup(cause != NULL ? cause : "write failed");
+	w->values[col - 1] = (struct store_value){.type = STORE_INT, .i = i};
+}
+
+/* A copy of text (NULL: SQL NULL). */
+static void
+store_value_text(struct store_write *w, int col, const char *text)
+{
+	if (text != NULL)
+		w->values[col - 1] =
+		    (struct store_value){.type = STORE_TEXT, .owned = true, .text = xstrdup(text)};
+}
+
+/* A string that lives as long as the program (the names of kinds and statuses). */
+static void
+store_value_static(struct store_write *w, int col, const char *text)
+{
+	w->values[col - 1] = (struct store_value){.type = STORE_TEXT, .text = text};
+}
+
+/* A JSON value as compact text (NULL: SQL NULL). */
+static void
+store_value_json(struct store_write *w, int col, const json_t *value)
+{
+	char *text = value != NULL ? json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	if (text != NULL)
+		w->values[col - 1] =
+		    (struct store_value){.type = STORE_TEXT, .owned = true, .text = text};
+}
+
+static void
+store_save(struct store *st, struct store_write *w)
+{
+	w->ticket = ++st->last_ticket;
+	*st->local_tail = w;
+	st->local_tail = &w->next;
+}
+
+void
+store_flush(struct store *st)
+{
+	if (st->local == NULL)
+		return;
+	pthread_mutex_lock(&st->mu);
+	*st->queue_tail = st->local;
+	st->queue_tail = st->local_tail;
+	st->stats.queued += st->last_ticket - st->local->ticket + 1;
+	pthread_cond_signal(&st->wake);
+	pthread_mutex_unlock(&st->mu);
+	st->local = NULL;
+	st->local_tail = &st->local;
+}
+
+uint64_t
+store_last_ticket(const struct store *st)
+{
+	return st->last_ticket;
+}
+
+int
+store_notify_fd(const struct store *st)
+{
+	return st->notify_rd;
+}
+
+void
+store_completions(struct store *st, store_commit_cb *cb, void *arg)
+{
+	char sink[256];
+	while (read(st->notify_rd, sink, sizeof(sink)) > 0)
+		continue;
+	pthread_mutex_lock(&st->mu);
+	struct store_done *done = st->done;
+	st->done = NULL;
+	st->done_tail = &st->done;
+	pthread_mutex_unlock(&st->mu);
+	while (done != NULL) {
+		struct store_done *next = done->next;
+		cb(done->through, done->rc, done->cause, arg);
+		free(done->cause);
+		free(done);
+		done = next;
+	}
+}
+
+void
+store_wait(struct store *st)
+{
+	store_flush(st);
+	pthread_mutex_lock(&st->mu);
+	while (st->done_through < st->last_ticket)
+		pthread_cond_wait(&st->idle, &st->mu);
+	pthread_mutex_unlock(&st->mu);
+}
+
+bool
+store_has_pending(const struct store *st)
+{
+	struct store *mst = (struct store *)st; /* the mutex, not the store, changes */
+	pthread_mutex_lock(&mst->mu);
+	bool pending = st->done_through < st->last_ticket;
+	pthread_mutex_unlock(&mst->mu);
+	return pending;
+}
+
+void
+store_get_stats(struct store *st, struct store_stats *out)
+{
+	pthread_mutex_lock(&st->mu);
+	*out = st->stats;
+	pthread_mutex_unlock(&st->mu);
+}
+
+struct store_first_failure {
+	int rc;
+	char *cause;
+};
+
+static void
+store_first_failure_cb(uint64_t through, int rc, const char *cause, void *arg)
+{
+	(void)through;
+	struct store_first_failure *f = arg;
+	if (rc < 0 && f->rc == 0) {
+		f->rc = rc;
+		f->cause = xstrdup(cause);
 	}
 }
 
 int
 store_commit(struct store *st, char **cause)
 {
-	if (!st->in_batch)
-		return 0;
-	int rc;
-	st->in_batch = false;
-	if (st->batch_rc != 0) {
-		rc = vd_fail(cause, st->batch_rc, "%s (batch of %zu writes rolled back)",
-			     st->batch_cause, st->batch_rows);
-		goto out_rollback;
-	}
-	rc = store_exec_stmt(st, STORE_COMMIT, cause);
-	if (rc < 0)
-		goto out_rollback;
-	return 0;
-
-out_rollback:
-	if (sqlite3_get_autocommit(st->db) == 0)
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-	st->batch_rc = 0;
-	return rc;
-}
-
-static void
-store_bind_text(sqlite3_stmt *s, int col, const char *text)
-{
-	if (text != NULL)
-		sqlite3_bind_text(s, col, text, -1, SQLITE_STATIC);
+	store_wait(st);
+	struct store_first_failure f = {0};
+	store_completions(st, store_first_failure_cb, &f);
+	if (f.rc < 0 && cause != NULL)
+		*cause = f.cause;
 	else
-		sqlite3_bind_null(s, col);
-}
-
-/* Binds a JSON value as compact text (NULL value: SQL NULL); the text is given to SQLite. */
-static void
-store_bind_json(sqlite3_stmt *s, int col, const json_t *value)
-{
-	char *text = value != NULL ? json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	if (text != NULL)
-		sqlite3_bind_text(s, col, text, -1, free);
-	else
-		sqlite3_bind_null(s, col);
+		free(f.cause);
+	return f.rc;
 }
 
 int
 store_job_save(struct store *st, const struct job *job, char **cause)
 {
-	char *why = NULL;
-	int rc = store_batch(st, cause);
-	if (rc < 0)
-		return rc;
-	sqlite3_stmt *s = store_stmt(st, STORE_JOB_SAVE, &why);
-	if (s == NULL) {
-		rc = -EIO;
-		goto out_fail;
-	}
-	sqlite3_bind_int64(s, 1, job->seq);
-	store_bind_text(s, 2, job->id);
-	store_bind_text(s, 3, job->model);
-	store_bind_text(s, 4, job_kind_name(job->kind));
-	store_bind_text(s, 5, job_priority_name(job->priority));
-	store_bind_text(s, 6, job_status_name(job->status));
-	store_bind_text(s, 7, job->request_text);
-	store_bind_json(s, 8, job->metadata);
-	store_bind_json(s, 9, job->result);
-	store_bind_text(s, 10, job->error);
-	sqlite3_bind_int64(s, 11, job->submitted_at_ms);
-	sqlite3_bind_int64(s, 12, job->started_at_ms);
-	sqlite3_bind_int64(s, 13, job->completed_at_ms);
-	sqlite3_bind_int64(s, 14, job->wait_ms);
-	sqlite3_bind_int64(s, 15, job->load_ms);
-	sqlite3_bind_int64(s, 16, job->run_ms);
-	sqlite3_bind_int64(s, 17, job->attempts);
-	store_bind_text(s, 18, job->key);
-	sqlite3_bind_int64(s, 19, job->deadline_at_ms);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = store_fail(st, &why, "save job");
-		sqlite3_reset(s);
-		goto out_fail;
-	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s); /* frees the JSON texts now */
-	st->batch_rows++;
+	(void)cause;
+	struct store_write *w = store_write_new(STORE_JOB_SAVE, 19);
+	store_value_int(w, 1, job->seq);
+	store_value_text(w, 2, job->id);
+	store_value_text(w, 3, job->model);
+	store_value_static(w, 4, job_kind_name(job->kind));
+	store_value_static(w, 5, job_priority_name(job->priority));
+	store_value_static(w, 6, job_status_name(job->status));
+	store_value_text(w, 7, job->request_text);
+	store_value_text(w, 8, job->metadata_text);
+	store_value_json(w, 9, job->result);
+	store_value_text(w, 10, job->error);
+	store_value_int(w, 11, job->submitted_at_ms);
+	store_value_int(w, 12, job->started_at_ms);
+	store_value_int(w, 13, job->completed_at_ms);
+	store_value_int(w, 14, job->wait_ms);
+	store_value_int(w, 15, job->load_ms);
+	store_value_int(w, 16, job->run_ms);
+	store_value_int(w, 17, job->attempts);
+	store_value_text(w, 18, job->key);
+	store_value_int(w, 19, job->deadline_at_ms);
+	store_save(st, w);
 	return 0;
-
-out_fail:
-	store_batch_failed(st, rc, why);
-	if (cause != NULL)
-		*cause = why;
-	else
-		free(why);
-	return rc;
 }
+
+int
+store_job_update(struct store *st, const struct job *job, char **cause)
+{
+	(void)cause;
+	struct store_write *w = store_write_new(STORE_JOB_UPDATE, 10);
+	store_value_int(w, 1, job->seq);
+	store_value_static(w, 2, job_status_name(job->status));
+	store_value_json(w, 3, job->result);
+	store_value_text(w, 4, job->error);
+	store_value_int(w, 5, job->started_at_ms);
+	store_value_int(w, 6, job->completed_at_ms);
+	store_value_int(w, 7, job->wait_ms);
+	store_value_int(w, 8, job->load_ms);
+	store_value_int(w, 9, job->run_ms);
+	store_value_int(w, 10, job->attempts);
+	store_save(st, w);
+	return 0;
+}
+
+/* --- Reads (the loop, on rdb) ---------------------------------------------------------------- */
 
 static json_t *
 store_column_json(struct store *st, sqlite3_stmt *s, int col)
@@ -570,7 +907,8 @@ store_row_job(struct store *st, sqlite3_stmt *s)
 				  prio >= 0 ? prio : JOB_PRIO_NORMAL, request, NULL);
 	job->status = status >= 0 ? status : JOB_FAILED;
 	job->request_bytes = (size_t)sqlite3_column_bytes(s, 6);
-	job->metadata = store_column_json(st, s, 7);
+	if (sqlite3_column_type(s, 7) != SQLITE_NULL)
+		job->metadata_text = xstrdup((const char *)sqlite3_column_text(s, 7));
 	job->result = store_column_json(st, s, 8);
 	if (sqlite3_column_type(s, 9) != SQLITE_NULL)
 		job->error = xstrdup((const char *)sqlite3_column_text(s, 9));
@@ -610,6 +948,7 @@ store_each_job(struct store *st, sqlite3_stmt *s, bool requeue, store_job_cb *cb
 int
 store_load_unfinished(struct store *st, store_job_cb *cb, void *arg, char **cause)
 {
+	store_wait(st);
 	sqlite3_stmt *s = store_stmt(st, STORE_JOB_UNFINISHED, cause);
 	if (s == NULL)
 		return -EIO;
@@ -623,6 +962,7 @@ store_job_get(struct store *st, const char *id)
 	char *cause = NULL;
 	if (id == NULL || !job_parse_id(id, &seq))
 		return NULL;
+	store_wait(st);
 	sqlite3_stmt *s = store_stmt(st, STORE_JOB_GET, &cause);
 	if (s == NULL)
 		goto out_log;
@@ -687,6 +1027,7 @@ store_jobs_list(struct store *st, const struct store_job_filter *filter, store_j
 	int limit = filter->limit <= 0 ? STORE_LIST_DEFAULT : filter->limit;
 	if (limit > STORE_LIST_MAX)
 		limit = STORE_LIST_MAX;
+	store_wait(st);
 
 	/* At most 6 + 3 + 3 parameters, whatever the request looked like. */
 	struct vd_buf sql;
@@ -738,6 +1079,7 @@ int
 store_counts(struct store *st, struct store_counts *out, char **cause)
 {
 	memset(out, 0, sizeof(*out));
+	store_wait(st);
 	sqlite3_stmt *s = store_stmt(st, STORE_COUNTS, cause);
 	if (s == NULL)
 		return -EIO;
@@ -788,70 +1130,33 @@ store_counts(struct store *st, struct store_counts *out, char **cause)
 int
 store_reservation_save(struct store *st, const struct store_reservation *res, char **cause)
 {
-	char *why = NULL;
-	int rc = store_batch(st, cause);
-	if (rc < 0)
-		return rc;
-	sqlite3_stmt *s = store_stmt(st, STORE_RES_SAVE, &why);
-	if (s == NULL) {
-		rc = -EIO;
-		goto out_fail;
-	}
-	store_bind_text(s, 1, res->id);
-	sqlite3_bind_int(s, 2, res->gpu);
-	sqlite3_bind_int64(s, 3, (int64_t)res->bytes);
-	sqlite3_bind_int64(s, 4, res->created_at_ms);
-	sqlite3_bind_int64(s, 5, res->expires_at_ms);
-	sqlite3_bind_int64(s, 6, res->ttl_ms);
-	store_bind_text(s, 7, res->owner);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_fail(st, &why, "save reservation");
-	sqlite3_reset(s);
-	if (rc < 0)
-		goto out_fail;
-	st->batch_rows++;
+	(void)cause;
+	struct store_write *w = store_write_new(STORE_RES_SAVE, 7);
+	store_value_text(w, 1, res->id);
+	store_value_int(w, 2, res->gpu);
+	store_value_int(w, 3, (int64_t)res->bytes);
+	store_value_int(w, 4, res->created_at_ms);
+	store_value_int(w, 5, res->expires_at_ms);
+	store_value_int(w, 6, res->ttl_ms);
+	store_value_text(w, 7, res->owner);
+	store_save(st, w);
 	return 0;
-
-out_fail:
-	store_batch_failed(st, rc, why);
-	if (cause != NULL)
-		*cause = why;
-	else
-		free(why);
-	return rc;
 }
 
 int
 store_reservation_delete(struct store *st, const char *id, char **cause)
 {
-	char *why = NULL;
-	int rc = store_batch(st, cause);
-	if (rc < 0)
-		return rc;
-	sqlite3_stmt *s = store_stmt(st, STORE_RES_DELETE, &why);
-	if (s == NULL) {
-		rc = -EIO;
-		goto out_fail;
-	}
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_fail(st, &why, "delete reservation");
-	sqlite3_reset(s);
-	if (rc < 0)
-		goto out_fail;
-	st->batch_rows++;
+	(void)cause;
+	struct store_write *w = store_write_new(STORE_RES_DELETE, 1);
+	store_value_text(w, 1, id);
+	store_save(st, w);
 	return 0;
-
-out_fail:
-	store_batch_failed(st, rc, why);
-	if (cause != NULL)
-		*cause = why;
-	else
-		free(why);
-	return rc;
 }
 
 int
 store_reservations_load(struct store *st, store_reservation_cb *cb, void *arg, char **cause)
 {
+	store_wait(st);
 	sqlite3_stmt *s = store_stmt(st, STORE_RES_LOAD, cause);
 	if (s == NULL)
 		return -EIO;

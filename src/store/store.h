@@ -3,13 +3,26 @@
  * SQLite database (WAL mode) in the data directory, so a restart loses nothing that was
  * accepted. Only store.c knows SQLite.
  *
- * Group commit: store_job_save() and the reservation writers add their row to the
- * current batch transaction (opened lazily); store_commit() makes the batch durable.
- * The daemon calls store_commit() once per loop turn, before it sends the 202 replies
- * of the jobs submitted in that turn, so one fsync covers many jobs.
+ * Writes are committed off the loop thread. store_job_save() and the other writers
+ * copy their row into a write (a "row image": bound values, nothing shared with the
+ * caller) and give it a ticket, a number that grows by one per write. store_flush()
+ * hands every write saved since the last flush to the store's writer thread, which
+ * owns the database's write connection: it commits, in one transaction and one fsync,
+ * everything that was handed to it while its previous commit ran, then reports
+ * "committed (or failed) through ticket T" and makes store_notify_fd() readable. The
+ * loop then calls store_completions(). A write is durable once a completion reports
+ * through >= its ticket; the daemon sends a job's 202 only then (group commit).
+ *
+ * Reads (store_job_get, store_jobs_list, store_counts, the startup loads) run on the
+ * caller's thread on a second, read-only connection (WAL lets one reader run beside the
+ * writer). Each read first waits until every write saved so far is committed
+ * (store_wait), so a read sees what the loop wrote before it, as with one connection.
+ *
+ * Threads: everything here is called from one thread (the loop) except what the
+ * writer thread does inside store.c; the two share only the hand-over queue and the
+ * completion list, under one mutex.
  *
  * Times are wall clock Unix milliseconds; 0 means "never happened".
- * The store is used from the loop thread only.
  */
 #ifndef VRAMD_STORE_H
 #define VRAMD_STORE_H
@@ -45,18 +58,55 @@ const char *store_path(const struct store *st);
 int64_t store_next_seq(struct store *st);
 
 /*
- * Adds job (all its fields: status, request, metadata, result, error, times, metrics,
- * attempts) to the current batch, replacing the previous row of the same job. The job is
- * only read; the row is written at once inside the open transaction, so the caller may
- * change or free the job afterwards. Returns 0, or a negative errno with *cause set
- * (the batch is then rolled back by the next store_commit, which reports the failure).
+ * Adds a write of job's whole row (status, request, metadata, result, error, times,
+ * metrics, attempts, key) to the current batch: an insert, or a replacement of the
+ * previous row of the same job. The job is only read, now: the caller may change or
+ * free it afterwards. Returns 0 (the write itself happens on the writer thread; its
+ * failure comes back in a completion). cause may be NULL.
  */
 int store_job_save(struct store *st, const struct job *job, char **cause);
-/* Commits the current batch, if any. Returns 0, or a negative errno with *cause set;
- * after a failure the batch is rolled back and its writes are lost. */
+/*
+ * Adds a write of job's state only (status, result, error, started/completed times,
+ * metrics, attempts) to the current batch: an UPDATE of those columns of the row that
+ * store_job_save wrote before; the request, metadata and indexed columns stay as they
+ * are, so a state change neither copies nor serialises the request. Returns 0.
+ */
+int store_job_update(struct store *st, const struct job *job, char **cause);
+
+/* Hands every write saved since the last flush to the writer thread and returns at
+ * once. The writer commits them with the next commit it starts. */
+void store_flush(struct store *st);
+/* The ticket of the latest write saved (0 before the first). */
+uint64_t store_last_ticket(const struct store *st);
+/* A descriptor (non-blocking, owned by the store) that becomes readable when the
+ * writer finishes a commit: the loop watches it and calls store_completions(). */
+int store_notify_fd(const struct store *st);
+/* A finished commit: every write with a ticket <= through is durable (rc 0), or was
+ * rolled back (rc < 0, cause says why; borrowed for the call). */
+typedef void store_commit_cb(uint64_t through, int rc, const char *cause, void *arg);
+/* Calls cb for each commit finished since the last call, oldest first (empties the
+ * notify descriptor). */
+void store_completions(struct store *st, store_commit_cb *cb, void *arg);
+/* Flushes and blocks until every write saved so far is committed or failed. Its
+ * completions are still delivered by store_completions(). */
+void store_wait(struct store *st);
+/*
+ * The synchronous commit, for callers that do not watch store_notify_fd (tests, tools,
+ * store_close): flushes, waits and takes the pending completions. Returns 0, or the
+ * first failure's negative errno with *cause set; a failed batch's writes are lost.
+ */
 int store_commit(struct store *st, char **cause);
-/* Whether a batch is open (something saved since the last commit). */
+/* Whether a write was saved and is not yet committed (or failed). */
 bool store_has_pending(const struct store *st);
+
+/* What the writer thread has done, for GET /api/status-like reports, benches and tests. */
+struct store_stats {
+	uint64_t commits;   /* transactions finished (committed or rolled back) */
+	uint64_t writes;    /* writes they held */
+	uint64_t max_batch; /* the most writes one transaction held */
+	uint64_t queued;    /* writes handed over (store_flush) that the writer has not taken */
+};
+void store_get_stats(struct store *st, struct store_stats *out);
 
 /*
  * Loads every job that was queued, pending or running, oldest first, and calls cb with
