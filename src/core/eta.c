@@ -14,7 +14,16 @@ eta_estimate(const struct eta_input *in)
 		start = in->load_s;
 	else {
 		double room = in->evict_s < in->bound_s ? in->evict_s : in->bound_s;
-		start = (room > in->others_s ? room : in->others_s) + in->load_s;
+		/* Back-to-back swaps set the pace: each model served first takes at least
+		 * one, and so does this load (a drain and an unload before it). */
+		double others = in->others_s, load = in->load_s;
+		if (in->swap_s > 0) {
+			if (others < in->others_n * in->swap_s)
+				others = in->others_n * in->swap_s;
+			if (load < in->swap_s)
+				load = in->swap_s;
+		}
+		start = (room > others ? room : others) + load;
 	}
 	/* It starts once k of the jobs before it on the model's slots have ended; those
 	 * already running are half done on average. */
