@@ -87,6 +87,27 @@ test_swap_pace(void **state)
 	assert_close(eta_estimate(&in), 4.0);
 }
 
+/* At the server's resident cap free memory is no room: the load waits for an unload. */
+static void
+test_resident_cap(void **state)
+{
+	(void)state;
+	struct eta_input in = {.slots = 1,
+			       .run_s = 3.0,
+			       .load_s = 1.0,
+			       .fits_now = true,
+			       .evict_s = 5.0,
+			       .bound_s = 20.0,
+			       .resident_n = 3,
+			       .resident_max = 3};
+	assert_close(eta_estimate(&in), 6.0); /* a resident model drains first: 5 + 1 */
+	in.resident_n = 2;
+	assert_close(eta_estimate(&in), 1.0); /* below the cap: at once */
+	in.resident_max = 0;
+	in.resident_n = 9;
+	assert_close(eta_estimate(&in), 1.0); /* no cap */
+}
+
 int
 main(void)
 {
@@ -95,6 +116,7 @@ main(void)
 	    cmocka_unit_test(test_model_to_load),
 	    cmocka_unit_test(test_unknown_run_time),
 	    cmocka_unit_test(test_swap_pace),
+	    cmocka_unit_test(test_resident_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2027,6 +2027,10 @@ engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 				     : rm != NULL ? registry_footprint(rm)
 						  : 0;
 		in.fits_now = engine_eta_fits_now(e, footprint);
+		in.resident_max = e->dec.cfg.max_loaded_models;
+		for (size_t i = 0; i < e->nmodels; i++)
+			if (e->models[i]->residency != SCHED_UNLOADED)
+				in.resident_n++;
 		in.evict_s = engine_eta_evict_s(e, m, slots);
 		if (!in.fits_now && in.evict_s < 0)
 			return -1;
