@@ -112,10 +112,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_resident_model),
-	    cmocka_unit_test(test_model_to_load),
-	    cmocka_unit_test(test_unknown_run_time),
-	    cmocka_unit_test(test_swap_pace),
+	    cmocka_unit_test(test_resident_model),   cmocka_unit_test(test_model_to_load),
+	    cmocka_unit_test(test_unknown_run_time), cmocka_unit_test(test_swap_pace),
 	    cmocka_unit_test(test_resident_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,7 +12,8 @@ eta_estimate(const struct eta_input *in)
 	/* Free memory is not room at the resident cap: the server would evict on its own,
 	 * so the scheduler unloads first (poisson seed 1: jobs of models that "fit now"
 	 * started 5x later than predicted, most at the cap). */
-	bool room_now = in->fits_now && (in->resident_max <= 0 || in->resident_n < in->resident_max);
+	bool room_now =
+	    in->fits_now && (in->resident_max <= 0 || in->resident_n < in->resident_max);
 	double start;
 	if (in->resident)
 		start = in->loading_s;

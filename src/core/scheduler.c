@@ -553,7 +553,8 @@ sched_evict_with_cap(const struct sched_snapshot *snap, struct sched_plan *plan,
 		return;
 	s->gpus[vg].incoming += s->models[victim].footprint;
 	for (size_t g = 0; g < snap->ngpus; g++) {
-		if (!s->gpus[g].usable || !sched_placement_allows_gpu(&snap->models[x], snap->gpus[g].id) ||
+		if (!s->gpus[g].usable ||
+		    !sched_placement_allows_gpu(&snap->models[x], snap->gpus[g].id) ||
 		    !sched_evict_plan(snap, s, x, (int)g, &ev))
 			continue;
 		if (best < 0 || sched_evict_is_better(snap, &ev, &best_ev)) {

@@ -172,7 +172,7 @@ struct engine {
 	bool outage;		     /* a connection failed; the next listing reconciles fully */
 	int64_t backend_up_since_ms; /* monotonic: when the server last became reachable */
 	struct engine_counters counters;
-	double run_ms_mean; /* moving average of run times */
+	double run_ms_mean;	   /* moving average of run times */
 	double swap_ms_mean;	   /* moving average of the time from one load's end to the
 				      next one's, when the next model's jobs waited through it:
 				      the pace of back-to-back swaps (drain, unload, sample,
