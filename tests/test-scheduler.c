@@ -1122,47 +1122,6 @@ test_resident_cap(void **state)
 	world_cleanup(&w);
 }
 
-/* At the cap with a full GPU, the unloads the memory needs go out with the cap's victim,
- * not one decision (a poll) later; a model with work is never one of them. */
-static void
-test_resident_cap_with_memory(void **state)
-{
-	(void)state;
-	struct world w;
-	world_init(&w);
-	w.cfg.max_loaded_models = 3;
-	size_t g = gpu_add(&w, 0, 8 * GIB);
-	size_t a = model_add(&w, "a", 2 * GIB);
-	size_t b = model_add(&w, "b", 2 * GIB);
-	size_t c = model_add(&w, "c", 2 * GIB);
-	size_t x = model_add(&w, "x", 4 * GIB);
-	model_loaded(&w, a, g, NOW - 9000);
-	model_loaded(&w, b, g, NOW - 5000);
-	model_loaded(&w, c, g, NOW - 7000);
-	model_queue(&w, x, JOB_PRIO_NORMAL, 1, NOW - 10);
-	/* 2 GiB free, 1 GiB of it the margin: x (4 GiB) needs a (the cap's victim, LRU)
-	 * and one more, c (the next LRU), both now. */
-	decide(&w);
-	expect_n(&w, 2);
-	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
-	expect(&w, 1, SCHED_ACTION_UNLOAD, c, 0, 0, SCHED_REASON_MAKE_ROOM);
-
-	/* When a's memory is enough, only a goes. */
-	w.models[x].footprint_bytes = 3 * GIB;
-	decide(&w);
-	expect_n(&w, 1);
-	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
-
-	/* b and c working: a goes for the cap, nothing else (x waits for them). */
-	w.models[x].footprint_bytes = 4 * GIB;
-	w.models[b].running = 1;
-	w.models[c].running = 1;
-	decide(&w);
-	expect_n(&w, 1);
-	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_MAKE_ROOM);
-	world_cleanup(&w);
-}
-
 /* Swap batching: while a resident model works, a model whose load needs an eviction
  * waits for min_swap_batch queued jobs, unless one is high priority or starving; a load
  * into free room, or onto an idle GPU, never waits. */
@@ -2059,7 +2018,6 @@ main(void)
 	    cmocka_unit_test(test_invariants_random),
 	    cmocka_unit_test(test_determinism),
 	    cmocka_unit_test(test_resident_cap),
-	    cmocka_unit_test(test_resident_cap_with_memory),
 	    cmocka_unit_test(test_swap_batching),
 	    cmocka_unit_test(test_pinned),
 	    cmocka_unit_test(test_optimizer_moves_priority_model),

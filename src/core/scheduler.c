@@ -534,49 +534,6 @@ sched_victim_is_cheaper(const struct sched_snapshot *snap, const struct sched_sc
 }
 
 /*
- * At the resident cap, when the cap's victim alone does not make room for x (no GPU fits
- * x now), the idle models whose memory x also needs are unloaded with it, in the same
- * plan, where x would go once the victim is gone. One after the other, each unload waits
- * for its memory to show free (a poll) before the next decision plans the second, so
- * every such swap paid that wait twice (issue 11: GPUs emptier than needed, and the
- * swap pace that sets the wait of every starving model). Never a model with jobs.
- */
-static void
-sched_evict_with_cap(const struct sched_snapshot *snap, struct sched_plan *plan,
-		     struct sched_scratch *s, size_t x, size_t victim)
-{
-	int vg = s->models[victim].gpu_index;
-	int best = -1;
-	struct sched_evict ev, best_ev = {0};
-
-	if (vg < 0 || sched_direct_fit(snap, s, x) >= 0)
-		return;
-	s->gpus[vg].incoming += s->models[victim].footprint;
-	for (size_t g = 0; g < snap->ngpus; g++) {
-		if (!s->gpus[g].usable ||
-		    !sched_placement_allows_gpu(&snap->models[x], snap->gpus[g].id) ||
-		    !sched_evict_plan(snap, s, x, (int)g, &ev))
-			continue;
-		if (best < 0 || sched_evict_is_better(snap, &ev, &best_ev)) {
-			size_t *tmp = s->best_victims;
-			s->best_victims = s->victims;
-			s->victims = tmp;
-			best_ev = ev;
-			best = (int)g;
-		}
-	}
-	if (best != vg || best_ev.must_drain)
-		return;
-	for (size_t i = 0; i < best_ev.nvictims; i++) {
-		size_t y = s->best_victims[i];
-		s->models[y].gone = true;
-		s->models[y].frozen = true;
-		sched_plan_push(plan, SCHED_ACTION_UNLOAD, y, snap->models[y].gpu, 0,
-				SCHED_REASON_MAKE_ROOM);
-	}
-}
-
-/*
  * The resident-model cap: the Ollama server evicts on its own beyond
  * OLLAMA_MAX_LOADED_MODELS, so a load must wait until fewer models are resident.
  * Returns true when one more may load. Otherwise, unless an unload is already under way,
@@ -627,7 +584,6 @@ sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
 		s->models[victim].frozen = true;
 		sched_plan_push(plan, SCHED_ACTION_UNLOAD, victim, snap->models[victim].gpu, 0,
 				SCHED_REASON_MAKE_ROOM);
-		sched_evict_with_cap(snap, plan, s, x, victim);
 	}
 	return false;
 }
