@@ -107,6 +107,34 @@ def test_memory_utilisation_counts_only_while_work_waits():
     assert tc.memory_utilisation(samples, [{"arrival": 20.0, "wait_end": 30.0}]) is None
 
 
+def test_fill_bound_takes_at_most_cap_models_within_the_usable_memory():
+    assert tc.fill_bound([5, 4, 3, 2], 9, 3) == 9  # 5 + 4, or 4 + 3 + 2
+    assert tc.fill_bound([5, 4, 3, 2], 100, 2) == 9  # the cap: the two largest
+    assert tc.fill_bound([5, 4, 3, 2], 8, 3) == 8  # 5 + 3
+    assert tc.fill_bound([10], 8, 3) == 0  # nothing fits
+
+
+def test_memory_utilisation_of_what_the_waiting_models_can_hold():
+    gib = 1 << 30
+    # Models a (1 GiB) and b (2 GiB) have work from t = 0 to 10; 6 GiB usable, cap 3:
+    # together they can hold 3 GiB. a alone is resident for t < 5, both from t = 5.
+    samples = []
+    for t in range(11):
+        vram = {"a": gib} if t < 5 else {"a": gib, "b": 2 * gib}
+        samples.append((float(t), sum(vram.values()), 0, 8 * gib,
+                        {"usable": 6 * gib, "vram": vram}))
+    jobs = [{"arrival": 0.0, "wait_end": 10.0, "end": 10.0, "model": "a"},
+            {"arrival": 0.0, "wait_end": 10.0, "end": 10.0, "model": "b"}]
+    m = tc.memory_utilisation(samples, jobs, cap=3)
+    assert abs(m["util_fill"] - (5 * (1 / 3) + 5 * 1.0) / 10) < 1e-9, m
+    # With a cap of one model, the best is b alone (2 GiB): a alone is half of it, and
+    # both resident count as full (at most 1).
+    m = tc.memory_utilisation(samples, jobs, cap=1)
+    assert abs(m["util_fill"] - (5 * 0.5 + 5 * 1.0) / 10) < 1e-9, m
+    # Without a cap (or without detail) there is no such figure.
+    assert tc.memory_utilisation(samples, jobs)["util_fill"] is None
+
+
 def test_eta_error_is_the_median_relative_to_the_wait():
     scale = 10.0
     jobs = [
@@ -158,7 +186,8 @@ def fake_run(loads, p99s, makespan, oom=0, spills=0, util=0.9, eta=0.1):
     return {"counters": {"loads": loads, "oom_failures": oom, "cpu_spills": spills,
                          "evictions": 0, "rejected_503": 0, "cpu_tokens": 0.0},
             "done": 10, "failed": 0, "tokens": 100, "waits": waits, "makespan": makespan,
-            "memory": {"util": util, "util_free": util, "waiting_share": 1.0},
+            "memory": {"util": util, "util_free": util, "util_fill": util,
+                       "waiting_share": 1.0},
             "eta_error": eta, "eta_jobs": 10, "eta_bias": None, "node_loads": [loads], "node_jobs": [10]}
 
 
@@ -198,7 +227,7 @@ def test_small_batch_run():
     assert rows["jobs completed"][:2] == ["12", "12"], rows
     assert rows["jobs failed"][:2] == ["0", "0"], rows
     for what in ("OOM load failures", "model loads", "high wait p99 (s)", "makespan (s)",
-                 "makespan / lower bound", "GPU mem used while waiting",
+                 "makespan / lower bound", "... of what waiting can use",
                  "ETA error (median)"):
         assert rows[what][3] in ("yes", "no", "-"), (what, rows[what])
     assert float(rows["lower bound (s)"][0]) > 0, rows

@@ -53,7 +53,14 @@ last submit: the jobs still unfinished are then cancelled and counted as stuck (
   CUDA contexts included, summed over the GPUs) / (the GPUs' total), over the sample
   intervals that begin while at least one job waits (from its arrival until its wait
   ends, as defined above; a failed job until it failed). A second row divides by the
-  total minus other processes' memory instead.
+  total minus other processes' memory instead. The third, which the target judges
+  (issue 11: at least 80 % of the memory vramd may use "unless the waiting models cannot
+  fit together"), divides by what the models with work (a job waiting or running) could
+  hold together: per GPU total - other processes - reserved - VRAM_SAFETY_MARGIN_MB (1
+  GiB), summed over the GPUs (splits and both fleet nodes pooled), filled with at most 3
+  models per GPU (Ollama's resident cap) at the footprints the run showed (the most VRAM
+  each runner held, plus the runners' share of the CUDA contexts); a sample counts at
+  most 1.
 - ETA error (vramd only): over the jobs whose submit reply carried an eta_s, the median of
   |started_at - (submitted_at + eta_s)| / max(started_at - submitted_at, 1 s).
 - Lower bound on the makespan: each job's run time on the GPU alone (its prompt tokens at
@@ -70,8 +77,8 @@ Targets (issue 11, checked for vramd against the direct run of the same trace): 
 0 CPU spills; loads <= 0.5 x direct; high-priority p99 wait <= 0.5 x direct; normal p99
 <= direct; low p99 <= MAX_BATCH_WAIT + the longest load of the trace's models (catalogue
 load time); batch: makespan <= 0.6 x direct and <= 1.15 x the lower bound; memory
-utilisation while work waits >= 0.80 (issue 11 section 1); ETA error median <= 0.25
-(section 2).
+utilisation while work waits (its third row) >= 0.80 (issue 11 section 1); ETA error
+median <= 0.25 (section 2).
 
 usage: bench/trace-compare.py [--build DIR] [--scenario NAME|all] [--jobs N] [--rate R]
                               [--time-scale S] [--seeds 1,2,3] [--seed N]
@@ -107,6 +114,7 @@ OTHER_CHOICES_MB = (0, 1024, 2048, 3072)
 GAMMA_CV = 4.0
 ZIPF_S = 1.0
 SAMPLE_EVERY_S = 0.1  # wall seconds between /sim/state samples
+MARGIN_BYTES = 1024 << 20  # vramd's VRAM_SAFETY_MARGIN_MB default, kept free per GPU
 SUBMITTERS = 8
 STALL_S = 900  # real-world seconds without a job becoming final: the rest are stuck
 # vramd's timers at 1x, scaled by the time scale for each run.
@@ -270,7 +278,9 @@ def pct(values, p):
 
 class Sampler(threading.Thread):
     """Samples every sim's /sim/state: (wall time, model runners' bytes, other processes'
-    bytes, total bytes), summed over all GPUs of all sims."""
+    bytes, total bytes, detail), summed over all GPUs of all sims; detail: the memory vramd
+    may use ("usable": per GPU total - other processes - reserved - VRAM_SAFETY_MARGIN_MB,
+    summed) and each resident model's VRAM bytes ("vram": {name: bytes})."""
 
     def __init__(self, sims, http_json):
         super().__init__(daemon=True)
@@ -282,7 +292,8 @@ class Sampler(threading.Thread):
     def run(self):
         while not self.stop_event.is_set():
             t = time.time()
-            models = others = total = 0
+            models = others = total = usable = 0
+            vram = {}
             try:
                 for s in self.sims:
                     status, st = self.http_json("GET", s.url + "/sim/state", timeout=5)
@@ -292,10 +303,17 @@ class Sampler(threading.Thread):
                         models += g.get("used_by_models") or 0
                         others += g.get("used_by_others") or 0
                         total += g.get("total") or 0
+                        usable += max(0, (g.get("total") or 0) - (g.get("used_by_others") or 0)
+                                      - (g.get("reserved") or 0) - MARGIN_BYTES)
+                    for m in st.get("models") or []:
+                        b = sum(x.get("bytes") or 0 for x in m.get("gpus") or [])
+                        if b > 0:
+                            vram[m["name"]] = vram.get(m["name"], 0) + b
             except (OSError, ValueError, http.client.HTTPException):
                 total = 0
             if total > 0:
-                self.samples.append((t, models, others, total))
+                self.samples.append((t, models, others, total,
+                                     {"usable": usable, "vram": vram}))
             self.stop_event.wait(SAMPLE_EVERY_S)
 
     def stop(self):
@@ -303,14 +321,58 @@ class Sampler(threading.Thread):
         self.join()
 
 
-def memory_utilisation(samples, jobs):
+def model_footprints(samples):
+    """Each model's footprint as the sims showed it: the most VRAM its runner held, plus
+    the runners' share of the GPU memory the runner list does not name (CUDA contexts;
+    the median over the samples)."""
+    most, extra = {}, []
+    for smp in samples:
+        if len(smp) < 5 or not smp[4]["vram"]:
+            continue
+        vram = smp[4]["vram"]
+        for name, b in vram.items():
+            most[name] = max(most.get(name, 0), b)
+        extra.append(max(0, smp[1] - sum(vram.values())) / len(vram))
+    overhead = statistics.median(extra) if extra else 0
+    return {name: b + overhead for name, b in most.items()}
+
+
+def fill_bound(footprints, usable, cap):
+    """The most memory the models in footprints can hold together: at most cap of them,
+    their footprints summed within usable (exhaustive: ten-odd models at most)."""
+    fps = sorted(footprints, reverse=True)
+    best = 0
+
+    def walk(i, used, n):
+        nonlocal best
+        best = max(best, used)
+        if n == cap or best == usable:
+            return
+        for k in range(i, len(fps)):
+            if used + fps[k] <= usable:
+                walk(k + 1, used + fps[k], n + 1)
+    walk(0, 0, 0)
+    return best
+
+
+def memory_utilisation(samples, jobs, cap=None):
     """Time-weighted mean of models/total and of models/(total - others) over the sample
     intervals that begin while at least one job waits; also the share of the sampled time
-    with work waiting. None when no job ever waited during a sample."""
+    with work waiting. With cap (the resident models the servers allow) and samples that
+    carry their detail, also "util_fill": models over what the models with work (waiting
+    or running) could hold together in the memory vramd may use (total - others -
+    reserved - margin), at most cap of them, each at the footprint the run showed (issue
+    11: >= 80 % "unless the waiting models cannot fit together"). None when no job ever
+    waited during a sample."""
     starts = sorted(j["arrival"] for j in jobs)
     ends = sorted(j["wait_end"] for j in jobs)
+    footprints = model_footprints(samples) if cap else {}
+    busy = sorted((j["arrival"], j.get("end", j["wait_end"]), j.get("model")) for j in jobs)
+    cache = {}
     acc = acc_free = weight = span = 0.0
-    for (t, models, others, total), nxt in zip(samples, samples[1:]):
+    acc_fill = weight_fill = 0.0
+    for smp, nxt in zip(samples, samples[1:]):
+        t, models, others, total = smp[:4]
         dt = nxt[0] - t
         span += dt
         waiting = bisect.bisect_right(starts, t) - bisect.bisect_right(ends, t)
@@ -319,9 +381,20 @@ def memory_utilisation(samples, jobs):
         weight += dt
         acc += dt * models / total
         acc_free += dt * models / max(1, total - others)
+        if not footprints or len(smp) < 5:
+            continue
+        wanted = frozenset(m for a, e, m in busy[:bisect.bisect_right(busy, (t, math.inf))]
+                           if e > t and m in footprints)
+        key = (wanted, smp[4]["usable"])
+        if key not in cache:
+            cache[key] = fill_bound([footprints[m] for m in wanted], smp[4]["usable"], cap)
+        if cache[key] > 0:
+            weight_fill += dt
+            acc_fill += dt * min(1.0, models / cache[key])
     if weight <= 0:
         return None
     return {"util": acc / weight, "util_free": acc_free / weight,
+            "util_fill": acc_fill / weight_fill if weight_fill > 0 else None,
             "waiting_share": weight / span if span else 0.0}
 
 
@@ -340,8 +413,15 @@ def eta_error(jobs, scale):
     return statistics.median(abs(e) for e in errs), len(errs), statistics.median(errs)
 
 
-def summarise(trace, jobs, scale, counters, samples):
-    """The run's figures from its per-job records (wall-clock times)."""
+def resident_cap(spec):
+    """Models the scenario's servers keep resident at most (Ollama 0.33's default
+    OLLAMA_MAX_LOADED_MODELS: 3 per GPU; past it the server evicts)."""
+    return STREAMS_PER_GPU * len(spec["gpus"].split(",")) * spec["servers"]
+
+
+def summarise(trace, jobs, scale, counters, samples, cap=None):
+    """The run's figures from its per-job records (wall-clock times); cap: the resident
+    models the servers allow (memory_utilisation)."""
     waits = {p: [] for p, _ in PRIO_WEIGHTS}
     done = failed = tokens = 0
     for j in jobs:
@@ -356,7 +436,7 @@ def summarise(trace, jobs, scale, counters, samples):
     eta, eta_jobs, eta_bias = eta_error(jobs, scale)
     return {"makespan": (last - first) * scale, "counters": counters, "done": done,
             "failed": failed, "waits": waits, "tokens": tokens,
-            "memory": memory_utilisation(samples, jobs), "eta_error": eta,
+            "memory": memory_utilisation(samples, jobs, cap), "eta_error": eta,
             "eta_jobs": eta_jobs, "eta_bias": eta_bias}
 
 
@@ -614,7 +694,8 @@ def run_direct(spec, trace, schedule, scale, args, h, catalogue_path):
         for s in sims:
             s.stop()
     jobs = direct_records(trace, results, scale)
-    run = summarise(trace, jobs, scale, sum_counters(per_sim), sampler.samples)
+    run = summarise(trace, jobs, scale, sum_counters(per_sim), sampler.samples,
+                    resident_cap(spec))
     run["jobs"] = jobs
     run["node_loads"] = [c["loads"] for c in per_sim]
     run["node_jobs"] = [sum(1 for i in range(len(trace)) if i % len(sims) == k)
@@ -721,7 +802,8 @@ def run_vramd(spec, trace, schedule, scale, args, h, vh, catalogue_path, nmodels
             p.stop()
         for s in sims:
             s.stop()
-    run = summarise(trace, jobs, scale, sum_counters(per_sim), sampler.samples)
+    run = summarise(trace, jobs, scale, sum_counters(per_sim), sampler.samples,
+                    resident_cap(spec))
     run["jobs"] = jobs
     run["vramd_cpu_spills"] = stats.get("cpu_spills")
     run["node_loads"] = [c["loads"] for c in per_sim]
@@ -808,9 +890,11 @@ def table(spec, a, b, lb, longest_load, scale):
         "<= %.2f" % BATCH_LB_MAX_RATIO if spec["batch"] else "",
         check(b["makespan"] / lb, BATCH_LB_MAX_RATIO) if spec["batch"] else "")
     ma, mb = a["memory"] or {}, b["memory"] or {}
-    row("GPU mem used while waiting", fmt(ma.get("util"), 2), fmt(mb.get("util"), 2),
-        ">= %.2f" % UTIL_MIN, check(mb.get("util"), UTIL_MIN, at_most=False))
+    row("GPU mem used while waiting", fmt(ma.get("util"), 2), fmt(mb.get("util"), 2))
     row("... of total - others", fmt(ma.get("util_free"), 2), fmt(mb.get("util_free"), 2))
+    row("... of what waiting can use", fmt(ma.get("util_fill"), 2),
+        fmt(mb.get("util_fill"), 2), ">= %.2f" % UTIL_MIN,
+        check(mb.get("util_fill"), UTIL_MIN, at_most=False))
     row("share of time work waits", fmt(ma.get("waiting_share"), 2),
         fmt(mb.get("waiting_share"), 2))
     row("ETA error (median)", "-", "%s (%d of %d)" % (fmt(b["eta_error"], 2), b["eta_jobs"],

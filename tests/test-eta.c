@@ -56,13 +56,65 @@ test_unknown_run_time(void **state)
 	assert_true(eta_estimate(&in) < 0);
 }
 
+/* Measured swaps set the pace when loads run back to back: poisson seed 1 started jobs
+ * of models not loaded 2-3 times later than the loads and queues alone predicted. */
+static void
+test_swap_pace(void **state)
+{
+	(void)state;
+	/* Three models waited longer: their loads and queues add up to 6 s, but a swap
+	 * (drain, unload, fresh sample, load) has taken 4 s each. */
+	struct eta_input in = {.slots = 1,
+			       .run_s = 3.0,
+			       .load_s = 1.0,
+			       .evict_s = 30.0,
+			       .bound_s = 0,
+			       .others_s = 6.0,
+			       .others_n = 3};
+	assert_close(eta_estimate(&in), 7.0); /* unmeasured: 6 + its own load */
+	in.swap_s = 4.0;
+	assert_close(eta_estimate(&in), 16.0); /* 3 swaps ahead, then its own */
+	in.others_s = 20.0;		       /* long queues ahead still count */
+	assert_close(eta_estimate(&in), 24.0);
+	/* A load into free room needs no swap. */
+	in.fits_now = true;
+	assert_close(eta_estimate(&in), 1.0);
+	/* Nothing ahead, no room: one swap of its own. */
+	in.fits_now = false;
+	in.others_s = 0;
+	in.others_n = 0;
+	in.evict_s = 0;
+	assert_close(eta_estimate(&in), 4.0);
+}
+
+/* At the server's resident cap free memory is no room: the load waits for an unload. */
+static void
+test_resident_cap(void **state)
+{
+	(void)state;
+	struct eta_input in = {.slots = 1,
+			       .run_s = 3.0,
+			       .load_s = 1.0,
+			       .fits_now = true,
+			       .evict_s = 5.0,
+			       .bound_s = 20.0,
+			       .resident_n = 3,
+			       .resident_max = 3};
+	assert_close(eta_estimate(&in), 6.0); /* a resident model drains first: 5 + 1 */
+	in.resident_n = 2;
+	assert_close(eta_estimate(&in), 1.0); /* below the cap: at once */
+	in.resident_max = 0;
+	in.resident_n = 9;
+	assert_close(eta_estimate(&in), 1.0); /* no cap */
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_resident_model),
-	    cmocka_unit_test(test_model_to_load),
-	    cmocka_unit_test(test_unknown_run_time),
+	    cmocka_unit_test(test_resident_model),   cmocka_unit_test(test_model_to_load),
+	    cmocka_unit_test(test_unknown_run_time), cmocka_unit_test(test_swap_pace),
+	    cmocka_unit_test(test_resident_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,11 @@
  * at once when it fits; else, behind the models not loaded that have waited longer (the
  * scheduler serves starving models oldest first), until a resident model can go (an idle
  * one at once; a busy one once its queue drains) or its oldest job reaches MAX_BATCH_WAIT,
- * whichever comes first; then the load itself.
+ * whichever comes first; then the load itself. At the server's resident cap a load needs
+ * an unload even when the memory is free. Where swaps have been measured
+ * (swap_s), the models served first take at least one swap each, and a load that needs
+ * room at least one swap itself: loads run one at a time, and between two of them a
+ * resident model drains and unloads, which the loads' own times leave out.
  */
 #ifndef VRAMD_ETA_H
 #define VRAMD_ETA_H
@@ -29,6 +33,11 @@ struct eta_input {
 	double loading_s; /* a load in flight: the time it still needs (0 when loaded) */
 	double others_s;  /* models not loaded that have waited longer: their loads and queues,
 			     which the scheduler serves first */
+	int others_n;	  /* how many models others_s counts */
+	int resident_n;	  /* models resident (or loading) on the node */
+	int resident_max; /* the most the server keeps (OLLAMA_MAX_LOADED_MODELS); 0: none */
+	double swap_s;	  /* measured time from one load's end to the next while models wait
+			     for loads (drain, unload, fresh sample, load); 0: unknown */
 };
 
 /* Seconds from now until the job starts, or -1 when run_s is unknown. */

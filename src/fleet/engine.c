@@ -173,7 +173,12 @@ struct engine {
 	bool outage;		     /* a connection failed; the next listing reconciles fully */
 	int64_t backend_up_since_ms; /* monotonic: when the server last became reachable */
 	struct engine_counters counters;
-	double run_ms_mean; /* moving average of run times */
+	double run_ms_mean;	   /* moving average of run times */
+	double swap_ms_mean;	   /* moving average of the time from one load's end to the
+				      next one's, when the next model's jobs waited through it:
+				      the pace of back-to-back swaps (drain, unload, sample,
+				      load), for the ETA; 0 until measured */
+	int64_t last_load_done_ms; /* monotonic: when the last load ended; 0 before any */
 	struct sched_plan plan;
 	int loads_in_flight;
 	int64_t load_sample_asked_ms; /* monotonic: a planned load asked for a fresh GPU
@@ -825,6 +830,22 @@ engine_fail_queued(struct engine *e, struct engine_model *m, const char *why)
 		vd_warn(ENGINE, "%sfailed %d queued jobs of %s: %s", e->tag, n, m->name, why);
 }
 
+/* The pace of swaps: the time since the previous load ended counts when a job of m was
+ * already waiting then (m waited for its turn all along), not when m's work is new. */
+static void
+engine_learn_swap(struct engine *e, const struct engine_model *m, int64_t now)
+{
+	struct queue_model_summary qs;
+	queue_summary(e->d->queue, m->name, &qs);
+	int64_t oldest = 0;
+	for (int p = 0; p < JOB_NPRIORITIES; p++)
+		if (qs.count[p] > 0 && (oldest == 0 || qs.oldest_enqueued_ms[p] < oldest))
+			oldest = qs.oldest_enqueued_ms[p];
+	if (e->last_load_done_ms > 0 && oldest > 0 && oldest <= e->last_load_done_ms)
+		engine_learn_mean(&e->swap_ms_mean, now - e->last_load_done_ms);
+	e->last_load_done_ms = now;
+}
+
 static void
 engine_load_cb(const struct backend_status *st, void *arg)
 {
@@ -845,6 +866,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 				(double)(now - m->load_started_ms) / 1000.0, e->node->name,
 				m->name);
 		engine_learn_mean(&m->load_ms_mean, now - m->load_started_ms);
+		engine_learn_swap(e, m, now);
 		registry_record_load(e->node->registry, m->name, now - m->load_started_ms, -1);
 		engine_ops_loaded(e, m);
 		vd_log(ENGINE, "%sloaded %s on %s in %lld ms", m->engine->tag, m->name,
@@ -1960,9 +1982,11 @@ engine_eta_evict_s(const struct engine *e, const struct engine_model *m, int slo
 /* The time the GPUs give the models not loaded whose oldest job has waited longer than
  * since oldest: one load and their queue each. */
 static double
-engine_eta_others_s(const struct engine *e, const struct engine_model *m, int64_t oldest, int slots)
+engine_eta_others_s(const struct engine *e, const struct engine_model *m, int64_t oldest, int slots,
+		    int *count)
 {
 	double sum = 0;
+	*count = 0;
 	for (size_t i = 0; i < e->nmodels; i++) {
 		const struct engine_model *o = e->models[i];
 		if (o == m || engine_model_is_resident(o))
@@ -1981,6 +2005,7 @@ engine_eta_others_s(const struct engine *e, const struct engine_model *m, int64_
 		double run_s = engine_eta_mean_s(o->run_ms_mean, e->run_ms_mean);
 		double load_s = engine_eta_mean_s(o->load_ms_mean, -1);
 		sum += (load_s > 0 ? load_s : 0) + (double)queued * (run_s > 0 ? run_s : 0) / slots;
+		(*count)++;
 	}
 	return sum;
 }
@@ -2031,6 +2056,10 @@ engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 				     : rm != NULL ? registry_footprint(rm)
 						  : 0;
 		in.fits_now = engine_eta_fits_now(e, footprint);
+		in.resident_max = e->dec.cfg.max_loaded_models;
+		for (size_t i = 0; i < e->nmodels; i++)
+			if (e->models[i]->residency != SCHED_UNLOADED)
+				in.resident_n++;
 		in.evict_s = engine_eta_evict_s(e, m, slots);
 		if (!in.fits_now && in.evict_s < 0)
 			return -1;
@@ -2041,7 +2070,9 @@ engine_eta_s(const struct engine *e, const struct job *job, size_t position)
 		double bound = (double)config_int(e->d->config, CONFIG_MAX_BATCH_WAIT);
 		double age = oldest > 0 ? (double)(now - oldest) / 1000.0 : 0;
 		in.bound_s = bound > age ? bound - age : 0;
-		in.others_s = engine_eta_others_s(e, m, oldest > 0 ? oldest : now, slots);
+		in.others_s =
+		    engine_eta_others_s(e, m, oldest > 0 ? oldest : now, slots, &in.others_n);
+		in.swap_s = e->swap_ms_mean / 1000.0;
 	}
 	double eta = eta_estimate(&in);
 	return eta < 0 ? -1 : round(eta * 10) / 10;
