@@ -403,11 +403,18 @@ static void
 daemon_recover_cb(struct job *job, void *arg)
 {
 	struct daemon *d = arg;
-	job->enqueued_mono_ms = vd_now_mono_ms();
+	/* Its wait so far counts on this process's monotonic clock, so aging and the
+	 * order between recovered jobs carry over the restart. */
+	int64_t now_mono = vd_now_mono_ms(), now_wall = vd_now_wall_ms();
+	int64_t waited = now_wall - job->submitted_at_ms;
+	if (waited < 0)
+		waited = 0;
+	job->enqueued_mono_ms = now_mono > waited ? now_mono - waited : 1;
 	/* Its deadline on this process's monotonic clock, for the queue's order. */
-	job_set_deadline(job, job->deadline_at_ms, vd_now_wall_ms(), job->enqueued_mono_ms);
+	job_set_deadline(job, job->deadline_at_ms, now_wall, now_mono);
 	daemon_job_add(d, job);
-	queue_push_front(d->queue, job);
+	/* The store gives them in submission order: appended, they run oldest first. */
+	queue_push_recovered(d->queue, job);
 	/* A job that was running is queued again: the store (GET /api/jobs, /api/stats)
 	 * says so too, not only the job in memory (GET /api/job/{id}). */
 	daemon_job_changed(d, job);

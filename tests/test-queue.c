@@ -214,6 +214,29 @@ test_push_front(void **state)
 	queue_free(q);
 }
 
+/* Jobs recovered at start come in submission order and must run in it, past the
+ * capacity (a restart with a smaller queue drops nothing). */
+static void
+test_push_recovered(void **state)
+{
+	(void)state;
+	struct queue *q = queue_new(2);
+	for (int64_t seq = 1; seq <= 3; seq++) {
+		struct job *job = mkjob(seq, "m", JOB_PRIO_NORMAL);
+		job->enqueued_mono_ms = seq; /* as the daemon sets it: the older, the smaller */
+		queue_push_recovered(q, job);
+		job_unref(job);
+	}
+	assert_int_equal(queue_length(q), 3);
+	for (int64_t seq = 1; seq <= 3; seq++) {
+		struct job *job = queue_pop_model(q, "m");
+		assert_non_null(job);
+		assert_int_equal(job->seq, seq);
+		job_unref(job);
+	}
+	queue_free(q);
+}
+
 static void
 test_summaries(void **state)
 {
@@ -843,6 +866,7 @@ main(void)
 	    cmocka_unit_test(test_capacity_bytes),
 	    cmocka_unit_test(test_remove),
 	    cmocka_unit_test(test_push_front),
+	    cmocka_unit_test(test_push_recovered),
 	    cmocka_unit_test(test_summaries),
 	    cmocka_unit_test(test_position),
 	    cmocka_unit_test(test_many_jobs),

@@ -709,6 +709,12 @@ queue_push_front(struct queue *q, struct job *job)
 	queue_link(q, job, true);
 }
 
+void
+queue_push_recovered(struct queue *q, struct job *job)
+{
+	queue_link(q, job, false);
+}
+
 /* Whether FIFO head a goes before head b of the same effective class: the one with a
  * deadline, the earlier deadline, else the older. */
 static bool

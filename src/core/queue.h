@@ -59,6 +59,9 @@ int queue_push(struct queue *q, struct job *job);
  * the capacities so nothing accepted is ever dropped. Takes a reference; counts
  * job->request_bytes unless the queue counts them already (a recovered job). */
 void queue_push_front(struct queue *q, struct job *job);
+/* Appends job at the tail of its FIFO ignoring the capacities: a job recovered at start,
+ * so nothing accepted is dropped; recovered in submission order, they keep that order. */
+void queue_push_recovered(struct queue *q, struct job *job);
 /* Removes and returns the next job of model (highest priority first; within it, the
  * oldest job of the key with the least virtual time), or NULL. The caller receives the
  * queue's reference. O(keys with jobs in that model's FIFO). */
