@@ -137,7 +137,8 @@ api_infer_kind(const json_t *body, const struct registry_model *model)
 }
 
 /* Top-level fields of a submit body besides api_fields[]. */
-static const char *const api_submit_fields[] = {"model", "kind", "priority", "metadata"};
+static const char *const api_submit_fields[] = {"model", "kind", "priority", "metadata",
+						"placement"};
 
 /* Fields refused with a reason rather than as unknown. */
 static const char *const api_submit_refused[] = {"stream", "keep_alive"};
@@ -391,11 +392,11 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 			goto out_error;
 		}
 	}
-	msg =
-	    api_unknown_fields(body, api_submit_field_known,
-			       "model, kind, priority, metadata, prompt, suffix, system, template, "
-			       "context, raw, images, messages, tools, input, dimensions, format, "
-			       "think, truncate, options");
+	msg = api_unknown_fields(
+	    body, api_submit_field_known,
+	    "model, kind, priority, metadata, placement, prompt, suffix, system, template, "
+	    "context, raw, images, messages, tools, input, dimensions, format, "
+	    "think, truncate, options");
 	if (msg != NULL)
 		goto out_error;
 	int priority =
@@ -404,6 +405,10 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 		goto out_error;
 	int kind = api_enum_field(body, "kind", job_kind_from_name, "generate, chat, embed", &msg);
 	if (kind == -2)
+		goto out_error;
+	int placement =
+	    api_enum_field(body, "placement", job_placement_from_name, "gpu, cpu, any", &msg);
+	if (placement == -2)
 		goto out_error;
 	json_t *metadata = json_object_get(body, "metadata");
 	if (metadata != NULL && !json_is_null(metadata) && !json_is_object(metadata)) {
@@ -455,6 +460,7 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 	out->model = model;
 	out->kind = (enum job_kind)kind;
 	out->priority = priority >= 0 ? (enum job_priority)priority : JOB_PRIO_NORMAL;
+	out->placement = placement;
 	if (metadata != NULL && !json_is_null(metadata))
 		out->metadata = json_incref(metadata);
 	return 0;

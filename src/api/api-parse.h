@@ -45,6 +45,7 @@ struct api_submit {
 	json_t *request;  /* owned: the Ollama request fields */
 	json_t *metadata; /* owned, NULL if none */
 	int64_t num_ctx;  /* options.num_ctx, 0 when not given */
+	int placement;	  /* enum job_placement the body names, or -1 (the model's default) */
 };
 
 /*

@@ -328,3 +328,10 @@ api_read_object(struct daemon *d, struct vd_http_req *req)
 	}
 	return body;
 }
+
+enum job_placement
+api_placement_default(struct daemon *d, const char *model)
+{
+	return job_placement_default(config_str(d->config, CONFIG_MODEL_PLACEMENT), model,
+				     config_bool(d->config, CONFIG_ALLOW_CPU));
+}

@@ -49,6 +49,10 @@ int api_key_admit(struct daemon *d, struct vd_http_req *req, const struct api_ke
 void api_retry_after(struct daemon *d, struct vd_http_req *req, const struct job *job,
 		     size_t waiting);
 
+/* The placement of a job that names none (issue 11): the model's MODEL_PLACEMENT entry,
+ * else any with ALLOW_CPU on, else gpu. model is the registry's display name. */
+enum job_placement api_placement_default(struct daemon *d, const char *model);
+
 /* Handlers (api-jobs.c). path is the decoded path; arg is the daemon. */
 void api_submit(struct vd_http_req *req, const char *path, void *arg);
 void api_job(struct vd_http_req *req, const char *path, void *arg);

@@ -120,6 +120,12 @@ struct sched_model {
 	int64_t load_ms;     /* measured time of its last loads */
 	int64_t run_ms;	     /* measured time of one of its jobs (mean) */
 	bool prewarmed;	     /* loaded by pre-warm and not used since: the first victim */
+	/* Added for per-request placement (issue 11; zero: as config.allow_cpu says): */
+	bool cpu_fallback; /* its waiting jobs have placement any: with automatic placement
+			      it may go to the CPU when no GPU can hold it even with
+			      config.allow_cpu off (cpu_allowed still applies). The engine
+			      gives jobs placement gpu as SCHED_PLACE_GPU and jobs that must
+			      go to the CPU as SCHED_PLACE_CPU. */
 };
 
 struct sched_snapshot {

@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION  3
+#define STORE_SCHEMA_VERSION  4
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_LIST_DEFAULT    100
 #define STORE_LIST_MAX	      10000
@@ -51,7 +51,8 @@ enum store_stmt {
 
 #define STORE_JOB_COLUMNS                                                                          \
 	"seq, id, model, kind, priority, status, request, metadata, result, error, "               \
-	"submitted_at, started_at, completed_at, wait_ms, load_ms, run_ms, attempts, key"
+	"submitted_at, started_at, completed_at, wait_ms, load_ms, run_ms, attempts, key, "        \
+	"placement"
 
 static const char *const store_sql[STORE_NSTMTS] = {
     [STORE_BEGIN] = "BEGIN",
@@ -61,14 +62,14 @@ static const char *const store_sql[STORE_NSTMTS] = {
      * triggers see the old status and the new one. */
     [STORE_JOB_SAVE] =
 	"INSERT INTO jobs (" STORE_JOB_COLUMNS ") VALUES "
-	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
+	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
 	"ON CONFLICT (seq) DO UPDATE SET id = excluded.id, model = excluded.model, "
 	"kind = excluded.kind, priority = excluded.priority, status = excluded.status, "
 	"request = excluded.request, metadata = excluded.metadata, result = excluded.result, "
 	"error = excluded.error, submitted_at = excluded.submitted_at, "
 	"started_at = excluded.started_at, completed_at = excluded.completed_at, "
 	"wait_ms = excluded.wait_ms, load_ms = excluded.load_ms, run_ms = excluded.run_ms, "
-	"attempts = excluded.attempts, key = excluded.key",
+	"attempts = excluded.attempts, key = excluded.key, placement = excluded.placement",
     [STORE_JOB_GET] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE seq = ?1 AND id = ?2",
     [STORE_JOB_UNFINISHED] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE status IN "
 			     "('queued', 'pending', 'running') ORDER BY seq",
@@ -140,6 +141,9 @@ static const struct {
 	" UPDATE job_counts SET n = n - 1 WHERE model = OLD.model AND status = OLD.status"
 	"  AND priority = OLD.priority AND key = IFNULL(OLD.key, '');"
 	" END;"},
+    /* Where a job may run (issue 11: gpu, cpu, any); NULL for jobs from before, which
+     * the daemon gives their model's default when it recovers them. */
+    {4, "ALTER TABLE jobs ADD COLUMN placement TEXT;"},
 };
 
 struct store {
@@ -515,6 +519,7 @@ store_job_save(struct store *st, const struct job *job, char **cause)
 	sqlite3_bind_int64(s, 16, job->run_ms);
 	sqlite3_bind_int64(s, 17, job->attempts);
 	store_bind_text(s, 18, job->key);
+	store_bind_text(s, 19, job_placement_name(job->placement));
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		rc = store_fail(st, &why, "save job");
 		sqlite3_reset(s);
@@ -578,6 +583,12 @@ store_row_job(struct store *st, sqlite3_stmt *s)
 	job->attempts = (int)sqlite3_column_int64(s, 16);
 	if (sqlite3_column_type(s, 17) != SQLITE_NULL)
 		job->key = xstrdup((const char *)sqlite3_column_text(s, 17));
+	int place = sqlite3_column_type(s, 18) != SQLITE_NULL
+			? job_placement_from_name((const char *)sqlite3_column_text(s, 18))
+			: -1;
+	/* JOB_NPLACEMENTS: not stored (a row from before schema 4); the loader's caller
+	 * resolves it (store.h). */
+	job->placement = place >= 0 ? (enum job_placement)place : JOB_NPLACEMENTS;
 	return job;
 }
 
