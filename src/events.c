@@ -59,6 +59,7 @@ static const char *const events_types[] = {
     "reservation_expired",
     "job_complete",
     "job_failed",
+    "job_waiting",
 };
 #define EVENTS_NTYPES (sizeof(events_types) / sizeof(events_types[0]))
 
