@@ -195,9 +195,9 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"e.g. {\"llama3.2:1b\": [1, 0]}; a bad file stops vramd at start."},
 	[CONFIG_MODEL_PLACEMENT] = {"MODEL_PLACEMENT", NULL, "--model-placement",
 		CONFIG_TYPE_STRING, "", 0, 0, NULL, "", false,
-		"Where jobs of a model run when they name no placement, comma-separated "
-		"model=gpu|cpu|any, e.g. llama3.1:70b=cpu,phi3:mini=gpu; other models: any with "
-		"ALLOW_CPU on, else gpu. A bad entry stops vramd at start."},
+		"Where jobs of a model run when they name no placement: comma-separated "
+		"model=placement (gpu, cpu or any), e.g. llama3.1:70b=cpu,phi3:mini=gpu; other "
+		"models: any with ALLOW_CPU on, else gpu. A bad entry stops vramd at start."},
 	[CONFIG_WAIT_WARN_S] = {"WAIT_WARN_S", NULL, "--wait-warn", CONFIG_TYPE_INT, "60", 1, 86400,
 		NULL, "s", true,
 		"A job whose model cannot fit now (memory held by other programs, a reservation, a "

@@ -360,9 +360,7 @@ daemon_recover_cb(struct job *job, void *arg)
 	struct daemon *d = arg;
 	job->enqueued_mono_ms = vd_now_mono_ms();
 	if (job->placement >= JOB_NPLACEMENTS) /* stored before placements existed */
-		job->placement =
-		    job_placement_default(config_str(d->config, CONFIG_MODEL_PLACEMENT), job->model,
-					  config_bool(d->config, CONFIG_ALLOW_CPU));
+		job->placement = api_placement_default(d, job->model);
 	daemon_job_add(d, job);
 	queue_push_front(d->queue, job);
 	/* A job that was running is queued again: the store (GET /api/jobs, /api/stats)

@@ -124,8 +124,9 @@ struct sched_model {
 	bool cpu_fallback; /* its waiting jobs have placement any: with automatic placement
 			      it may go to the CPU when no GPU can hold it even with
 			      config.allow_cpu off (cpu_allowed still applies). The engine
-			      gives jobs placement gpu as SCHED_PLACE_GPU and jobs that must
-			      go to the CPU as SCHED_PLACE_CPU. */
+			      gives jobs of placement gpu as cpu_allowed false (and
+			      SCHED_PLACE_GPU for a copy on the CPU, so it moves), and jobs
+			      that must go to the CPU as SCHED_PLACE_CPU. */
 };
 
 struct sched_snapshot {

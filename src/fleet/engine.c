@@ -1510,7 +1510,11 @@ engine_job_placement(const struct engine_model *m, struct sched_model *sm)
 	if (sm->placement != SCHED_PLACE_AUTO)
 		return;
 	if (placed[JOB_PLACE_GPU] > 0) {
-		sm->placement = SCHED_PLACE_GPU;
+		/* Automatic placement without the CPU plans as before issue 11 (a split
+		 * allowed); only a copy on the CPU needs SCHED_PLACE_GPU, to be moved. */
+		sm->cpu_allowed = false;
+		if (engine_model_is_resident(m) && m->gpu == SCHED_GPU_CPU)
+			sm->placement = SCHED_PLACE_GPU;
 		return;
 	}
 	bool unloaded = m->residency == SCHED_UNLOADED;
@@ -1583,10 +1587,11 @@ engine_gpu_fit_check(struct engine_decision *dec)
 		if (placed[JOB_PLACE_ANY] + placed[JOB_PLACE_CPU] == 0)
 			continue;
 		/* Planned as if its gpu jobs were gone; they never dispatch on the CPU. */
-		if (sm->placement == SCHED_PLACE_GPU) {
+		if (placed[JOB_PLACE_GPU] > 0) {
 			struct engine_model tmp = *m;
 			tmp.queue.placed[JOB_PLACE_GPU] = 0;
 			sm->placement = SCHED_PLACE_AUTO;
+			sm->cpu_allowed = dec->cfg.allow_cpu;
 			engine_job_placement(&tmp, sm);
 		}
 		if (sm->placement == SCHED_PLACE_AUTO && placed[JOB_PLACE_ANY] > 0) {
