@@ -17,6 +17,8 @@
  */
 #include "config.h"
 
+#include "job.h"
+
 #include "util.h"
 
 #include <assert.h>
@@ -206,6 +208,16 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"A job with a deadline (deadline_s, X-Vramd-Deadline) that the ETA says cannot start "
 		"and run before it: reject answers 429 with the ETA and stores nothing; best_effort "
 		"accepts it (it runs first in its class, late)."},
+	[CONFIG_MODEL_PLACEMENT] = {"MODEL_PLACEMENT", NULL, "--model-placement",
+		CONFIG_TYPE_STRING, "", 0, 0, NULL, "", false,
+		"Where jobs of a model run when they name no placement: comma-separated "
+		"model=placement (gpu, cpu or any), e.g. llama3.1:70b=cpu,phi3:mini=gpu; other "
+		"models: any with ALLOW_CPU on, else gpu. A bad entry stops vramd at start."},
+	[CONFIG_WAIT_WARN_S] = {"WAIT_WARN_S", NULL, "--wait-warn", CONFIG_TYPE_INT, "60", 1, 86400,
+		NULL, "s", true,
+		"A job whose model cannot fit now (memory held by other programs, a reservation, a "
+		"paused GPU) gets a job_waiting event after waiting this long; a job of placement "
+		"any then falls back to the CPU."},
 	[CONFIG_OPTIMIZER_INTERVAL] = {"OPTIMIZER_INTERVAL", NULL, "--optimizer-interval",
 		CONFIG_TYPE_INT, "300", 1, 86400, NULL, "s", true,
 		"How often the GPU optimizer looks for GPU_PRIORITY_MODELS on the CPU (also after "
@@ -367,6 +379,8 @@ config_expected(const struct config_def *def)
 		return xasprintf("comma-separated http:// or https:// URLs, at most %.0f",
 				 def->max);
 	case CONFIG_TYPE_STRING:
+		if (def == &config_table[CONFIG_MODEL_PLACEMENT])
+			return xstrdup("comma-separated model=gpu|cpu|any");
 		break;
 	}
 	return xstrdup("text");
@@ -474,6 +488,14 @@ config_parse(const struct config_def *def, const char *text, const char *where,
 	struct config_value v = {0};
 	switch (def->type) {
 	case CONFIG_TYPE_STRING:
+		if (def == &config_table[CONFIG_MODEL_PLACEMENT]) {
+			char *why = NULL;
+			if (job_placement_list_check(text, &why) < 0) {
+				int rc = config_bad(def, where, text, why, cause);
+				free(why);
+				return rc;
+			}
+		}
 		break;
 	case CONFIG_TYPE_URLS:
 		if (config_check_urls(def, text, where, cause) < 0)

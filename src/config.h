@@ -80,6 +80,8 @@ enum config_key {
 	CONFIG_PLACEMENT,
 	CONFIG_MODEL_GPU_MAP,
 	CONFIG_DEADLINE_POLICY,
+	CONFIG_MODEL_PLACEMENT, /* issue 11: per-model default of a job's placement */
+	CONFIG_WAIT_WARN_S,	/* issue 11: job_waiting event, then any falls back to CPU */
 	/* GPU telemetry. */
 	CONFIG_NVML_LIB,
 	CONFIG_GPU_SOURCE,

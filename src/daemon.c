@@ -412,6 +412,8 @@ daemon_recover_cb(struct job *job, void *arg)
 	job->enqueued_mono_ms = now_mono > waited ? now_mono - waited : 1;
 	/* Its deadline on this process's monotonic clock, for the queue's order. */
 	job_set_deadline(job, job->deadline_at_ms, now_wall, now_mono);
+	if (job->placement >= JOB_NPLACEMENTS) /* stored before placements existed */
+		job->placement = api_placement_default(d, job->model);
 	daemon_job_add(d, job);
 	/* The store gives them in submission order: appended, they run oldest first. */
 	queue_push_recovered(d->queue, job);

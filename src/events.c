@@ -60,6 +60,7 @@ static const char *const events_types[] = {
     "job_complete",
     "job_failed",
     "deadline_missed",
+    "job_waiting",
 };
 #define EVENTS_NTYPES (sizeof(events_types) / sizeof(events_types[0]))
 

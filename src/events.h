@@ -1,8 +1,8 @@
 /*
  * events.h: the event bus (issue 4). GPU and scheduling events (state_change, throttle,
  * resume, critical, overheat, gpu_lost, gpu_recovered, model_on_cpu,
- * reservation_satisfied, reservation_expired) each get an increasing id and a time, and
- * are
+ * reservation_satisfied, reservation_expired, job_waiting, ...) each get an increasing id and a
+ * time, and are
  *   - written to the log (one line, component EVENTS),
  *   - streamed as Server-Sent Events to every GET /api/events client (api-events.c),
  *     with a heartbeat comment; a client whose unsent backlog passes a cap is

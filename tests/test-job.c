@@ -11,6 +11,7 @@
 #include "job.h"
 #include "util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,6 +152,48 @@ test_deadline(void **state)
 	job_unref(job);
 }
 
+/* MODEL_PLACEMENT lists and the default placement of a job that names none (issue 11). */
+static void
+test_placement(void **state)
+{
+	(void)state;
+	const char *list = " llama3.1:70b = cpu, phi3=gpu,,e:1b=any ";
+	char *cause = NULL;
+
+	assert_int_equal(job_placement_from_name("gpu"), JOB_PLACE_GPU);
+	assert_int_equal(job_placement_from_name("GPU"), -1);
+	assert_string_equal(job_placement_name(JOB_PLACE_ANY), "any");
+	assert_int_equal(job_placement_list_check(list, &cause), 0);
+	assert_int_equal(job_placement_list_check("", &cause), 0);
+	assert_int_equal(job_placement_for_model(list, "llama3.1:70b"), JOB_PLACE_CPU);
+	assert_int_equal(job_placement_for_model(list, "phi3:latest"), JOB_PLACE_GPU);
+	assert_int_equal(job_placement_for_model(list, "phi3:mini"), -1);
+	assert_int_equal(job_placement_for_model(list, "e:1b"), JOB_PLACE_ANY);
+	assert_int_equal(job_placement_for_model(list, "llama3.1"), -1);
+	/* Without an entry: any with ALLOW_CPU, else gpu. */
+	assert_int_equal(job_placement_default(list, "x:1b", true), JOB_PLACE_ANY);
+	assert_int_equal(job_placement_default(list, "x:1b", false), JOB_PLACE_GPU);
+	assert_int_equal(job_placement_default(list, "llama3.1:70b", false), JOB_PLACE_CPU);
+
+	assert_int_equal(job_placement_list_check("a=gpu,b=fast", &cause), -EINVAL);
+	assert_non_null(strstr(cause, "'b=fast'"));
+	free(cause);
+	cause = NULL;
+	assert_int_equal(job_placement_list_check("a=gpu,b", &cause), -EINVAL);
+	assert_non_null(strstr(cause, "'b'"));
+	free(cause);
+	cause = NULL;
+	assert_int_equal(job_placement_list_check("=cpu", &cause), -EINVAL);
+	free(cause);
+
+	struct job *job = job_new(1, "m", JOB_KIND_GENERATE, JOB_PRIO_NORMAL, NULL, NULL);
+	job->placement = JOB_PLACE_CPU;
+	json_t *o = job_to_json(job);
+	assert_string_equal(json_string_value(json_object_get(o, "placement")), "cpu");
+	json_decref(o);
+	job_unref(job);
+}
+
 int
 main(void)
 {
@@ -158,6 +201,7 @@ main(void)
 	    cmocka_unit_test(test_deadline),
 	    cmocka_unit_test(test_ids),
 	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_placement),
 	    cmocka_unit_test(test_lifecycle_and_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

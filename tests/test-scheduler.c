@@ -866,6 +866,80 @@ test_cpu_fallback(void **state)
 	world_cleanup(&w);
 }
 
+/*
+ * Per-request placement (issue 11), as the engine hands it to the scheduler: jobs of
+ * placement gpu make the model SCHED_PLACE_GPU, jobs that must go to the CPU make it
+ * SCHED_PLACE_CPU, jobs of placement any leave it automatic with cpu_fallback.
+ */
+static void
+test_request_placement(void **state)
+{
+	struct world w;
+	size_t m, big;
+
+	(void)state;
+	world_init(&w);
+	w.cfg.allow_cpu = true; /* even with the CPU allowed, gpu never goes there */
+	gpu_add(&w, 0, 8 * GIB);
+	w.gpus[0].free_bytes = 3 * GIB; /* another program holds 5 GiB */
+	w.snap.cpu_free_bytes = 32 * GIB;
+	m = model_add(&w, "phi3", 4 * GIB);
+	w.models[m].cpu_allowed = true;
+	model_queue(&w, m, JOB_PRIO_NORMAL, 1, NOW - 10);
+
+	/* gpu: no GPU has room now, it waits (never the CPU), and it could fit one day. */
+	w.models[m].placement = SCHED_PLACE_GPU;
+	decide(&w);
+	expect_n(&w, 0);
+	assert_true(sched_model_can_ever_fit(&w.snap, m));
+
+	/* any: automatic placement; the CPU once no GPU can hold it, even with ALLOW_CPU off
+	 * (cpu_fallback), but not without it. */
+	w.models[m].placement = SCHED_PLACE_AUTO;
+	w.cfg.allow_cpu = false;
+	decide(&w);
+	expect_n(&w, 0);
+	w.models[m].cpu_fallback = true;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, m, SCHED_GPU_CPU, 0, SCHED_REASON_DEMAND);
+	/* any with room on the GPU takes the GPU. */
+	w.gpus[0].free_bytes = 8 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, m, 0, 0, SCHED_REASON_DEMAND);
+
+	/* cpu: the CPU although the GPU has room. */
+	w.models[m].cpu_fallback = false;
+	w.models[m].placement = SCHED_PLACE_CPU;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, m, SCHED_GPU_CPU, 0, SCHED_REASON_DEMAND);
+
+	/* gpu on a model bigger than any GPU can ever hold: it can never fit (the daemon fails
+	 * its jobs at once), with the CPU allowed and host memory to spare. */
+	w.cfg.allow_cpu = true;
+	w.snap.cpu_total_bytes = 64 * GIB;
+	big = model_add(&w, "big", 12 * GIB);
+	w.models[big].cpu_allowed = true;
+	w.models[big].placement = SCHED_PLACE_GPU;
+	model_queue(&w, big, JOB_PRIO_HIGH, 1, NOW - 10);
+	w.snap.nmodels = w.nmodels;
+	assert_false(sched_model_can_ever_fit(&w.snap, big));
+	w.models[big].placement = SCHED_PLACE_AUTO; /* any: the CPU can hold it */
+	assert_true(sched_model_can_ever_fit(&w.snap, big));
+	w.models[big].placement = SCHED_PLACE_GPU;
+
+	/* gpu on a model resident on the CPU: moved to the GPU once idle (it has room). */
+	w.models[m].placement = SCHED_PLACE_GPU;
+	w.models[m].residency = SCHED_LOADED;
+	w.models[m].gpu = SCHED_GPU_CPU;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, m, SCHED_GPU_CPU, 0, SCHED_REASON_PLACEMENT);
+	world_cleanup(&w);
+}
+
 /* A model that can never fit does not block others. */
 static void
 test_never_fits_does_not_block(void **state)
@@ -918,6 +992,20 @@ random_world(struct world *w, uint64_t *seed)
 		uint64_t r = vd_rand64(seed) % 10;
 
 		w->models[mi].cpu_allowed = vd_rand64(seed) % 2;
+		/* Issue 11, per-request placement: gpu, cpu, any (automatic, CPU fallback). */
+		switch (vd_rand64(seed) % 4) {
+		case 0:
+			w->models[mi].placement = SCHED_PLACE_GPU;
+			break;
+		case 1:
+			w->models[mi].placement = SCHED_PLACE_CPU;
+			break;
+		case 2:
+			w->models[mi].cpu_fallback = true;
+			break;
+		default:
+			break;
+		}
 		if (r < 4 && w->gpus[gi].free_bytes >= w->models[mi].footprint_bytes) {
 			model_loaded(w, mi, gi, NOW - (int64_t)(vd_rand64(seed) % 600000));
 			w->models[mi].running = (int)(vd_rand64(seed) % 3);
@@ -993,7 +1081,7 @@ static void
 test_invariants_random(void **state)
 {
 	uint64_t seed = 42;
-	int prewarms = 0, host_unloads = 0, deadline_orders = 0;
+	int prewarms = 0, host_unloads = 0, deadline_orders = 0, cpu_loads = 0;
 
 	(void)state;
 	for (int round = 0; round < 2000; round++) {
@@ -1065,7 +1153,12 @@ test_invariants_random(void **state)
 							(int64_t)w.gpus[g].pending_bytes -
 							(int64_t)w.gpus[g].reserved_bytes - margin);
 				} else {
-					assert_true(w.cfg.allow_cpu && m->cpu_allowed);
+					/* A gpu-only model is never planned on the CPU. */
+					assert_true(m->placement != SCHED_PLACE_GPU);
+					cpu_loads++;
+					assert_true(m->placement == SCHED_PLACE_CPU ||
+						    ((w.cfg.allow_cpu || m->cpu_fallback) &&
+						     m->cpu_allowed));
 				}
 				break;
 			case SCHED_ACTION_DISPATCH:
@@ -1112,6 +1205,7 @@ test_invariants_random(void **state)
 	assert_true(prewarms > 0);
 	assert_true(host_unloads > 0);
 	assert_true(deadline_orders > 0);
+	assert_true(cpu_loads > 0);
 }
 
 static void
@@ -2186,6 +2280,7 @@ main(void)
 	    cmocka_unit_test(test_spilled_model_accepted_where_cpu_allowed),
 	    cmocka_unit_test(test_multi_gpu),
 	    cmocka_unit_test(test_cpu_fallback),
+	    cmocka_unit_test(test_request_placement),
 	    cmocka_unit_test(test_never_fits_does_not_block),
 	    cmocka_unit_test(test_invariants_random),
 	    cmocka_unit_test(test_determinism),

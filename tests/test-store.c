@@ -572,6 +572,7 @@ test_schema_upgrade(void **state)
 	assert_int_equal(old->priority, JOB_PRIO_LOW);
 	assert_null(old->key);
 	assert_int_equal(old->deadline_at_ms, 0); /* v4: no deadline for jobs from before */
+	assert_int_equal(old->placement, JOB_NPLACEMENTS); /* from before schema 5: unknown */
 	assert_string_equal(json_string_value(json_object_get(old->result, "response")), "yo");
 	job_unref(old);
 	assert_int_equal(store_next_seq(st), 8);
@@ -580,6 +581,7 @@ test_schema_upgrade(void **state)
 	free(job->key);
 	job->key = xstrdup("alpha");
 	job->deadline_at_ms = 1700000000123;
+	job->placement = JOB_PLACE_CPU;
 	char *cause = NULL;
 	assert_int_equal(store_job_save(st, job, &cause), 0);
 	commit(st);
@@ -590,6 +592,7 @@ test_schema_upgrade(void **state)
 	struct job *back = store_job_get(st, job->id);
 	assert_string_equal(back->key, "alpha");
 	assert_int_equal(back->deadline_at_ms, 1700000000123);
+	assert_int_equal(back->placement, JOB_PLACE_CPU); /* schema 5 keeps it */
 	job_unref(back);
 	struct store_job_filter f = {.key = "alpha"};
 	count_jobs_cb_n = 0;
@@ -616,7 +619,7 @@ test_schema_upgrade(void **state)
 	    sqlite3_prepare_v2(db, "SELECT MAX(version) FROM schema_version", -1, &s, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(s, 0), 4);
+	assert_int_equal(sqlite3_column_int(s, 0), 5);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	free(path);

@@ -233,12 +233,28 @@ api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_jo
 		api_door_free(door);
 		return;
 	}
+	/* X-Vramd-Placement: where the job may run (gpu, cpu, any), else the model's
+	 * default. Read here so every front door takes it the same way. */
+	const char *placement_text = vd_http_req_header(req, "X-Vramd-Placement");
+	int placement = placement_text != NULL ? job_placement_from_name(placement_text)
+					       : (int)api_placement_default(d, dj->model);
+	if (placement < 0) {
+		msg = xasprintf("header X-Vramd-Placement must be gpu, cpu or any (got %.64s)",
+				placement_text);
+		ops->error(door, 400, msg);
+		free(msg);
+		json_decref(dj->request);
+		door->req = NULL;
+		api_door_free(door);
+		return;
+	}
 	size_t request_bytes = job_request_bytes(dj->request);
 	bool full = queue_length(d->queue) >= queue_capacity(d->queue) ||
 		    !queue_has_room_bytes(d->queue, request_bytes);
 	struct job *job =
 	    job_new(store_next_seq(d->store), dj->model, dj->kind, priority, dj->request, NULL);
 	door->job = job;
+	job->placement = (enum job_placement)placement;
 	job->key = key != NULL ? xstrdup(key->name) : NULL;
 	job->request_bytes = request_bytes;
 	job->submitted_at_ms = vd_now_wall_ms();

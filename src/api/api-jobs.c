@@ -180,6 +180,8 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	request_text = NULL;
 	sub.metadata = NULL;
 	job->key = key != NULL ? xstrdup(key->name) : NULL;
+	job->placement =
+	    sub.placement >= 0 ? (enum job_placement)sub.placement : api_placement_default(d, name);
 	job->request_bytes = request_bytes;
 	job->submitted_at_ms = vd_now_wall_ms();
 	job->enqueued_mono_ms = vd_now_mono_ms();

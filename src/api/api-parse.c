@@ -138,7 +138,7 @@ api_infer_kind(const json_t *body, const struct registry_model *model)
 
 /* Top-level fields of a submit body besides api_fields[]. */
 static const char *const api_submit_fields[] = {"model", "kind", "priority", "metadata",
-						"deadline_s"};
+						"deadline_s", "placement"};
 
 /* Fields refused with a reason rather than as unknown. */
 static const char *const api_submit_refused[] = {"stream", "keep_alive"};
@@ -402,7 +402,7 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 		}
 	}
 	msg = api_unknown_fields(body, api_submit_field_known,
-				 "model, kind, priority, metadata, deadline_s, prompt, suffix, "
+				 "model, kind, priority, metadata, deadline_s, placement, prompt, suffix, "
 				 "system, template, context, raw, images, messages, tools, input, "
 				 "dimensions, format, think, truncate, options");
 	if (msg != NULL)
@@ -425,6 +425,10 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 			      API_DEADLINE_S_MAX);
 		goto out_error;
 	}
+	int placement =
+	    api_enum_field(body, "placement", job_placement_from_name, "gpu, cpu, any", &msg);
+	if (placement == -2)
+		goto out_error;
 	json_t *metadata = json_object_get(body, "metadata");
 	if (metadata != NULL && !json_is_null(metadata) && !json_is_object(metadata)) {
 		msg = xstrdup("field 'metadata' must be a JSON object");
@@ -476,6 +480,7 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 	out->kind = (enum job_kind)kind;
 	out->priority = priority >= 0 ? (enum job_priority)priority : JOB_PRIO_NORMAL;
 	out->deadline_ms = deadline_ms;
+	out->placement = placement;
 	if (metadata != NULL && !json_is_null(metadata))
 		out->metadata = json_incref(metadata);
 	return 0;

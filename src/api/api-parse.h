@@ -46,6 +46,7 @@ struct api_submit {
 	json_t *metadata;    /* owned, NULL if none */
 	int64_t num_ctx;     /* options.num_ctx, 0 when not given */
 	int64_t deadline_ms; /* deadline_s in ms from submission; 0 when not given */
+	int placement;	     /* enum job_placement the body names, or -1 (the model's default) */
 };
 
 /* The longest deadline_s / X-Vramd-Deadline accepted (a year): far from overflow. */

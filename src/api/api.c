@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "gpu.h"
 #include "http-util.h"
 #include "keys.h"
 #include "openai.h"
@@ -331,4 +332,14 @@ api_read_object(struct daemon *d, struct vd_http_req *req)
 		return NULL;
 	}
 	return body;
+}
+
+enum job_placement
+api_placement_default(struct daemon *d, const char *model)
+{
+	/* Without GPU telemetry (GPU_SOURCE=none) everything runs on the CPU, as with
+	 * ALLOW_CPU. */
+	bool cpu = config_bool(d->config, CONFIG_ALLOW_CPU) ||
+		   (d->gpus != NULL && strcmp(gpu_monitor_source(d->gpus), "none") == 0);
+	return job_placement_default(config_str(d->config, CONFIG_MODEL_PLACEMENT), model, cpu);
 }

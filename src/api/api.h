@@ -62,6 +62,9 @@ int api_deadline_admit(struct daemon *d, struct vd_http_req *req, const struct j
 		       double *eta_s, char **msg);
 /* Takes a job that was queued but is refused back out of the queue (and its bytes). */
 void api_withdraw(struct daemon *d, struct job *job);
+/* The placement of a job that names none (issue 11): the model's MODEL_PLACEMENT entry,
+ * else any with ALLOW_CPU on, else gpu. model is the registry's display name. */
+enum job_placement api_placement_default(struct daemon *d, const char *model);
 
 /* Handlers (api-jobs.c). path is the decoded path; arg is the daemon. */
 void api_submit(struct vd_http_req *req, const char *path, void *arg);

@@ -7,6 +7,7 @@
 #include "http-util.h"
 #include "util.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ static const char *const job_kind_names[JOB_NKINDS] = {"generate", "chat", "embe
 static const char *const job_priority_names[JOB_NPRIORITIES] = {"high", "normal", "low"};
 static const char *const job_status_names[JOB_NSTATUSES] = {"queued",	"pending", "running",
 							    "complete", "failed",  "cancelled"};
+static const char *const job_placement_names[JOB_NPLACEMENTS] = {"any", "gpu", "cpu"};
 
 struct job *
 job_new(int64_t seq, const char *model, enum job_kind kind, enum job_priority priority,
@@ -187,6 +189,107 @@ job_status_name(enum job_status status)
 	return status < JOB_NSTATUSES ? job_status_names[status] : "?";
 }
 
+const char *
+job_placement_name(enum job_placement placement)
+{
+	return placement < JOB_NPLACEMENTS ? job_placement_names[placement] : "?";
+}
+
+int
+job_placement_from_name(const char *name)
+{
+	return job_lookup(job_placement_names, JOB_NPLACEMENTS, name);
+}
+
+/* One "model=placement" entry of a MODEL_PLACEMENT list, trimmed: [name, name + nlen)
+ * and [value, value + vlen). Returns the text after it (NULL at the end). */
+static const char *
+job_placement_entry(const char *p, const char **name, size_t *nlen, const char **value,
+		    size_t *vlen)
+{
+	const char *end = strchr(p, ',');
+	size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+	const char *eq = memchr(p, '=', len);
+
+	*name = p;
+	*nlen = eq != NULL ? (size_t)(eq - p) : len;
+	*value = eq != NULL ? eq + 1 : p + len;
+	*vlen = eq != NULL ? len - *nlen - 1 : 0;
+	while (*nlen > 0 && (**name == ' ' || **name == '\t')) {
+		(*name)++;
+		(*nlen)--;
+	}
+	while (*nlen > 0 && ((*name)[*nlen - 1] == ' ' || (*name)[*nlen - 1] == '\t'))
+		(*nlen)--;
+	while (*vlen > 0 && (**value == ' ' || **value == '\t')) {
+		(*value)++;
+		(*vlen)--;
+	}
+	while (*vlen > 0 && ((*value)[*vlen - 1] == ' ' || (*value)[*vlen - 1] == '\t'))
+		(*vlen)--;
+	return end != NULL ? end + 1 : NULL;
+}
+
+static int
+job_placement_lookup(const char *value, size_t vlen)
+{
+	for (int i = 0; i < JOB_NPLACEMENTS; i++)
+		if (strlen(job_placement_names[i]) == vlen &&
+		    strncmp(job_placement_names[i], value, vlen) == 0)
+			return i;
+	return -1;
+}
+
+int
+job_placement_list_check(const char *list, char **cause)
+{
+	const char *p = list, *name, *value;
+	size_t nlen, vlen;
+
+	while (p != NULL && *p != '\0') {
+		const char *entry = p;
+		p = job_placement_entry(p, &name, &nlen, &value, &vlen);
+		size_t elen = p != NULL ? (size_t)(p - 1 - entry) : strlen(entry);
+		if (nlen == 0 && vlen == 0 && memchr(entry, '=', elen) == NULL)
+			continue; /* an empty entry ("a=gpu,,b=cpu") */
+		if (nlen == 0 || job_placement_lookup(value, vlen) < 0)
+			return vd_fail(cause, -EINVAL,
+				       "entry '%.*s' is not model=gpu, model=cpu or model=any",
+				       (int)elen, entry);
+	}
+	return 0;
+}
+
+int
+job_placement_for_model(const char *list, const char *model)
+{
+	const char *p = list, *name, *value;
+	size_t nlen, vlen, mlen = strlen(model);
+
+	while (p != NULL && *p != '\0') {
+		p = job_placement_entry(p, &name, &nlen, &value, &vlen);
+		if (nlen == 0)
+			continue;
+		bool same = nlen == mlen && strncmp(name, model, mlen) == 0;
+		/* "phi3" names "phi3:latest", as a model name without a tag does in Ollama. */
+		if (!same && memchr(name, ':', nlen) == NULL && mlen == nlen + 7 &&
+		    strncmp(name, model, nlen) == 0 && strcmp(model + nlen, ":latest") == 0)
+			same = true;
+		if (same)
+			return job_placement_lookup(value, vlen);
+	}
+	return -1;
+}
+
+enum job_placement
+job_placement_default(const char *list, const char *model, bool allow_cpu)
+{
+	int p = list != NULL && model != NULL ? job_placement_for_model(list, model) : -1;
+	if (p >= 0)
+		return (enum job_placement)p;
+	return allow_cpu ? JOB_PLACE_ANY : JOB_PLACE_GPU;
+}
+
 int
 job_kind_from_name(const char *name)
 {
@@ -226,6 +329,10 @@ job_to_json(const struct job *job)
 	json_object_set_new(o, "model", json_string(job->model));
 	json_object_set_new(o, "kind", json_string(job_kind_name(job->kind)));
 	json_object_set_new(o, "priority", json_string(job_priority_name(job->priority)));
+	json_object_set_new(o, "placement",
+			    job->placement < JOB_NPLACEMENTS
+				? json_string(job_placement_name(job->placement))
+				: json_null());
 	json_object_set_new(o, "key", job->key != NULL ? json_string(job->key) : json_null());
 	if (job->status == JOB_COMPLETE && job->result != NULL)
 		json_object_set(o, "result", job->result);

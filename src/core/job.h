@@ -24,6 +24,14 @@ enum job_kind { JOB_KIND_GENERATE, JOB_KIND_CHAT, JOB_KIND_EMBED, JOB_NKINDS };
 /* Lower value = more urgent; arrays indexed by priority use JOB_NPRIORITIES. */
 enum job_priority { JOB_PRIO_HIGH, JOB_PRIO_NORMAL, JOB_PRIO_LOW, JOB_NPRIORITIES };
 
+/*
+ * Where a job may run (issue 11, per-request placement): gpu never on the CPU (it fails
+ * fast when no GPU could ever hold its model), cpu never makes its model load on a GPU
+ * (it runs wherever the model already is, else loads it on the CPU), any takes a GPU and
+ * falls back to the CPU when none can hold the model, or after WAIT_WARN_S of waiting.
+ */
+enum job_placement { JOB_PLACE_ANY, JOB_PLACE_GPU, JOB_PLACE_CPU, JOB_NPLACEMENTS };
+
 enum job_status {
 	JOB_QUEUED,
 	JOB_PENDING,
@@ -66,6 +74,7 @@ struct job {
 	char *model;	     /* model name as the client gave it */
 	enum job_kind kind;
 	enum job_priority priority;
+	enum job_placement placement; /* where it may run; resolved at submit (never "unset") */
 	enum job_status status;
 	/* owned: the Ollama request fields (prompt / messages / input, images, options,
 	 * system, format, ...) without model and stream, as compact JSON text: a queued job
@@ -91,6 +100,7 @@ struct job {
 	 * job_set_deadline when the job enters this vramd (submit or recovery). 0: none. */
 	int64_t deadline_at_ms;
 	int64_t deadline_mono_ms;
+	bool wait_warned;     /* the engine sent its job_waiting event (WAIT_WARN_S) */
 
 	/* Private to queue.c: links in the per-model, per-priority FIFO and in its key's
 	 * part of that FIFO (the flow), and whether the queue counts request_bytes (from
@@ -149,10 +159,28 @@ bool job_deadline_missed(const struct job *job);
 const char *job_kind_name(enum job_kind kind);
 const char *job_priority_name(enum job_priority priority);
 const char *job_status_name(enum job_status status);
+const char *job_placement_name(enum job_placement placement);
 /* Name-to-enum lookups; return -1 for an unknown name. */
 int job_kind_from_name(const char *name);
 int job_priority_from_name(const char *name);
 int job_status_from_name(const char *name);
+int job_placement_from_name(const char *name);
+
+/*
+ * The placement a MODEL_PLACEMENT list ("llama3.1:70b=cpu,phi3:mini=gpu") gives model,
+ * or -1 when the list does not name it. An entry without a tag also names the model
+ * with ":latest" ("phi3=gpu" names "phi3:latest"). The list must be valid
+ * (job_placement_list_check).
+ */
+int job_placement_for_model(const char *list, const char *model);
+/* Checks a MODEL_PLACEMENT list: returns 0, or -EINVAL with *cause (caller frees) naming
+ * the entry that is not "model=gpu|cpu|any". "" is a valid empty list. */
+int job_placement_list_check(const char *list, char **cause);
+/*
+ * The placement of a job that asks for none: the model's MODEL_PLACEMENT entry, else
+ * any when ALLOW_CPU is on (allow_cpu), else gpu.
+ */
+enum job_placement job_placement_default(const char *list, const char *model, bool allow_cpu);
 
 /* Sets a final status (complete, failed or cancelled) and its completion time.
  * error is copied (may be NULL); result is stolen (may be NULL). */

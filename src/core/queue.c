@@ -80,6 +80,7 @@ struct queue_model {
 	struct job *dhead[JOB_NPRIORITIES], *dtail[JOB_NPRIORITIES]; /* deadline lists */
 	int count[JOB_NPRIORITIES];
 	int total;
+	int placed[JOB_NPLACEMENTS]; /* its jobs by placement (issue 11) */
 };
 
 struct queue_node { /* treap node */
@@ -627,6 +628,14 @@ queue_free(struct queue *q)
 	free(q);
 }
 
+/* The placement a job is counted under; a job's placement does not change while it is
+ * queued. */
+static int
+queue_placement_of(const struct job *job)
+{
+	return job->placement < JOB_NPLACEMENTS ? (int)job->placement : JOB_PLACE_ANY;
+}
+
 static void
 queue_link(struct queue *q, struct job *job, bool front)
 {
@@ -654,6 +663,7 @@ queue_link(struct queue *q, struct job *job, bool front)
 		queue_deadline_link(m, job);
 	m->count[p]++;
 	m->total++;
+	m->placed[queue_placement_of(job)]++;
 	q->length++;
 	q->length_prio[p]++;
 	queue_order_insert(q, job);
@@ -685,6 +695,7 @@ queue_unlink(struct queue *q, struct queue_model *m, struct job *job)
 		queue_deadline_unlink(m, job);
 	m->count[p]--;
 	m->total--;
+	m->placed[queue_placement_of(job)]--;
 	q->length--;
 	q->length_prio[p]--;
 	queue_order_erase(q, job);
@@ -893,6 +904,18 @@ queue_fill_summary(const struct queue_model *m, struct queue_model_summary *out)
 		out->earliest_deadline_ms[p] =
 		    m->dhead[p] != NULL ? m->dhead[p]->deadline_mono_ms : 0;
 	}
+	for (int i = 0; i < JOB_NPLACEMENTS; i++)
+		out->placed[i] = m->placed[i];
+}
+
+void
+queue_each_model_job(const struct queue *q, const char *model,
+		     void (*fn)(struct job *job, void *arg), void *arg)
+{
+	const struct queue_model *m = queue_model_lookup(q, model);
+	for (int p = 0; m != NULL && p < JOB_NPRIORITIES; p++)
+		for (struct job *job = m->head[p]; job != NULL; job = job->queue_next)
+			fn(job, arg);
 }
 
 size_t

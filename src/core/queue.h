@@ -42,6 +42,7 @@ struct queue_model_summary {
 	/* monotonic: the earliest deadline (job->deadline_mono_ms) of its waiting jobs of each
 	 * priority; 0 when none of them has one */
 	int64_t earliest_deadline_ms[JOB_NPRIORITIES];
+	int placed[JOB_NPLACEMENTS];		     /* the same jobs by placement (gpu, ...) */
 };
 
 struct queue *queue_new(size_t max_size);
@@ -109,6 +110,11 @@ size_t queue_model_count(const struct queue *q);
 size_t queue_summaries(const struct queue *q, struct queue_model_summary *summaries, size_t max);
 /* Summary for one model (all zero counts if it has no waiting jobs). */
 void queue_summary(const struct queue *q, const char *model, struct queue_model_summary *out);
+
+/* Calls fn for each queued job of model, highest priority first, FIFO within one (not
+ * in fair-share order). fn must not change the queue. O(jobs of the model). */
+void queue_each_model_job(const struct queue *q, const char *model,
+			  void (*fn)(struct job *job, void *arg), void *arg);
 
 /* Fair share. The weight of key (default 1; 0 counts as 1), set once per API key. */
 void queue_set_key_weight(struct queue *q, const char *key, unsigned weight);

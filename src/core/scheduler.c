@@ -241,7 +241,8 @@ sched_placement_allows_cpu(const struct sched_config *cfg, const struct sched_mo
 {
 	if (m->placement == SCHED_PLACE_CPU)
 		return true;
-	return m->placement == SCHED_PLACE_AUTO && cfg->allow_cpu && m->cpu_allowed;
+	return m->placement == SCHED_PLACE_AUTO && (cfg->allow_cpu || m->cpu_fallback) &&
+	       m->cpu_allowed;
 }
 
 /* Whether a resident model is where its placement says (a spilled model is not on a
@@ -270,8 +271,9 @@ sched_split_can_ever_fit(const struct sched_snapshot *snap, const struct sched_m
 {
 	int64_t overhead = sched_bytes(m->split_overhead_bytes), room = 0;
 
+	/* A split is entirely in VRAM: placement gpu (a job's or a forced one) allows it. */
 	if (overhead == 0 || snap->ngpus < 2 || snap->ngpus > SCHED_SPLIT_MAX ||
-	    m->placement != SCHED_PLACE_AUTO)
+	    (m->placement != SCHED_PLACE_AUTO && m->placement != SCHED_PLACE_GPU))
 		return false;
 	for (size_t g = 0; g < snap->ngpus; g++) {
 		int64_t cap = sched_gpu_capacity(&snap->gpus[g]) - margin - overhead;
@@ -1064,7 +1066,8 @@ static bool
 sched_spill_is_misplaced(const struct sched_snapshot *snap, const struct sched_scratch *s,
 			 size_t model)
 {
-	if (!snap->config->allow_cpu || !snap->models[model].cpu_allowed)
+	const struct sched_model *m = &snap->models[model];
+	if (!(snap->config->allow_cpu || m->cpu_fallback) || !m->cpu_allowed)
 		return true;
 	for (size_t g = 0; g < snap->ngpus; g++)
 		if (s->gpus[g].usable && s->gpus[g].head >= s->models[model].footprint)

@@ -123,6 +123,13 @@ struct sched_model {
 	/* Added for deadlines (zero: none): monotonic, the earliest deadline of its queued
 	 * jobs of each priority (queue_model_summary.earliest_deadline_ms); 0 when none. */
 	int64_t deadline_ms[JOB_NPRIORITIES];
+	/* Added for per-request placement (issue 11; zero: as config.allow_cpu says): */
+	bool cpu_fallback; /* its waiting jobs have placement any: with automatic placement
+			      it may go to the CPU when no GPU can hold it even with
+			      config.allow_cpu off (cpu_allowed still applies). The engine
+			      gives jobs of placement gpu as cpu_allowed false (and
+			      SCHED_PLACE_GPU for a copy on the CPU, so it moves), and jobs
+			      that must go to the CPU as SCHED_PLACE_CPU. */
 };
 
 struct sched_snapshot {

@@ -134,6 +134,13 @@ struct engine_model {
 	bool prewarmed;	       /* loaded by pre-warm and not used since */
 	bool no_prewarm;       /* not pre-warmed again until a job of it runs: its last
 				  pre-warm went unused, or a user unloaded it */
+	/* Per-request placement and WAIT_WARN_S (issue 11, engine_watch_waits): */
+	int64_t blocked_since_ms; /* monotonic: its waiting jobs have had a waiting_reason
+				     since; 0 = not blocked */
+	bool wait_fallback;	  /* blocked WAIT_WARN_S with only jobs of placement any and
+				     cpu: it loads on the CPU */
+	bool gpu_never_fits;	  /* its jobs of placement gpu can never fit a GPU of this
+				     node (this decision) */
 };
 
 struct engine_run {
@@ -197,6 +204,7 @@ static void engine_unload_cb(const struct backend_status *st, void *arg);
 static uint64_t engine_model_vram(const struct engine *e, const struct engine_model *m);
 static int64_t engine_auto_ctx(const struct engine *e, const struct engine_model *m);
 static void engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram);
+static char *engine_model_waiting_reason(const struct engine *e, const char *name);
 
 static int64_t
 engine_now(void)
@@ -1261,21 +1269,34 @@ engine_reload_for_context(struct engine *e, struct engine_model *m, const struct
 	engine_kick(e);
 }
 
+#define ENGINE_ASIDE_MAX 64 /* gpu jobs set aside in one dispatch on a CPU copy */
+
 static void
 engine_dispatch(struct engine *e, struct engine_model *m, int count)
 {
 	struct daemon *d = e->d;
 	int64_t now = engine_now();
 	int64_t aging_ms = config_int(d->config, CONFIG_PRIORITY_AGING_S) * 1000;
+	/* Jobs of placement gpu never run on a copy on the CPU: they are set aside and put
+	 * back at the head of the queue after, to wait for the model's move to a GPU. */
+	struct job *aside[ENGINE_ASIDE_MAX];
+	size_t naside = 0;
 	for (int i = 0; i < count; i++) {
 		const struct job *next = queue_peek_model_aged(d->queue, m->name, now, aging_ms);
 		if (next == NULL)
-			return;
+			break;
+		if (m->gpu == SCHED_GPU_CPU && next->placement == JOB_PLACE_GPU) {
+			if (naside == ENGINE_ASIDE_MAX)
+				break;
+			aside[naside++] = queue_pop_model_aged(d->queue, m->name, now, aging_ms);
+			i--;
+			continue;
+		}
 		json_t *request = job_request(next), *fitted = NULL;
 		if (engine_fit_job(e, m, request, &fitted) == RUNNER_OPTS_NEEDS_MORE) {
 			json_decref(request);
 			engine_reload_for_context(e, m, next);
-			return;
+			break;
 		}
 		struct job *job = queue_pop_model_aged(d->queue, m->name, now, aging_ms);
 		struct engine_run *run = xcalloc(1, sizeof(*run));
@@ -1329,6 +1350,11 @@ engine_dispatch(struct engine *e, struct engine_model *m, int count)
 		json_decref(request);
 		job->engine_transfer = run;
 		e->hooks.job_changed(job, e->hooks.arg);
+	}
+	while (naside > 0) {
+		struct job *job = aside[--naside];
+		queue_push_front(d->queue, job);
+		job_unref(job);
 	}
 }
 
@@ -1509,6 +1535,216 @@ engine_sched_config(struct engine *e, struct sched_config *cfg)
 		cfg->safety_margin_bytes = 0;
 }
 
+/*
+ * Where a model must go for its waiting jobs (issue 11, per-request placement), unless a
+ * forced placement, a manual load or a move already says: a job of placement gpu makes
+ * it SCHED_PLACE_GPU (never the CPU; a copy on the CPU moves once idle and a GPU has
+ * room); jobs of placement any send it to the CPU after WAIT_WARN_S blocked
+ * (wait_fallback; engine_gpu_fit_check sends it at once when no GPU could ever hold it);
+ * jobs of placement cpu alone load it on the CPU, but run wherever it already is: their
+ * aim is that no GPU memory is taken for them, and a resident copy takes none more.
+ */
+static void
+engine_job_placement(const struct engine_model *m, struct sched_model *sm)
+{
+	const int *placed = m->queue.placed;
+	if (sm->placement != SCHED_PLACE_AUTO)
+		return;
+	if (placed[JOB_PLACE_GPU] > 0) {
+		/* Automatic placement without the CPU plans as before issue 11 (a split
+		 * allowed); only a copy on the CPU needs SCHED_PLACE_GPU, to be moved. */
+		sm->cpu_allowed = false;
+		if (engine_model_is_resident(m) && m->gpu == SCHED_GPU_CPU)
+			sm->placement = SCHED_PLACE_GPU;
+		return;
+	}
+	bool unloaded = m->residency == SCHED_UNLOADED;
+	if (placed[JOB_PLACE_ANY] > 0) {
+		if (m->wait_fallback && unloaded)
+			sm->placement = SCHED_PLACE_CPU;
+	} else if (placed[JOB_PLACE_CPU] > 0 && unloaded) {
+		sm->placement = SCHED_PLACE_CPU;
+	}
+}
+
+/* What the largest GPU of the current decision could ever give one model: its total
+ * less the driver's reservation and the margin (0 without GPUs). */
+static uint64_t
+engine_largest_gpu_room(const struct engine *e)
+{
+	const struct engine_decision *dec = &e->dec;
+	uint64_t best = 0;
+	for (size_t i = 0; i < dec->snap.ngpus; i++) {
+		const struct sched_gpu *g = &dec->snap.gpus[i];
+		uint64_t cap = g->total_bytes > g->driver_reserved_bytes
+				   ? g->total_bytes - g->driver_reserved_bytes
+				   : 0;
+		cap = cap > dec->cfg.safety_margin_bytes ? cap - dec->cfg.safety_margin_bytes : 0;
+		if (cap > best)
+			best = cap;
+	}
+	return best;
+}
+
+/* Whether model i of the decision could ever fit a GPU of the node (a split counts). */
+static bool
+engine_gpu_can_ever_fit(struct engine_decision *dec, size_t i)
+{
+	struct sched_model *sm = &dec->models[i];
+	bool cpu = sm->cpu_allowed, fallback = sm->cpu_fallback;
+	enum sched_placement placement = sm->placement;
+	sm->cpu_allowed = sm->cpu_fallback = false;
+	if (placement == SCHED_PLACE_CPU)
+		sm->placement = SCHED_PLACE_AUTO;
+	bool fits = sched_model_can_ever_fit(&dec->snap, i);
+	sm->cpu_allowed = cpu;
+	sm->cpu_fallback = fallback;
+	sm->placement = placement;
+	return fits;
+}
+
+/*
+ * Models that can never fit any GPU of the node (even at the reduced context
+ * engine_fit_context allows), for their jobs' placements: jobs of placement any may go to
+ * the CPU at once (cpu_fallback, even with ALLOW_CPU off); jobs of placement gpu never
+ * run, and while other jobs of the model could run on the CPU the model is planned for
+ * those this decision (the fleet fails the gpu jobs when no node could hold them,
+ * fleet_fail_gpu_never_fits). A model with only gpu jobs stays SCHED_PLACE_GPU: it never
+ * fits, and the fleet fails its jobs as for any model.
+ */
+static void
+engine_gpu_fit_check(struct engine_decision *dec)
+{
+	for (size_t i = 0; i < dec->snap.nmodels; i++) {
+		struct engine_model *m = dec->src[i];
+		struct sched_model *sm = &dec->models[i];
+		const int *placed = m->queue.placed;
+		m->gpu_never_fits = false;
+		if (m->placement != SCHED_PLACE_AUTO || sm->residency != SCHED_UNLOADED ||
+		    placed[JOB_PLACE_GPU] + placed[JOB_PLACE_ANY] == 0 ||
+		    engine_gpu_can_ever_fit(dec, i))
+			continue;
+		m->gpu_never_fits = placed[JOB_PLACE_GPU] > 0;
+		if (placed[JOB_PLACE_ANY] + placed[JOB_PLACE_CPU] == 0)
+			continue;
+		/* Planned as if its gpu jobs were gone; they never dispatch on the CPU. */
+		if (placed[JOB_PLACE_GPU] > 0) {
+			struct engine_model tmp = *m;
+			tmp.queue.placed[JOB_PLACE_GPU] = 0;
+			sm->placement = SCHED_PLACE_AUTO;
+			sm->cpu_allowed = dec->cfg.allow_cpu;
+			engine_job_placement(&tmp, sm);
+		}
+		if (sm->placement == SCHED_PLACE_AUTO && placed[JOB_PLACE_ANY] > 0) {
+			sm->cpu_fallback = true;
+			sm->cpu_allowed = true; /* the jobs asked for it, whatever ALLOW_CPU says */
+		}
+	}
+}
+
+bool
+engine_gpu_never_fits(const struct engine *e, const char *name, uint64_t *footprint,
+		      uint64_t *largest)
+{
+	const struct engine_model *m = engine_model_find(e, name);
+	if (m == NULL || !m->gpu_never_fits || !e->dec.ready)
+		return false;
+	*footprint = engine_model_footprint(e, m);
+	*largest = engine_largest_gpu_room(e);
+	return true;
+}
+
+struct engine_wait_warn {
+	struct engine *e;
+	const struct engine_model *m;
+	const char *why;
+	int64_t now, warn_ms;
+	bool may_fallback; /* jobs of placement any go to the CPU once blocked long enough */
+	bool any_due;	   /* out: a job of placement any has been blocked WAIT_WARN_S */
+};
+
+/* One queued job of a blocked model: its job_waiting event once it has been blocked
+ * WAIT_WARN_S (counted from its enqueue or the start of the block, the later). */
+static void
+engine_warn_job_cb(struct job *job, void *arg)
+{
+	struct engine_wait_warn *w = arg;
+	int64_t since = job->enqueued_mono_ms > w->m->blocked_since_ms ? job->enqueued_mono_ms
+								       : w->m->blocked_since_ms;
+	if (job->placement == JOB_PLACE_CPU || w->now - since < w->warn_ms)
+		return;
+	bool to_cpu = w->may_fallback && job->placement == JOB_PLACE_ANY;
+	w->any_due = w->any_due || job->placement == JOB_PLACE_ANY;
+	if (job->wait_warned)
+		return;
+	job->wait_warned = true;
+	char *message = xasprintf("job %s has waited %lld s: %s%s", job->id,
+				  (long long)((w->now - job->enqueued_mono_ms) / 1000), w->why,
+				  to_cpu ? "; with placement any it falls back to the CPU" : "");
+	vd_warn(ENGINE, "%s%s", w->e->tag, message);
+	events_emit(gpu_policy_events(w->e->d->policy), "job_waiting",
+		    json_pack("{s:s,s:s,s:s,s:s,s:I,s:b,s:s}", "job_id", job->id, "model",
+			      job->model, "node", w->e->node->url, "placement",
+			      job_placement_name(job->placement), "waited_ms",
+			      (json_int_t)(w->now - job->enqueued_mono_ms), "cpu_fallback", to_cpu,
+			      "message", message));
+	free(message);
+}
+
+/*
+ * WAIT_WARN_S (issue 11, "say why a job waits"): a model whose waiting jobs have a
+ * waiting_reason (it cannot be loaded now) is blocked from that moment; each of its jobs
+ * gets one job_waiting event once blocked WAIT_WARN_S, and a model whose jobs all allow
+ * the CPU (any, cpu), some of them any, then loads on the CPU instead of waiting forever
+ * (other programs' memory, a reservation, a paused GPU). Runs on the node the fleet routed the
+ * model to last decision.
+ */
+static void
+engine_watch_waits(struct engine *e, int64_t now)
+{
+	struct engine_decision *dec = &e->dec;
+	int64_t warn_ms = config_int(e->d->config, CONFIG_WAIT_WARN_S) * 1000;
+	for (size_t i = 0; i < e->nmodels; i++) {
+		struct engine_model *m = e->models[i];
+		const struct queue_model_summary *qs = &m->queue;
+		bool waiting = qs->count[0] + qs->count[1] + qs->count[2] > 0;
+		const struct job *head =
+		    waiting && m->routed ? queue_peek_model(e->d->queue, m->name) : NULL;
+		char *why = head != NULL && !engine_model_is_resident(m)
+				? engine_model_waiting_reason(e, m->name)
+				: NULL;
+		if (why == NULL) {
+			m->blocked_since_ms = 0;
+			m->wait_fallback = false;
+			continue;
+		}
+		if (m->blocked_since_ms == 0)
+			m->blocked_since_ms = now;
+		/* The CPU only when every job of it allows it (no gpu job waits). A model
+		 * held back by vramd's own busy models has normally been served by the batch
+		 * bound (MAX_BATCH_WAIT, 30 s) before WAIT_WARN_S (60 s). */
+		bool may_fallback = qs->placed[JOB_PLACE_GPU] == 0 &&
+				    qs->placed[JOB_PLACE_ANY] > 0 &&
+				    m->placement == SCHED_PLACE_AUTO;
+		struct engine_wait_warn w = {e, m, why, now, warn_ms, may_fallback, false};
+		queue_each_model_job(e->d->queue, m->name, engine_warn_job_cb, &w);
+		bool fallback = may_fallback && w.any_due;
+		if (fallback && !m->wait_fallback)
+			vd_log(ENGINE,
+			       "%s%s waited %lld s for GPU memory that other programs hold: "
+			       "its jobs of placement any fall back to the CPU",
+			       e->tag, m->name, (long long)((now - m->blocked_since_ms) / 1000));
+		m->wait_fallback = fallback;
+		free(why);
+		/* This decision's snapshot sees the fallback at once. */
+		for (size_t k = 0; k < dec->snap.nmodels; k++)
+			if (dec->src[k] == m && fallback &&
+			    dec->models[k].placement == SCHED_PLACE_AUTO &&
+			    m->residency == SCHED_UNLOADED)
+				dec->models[k].placement = SCHED_PLACE_CPU;
+	}
+}
+
 bool
 engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary *sums, size_t nsum)
 {
@@ -1590,9 +1826,13 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 				    ? m->want_placement
 				    : m->placement;
 		sm->placement_gpu = m->want_gpu;
+		engine_job_placement(m, sm);
 		engine_model_multi_gpu(e, m, sm, ngpus);
-		/* A model in load backoff shows no demand until the backoff ends. */
-		if (m->residency == SCHED_UNLOADED && m->not_before_ms > now)
+		/* A model in load backoff shows no demand until the backoff ends, nor one the
+		 * registry does not know yet (after a restart, before /api/tags answered): its
+		 * footprint would be 0, and a load planned with it would spill or fail. */
+		if (m->residency == SCHED_UNLOADED &&
+		    (m->not_before_ms > now || registry_find(e->node->registry, m->name) == NULL))
 			continue;
 		sm->wanted = m->wanted || m->pinned;
 		sm->arrival_rate = engine_arrival_rate(m, now);
@@ -1622,6 +1862,8 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 	    .optimize = e->optimize_now || now >= e->optimize_next_ms,
 	};
 	engine_fit_context(e, dec);
+	engine_gpu_fit_check(dec);
+	engine_watch_waits(e, now);
 	dec->ready = true;
 	return true;
 }
@@ -1705,6 +1947,46 @@ void
 engine_fail_model(struct engine *e, const char *name, const char *why)
 {
 	engine_fail_queued(e, engine_model_get(e, name), why);
+}
+
+struct engine_collect {
+	enum job_placement placement;
+	struct job **jobs;
+	size_t n, alloc;
+};
+
+static void
+engine_collect_cb(struct job *job, void *arg)
+{
+	struct engine_collect *c = arg;
+	if (job->placement != c->placement)
+		return;
+	if (c->n == c->alloc) {
+		c->alloc = c->alloc > 0 ? 2 * c->alloc : 16;
+		c->jobs = xreallocarray(c->jobs, c->alloc, sizeof(*c->jobs));
+	}
+	c->jobs[c->n++] = job_ref(job);
+}
+
+void
+engine_fail_placement(struct engine *e, const char *name, enum job_placement placement,
+		      const char *why)
+{
+	struct engine_collect c = {.placement = placement};
+	queue_each_model_job(e->d->queue, name, engine_collect_cb, &c);
+	for (size_t i = 0; i < c.n; i++) {
+		struct job *job = c.jobs[i];
+		if (queue_remove(e->d->queue, job)) {
+			job_finish(job, JOB_FAILED, NULL, why, vd_now_wall_ms());
+			e->counters.failed++;
+			e->hooks.job_changed(job, e->hooks.arg);
+		}
+		job_unref(job);
+	}
+	free(c.jobs);
+	if (c.n > 0)
+		vd_warn(ENGINE, "%sfailed %zu queued jobs of %s with placement %s: %s", e->tag, c.n,
+			name, job_placement_name(placement), why);
 }
 
 /* --- Reconciling with /api/ps ----------------------------------------------------------- */
@@ -2097,8 +2379,17 @@ engine_model_routed(const struct engine *e, const char *name)
 char *
 engine_waiting_reason(const struct engine *e, const struct job *job)
 {
-	const struct engine_model *m = engine_model_find(e, job->model);
-	const struct registry_model *rm = registry_find(e->node->registry, job->model);
+	/* A job of placement cpu never waits for GPU memory. */
+	if (job->placement == JOB_PLACE_CPU)
+		return NULL;
+	return engine_model_waiting_reason(e, job->model);
+}
+
+static char *
+engine_model_waiting_reason(const struct engine *e, const char *name)
+{
+	const struct engine_model *m = engine_model_find(e, name);
+	const struct registry_model *rm = registry_find(e->node->registry, name);
 	const struct engine_decision *dec = &e->dec;
 	/* The GPUs as of the last decision (ready only while one is under way). */
 	if (rm == NULL || (m != NULL && engine_model_is_resident(m)) || dec->snap.ngpus == 0)
@@ -2135,8 +2426,7 @@ engine_waiting_reason(const struct engine *e, const struct job *job)
 			 "%s, on GPU %d (%s in all: %s held by other programs, %s by loaded "
 			 "models, %s reserved); it loads once a model can be unloaded or memory "
 			 "is freed",
-			 job->model, need, e->node->name, room, best->id, total, other, held,
-			 reserved);
+			 name, need, e->node->name, room, best->id, total, other, held, reserved);
 }
 
 static const char *
@@ -2333,7 +2623,9 @@ engine_ops_unloading(struct engine *e, struct engine_model *m, enum sched_reason
 	case SCHED_REASON_PLACEMENT:
 		if (!m->wanted) {
 			m->wanted = true;
-			m->want_placement = m->placement;
+			/* Automatic placement moved: jobs of placement gpu want it on a GPU. */
+			m->want_placement =
+			    m->placement != SCHED_PLACE_AUTO ? m->placement : SCHED_PLACE_GPU;
 		}
 		m->move_why = "placement";
 		break;

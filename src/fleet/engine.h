@@ -102,6 +102,14 @@ double engine_eta_done_s(const struct engine *e, const struct job *job, size_t p
  * GPU has free, what holds the rest): a message the caller frees, or NULL when nothing
  * keeps it (resident, it fits, or nothing known yet). */
 char *engine_waiting_reason(const struct engine *e, const struct job *job);
+/* Whether this decision found that name's jobs of placement gpu can never fit a GPU of
+ * this node (issue 11); then *footprint is the model's and *largest the most any GPU of
+ * the node could ever give one model. False when it could, or no decision is under way. */
+/* Fails the queued jobs of model name whose placement is placement, with why. */
+void engine_fail_placement(struct engine *e, const char *name, enum job_placement placement,
+			   const char *why);
+bool engine_gpu_never_fits(const struct engine *e, const char *name, uint64_t *footprint,
+			   uint64_t *largest);
 
 /* JSON views for the API: the models resident or in transition, and per-model runtime. */
 json_t *engine_loaded_models_json(const struct engine *e);

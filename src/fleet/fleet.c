@@ -553,6 +553,30 @@ fleet_place_pins(struct fleet *f)
 		fleet_place_pin(f, names[j]);
 }
 
+/* The most any GPU of the nodes that have model could ever give it (their totals less
+ * the driver's reservation and the margin, as of this decision). */
+static uint64_t
+fleet_largest_gpu_room(struct fleet *f, const char *model)
+{
+	uint64_t best = 0;
+	for (size_t n = 0; n < f->nnodes; n++) {
+		const struct sched_snapshot *snap = engine_snapshot_view(f->engines[n]);
+		const struct registry_model *rm = registry_find(f->nodes[n]->registry, model);
+		if (snap == NULL || rm == NULL || !rm->installed)
+			continue;
+		for (size_t g = 0; g < snap->ngpus; g++) {
+			const struct sched_gpu *gpu = &snap->gpus[g];
+			uint64_t cap = gpu->total_bytes > gpu->driver_reserved_bytes
+					   ? gpu->total_bytes - gpu->driver_reserved_bytes
+					   : 0;
+			uint64_t margin = snap->config->safety_margin_bytes;
+			cap = cap > margin ? cap - margin : 0;
+			best = cap > best ? cap : best;
+		}
+	}
+	return best;
+}
+
 static void
 fleet_fail_never_fits(struct fleet *f, size_t k)
 {
@@ -568,11 +592,54 @@ fleet_fail_never_fits(struct fleet *f, size_t k)
 	}
 	if (home == NULL)
 		return;
-	char size[32];
+	char size[32], room[32];
 	vd_format_size(footprint, size, sizeof(size));
-	char *why = xasprintf("model %s needs about %s of VRAM, more than any GPU %scan give it",
-			      name, size, f->nnodes > 1 ? "of any node " : "");
+	vd_format_size(fleet_largest_gpu_room(f, name), room, sizeof(room));
+	char *why = xasprintf("model %s needs about %s of VRAM, more than any GPU %scan give it "
+			      "(the largest can give %s)%s",
+			      name, size, f->nnodes > 1 ? "of any node " : "", room,
+			      f->sums[k].placed[JOB_PLACE_GPU] > 0
+				  ? "; jobs with placement gpu never run on the CPU"
+				  : "");
 	engine_fail_model(home->engine, name, why);
+	free(why);
+}
+
+/*
+ * Issue 11: jobs of placement gpu of a model that can never fit a GPU of any node that
+ * has it, while its other jobs (placement any or cpu) can run on a CPU: only the gpu
+ * jobs fail, at once, with the model's size and the largest GPU room.
+ */
+static void
+fleet_fail_gpu_never_fits(struct fleet *f, size_t k)
+{
+	const char *name = f->sums[k].model;
+	uint64_t footprint = 0, largest = 0;
+	bool seen = false;
+	for (size_t n = 0; n < f->nnodes; n++) {
+		const struct route_cell *c = &f->cells[k * f->nnodes + n];
+		if (!c->installed || engine_snapshot_view(f->engines[n]) == NULL)
+			continue;
+		uint64_t fp, room;
+		if (!engine_gpu_never_fits(f->engines[n], name, &fp, &room))
+			return; /* this node could hold it on a GPU, or does not know yet */
+		seen = true;
+		footprint = fp;
+		largest = room > largest ? room : largest;
+	}
+	if (!seen)
+		return;
+	char size[32], room[32];
+	vd_format_size(footprint, size, sizeof(size));
+	vd_format_size(largest, room, sizeof(room));
+	char *why = xasprintf("model %s needs about %s of VRAM, more than any GPU %scan give it "
+			      "(the largest can give %s), and placement gpu never runs on the CPU",
+			      name, size, f->nnodes > 1 ? "of any node " : "", room);
+	for (size_t n = 0; n < f->nnodes; n++)
+		if (f->cells[k * f->nnodes + n].installed) {
+			engine_fail_placement(f->engines[n], name, JOB_PLACE_GPU, why);
+			break;
+		}
 	free(why);
 }
 
@@ -668,6 +735,8 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 	for (size_t k = 0; k < nsum; k++)
 		if (f->verdicts[k] == ROUTE_NEVER_FITS)
 			fleet_fail_never_fits(f, k);
+		else if (f->sums[k].placed[JOB_PLACE_GPU] > 0)
+			fleet_fail_gpu_never_fits(f, k);
 
 	for (size_t n = 0; n < N; n++) {
 		const struct sched_snapshot *snap = engine_snapshot_view(f->engines[n]);

@@ -42,7 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION  4
+#define STORE_SCHEMA_VERSION  5
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_LIST_DEFAULT    100
 #define STORE_LIST_MAX	      10000
@@ -65,7 +65,7 @@ enum store_stmt {
 #define STORE_JOB_COLUMNS                                                                          \
 	"seq, id, model, kind, priority, status, request, metadata, result, error, "               \
 	"submitted_at, started_at, completed_at, wait_ms, load_ms, run_ms, attempts, key, "        \
-	"deadline_at"
+	"deadline_at, placement"
 
 static const char *const store_sql[STORE_NSTMTS] = {
     [STORE_BEGIN] = "BEGIN",
@@ -82,7 +82,8 @@ static const char *const store_sql[STORE_NSTMTS] = {
 	"error = excluded.error, submitted_at = excluded.submitted_at, "
 	"started_at = excluded.started_at, completed_at = excluded.completed_at, "
 	"wait_ms = excluded.wait_ms, load_ms = excluded.load_ms, run_ms = excluded.run_ms, "
-	"attempts = excluded.attempts, key = excluded.key, deadline_at = excluded.deadline_at",
+	"attempts = excluded.attempts, key = excluded.key, deadline_at = excluded.deadline_at, "
+	"placement = excluded.placement",
     /* A state change: only what changes after submission. The indexed id, model and
      * key are left out of SET, so SQLite leaves their indexes alone. */
     [STORE_JOB_UPDATE] = "UPDATE jobs SET status = ?2, result = ?3, error = ?4, "
@@ -169,6 +170,9 @@ static const struct {
     /* A job's deadline (deadline_s, X-Vramd-Deadline) as wall-clock Unix ms, so a
      * restart orders recovered jobs by it; 0 for none and for jobs from before. */
     {4, "ALTER TABLE jobs ADD COLUMN deadline_at INTEGER NOT NULL DEFAULT 0;"},
+    /* Where a job may run (issue 11: gpu, cpu, any); NULL for jobs from before, which
+     * the daemon gives their model's default when it recovers them. */
+    {5, "ALTER TABLE jobs ADD COLUMN placement TEXT;"},
 };
 
 /* One bound value of a write: SQL NULL, an integer or a text. */
@@ -181,7 +185,7 @@ struct store_value {
 	const char *text;
 };
 
-#define STORE_WRITE_MAX_VALUES 19
+#define STORE_WRITE_MAX_VALUES 20
 
 /* A row image: one statement with its values, built on the loop from copies, run and
  * freed by the writer thread. */
@@ -831,7 +835,7 @@ int
 store_job_save(struct store *st, const struct job *job, char **cause)
 {
 	(void)cause;
-	struct store_write *w = store_write_new(STORE_JOB_SAVE, 19);
+	struct store_write *w = store_write_new(STORE_JOB_SAVE, 20);
 	store_value_int(w, 1, job->seq);
 	store_value_text(w, 2, job->id);
 	store_value_text(w, 3, job->model);
@@ -851,6 +855,7 @@ store_job_save(struct store *st, const struct job *job, char **cause)
 	store_value_int(w, 17, job->attempts);
 	store_value_text(w, 18, job->key);
 	store_value_int(w, 19, job->deadline_at_ms);
+	store_value_static(w, 20, job_placement_name(job->placement));
 	store_save(st, w);
 	return 0;
 }
@@ -922,6 +927,12 @@ store_row_job(struct store *st, sqlite3_stmt *s)
 	if (sqlite3_column_type(s, 17) != SQLITE_NULL)
 		job->key = xstrdup((const char *)sqlite3_column_text(s, 17));
 	job->deadline_at_ms = sqlite3_column_int64(s, 18); /* deadline_mono_ms: the reader's */
+	int place = sqlite3_column_type(s, 19) != SQLITE_NULL
+			? job_placement_from_name((const char *)sqlite3_column_text(s, 19))
+			: -1;
+	/* JOB_NPLACEMENTS: not stored (a row from before schema 5); the loader's caller
+	 * resolves it (store.h). */
+	job->placement = place >= 0 ? (enum job_placement)place : JOB_NPLACEMENTS;
 	return job;
 }
 

@@ -112,7 +112,8 @@ void store_get_stats(struct store *st, struct store_stats *out);
  * Loads every job that was queued, pending or running, oldest first, and calls cb with
  * each as a new job object (refcount 1, owned by cb) whose status is queued again
  * (at-least-once: a job that was running may run twice). Returns the number of jobs, or
- * a negative errno with *cause set.
+ * a negative errno with *cause set. A job stored before placements existed (schema 4)
+ * has placement JOB_NPLACEMENTS, for cb to resolve to its model's default.
  */
 typedef void store_job_cb(struct job *job, void *arg);
 int store_load_unfinished(struct store *st, store_job_cb *cb, void *arg, char **cause);
