@@ -351,6 +351,10 @@
       node: n.node, url: n.url, up: state[n.node] ? state[n.node].state : null,
       breaker: state[n.node] ? state[n.node].breaker : null,
       version: state[n.node] ? state[n.node].version : null,
+      telemetry: state[n.node] ? state[n.node].telemetry : null,
+      // This host's GPUs have their own cards; another machine's (a node whose
+      // telemetry is a remote vramd) show in the node's card.
+      gpus: state[n.node] && state[n.node].telemetry === 'remote' ? state[n.node].gpus || [] : [],
       models: (n.models || []).map((m) => ({model: m.model, state: m.state, location: m.location,
         gpu: m.gpu, size_vram_bytes: m.size_vram_bytes, size_bytes: m.size_bytes,
         running: m.running, pinned: m.pinned, placement: m.placement})),
@@ -382,6 +386,7 @@
       el('div', {class: 'facts'},
         n.version ? el('span', {}, 'ollama ', el('b', {text: n.version})) : null,
         n.breaker ? el('span', {}, 'breaker ', el('b', {text: n.breaker})) : null),
+      n.gpus.map((g) => nodeGpu(g)),
       rows.length
         ? el('table', {},
           el('thead', {}, el('tr', {},
@@ -390,6 +395,17 @@
             who && who.admin ? el('th', {}) : null)),
           el('tbody', {}, rows))
         : el('p', {class: 'muted', text: 'No model loaded.'}));
+  }
+
+  // A GPU of another machine: what GET /api/nodes says of it (memory only).
+  function nodeGpu(g) {
+    const used = el('span', {class: 'ours'});
+    used.style.width = g.total_bytes ? `${(100 * (g.used_bytes || 0) / g.total_bytes).toFixed(2)}%` : '0';
+    return el('div', {class: 'node-gpu', 'data-node-gpu': g.index},
+      el('div', {class: 'facts'}, el('span', {}, el('b', {text: `GPU ${g.index}`}), ' ' + (g.name || '')),
+        el('span', {text: `${bytes(g.used_bytes)} used of ${bytes(g.total_bytes)}`}),
+        g.state && g.state !== 'available' ? el('span', {text: g.state}) : null),
+      el('div', {class: 'membar'}, used));
   }
 
   function fillActionPickers(nodes, models) {

@@ -10,8 +10,8 @@ playwright-core from npm (tests/npm/ui.test.mjs through tests/npm/run.sh) loads 
 against ollama-sim with two simulated GPUs: no console error, both GPUs shown, a
 temperature raised through ollama-sim shown within 2 s, admin actions (force to GPU,
 unload, cancel), the queue; with API keys, the page asks for a key and shows admin
-actions only to an admin key. The screenshots are saved under the build directory's
-Testing/ui/ (the paths are printed).
+actions only to an admin key; in a fleet, a remote node's GPUs show in its card. The
+screenshots are saved under the build directory's Testing/ui/ (the paths are printed).
 """
 
 import json
@@ -24,7 +24,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import build_dir, http, http_json, run_tests, source_dir, start_sim, wait_until  # noqa: E402
-from vramd_harness import start_vramd, wait_models_known  # noqa: E402
+from vramd_harness import nvml_lib_path, start_vramd, wait_models_known  # noqa: E402
 
 # Fast sampling and a short critical pause, as test_gpu_policy.py, so temperature
 # changes show at once and a CRITICAL GPU recovers within the test.
@@ -53,7 +53,7 @@ def ensure_chromium():
 
 
 def artefact(name):
-    d = os.path.join(build_dir(), "Testing", "ui")
+    d = os.path.abspath(os.path.join(build_dir(), "Testing", "ui"))
     os.makedirs(d, exist_ok=True)
     return os.path.join(d, name)
 
@@ -182,6 +182,31 @@ def test_dashboard_with_api_keys():
         v.stop()
         sim.stop()
 
+
+
+def test_remote_node_gpus_in_its_card():
+    # As test_vramd_fleet.py: node a is this host's (one GPU through the simulated NVML),
+    # node b's 16 GiB GPU is read from the vramd on its machine (telemetry_url).
+    a = start_sim("--gpus", "8GiB", state_file=True)
+    b = start_sim("--gpus", "16GiB", state_file=True)
+    vb = start_vramd(b)
+    nodes_dir = tempfile.mkdtemp(prefix="vramd-ui-nodes-")
+    nodes_file = os.path.join(nodes_dir, "nodes.json")
+    with open(nodes_file, "w") as f:
+        json.dump({"nodes": [{"name": "a", "url": a.url},
+                             {"name": "b", "url": b.url, "telemetry_url": vb.url}]}, f)
+    v = start_vramd(None, "--nvml-lib", nvml_lib_path(), "--nodes-file", nodes_file,
+                    *VRAMD_ARGS, env={"OLLAMA_SIM_STATE": a.state_file})
+    try:
+        wait_models_known(v)
+        run_browser({"VRAMD_URL": v.url, "UI_MODE": "fleet",
+                     "UI_SCREENSHOT": artefact("dashboard-fleet.png")})
+        v.proc.assert_clean_exit()
+    finally:
+        v.stop()
+        vb.stop()
+        a.stop()
+        b.stop()
 
 if __name__ == "__main__":
     run_tests(globals())

@@ -5,8 +5,9 @@
 //
 // Environment: VRAMD_URL (the vramd), SIM_URL (its ollama-sim, to set temperatures),
 // UI_SCREENSHOT (where to save the screenshot), CHROMIUM (default /usr/bin/chromium),
-// UI_MODE: "open" (no API keys: GPUs, the temperature update, queue, admin actions) or
-// "keys" (API_KEYS_FILE: the page asks for a key; UI_ADMIN_KEY and UI_USER_KEY).
+// UI_MODE: "open" (no API keys: GPUs, the temperature update, queue, admin actions),
+// "keys" (API_KEYS_FILE: the page asks for a key; UI_ADMIN_KEY and UI_USER_KEY) or
+// "fleet" (node "a" local with one GPU, node "b" with a 16 GiB GPU read from its vramd).
 // Prints PASS/FAIL per test and "N passed, N failed"; exits non-zero on failure.
 import { chromium } from 'playwright-core';
 
@@ -199,7 +200,23 @@ const keyTests = [
   }],
 ];
 
-const tests = [...(mode === 'keys' ? keyTests : openTests),
+const fleetTests = [
+  ['a remote node\'s GPUs show in its card, this host\'s as GPU cards', async () => {
+    const r = await page.goto(base + '/ui', {waitUntil: 'load'});
+    assert(r.status() === 200, 'GET /ui ' + r.status());
+    await gpuCard(0).waitFor({timeout: 10000});
+    assert(await page.locator('[data-gpu]').count() === 1, 'one local GPU card');
+    const remote = page.locator('.card[data-node="b"] [data-node-gpu="0"]');
+    await remote.waitFor({timeout: 10000});
+    await until('the remote GPU total', async () => (await remote.textContent()).includes('of 16.0 GiB'));
+    assert(await page.locator('.card[data-node="a"] [data-node-gpu]').count() === 0,
+      'the local node has no GPU line in its card');
+    await page.screenshot({path: screenshot, fullPage: true});
+    console.log('  screenshot: ' + screenshot);
+  }],
+];
+
+const tests = [...({keys: keyTests, fleet: fleetTests}[mode] || openTests),
   ['no console error, exception or CSP violation', async () => {
     assert(problems.length === 0, problems.join('\n'));
   }]];
