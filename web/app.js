@@ -201,9 +201,10 @@
     }
     refreshing = true;
     try {
-      const [status, history, stats, report, nodes, models, queued, running] = await Promise.all([
+      const [status, history, throttle, stats, report, nodes, models, queued, running] = await Promise.all([
         api('GET', '/api/gpu/status/all'),
         api('GET', `/api/gpu/metrics/history?limit=${HISTORY_SAMPLES}`),
+        api('GET', '/api/gpu/throttle/status'),
         api('GET', '/api/stats'),
         api('GET', '/api/vram_report'),
         api('GET', '/api/nodes'),
@@ -212,9 +213,9 @@
         api('GET', '/api/jobs?status=pending,running&limit=200'),
       ]);
       const details = await queueDetails(queued.jobs);
-      drawGpus(status, history);
+      drawGpus(status, history, throttle);
       drawNodes(report, nodes, models);
-      drawQueue(stats, queued.jobs, details);
+      drawQueue(stats, details);
       drawRunning(running.jobs);
       $('updated').textContent = 'updated ' + clock();
       if ($('conn').dataset.state === 'down') setConn('connecting', 'connecting');
@@ -257,25 +258,32 @@
     }
     const got = await Promise.all(pick.slice(0, QUEUE_DETAILS).map((j) =>
       api('GET', '/api/job/' + encodeURIComponent(j.job_id)).catch(() => null)));
-    return got.filter((j) => j && j.status === 'queued')
-      .sort((a, b) => a.queue_position - b.queue_position);
+    // The listing comes from the store, which may lag a job that just started: such a
+    // job is in neither the list nor the count of those not shown.
+    return {
+      list: got.filter((j) => j && j.status === 'queued')
+        .sort((a, b) => a.queue_position - b.queue_position),
+      notShown: Math.max(0, jobs.length - Math.min(pick.length, QUEUE_DETAILS)),
+    };
   }
 
   // --- GPUs ------------------------------------------------------------------------
 
-  function drawGpus(status, history) {
+  function drawGpus(status, history, throttle) {
     const temps = {};
     for (const g of history.gpus || [])
       temps[g.index] = g.samples.map((s) => s.temperature_c).filter((t) => t !== null);
-    const gpus = (status.gpus || []).map((g) => ({g, t: temps[g.index] || []}));
+    const limits = {};
+    for (const t of throttle.gpus || []) limits[t.index] = t;
+    const gpus = (status.gpus || []).map((g) => ({g, t: temps[g.index] || [], th: limits[g.index] || null}));
     // The sample time changes every poll; drawing is cheap and holds no buttons.
     render('gpus', gpus, (list) => list.length
-      ? list.map(({g, t}) => gpuCard(g, t))
+      ? list.map(({g, t, th}) => gpuCard(g, t, th))
       : el('p', {class: 'muted', text: status.telemetry === 'none'
         ? 'No GPU telemetry: vramd runs models on the CPU only.' : 'No GPU found yet.'}));
   }
 
-  function gpuCard(g, temps) {
+  function gpuCard(g, temps, th) {
     const total = g.memory_total_bytes || 0;
     const parts = [
       ['ours', 'our models', g.memory_models_bytes],
@@ -299,6 +307,9 @@
       el('span', {}, 'power ', el('b', {text: g.power_w !== null && g.power_w !== undefined ? `${g.power_w.toFixed(0)} W` : '?'}),
         g.power_limit_w ? ` / ${g.power_limit_w.toFixed(0)} W` : ''),
       el('span', {}, 'speed ', el('b', {'data-field': 'speed', text: g.speed_multiplier !== null && g.speed_multiplier !== undefined ? `×${g.speed_multiplier}` : '?'})),
+      // What throttling leaves of the GPU: jobs of one model at once, and how many run.
+      th ? el('span', {'data-field': 'throttle'}, 'jobs ', el('b', {text: `${th.running}`}),
+        ` / max ${th.max_concurrent} per model`) : null,
       g.fan_percent !== null && g.fan_percent !== undefined ? el('span', {}, 'fan ', el('b', {text: g.fan_percent + '%'})) : null,
       g.slowdown_temp_c ? el('span', {text: `slowdown ${g.slowdown_temp_c} °C`}) : null);
     const reasons = [].concat(g.state_reasons || [],
@@ -315,6 +326,9 @@
       bar, legend, facts,
       g.dispatch_paused
         ? el('div', {class: 'paused', text: `dispatch paused${g.paused_until ? ' until ' + clock(g.paused_until) : ''}`})
+        : null,
+      th && th.cooldown_until
+        ? el('div', {class: 'muted', text: `cooling down: may leave ${g.state} at ${clock(th.cooldown_until)}`})
         : null,
       reasons.length ? el('ul', {class: 'reasons'}, reasons.map((r) => el('li', {text: r}))) : null);
   }
@@ -428,7 +442,7 @@
 
   // --- The queue and running jobs ----------------------------------------------------
 
-  function drawQueue(stats, queued, details) {
+  function drawQueue(stats, {list: details, notShown}) {
     const byPrio = (stats.jobs && stats.jobs.by_priority) || {};
     const eta = {};
     for (const d of details)
@@ -457,7 +471,7 @@
           el('td', {class: 'num', text: m.running}), el('td', {class: 'num', text: seconds(m.eta)})))
           : el('tr', {}, el('td', {class: 'muted', colspan: 4, text: 'Nothing queued or running.'})))),
     ]);
-    render('queue', {list, more: queued.length - list.length, admin: who && who.admin}, () => [
+    render('queue', {list, notShown, admin: who && who.admin}, () => [
       list.length ? el('table', {'data-table': 'queued'},
         el('thead', {}, el('tr', {}, el('th', {class: 'num', text: '#'}), el('th', {text: 'job'}),
           el('th', {text: 'model'}), el('th', {text: 'priority'}), el('th', {class: 'num', text: 'waited'}),
@@ -470,8 +484,7 @@
           el('td', {class: 'wrap', text: j.reason || ''}),
           who && who.admin ? el('td', {}, cancelButton(j.id)) : null))))
         : el('p', {class: 'muted', text: 'The queue is empty.'}),
-      queued.length > list.length
-        ? el('p', {class: 'muted', text: `and ${queued.length - list.length} more queued`}) : null,
+      notShown > 0 ? el('p', {class: 'muted', text: `and ${notShown} more queued`}) : null,
     ]);
   }
 

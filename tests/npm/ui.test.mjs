@@ -105,6 +105,11 @@ const openTests = [
     await page.waitForFunction(
       () => document.querySelector('[data-gpu="1"]').dataset.state === 'CRITICAL', null,
       {timeout: 5000});
+    // CRITICAL pauses dispatch there: no job of any model may start (throttle/status).
+    await page.waitForFunction(() => document.querySelector('[data-gpu="1"] [data-field="throttle"]')
+      .textContent.includes('max 0 per model'), null, {timeout: 5000});
+    const other = await gpuCard(0).locator('[data-field="throttle"]').textContent();
+    assert(/max [1-9]\d* per model/.test(other), 'GPU 0 still takes work: ' + other);
     await page.locator('#events li[data-type="state_change"]').first().waitFor({timeout: 5000});
     const text = await page.locator('#events li[data-type="state_change"]').first().textContent();
     assert(text.includes('GPU 1') && text.includes('CRITICAL'), 'state_change event: ' + text);
@@ -159,7 +164,8 @@ const openTests = [
     for (const id of ids.slice(1))
       await until(`job ${id} final`, async () =>
         ['complete', 'failed'].includes((await get('/api/job/' + id)).data.status), 60000);
-    await page.locator('#queue p').waitFor({timeout: 5000}); // "The queue is empty."
+    await page.waitForFunction(() => document.getElementById('queue').textContent === 'The queue is empty.',
+      null, {timeout: 5000});
   }],
 ];
 
