@@ -328,7 +328,7 @@
         ? el('div', {class: 'paused', text: `dispatch paused${g.paused_until ? ' until ' + clock(g.paused_until) : ''}`})
         : null,
       th && th.cooldown_until
-        ? el('div', {class: 'muted', text: `cooling down: may leave ${g.state} at ${clock(th.cooldown_until)}`})
+        ? el('div', {class: 'muted small', text: `cooling down: may leave ${g.state} at ${clock(th.cooldown_until)}`})
         : null,
       reasons.length ? el('ul', {class: 'reasons'}, reasons.map((r) => el('li', {text: r}))) : null);
   }
