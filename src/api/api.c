@@ -106,6 +106,8 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_GET, "/api/lb_stats", false, api_lb_stats, 0},
     {VD_HTTP_GET, "/api/nodes", false, api_nodes, 0},
     {VD_HTTP_GET | VD_HTTP_HEAD, "/metrics", false, api_metrics, API_ROUTE_METRICS},
+    {VD_HTTP_GET | VD_HTTP_HEAD, "/ui", true, api_ui, API_ROUTE_PUBLIC}, /* + /ui/FILE */
+    {VD_HTTP_GET, "/api/whoami", false, api_whoami, API_ROUTE_PUBLIC},
     /* vramd answering as Ollama (api-ollama.c); a key's rights are checked per job */
     {VD_HTTP_POST, "/api/generate", false, api_ollama_generate, 0},
     {VD_HTTP_POST, "/api/chat", false, api_ollama_chat, 0},

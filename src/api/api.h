@@ -100,6 +100,10 @@ void api_metrics_job_final(struct metrics *m, const struct job *job);
 void api_metrics_http_cb(struct vd_http_req *req, int status, void *arg);
 /* api-events.c: GET /api/events (Server-Sent Events). */
 void api_events(struct vd_http_req *req, const char *path, void *arg);
+/* api-ui.c: the dashboard's files under /ui (public), and GET /api/whoami (public: the
+ * caller's key, checked, and whether it is admin). */
+void api_ui(struct vd_http_req *req, const char *path, void *arg);
+void api_whoami(struct vd_http_req *req, const char *path, void *arg);
 
 /* api-models.c: model operations and node views (docs/api.md "Models and nodes"). */
 void api_models_force_gpu(struct vd_http_req *req, const char *path, void *arg);
