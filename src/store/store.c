@@ -75,7 +75,8 @@ static const char *const store_sql[STORE_NSTMTS] = {
      * triggers see the old status and the new one. */
     [STORE_JOB_SAVE] =
 	"INSERT INTO jobs (" STORE_JOB_COLUMNS ") VALUES "
-	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
+	"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+	"?20) "
 	"ON CONFLICT (seq) DO UPDATE SET id = excluded.id, model = excluded.model, "
 	"kind = excluded.kind, priority = excluded.priority, status = excluded.status, "
 	"request = excluded.request, metadata = excluded.metadata, result = excluded.result, "
