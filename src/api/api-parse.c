@@ -137,8 +137,8 @@ api_infer_kind(const json_t *body, const struct registry_model *model)
 }
 
 /* Top-level fields of a submit body besides api_fields[]. */
-static const char *const api_submit_fields[] = {"model", "kind", "priority", "metadata",
-						"deadline_s", "placement"};
+static const char *const api_submit_fields[] = {"model",    "kind",	  "priority",
+						"metadata", "deadline_s", "placement"};
 
 /* Fields refused with a reason rather than as unknown. */
 static const char *const api_submit_refused[] = {"stream", "keep_alive"};
@@ -401,10 +401,11 @@ api_submit_parse(const json_t *body, const struct api_submit_env *env, struct ap
 			goto out_error;
 		}
 	}
-	msg = api_unknown_fields(body, api_submit_field_known,
-				 "model, kind, priority, metadata, deadline_s, placement, prompt, suffix, "
-				 "system, template, context, raw, images, messages, tools, input, "
-				 "dimensions, format, think, truncate, options");
+	msg = api_unknown_fields(
+	    body, api_submit_field_known,
+	    "model, kind, priority, metadata, deadline_s, placement, prompt, suffix, "
+	    "system, template, context, raw, images, messages, tools, input, "
+	    "dimensions, format, think, truncate, options");
 	if (msg != NULL)
 		goto out_error;
 	int priority =

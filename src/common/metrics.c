@@ -118,7 +118,12 @@ metrics_new(const struct metrics_def *defs, size_t n)
 	m->families = xcalloc(n > 0 ? n : 1, sizeof(*m->families));
 	m->nfamilies = n;
 	for (size_t i = 0; i < n; i++) {
-		assert(metrics_def_is_valid(&defs[i]));
+		/* A bad table is a programming error, in a Release build too. */
+		if (!metrics_def_is_valid(&defs[i])) {
+			fprintf(stderr, "fatal: metrics: bad definition of %s\n",
+				defs[i].name != NULL ? defs[i].name : "(null)");
+			abort();
+		}
 		m->families[i].def = &defs[i];
 		while (m->families[i].nlabels < METRICS_MAX_LABELS &&
 		       defs[i].labels[m->families[i].nlabels] != NULL)
@@ -147,10 +152,8 @@ static struct metrics_family *
 metrics_family_find(struct metrics *m, const char *name, enum metrics_type type)
 {
 	for (size_t i = 0; i < m->nfamilies; i++)
-		if (strcmp(m->families[i].def->name, name) == 0) {
-			assert(m->families[i].def->type == type);
+		if (strcmp(m->families[i].def->name, name) == 0 && m->families[i].def->type == type)
 			return &m->families[i];
-		}
 	assert(!"metrics: no such family");
 	return NULL;
 }

@@ -100,7 +100,7 @@ struct job {
 	 * job_set_deadline when the job enters this vramd (submit or recovery). 0: none. */
 	int64_t deadline_at_ms;
 	int64_t deadline_mono_ms;
-	bool wait_warned;     /* the engine sent its job_waiting event (WAIT_WARN_S) */
+	bool wait_warned; /* the engine sent its job_waiting event (WAIT_WARN_S) */
 
 	/* Private to queue.c: links in the per-model, per-priority FIFO and in its key's
 	 * part of that FIFO (the flow), and whether the queue counts request_bytes (from

@@ -42,7 +42,7 @@ struct queue_model_summary {
 	/* monotonic: the earliest deadline (job->deadline_mono_ms) of its waiting jobs of each
 	 * priority; 0 when none of them has one */
 	int64_t earliest_deadline_ms[JOB_NPRIORITIES];
-	int placed[JOB_NPLACEMENTS];		     /* the same jobs by placement (gpu, ...) */
+	int placed[JOB_NPLACEMENTS]; /* the same jobs by placement (gpu, ...) */
 };
 
 struct queue *queue_new(size_t max_size);
