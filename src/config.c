@@ -475,7 +475,7 @@ config_parse_units(const struct config_def *def, const char *text, const char *b
 		return "has an unknown unit (use ms, s, m or h)";
 	if (!config_whole(x, from, to, n))
 		return strcmp(def->unit, "ms") == 0 ? "is not a whole number of milliseconds"
-						     : "is not a whole number of seconds";
+						    : "is not a whole number of seconds";
 	return NULL;
 }
 
@@ -491,7 +491,7 @@ config_expected(const struct config_def *def)
 					 strcmp(def->unit, "MiB") == 0 ? "a size" : "a duration",
 					 def->min, def->max, def->unit,
 					 strcmp(def->unit, "MiB") == 0 ? "512MiB, 6GiB"
-									: "100ms, 0.1s, 30s, 5m",
+								       : "100ms, 0.1s, 30s, 5m",
 					 config_bare_unit(def, false));
 		return xasprintf("an integer from %.0f to %.0f%s%s%s", def->min, def->max,
 				 unit ? " (" : "", unit ? unit : "", unit ? ")" : "");
@@ -778,7 +778,8 @@ config_check_order(const struct config_value *v, char **cause)
 	}
 	if (v[CONFIG_TEMP_SHUTDOWN_C].i != 0 &&
 	    !(v[CONFIG_TEMP_CRITICAL_C].i < v[CONFIG_TEMP_SHUTDOWN_C].i))
-		return vd_fail(cause, -EINVAL, "invalid TEMP_SHUTDOWN_C: TEMP_CRITICAL_C (%lld) must "
+		return vd_fail(cause, -EINVAL,
+			       "invalid TEMP_SHUTDOWN_C: TEMP_CRITICAL_C (%lld) must "
 			       "be below TEMP_SHUTDOWN_C (%lld)",
 			       (long long)v[CONFIG_TEMP_CRITICAL_C].i,
 			       (long long)v[CONFIG_TEMP_SHUTDOWN_C].i);
@@ -819,8 +820,8 @@ static int
 config_assign(struct config_value *v, enum config_key k, const char *text,
 	      enum config_source source, const char *where, char **cause)
 {
-	int rc = config_parse(&config_table[k], text, where, source == CONFIG_SRC_FLAG, &v[k],
-			      cause);
+	int rc =
+	    config_parse(&config_table[k], text, where, source == CONFIG_SRC_FLAG, &v[k], cause);
 	if (rc == 0)
 		v[k].source = source;
 	return rc;

@@ -593,9 +593,8 @@ test_duration_units(void **state)
 
 	/* Bare numbers by key name in the environment are seconds too; flags keep ms. */
 	char *env[] = {"SCHEDULER_LOOP_INTERVAL=0.5", "VRAMD_MODEL_KEEP_ALIVE=90", NULL};
-	assert_int_equal(load(&cfg, (char *[]){"vramd", "--monitor-interval", "250", NULL}, env,
-			      &cause),
-			 0);
+	assert_int_equal(
+	    load(&cfg, (char *[]){"vramd", "--monitor-interval", "250", NULL}, env, &cause), 0);
 	assert_int_equal(config_int(cfg, CONFIG_SCHEDULER_LOOP_INTERVAL), 500);
 	assert_int_equal(config_int(cfg, CONFIG_MODEL_KEEP_ALIVE), 90);
 	assert_int_equal(config_int(cfg, CONFIG_MEMORY_MONITORING_INTERVAL), 250);
@@ -716,8 +715,8 @@ test_seed_keys(void **state)
 	(void)state;
 	struct config *cfg;
 	char *cause = NULL;
-	char *env[] = {"GPU_MEMORY_FRACTION=0.9", "CPU_FALLBACK_ENABLED=true",
-		       "DYNAMIC_LOADING_ENABLED=false", "MODEL_CACHE_SIZE=2",
+	char *env[] = {"GPU_MEMORY_FRACTION=0.9",	  "CPU_FALLBACK_ENABLED=true",
+		       "DYNAMIC_LOADING_ENABLED=false",	  "MODEL_CACHE_SIZE=2",
 		       "SCHEDULER_STRATEGY=demand_based", NULL};
 	assert_int_equal(load(&cfg, (char *[]){"vramd", NULL}, env, &cause), 0);
 	assert_true(config_double(cfg, CONFIG_GPU_MEMORY_FRACTION) == 0.9);
