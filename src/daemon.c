@@ -542,6 +542,41 @@ daemon_listen(struct daemon *d, char **cause)
 	return 0;
 }
 
+/* The longest vramd waits for its first GPU sample before it listens (nvidia-smi and a
+ * remote vramd answer asynchronously; NVML at once). */
+#define DAEMON_FIRST_SAMPLE_WAIT_S 5
+
+static void
+daemon_first_sample_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	*(bool *)arg = true;
+}
+
+/*
+ * Takes the first GPU sample before vramd listens, so that the first GET /api/health or
+ * /api/gpu/status already lists the GPUs (it said "gpu_count": 0 for a moment), running
+ * the loop only for it, at most DAEMON_FIRST_SAMPLE_WAIT_S.
+ */
+static void
+daemon_first_gpu_sample(struct daemon *d)
+{
+	if (strcmp(gpu_monitor_source(d->gpus), "none") == 0)
+		return;
+	uint64_t before = gpu_monitor_sample_count(d->gpus);
+	bool expired = false;
+	struct event *deadline = evtimer_new(d->base, daemon_first_sample_deadline_cb, &expired);
+	struct timeval tv = {DAEMON_FIRST_SAMPLE_WAIT_S, 0};
+	evtimer_add(deadline, &tv);
+	gpu_monitor_sample_now(d->gpus);
+	while (gpu_monitor_sample_count(d->gpus) == before && !expired)
+		event_base_loop(d->base, EVLOOP_ONCE);
+	event_free(deadline);
+	if (gpu_monitor_sample_count(d->gpus) == before)
+		vd_warn(GPU, "no GPU sample within %d s of start; listening without one",
+			DAEMON_FIRST_SAMPLE_WAIT_S);
+}
+
 int
 daemon_new(struct config *config, struct daemon **out, char **cause)
 {
@@ -575,6 +610,7 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	rc = daemon_open_gpus(d, cause);
 	if (rc < 0)
 		goto out_fail;
+	daemon_first_gpu_sample(d);
 	if (config_str(config, CONFIG_MODEL_GPU_MAP)[0] != '\0') {
 		rc = gpu_map_load(config_str(config, CONFIG_MODEL_GPU_MAP), &d->gpu_map, cause);
 		if (rc < 0)
@@ -590,6 +626,8 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 					     .bytes = daemon_local_models_bytes_cb,
 					     .arg = d,
 					 });
+	if (gpu_monitor_reading_count(d->gpus) > 0) /* the first sample came before it */
+		gpu_policy_on_sample(d->policy);
 
 	rc = store_load_unfinished(d->store, daemon_recover_cb, d, cause);
 	if (rc < 0)
