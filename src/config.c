@@ -270,8 +270,8 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"work) from TEMP_CRITICAL_C on (0: not set)."},
 	[CONFIG_GPU_MEMORY_FRACTION] = {"GPU_MEMORY_FRACTION", "GPU_MEMORY_FRACTION",
 		"--gpu-memory-fraction", CONFIG_TYPE_DOUBLE, "1.0", 0.01, 1, NULL, "", true,
-		"Share of each GPU's memory vramd may fill with models and reservations (seed 004); "
-		"with MEMORY_LIMIT_MB the lower bound wins."},
+		"Share of each GPU's memory vramd may fill with its models, beside reservations "
+		"(seed 004); with MEMORY_LIMIT_MB the lower bound wins."},
 	[CONFIG_DYNAMIC_LOADING_ENABLED] = {"DYNAMIC_LOADING_ENABLED", "DYNAMIC_LOADING_ENABLED",
 		"--dynamic-loading", CONFIG_TYPE_BOOL, "true", 0, 0, NULL, "", true,
 		"false: only the PIN_MODELS are loaded; a job for any other model is refused at "
@@ -1412,6 +1412,12 @@ config_print_help(FILE *out, const char *progname)
 			fprintf(out, "; runtime");
 		fputc('\n', out);
 	}
+	fprintf(out, "\nThe seeds' names, accepted wherever their key is (file, API; * also as an\n"
+		     "environment variable):\n");
+	for (size_t i = 0; i < VD_ARRAY_LEN(config_aliases); i++)
+		fprintf(out, "  alias %s = %s%s\n", config_aliases[i].name,
+			config_table[config_aliases[i].key].name,
+			config_aliases[i].env ? " *" : "");
 }
 
 void

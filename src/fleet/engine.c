@@ -867,6 +867,17 @@ engine_fail_queued(struct engine *e, struct engine_model *m, const char *why)
 		vd_warn(ENGINE, "%sfailed %d queued jobs of %s: %s", e->tag, n, m->name, why);
 }
 
+/* Why vramd loaded m on the CPU, for the model_on_cpu event. */
+static const char *
+engine_cpu_why(const struct engine *e, const struct engine_model *m)
+{
+	if (engine_cpu_only(e))
+		return "the node has no GPU (no telemetry and no VRAM_BUDGET): it runs on the CPU";
+	if (m->placement == SCHED_PLACE_CPU)
+		return "placed on the CPU (force_cpu)";
+	return "no GPU can hold it (ALLOW_CPU): it runs on the CPU";
+}
+
 static void
 engine_load_cb(const struct backend_status *st, void *arg)
 {
@@ -891,8 +902,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		if (m->gpu == SCHED_GPU_CPU)
 			events_emit(gpu_policy_events(e->d->policy), "model_on_cpu",
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
-					      e->node->url, "message",
-					      "no GPU can hold it; it runs on the CPU"));
+					      e->node->url, "message", engine_cpu_why(e, m)));
 	} else if (st->timed_out) {
 		/* The transfer is aborted; the server may still finish the load, so it is
 		 * asked to unload the model, and the next load may start. */
