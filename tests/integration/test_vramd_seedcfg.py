@@ -191,8 +191,10 @@ def test_memory_limit_bounds_loads():
     v = start_vramd(sim, *FAST, "--memory-limit-mb", "3000", "--min-swap-batch", "0")
     try:
         wait_ready(v)
-        assert run_job(v, "qwen2.5:0.5b")["status"] == "complete"
-        assert run_job(v, "gemma:2b")["status"] == "complete"
+        job = run_job(v, "qwen2.5:0.5b")
+        assert job["status"] == "complete", job
+        job = run_job(v, "gemma:2b")
+        assert job["status"] == "complete", (job, v.proc.log_tail(30))
         wait_until(lambda: [m["name"] for m in sim.state().get("models", [])] == ["gemma:2b"],
                    timeout=30, what="qwen2.5:0.5b unloaded for gemma:2b under the limit")
     finally:
