@@ -240,7 +240,8 @@ bench_summary(const struct ctl *ctl, const struct bench_job *jobs, size_t njobs,
 			if (jobs[i].id != NULL)
 				json_array_append_new(ids, json_string(jobs[i].id));
 		json_object_set_new(out, "job_ids", ids);
-		char *text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		char *text =
+		    json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 		printf("%s\n", text);
 		free(text);
 		json_decref(out);

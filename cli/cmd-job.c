@@ -87,7 +87,8 @@ ctl_print_result(const json_t *job)
 		return;
 	}
 	if (result != NULL) {
-		char *dump = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		char *dump = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER |
+						    JSON_REAL_PRECISION(15));
 		printf("%s\n", dump != NULL ? dump : "");
 		free(dump);
 	}
@@ -122,7 +123,8 @@ ctl_print_job(const json_t *job)
 	if (ctl_json_str(job, "error") != NULL)
 		ctl_kv_add(kv, "error", "%s", ctl_json_str(job, "error"));
 	if (metadata != NULL && !json_is_null(metadata)) {
-		char *dump = json_dumps(metadata, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		char *dump = json_dumps(metadata, JSON_COMPACT | JSON_PRESERVE_ORDER |
+						      JSON_REAL_PRECISION(15));
 		ctl_kv_add(kv, "metadata", "%s", dump != NULL ? dump : "?");
 		free(dump);
 	}

@@ -142,7 +142,8 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"plus the runner overhead (CUDA context) measured on other models."},
 	[CONFIG_SCHEDULER_LOOP_INTERVAL] = {"SCHEDULER_LOOP_INTERVAL", "SCHEDULER_LOOP_INTERVAL",
 		"--loop-interval", CONFIG_TYPE_INT, "100", 1, 60000, NULL, "ms", false,
-		"The scheduler runs on every change and at least this often."},
+		"The scheduler runs on every change and at least this often; a bare number is "
+		"seconds by key name (seed 001's SCHEDULER_LOOP_INTERVAL = 0.1), ms with the flag."},
 	[CONFIG_MODEL_KEEP_ALIVE] = {"MODEL_KEEP_ALIVE", "MODEL_KEEP_ALIVE", "--keep-alive",
 		CONFIG_TYPE_INT, "300", 0, 31536000, NULL, "s", true,
 		"Idle models are unloaded after this long."},
@@ -240,9 +241,13 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"GPU memory to plan with when there is no GPU telemetry (0: CPU only)."},
 	[CONFIG_MEMORY_MONITORING_INTERVAL] = {"MEMORY_MONITORING_INTERVAL",
 		"MEMORY_MONITORING_INTERVAL", "--monitor-interval", CONFIG_TYPE_INT, "1000", 50,
-		600000, NULL, "ms", false, "How often GPUs are sampled."},
+		600000, NULL, "ms", true,
+		"How often GPUs are sampled; a bare number is seconds by key name (seed 002's "
+		"monitor_interval), ms with the flag."},
 	[CONFIG_GPU_HISTORY_LENGTH] = {"GPU_HISTORY_LENGTH", NULL, "--gpu-history", CONFIG_TYPE_INT,
-		"200", 1, 100000, NULL, "samples", false, "Samples kept per GPU for history and trends."},
+		"200", 1, 100000, NULL, "samples", true,
+		"Samples kept per GPU for history and trends (a change at run time resizes the "
+		"ring, keeping the newest samples)."},
 	[CONFIG_TEMP_NORMAL_C] = {"TEMP_NORMAL_C", NULL, "--temp-normal", CONFIG_TYPE_INT, "65", 0,
 		150, NULL, "C", true, "A GPU at or above this temperature is NORMAL (below: OPTIMAL)."},
 	[CONFIG_TEMP_THROTTLED_C] = {"TEMP_THROTTLED_C", NULL, "--temp-throttled", CONFIG_TYPE_INT,
@@ -285,8 +290,74 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		NULL, "", false,
 		"Comma-separated http:// or https:// URLs (at most 16) that receive GPU events as JSON "
 		"POSTs; not changeable through the API."},
+	[CONFIG_TEMP_SHUTDOWN_C] = {"TEMP_SHUTDOWN_C", NULL, "--temp-shutdown", CONFIG_TYPE_INT,
+		"0", 0, 150, NULL, "C", true,
+		"Seed 002's temp_critical (90 there), the shutdown-side bound: when set it must be "
+		"above TEMP_CRITICAL_C; it changes no decision, since a GPU is CRITICAL (no new "
+		"work) from TEMP_CRITICAL_C on (0: not set)."},
+	[CONFIG_GPU_MEMORY_FRACTION] = {"GPU_MEMORY_FRACTION", "GPU_MEMORY_FRACTION",
+		"--gpu-memory-fraction", CONFIG_TYPE_DOUBLE, "1.0", 0.01, 1, NULL, "", true,
+		"Share of each GPU's memory vramd may fill with its models, beside reservations "
+		"(seed 004); with MEMORY_LIMIT_MB the lower bound wins."},
+	[CONFIG_DYNAMIC_LOADING_ENABLED] = {"DYNAMIC_LOADING_ENABLED", "DYNAMIC_LOADING_ENABLED",
+		"--dynamic-loading", CONFIG_TYPE_BOOL, "true", 0, 0, NULL, "", true,
+		"false: only the PIN_MODELS are loaded; a job for any other model is refused at "
+		"submission with a message saying so (seed 004)."},
+	[CONFIG_MODEL_CACHE_SIZE] = {"MODEL_CACHE_SIZE", "MODEL_CACHE_SIZE", "--model-cache-size",
+		CONFIG_TYPE_INT, "0", 0, 1000, NULL, "models", true,
+		"Models resident per GPU (seed 004): a node holds at most this many times its GPUs "
+		"(at least one), or MAX_LOADED_MODELS when that is lower; 0 = no cap of its own."},
+	[CONFIG_SCHEDULER_STRATEGY] = {"SCHEDULER_STRATEGY", "SCHEDULER_STRATEGY",
+		"--scheduler-strategy", CONFIG_TYPE_ENUM, "demand_based", 0, 0, "demand_based", "",
+		false,
+		"Seed 001's strategy: demand_based (the only one, and what vramd does: the models "
+		"with the most waiting work load first, idle ones make room)."},
 };
 /* clang-format on */
+
+/*
+ * The seeds' names for vramd's keys. Matched like key names (case-insensitively) in the
+ * config file, in PUT /api/gpu/config and, for those with env set, as a bare environment
+ * variable. Seed 002 names each state's upper bound (temp_optimal = 65: OPTIMAL below
+ * it), which is where vramd's next state starts; its temp_critical is the shutdown-side
+ * bound beyond those (TEMP_SHUTDOWN_C). docs/configuration.md lists them.
+ */
+static const struct config_alias {
+	const char *name;
+	enum config_key key;
+	bool env; /* also read as a bare environment variable */
+} config_aliases[] = {
+    {"CPU_FALLBACK_ENABLED", CONFIG_ALLOW_CPU, true},
+    {"temp_optimal", CONFIG_TEMP_NORMAL_C, false},
+    {"temp_normal", CONFIG_TEMP_THROTTLED_C, false},
+    {"temp_throttle", CONFIG_TEMP_CRITICAL_C, false},
+    {"temp_critical", CONFIG_TEMP_SHUTDOWN_C, false},
+    {"memory_optimal", CONFIG_MEMORY_NORMAL_PCT, false},
+    {"memory_normal", CONFIG_MEMORY_THROTTLED_PCT, false},
+    {"memory_critical", CONFIG_MEMORY_CRITICAL_PCT, false},
+    {"monitor_interval", CONFIG_MEMORY_MONITORING_INTERVAL, false},
+    {"history_size", CONFIG_GPU_HISTORY_LENGTH, false},
+};
+
+/*
+ * Keys whose seed documents another unit for a bare number than the key's own: given by
+ * key name (file, environment, API) a bare number is in seconds; the flag keeps ms.
+ */
+static const struct config_bare_unit {
+	enum config_key key;
+	const char *unit;
+} config_bare_units[] = {
+    {CONFIG_SCHEDULER_LOOP_INTERVAL, "s"},
+    {CONFIG_MEMORY_MONITORING_INTERVAL, "s"},
+};
+
+/* Duration units, in ms. */
+static const struct config_duration_unit {
+	const char *name;
+	double ms;
+} config_duration_units[] = {
+    {"ms", 1}, {"s", 1000}, {"sec", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000},
+};
 
 /*
  * Flags that may be repeated. Each use of key's flag also adds its value to the URL list
@@ -344,7 +415,19 @@ config_key_from_name(const char *name)
 	for (int k = 0; k < CONFIG_NKEYS; k++)
 		if (strcasecmp(config_table[k].name, name) == 0)
 			return k;
+	for (size_t i = 0; i < VD_ARRAY_LEN(config_aliases); i++)
+		if (strcasecmp(config_aliases[i].name, name) == 0)
+			return config_aliases[i].key;
 	return -1;
+}
+
+const char *
+config_alias_at(size_t i, enum config_key *key)
+{
+	if (i >= VD_ARRAY_LEN(config_aliases))
+		return NULL;
+	*key = config_aliases[i].key;
+	return config_aliases[i].name;
 }
 
 const char *
@@ -354,6 +437,82 @@ config_source_name(enum config_source source)
 	return (unsigned)source < VD_ARRAY_LEN(names) ? names[source] : "?";
 }
 
+static bool
+config_unit_is_duration(const char *unit)
+{
+	return strcmp(unit, "ms") == 0 || strcmp(unit, "s") == 0;
+}
+
+/* The unit of a bare number for def: by_flag, the key's own; else the seed's, if any. */
+static const char *
+config_bare_unit(const struct config_def *def, bool by_flag)
+{
+	if (!by_flag)
+		for (size_t i = 0; i < VD_ARRAY_LEN(config_bare_units); i++)
+			if (&config_table[config_bare_units[i].key] == def)
+				return config_bare_units[i].unit;
+	return def->unit;
+}
+
+/* Converts x (in unit from) into whole units of to; false if not a whole number. */
+static bool
+config_whole(double x, double from, double to, long long *out)
+{
+	double v = x * from / to;
+	if (!isfinite(v) || fabs(v) > 9e15)
+		return false;
+	double r = nearbyint(v);
+	if (fabs(v - r) > 1e-6 * (fabs(r) > 1 ? fabs(r) : 1))
+		return false;
+	*out = (long long)r;
+	return true;
+}
+
+/*
+ * Parses an INT value with units: a duration ("100ms", "0.1s", "5m") for a key in ms or s,
+ * a size ("6GiB", "512MiB") for a key in MiB; a bare number is in bare_unit. Returns
+ * NULL with *n set, or why the text is not one.
+ */
+static const char *
+config_parse_units(const struct config_def *def, const char *text, const char *bare_unit,
+		   long long *n)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(text, &end);
+	if (end == text || errno != 0 || !isfinite(x) || isspace((unsigned char)text[0]))
+		return "is not a number";
+	while (*end == ' ')
+		end++;
+	if (strcmp(def->unit, "MiB") == 0) {
+		double bytes_per = (double)VD_MIB;
+		if (*end != '\0') {
+			uint64_t bytes;
+			char *why = NULL;
+			if (x < 0 || vd_parse_size(text, &bytes, &why) < 0) {
+				free(why);
+				return "is not a size (use B, KB, MB, GB, KiB, MiB, GiB or TiB)";
+			}
+			x = (double)bytes;
+			bytes_per = 1;
+		}
+		if (!config_whole(x, bytes_per, (double)VD_MIB, n))
+			return "is not a whole number of MiB";
+		return NULL;
+	}
+	double from = -1, to = strcmp(def->unit, "ms") == 0 ? 1 : 1000;
+	const char *unit = *end != '\0' ? end : bare_unit;
+	for (size_t i = 0; i < VD_ARRAY_LEN(config_duration_units); i++)
+		if (strcasecmp(unit, config_duration_units[i].name) == 0)
+			from = config_duration_units[i].ms;
+	if (from < 0)
+		return "has an unknown unit (use ms, s, m or h)";
+	if (!config_whole(x, from, to, n))
+		return strcmp(def->unit, "ms") == 0 ? "is not a whole number of milliseconds"
+						    : "is not a whole number of seconds";
+	return NULL;
+}
+
 /* "an integer from 1 to 1000 (ms)" and the like, for error messages. */
 static char *
 config_expected(const struct config_def *def)
@@ -361,6 +520,13 @@ config_expected(const struct config_def *def)
 	const char *unit = def->unit[0] != '\0' ? def->unit : NULL;
 	switch (def->type) {
 	case CONFIG_TYPE_INT:
+		if (config_unit_is_duration(def->unit) || strcmp(def->unit, "MiB") == 0)
+			return xasprintf("%s from %.0f to %.0f %s (%s; a bare number is %s)",
+					 strcmp(def->unit, "MiB") == 0 ? "a size" : "a duration",
+					 def->min, def->max, def->unit,
+					 strcmp(def->unit, "MiB") == 0 ? "512MiB, 6GiB"
+								       : "100ms, 0.1s, 30s, 5m",
+					 config_bare_unit(def, false));
 		return xasprintf("an integer from %.0f to %.0f%s%s%s", def->min, def->max,
 				 unit ? " (" : "", unit ? unit : "", unit ? ")" : "");
 	case CONFIG_TYPE_DOUBLE:
@@ -427,6 +593,38 @@ config_parse_bool(const char *text, bool *out)
 	return true;
 }
 
+/* What is wrong with the port of the authority [host, end) ("host", "host:port",
+ * "[v6]:port"), or NULL: a port must be 1 to 65535, digits only. */
+static const char *
+config_url_port_problem(const char *host, const char *end)
+{
+	const char *p = host;
+	if (*p == '[') {
+		while (p < end && *p != ']')
+			p++;
+		if (p == end)
+			return "has an unclosed [IPv6] host";
+		p++;
+	} else
+		while (p < end && *p != ':')
+			p++;
+	if (p == end)
+		return NULL;
+	if (*p != ':')
+		return "has text after its [IPv6] host";
+	long port = 0;
+	if (++p == end)
+		return "has an empty port";
+	for (; p < end; p++) {
+		if (!isdigit((unsigned char)*p))
+			return "has a port that is not a number";
+		port = port * 10 + (*p - '0');
+		if (port > 65535)
+			return "has a port above 65535";
+	}
+	return port == 0 ? "has port 0" : NULL;
+}
+
 /* Checks a URL list: each item an http:// or https:// URL with a host, no whitespace or
  * control characters, at most 2048 bytes; at most def->max items. Messages show items
  * redacted (a URL may carry credentials). */
@@ -458,6 +656,8 @@ config_check_urls(const struct config_def *def, const char *text, const char *wh
 					rest = p + 1;
 			if (rest == host || *rest == ':')
 				why = "has no host";
+			else
+				why = config_url_port_problem(rest, host);
 		}
 		if (why != NULL) {
 			char *shown = vd_url_redact(tok);
@@ -481,7 +681,7 @@ config_check_urls(const struct config_def *def, const char *text, const char *wh
 
 /* Parses text for def into out (out->text is replaced). where names the source. */
 static int
-config_parse(const struct config_def *def, const char *text, const char *where,
+config_parse(const struct config_def *def, const char *text, const char *where, bool by_flag,
 	     struct config_value *out, char **cause)
 {
 	char *end;
@@ -496,6 +696,16 @@ config_parse(const struct config_def *def, const char *text, const char *where,
 				return rc;
 			}
 		}
+		/* OLLAMA_BASE_URL is one URL, shown as text (not as a list): checked as one. */
+		if (def == &config_table[CONFIG_OLLAMA_BASE_URL]) {
+			struct config_def one = *def;
+			one.type = CONFIG_TYPE_URLS;
+			one.max = 1;
+			if (text[0] == '\0')
+				return config_bad(&one, where, text, "is empty", cause);
+			if (config_check_urls(&one, text, where, cause) < 0)
+				return -EINVAL;
+		}
 		break;
 	case CONFIG_TYPE_URLS:
 		if (config_check_urls(def, text, where, cause) < 0)
@@ -503,9 +713,17 @@ config_parse(const struct config_def *def, const char *text, const char *where,
 		break;
 	case CONFIG_TYPE_INT: {
 		errno = 0;
-		long long n = strtoll(text, &end, 10);
-		if (text[0] == '\0' || *end != '\0' || isspace((unsigned char)text[0]))
-			return config_bad(def, where, text, "is not an integer", cause);
+		long long n = 0;
+		if (config_unit_is_duration(def->unit) || strcmp(def->unit, "MiB") == 0) {
+			const char *why =
+			    config_parse_units(def, text, config_bare_unit(def, by_flag), &n);
+			if (why != NULL)
+				return config_bad(def, where, text, why, cause);
+		} else {
+			n = strtoll(text, &end, 10);
+			if (text[0] == '\0' || *end != '\0' || isspace((unsigned char)text[0]))
+				return config_bad(def, where, text, "is not an integer", cause);
+		}
 		if (errno == ERANGE || (double)n < def->min || (double)n > def->max)
 			return config_bad(def, where, text, "is out of range", cause);
 		v.i = n;
@@ -602,6 +820,13 @@ config_check_order(const struct config_value *v, char **cause)
 				       config_table[b].name, config_table[a].name, v[a].d,
 				       config_table[b].name, v[b].d);
 	}
+	if (v[CONFIG_TEMP_SHUTDOWN_C].i != 0 &&
+	    !(v[CONFIG_TEMP_CRITICAL_C].i < v[CONFIG_TEMP_SHUTDOWN_C].i))
+		return vd_fail(cause, -EINVAL,
+			       "invalid TEMP_SHUTDOWN_C: TEMP_CRITICAL_C (%lld) must "
+			       "be below TEMP_SHUTDOWN_C (%lld)",
+			       (long long)v[CONFIG_TEMP_CRITICAL_C].i,
+			       (long long)v[CONFIG_TEMP_SHUTDOWN_C].i);
 	if (strcmp(v[CONFIG_GPU_SOURCE].text, "vramd") == 0 &&
 	    v[CONFIG_GPU_REMOTE_URL].text[0] == '\0')
 		return vd_fail(cause, -EINVAL,
@@ -616,8 +841,8 @@ config_new(void)
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	for (int k = 0; k < CONFIG_NKEYS; k++) {
 		assert(config_table[k].name != NULL);
-		int rc = config_parse(&config_table[k], config_table[k].def, "default", &cfg->v[k],
-				      NULL);
+		int rc = config_parse(&config_table[k], config_table[k].def, "default", true,
+				      &cfg->v[k], NULL);
 		assert(rc == 0);
 		(void)rc;
 		cfg->v[k].source = CONFIG_SRC_DEFAULT;
@@ -640,7 +865,8 @@ static int
 config_assign(struct config_value *v, enum config_key k, const char *text,
 	      enum config_source source, const char *where, char **cause)
 {
-	int rc = config_parse(&config_table[k], text, where, &v[k], cause);
+	int rc =
+	    config_parse(&config_table[k], text, where, source == CONFIG_SRC_FLAG, &v[k], cause);
 	if (rc == 0)
 		v[k].source = source;
 	return rc;
@@ -791,6 +1017,11 @@ config_env_into(struct config_value *v, char **envp, char **cause)
 			value = config_getenv(envp, def->env);
 			used = def->env;
 		}
+		for (size_t i = 0; value == NULL && i < VD_ARRAY_LEN(config_aliases); i++)
+			if (config_aliases[i].env && config_aliases[i].key == (enum config_key)k) {
+				value = config_getenv(envp, config_aliases[i].name);
+				used = config_aliases[i].name;
+			}
 		if (value == NULL)
 			continue;
 		char *where = xasprintf("environment %s", used);
@@ -910,6 +1141,41 @@ config_args(struct config_value *v, int argc, char **argv, const char **config_p
 	return 0;
 }
 
+/*
+ * An empty CUDA_VISIBLE_DEVICES (seed 004's way of saying "no GPUs", as CUDA reads it)
+ * hides every GPU: vramd then plans for the CPU only, which needs ALLOW_CPU. A telemetry
+ * source or budget chosen explicitly contradicts it and is named.
+ */
+static int
+config_no_gpus(struct config_value *v, const char *cuda_visible, char **cause)
+{
+	if (cuda_visible == NULL)
+		return 0;
+	while (isspace((unsigned char)*cuda_visible))
+		cuda_visible++;
+	if (*cuda_visible != '\0')
+		return 0;
+	if (!v[CONFIG_ALLOW_CPU].b)
+		return vd_fail(cause, -EINVAL,
+			       "CUDA_VISIBLE_DEVICES is empty, so no GPU may be used, and "
+			       "ALLOW_CPU (CPU_FALLBACK_ENABLED) is false, so nothing could run a "
+			       "model: set ALLOW_CPU=true for CPU only, or unset "
+			       "CUDA_VISIBLE_DEVICES");
+	if (v[CONFIG_GPU_SOURCE].source != CONFIG_SRC_DEFAULT &&
+	    strcmp(v[CONFIG_GPU_SOURCE].text, "none") != 0)
+		return vd_fail(cause, -EINVAL,
+			       "CUDA_VISIBLE_DEVICES is empty (no GPUs) but GPU_SOURCE is %s",
+			       v[CONFIG_GPU_SOURCE].text);
+	if (v[CONFIG_VRAM_BUDGET].size > 0)
+		return vd_fail(cause, -EINVAL,
+			       "CUDA_VISIBLE_DEVICES is empty (no GPUs) but VRAM_BUDGET is %s",
+			       v[CONFIG_VRAM_BUDGET].text);
+	int rc = config_assign(v, CONFIG_GPU_SOURCE, "none", CONFIG_SRC_ENV,
+			       "environment CUDA_VISIBLE_DEVICES", cause);
+	assert(rc == 0);
+	return rc;
+}
+
 int
 config_load(struct config *cfg, int argc, char **argv, char **envp, bool *help, bool *version,
 	    char **cause)
@@ -941,6 +1207,8 @@ config_load(struct config *cfg, int argc, char **argv, char **envp, bool *help, 
 				 version ? &seen_version : NULL, cause);
 	if (rc == 0)
 		rc = config_check_order(tmp, cause);
+	if (rc == 0)
+		rc = config_no_gpus(tmp, config_getenv(envp, "CUDA_VISIBLE_DEVICES"), cause);
 	free(text);
 	if (rc < 0) {
 		config_values_free(tmp);
@@ -981,8 +1249,8 @@ config_json_text(const json_t *value)
 		return xstrdup(json_string_value(value));
 	case JSON_INTEGER:
 		return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(value));
-	case JSON_REAL:
-		return xasprintf("%.17g", json_real_value(value));
+	case JSON_REAL: /* the shortest form people write: 0.8, not 0.80000000000000004 */
+		return xasprintf("%.15g", json_real_value(value));
 	case JSON_TRUE:
 		return xstrdup("true");
 	case JSON_FALSE:
@@ -1193,6 +1461,12 @@ config_print_help(FILE *out, const char *progname)
 			fprintf(out, "; runtime");
 		fputc('\n', out);
 	}
+	fprintf(out, "\nThe seeds' names, accepted wherever their key is (file, API; * also as an\n"
+		     "environment variable):\n");
+	for (size_t i = 0; i < VD_ARRAY_LEN(config_aliases); i++)
+		fprintf(out, "  alias %s = %s%s\n", config_aliases[i].name,
+			config_table[config_aliases[i].key].name,
+			config_aliases[i].env ? " *" : "");
 }
 
 void

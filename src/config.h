@@ -10,6 +10,20 @@
  * (OLLAMA_BASE_URL, VRAM_SAFETY_MARGIN_MB, ...) are also read under their bare name, and
  * VRAMD_<KEY> wins over the bare name.
  *
+ * The seeds' names are aliases (config.c, config_aliases[]): CPU_FALLBACK_ENABLED is
+ * ALLOW_CPU, seed 002's temp_throttle is TEMP_CRITICAL_C, and so on; an alias works
+ * wherever its key does (file, environment, PUT /api/gpu/config).
+ *
+ * Units: an INT key whose unit is "ms" or "s" takes a duration ("100ms", "0.1s", "5m",
+ * "1h"), one whose unit is "MiB" a size ("6GiB", "512MiB"). A bare number means the key's
+ * unit, except for the few keys whose seed documents seconds (SCHEDULER_LOOP_INTERVAL,
+ * MEMORY_MONITORING_INTERVAL): given by key name (file, environment, API) a bare number
+ * is seconds there; given with the flag it stays the flag's unit (ms).
+ *
+ * An empty CUDA_VISIBLE_DEVICES in the environment means "no GPUs": vramd runs on the
+ * CPU only (GPU_SOURCE none, no VRAM_BUDGET) when ALLOW_CPU is on, and refuses to start
+ * otherwise.
+ *
  * Runtime changes (PUT /api/gpu/config) go through config_set_many(): all keys
  * validated first, then applied together, or nothing changes. Only keys marked runtime
  * may change while running. Key names are matched case-insensitively, so JSON may use
@@ -107,6 +121,12 @@ enum config_key {
 	CONFIG_MEMORY_LIMIT_MB,
 	CONFIG_MEMORY_RESERVE_MB,
 	CONFIG_WEBHOOK_URLS,
+	/* The seeds' own keys that have no vramd equivalent (issue 13). */
+	CONFIG_TEMP_SHUTDOWN_C,
+	CONFIG_GPU_MEMORY_FRACTION,
+	CONFIG_DYNAMIC_LOADING_ENABLED,
+	CONFIG_MODEL_CACHE_SIZE,
+	CONFIG_SCHEDULER_STRATEGY,
 	CONFIG_NKEYS
 };
 
@@ -144,8 +164,11 @@ struct config_def {
 
 /* The table, CONFIG_NKEYS entries indexed by enum config_key. */
 const struct config_def *config_def(enum config_key key);
-/* Looks a key up by name, case-insensitively, with or without a VRAMD_ prefix. */
+/* Looks a key up by name or seed alias, case-insensitively, with or without a VRAMD_
+ * prefix. */
 int config_key_from_name(const char *name); /* enum config_key, or -1 */
+/* The i-th seed alias (static string) and its key, or NULL past the last. */
+const char *config_alias_at(size_t i, enum config_key *key);
 
 struct config;
 

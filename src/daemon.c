@@ -35,6 +35,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "node.h"
 #include "queue.h"
 #include "store.h"
 #include "util.h"
@@ -359,6 +360,24 @@ daemon_kick(struct daemon *d)
 	fleet_kick(d->fleet);
 }
 
+/* Applies MEMORY_MONITORING_INTERVAL and GPU_HISTORY_LENGTH to this host's monitor and
+ * to the nodes' own (remote) monitors. */
+static void
+daemon_apply_monitors(struct daemon *d)
+{
+	int64_t interval_ms = config_int(d->config, CONFIG_MEMORY_MONITORING_INTERVAL);
+	size_t history = (size_t)config_int(d->config, CONFIG_GPU_HISTORY_LENGTH);
+	gpu_monitor_set_interval_ms(d->gpus, interval_ms);
+	gpu_monitor_set_history_len(d->gpus, history);
+	for (size_t i = 0; i < fleet_count(d->fleet); i++) {
+		struct node *n = fleet_node(d->fleet, i);
+		if (n->gpus != NULL && n->owns_gpus) {
+			gpu_monitor_set_interval_ms(n->gpus, interval_ms);
+			gpu_monitor_set_history_len(n->gpus, history);
+		}
+	}
+}
+
 void
 daemon_config_changed(struct daemon *d, const json_t *changed, const char *why)
 {
@@ -366,7 +385,8 @@ daemon_config_changed(struct daemon *d, const json_t *changed, const char *why)
 	json_t *v;
 	json_object_foreach((json_t *)changed, key, v)
 	{
-		char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
+					       JSON_REAL_PRECISION(VD_JSON_REAL_DIGITS));
 		vd_log(CONFIG, "%s set to %s (%s)", key, text != NULL ? text : "?", why);
 		free(text);
 		/* The fleet keeps the multiplier in its estimators; every other run-time key
@@ -374,6 +394,9 @@ daemon_config_changed(struct daemon *d, const json_t *changed, const char *why)
 		if (strcmp(key, "VRAM_ESTIMATION_MULTIPLIER") == 0)
 			fleet_set_multiplier(d->fleet, json_number_value(v));
 	}
+	if (json_object_get(changed, "MEMORY_MONITORING_INTERVAL") != NULL ||
+	    json_object_get(changed, "GPU_HISTORY_LENGTH") != NULL)
+		daemon_apply_monitors(d);
 	gpu_policy_config_changed(d->policy);
 	daemon_kick(d);
 	char *cause = NULL;
@@ -599,6 +622,41 @@ daemon_listen(struct daemon *d, char **cause)
 	return 0;
 }
 
+/* The longest vramd waits for its first GPU sample before it listens (nvidia-smi and a
+ * remote vramd answer asynchronously; NVML at once). */
+#define DAEMON_FIRST_SAMPLE_WAIT_S 5
+
+static void
+daemon_first_sample_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	*(bool *)arg = true;
+}
+
+/*
+ * Takes the first GPU sample before vramd listens, so that the first GET /api/health or
+ * /api/gpu/status already lists the GPUs (it said "gpu_count": 0 for a moment), running
+ * the loop only for it, at most DAEMON_FIRST_SAMPLE_WAIT_S.
+ */
+static void
+daemon_first_gpu_sample(struct daemon *d)
+{
+	if (strcmp(gpu_monitor_source(d->gpus), "none") == 0)
+		return;
+	uint64_t before = gpu_monitor_sample_count(d->gpus);
+	bool expired = false;
+	struct event *deadline = evtimer_new(d->base, daemon_first_sample_deadline_cb, &expired);
+	struct timeval tv = {DAEMON_FIRST_SAMPLE_WAIT_S, 0};
+	evtimer_add(deadline, &tv);
+	gpu_monitor_sample_now(d->gpus);
+	while (gpu_monitor_sample_count(d->gpus) == before && !expired)
+		event_base_loop(d->base, EVLOOP_ONCE);
+	event_free(deadline);
+	if (gpu_monitor_sample_count(d->gpus) == before)
+		vd_warn(GPU, "no GPU sample within %d s of start; listening without one",
+			DAEMON_FIRST_SAMPLE_WAIT_S);
+}
+
 int
 daemon_new(struct config *config, struct daemon **out, char **cause)
 {
@@ -636,6 +694,7 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	rc = daemon_open_gpus(d, cause);
 	if (rc < 0)
 		goto out_fail;
+	daemon_first_gpu_sample(d);
 	if (config_str(config, CONFIG_MODEL_GPU_MAP)[0] != '\0') {
 		rc = gpu_map_load(config_str(config, CONFIG_MODEL_GPU_MAP), &d->gpu_map, cause);
 		if (rc < 0)
@@ -651,6 +710,8 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 					     .bytes = daemon_local_models_bytes_cb,
 					     .arg = d,
 					 });
+	if (gpu_monitor_reading_count(d->gpus) > 0) /* the first sample came before it */
+		gpu_policy_on_sample(d->policy);
 
 	rc = store_load_unfinished(d->store, daemon_recover_cb, d, cause);
 	if (rc < 0)

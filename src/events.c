@@ -433,7 +433,7 @@ events_emit(struct events *ev, const char *type, json_t *payload)
 {
 	int64_t id = ev->next_id++;
 	char when[40];
-	vd_format_rfc3339_utc(vd_now_wall_ns(), when, sizeof(when));
+	vd_format_rfc3339_ms(vd_now_wall_ms(), when, sizeof(when));
 	json_t *gpu = payload != NULL ? json_object_get(payload, "gpu") : NULL;
 	json_t *message = payload != NULL ? json_object_get(payload, "message") : NULL;
 	json_t *obj = json_object();

@@ -180,7 +180,7 @@ test_file_errors(void **state)
 	assert_int_equal(config_load_text(cfg, "\n\nMAX_BATCH_WAIT = 1.5\n", "f", &cause), -EINVAL);
 	assert_non_null(strstr(cause, "f:3"));
 	assert_non_null(strstr(cause, "MAX_BATCH_WAIT"));
-	assert_non_null(strstr(cause, "not an integer"));
+	assert_non_null(strstr(cause, "not a whole number of seconds"));
 	vd_free(cause);
 
 	assert_int_equal(config_load_text(cfg, "just some words\n", "f", &cause), -EINVAL);
@@ -551,6 +551,241 @@ test_gpu_remote_url(void **state)
 	config_free(cfg);
 }
 
+/* Loads a config file text; returns rc (cause freed by the caller). */
+static int
+load_text(struct config **cfg, const char *text, char **cause)
+{
+	*cfg = config_new();
+	return config_load_text(*cfg, text, "seed.conf", cause);
+}
+
+/* Durations take ms, s, m and h; a bare number is the key's unit, or seconds for the two
+ * keys whose seed documents seconds, unless given with the flag. */
+static void
+test_duration_units(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char *cause = NULL;
+	assert_int_equal(load_text(&cfg,
+				   "SCHEDULER_LOOP_INTERVAL = 0.1\n"
+				   "MEMORY_MONITORING_INTERVAL=30\n"
+				   "MODEL_KEEP_ALIVE = 5m\n"
+				   "OLLAMA_POLL_INTERVAL = 2s\n"
+				   "REQUEST_TIMEOUT = 1h\n",
+				   &cause),
+			 0);
+	assert_int_equal(config_int(cfg, CONFIG_SCHEDULER_LOOP_INTERVAL), 100);
+	assert_int_equal(config_int(cfg, CONFIG_MEMORY_MONITORING_INTERVAL), 30000);
+	assert_int_equal(config_int(cfg, CONFIG_MODEL_KEEP_ALIVE), 300);
+	assert_int_equal(config_int(cfg, CONFIG_OLLAMA_POLL_INTERVAL), 2000);
+	assert_int_equal(config_int(cfg, CONFIG_REQUEST_TIMEOUT), 3600);
+	config_free(cfg);
+	/* 1500 ms is not a whole number of seconds: refused, not rounded. */
+	assert_int_equal(load_text(&cfg, "MAX_BATCH_WAIT = 1500ms\n", &cause), -EINVAL);
+	assert_non_null(strstr(cause, "whole number of seconds"));
+	vd_free(cause);
+	config_free(cfg);
+	assert_int_equal(load_text(&cfg, "MODEL_KEEP_ALIVE = 5 fortnights\n", &cause), -EINVAL);
+	assert_non_null(strstr(cause, "unknown unit"));
+	vd_free(cause);
+	config_free(cfg);
+
+	/* Bare numbers by key name in the environment are seconds too; flags keep ms. */
+	char *env[] = {"SCHEDULER_LOOP_INTERVAL=0.5", "VRAMD_MODEL_KEEP_ALIVE=90", NULL};
+	assert_int_equal(
+	    load(&cfg, (char *[]){"vramd", "--monitor-interval", "250", NULL}, env, &cause), 0);
+	assert_int_equal(config_int(cfg, CONFIG_SCHEDULER_LOOP_INTERVAL), 500);
+	assert_int_equal(config_int(cfg, CONFIG_MODEL_KEEP_ALIVE), 90);
+	assert_int_equal(config_int(cfg, CONFIG_MEMORY_MONITORING_INTERVAL), 250);
+	config_free(cfg);
+	assert_int_equal(
+	    load(&cfg, (char *[]){"vramd", "--loop-interval", "0.2s", NULL}, empty_env, &cause), 0);
+	assert_int_equal(config_int(cfg, CONFIG_SCHEDULER_LOOP_INTERVAL), 200);
+	config_free(cfg);
+	/* Range is checked after conversion, and the message gives the unit. */
+	expect_error((char *[]){"vramd", NULL}, (char *[]){"MEMORY_MONITORING_INTERVAL=700", NULL},
+		     (const char *[]){"MEMORY_MONITORING_INTERVAL", "out of range", "ms",
+				      "bare number is s", NULL});
+}
+
+/* MiB keys take sizes; a bare number stays MiB. */
+static void
+test_size_units(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char *cause = NULL;
+	assert_int_equal(load_text(&cfg,
+				   "MEMORY_LIMIT_MB = 6GiB\nMEMORY_RESERVE_MB = 512MiB\n"
+				   "VRAM_SAFETY_MARGIN_MB = 1536\n",
+				   &cause),
+			 0);
+	assert_int_equal(config_int(cfg, CONFIG_MEMORY_LIMIT_MB), 6144);
+	assert_int_equal(config_int(cfg, CONFIG_MEMORY_RESERVE_MB), 512);
+	assert_int_equal(config_int(cfg, CONFIG_VRAM_SAFETY_MARGIN_MB), 1536);
+	config_free(cfg);
+	assert_int_equal(load_text(&cfg, "MEMORY_LIMIT_MB = 100MB\n", &cause), -EINVAL);
+	assert_non_null(strstr(cause, "whole number of MiB"));
+	vd_free(cause);
+	config_free(cfg);
+	/* JSON numbers through the API: a real that prints long still converts exactly. */
+	cfg = config_new();
+	json_t *o = json_pack("{s:f,s:s}", "monitor_interval", 0.1, "memory_limit_mb", "3GiB");
+	assert_int_equal(config_set_many(cfg, o, NULL, &cause), 0);
+	assert_int_equal(config_int(cfg, CONFIG_MEMORY_MONITORING_INTERVAL), 100);
+	assert_int_equal(config_int(cfg, CONFIG_MEMORY_LIMIT_MB), 3072);
+	json_decref(o);
+	config_free(cfg);
+}
+
+/* Seed 002's names work in the file and at run time, with seed 002's meaning: each names
+ * a state's upper bound, temp_critical the shutdown-side bound. */
+static void
+test_seed_aliases(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char *cause = NULL;
+	assert_int_equal(load_text(&cfg,
+				   "temp_optimal = 60\ntemp_normal = 70\ntemp_throttle = 80\n"
+				   "temp_critical = 90\nmemory_optimal = 60\nmemory_normal = 80\n"
+				   "memory_critical = 90\nmonitor_interval = 2\nhistory_size = 50\n"
+				   "memory_limit_mb = 7168\nmemory_reserve_mb = 256\n"
+				   "throttle_cooldown_seconds = 20\ncritical_pause_seconds = 40\n",
+				   &cause),
+			 0);
+	assert_int_equal(config_int(cfg, CONFIG_TEMP_NORMAL_C), 60);
+	assert_int_equal(config_int(cfg, CONFIG_TEMP_THROTTLED_C), 70);
+	assert_int_equal(config_int(cfg, CONFIG_TEMP_CRITICAL_C), 80);
+	assert_int_equal(config_int(cfg, CONFIG_TEMP_SHUTDOWN_C), 90);
+	assert_true(config_double(cfg, CONFIG_MEMORY_NORMAL_PCT) == 60);
+	assert_true(config_double(cfg, CONFIG_MEMORY_THROTTLED_PCT) == 80);
+	assert_true(config_double(cfg, CONFIG_MEMORY_CRITICAL_PCT) == 90);
+	assert_int_equal(config_int(cfg, CONFIG_MEMORY_MONITORING_INTERVAL), 2000);
+	assert_int_equal(config_int(cfg, CONFIG_GPU_HISTORY_LENGTH), 50);
+	assert_int_equal(config_int(cfg, CONFIG_MEMORY_LIMIT_MB), 7168);
+	assert_int_equal(config_int(cfg, CONFIG_MEMORY_RESERVE_MB), 256);
+	assert_int_equal(config_int(cfg, CONFIG_THROTTLE_COOLDOWN_SECONDS), 20);
+	assert_int_equal(config_int(cfg, CONFIG_CRITICAL_PAUSE_SECONDS), 40);
+
+	/* The PUT: both keys are run-time keys now. */
+	json_t *changed = NULL;
+	json_t *o = json_pack("{s:i,s:i,s:i}", "temp_throttle", 85, "memory_limit_mb", 7000,
+			      "history_size", 30);
+	assert_int_equal(config_set_many(cfg, o, &changed, &cause), 0);
+	assert_int_equal(config_int(cfg, CONFIG_TEMP_CRITICAL_C), 85);
+	assert_non_null(json_object_get(changed, "TEMP_CRITICAL_C"));
+	assert_non_null(json_object_get(changed, "GPU_HISTORY_LENGTH"));
+	json_decref(changed);
+	json_decref(o);
+	/* The shutdown-side bound stays above the CRITICAL bound. */
+	o = json_pack("{s:i}", "temp_critical", 85);
+	assert_int_equal(config_set_many(cfg, o, NULL, &cause), -EINVAL);
+	assert_non_null(strstr(cause, "TEMP_SHUTDOWN_C"));
+	vd_free(cause);
+	json_decref(o);
+	config_free(cfg);
+
+	/* Every alias resolves to the key it documents. */
+	enum config_key key;
+	for (size_t i = 0; config_alias_at(i, &key) != NULL; i++)
+		assert_int_equal(config_key_from_name(config_alias_at(i, &key)), (int)key);
+}
+
+/* A key that exists but is fixed at start is named as such, not as unknown. */
+static void
+test_not_runtime_message(void **state)
+{
+	(void)state;
+	struct config *cfg = config_new();
+	char *cause = NULL;
+	json_t *o = json_pack("{s:s}", "SCHEDULER_STRATEGY", "demand_based");
+	assert_int_equal(config_set_many(cfg, o, NULL, &cause), -EINVAL);
+	assert_non_null(strstr(cause, "cannot be changed at run time"));
+	vd_free(cause);
+	json_decref(o);
+	config_free(cfg);
+}
+
+/* Seed 004's keys and seed 001's strategy. */
+static void
+test_seed_keys(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char *cause = NULL;
+	char *env[] = {"GPU_MEMORY_FRACTION=0.9",	  "CPU_FALLBACK_ENABLED=true",
+		       "DYNAMIC_LOADING_ENABLED=false",	  "MODEL_CACHE_SIZE=2",
+		       "SCHEDULER_STRATEGY=demand_based", NULL};
+	assert_int_equal(load(&cfg, (char *[]){"vramd", NULL}, env, &cause), 0);
+	assert_true(config_double(cfg, CONFIG_GPU_MEMORY_FRACTION) == 0.9);
+	assert_true(config_bool(cfg, CONFIG_ALLOW_CPU));
+	assert_false(config_bool(cfg, CONFIG_DYNAMIC_LOADING_ENABLED));
+	assert_int_equal(config_int(cfg, CONFIG_MODEL_CACHE_SIZE), 2);
+	assert_string_equal(config_str(cfg, CONFIG_SCHEDULER_STRATEGY), "demand_based");
+	config_free(cfg);
+	/* Defaults change nothing: the whole GPU, loads on demand, no cache cap. */
+	cfg = config_new();
+	assert_true(config_double(cfg, CONFIG_GPU_MEMORY_FRACTION) == 1.0);
+	assert_true(config_bool(cfg, CONFIG_DYNAMIC_LOADING_ENABLED));
+	assert_int_equal(config_int(cfg, CONFIG_MODEL_CACHE_SIZE), 0);
+	config_free(cfg);
+
+	expect_error((char *[]){"vramd", NULL}, (char *[]){"SCHEDULER_STRATEGY=round_robin", NULL},
+		     (const char *[]){"SCHEDULER_STRATEGY", "round_robin", "demand_based", NULL});
+	expect_error((char *[]){"vramd", NULL}, (char *[]){"GPU_MEMORY_FRACTION=1.5", NULL},
+		     (const char *[]){"GPU_MEMORY_FRACTION", "out of range", NULL});
+	expect_error((char *[]){"vramd", NULL}, (char *[]){"CPU_FALLBACK_ENABLED=maybe", NULL},
+		     (const char *[]){"ALLOW_CPU", "CPU_FALLBACK_ENABLED", "not a boolean", NULL});
+}
+
+/* An empty CUDA_VISIBLE_DEVICES means no GPUs: CPU only with ALLOW_CPU, else refused. */
+static void
+test_no_visible_gpus(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char *cause = NULL;
+	expect_error((char *[]){"vramd", NULL}, (char *[]){"CUDA_VISIBLE_DEVICES=", NULL},
+		     (const char *[]){"CUDA_VISIBLE_DEVICES is empty", "ALLOW_CPU", NULL});
+	expect_error((char *[]){"vramd", "--gpu-source", "nvml", "--allow-cpu", NULL},
+		     (char *[]){"CUDA_VISIBLE_DEVICES=", NULL},
+		     (const char *[]){"CUDA_VISIBLE_DEVICES", "GPU_SOURCE is nvml", NULL});
+	char *env[] = {"CUDA_VISIBLE_DEVICES=", "CPU_FALLBACK_ENABLED=1", NULL};
+	assert_int_equal(load(&cfg, (char *[]){"vramd", NULL}, env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_GPU_SOURCE), "none");
+	assert_true(config_size(cfg, CONFIG_VRAM_BUDGET) == 0);
+	config_free(cfg);
+	/* A non-empty list is CUDA's business (and the supervised servers'), not ours. */
+	char *env2[] = {"CUDA_VISIBLE_DEVICES=0", NULL};
+	assert_int_equal(load(&cfg, (char *[]){"vramd", NULL}, env2, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_GPU_SOURCE), "auto");
+	config_free(cfg);
+}
+
+/* A malformed Ollama URL stops vramd at start, from the flag or the environment. */
+static void
+test_malformed_ollama_url(void **state)
+{
+	(void)state;
+	expect_error((char *[]){"vramd", "--ollama", "http://127.0.0.1:abc", NULL}, empty_env,
+		     (const char *[]){"flag --ollama", "port that is not a number", NULL});
+	expect_error((char *[]){"vramd", "--ollama", "http://127.0.0.1:99999", NULL}, empty_env,
+		     (const char *[]){"port above 65535", NULL});
+	expect_error((char *[]){"vramd", NULL}, (char *[]){"OLLAMA_BASE_URL=localhost:11434", NULL},
+		     (const char *[]){"OLLAMA_BASE_URL", "environment OLLAMA_BASE_URL",
+				      "not an http:// or https:// URL", NULL});
+	expect_error((char *[]){"vramd", NULL}, (char *[]){"OLLAMA_BASE_URL=http://h:", NULL},
+		     (const char *[]){"OLLAMA_BASE_URL", "empty port", NULL});
+	struct config *cfg;
+	char *cause = NULL;
+	assert_int_equal(load(&cfg, (char *[]){"vramd", "--ollama", "http://[::1]:11434/", NULL},
+			      empty_env, &cause),
+			 0);
+	config_free(cfg);
+}
+
 /* --help and --version are reported, not rejected, even among other flags. */
 static void
 test_help_flag(void **state)
@@ -582,6 +817,13 @@ main(void)
 	    cmocka_unit_test(test_gpu_remote_url),
 	    cmocka_unit_test(test_help_lists_every_key),
 	    cmocka_unit_test(test_docs_list_every_key),
+	    cmocka_unit_test(test_duration_units),
+	    cmocka_unit_test(test_size_units),
+	    cmocka_unit_test(test_seed_aliases),
+	    cmocka_unit_test(test_not_runtime_message),
+	    cmocka_unit_test(test_seed_keys),
+	    cmocka_unit_test(test_no_visible_gpus),
+	    cmocka_unit_test(test_malformed_ollama_url),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

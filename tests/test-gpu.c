@@ -233,6 +233,31 @@ test_monitor_nvml(void **state)
 	assert_int_equal(gpu_monitor_sample_count(mon), 5);
 	assert_int_equal(gpu_monitor_reading_count(mon), 5);
 
+	/* GPU_HISTORY_LENGTH changed at run time: shrinking keeps the newest points in order,
+	 * growing keeps them all and fills from there. */
+	sim_shm_write_begin(st.shm);
+	st.shm->gpus[2].temperature_c = 78;
+	sim_shm_write_end(st.shm);
+	sample_and_wait(&l, mon);
+	gpu_monitor_set_history_len(mon, 2);
+	assert_int_equal(gpu_monitor_history_len(mon), 2);
+	assert_int_equal(gpu_device_history_count(d), 2);
+	assert_int_equal(gpu_device_history_at(d, 0)->temperature_c, 77);
+	assert_int_equal(gpu_device_history_at(d, 1)->temperature_c, 78);
+	gpu_monitor_set_history_len(mon, 6);
+	sim_shm_write_begin(st.shm);
+	st.shm->gpus[2].temperature_c = 79;
+	sim_shm_write_end(st.shm);
+	sample_and_wait(&l, mon);
+	assert_int_equal(gpu_device_history_count(d), 3);
+	assert_int_equal(gpu_device_history_at(d, 0)->temperature_c, 77);
+	assert_int_equal(gpu_device_history_at(d, 2)->temperature_c, 79);
+	for (int i = 0; i < 4; i++)
+		sample_and_wait(&l, mon);
+	assert_int_equal(gpu_device_history_count(d), 6);
+	assert_int_equal(gpu_device_history_at(d, 5)->temperature_c, 79);
+	assert_int_equal(gpu_device_history_at(d, 0)->temperature_c, 78);
+
 	gpu_monitor_stop(mon);
 	assert_false(gpu_monitor_is_running(mon));
 	gpu_monitor_start(mon);

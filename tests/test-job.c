@@ -85,7 +85,7 @@ test_lifecycle_and_json(void **state)
 	assert_true(job_is_final(job));
 	j = job_to_json(job);
 	assert_string_equal(json_string_value(json_object_get(j, "submitted_at")),
-			    "2024-09-12T21:17:29.11Z");
+			    "2024-09-12T21:17:29.110Z");
 	assert_string_equal(
 	    json_string_value(json_object_get(json_object_get(j, "result"), "response")), "hello");
 	json_decref(j);

@@ -545,10 +545,10 @@ test_url_list_errors(void **state)
 {
 	(void)state;
 	struct config *cfg = load((char *[]){"vramd", NULL},
-				  (char *[]){"VRAMD_OLLAMA_NODES=http://a:1,http://a:99999", NULL});
+				  (char *[]){"VRAMD_OLLAMA_NODES=http://a:1,http://a:2#top", NULL});
 	expect_fail(cfg, NULL, NULL,
 		    (const char *const[]){"OLLAMA_NODES (from the environment): nodes[1]:",
-					  "\"http://a:99999\"", "port", NULL});
+					  "a query or a fragment", NULL});
 	config_free(cfg);
 
 	cfg = load((char *[]){"vramd", "--ollama", "http://a:1", "--ollama", "http://A:1/", NULL},
@@ -560,11 +560,8 @@ test_url_list_errors(void **state)
 					  NULL});
 	config_free(cfg);
 
-	cfg = load((char *[]){"vramd", NULL}, (char *[]){"OLLAMA_BASE_URL=gpu-box:11434", NULL});
-	expect_fail(cfg, NULL, NULL,
-		    (const char *const[]){"OLLAMA_BASE_URL (from the environment): nodes[0]:",
-					  "not an http:// or https:// URL", NULL});
-	config_free(cfg);
+	/* A malformed OLLAMA_BASE_URL never gets here: config_load refuses it
+	 * (test-config.c, test_malformed_ollama_url). */
 
 	/* NODES_FILE set but its text not handed over. */
 	cfg = with_file();

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "buf.h"
+#include "http-util.h"
 #include "util.h"
 
 #include <errno.h>
@@ -93,6 +94,32 @@ test_rfc3339_trims_zeros(void **state)
 	assert_string_equal(buf, "2024-09-12T21:17:29Z");
 }
 
+/* vramd's own timestamps always carry exactly three fraction digits. */
+static void
+test_rfc3339_ms(void **state)
+{
+	(void)state;
+	char buf[48];
+	vd_format_rfc3339_ms(INT64_C(1736847014433), buf, sizeof(buf));
+	assert_string_equal(buf, "2025-01-14T09:30:14.433Z");
+	vd_format_rfc3339_ms(INT64_C(1736847014000), buf, sizeof(buf));
+	assert_string_equal(buf, "2025-01-14T09:30:14.000Z");
+	vd_format_rfc3339_ms(INT64_C(1736847014040), buf, sizeof(buf));
+	assert_string_equal(buf, "2025-01-14T09:30:14.040Z");
+}
+
+/* The API's JSON writes reals in their short form. */
+static void
+test_json_reals_short(void **state)
+{
+	(void)state;
+	json_t *o = json_pack("{s:f,s:f,s:f}", "speed_normal", 0.8, "third", 1.0 / 3.0, "one", 1.0);
+	char *text = vd_json_dumps_go(o);
+	assert_string_equal(text, "{\"speed_normal\":0.8,\"third\":0.333333333333333,\"one\":1.0}");
+	free(text);
+	json_decref(o);
+}
+
 static void
 test_buf_cap(void **state)
 {
@@ -146,6 +173,8 @@ main(void)
 	    cmocka_unit_test(test_go_duration),
 	    cmocka_unit_test(test_go_duration_errors_match_go),
 	    cmocka_unit_test(test_rfc3339_trims_zeros),
+	    cmocka_unit_test(test_rfc3339_ms),
+	    cmocka_unit_test(test_json_reals_short),
 	    cmocka_unit_test(test_buf_cap),
 	    cmocka_unit_test(test_url_redact),
 	};

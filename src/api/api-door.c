@@ -222,9 +222,9 @@ api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_jo
 	enum job_priority priority = dj->priority;
 	const struct api_key *key = api_request_key(req);
 	char *msg = NULL;
-	int status =
-	    key != NULL ? api_key_admit(d, req, key, dj->model, dj->priority_given, &priority, &msg)
-			: 0;
+	int status = api_model_admit(d, dj->model, &msg);
+	if (status == 0 && key != NULL)
+		status = api_key_admit(d, req, key, dj->model, dj->priority_given, &priority, &msg);
 	if (status != 0) {
 		ops->error(door, status, msg);
 		free(msg);

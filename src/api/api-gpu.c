@@ -21,6 +21,7 @@
 #include "gpu.h"
 #include "http-util.h"
 #include "log.h"
+#include "node.h"
 #include "registry.h"
 #include "util.h"
 
@@ -40,7 +41,7 @@ api_gpu_time_wall(int64_t wall_ms)
 	if (wall_ms <= 0)
 		return json_null();
 	char buf[40];
-	vd_format_rfc3339_utc(wall_ms * 1000000, buf, sizeof(buf));
+	vd_format_rfc3339_ms(wall_ms, buf, sizeof(buf));
 	return json_string(buf);
 }
 
@@ -838,8 +839,7 @@ api_gpu_monitoring_stop(struct vd_http_req *req, const char *path, void *arg)
 
 enum api_gpu_key_kind {
 	API_KEY_CONFIG,	     /* maps to a configuration key */
-	API_KEY_INTERVAL,    /* the monitor's sampling period */
-	API_KEY_HISTORY,     /* read-only at run time */
+	API_KEY_INTERVAL,    /* the monitor's sampling period, in ms (MEMORY_MONITORING_INTERVAL) */
 	API_KEY_DEFAULT_TTL, /* the policy's default reservation ttl */
 	API_KEY_WEBHOOKS,    /* WEBHOOK_URLS as an array, read-only, credentials masked */
 };
@@ -852,7 +852,7 @@ static const struct api_gpu_key {
 	double min, max;
 } api_gpu_keys[] = {
     {"monitoring_interval_ms", API_KEY_INTERVAL, 0, true, 100, 60000},
-    {"history_size", API_KEY_HISTORY, 0, true, 10, 10000},
+    {"history_size", API_KEY_CONFIG, CONFIG_GPU_HISTORY_LENGTH, true, 10, 10000},
     {"temp_optimal_max_c", API_KEY_CONFIG, CONFIG_TEMP_NORMAL_C, true, 20, 120},
     {"temp_normal_max_c", API_KEY_CONFIG, CONFIG_TEMP_THROTTLED_C, true, 20, 120},
     {"temp_throttled_max_c", API_KEY_CONFIG, CONFIG_TEMP_CRITICAL_C, true, 20, 120},
@@ -895,9 +895,6 @@ api_gpu_config_json(struct daemon *d)
 			break;
 		case API_KEY_INTERVAL:
 			v = json_integer(gpu_monitor_interval_ms(d->gpus));
-			break;
-		case API_KEY_HISTORY:
-			v = json_integer(config_int(d->config, CONFIG_GPU_HISTORY_LENGTH));
 			break;
 		case API_KEY_DEFAULT_TTL:
 			v = json_integer(gpu_policy_default_ttl_s(d->policy));
@@ -953,18 +950,20 @@ api_gpu_config_parse(const json_t *body, struct api_gpu_config_change *out, char
 			if (ck == CONFIG_WEBHOOK_URLS)
 				return vd_fail(cause, 403, "%s", api_gpu_webhooks_refused);
 			if (ck >= 0 && config_def((enum config_key)ck)->runtime) {
-				/* A runtime key by its configuration name: config_set_many checks
-				 * it. */
-				json_object_set(out->config, config_def((enum config_key)ck)->name,
-						v);
+				/* A runtime key by its configuration name or a seed's alias
+				 * (temp_throttle): config_set_many checks it. Values keep their
+				 * own form: a bare number means the unit of the key's name. */
+				json_object_set(out->config, key, v);
 				continue;
 			}
+			if (ck >= 0)
+				return vd_fail(
+				    cause, 400,
+				    "key '%s' (%s) cannot be changed at run time: set it "
+				    "at start (config file, environment or flag)",
+				    key, config_def((enum config_key)ck)->name);
 			return vd_fail(cause, 400, "unknown key '%s'", key);
 		}
-		if (k->kind == API_KEY_HISTORY)
-			return vd_fail(cause, 400,
-				       "key 'history_size' cannot be changed at run time (set "
-				       "GPU_HISTORY_LENGTH at start)");
 		if (k->kind == API_KEY_WEBHOOKS)
 			return vd_fail(cause, 403, "key 'webhooks': %s", api_gpu_webhooks_refused);
 		bool ok = k->integer ? json_is_integer(v) : json_is_number(v);
@@ -978,9 +977,13 @@ api_gpu_config_parse(const json_t *body, struct api_gpu_config_change *out, char
 			free(got);
 			return status;
 		}
-		if (k->kind == API_KEY_INTERVAL)
+		if (k->kind == API_KEY_INTERVAL) {
+			/* The same setting as MEMORY_MONITORING_INTERVAL, whose bare number is
+			 * seconds: handed over with its unit. */
 			out->interval_ms = (int64_t)x;
-		else if (k->kind == API_KEY_DEFAULT_TTL)
+			json_object_set_new(out->config, "MEMORY_MONITORING_INTERVAL",
+					    json_sprintf("%lldms", (long long)x));
+		} else if (k->kind == API_KEY_DEFAULT_TTL)
 			out->ttl_s = (int64_t)x;
 		else
 			json_object_set(out->config, config_def(k->key)->name, v);
@@ -1006,11 +1009,6 @@ api_gpu_config_put(struct vd_http_req *req, struct daemon *d)
 		api_gpu_cause_names(&cause);
 		vd_http_reply_error(req, 400, "%s", cause);
 		goto out;
-	}
-	if (change.interval_ms > 0 && change.interval_ms != gpu_monitor_interval_ms(d->gpus)) {
-		gpu_monitor_set_interval_ms(d->gpus, change.interval_ms);
-		vd_log(CONFIG, "monitoring_interval_ms set to %lld (PUT /api/gpu/config)",
-		       (long long)change.interval_ms);
 	}
 	if (change.ttl_s > 0 && change.ttl_s != gpu_policy_default_ttl_s(d->policy)) {
 		gpu_policy_set_default_ttl_s(d->policy, change.ttl_s);

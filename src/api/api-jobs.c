@@ -47,6 +47,39 @@ api_submit_retry_after(struct daemon *d, struct vd_http_req *req, const char *mo
 	api_retry_after(d, req, &(struct job){.model = (char *)model}, waiting);
 }
 
+/* Whether list (comma-separated model names, as PIN_MODELS) names model; a name without
+ * a tag means its ":latest", as Ollama reads it. */
+static bool
+api_model_listed(const char *list, const char *model)
+{
+	char *copy = xstrdup(list);
+	char *save = NULL;
+	bool found = false;
+	for (char *tok = strtok_r(copy, ", ", &save); tok != NULL && !found;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		size_t n = strlen(tok);
+		found = strcmp(tok, model) == 0 ||
+			(strchr(tok, ':') == NULL && strncmp(tok, model, n) == 0 &&
+			 strcmp(model + n, ":latest") == 0);
+	}
+	free(copy);
+	return found;
+}
+
+int
+api_model_admit(struct daemon *d, const char *model, char **msg)
+{
+	if (config_bool(d->config, CONFIG_DYNAMIC_LOADING_ENABLED))
+		return 0;
+	const char *pinned = config_str(d->config, CONFIG_PIN_MODELS);
+	if (api_model_listed(pinned, model))
+		return 0;
+	*msg = xasprintf("model \"%s\" is not pinned and DYNAMIC_LOADING_ENABLED is false: only "
+			 "the models of PIN_MODELS (%s) take jobs",
+			 model, pinned[0] != '\0' ? pinned : "none");
+	return 409;
+}
+
 int
 api_key_admit(struct daemon *d, struct vd_http_req *req, const struct api_key *key,
 	      const char *model, bool priority_given, enum job_priority *priority, char **msg)
@@ -141,6 +174,9 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 	if (status != 0)
 		goto out_error;
 	const char *name = sub.model->name;
+	status = api_model_admit(d, name, &msg);
+	if (status != 0)
+		goto out_error;
 	if (key != NULL) {
 		status = api_key_admit(d, req, key, name, priority_given, &sub.priority, &msg);
 		if (status != 0)

@@ -170,9 +170,47 @@ api_stats_gpus(struct daemon *d)
 				    gpu_device_used_by_others(dev, &others)
 					? json_integer((json_int_t)others)
 					: json_null());
+		json_object_set_new(o, "memory_reserved_bytes",
+				    json_integer((json_int_t)gpu_policy_reserved_bytes(
+					d->policy, (int)dev->index)));
 		json_array_append_new(list, o);
 	}
 	return list;
+}
+
+/*
+ * Seed 001's fields, next to vramd's own so its clients keep working: "running" (jobs
+ * dispatched and not final), "queue.total_jobs" and "queue.by_status" (the store's
+ * counts), "resources.vram" (the GPUs of "gpus" summed, in bytes) and
+ * "resources.loaded_models" (the names of "loaded_models").
+ */
+static void
+api_stats_seed_fields(json_t *o, const struct store_counts *counts, const json_t *gpus,
+		      const json_t *loaded)
+{
+	json_object_set_new(
+	    o, "running",
+	    json_integer(counts->by_status[JOB_PENDING] + counts->by_status[JOB_RUNNING]));
+	json_t *queue = json_object_get(o, "queue");
+	json_object_set_new(queue, "total_jobs", json_integer((json_int_t)counts->total));
+	json_object_set_new(queue, "by_status", api_status_counts(counts->by_status));
+	json_int_t total = 0, used = 0, free_bytes = 0;
+	size_t i;
+	json_t *g;
+	json_array_foreach(gpus, i, g)
+	{
+		total += json_integer_value(json_object_get(g, "memory_total_bytes"));
+		used += json_integer_value(json_object_get(g, "memory_used_bytes"));
+		free_bytes += json_integer_value(json_object_get(g, "memory_free_bytes"));
+	}
+	json_t *names = json_array();
+	json_array_foreach(loaded, i, g)
+	{
+		json_array_append(names, json_object_get(g, "model"));
+	}
+	json_object_set_new(o, "resources",
+			    json_pack("{s:{s:I,s:I,s:I},s:o}", "vram", "total", total, "used", used,
+				      "free", free_bytes, "loaded_models", names));
 }
 
 void
@@ -217,8 +255,11 @@ api_stats(struct vd_http_req *req, const char *path, void *arg)
 	json_object_set_new(o, "cpu_spills", json_integer(ec.cpu_spills));
 	json_object_set_new(o, "dispatched", json_integer(ec.dispatched));
 	json_object_set_new(o, "retries", json_integer(ec.retries));
-	json_object_set_new(o, "gpus", api_stats_gpus(d));
-	json_object_set_new(o, "loaded_models", fleet_loaded_models_json(d->fleet, false));
+	json_t *gpus = api_stats_gpus(d);
+	json_t *loaded = fleet_loaded_models_json(d->fleet, false);
+	api_stats_seed_fields(o, &counts, gpus, loaded);
+	json_object_set_new(o, "gpus", gpus);
+	json_object_set_new(o, "loaded_models", loaded);
 	vd_http_reply_json(req, 200, o);
 }
 
@@ -273,6 +314,7 @@ api_models_entry(json_t *items, const struct registry_model *rm, const struct no
 	o = registry_model_to_json(rm);
 	json_object_set_new(o, "server", json_string(n->url));
 	json_object_set_new(o, "nodes", json_array());
+	json_object_set_new(o, "loaded_on", json_array());
 	json_object_set_new(o, "running", json_integer(0));
 	json_object_set_new(o, "state", json_string("unloaded"));
 	json_object_set_new(o, "gpu", json_null());
@@ -301,6 +343,18 @@ api_models(struct vd_http_req *req, const char *path, void *arg)
 			    o, "running",
 			    json_integer(json_integer_value(json_object_get(o, "running")) +
 					 json_integer_value(json_object_get(rt, "running"))));
+			/* Every node that holds it (loading or loaded), with the VRAM Ollama
+			 * reports for it there (0 until it does; null gpu: on the CPU). */
+			if (strcmp(json_string_value(json_object_get(rt, "state")), "loaded") ==
+				0 ||
+			    strcmp(json_string_value(json_object_get(rt, "state")), "loading") == 0)
+				json_array_append_new(
+				    json_object_get(o, "loaded_on"),
+				    json_pack("{s:s,s:s,s:O,s:s,s:I}", "node", n->name, "server",
+					      n->url, "gpu", json_object_get(rt, "gpu"), "state",
+					      json_string_value(json_object_get(rt, "state")),
+					      "size_vram_bytes",
+					      (json_int_t)(rm->loaded ? rm->size_vram_bytes : 0)));
 			/* Where it runs: the first node that holds it. */
 			if (strcmp(json_string_value(json_object_get(o, "state")), "unloaded") ==
 			    0) {

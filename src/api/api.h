@@ -46,6 +46,9 @@ bool api_key_may_see(const struct api_key *key, const char *owner);
  */
 int api_key_admit(struct daemon *d, struct vd_http_req *req, const struct api_key *key,
 		  const char *model, bool priority_given, enum job_priority *priority, char **msg);
+/* DYNAMIC_LOADING_ENABLED=false: a job for a model not in PIN_MODELS is refused. Returns
+ * 0, or the HTTP status (409) with *msg (caller frees) saying why. */
+int api_model_admit(struct daemon *d, const char *model, char **msg);
 
 /* Sets Retry-After for job, refused while waiting jobs are queued: their expected time
  * (fleet_eta_s), 5 s when unknown, at most 300 s. */

@@ -202,14 +202,17 @@ vd_json_time_ms(int64_t wall_ms)
 	if (wall_ms == 0)
 		return json_null();
 	char buf[48];
-	vd_format_rfc3339_utc(wall_ms * VD_NS_PER_MS, buf, sizeof(buf));
+	vd_format_rfc3339_ms(wall_ms, buf, sizeof(buf));
 	return json_string(buf);
 }
 
 char *
 vd_json_dumps_go(const json_t *value)
 {
-	char *raw = json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	/* 15 significant digits: the shortest form of the numbers people set and read
+	 * ("speed_normal": 0.8, not 0.80000000000000004). */
+	char *raw = json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+					  JSON_REAL_PRECISION(VD_JSON_REAL_DIGITS));
 	if (raw == NULL)
 		return xstrdup("null");
 	size_t extra = 0;

@@ -6,6 +6,10 @@
 #define VRAMD_HTTP_UTIL_H
 
 #include <jansson.h>
+
+/* Significant digits of the reals vramd writes in JSON (JSON_REAL_PRECISION): enough for
+ * every value set or measured, short enough that 0.8 prints as 0.8. */
+#define VD_JSON_REAL_DIGITS 15
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -212,6 +212,19 @@ vd_format_rfc3339_utc(int64_t wall_ns, char *buf, size_t size)
 }
 
 void
+vd_format_rfc3339_ms(int64_t wall_ms, char *buf, size_t size)
+{
+	int64_t ms = wall_ms % 1000;
+	if (ms < 0)
+		ms += 1000;
+	time_t secs = (time_t)((wall_ms - ms) / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, size - n, ".%03dZ", (int)ms);
+}
+
+void
 vd_format_rfc3339_local(int64_t wall_ns, char *buf, size_t size)
 {
 	time_t secs = (time_t)(wall_ns / VD_NS_PER_S);

@@ -55,6 +55,9 @@ int64_t vd_now_wall_ms(void);
 /* Formats a Unix time in ns as RFC 3339 UTC with nanoseconds, trailing zeros trimmed, as Go
  * prints time.Time ("2024-09-12T21:17:29.110811Z"). buf needs 40 bytes. */
 void vd_format_rfc3339_utc(int64_t wall_ns, char *buf, size_t size);
+/* vramd's own timestamps: UTC with exactly three fraction digits, as docs/api.md shows
+ * them ("2025-01-14T09:30:14.400Z"). buf needs 32 bytes. */
+void vd_format_rfc3339_ms(int64_t wall_ms, char *buf, size_t size);
 /* The same in local time with a numeric offset ("2024-06-04T14:38:31.83753-07:00"). */
 void vd_format_rfc3339_local(int64_t wall_ns, char *buf, size_t size);
 

@@ -269,7 +269,8 @@ ollama_request(struct backend_call *call, const char *path, json_t *body)
 	static const char *const headers[] = {"Accept: application/json", "User-Agent: vramd/0.1",
 					      NULL};
 	char *url = xasprintf("%s%s", o->b->url, path);
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	/* Options as the client wrote them: 0.8, not 0.80000000000000004. */
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 
 	if (body && !text)
 		abort(); /* jansson fails only on allocation (or invalid UTF-8 it produced) */

@@ -573,6 +573,49 @@ engine_place_name(int gpu, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * MEMORY_LIMIT_MB and GPU_MEMORY_FRACTION: what vramd may fill on a GPU with its models
+ * and reservations. The cap lowers the GPU's capacity (a model bigger than it never
+ * fits there) and its free memory to what the cap leaves beside the models resident on
+ * it, so a load that would take vramd past the cap waits for an unload, or goes to the
+ * CPU or fails like any model too big for the GPU.
+ */
+static void
+engine_gpu_apply_limit(const struct engine *e, struct sched_gpu *g)
+{
+	const struct config *c = e->d->config;
+	uint64_t cap = UINT64_MAX;
+	uint64_t limit = (uint64_t)config_int(c, CONFIG_MEMORY_LIMIT_MB) * VD_MIB;
+	double fraction = config_double(c, CONFIG_GPU_MEMORY_FRACTION);
+	if (limit > 0)
+		cap = limit;
+	if (fraction < 1.0 && (uint64_t)((double)g->total_bytes * fraction) < cap)
+		cap = (uint64_t)((double)g->total_bytes * fraction);
+	if (cap == UINT64_MAX || g->total_bytes == 0)
+		return;
+	uint64_t ours = 0;
+	for (size_t j = 0; j < e->nmodels; j++) {
+		const struct engine_model *m = e->models[j];
+		if (!engine_model_is_resident(m))
+			continue;
+		if (m->gpu == g->id)
+			ours += engine_model_footprint(e, m);
+		else if (m->gpu == SCHED_GPU_SPLIT)
+			for (size_t k = 0; k < m->split.ngpus; k++)
+				if (m->split.gpu[k] == g->id)
+					ours += m->split.bytes[k];
+	}
+	/* pending_bytes and reserved_bytes are subtracted from free_bytes later (room =
+	 * free - pending - reserved); pending is part of ours already, reservations not. */
+	uint64_t left = cap > ours + g->reserved_bytes ? cap - ours - g->reserved_bytes : 0;
+	uint64_t free_cap = left + g->pending_bytes + g->reserved_bytes;
+	if (g->free_bytes > free_cap)
+		g->free_bytes = free_cap;
+	uint64_t capacity = cap + g->driver_reserved_bytes;
+	if (g->total_bytes > capacity)
+		g->total_bytes = capacity;
+}
+
 /* Fills gpus (room for GPU_MAX_DEVICES); returns the count. */
 static size_t
 engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
@@ -854,6 +897,17 @@ engine_learn_swap(struct engine *e, const struct engine_model *m, int64_t now)
 	e->last_load_done_ms = now;
 }
 
+/* Why vramd loaded m on the CPU, for the model_on_cpu event. */
+static const char *
+engine_cpu_why(const struct engine *e, const struct engine_model *m)
+{
+	if (engine_cpu_only(e))
+		return "the node has no GPU (no telemetry and no VRAM_BUDGET): it runs on the CPU";
+	if (m->placement == SCHED_PLACE_CPU)
+		return "placed on the CPU (force_cpu)";
+	return "no GPU can hold it (ALLOW_CPU): it runs on the CPU";
+}
+
 static void
 engine_load_cb(const struct backend_status *st, void *arg)
 {
@@ -883,8 +937,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 		if (m->gpu == SCHED_GPU_CPU)
 			events_emit(gpu_policy_events(e->d->policy), "model_on_cpu",
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
-					      e->node->url, "message",
-					      "no GPU can hold it; it runs on the CPU"));
+					      e->node->url, "message", engine_cpu_why(e, m)));
 	} else if (st->timed_out) {
 		/* The transfer is aborted; the server may still finish the load, so it is
 		 * asked to unload the model, and the next load may start. */
@@ -1781,7 +1834,14 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		dec->own_pending[g] = dec->gpus[g].pending_bytes;
 	if (cfg->max_loaded_models == 0) /* Ollama's default: 3 per GPU */
 		cfg->max_loaded_models = 3 * (int)(ngpus > 0 ? ngpus : 1);
+	/* MODEL_CACHE_SIZE (seed 004): models per GPU, as a cap on the node's total. */
+	int64_t per_gpu = config_int(d->config, CONFIG_MODEL_CACHE_SIZE);
+	if (per_gpu > 0 && per_gpu * (int64_t)(ngpus > 0 ? ngpus : 1) < cfg->max_loaded_models)
+		cfg->max_loaded_models = (int)(per_gpu * (int64_t)(ngpus > 0 ? ngpus : 1));
 	engine_size_kv_caches(e, dec->gpus, ngpus);
+	/* After the KV tier, which follows the GPUs' real size as Ollama's does. */
+	for (size_t g = 0; g < ngpus; g++)
+		engine_gpu_apply_limit(e, &dec->gpus[g]);
 
 	/* Models: those with waiting jobs, and those resident or busy. */
 	for (size_t i = 0; i < e->nmodels; i++) {

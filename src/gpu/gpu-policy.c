@@ -590,7 +590,7 @@ policy_wall_time(int64_t mono_ms)
 		return json_null();
 	int64_t wall = vd_now_wall_ms() + (mono_ms - vd_now_mono_ms());
 	char buf[40];
-	vd_format_rfc3339_utc(wall * 1000000, buf, sizeof(buf));
+	vd_format_rfc3339_ms(wall, buf, sizeof(buf));
 	return json_string(buf);
 }
 

@@ -663,6 +663,37 @@ gpu_monitor_set_interval_ms(struct gpu_monitor *mon, int64_t interval_ms)
 		gpu_arm_timer(mon);
 }
 
+/* Moves dev's history into a ring of len points, keeping the newest, oldest first. */
+static void
+gpu_device_resize_ring(struct gpu_device *dev, size_t len)
+{
+	struct gpu_history_point *ring = xcalloc(len, sizeof(*ring));
+	size_t keep = dev->ring_count < len ? dev->ring_count : len;
+	for (size_t i = 0; i < keep; i++)
+		ring[i] = *gpu_device_history_at(dev, dev->ring_count - keep + i);
+	free(dev->ring);
+	dev->ring = ring;
+	dev->ring_len = len;
+	dev->ring_count = keep;
+	dev->ring_head = keep % len;
+}
+
+void
+gpu_monitor_set_history_len(struct gpu_monitor *mon, size_t len)
+{
+	if (len == 0 || len == mon->history_len)
+		return;
+	mon->history_len = len;
+	for (size_t i = 0; i < mon->ndevices; i++)
+		gpu_device_resize_ring(&mon->devices[i], len);
+}
+
+size_t
+gpu_monitor_history_len(const struct gpu_monitor *mon)
+{
+	return mon->history_len;
+}
+
 uint64_t
 gpu_monitor_sample_count(const struct gpu_monitor *mon)
 {

@@ -218,6 +218,10 @@ bool gpu_monitor_is_running(const struct gpu_monitor *mon);
 int64_t gpu_monitor_interval_ms(const struct gpu_monitor *mon);
 /* Changes the sampling interval (ms > 0); takes effect at the next tick. */
 void gpu_monitor_set_interval_ms(struct gpu_monitor *mon, int64_t interval_ms);
+/* Resizes every GPU's history ring to len points (GPU_HISTORY_LENGTH changed at run
+ * time), keeping the newest; len 0 is ignored. */
+void gpu_monitor_set_history_len(struct gpu_monitor *mon, size_t len);
+size_t gpu_monitor_history_len(const struct gpu_monitor *mon);
 
 /* Starts a sample now unless one is in flight. With NVML (synchronous) it completes
  * before this returns; with nvidia-smi it completes later on the loop. */

@@ -340,7 +340,8 @@ def test_v033_spill_after_other_process_memory():
         st = sim.state()
         m = [x for x in st["models"] if x["name"] == "phi3:mini"][0]
         assert m["placement"] == "partial" and 0 < m["gpu_layers"] < m["layers"], m
-        assert m["cpu_share"] == (m["layers"] - m["gpu_layers"]) / m["layers"]
+        # JSON reals are written with 15 significant digits (common/http-util.c).
+        assert abs(m["cpu_share"] - (m["layers"] - m["gpu_layers"]) / m["layers"]) < 1e-12, m
         assert st["counters"]["cpu_spills"] == 1 and st["counters"]["oom_failures"] == 0
         # llama.cpp keeps about 1 GiB free on the device.
         assert GIB <= st["gpus"][0]["free"] < 2 * GIB, st["gpus"][0]
