@@ -1562,7 +1562,14 @@ config_print_conf(FILE *out)
 		fputc('\n', out);
 		config_print_wrapped(out, "# ", def->help, 80);
 		config_print_wrapped(out, "#   ", summary, 80);
-		fprintf(out, "#%s =%s%s\n", def->name, def->def[0] != '\0' ? " " : "", def->def);
+		/* A default is in the key's own unit; by key name a bare number may mean
+		 * another (config_bare_units), so such a default is written with its unit. */
+		const char *unit =
+		    strcmp(config_bare_unit(def, false), def->unit) != 0 && def->def[0] != '\0'
+			? def->unit
+			: "";
+		fprintf(out, "#%s =%s%s%s\n", def->name, def->def[0] != '\0' ? " " : "", def->def,
+			unit);
 		free(summary);
 	}
 }

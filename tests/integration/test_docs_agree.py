@@ -36,9 +36,16 @@ def documented_keys():
     """First-column names of the key tables, and the seed-name table's names."""
     found = {}
     for doc in ("configuration.md", "scheduling.md"):
+        key_table, prev = False, ""
         for n, line in enumerate(read_doc(doc).splitlines(), 1):
+            # A table's first line says what it is: only tables headed "Key" (or the
+            # seed names' table) list keys; other tables may quote values in backticks.
+            if line.startswith("|") and not prev.startswith("|"):
+                first = line.split("|")[1].strip().lower()
+                key_table = "key" in first or "seed" in first
+            prev = line
             m = KEY.match(line)
-            if m and not line.startswith("| `-"):
+            if key_table and m and not line.startswith("| `-"):
                 names = re.findall(r"`([A-Za-z][A-Za-z0-9_]+)`", line.split("|")[1])
                 for name in names:
                     found.setdefault(name, "%s:%d" % (doc, n))
