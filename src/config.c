@@ -67,7 +67,13 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 	[CONFIG_DATA_DIR] = {"DATA_DIR", NULL, "--data-dir", CONFIG_TYPE_STRING, "./vramd-data", 0, 0,
 		NULL, "", false, "Directory of the job database (created if missing)."},
 	[CONFIG_LOG_FILE] = {"LOG_FILE", NULL, "--log-file", CONFIG_TYPE_STRING, "", 0, 0, NULL, "",
-		false, "Append the log to this file instead of stderr."},
+		false, "Append the log to this file; - is stderr. Empty: stderr, unless stderr goes "
+		"nowhere (closed or /dev/null, as when started in the background), then "
+		"DATA_DIR/vramd.log."},
+	[CONFIG_LOG_FORMAT] = {"LOG_FORMAT", NULL, "--log-format", CONFIG_TYPE_ENUM, "text", 0, 0,
+		"text|json", "", false,
+		"text: [HH:MM:SS.mmm] [COMPONENT] message; json: one object per line with time "
+		"(UTC, ms), level, component and msg, for log shippers."},
 	[CONFIG_SYNC] = {"SYNC", NULL, "--sync", CONFIG_TYPE_ENUM, "full", 0, 0, "full|normal", "",
 		false, "Commit durability: full survives power loss, normal only a vramd crash."},
 	[CONFIG_REQUEST_TIMEOUT] = {"REQUEST_TIMEOUT", NULL, "--request-timeout", CONFIG_TYPE_INT,

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* How long READY=1 waits for the first GPU sample (nvidia-smi may hang): after this the
  * daemon reports ready anyway, and STATUS= says the GPUs are not read yet. */
@@ -171,6 +172,27 @@ vramd_load_persisted(struct config *cfg)
 	free(path);
 }
 
+/* Where the log goes (LOG_FILE): a file, "-" for stderr, or empty: stderr, unless stderr
+ * goes nowhere (a daemon started in the background), when the log would be lost; then
+ * DATA_DIR/vramd.log, the file seed 001's users look for next to their data. */
+static int
+vramd_log_open(const struct config *cfg, char **cause)
+{
+	vd_log_set_format(strcmp(config_str(cfg, CONFIG_LOG_FORMAT), "json") == 0 ? VD_LOG_JSON
+										  : VD_LOG_TEXT);
+	const char *path = config_str(cfg, CONFIG_LOG_FILE);
+	if (strcmp(path, "-") == 0 || (path[0] == '\0' && !vd_log_stderr_is_lost()))
+		return 0;
+	if (path[0] != '\0')
+		return vd_log_open(path, cause);
+	const char *dir = config_str(cfg, CONFIG_DATA_DIR);
+	(void)mkdir(dir, 0700); /* the store makes the whole path later; the log needs it now */
+	char *file = xasprintf("%s/vramd.log", dir);
+	int rc = vd_log_open(file, cause);
+	free(file);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -199,8 +221,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	vd_log_level_from_env();
-	const char *log_file = config_str(cfg, CONFIG_LOG_FILE);
-	if (*log_file && vd_log_open(log_file, &cause) < 0) {
+	if (vramd_log_open(cfg, &cause) < 0) {
 		fprintf(stderr, "vramd: %s\n", cause);
 		free(cause);
 		config_free(cfg);

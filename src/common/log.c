@@ -2,7 +2,9 @@
  * log.c: the log writer. Each line is "[HH:MM:SS.mmm] [COMPONENT] message" in local
  * time; warnings and errors carry "WARN:"/"ERROR:" before the message. Control
  * characters in messages (which may hold client text) are written as \xNN so one
- * event is always one line. A log file vramd creates is mode 0600.
+ * event is always one line. A log file vramd creates is mode 0600. LOG_FORMAT=json
+ * writes one JSON object per line instead (UTC time with milliseconds, level,
+ * component, msg), escaped the same way JSON escapes, for journald/Loki/Elastic.
  */
 #include "log.h"
 
@@ -14,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static FILE *vd_log_file;
 static enum vd_log_level vd_log_level = VD_LOG_INFO;
+static enum vd_log_format vd_log_format = VD_LOG_TEXT;
 
 static const char *const vd_log_component_names[VD_LOG_NCOMPONENTS] = {
     [VD_LOG_SYSTEM] = "SYSTEM",	    [VD_LOG_API] = "API",
@@ -60,6 +64,22 @@ vd_log_close(void)
 }
 
 void
+vd_log_set_format(enum vd_log_format format)
+{
+	vd_log_format = format;
+}
+
+bool
+vd_log_stderr_is_lost(void)
+{
+	struct stat st, null;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return true; /* closed */
+	/* /dev/null: the same character device */
+	return S_ISCHR(st.st_mode) && stat("/dev/null", &null) == 0 && st.st_rdev == null.st_rdev;
+}
+
+void
 vd_log_set_level(enum vd_log_level level)
 {
 	vd_log_level = level;
@@ -91,6 +111,52 @@ vd_log_component_name(enum vd_log_component component)
 	return vd_log_component_names[component];
 }
 
+/* Appends msg to line at n, control characters as \xNN (text) or \u00NN (JSON, which
+ * also escapes " and \); stops short of the end. Returns the new length. */
+static size_t
+vd_log_append_msg(char *line, size_t size, size_t n, const char *msg, bool json)
+{
+	for (const unsigned char *p = (const unsigned char *)msg; *p && n + 8 < size; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			n += (size_t)snprintf(line + n, size - n, json ? "\\u%04x" : "\\x%02x", *p);
+		else if (json && (*p == '"' || *p == '\\')) {
+			line[n++] = '\\';
+			line[n++] = (char)*p;
+		} else
+			line[n++] = (char)*p;
+	}
+	return n;
+}
+
+size_t
+vd_log_format_line(char *line, size_t size, enum vd_log_format format, int64_t now_ns,
+		   enum vd_log_level level, enum vd_log_component component, const char *msg)
+{
+	static const char *const prefixes[] = {"ERROR: ", "WARN: ", "", "DEBUG: "};
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	size_t n;
+	if (format == VD_LOG_JSON) {
+		char ts[40];
+		vd_format_rfc3339_ms(now_ns / VD_NS_PER_MS, ts, sizeof(ts));
+		n = (size_t)snprintf(
+		    line, size, "{\"time\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"",
+		    ts, names[level], vd_log_component_name(component));
+		n = vd_log_append_msg(line, size, n, msg, true);
+		line[n++] = '"';
+		line[n++] = '}';
+	} else {
+		time_t secs = (time_t)(now_ns / VD_NS_PER_S);
+		struct tm tm;
+		localtime_r(&secs, &tm);
+		n = (size_t)snprintf(line, size, "[%02d:%02d:%02d.%03d] [%s] %s", tm.tm_hour,
+				     tm.tm_min, tm.tm_sec, (int)((now_ns / VD_NS_PER_MS) % 1000),
+				     vd_log_component_name(component), prefixes[level]);
+		n = vd_log_append_msg(line, size, n, msg, false);
+	}
+	line[n++] = '\n';
+	return n;
+}
+
 void
 vd_log_write(enum vd_log_level level, enum vd_log_component component, const char *fmt, ...)
 {
@@ -102,21 +168,8 @@ vd_log_write(enum vd_log_level level, enum vd_log_component component, const cha
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 
-	char line[sizeof(msg) * 4 + 64];
-	int64_t now = vd_now_wall_ns();
-	time_t secs = (time_t)(now / VD_NS_PER_S);
-	struct tm tm;
-	localtime_r(&secs, &tm);
-	static const char *const prefixes[] = {"ERROR: ", "WARN: ", "", "DEBUG: "};
-	size_t n = (size_t)snprintf(line, sizeof(line), "[%02d:%02d:%02d.%03d] [%s] %s", tm.tm_hour,
-				    tm.tm_min, tm.tm_sec, (int)((now / VD_NS_PER_MS) % 1000),
-				    vd_log_component_name(component), prefixes[level]);
-	for (const unsigned char *p = (const unsigned char *)msg; *p && n + 5 < sizeof(line); p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			n += (size_t)snprintf(line + n, sizeof(line) - n, "\\x%02x", *p);
-		else
-			line[n++] = (char)*p;
-	}
-	line[n++] = '\n';
+	char line[sizeof(msg) * 6 + 128];
+	size_t n = vd_log_format_line(line, sizeof(line), vd_log_format, vd_now_wall_ns(), level,
+				      component, msg);
 	fwrite(line, 1, n, vd_log_file != NULL ? vd_log_file : stderr);
 }

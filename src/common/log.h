@@ -1,12 +1,14 @@
 /*
- * log.h: one line per event, "[HH:MM:SS.mmm] [COMPONENT] message", to stderr or a
- * file, so `grep SCHEDULER` follows one component. Not thread-safe by design: only
- * the loop thread logs.
+ * log.h: one line per event, "[HH:MM:SS.mmm] [COMPONENT] message" (or one JSON object
+ * per line, LOG_FORMAT=json, for log shippers), to stderr or a file, so `grep SCHEDULER`
+ * follows one component. Not thread-safe by design: only the loop thread logs.
  */
 #ifndef VRAMD_LOG_H
 #define VRAMD_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum vd_log_component {
 	VD_LOG_SYSTEM,
@@ -28,9 +30,24 @@ enum vd_log_component {
 
 enum vd_log_level { VD_LOG_ERROR, VD_LOG_WARN, VD_LOG_INFO, VD_LOG_DEBUG };
 
+enum vd_log_format {
+	VD_LOG_TEXT, /* [HH:MM:SS.mmm] [COMPONENT] message, local time */
+	VD_LOG_JSON, /* {"time":RFC 3339 UTC ms,"level","component","msg"} */
+};
+
 /* Opens path for appending (NULL = stderr). Returns 0 or -errno with *cause set. */
 int vd_log_open(const char *path, char **cause);
 void vd_log_close(void);
+void vd_log_set_format(enum vd_log_format format);
+/* Whether a log that goes to stderr would be lost: stderr closed or /dev/null (started in
+ * the background without a redirection). A terminal, a pipe, a file or systemd's journal
+ * keep it. */
+bool vd_log_stderr_is_lost(void);
+/* The formatted line for one message into buf (with its newline); returns its length.
+ * now_ns: wall clock. Exposed for the unit test. */
+size_t vd_log_format_line(char *buf, size_t size, enum vd_log_format format, int64_t now_ns,
+			  enum vd_log_level level, enum vd_log_component component,
+			  const char *msg);
 /* Messages above this level are dropped before formatting. Default: VD_LOG_INFO. */
 void vd_log_set_level(enum vd_log_level level);
 bool vd_log_enabled(enum vd_log_level level);
