@@ -226,12 +226,13 @@ top_build_title(struct top_builder *b, const struct top_input *in, const struct 
 	vd_format_rfc3339_utc(o->now_ms * 1000000, now, sizeof(now));
 	now[19] = '\0';
 	now[10] = ' ';
+	/* What the keys change first, so a narrow window still shows it. */
 	top_line_new(b);
-	top_span_addf(b, TOP_ATTR_TITLE, "vramd %s  %s UTC", o->url != NULL ? o->url : "", now);
+	top_span_addf(b, TOP_ATTR_TITLE, "vramd top  sort: %s  node: %s", top_sort_name(o->sort),
+		      o->node != NULL ? o->node : "all");
 	if (o->interval_s > 0)
 		top_span_addf(b, TOP_ATTR_TITLE, "  every %gs", o->interval_s);
-	top_span_addf(b, TOP_ATTR_TITLE, "  sort: %s  node: %s", top_sort_name(o->sort),
-		      o->node != NULL ? o->node : "all");
+	top_span_addf(b, TOP_ATTR_TITLE, "  %s UTC  %s", now, o->url != NULL ? o->url : "");
 	if (o->interval_s > 0)
 		top_span_add(b, TOP_ATTR_TITLE, "  (h help, q quit)");
 	if (in->error != NULL) {
@@ -303,7 +304,8 @@ top_build_gpus(struct top_builder *b, const json_t *status)
 		top_span_add(b, TOP_ATTR_NORMAL, "  no GPUs");
 		return;
 	}
-	int bar = b->width - 62;
+	/* The rest of the line: 48 columns before the bar, 20 after (brackets, used/total). */
+	int bar = b->width - 68;
 	bar = bar < 10 ? 10 : bar > 60 ? 60 : bar;
 	size_t i;
 	const json_t *g;
@@ -312,7 +314,7 @@ top_build_gpus(struct top_builder *b, const json_t *status)
 		const char *state = top_str(g, "state", "-");
 		const json_t *temp = json_object_get(g, "temperature_c");
 		top_line_new(b);
-		top_span_addf(b, TOP_ATTR_NORMAL, "  %-2lld %-20.20s ",
+		top_span_addf(b, TOP_ATTR_NORMAL, "  %-2lld %-24.24s ",
 			      (long long)top_num(g, "index"), top_str(g, "name", "-"));
 		top_span_addf(b, top_state_attr(state), "%-11s", state);
 		if (json_is_number(temp))

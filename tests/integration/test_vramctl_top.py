@@ -14,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import run_tests, wait_until  # noqa: E402
+from harness import http_json, run_tests, wait_until  # noqa: E402
 from vramd_harness import start_slow, vramctl_path  # noqa: E402
 
 MODEL = "phi3:mini"
@@ -48,7 +48,7 @@ def body(n):
 
 def setup_module():
     global SIM, V, RUNNING
-    SIM, V = start_slow()
+    SIM, V = start_slow("--monitor-interval", "100")
     # About 600 s of tokens: it runs for the whole test and the others queue behind it.
     RUNNING = V.submit_ok(body(600))
     wait_until(lambda: V.job(RUNNING)["status"] == "running", timeout=60,
@@ -59,8 +59,9 @@ def setup_module():
 
 def teardown_module():
     subprocess.run(TMUX + ["kill-server"], capture_output=True)
-    for jid in [RUNNING] + QUEUED:
-        V.cancel(jid)
+    _, reply = V.get("/api/jobs?status=queued,pending,running")
+    for job in reply.get("jobs", []):
+        V.cancel(job["job_id"])
     V.proc.assert_clean_exit()
     SIM.stop()
 
@@ -132,6 +133,15 @@ def test_full_screen_under_tmux():
                          "top did not show the jobs")
     check_screen(screen)
     assert "sort: name  node: all" in screen and "(h help, q quit)" in screen, screen
+    assert "none since start" in screen, screen
+
+    # A live event reaches the screen: the GPU warms past OPTIMAL (65 C), then cools.
+    status, reply = http_json("POST", SIM.url + "/sim/gpu/0", json_body={"temperature_c": 70})
+    assert status == 200, (status, reply)
+    screen = wait_screen(lambda s: "state_change" in s and "OPTIMAL -> NORMAL" in s,
+                         "the state_change event did not show")
+    assert any(" 70 C " in ln for ln in screen.splitlines()), screen
+    http_json("POST", SIM.url + "/sim/gpu/0", json_body={"temperature_c": 35})
 
     subprocess.run(TMUX + ["send-keys", "-t", "top", "s"], check=True, timeout=10)
     wait_screen(lambda s: "sort: memory" in s, "s did not change the sort")
@@ -159,6 +169,43 @@ def test_full_screen_under_tmux():
     assert os.path.exists(rc_file), "top did not exit after q:\n" + capture()
     assert open(rc_file).read().strip() == "0", open(rc_file).read()
     print(screen)
+
+
+def test_submit_wait_progress():
+    """submit --wait shows a progress line on a terminal (stderr) and nothing on a pipe."""
+    # Behind the running job it stays queued; --wait=3 gives up (status 1) after 3 s.
+    p = subprocess.run([vramctl_path(), "--url", V.url, "submit", "-m", MODEL, "-p", "hi",
+                        "--wait=3"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "is still queued after 3 s" in p.stderr, (p.returncode,
+                                                                          p.stderr)
+    assert "\r" not in p.stderr and "[" not in p.stderr and "position" not in p.stderr, \
+        p.stderr
+
+    out_file = os.path.join(tempfile.mkdtemp(prefix="vramctl-progress-"), "out")
+    cmd = "%s --url %s submit -m %s -p hi --wait=8 > %s; sleep 60" % (
+        vramctl_path(), V.url, MODEL, out_file)
+    subprocess.run(TMUX + ["new-session", "-d", "-s", "wait", "-x", "120", "-y", "10", cmd],
+                   check=True, timeout=10)
+    last = [""]
+
+    def shown():
+        last[0] = subprocess.run(TMUX + ["capture-pane", "-p", "-t", "wait"],
+                                 capture_output=True, text=True, timeout=10).stdout
+        return "queued, position" in last[0]
+    try:
+        wait_until(shown, timeout=20, interval=0.2, what="the progress line")
+    except AssertionError:
+        raise AssertionError("no progress line; the screen was:\n" + last[0])
+    line = [ln for ln in last[0].splitlines() if "queued, position" in ln][0]
+    assert line.startswith("[") and "] j-" in line and ", eta " in line, line
+    # It gives up after 8 s and clears its line: only the error stays.
+    wait_until(lambda: "is still queued after 8 s" in subprocess.run(
+        TMUX + ["capture-pane", "-p", "-t", "wait"], capture_output=True, text=True,
+        timeout=10).stdout, timeout=30, what="submit --wait=8 to give up")
+    screen = subprocess.run(TMUX + ["capture-pane", "-p", "-t", "wait"], capture_output=True,
+                            text=True, timeout=10).stdout
+    assert "queued, position" not in screen, screen
+    print(line)
 
 
 if __name__ == "__main__":
