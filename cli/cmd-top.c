@@ -151,7 +151,13 @@ top_events_poll(struct top_events *ev)
 	bool got = false;
 	char buf[4096];
 	ssize_t n;
-	while (ev->fd >= 0 && (n = read(ev->fd, buf, sizeof(buf))) != 0) {
+	while (ev->fd >= 0) {
+		n = read(ev->fd, buf, sizeof(buf));
+		if (n == 0) { /* the child ended: the stream closed or was refused */
+			close(ev->fd);
+			ev->fd = -1;
+			break;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
