@@ -7,6 +7,7 @@ redraw after the window is resized. Debian's tmux is installed as root when miss
 without root and without tmux the test is skipped (exit 77)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,9 +157,11 @@ def test_full_screen_under_tmux():
     # A narrower window: top redraws to fit it (KEY_RESIZE).
     subprocess.run(TMUX + ["resize-window", "-t", "top", "-x", "90", "-y", "40"],
                    check=True, timeout=10)
+    # tmux cuts an old, wider screen too; only a redraw for 90 columns shows the bar's
+    # end and the used/total figures on the GPU line.
     screen = wait_screen(lambda s: "GPUS" in s and "RUNNING (1)" in s and
-                         max(len(ln.rstrip()) for ln in s.splitlines()) <= 90 and
-                         any(ln.startswith("  0  ") for ln in s.splitlines()),
+                         any(ln.startswith("  0  ") and "] " in ln and "GiB/" in ln
+                             for ln in s.splitlines()),
                          "top did not redraw for 90 columns")
 
     subprocess.run(TMUX + ["send-keys", "-t", "top", "q"], check=True, timeout=10)
@@ -206,6 +209,30 @@ def test_submit_wait_progress():
                             text=True, timeout=10).stdout
     assert "queued, position" not in screen, screen
     print(line)
+
+
+def test_bench_progress():
+    """bench keeps a progress line (jobs done of all, the job waited on) on a terminal only."""
+    args = [vramctl_path(), "--url", V.url, "bench", "--random", "3", "--models",
+            "qwen2.5:0.5b", "--seed", "1", "--timeout", "4"]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert "submitted 3 jobs" in p.stdout, (p.returncode, p.stdout, p.stderr)
+    assert "\r" not in p.stderr and "\033[K" not in p.stderr, p.stderr
+
+    cmd = " ".join(args) + "; sleep 60"
+    subprocess.run(TMUX + ["new-session", "-d", "-s", "bench", "-x", "120", "-y", "20", cmd],
+                   check=True, timeout=10)
+    last = [""]
+
+    def shown():
+        last[0] = subprocess.run(TMUX + ["capture-pane", "-p", "-t", "bench"],
+                                 capture_output=True, text=True, timeout=10).stdout
+        return re.search(r"^\[[#.]{20}\] [0-3]/3 j-", last[0], re.M) is not None
+    try:
+        wait_until(shown, timeout=20, interval=0.1, what="the bench progress line")
+    except AssertionError:
+        raise AssertionError("no bench progress line; the screen was:\n" + last[0])
+    print(re.search(r"^\[.*$", last[0], re.M).group(0))
 
 
 if __name__ == "__main__":
