@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progress.h"
 #include "table.h"
 #include "util.h"
 #include "vramctl.h"
@@ -280,6 +281,20 @@ bench_summary(const struct ctl *ctl, const struct bench_job *jobs, size_t njobs,
 		free(waits[p]);
 }
 
+/* The progress line while bench waits: done of njobs final, and the job waited on. */
+struct bench_progress {
+	struct ctl_progress line;
+	size_t done;
+	size_t njobs;
+};
+
+static void
+bench_progress_cb(const json_t *job, void *arg)
+{
+	struct bench_progress *p = arg;
+	ctl_progress_show(&p->line, p->done, p->njobs, job);
+}
+
 static int
 cmd_bench_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
@@ -421,12 +436,20 @@ cmd_bench_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv
 
 	if (check) {
 		int64_t deadline = vd_now_mono_ms() + (int64_t)(timeout * 1000);
+		/* On a terminal, a progress line on stderr: jobs done and the one waited on. */
+		struct bench_progress progress = {.njobs = njobs};
+		ctl_progress_init(&progress.line);
 		for (size_t i = 0; i < njobs; i++) {
+			progress.done = i;
 			if (jobs[i].id == NULL)
 				continue;
 			double left = (double)(deadline - vd_now_mono_ms()) / 1000.0;
 			struct ctl_reply reply;
-			rc = ctl_job_wait(ctl, jobs[i].id, left > 0 ? left : 0, &reply, &cause);
+			rc = ctl_job_wait_progress(ctl, jobs[i].id, left > 0 ? left : 0,
+						   progress.line.on ? bench_progress_cb : NULL,
+						   &progress, &reply, &cause);
+			/* Cleared while messages print, drawn again after them. */
+			ctl_progress_end(&progress.line);
 			if (rc == CTL_EXIT_UNREACHABLE) {
 				fprintf(stderr, "vramctl: %s\n", cause);
 				ctl_reply_cleanup(&reply);
@@ -449,7 +472,9 @@ cmd_bench_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv
 			rc = CTL_EXIT_OK;
 			vd_free(cause);
 			ctl_reply_cleanup(&reply);
+			ctl_progress_show(&progress.line, i + 1, njobs, NULL);
 		}
+		ctl_progress_end(&progress.line);
 	}
 	double total_s = (double)(vd_now_mono_ms() - t0) / 1000.0;
 	bench_summary(ctl, jobs, njobs, check, seed, submit_s, total_s);

@@ -29,17 +29,25 @@ int
 ctl_job_wait(const struct ctl *ctl, const char *id, double wait_s, struct ctl_reply *reply,
 	     char **cause)
 {
+	return ctl_job_wait_progress(ctl, id, wait_s, NULL, NULL, reply, cause);
+}
+
+int
+ctl_job_wait_progress(const struct ctl *ctl, const char *id, double wait_s,
+		      ctl_job_progress_cb *progress, void *arg, struct ctl_reply *reply,
+		      char **cause)
+{
+	double slice = progress != NULL ? CTL_PROGRESS_SLICE_S : CTL_WAIT_SLICE_S;
 	char *eid = ctl_http_escape(id);
 	int64_t deadline = wait_s >= 0 ? vd_now_mono_ms() + (int64_t)(wait_s * 1000) : INT64_MAX;
 	int rc;
 
 	for (;;) {
-		double left =
-		    wait_s < 0 ? CTL_WAIT_SLICE_S : (double)(deadline - vd_now_mono_ms()) / 1000.0;
+		double left = wait_s < 0 ? slice : (double)(deadline - vd_now_mono_ms()) / 1000.0;
 		if (left < 0)
 			left = 0;
-		if (left > CTL_WAIT_SLICE_S)
-			left = CTL_WAIT_SLICE_S;
+		if (left > slice)
+			left = slice;
 		char *path = left > 0 ? xasprintf("/api/job/%s?wait=%.3f", eid, left)
 				      : xasprintf("/api/job/%s", eid);
 		rc = ctl_api(ctl, "GET", path, NULL, (long)left + CTL_DEFAULT_TIMEOUT_S, reply,
@@ -50,6 +58,19 @@ ctl_job_wait(const struct ctl *ctl, const char *id, double wait_s, struct ctl_re
 		if (ctl_job_status_is_final(ctl_json_str(reply->json, "status")) || left <= 0 ||
 		    (wait_s >= 0 && vd_now_mono_ms() >= deadline))
 			break;
+		if (progress != NULL) {
+			/* A long-poll that times out answers without queue_position and eta_s
+			 * (src/daemon.c replies with the bare job); a plain GET has them. */
+			struct ctl_reply now = {0};
+			char *now_path = xasprintf("/api/job/%s", eid);
+			char *now_cause = NULL;
+			bool got = ctl_api(ctl, "GET", now_path, NULL, CTL_DEFAULT_TIMEOUT_S, &now,
+					   &now_cause) == CTL_EXIT_OK;
+			progress(got ? now.json : reply->json, arg);
+			free(now_path);
+			free(now_cause);
+			ctl_reply_cleanup(&now);
+		}
 		ctl_reply_cleanup(reply);
 	}
 	free(eid);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "table.h"
+#include "progress.h"
 #include "util.h"
 #include "vramctl.h"
 
@@ -48,6 +49,12 @@ submit_parse_json_arg(const struct ctl_cmd *cmd, const char *opt, const char *te
 	if (*out == NULL)
 		return ctl_usage_error(cmd, "%s is not valid JSON: %s", opt, err.text);
 	return CTL_EXIT_OK;
+}
+
+static void
+submit_progress_cb(const json_t *job, void *arg)
+{
+	ctl_progress_show(arg, 0, 0, job);
 }
 
 static int
@@ -190,7 +197,12 @@ cmd_submit_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **arg
 		goto out;
 	}
 
-	rc = ctl_job_wait(ctl, id, wait_s, &job, &cause);
+	/* On a terminal, a progress line on stderr while it waits (nothing otherwise). */
+	struct ctl_progress progress;
+	ctl_progress_init(&progress);
+	rc = ctl_job_wait_progress(ctl, id, wait_s, progress.on ? submit_progress_cb : NULL,
+				   &progress, &job, &cause);
+	ctl_progress_end(&progress);
 	if (rc != CTL_EXIT_OK) {
 		fprintf(stderr, "vramctl: job %s: %s\n", id, cause);
 		goto out;

@@ -43,7 +43,7 @@ extern const struct ctl_cmd ctl_cmd_submit, ctl_cmd_job, ctl_cmd_cancel, ctl_cmd
     ctl_cmd_stats, ctl_cmd_models, ctl_cmd_health, ctl_cmd_bench, ctl_cmd_gpus, ctl_cmd_gpu_watch,
     ctl_cmd_reserve, ctl_cmd_release, ctl_cmd_events, ctl_cmd_force_gpu, ctl_cmd_force_cpu,
     ctl_cmd_placement, ctl_cmd_load, ctl_cmd_unload, ctl_cmd_vram_report, ctl_cmd_lb_stats,
-    ctl_cmd_nodes;
+    ctl_cmd_nodes, ctl_cmd_top;
 
 /* Long options every command accepts; put CTL_COMMON_LONGOPTS before the terminator. */
 #define CTL_OPT_JSON	1000
@@ -114,6 +114,16 @@ const char *ctl_json_str(const json_t *obj, const char *key);
  */
 int ctl_job_wait(const struct ctl *ctl, const char *id, double wait_s, struct ctl_reply *reply,
 		 char **cause);
+/* Called by ctl_job_wait_progress with each state of the job that is not final yet
+ * (borrowed for the call). */
+typedef void ctl_job_progress_cb(const json_t *job, void *arg);
+/* ctl_job_wait that calls progress after each poll of a job not yet final; polls are then
+ * at most CTL_PROGRESS_SLICE_S apart, so a progress line shows the queue position and ETA
+ * as they change. progress NULL: exactly ctl_job_wait. */
+#define CTL_PROGRESS_SLICE_S 1.0
+int ctl_job_wait_progress(const struct ctl *ctl, const char *id, double wait_s,
+			  ctl_job_progress_cb *progress, void *arg, struct ctl_reply *reply,
+			  char **cause);
 bool ctl_job_status_is_final(const char *status);
 /* Prints a job for people: its fields, metrics, error, and result. */
 void ctl_print_job(const json_t *job);

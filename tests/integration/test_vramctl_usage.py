@@ -18,7 +18,7 @@ from harness import build_dir, free_port, run_tests  # noqa: E402
 
 COMMANDS = ["submit", "job", "cancel", "jobs", "stats", "models", "health", "bench",
             "gpus", "gpu-watch", "reserve", "release", "events", "force-gpu", "force-cpu",
-            "placement", "load", "unload", "vram-report", "lb-stats", "nodes"]
+            "placement", "load", "unload", "vram-report", "lb-stats", "nodes", "top"]
 
 
 def vramctl_path():
@@ -290,6 +290,8 @@ def test_usage_errors_exit_2_with_a_message_and_send_nothing():
         (("bench", "--batch", "--random", "3"), "only one of"),
         (("bench", "--random", "many"), "--random"),
         (("gpu-watch", "--interval", "x"), "--interval"),
+        (("top", "--interval", "x"), "--interval"),
+        (("top", "extra"), "unexpected argument"),
         (("events", "--count", "0"), "--count"),
         (("force-gpu",), "a model is required"),
         (("force-cpu", "--node", "local"), "a model is required"),
