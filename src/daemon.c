@@ -260,7 +260,7 @@ static void
 daemon_waiter_answer(struct daemon_waiter *w)
 {
 	vd_http_req_on_close(w->req, NULL, NULL);
-	vd_http_reply_json(w->req, 200, job_to_json(w->job));
+	vd_http_reply_json(w->req, 200, api_job_status_json(w->d, w->job));
 	daemon_waiter_free(w);
 }
 

@@ -334,24 +334,30 @@ api_job(struct vd_http_req *req, const char *path, void *arg)
 	} else if (wait_s > 0 && !job_is_final(job)) {
 		daemon_wait_for_job(d, req, job, (int64_t)(wait_s * 1000));
 	} else {
-		json_t *o = job_to_json(job);
-		/* A waiting job says where it stands: its place in dispatch order and when it
-		 * should start (null until vramd has run something to estimate from). */
-		if (job->status == JOB_QUEUED) {
-			size_t position = queue_position(d->queue, job) + 1;
-			double eta = fleet_eta_s(d->fleet, job, position);
-			json_object_set_new(o, "queue_position",
-					    json_integer((json_int_t)position));
-			json_object_set_new(o, "eta_s", eta >= 0 ? json_real(eta) : json_null());
-			char *why = fleet_waiting_reason(d->fleet, job);
-			json_object_set_new(o, "waiting_reason",
-					    why != NULL ? json_string(why) : json_null());
-			free(why);
-		}
+		json_t *o = api_job_status_json(d, job);
 		vd_http_reply_json(req, 200, o);
 	}
 	free(wait);
 	job_unref(job);
+}
+
+json_t *
+api_job_status_json(struct daemon *d, struct job *job)
+{
+	json_t *o = job_to_json(job);
+	/* A waiting job says where it stands: its place in dispatch order and when it
+	 * should start (null until vramd has run something to estimate from). */
+	if (job->status == JOB_QUEUED) {
+		size_t position = queue_position(d->queue, job) + 1;
+		double eta = fleet_eta_s(d->fleet, job, position);
+		json_object_set_new(o, "queue_position", json_integer((json_int_t)position));
+		json_object_set_new(o, "eta_s", eta >= 0 ? json_real(eta) : json_null());
+		char *why = fleet_waiting_reason(d->fleet, job);
+		json_object_set_new(o, "waiting_reason",
+				    why != NULL ? json_string(why) : json_null());
+		free(why);
+	}
+	return o;
 }
 
 static void

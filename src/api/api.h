@@ -50,6 +50,9 @@ int api_key_admit(struct daemon *d, struct vd_http_req *req, const struct api_ke
  * 0, or the HTTP status (409) with *msg (caller frees) saying why. */
 int api_model_admit(struct daemon *d, const char *model, char **msg);
 
+/* GET /api/job/{id}'s object: the job, and for a queued one queue_position, eta_s and
+ * waiting_reason (also the answer of a long-poll that timed out). */
+json_t *api_job_status_json(struct daemon *d, struct job *job);
 /* Sets Retry-After for job, refused while waiting jobs are queued: their expected time
  * (fleet_eta_s), 5 s when unknown, at most 300 s. */
 void api_retry_after(struct daemon *d, struct vd_http_req *req, const struct job *job,

@@ -862,7 +862,18 @@ fleet_waiting_reason(const struct fleet *f, const struct job *job)
 			why = engine_waiting_reason(f->nodes[i]->engine, job);
 	for (size_t i = 0; i < f->nnodes && why == NULL; i++)
 		why = engine_waiting_reason(f->nodes[i]->engine, job);
-	return why;
+	if (why != NULL)
+		return why;
+	/* Nothing on a node holds it back: it may be that no node can take work at all. */
+	size_t up = 0;
+	for (size_t i = 0; i < f->nnodes; i++)
+		if (f->nodes[i]->up && strcmp(node_breaker_state(f->nodes[i]), "open") != 0)
+			up++;
+	if (f->nnodes > 0 && up == 0)
+		return xasprintf("no Ollama node answers (%zu node%s down or failing; GET "
+				 "/api/nodes): the job waits until one comes back",
+				 f->nnodes, f->nnodes == 1 ? "" : "s");
+	return NULL;
 }
 
 static bool

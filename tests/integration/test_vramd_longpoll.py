@@ -65,6 +65,9 @@ def test_wait_times_out_with_the_job_not_final():
         assert len(results) == 5, results
         for job, elapsed in results.values():
             assert job["status"] == "queued", job
+            # A timed-out poll says where the job stands, as a plain GET does.
+            assert job["queue_position"] == 1 and "eta_s" in job, job
+            assert job["waiting_reason"], job
             assert 1.8 <= elapsed < 10, elapsed
         t0 = time.monotonic()
         job = v.job(jid, wait=0)
