@@ -45,6 +45,8 @@ struct registry {
 					   as last measured (the CUDA context); 0 = unknown */
 	uint64_t loaded_file_bytes;	/* file sizes of every recorded load, summed */
 	int64_t loaded_ms;		/* their durations, summed */
+	uint64_t generation;		/* bumped when a model is added: a name that found
+					   nothing may find one now (registry_generation) */
 };
 
 char *
@@ -205,6 +207,12 @@ registry_find(const struct registry *reg, const char *name)
 	return s != 0 ? reg->models[s - 1] : NULL;
 }
 
+uint64_t
+registry_generation(const struct registry *reg)
+{
+	return reg->generation;
+}
+
 /* Finds or creates the model for name (created not installed, nothing known). */
 static struct registry_model *
 registry_get(struct registry *reg, const char *name)
@@ -234,6 +242,7 @@ registry_get(struct registry *reg, const char *name)
 	}
 	reg->models[reg->nmodels] = m;
 	reg->slots[slot] = ++reg->nmodels;
+	reg->generation++;
 	if (reg->nmodels * 2 >= reg->nslots)
 		registry_rehash(reg, reg->nslots * 2);
 	return m;
