@@ -122,6 +122,8 @@ struct engine_model {
 	uint64_t rm_generation;
 	bool rm_known;
 	struct queue_model_summary queue; /* its waiting jobs, as of the current decision */
+	const struct job *head;		  /* queue_peek_model() as of the snapshot being built (one
+					     lookup, not one per reader); read through engine_model_head */
 	int sum_index;			  /* its index in the decision's queue summaries; -1 */
 	bool routed;			  /* the fleet sent its queued jobs here last decision */
 	/* Its runner's reload options (NORMALIZE_OPTIONS, runner-opts.h): */
@@ -187,6 +189,8 @@ struct engine {
 	size_t nmodel_slots;
 	struct engine_run *runs;
 	struct engine_decision dec;
+	bool heads_valid; /* the models' head fields hold this snapshot's queue heads: only
+			     while engine_snapshot builds it, as nothing changes the queue */
 	bool backend_up;
 	bool outage;		     /* a connection failed; the next listing reconciles fully */
 	int64_t backend_up_since_ms; /* monotonic: when the server last became reachable */
@@ -256,6 +260,13 @@ engine_model_rehash(struct engine *e, size_t nslots)
 
 /* The registry's entry for m (NULL: not known yet), looked up again only when the
  * registry gained a model since the last look. */
+/* The job m's next load would serve (the first of its queue), or NULL. */
+static const struct job *
+engine_model_head(const struct engine *e, const struct engine_model *m)
+{
+	return e->heads_valid ? m->head : queue_peek_model(e->d->queue, m->name);
+}
+
 static struct registry_model *
 engine_model_registry(const struct engine *e, const struct engine_model *m)
 {
@@ -595,8 +606,7 @@ engine_model_footprint(const struct engine *e, const struct engine_model *m)
 	const struct registry_model *rm = engine_model_registry(e, m);
 	if (rm == NULL)
 		return 0;
-	const struct job *next =
-	    engine_model_is_resident(m) ? NULL : queue_peek_model(e->d->queue, m->name);
+	const struct job *next = engine_model_is_resident(m) ? NULL : engine_model_head(e, m);
 	if (next != NULL && job_num_ctx(next) > 0)
 		return registry_footprint_at_ctx(e->node->registry, rm, job_num_ctx(next));
 	if (m->fit_ctx > 0 && !rm->measured)
@@ -786,7 +796,7 @@ engine_fit_context(struct engine *e, struct engine_decision *dec)
 		struct engine_model *m = dec->src[i];
 		struct sched_model *sm = &dec->models[i];
 		const struct registry_model *rm = engine_model_registry(e, m);
-		const struct job *next = queue_peek_model(e->d->queue, m->name);
+		const struct job *next = engine_model_head(e, m);
 		if (m->fit_ctx > 0 || rm == NULL || rm->measured ||
 		    sm->residency != SCHED_UNLOADED || (next != NULL && job_num_ctx(next) > 0))
 			continue;
@@ -1839,13 +1849,16 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 	for (size_t i = 0; i < e->nmodels; i++) {
 		memset(&e->models[i]->queue, 0, sizeof(e->models[i]->queue));
 		e->models[i]->sum_index = -1;
+		e->models[i]->head = NULL;
 	}
 	for (size_t i = 0; i < nsum; i++) {
 		struct engine_model *m = engine_model_get(e, sums[i].model);
 		m->queue = sums[i];
 		m->queue.model = NULL; /* borrowed from the queue: not kept */
 		m->sum_index = (int)i;
+		m->head = queue_peek_model(d->queue, m->name);
 	}
+	e->heads_valid = true;
 	engine_ops_prepare(e);
 	engine_decision_reserve(e, e->nmodels + 1);
 	size_t n = 0;
@@ -1914,6 +1927,7 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 	    .optimize = e->optimize_now || now >= e->optimize_next_ms,
 	};
 	engine_fit_context(e, dec);
+	e->heads_valid = false; /* engine_watch_waits may fail jobs */
 	engine_gpu_fit_check(dec);
 	engine_watch_waits(e, now);
 	dec->ready = true;
