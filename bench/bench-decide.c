@@ -7,9 +7,12 @@
  * engine_snapshot) and sched_decide on the engine's snapshot. The plan is not applied
  * (no loads or runs start), so every decision sees the same state.
  *
- * Usage: bench-decide NVML_LIB [--check MAX_P99_US]
- * With --check it runs only the 1000-model case and exits 1 when its p99 exceeds the
- * bound (the Release-only ctest guard, bench/decide-check).
+ * Usage: bench-decide NVML_LIB [--check MAX_P50_US]
+ * With --check it runs only the 1000-model, 10k-queued case and exits 1 when its median
+ * exceeds the bound: the Release-only ctest guard (bench/decide-check) of issue 12's
+ * complexity fixes. The median, not the p99: the p99 of a shared machine is its
+ * scheduling noise, and a lookup that scans every model again moves the median (2.1 ms
+ * at 1000 models before the fixes, about 0.25 ms after).
  */
 #include "daemon.h"
 #include "config.h"
@@ -191,7 +194,7 @@ int
 main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s NVML_LIB [--check MAX_P99_US]\n", argv[0]);
+		fprintf(stderr, "usage: %s NVML_LIB [--check MAX_P50_US]\n", argv[0]);
 		return 2;
 	}
 	double bound = argc >= 4 && strcmp(argv[2], "--check") == 0 ? atof(argv[3]) : 0;
@@ -218,7 +221,7 @@ main(int argc, char **argv)
 		if (bound > 0) {
 			printf("%s: p50 %.1f us, p99 %.1f us (bound %.0f us)\n", bc->label, p50,
 			       p99, bound);
-			rc = p99 > bound;
+			rc = p50 > bound;
 		} else {
 			printf("| %s | %d | %.0f | %.1f | %.1f |\n", bc->label, bc->decisions, n,
 			       p50, p99);
