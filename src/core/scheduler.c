@@ -121,6 +121,8 @@ struct sched_scratch {
 	size_t *victims, *best_victims;
 	struct sched_action *loads;
 	bool resident_busy; /* some resident model has jobs running or queued */
+	size_t nresident;   /* models not unloaded in the snapshot (a decision changes no
+			       residency: victims it picks still count until they go) */
 	size_t nlru;	    /* entries in lru */
 	bool any_resident;  /* some model is resident, loading or unloading: the server's
 			       pre-flight applies to the next load */
@@ -564,8 +566,13 @@ sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
 	size_t resident = nloads;
 	size_t victim = SIZE_MAX, helps = SIZE_MAX;
 	bool unloading = false;
-	if (cap <= 0)
+	if (cap <= 0 || nloads + s->nresident < (size_t)cap)
 		return true;
+	/* At the cap. Without leave to evict the answer is no: the scan for a victim below
+	 * runs at most once a decision (the callers stop when it is allowed), not once per
+	 * waiting model. */
+	if (!may_evict)
+		return false;
 	for (size_t i = 0; i < snap->nmodels; i++) {
 		const struct sched_model *m = &snap->models[i];
 		const struct sched_mstate *ms = &s->models[i];
@@ -1343,8 +1350,11 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 	s = sched_scratch_get(plan, snap->nmodels, snap->ngpus);
 	sched_derive(snap, s);
 	s->resident_busy = false;
+	s->nresident = 0;
 	for (size_t i = 0; i < snap->nmodels; i++) {
 		const struct sched_model *m = &snap->models[i];
+		if (m->residency != SCHED_UNLOADED)
+			s->nresident++;
 		if (m->residency != SCHED_UNLOADED && (m->running > 0 || s->models[i].queued > 0))
 			s->resident_busy = true;
 	}

@@ -115,7 +115,15 @@ struct engine_model {
 	char move_from[24];		     /* where a move began ("cpu", "gpu 0"); "" none */
 	const char *move_why;		     /* static: "optimizer", "placement", ... */
 	struct engine *engine;
+	/* registry_find(m->name), cached: every decision reads it for each model, and the
+	 * lookup normalises and hashes the name. Valid while the registry's generation is
+	 * rm_generation (a NULL answer may change when a model is added). */
+	struct registry_model *rm;
+	uint64_t rm_generation;
+	bool rm_known;
 	struct queue_model_summary queue; /* its waiting jobs, as of the current decision */
+	const struct job *head;		  /* queue_peek_model() as of the snapshot being built (one
+					     lookup, not one per reader); read through engine_model_head */
 	int sum_index;			  /* its index in the decision's queue summaries; -1 */
 	bool routed;			  /* the fleet sent its queued jobs here last decision */
 	/* Its runner's reload options (NORMALIZE_OPTIONS, runner-opts.h): */
@@ -174,8 +182,15 @@ struct engine {
 	char tag[80]; /* "node NAME: " before its log lines when there are several; "" */
 	struct engine_model **models;
 	size_t nmodels, models_alloc;
+	/* models by name (open addressing, index + 1, 0 = empty; a power of two, more than
+	 * twice nmodels): every decision looks up each queued model, and a scan of names
+	 * was most of vramd's CPU at 1000 models. Models are never removed. */
+	size_t *model_slots;
+	size_t nmodel_slots;
 	struct engine_run *runs;
 	struct engine_decision dec;
+	bool heads_valid; /* the models' head fields hold this snapshot's queue heads: only
+			     while engine_snapshot builds it, as nothing changes the queue */
 	bool backend_up;
 	bool outage;		     /* a connection failed; the next listing reconciles fully */
 	int64_t backend_up_since_ms; /* monotonic: when the server last became reachable */
@@ -212,13 +227,57 @@ engine_now(void)
 	return vd_now_mono_ms();
 }
 
+static size_t
+engine_model_slot(const struct engine *e, const char *name)
+{
+	size_t mask = e->nmodel_slots - 1;
+	for (size_t i = vd_hash64(name, strlen(name), 0x5eed) & mask;; i = (i + 1) & mask) {
+		size_t s = e->model_slots[i];
+		if (s == 0 || strcmp(e->models[s - 1]->name, name) == 0)
+			return i;
+	}
+}
+
 static struct engine_model *
 engine_model_find(const struct engine *e, const char *name)
 {
+	if (e->nmodel_slots == 0)
+		return NULL;
+	size_t s = e->model_slots[engine_model_slot(e, name)];
+	return s != 0 ? e->models[s - 1] : NULL;
+}
+
+/* Rebuilds the name index with nslots slots (a power of two). */
+static void
+engine_model_rehash(struct engine *e, size_t nslots)
+{
+	free(e->model_slots);
+	e->model_slots = xcalloc(nslots, sizeof(*e->model_slots));
+	e->nmodel_slots = nslots;
 	for (size_t i = 0; i < e->nmodels; i++)
-		if (strcmp(e->models[i]->name, name) == 0)
-			return e->models[i];
-	return NULL;
+		e->model_slots[engine_model_slot(e, e->models[i]->name)] = i + 1;
+}
+
+/* The registry's entry for m (NULL: not known yet), looked up again only when the
+ * registry gained a model since the last look. */
+/* The job m's next load would serve (the first of its queue), or NULL. */
+static const struct job *
+engine_model_head(const struct engine *e, const struct engine_model *m)
+{
+	return e->heads_valid ? m->head : queue_peek_model(e->d->queue, m->name);
+}
+
+static struct registry_model *
+engine_model_registry(const struct engine *e, const struct engine_model *m)
+{
+	struct engine_model *cache = (struct engine_model *)m; /* only the cache changes */
+	uint64_t gen = registry_generation(e->node->registry);
+	if (cache->rm == NULL && (!cache->rm_known || cache->rm_generation != gen)) {
+		cache->rm = registry_find(e->node->registry, m->name);
+		cache->rm_generation = gen;
+		cache->rm_known = true;
+	}
+	return cache->rm;
 }
 
 /* The model's runtime state, created (unloaded, idle) on first use. */
@@ -238,6 +297,10 @@ engine_model_get(struct engine *e, const char *name)
 	m->gpu = SCHED_GPU_CPU;
 	m->engine = e;
 	e->models[e->nmodels++] = m;
+	if (e->nmodels * 2 >= e->nmodel_slots)
+		engine_model_rehash(e, e->nmodel_slots != 0 ? e->nmodel_slots * 2 : 64);
+	else
+		e->model_slots[engine_model_slot(e, m->name)] = e->nmodels;
 	return m;
 }
 
@@ -483,7 +546,7 @@ engine_observe_loads(struct engine *e)
 		if (m->residency != SCHED_LOADED || m->gpu == SCHED_GPU_CPU ||
 		    m->load_done_ms == 0 || ps_since < m->load_done_ms)
 			continue;
-		const struct registry_model *rm = registry_find(e->node->registry, m->name);
+		const struct registry_model *rm = engine_model_registry(e, m);
 		if (rm == NULL || !rm->loaded)
 			continue;
 		if (!m->spilled && rm->size_vram_bytes < rm->size_bytes) {
@@ -540,11 +603,10 @@ engine_kv_saved(const struct engine *e, const struct registry_model *rm, int64_t
 static uint64_t
 engine_model_footprint(const struct engine *e, const struct engine_model *m)
 {
-	const struct registry_model *rm = registry_find(e->node->registry, m->name);
+	const struct registry_model *rm = engine_model_registry(e, m);
 	if (rm == NULL)
 		return 0;
-	const struct job *next =
-	    engine_model_is_resident(m) ? NULL : queue_peek_model(e->d->queue, m->name);
+	const struct job *next = engine_model_is_resident(m) ? NULL : engine_model_head(e, m);
 	if (next != NULL && job_num_ctx(next) > 0)
 		return registry_footprint_at_ctx(e->node->registry, rm, job_num_ctx(next));
 	if (m->fit_ctx > 0 && !rm->measured)
@@ -556,7 +618,7 @@ engine_model_footprint(const struct engine *e, const struct engine_model *m)
 static uint64_t
 engine_model_vram(const struct engine *e, const struct engine_model *m)
 {
-	const struct registry_model *rm = registry_find(e->node->registry, m->name);
+	const struct registry_model *rm = engine_model_registry(e, m);
 	return rm != NULL && rm->loaded ? rm->size_vram_bytes : 0;
 }
 
@@ -736,7 +798,7 @@ static void
 engine_model_multi_gpu(struct engine *e, struct engine_model *m, struct sched_model *sm,
 		       size_t ngpus)
 {
-	const struct registry_model *rm = registry_find(e->node->registry, m->name);
+	const struct registry_model *rm = engine_model_registry(e, m);
 	int64_t num_ctx = e->num_ctx;
 	uint64_t context =
 	    rm != NULL && rm->runner_overhead_bytes > 0 ? rm->runner_overhead_bytes : 512 * VD_MIB;
@@ -776,8 +838,8 @@ engine_fit_context(struct engine *e, struct engine_decision *dec)
 	for (size_t i = 0; i < dec->snap.nmodels; i++) {
 		struct engine_model *m = dec->src[i];
 		struct sched_model *sm = &dec->models[i];
-		const struct registry_model *rm = registry_find(e->node->registry, m->name);
-		const struct job *next = queue_peek_model(e->d->queue, m->name);
+		const struct registry_model *rm = engine_model_registry(e, m);
+		const struct job *next = engine_model_head(e, m);
 		if (m->fit_ctx > 0 || rm == NULL || rm->measured ||
 		    sm->residency != SCHED_UNLOADED || (next != NULL && job_num_ctx(next) > 0))
 			continue;
@@ -1047,7 +1109,7 @@ engine_confirm_unloads(struct engine *e, int64_t now)
 		struct engine_model *m = e->models[i];
 		if (m->residency != SCHED_UNLOADING || m->unload_replied_ms == 0)
 			continue;
-		const struct registry_model *rm = registry_find(e->node->registry, m->name);
+		const struct registry_model *rm = engine_model_registry(e, m);
 		bool gone = rm == NULL ||
 			    (!rm->loaded &&
 			     monitor_ps_fresh_since(e->node->monitor) >= m->unload_replied_ms);
@@ -1235,7 +1297,7 @@ engine_run_chunk_cb(const char *data, size_t len, void *arg)
 static int64_t
 engine_auto_ctx(const struct engine *e, const struct engine_model *m)
 {
-	const struct registry_model *rm = registry_find(e->node->registry, m->name);
+	const struct registry_model *rm = engine_model_registry(e, m);
 	if (rm != NULL && rm->ctx_train > 0 && rm->ctx_train < e->num_ctx)
 		return rm->ctx_train;
 	return e->num_ctx;
@@ -1246,7 +1308,7 @@ engine_auto_ctx(const struct engine *e, const struct engine_model *m)
 static struct runner_opts
 engine_runner(const struct engine *e, const struct engine_model *m)
 {
-	const struct registry_model *rm = registry_find(e->node->registry, m->name);
+	const struct registry_model *rm = engine_model_registry(e, m);
 	int64_t ctx = m->runner_ctx;
 	if (ctx == 0 && m->runner_opts != NULL && runner_opts_num_ctx(m->runner_opts) == 0)
 		ctx = engine_auto_ctx(e, m);
@@ -1267,7 +1329,7 @@ engine_load_options(const struct engine *e, const struct engine_model *m)
 		return NULL;
 	const struct job *next = queue_peek_model(e->d->queue, m->name);
 	int64_t want = next != NULL ? job_num_ctx(next) : 0;
-	const struct registry_model *rm = registry_find(e->node->registry, m->name);
+	const struct registry_model *rm = engine_model_registry(e, m);
 	if (rm != NULL && rm->ctx_train > 0 && want > rm->ctx_train)
 		want = rm->ctx_train;
 	if (m->fit_ctx > 0 && want <= m->fit_ctx)
@@ -1847,13 +1909,16 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 	for (size_t i = 0; i < e->nmodels; i++) {
 		memset(&e->models[i]->queue, 0, sizeof(e->models[i]->queue));
 		e->models[i]->sum_index = -1;
+		e->models[i]->head = NULL;
 	}
 	for (size_t i = 0; i < nsum; i++) {
 		struct engine_model *m = engine_model_get(e, sums[i].model);
 		m->queue = sums[i];
 		m->queue.model = NULL; /* borrowed from the queue: not kept */
 		m->sum_index = (int)i;
+		m->head = queue_peek_model(d->queue, m->name);
 	}
+	e->heads_valid = true;
 	engine_ops_prepare(e);
 	engine_decision_reserve(e, e->nmodels + 1);
 	size_t n = 0;
@@ -1892,7 +1957,7 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		 * registry does not know yet (after a restart, before /api/tags answered): its
 		 * footprint would be 0, and a load planned with it would spill or fail. */
 		if (m->residency == SCHED_UNLOADED &&
-		    (m->not_before_ms > now || registry_find(e->node->registry, m->name) == NULL))
+		    (m->not_before_ms > now || engine_model_registry(e, m) == NULL))
 			continue;
 		sm->wanted = m->wanted || m->pinned;
 		sm->arrival_rate = engine_arrival_rate(m, now);
@@ -1922,6 +1987,7 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 	    .optimize = e->optimize_now || now >= e->optimize_next_ms,
 	};
 	engine_fit_context(e, dec);
+	e->heads_valid = false; /* engine_watch_waits may fail jobs */
 	engine_gpu_fit_check(dec);
 	engine_watch_waits(e, now);
 	dec->ready = true;
@@ -2156,7 +2222,7 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 	enum reconcile_verdict *verdicts = xcalloc(e->nmodels + 1, sizeof(*verdicts));
 	for (size_t i = 0; i < e->nmodels; i++) {
 		const struct engine_model *m = e->models[i];
-		const struct registry_model *rm = registry_find(e->node->registry, m->name);
+		const struct registry_model *rm = engine_model_registry(e, m);
 		models[i] = (struct reconcile_model){.key = rm != NULL ? rm->key : m->name,
 						     .residency = m->residency,
 						     .running = m->running,
@@ -2186,7 +2252,7 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 	}
 	for (size_t i = 0; i < e->nmodels; i++) {
 		struct engine_model *m = e->models[i];
-		const struct registry_model *rm = registry_find(e->node->registry, m->name);
+		const struct registry_model *rm = engine_model_registry(e, m);
 		/* After a restart every runner is new: identify them again. */
 		if (sum.restarted && verdicts[i] == RECONCILE_KEEP &&
 		    m->residency == SCHED_LOADED) {
@@ -2517,7 +2583,7 @@ engine_loaded_models_json(const struct engine *e)
 		const struct engine_model *m = e->models[i];
 		if (!engine_model_is_resident(m))
 			continue;
-		const struct registry_model *rm = registry_find(e->node->registry, m->name);
+		const struct registry_model *rm = engine_model_registry(e, m);
 		json_t *o = json_object();
 		json_object_set_new(o, "model", json_string(m->name));
 		json_object_set_new(o, "server", json_string(e->node->url));
@@ -2570,6 +2636,7 @@ engine_free(struct engine *e)
 		free(e->models[i]);
 	}
 	free(e->models);
+	free(e->model_slots);
 	free(e->dec.models);
 	free(e->dec.src);
 	free(e->dec.sum);

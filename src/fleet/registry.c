@@ -45,6 +45,10 @@ struct registry {
 					   as last measured (the CUDA context); 0 = unknown */
 	uint64_t loaded_file_bytes;	/* file sizes of every recorded load, summed */
 	int64_t loaded_ms;		/* their durations, summed */
+	uint64_t generation;		/* bumped when a model is added: a name that found
+					   nothing may find one now (registry_generation) */
+	size_t finds;			/* registry_find calls, for the tests of issue 12's
+					   lookups per decision (registry_find_count) */
 };
 
 char *
@@ -200,9 +204,22 @@ registry_find(const struct registry *reg, const char *name)
 	char key[REGISTRY_NAME_MAX];
 	if (name == NULL)
 		return NULL;
+	((struct registry *)reg)->finds++; /* a statistic, not the registry's state */
 	registry_normalize_name(name, key, sizeof(key));
 	size_t s = reg->slots[registry_slot_find(reg, key)];
 	return s != 0 ? reg->models[s - 1] : NULL;
+}
+
+uint64_t
+registry_generation(const struct registry *reg)
+{
+	return reg->generation;
+}
+
+size_t
+registry_find_count(const struct registry *reg)
+{
+	return reg->finds;
 }
 
 /* Finds or creates the model for name (created not installed, nothing known). */
@@ -234,6 +251,7 @@ registry_get(struct registry *reg, const char *name)
 	}
 	reg->models[reg->nmodels] = m;
 	reg->slots[slot] = ++reg->nmodels;
+	reg->generation++;
 	if (reg->nmodels * 2 >= reg->nslots)
 		registry_rehash(reg, reg->nslots * 2);
 	return m;

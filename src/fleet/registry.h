@@ -155,6 +155,13 @@ void registry_touch(struct registry *reg, const char *name, int64_t now_ms);
 /* Finds a model by name (with or without tag); NULL if unknown. Not installed models
  * are returned too: check model->installed. */
 struct registry_model *registry_find(const struct registry *reg, const char *name);
+/* Changes whenever a model is added (models are never removed before registry_free, so a
+ * registry_model pointer stays valid): a caller may cache registry_find's answer for a
+ * name and look again only when this moved (the engine does, once per model). */
+uint64_t registry_generation(const struct registry *reg);
+/* How many times registry_find ran: a decision must not look every model up again
+ * (issue 12; tests/test-engine.c counts them). */
+size_t registry_find_count(const struct registry *reg);
 /* The footprint to plan with: measured if known, else the estimate. */
 uint64_t registry_footprint(const struct registry_model *model);
 /*
