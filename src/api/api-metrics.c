@@ -111,6 +111,11 @@ static const struct metrics_def api_metrics_defs[] = {
      "Time one node's scheduling decision (sched_decide) took.",
      {"node"},
      API_METRICS_HIST(api_metrics_decision_bounds)},
+    {"vramd_route_decision_seconds",
+     METRICS_HISTOGRAM,
+     "Time the fleet's routing decision (route_decide: which node serves each model) took.",
+     {NULL},
+     API_METRICS_HIST(api_metrics_decision_bounds)},
     {"vramd_http_requests_total",
      METRICS_COUNTER,
      "HTTP requests answered, by the route table's pattern (\"unmatched\": no route, or "

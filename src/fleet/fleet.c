@@ -12,6 +12,7 @@
 #include "gpu.h"
 #include "gpu-map.h"
 #include "log.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "node.h"
 #include "nodes.h"
@@ -731,7 +732,10 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 	    .nmodels = nsum,
 	    .cells = f->cells,
 	};
+	int64_t decide_ns = vd_now_mono_ns();
 	route_decide(&in, f->serve, f->verdicts, f->scratch);
+	metrics_observe(f->d->metrics, "vramd_route_decision_seconds",
+			(double)(vd_now_mono_ns() - decide_ns) / 1e9);
 	for (size_t k = 0; k < nsum; k++)
 		if (f->verdicts[k] == ROUTE_NEVER_FITS)
 			fleet_fail_never_fits(f, k);

@@ -200,7 +200,8 @@ def test_exposition_format_and_promtool():
                  "vramd_jobs_submitted_total", "vramd_jobs_completed_total",
                  "vramd_jobs_failed_total", "vramd_jobs_cancelled_total",
                  "vramd_job_queue_wait_seconds", "vramd_job_run_seconds",
-                 "vramd_scheduler_decision_seconds", "vramd_node_up",
+                 "vramd_scheduler_decision_seconds", "vramd_route_decision_seconds",
+                 "vramd_node_up",
                  "vramd_node_breaker_state", "vramd_http_requests_total",
                  "process_resident_memory_bytes", "process_open_fds",
                  "process_start_time_seconds", "process_cpu_seconds_total"):
