@@ -193,15 +193,24 @@ metrics_series_get(struct metrics *m, struct metrics_family *f, va_list ap)
 	return series;
 }
 
+/* The series of family name (of type) with the label values in ap; NULL when m is NULL,
+ * no such family exists (a programming error, caught by assert in Debug builds) or the
+ * family is past its series bound. */
+static struct metrics_series *
+metrics_series_vfind(struct metrics *m, const char *name, enum metrics_type type, va_list ap)
+{
+	if (m == NULL)
+		return NULL;
+	struct metrics_family *f = metrics_family_find(m, name, type);
+	return f != NULL ? metrics_series_get(m, f, ap) : NULL;
+}
+
 void
 metrics_add(struct metrics *m, const char *name, double value, ...)
 {
-	if (m == NULL)
-		return;
-	struct metrics_family *f = metrics_family_find(m, name, METRICS_COUNTER);
 	va_list ap;
 	va_start(ap, value);
-	struct metrics_series *series = metrics_series_get(m, f, ap);
+	struct metrics_series *series = metrics_series_vfind(m, name, METRICS_COUNTER, ap);
 	va_end(ap);
 	/* A counter only goes up; a negative or NaN amount is dropped, not written. */
 	if (series != NULL && value >= 0)
@@ -211,12 +220,9 @@ metrics_add(struct metrics *m, const char *name, double value, ...)
 void
 metrics_observe(struct metrics *m, const char *name, double value, ...)
 {
-	if (m == NULL)
-		return;
-	struct metrics_family *f = metrics_family_find(m, name, METRICS_HISTOGRAM);
 	va_list ap;
 	va_start(ap, value);
-	struct metrics_series *series = metrics_series_get(m, f, ap);
+	struct metrics_series *series = metrics_series_vfind(m, name, METRICS_HISTOGRAM, ap);
 	va_end(ap);
 	if (series != NULL)
 		metrics_histogram_observe(&series->hist, value);

@@ -871,7 +871,7 @@ fleet_waiting_reason(const struct fleet *f, const struct job *job)
 	/* Nothing on a node holds it back: it may be that no node can take work at all. */
 	size_t up = 0;
 	for (size_t i = 0; i < f->nnodes; i++)
-		if (f->nodes[i]->up && strcmp(node_breaker_state(f->nodes[i]), "open") != 0)
+		if (f->nodes[i]->up && f->nodes[i]->breaker.state != BREAKER_OPEN)
 			up++;
 	if (f->nnodes > 0 && up == 0)
 		return xasprintf("no Ollama node answers (%zu node%s down or failing; GET "
