@@ -3,11 +3,12 @@
 # step needs are installed. As root it installs what is missing; otherwise it prints
 # the exact apt-get line and stops.
 
-VD_BUILD_PACKAGES="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libcmocka-dev libncurses-dev python3 curl"
+VD_BUILD_PACKAGES="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpq-dev libcmocka-dev libncurses-dev python3 curl"
 # libsystemd-dev: sd_notify (optional for a build, wanted in CI so it is built and
 # tested); dpkg-dev, man-db and systemd: the package test (cpack, dpkg-shlibdeps,
-# man --warnings, systemd-analyze verify); tmux: the vramctl top test reads its screen.
-VD_TEST_PACKAGES="$VD_BUILD_PACKAGES clang clang-format libsystemd-dev dpkg-dev man-db systemd tmux"
+# man --warnings, systemd-analyze verify); tmux: the vramctl top test reads its screen;
+# postgresql: the tests start their own server (tests/pgserver.py) for the PostgreSQL store.
+VD_TEST_PACKAGES="$VD_BUILD_PACKAGES clang clang-format libsystemd-dev dpkg-dev man-db systemd tmux postgresql"
 
 vd_ensure_packages() {
 	local missing=()
