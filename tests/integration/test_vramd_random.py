@@ -24,6 +24,22 @@ JOBS = 300
 # footprints from NVML, wait for released memory, and notice every spill.
 
 
+def hold_gpu(v):
+    """Reserves all the memory the GPU can give, so no model loads until release_gpu."""
+    wait_until(lambda: v.get("/api/gpu/memory/available")[1]["gpus"][0]["reservable_mb"] > 0,
+               what="vramd to know the GPU's memory")
+    mb = v.get("/api/gpu/memory/available")[1]["gpus"][0]["reservable_mb"]
+    status, reply = http_json("POST", v.url + "/api/gpu/memory/allocate",
+                              json_body={"id": "hold", "mb": mb, "gpu": 0})
+    assert status == 200 and reply["status"] == "satisfied", (status, reply)
+
+
+def release_gpu(v):
+    status, reply = http_json("POST", v.url + "/api/gpu/memory/deallocate",
+                              json_body={"id": "hold"})
+    assert status == 200, (status, reply)
+
+
 def run_random(other_mb_mid_run, *vramd_args, ollama_version="0.33"):
     sim = start_sim("--gpus", "8GiB", "--ollama-version", ollama_version, state_file=True,
                     time_scale=200)
@@ -32,14 +48,20 @@ def run_random(other_mb_mid_run, *vramd_args, ollama_version="0.33"):
         wait_ready(v)
         rng = new_rng()
         bodies = [random_job(rng) for _ in range(JOBS)]
-        ids = []
-        for i, body in enumerate(bodies):
-            ids.append(v.submit_ok(body))
-            if other_mb_mid_run and i == JOBS // 3:
-                status, reply = http_json("POST", sim.url + "/sim/gpu/0",
-                                          json_body={"other_mb": other_mb_mid_run})
-                assert status == 200, (status, reply)
+        # A client submits the night's work at once; the GPU is held by a reservation
+        # meanwhile, so how many loads batching saves does not depend on how fast this
+        # test (slowed by sanitizers on a busy machine) submits against how fast the
+        # simulator runs.
+        hold_gpu(v)
+        ids = [v.submit_ok(body) for body in bodies]
         assert len(set(ids)) == JOBS, "job ids are not unique"
+        release_gpu(v)
+        if other_mb_mid_run:
+            wait_until(lambda: v.stats()["jobs"]["by_status"].get("complete", 0) >= JOBS // 3,
+                       timeout=120, what="a third of the jobs to complete")
+            status, reply = http_json("POST", sim.url + "/sim/gpu/0",
+                                      json_body={"other_mb": other_mb_mid_run})
+            assert status == 200, (status, reply)
         jobs = v.wait_all_final(ids, timeout=240)
         failed = [j for j in jobs.values() if j["status"] != "complete"]
         assert not failed, "%d jobs did not complete, e.g. %r" % (len(failed), failed[0])
@@ -60,8 +82,10 @@ def run_random(other_mb_mid_run, *vramd_args, ollama_version="0.33"):
         # The central promise: vramd never makes Ollama load a model that does not fit.
         assert counters["oom_failures"] == 0, counters
         assert counters["rejected_503"] == 0, counters
-        # Batching: jobs of one model run together, so loads are far fewer than jobs.
-        assert 1 <= counters["loads"] <= JOBS // 4, counters
+        # Batching: with the whole night's work queued, jobs of one model run together:
+        # about one load per model (priorities and aging may bring a model back).
+        models = len({body["model"] for body in bodies})
+        assert models <= counters["loads"] <= 3 * models, (models, counters)
         assert stats["jobs"]["by_status"]["complete"] == JOBS, stats["jobs"]
         assert stats["load_failures"] == 0, stats
         if other_mb_mid_run:
