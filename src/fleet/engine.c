@@ -583,6 +583,17 @@ engine_observe_loads(struct engine *e)
 
 /* --- Snapshot --------------------------------------------------------------------------- */
 
+/* Loaded by vramd on a GPU, but no /api/ps listing taken since: where Ollama really put it
+ * (all of it, or part on the CPU) is not known yet. Until a listing says, it is not
+ * unloaded for room, the margin or keep-alive: an unload then would lose the spill
+ * unnoticed (and its measured footprint), and undo a load made a moment ago on a guess. */
+static bool
+engine_model_unobserved(const struct engine *e, const struct engine_model *m)
+{
+	return m->residency == SCHED_LOADED && m->gpu != SCHED_GPU_CPU && m->load_done_ms > 0 &&
+	       monitor_ps_fresh_since(e->node->monitor) < m->load_done_ms;
+}
+
 static bool
 engine_model_is_resident(const struct engine_model *m)
 {
@@ -1944,7 +1955,7 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		sm->keep_until_ms = m->keep_until_ms;
 		sm->cpu_allowed = cfg->allow_cpu;
 		sm->spilled = m->spilled && m->residency == SCHED_LOADED;
-		sm->pinned = m->pinned;
+		sm->pinned = m->pinned || engine_model_unobserved(e, m);
 		sm->gpu_priority = m->gpu_priority;
 		sm->unload_requested = m->unload_requested;
 		sm->placement = m->wanted && m->want_placement != SCHED_PLACE_AUTO
