@@ -180,15 +180,27 @@ struct store_db {
 	struct store_pg_conn w, r;
 };
 
-/* libpq's messages end in a newline; a cause does not. */
+/* libpq's messages span lines ("...failed: Connection refused\n\tIs the server
+ * running...\n"); a cause is one line, so each run of whitespace becomes one space. */
 static int
 store_pg_fail_msg(const struct store_db *db, char **cause, int rc, const char *what,
 		  const char *msg)
 {
-	size_t len = strlen(msg);
-	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-		len--;
-	return vd_fail(cause, rc, "store %s: %s: %.*s", db->shown, what, (int)len, msg);
+	char *line = xstrdup(msg);
+	size_t n = 0;
+	for (const char *p = msg; *p != '\0'; p++) {
+		bool space = *p == '\n' || *p == '\t' || *p == '\r' || *p == ' ';
+		if (!space)
+			line[n++] = *p;
+		else if (n > 0 && line[n - 1] != ' ')
+			line[n++] = ' ';
+	}
+	while (n > 0 && line[n - 1] == ' ')
+		n--;
+	line[n] = '\0';
+	rc = vd_fail(cause, rc, "store %s: %s: %s", db->shown, what, line);
+	free(line);
+	return rc;
 }
 
 static int
