@@ -1,6 +1,8 @@
 """vramd with its jobs in PostgreSQL (STORE=postgresql://...) against ollama-sim, on a
 throw-away server from tests/pgserver.py: 50 jobs complete and their rows are in the
-database; kill -9 with jobs queued loses none of them after a restart; a bad STORE
+database; kill -9 with jobs queued loses none of them after a restart; with the
+server down a submission gets 500 naming the store, and the next one after it is back
+gets 202; a bad STORE
 refuses to start with a message naming the URL without its password; the password
 shows neither in the log nor in GET /api/health (tests/test-config.c checks the
 configuration's JSON)."""
@@ -112,6 +114,33 @@ def test_kill9_with_jobs_queued_loses_none():
         v.stop()
         if v2 is not None:
             v2.stop()
+        sim.stop()
+
+
+def test_server_down_gives_500_then_recovers():
+    url = pg.create_database("outage")
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=100)
+    v = start_vramd(sim, "--store", url)
+    ctl = pg.ctl_command()
+    body = {"model": "qwen2.5:0.5b", "prompt": "hi", "options": {"num_predict": 4}}
+    try:
+        wait_ready(v)
+        first = v.submit_ok(body)
+        # Final before the outage: a state change in a failed batch is not stored.
+        assert v.wait_final(first)["status"] == "complete"
+        subprocess.run(ctl + " -w -m fast stop", shell=True, check=True,
+                       stdout=subprocess.DEVNULL)
+        try:
+            status, reply = v.submit(body)
+            assert status == 500, (status, reply)
+            assert "postgresql://***@127.0.0.1" in reply["error"], reply
+        finally:
+            subprocess.run(ctl + ' -w -o "%s" start' % pg.opts, shell=True, check=True,
+                           stdout=subprocess.DEVNULL)
+        again = v.submit_ok(body)
+        assert v.wait_final(again)["status"] == "complete"
+    finally:
+        v.stop()
         sim.stop()
 
 
