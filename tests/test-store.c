@@ -706,6 +706,48 @@ test_schema_upgrade(void **state)
 	free(dir);
 }
 
+/* A write that fails (a second job with the first one's id) rolls its whole batch back,
+ * however many writes came before it, and the next batch commits. */
+static void
+test_failed_batch_rolls_back(void **state)
+{
+	(void)state;
+	char *dir = location_new();
+	struct store *st = open_store(dir);
+	enum { N = 600 }; /* more than one pipeline round on PostgreSQL */
+	struct job *first = NULL;
+	for (int i = 0; i < N; i++) {
+		struct job *job = job_new(store_next_seq(st), "m", JOB_KIND_GENERATE,
+					  JOB_PRIO_NORMAL, NULL, NULL);
+		if (first == NULL)
+			first = job_ref(job);
+		if (i == N - 10)
+			vd_strlcpy(job->id, first->id, sizeof(job->id)); /* a UNIQUE violation */
+		assert_int_equal(store_job_save(st, job, NULL), 0);
+		job_unref(job);
+	}
+	char *cause = NULL;
+	assert_true(store_commit(st, &cause) < 0);
+	assert_non_null(strstr(cause, "rolled back"));
+	free(cause);
+	cause = NULL;
+	assert_null(store_job_get(st, first->id));
+	struct store_counts counts;
+	assert_int_equal(store_counts(st, &counts, &cause), 0);
+	assert_int_equal(counts.total, 0);
+	json_decref(counts.per_model);
+	json_decref(counts.per_key);
+
+	assert_int_equal(store_job_save(st, first, NULL), 0);
+	commit(st);
+	struct job *got = store_job_get(st, first->id);
+	assert_non_null(got);
+	job_unref(got);
+	job_unref(first);
+	store_close(st);
+	location_free(dir);
+}
+
 /* --- PostgreSQL only ------------------------------------------------------------------------ */
 
 /* The PostgreSQL schema of version 4 exactly as vramd created it (store-pg.c), with one
@@ -969,6 +1011,7 @@ main(void)
 	    cmocka_unit_test(test_file_modes),
 	    cmocka_unit_test(test_schema_upgrade),
 	    cmocka_unit_test(test_counts_follow_status_changes),
+	    cmocka_unit_test(test_failed_batch_rolls_back),
 	    cmocka_unit_test(test_pg_schema_upgrade),
 	    cmocka_unit_test(test_pg_bad_urls),
 	    cmocka_unit_test(test_pg_server_restart),
