@@ -8,10 +8,13 @@ same 202 with no queue, store or fsync), then runs bench-submit against both at 
 connection count and prints them side by side with vramd's fraction of the ceiling.
 With --rss-jobs N (default 100 000) it then starts a fresh vramd, submits N jobs over
 16 connections and prints its VmRSS before and after (the memory of N queued jobs).
+With --store URL (a postgresql:// URL, or "pgserver" for a throw-away server from
+tests/pgserver.py) it also runs a vramd whose store is that PostgreSQL database at
+each connection count and prints SQLite and PostgreSQL side by side.
 
 usage: python3 bench/submit-compare.py --build build-rel [--jobs 20000]
            [--conns 1,16,64] [--sync full|normal] [--rss-jobs 100000] [--data-dir DIR]
-           [--vramd PATH]
+           [--vramd PATH] [--store URL|pgserver]
 """
 
 import argparse
@@ -83,13 +86,13 @@ def bench(build, url, jobs, conns, pid=None):
     return r
 
 
-def start_vramd(args, sim_port, data_dir, log):
+def start_vramd(args, sim_port, data_dir, log, store=None):
     port = free_port()
     proc = start([args.vramd or os.path.join(args.build, "src", "vramd"), "--listen",
                   "127.0.0.1:%d" % port,
                   "--ollama", "http://127.0.0.1:%d" % sim_port, "--data-dir", data_dir,
                   "--gpu-source", "none", "--vram-budget", "8GiB", "--queue-max-size",
-                  "1000000", "--sync", args.sync], log)
+                  "1000000", "--sync", args.sync] + (["--store", store] if store else []), log)
     wait_http("http://127.0.0.1:%d/api/health" % port)
     time.sleep(1)  # its first poll of the sim
     return proc, "http://127.0.0.1:%d" % port
@@ -104,11 +107,20 @@ def main():
     ap.add_argument("--rss-jobs", type=int, default=100000)
     ap.add_argument("--data-dir", default=None, help="where vramd's data directories go")
     ap.add_argument("--vramd", default=None, help="another vramd binary (e.g. an older build)")
+    ap.add_argument("--store", default=None,
+                    help="also measure vramd on this PostgreSQL URL ('pgserver': a throw-away one)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="vramd-submit-compare-", dir=args.data_dir)
     log = open(os.path.join(tmp, "log"), "w")
     procs = []
+    pg = None
     try:
+        if args.store == "pgserver":
+            sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                            "tests"))
+            from pgserver import PgServer
+            pg = PgServer().start()
+            args.store = pg.url()
         sim_port = free_port()
         sim = start([os.path.join(args.build, "sim", "ollama-sim"), "--listen",
                      "127.0.0.1:%d" % sim_port, "--gpus", "8GiB", "--start-cost", "1h"], log)
@@ -128,14 +140,32 @@ def main():
         print("%-6s %12s %10s %10s %12s %10s %10s %8s %7s" % (
             "CONNS", "CEILING_J/S", "P50_MS", "P99_MS", "VRAMD_J/S", "P50_MS", "P99_MS",
             "RATIO", "NON202"))
+        sqlite_rows = {}
         for conns in [int(c) for c in args.conns.split(",")]:
             c = bench(args.build, ref_url, args.jobs, conns)
             v = bench(args.build, url, args.jobs, conns)
+            sqlite_rows[conns] = v
             print("%-6d %12.0f %10.2f %10.2f %12.0f %10.2f %10.2f %8.2f %7d" % (
                 conns, c["jobs_s"], c["p50"], c["p99"], v["jobs_s"], v["p50"], v["p99"],
                 v["jobs_s"] / c["jobs_s"] if c["jobs_s"] else 0, v["other"] + v["failed"]))
         stop(vramd)
         procs.remove(vramd)
+
+        if args.store:
+            vramd, url = start_vramd(args, sim_port, os.path.join(tmp, "data-pg"), log,
+                                     store=args.store)
+            procs.append(vramd)
+            print("\nthe same vramd, its store on PostgreSQL (SQLite from the table above)\n")
+            print("%-6s %12s %10s %10s %12s %10s %10s %7s" % (
+                "CONNS", "SQLITE_J/S", "P50_MS", "P99_MS", "PG_J/S", "P50_MS", "P99_MS",
+                "NON202"))
+            for conns in [int(c) for c in args.conns.split(",")]:
+                s, p = sqlite_rows[conns], bench(args.build, url, args.jobs, conns)
+                print("%-6d %12.0f %10.2f %10.2f %12.0f %10.2f %10.2f %7d" % (
+                    conns, s["jobs_s"], s["p50"], s["p99"], p["jobs_s"], p["p50"], p["p99"],
+                    p["other"] + p["failed"]))
+            stop(vramd)
+            procs.remove(vramd)
 
         if args.rss_jobs > 0:
             vramd, url = start_vramd(args, sim_port, os.path.join(tmp, "data-rss"), log)
@@ -149,6 +179,8 @@ def main():
     finally:
         for p in reversed(procs):
             stop(p)
+        if pg is not None:
+            pg.stop()
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

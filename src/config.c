@@ -76,6 +76,11 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"(UTC, ms), level, component and msg, for log shippers."},
 	[CONFIG_SYNC] = {"SYNC", NULL, "--sync", CONFIG_TYPE_ENUM, "full", 0, 0, "full|normal", "",
 		false, "Commit durability: full survives power loss, normal only a vramd crash."},
+	[CONFIG_STORE] = {"STORE", NULL, "--store", CONFIG_TYPE_STRING, "", 0, 0, NULL, "", false,
+		"Where jobs and reservations are kept: empty, a SQLite database in DATA_DIR; a "
+		"postgresql:// or postgres:// URL, that PostgreSQL database (libpq's URL form and "
+		"PG* environment variables; the password is never shown). SYNC applies to SQLite "
+		"only: PostgreSQL commits always wait for the server's flush."},
 	[CONFIG_REQUEST_TIMEOUT] = {"REQUEST_TIMEOUT", NULL, "--request-timeout", CONFIG_TYPE_INT,
 		"600", 1, 86400, NULL, "s", false,
 		"Timeout of one job run on Ollama; after a run times out, nothing more is sent to "
@@ -702,6 +707,18 @@ config_parse(const struct config_def *def, const char *text, const char *where, 
 				return rc;
 			}
 		}
+		/* STORE: empty (SQLite in DATA_DIR) or a PostgreSQL URL, which libpq checks
+		 * further at start. Shown redacted: it may hold a password. */
+		if (def == &config_table[CONFIG_STORE] && text[0] != '\0' &&
+		    !vd_str_has_prefix(text, "postgresql://") &&
+		    !vd_str_has_prefix(text, "postgres://")) {
+			/* Not a URL (perhaps "host=... password=..."): not shown at all. */
+			char *shown = strstr(text, "://") != NULL ? vd_url_redact(text)
+								  : xstrdup("(value not shown)");
+			int rc = config_bad(def, where, shown, "is not a postgresql:// URL", cause);
+			free(shown);
+			return rc;
+		}
 		/* OLLAMA_BASE_URL is one URL, shown as text (not as a list): checked as one. */
 		if (def == &config_table[CONFIG_OLLAMA_BASE_URL]) {
 			struct config_def one = *def;
@@ -1297,6 +1314,13 @@ config_value_json(const struct config_value *v, enum config_key k)
 	case CONFIG_TYPE_URLS:
 		return config_urls_json(v[k].text);
 	case CONFIG_TYPE_STRING:
+		if (k == CONFIG_STORE) { /* its URL may hold a password */
+			char *shown = vd_url_redact(v[k].text);
+			json_t *j = json_string(shown);
+			free(shown);
+			return j;
+		}
+		break;
 	case CONFIG_TYPE_ENUM:
 		break;
 	}

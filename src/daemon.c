@@ -682,7 +682,11 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	enum store_sync sync = strcmp(config_str(config, CONFIG_SYNC), "normal") == 0
 				   ? STORE_SYNC_NORMAL
 				   : STORE_SYNC_FULL;
-	rc = store_open(config_str(config, CONFIG_DATA_DIR), sync, &d->store, cause);
+	/* STORE names a PostgreSQL database; empty, the SQLite one in DATA_DIR. */
+	const char *store_at = config_str(config, CONFIG_STORE)[0] != '\0'
+				   ? config_str(config, CONFIG_STORE)
+				   : config_str(config, CONFIG_DATA_DIR);
+	rc = store_open(store_at, sync, &d->store, cause);
 	if (rc < 0)
 		goto out_fail;
 	d->store_event =

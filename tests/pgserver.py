@@ -10,7 +10,9 @@ Two ways to use it:
   - as a wrapper, for C tests registered with CTest:
         python3 tests/pgserver.py -- build/tests/test-store
     runs the command with VRAMD_TEST_PG_URL=postgresql://vramd@127.0.0.1:PORT/vramd
-    and exits with its status;
+    and exits with its status; VRAMD_TEST_PG_CTL is a shell command prefix that runs
+    pg_ctl on that server (add "-w -m fast restart", "-w -m fast stop", or
+    "-w -o \"$VRAMD_TEST_PG_OPTS\" start"), for tests of a server going away;
   - as a module, for the python integration tests:
         with PgServer() as pg:
             url = pg.create_database("t1")
@@ -58,6 +60,7 @@ class PgServer:
         self.port = None
         self.dir = None
         self._run_as = None
+        self.opts = None
 
     def _cmd(self, args, **kw):
         """Runs a PostgreSQL program, as `postgres` when we are root."""
@@ -86,6 +89,7 @@ class PgServer:
             opts = ("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s "
                     "-c shared_buffers=16MB -c max_connections=200 -c fsync=on" %
                     (self.port, self.dir))
+            self.opts = opts
             try:
                 self._cmd([os.path.join(bindir, "pg_ctl"), "-D", data, "-o", opts, "-w",
                            "-t", "60", "-l", os.path.join(self.dir, "server.log"), "start"])
@@ -95,6 +99,13 @@ class PgServer:
                     raise RuntimeError("PostgreSQL did not start:\n" + self.log_tail())
         self.create_database("vramd")
         return self
+
+    def ctl_command(self):
+        """A shell command prefix running this server's pg_ctl (as `postgres` when root)."""
+        prefix = "runuser -u postgres -- " if self._run_as is not None else ""
+        return "%s%s -D %s -l %s" % (prefix, os.path.join(_bindir(), "pg_ctl"),
+                                     os.path.join(self.dir, "data"),
+                                     os.path.join(self.dir, "server.log"))
 
     def log_tail(self, n=40):
         try:
@@ -146,7 +157,8 @@ def main(argv):
         return 2
     cmd = argv[argv.index("--") + 1:]
     with PgServer() as pg:
-        env = dict(os.environ, VRAMD_TEST_PG_URL=pg.url())
+        env = dict(os.environ, VRAMD_TEST_PG_URL=pg.url(), VRAMD_TEST_PG_CTL=pg.ctl_command(),
+                   VRAMD_TEST_PG_OPTS=pg.opts)
         started = time.monotonic()
         rc = subprocess.call(cmd, env=env)
         if rc != 0:

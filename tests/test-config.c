@@ -802,6 +802,48 @@ test_help_flag(void **state)
 	config_free(cfg);
 }
 
+/* STORE: empty (SQLite) or a postgresql:// URL; its password never shows, neither in
+ * GET /api/config's JSON nor in the message that refuses a bad value. */
+static void
+test_store_url(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char *cause = NULL;
+	char *argv[] = {"vramd", NULL};
+	assert_int_equal(load(&cfg, argv, empty_env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_STORE), "");
+	config_free(cfg);
+
+	char *env[] = {"VRAMD_STORE=postgresql://vramd:s3cret@db.example:5432/jobs", NULL};
+	assert_int_equal(load(&cfg, argv, env, &cause), 0);
+	assert_string_equal(config_str(cfg, CONFIG_STORE),
+			    "postgresql://vramd:s3cret@db.example:5432/jobs");
+	json_t *all = config_to_json(cfg, false);
+	assert_string_equal(json_string_value(json_object_get(all, "STORE")),
+			    "postgresql://***@db.example:5432/jobs");
+	json_decref(all);
+	config_free(cfg);
+
+	char *flag[] = {"vramd", "--store", "postgres://h/db", NULL};
+	assert_int_equal(load(&cfg, flag, empty_env, &cause), 0);
+	config_free(cfg);
+
+	const char *bad[] = {"mysql://u:s3cret@h/db", "host=h password=s3cret", "/var/lib/vramd"};
+	for (size_t i = 0; i < VD_ARRAY_LEN(bad); i++) {
+		char *value = xasprintf("VRAMD_STORE=%s", bad[i]);
+		char *bad_env[] = {value, NULL};
+		assert_int_equal(load(&cfg, argv, bad_env, &cause), -EINVAL);
+		assert_non_null(strstr(cause, "STORE"));
+		assert_non_null(strstr(cause, "postgresql://"));
+		assert_null(strstr(cause, "s3cret"));
+		free(cause);
+		cause = NULL;
+		config_free(cfg);
+		free(value);
+	}
+}
+
 int
 main(void)
 {
@@ -824,6 +866,7 @@ main(void)
 	    cmocka_unit_test(test_seed_keys),
 	    cmocka_unit_test(test_no_visible_gpus),
 	    cmocka_unit_test(test_malformed_ollama_url),
+	    cmocka_unit_test(test_store_url),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

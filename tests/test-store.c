@@ -1,8 +1,15 @@
 /*
- * test-store.c: unit tests for src/store/store.c: every job field survives a round trip,
- * unfinished jobs come back queued after a restart, many jobs commit in one batch,
- * reservations persist, bad data directories give clear errors, and a database of
- * schema version 1 (before API keys) opens, keeps its jobs and gains the key column.
+ * test-store.c: unit tests for src/store/ (store.c and its backends): every job field
+ * survives a round trip, unfinished jobs come back queued after a restart, many jobs
+ * commit in one batch, reservations persist, bad data directories give clear errors,
+ * and a database of schema version 1 (before API keys) opens, keeps its jobs and gains
+ * the key column.
+ *
+ * The same program tests both backends: with VRAMD_TEST_PG_URL set (tests/pgserver.py
+ * sets it) every backend-independent test runs on PostgreSQL, each in a fresh public
+ * schema, the SQLite-only ones skip, and the PostgreSQL-only ones run (schema upgrade
+ * from version 4, bad URLs, a server restart and outage under the writer). Without it,
+ * the reverse.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +20,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <errno.h>
@@ -37,6 +45,80 @@ rmtree(const char *dir)
 	char *cmd = xasprintf("rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
+}
+
+/* The PostgreSQL server under test (tests/pgserver.py), or NULL: SQLite. */
+static const char *pg_url;
+
+static void
+pg_quiet_cb(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* Runs sql on the test server (a connection of the test's own); fails the test on error. */
+static void
+pg_exec(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect %s: %s", pg_url, PQerrorMessage(c));
+	PQsetNoticeProcessor(c, pg_quiet_cb, NULL); /* DROP SCHEMA's list of what it dropped */
+	PGresult *res = PQexec(c, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(c);
+}
+
+/* The first value of the first row of a query on the test server (caller frees). */
+static char *
+pg_value(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect %s: %s", pg_url, PQerrorMessage(c));
+	PGresult *res = PQexec(c, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+	char *v = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	PQfinish(c);
+	return v;
+}
+
+/* Where a test's store lives: a new temporary directory, or the test server with an
+ * empty public schema. Free with location_free. */
+static char *
+location_new(void)
+{
+	if (pg_url == NULL)
+		return tmpdir();
+	pg_exec("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+	return xstrdup(pg_url);
+}
+
+static void
+location_free(char *location)
+{
+	if (pg_url == NULL)
+		rmtree(location);
+	free(location);
+}
+
+static void
+skip_on_pg(void)
+{
+	if (pg_url != NULL)
+		skip();
+}
+
+static void
+skip_on_sqlite(void)
+{
+	if (pg_url == NULL)
+		skip();
 }
 
 static struct store *
@@ -84,9 +166,9 @@ static void
 test_round_trip(void **state)
 {
 	(void)state;
-	char *dir = tmpdir();
+	char *dir = location_new();
 	struct store *st = open_store(dir);
-	assert_non_null(strstr(store_path(st), "vramd.db"));
+	assert_non_null(strstr(store_path(st), pg_url != NULL ? "127.0.0.1" : "vramd.db"));
 	struct job *job = full_job(st);
 	assert_false(store_has_pending(st));
 	assert_int_equal(store_job_save(st, job, NULL), 0);
@@ -123,8 +205,7 @@ test_round_trip(void **state)
 	job_unref(got);
 	job_unref(job);
 	store_close(st);
-	rmtree(dir);
-	free(dir);
+	location_free(dir);
 }
 
 struct collected {
@@ -152,7 +233,7 @@ static void
 test_restart_recovery(void **state)
 {
 	(void)state;
-	char *dir = tmpdir();
+	char *dir = location_new();
 	struct store *st = open_store(dir);
 	enum job_status statuses[] = {JOB_QUEUED,  JOB_RUNNING, JOB_COMPLETE,
 				      JOB_PENDING, JOB_FAILED,	JOB_CANCELLED};
@@ -214,8 +295,7 @@ test_restart_recovery(void **state)
 	json_decref(counts.per_model);
 	json_decref(counts.per_key);
 	store_close(st);
-	rmtree(dir);
-	free(dir);
+	location_free(dir);
 }
 
 /* The counts follow each job's status as it is saved again (moved from one status to the
@@ -224,7 +304,7 @@ static void
 test_counts_follow_status_changes(void **state)
 {
 	(void)state;
-	char *dir = tmpdir();
+	char *dir = location_new();
 	struct store *st = open_store(dir);
 	struct job *job =
 	    job_new(store_next_seq(st), "m", JOB_KIND_GENERATE, JOB_PRIO_HIGH, NULL, NULL);
@@ -258,8 +338,7 @@ test_counts_follow_status_changes(void **state)
 	json_decref(counts.per_model);
 	json_decref(counts.per_key);
 	store_close(st);
-	rmtree(dir);
-	free(dir);
+	location_free(dir);
 }
 
 /* The list filter: sets of statuses and priorities in one query, newest first, the limit
@@ -268,7 +347,7 @@ static void
 test_list_filter(void **state)
 {
 	(void)state;
-	char *dir = tmpdir();
+	char *dir = location_new();
 	struct store *st = open_store(dir);
 	/* 30 jobs: status cycles over the six, priority over the three, two models. */
 	for (int i = 0; i < 30; i++) {
@@ -305,8 +384,7 @@ test_list_filter(void **state)
 	assert_int_equal(store_jobs_list(st, &f, collect_cb, &c, &cause), 3);
 	collected_free(&c);
 	store_close(st);
-	rmtree(dir);
-	free(dir);
+	location_free(dir);
 }
 
 static mode_t
@@ -324,6 +402,7 @@ static void
 test_file_modes(void **state)
 {
 	(void)state;
+	skip_on_pg();
 	mode_t old_umask = umask(022);
 	char *parent = tmpdir();
 	assert_int_equal(chmod(parent, 0755), 0);
@@ -363,7 +442,7 @@ static void
 test_group_commit(void **state)
 {
 	(void)state;
-	char *dir = tmpdir();
+	char *dir = location_new();
 	struct store *st = open_store(dir);
 	enum { N = 5000 };
 	for (int i = 0; i < N; i++) {
@@ -395,8 +474,7 @@ test_group_commit(void **state)
 	json_decref(counts.per_model);
 	json_decref(counts.per_key);
 	store_close(st);
-	rmtree(dir);
-	free(dir);
+	location_free(dir);
 }
 
 struct res_seen {
@@ -426,7 +504,7 @@ static void
 test_reservations(void **state)
 {
 	(void)state;
-	char *dir = tmpdir();
+	char *dir = location_new();
 	struct store *st = open_store(dir);
 	struct store_reservation a = {.id = "train",
 				      .gpu = 0,
@@ -460,14 +538,14 @@ test_reservations(void **state)
 	assert_int_equal(seen.gpu[1], -1);
 	assert_string_equal(seen.owner[1], "(null)");
 	store_close(st);
-	rmtree(dir);
-	free(dir);
+	location_free(dir);
 }
 
 static void
 test_bad_data_dir(void **state)
 {
 	(void)state;
+	skip_on_pg();
 	char *dir = tmpdir();
 	struct store *st = NULL;
 	char *cause = NULL;
@@ -558,6 +636,7 @@ static void
 test_schema_upgrade(void **state)
 {
 	(void)state;
+	skip_on_pg();
 	char *dir = tmpdir();
 	char *path = xasprintf("%s/vramd.db", dir);
 	sqlite3 *db = NULL;
@@ -627,9 +706,301 @@ test_schema_upgrade(void **state)
 	free(dir);
 }
 
+/* A write that fails (a second job with the first one's id) rolls its whole batch back,
+ * however many writes came before it, and the next batch commits. */
+static void
+test_failed_batch_rolls_back(void **state)
+{
+	(void)state;
+	char *dir = location_new();
+	struct store *st = open_store(dir);
+	enum { N = 600 }; /* more than one pipeline round on PostgreSQL */
+	struct job *first = NULL;
+	for (int i = 0; i < N; i++) {
+		struct job *job = job_new(store_next_seq(st), "m", JOB_KIND_GENERATE,
+					  JOB_PRIO_NORMAL, NULL, NULL);
+		if (first == NULL)
+			first = job_ref(job);
+		if (i == N - 10)
+			vd_strlcpy(job->id, first->id, sizeof(job->id)); /* a UNIQUE violation */
+		assert_int_equal(store_job_save(st, job, NULL), 0);
+		job_unref(job);
+	}
+	char *cause = NULL;
+	assert_true(store_commit(st, &cause) < 0);
+	assert_non_null(strstr(cause, "rolled back"));
+	free(cause);
+	cause = NULL;
+	assert_null(store_job_get(st, first->id));
+	struct store_counts counts;
+	assert_int_equal(store_counts(st, &counts, &cause), 0);
+	assert_int_equal(counts.total, 0);
+	json_decref(counts.per_model);
+	json_decref(counts.per_key);
+
+	assert_int_equal(store_job_save(st, first, NULL), 0);
+	commit(st);
+	struct job *got = store_job_get(st, first->id);
+	assert_non_null(got);
+	job_unref(got);
+	job_unref(first);
+	store_close(st);
+	location_free(dir);
+}
+
+/* --- PostgreSQL only ------------------------------------------------------------------------ */
+
+/* The PostgreSQL schema of version 4 exactly as vramd created it (store-pg.c), with one
+ * finished job and one queued one. */
+static const char pg_schema_v4[] =
+    "CREATE TABLE vramd_schema_version (version INTEGER NOT NULL);"
+    "CREATE TABLE jobs ("
+    " seq BIGINT PRIMARY KEY, id TEXT UNIQUE NOT NULL, model TEXT NOT NULL,"
+    " kind TEXT NOT NULL, priority TEXT NOT NULL, status TEXT NOT NULL,"
+    " request TEXT, metadata TEXT, result TEXT, error TEXT,"
+    " submitted_at BIGINT NOT NULL DEFAULT 0, started_at BIGINT NOT NULL DEFAULT 0,"
+    " completed_at BIGINT NOT NULL DEFAULT 0, wait_ms BIGINT NOT NULL DEFAULT 0,"
+    " load_ms BIGINT NOT NULL DEFAULT 0, run_ms BIGINT NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0, key TEXT,"
+    " deadline_at BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_status ON jobs (status, seq);"
+    "CREATE INDEX jobs_model ON jobs (model, seq);"
+    "CREATE INDEX jobs_key ON jobs (key, seq);"
+    "CREATE TABLE reservations ("
+    " id TEXT PRIMARY KEY, gpu INTEGER NOT NULL, bytes BIGINT NOT NULL,"
+    " created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL DEFAULT 0,"
+    " ttl_ms BIGINT NOT NULL DEFAULT 0, owner TEXT);"
+    "CREATE TABLE job_counts ("
+    " model TEXT NOT NULL, status TEXT NOT NULL, priority TEXT NOT NULL,"
+    " key TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (model, status, priority, key));"
+    "CREATE FUNCTION vramd_jobs_count() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF TG_OP IN ('UPDATE', 'DELETE') THEN"
+    "  UPDATE job_counts SET n = n - 1 WHERE model = OLD.model AND status = OLD.status"
+    "   AND priority = OLD.priority AND key = COALESCE(OLD.key, '');"
+    " END IF;"
+    " IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+    "  INSERT INTO job_counts (model, status, priority, key, n)"
+    "   VALUES (NEW.model, NEW.status, NEW.priority, COALESCE(NEW.key, ''), 1)"
+    "   ON CONFLICT (model, status, priority, key) DO UPDATE SET n = job_counts.n + 1;"
+    " END IF;"
+    " RETURN NULL; END $$;"
+    "CREATE TRIGGER jobs_counted AFTER INSERT OR DELETE ON jobs"
+    " FOR EACH ROW EXECUTE FUNCTION vramd_jobs_count();"
+    "CREATE TRIGGER jobs_recounted AFTER UPDATE OF model, status, priority, key ON jobs"
+    " FOR EACH ROW WHEN (OLD.model IS DISTINCT FROM NEW.model"
+    " OR OLD.status IS DISTINCT FROM NEW.status OR OLD.priority IS DISTINCT FROM NEW.priority"
+    " OR OLD.key IS DISTINCT FROM NEW.key) EXECUTE FUNCTION vramd_jobs_count();"
+    "INSERT INTO vramd_schema_version (version) VALUES (4);"
+    "INSERT INTO jobs (seq, id, model, kind, priority, status, request, result, key,"
+    " deadline_at) VALUES"
+    " (7, 'j-0000000000000007', 'm:latest', 'generate', 'low', 'complete',"
+    " '{\"prompt\":\"hi\"}', '{\"response\":\"yo\"}', 'alpha', 0),"
+    " (9, 'j-0000000000000009', 'm:latest', 'chat', 'high', 'queued',"
+    " '{\"messages\":[]}', NULL, NULL, 1700000000999);";
+
+/* A database of schema version 4 (before placements) opens, keeps its jobs and their
+ * counts, recovers the queued one with its placement unknown (JOB_NPLACEMENTS, for the
+ * daemon to resolve), and stores placements from then on. */
+static void
+test_pg_schema_upgrade(void **state)
+{
+	(void)state;
+	skip_on_sqlite();
+	char *loc = location_new();
+	pg_exec(pg_schema_v4);
+
+	struct store *st = open_store(loc);
+	char *v = pg_value("SELECT MAX(version) FROM vramd_schema_version");
+	assert_string_equal(v, "5");
+	free(v);
+	struct job *old = store_job_get(st, "j-0000000000000007");
+	assert_non_null(old);
+	assert_string_equal(old->model, "m:latest");
+	assert_int_equal(old->priority, JOB_PRIO_LOW);
+	assert_string_equal(old->key, "alpha");
+	assert_int_equal(old->placement, JOB_NPLACEMENTS);
+	assert_string_equal(json_string_value(json_object_get(old->result, "response")), "yo");
+	job_unref(old);
+	struct collected c = {0};
+	char *cause = NULL;
+	assert_int_equal(store_load_unfinished(st, collect_cb, &c, &cause), 1);
+	assert_true(c.jobs[0]->seq == 9);
+	assert_int_equal(c.jobs[0]->kind, JOB_KIND_CHAT);
+	assert_int_equal(c.jobs[0]->deadline_at_ms, 1700000000999);
+	assert_int_equal(c.jobs[0]->placement, JOB_NPLACEMENTS);
+	collected_free(&c);
+	assert_int_equal(store_next_seq(st), 10);
+
+	/* A job saved after the upgrade is counted beside the old ones. */
+	struct job *job = full_job(st);
+	job->placement = JOB_PLACE_CPU;
+	assert_int_equal(store_job_save(st, job, &cause), 0);
+	commit(st);
+	store_close(st);
+
+	st = open_store(loc);
+	struct job *back = store_job_get(st, job->id);
+	assert_non_null(back);
+	assert_int_equal(back->placement, JOB_PLACE_CPU);
+	job_unref(back);
+	struct store_counts counts;
+	assert_int_equal(store_counts(st, &counts, &cause), 0);
+	assert_int_equal(counts.total, 3);
+	assert_int_equal(counts.by_status[JOB_COMPLETE], 2);
+	assert_int_equal(counts.by_status[JOB_QUEUED], 1);
+	assert_int_equal(counts.by_priority_status[JOB_PRIO_HIGH][JOB_QUEUED], 1);
+	json_decref(counts.per_model);
+	json_decref(counts.per_key);
+	store_close(st);
+	job_unref(job);
+
+	/* A newer schema than this vramd knows is refused. */
+	pg_exec("UPDATE vramd_schema_version SET version = 99");
+	assert_true(store_open(loc, STORE_SYNC_FULL, &st, &cause) < 0);
+	assert_null(st);
+	assert_non_null(strstr(cause, "newer than this vramd"));
+	free(cause);
+	location_free(loc);
+}
+
+/* The URL of the test server with a password and another user or port: pg_url is
+ * postgresql://USER@HOST:PORT/DB. */
+static char *
+pg_url_with(const char *user_password, const char *port, const char *tail)
+{
+	const char *host = strchr(pg_url, '@') + 1;
+	const char *colon = strchr(host, ':');
+	const char *slash = strchr(colon, '/');
+	return xasprintf("postgresql://%s@%.*s:%s%s%s", user_password, (int)(colon - host), host,
+			 port != NULL ? port : "", port != NULL ? slash : colon + 1, tail);
+}
+
+/* A bad URL, a server that does not answer and a refused login fail store_open with a
+ * cause naming the URL without its password and libpq's reason; a password in a good
+ * URL never shows in store_path. */
+static void
+test_pg_bad_urls(void **state)
+{
+	(void)state;
+	skip_on_sqlite();
+	char *loc = location_new();
+	struct {
+		char *url;
+		const char *reason;
+	} cases[] = {
+	    {pg_url_with("vramd:sekrit", NULL, "?no_such_option=1"), "invalid URL"},
+	    {pg_url_with("vramd:sekrit", "1", ""), "cannot connect"},
+	    {pg_url_with("nobody:sekrit", NULL, ""), "role \"nobody\" does not exist"},
+	    {pg_url_with("vramd:sekrit", NULL, "_no_such_db"), "does not exist"},
+	};
+	for (size_t i = 0; i < VD_ARRAY_LEN(cases); i++) {
+		struct store *st = NULL;
+		char *cause = NULL;
+		assert_true(store_open(cases[i].url, STORE_SYNC_FULL, &st, &cause) < 0);
+		assert_null(st);
+		assert_non_null(cause);
+		if (strstr(cause, cases[i].reason) == NULL || strstr(cause, "sekrit") != NULL ||
+		    strstr(cause, "127.0.0.1") == NULL)
+			fail_msg("case %zu: %s", i, cause);
+		free(cause);
+		free(cases[i].url);
+	}
+	/* The test server trusts loopback logins, so a password is accepted and unused. */
+	char *url = pg_url_with("vramd:sekrit", NULL, "");
+	struct store *st = open_store(url);
+	assert_null(strstr(store_path(st), "sekrit"));
+	assert_non_null(strstr(store_path(st), "127.0.0.1"));
+	store_close(st);
+	free(url);
+	location_free(loc);
+}
+
+static void
+pg_ctl(const char *action)
+{
+	const char *ctl = getenv("VRAMD_TEST_PG_CTL");
+	if (ctl == NULL)
+		skip(); /* run without tests/pgserver.py: no way to restart the server */
+	char *cmd = xasprintf("%s %s >/dev/null", ctl, action);
+	if (system(cmd) != 0)
+		fail_msg("%s failed", cmd);
+	free(cmd);
+}
+
+static struct job *
+saved_job(struct store *st, int *rc, char **cause)
+{
+	struct job *job = job_new(store_next_seq(st), "m", JOB_KIND_GENERATE, JOB_PRIO_NORMAL,
+				  json_pack("{s:s}", "prompt", "hi"), NULL);
+	assert_int_equal(store_job_save(st, job, NULL), 0);
+	*rc = store_commit(st, cause);
+	return job;
+}
+
+/* The server restarts between two batches: the second commits on a new connection, and
+ * reads reconnect too. The server is down: the batch fails with a cause naming the URL,
+ * and once it is back the next batch commits. */
+static void
+test_pg_server_restart(void **state)
+{
+	(void)state;
+	skip_on_sqlite();
+	char *loc = location_new();
+	struct store *st = open_store(loc);
+	char *cause = NULL;
+	int rc;
+	struct job *a = saved_job(st, &rc, &cause);
+	assert_int_equal(rc, 0);
+
+	pg_ctl("-w -m fast restart");
+	struct job *b = saved_job(st, &rc, &cause);
+	if (rc != 0)
+		fail_msg("commit after a restart: %s", cause);
+	struct job *got = store_job_get(st, a->id);
+	assert_non_null(got);
+	job_unref(got);
+
+	pg_ctl("-w -m fast stop");
+	struct job *c = saved_job(st, &rc, &cause);
+	const char *opts = getenv("VRAMD_TEST_PG_OPTS");
+	char *start = xasprintf("-w -o \"%s\" start", opts != NULL ? opts : "");
+	if (rc == 0) {
+		pg_ctl(start);
+		fail_msg("a commit with the server down succeeded");
+	}
+	assert_int_equal(rc, -ECONNREFUSED);
+	assert_non_null(strstr(cause, "127.0.0.1"));
+	assert_non_null(strstr(cause, "rolled back"));
+	free(cause);
+	cause = NULL;
+	assert_null(store_job_get(st, a->id)); /* a read fails too (logged) */
+
+	pg_ctl(start);
+	free(start);
+	struct job *d = saved_job(st, &rc, &cause);
+	if (rc != 0)
+		fail_msg("commit after the server came back: %s", cause);
+	struct job *want[] = {a, b, d};
+	for (size_t i = 0; i < VD_ARRAY_LEN(want); i++) {
+		got = store_job_get(st, want[i]->id);
+		assert_non_null(got);
+		job_unref(got);
+	}
+	assert_null(store_job_get(st, c->id)); /* its batch failed: not stored */
+	store_close(st);
+	job_unref(a);
+	job_unref(b);
+	job_unref(c);
+	job_unref(d);
+	location_free(loc);
+}
+
 int
 main(void)
 {
+	pg_url = getenv("VRAMD_TEST_PG_URL");
+	if (pg_url != NULL && pg_url[0] == '\0')
+		pg_url = NULL;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_restart_recovery),
@@ -640,6 +1011,10 @@ main(void)
 	    cmocka_unit_test(test_file_modes),
 	    cmocka_unit_test(test_schema_upgrade),
 	    cmocka_unit_test(test_counts_follow_status_changes),
+	    cmocka_unit_test(test_failed_batch_rolls_back),
+	    cmocka_unit_test(test_pg_schema_upgrade),
+	    cmocka_unit_test(test_pg_bad_urls),
+	    cmocka_unit_test(test_pg_server_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 /*
  * store.h: the durable store. Jobs (with their results) and VRAM reservations live in a
- * SQLite database (WAL mode) in the data directory, so a restart loses nothing that was
- * accepted. Only store.c knows SQLite.
+ * SQLite database (WAL mode) in the data directory, or in a PostgreSQL database (config
+ * key STORE), so a restart loses nothing that was accepted. store.c is the front that
+ * both share; store-sqlite.c and store-pg.c are the only files that know SQLite and
+ * libpq (store-backend.h).
  *
  * Writes are committed off the loop thread. store_job_save() and the other writers
  * copy their row into a write (a "row image": bound values, nothing shared with the
@@ -40,17 +42,27 @@ struct store;
 enum store_sync { STORE_SYNC_FULL, STORE_SYNC_NORMAL };
 
 /*
- * Opens (creating if missing) the data directory dir and the database vramd.db in it,
- * and creates or checks the schema. A directory it creates is mode 0700; the database
- * and its -wal/-shm files are 0600 (an existing database readable by others is
- * narrowed to 0600; an existing directory keeps its mode). On success *out is the store (free with
- * store_close). Returns 0, or a negative errno with *cause naming the directory or the
- * SQLite problem (unwritable directory, corrupt database, newer schema).
+ * Opens the store at location and creates or checks the schema.
+ *
+ * A postgresql:// or postgres:// URL: that PostgreSQL database (libpq's URL and PG*
+ * environment variables), two connections; sync is not used (commits always wait for
+ * the server's flush). Errors: -EINVAL (a URL libpq cannot parse), -ECONNREFUSED
+ * (no server, login refused, no such database), -EIO, -EPROTO (a newer schema), with
+ * *cause naming the URL without its credentials and giving libpq's message.
+ *
+ * Anything else is a data directory: it is opened (created if missing) with the
+ * database vramd.db in it. A directory it creates is mode 0700; the database and its
+ * -wal/-shm files are 0600 (an existing database readable by others is narrowed to
+ * 0600; an existing directory keeps its mode). Errors name the directory or the SQLite
+ * problem (unwritable directory, corrupt database, newer schema).
+ *
+ * On success *out is the store (free with store_close).
  */
-int store_open(const char *dir, enum store_sync sync, struct store **out, char **cause);
+int store_open(const char *location, enum store_sync sync, struct store **out, char **cause);
 /* Commits any pending batch (errors are logged) and closes the database. NULL is a no-op. */
 void store_close(struct store *st);
-/* The path of the database file; borrowed, valid until store_close. */
+/* The path of the database file, or the PostgreSQL URL without its credentials; for
+ * logs. Borrowed, valid until store_close. */
 const char *store_path(const struct store *st);
 
 /* Hands out the next job sequence number (an in-memory counter that starts after the
