@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 
 #define TAKEOVER_MS 5000
@@ -63,10 +64,16 @@ opened_forget(struct leader *l)
 	}
 }
 
+/* A backend test_frozen_backend stopped, to resume if the test fails midway. */
+static int frozen_pid;
+
 static int
 close_leftovers(void **state)
 {
 	(void)state;
+	if (frozen_pid > 0)
+		kill(frozen_pid, SIGCONT);
+	frozen_pid = 0;
 	for (size_t i = 0; i < sizeof(opened) / sizeof(opened[0]); i++) {
 		leader_close(opened[i]);
 		opened[i] = NULL;
@@ -523,6 +530,76 @@ test_terminate_backend(void **state)
 }
 
 /* What a server restart does to the sessions: all of them end at once. */
+struct freeze {
+	struct pair *p;
+	struct inst *lead;
+	bool two_leaders; /* ever seen both leading */
+	bool check_off;	  /* wait for !leader_check(lead) rather than the demotion */
+};
+
+static bool
+frozen_step(void *ctx)
+{
+	struct freeze *f = ctx;
+	if (leaders(f->p) > 1)
+		f->two_leaders = true;
+	return f->check_off ? !leader_check(f->lead->l) : f->lead->demoted > 0;
+}
+
+/*
+ * What a network cut looks like from the leader's side: its backend stops answering
+ * (SIGSTOP) while the lock stays held. leader_check turns false first (no reply to a
+ * query sent within check_ms), then the watchdog gives up the connection (on_demoted)
+ * after server_drop_ms; the follower cannot take the lock meanwhile, so nobody leads
+ * for a while, never two. Once the backend runs again it sees the closed socket and
+ * exits, and the follower takes over.
+ */
+static void
+test_frozen_backend(void **state)
+{
+	struct inst a, b;
+	struct pair p = {&a, &b};
+	struct freeze f;
+	struct takeover t;
+	int pid;
+	int64_t t0, t_check, t_demoted, t_cont;
+	(void)state;
+
+	inst_open(&a, "freeze-a");
+	inst_open(&b, "freeze-b");
+	assert_true(run_until(pair_settled, &p, TAKEOVER_MS));
+	f = (struct freeze){&p, pair_leader(&p), false, true};
+	t = (struct takeover){pair_follower(&p), pair_follower(&p)->elected};
+	pid = leader_backend_pid(f.lead->l);
+	assert_true(leader_check(f.lead->l));
+	t0 = vd_now_mono_ms();
+	frozen_pid = pid;
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	/* check_ms is 1.5 s with a 5 s takeover; one tick (0.5 s) late at worst, plus
+	 * slack for a loaded machine. */
+	assert_true(run_until(frozen_step, &f, 4000));
+	t_check = vd_now_mono_ms() - t0;
+	f.check_off = false;
+	assert_true(run_until(frozen_step, &f, 6000));
+	t_demoted = f.lead->demoted_at_ms - t0;
+	run_for(300);
+	assert_false(leader_is_leader(t.in->l)); /* the frozen backend still holds the lock */
+	assert_false(f.two_leaders);
+	t_cont = vd_now_mono_ms();
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	frozen_pid = 0;
+	assert_true(run_until(took_over, &t, TAKEOVER_MS));
+	printf("frozen leader backend: leader_check false after %lld ms, demoted after %lld ms, "
+	       "the other elected %lld ms after SIGCONT\n",
+	       (long long)t_check, (long long)t_demoted, (long long)(t.in->elected_at_ms - t_cont));
+	/* The bound: check first, demotion no earlier than the server could drop us. */
+	assert_true(t_check >= 1500 - 500 && t_check < t_demoted);
+	assert_true(t_demoted >= 3000);
+	assert_true(run_until(pair_settled, &p, TAKEOVER_MS));
+	inst_close(&a);
+	inst_close(&b);
+}
+
 struct demote_count {
 	struct inst *in;
 	int want;
@@ -647,6 +724,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_terminate_backend, close_leftovers),
 	    cmocka_unit_test_teardown(test_terminate_all, close_leftovers),
 	    cmocka_unit_test_teardown(test_close_inside_callback, close_leftovers),
+	    cmocka_unit_test_teardown(test_frozen_backend, close_leftovers),
 	};
 	int rc;
 
