@@ -301,6 +301,12 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		NULL, "", false,
 		"Comma-separated http:// or https:// URLs (at most 16) that receive GPU events as JSON "
 		"POSTs; not changeable through the API."},
+	[CONFIG_LEADER_TAKEOVER_S] = {"LEADER_TAKEOVER_S", NULL, "--leader-takeover",
+		CONFIG_TYPE_INT, "5", 3, 600, NULL, "s", false,
+		"With several instances on one PostgreSQL database: the longest a crashed or cut-off "
+		"leader keeps the others waiting before one of them leads. The leader heartbeats "
+		"every tenth of it, stops acting after about a third of it without an answer from "
+		"the database, and the database drops its lock after about three quarters."},
 	[CONFIG_TEMP_SHUTDOWN_C] = {"TEMP_SHUTDOWN_C", NULL, "--temp-shutdown", CONFIG_TYPE_INT,
 		"0", 0, 150, NULL, "C", true,
 		"Seed 002's temp_critical (90 there), the shutdown-side bound: when set it must be "

@@ -123,6 +123,8 @@ enum config_key {
 	CONFIG_MEMORY_LIMIT_MB,
 	CONFIG_MEMORY_RESERVE_MB,
 	CONFIG_WEBHOOK_URLS,
+	/* Several instances on one PostgreSQL database (issue 14). */
+	CONFIG_LEADER_TAKEOVER_S,
 	/* The seeds' own keys that have no vramd equivalent (issue 13). */
 	CONFIG_TEMP_SHUTDOWN_C,
 	CONFIG_GPU_MEMORY_FRACTION,
