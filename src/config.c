@@ -307,6 +307,10 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"leader keeps the others waiting before one of them leads. The leader heartbeats "
 		"every tenth of it, stops acting after about a third of it without an answer from "
 		"the database, and the database drops its lock after about three quarters."},
+	[CONFIG_INSTANCE_ID] = {"INSTANCE_ID", NULL, "--instance-id", CONFIG_TYPE_STRING, "", 0, 0,
+		NULL, "", false,
+		"With several instances on one PostgreSQL database: this instance's name in GET "
+		"/api/cluster and vramctl cluster; unique among them (empty: HOST:PORT of LISTEN)."},
 	[CONFIG_TEMP_SHUTDOWN_C] = {"TEMP_SHUTDOWN_C", NULL, "--temp-shutdown", CONFIG_TYPE_INT,
 		"0", 0, 150, NULL, "C", true,
 		"Seed 002's temp_critical (90 there), the shutdown-side bound: when set it must be "

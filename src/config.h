@@ -125,6 +125,7 @@ enum config_key {
 	CONFIG_WEBHOOK_URLS,
 	/* Several instances on one PostgreSQL database (issue 14). */
 	CONFIG_LEADER_TAKEOVER_S,
+	CONFIG_INSTANCE_ID,
 	/* The seeds' own keys that have no vramd equivalent (issue 13). */
 	CONFIG_TEMP_SHUTDOWN_C,
 	CONFIG_GPU_MEMORY_FRACTION,

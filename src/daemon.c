@@ -24,6 +24,7 @@
 #include "daemon.h"
 
 #include "api.h"
+#include "cluster.h"
 #include "config.h"
 #include "fleet.h"
 #include "gpu.h"
@@ -208,6 +209,17 @@ daemon_commit_cb(evutil_socket_t fd, short what, void *arg)
 	store_flush(d->store);
 }
 
+/* A follower's accepted job is the leader's from its commit on (the commit's
+ * notification wakes the leader): it leaves this instance's memory, and its status is
+ * read from the store. */
+static void
+daemon_hand_over(struct daemon *d, struct job *job)
+{
+	queue_remove(d->queue, job);
+	queue_release_bytes(d->queue, job);
+	daemon_jobs_remove(&d->jobs, job);
+}
+
 /* The writer finished a commit through ticket through: answer the submissions waiting
  * on it, 202 if it is durable, else 500 with the job withdrawn. */
 static void
@@ -223,6 +235,8 @@ daemon_committed_cb(uint64_t through, int rc, const char *cause, void *arg)
 			d->replies_tail = &d->replies;
 		if (rc == 0) {
 			vd_http_reply_json(r->req, 202, r->body);
+			if (!d->leading)
+				daemon_hand_over(d, r->job);
 		} else {
 			/* Not durable, so not accepted: withdraw the job. */
 			json_decref(r->body);
@@ -421,11 +435,11 @@ daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(d->base, NULL);
 }
 
-/* Recovery: every job that was queued, pending or running when vramd stopped. */
+/* Queues a job read from the store (takes the reference). recovered: it may have been
+ * pending or running under a previous process, and its row says queued again. */
 static void
-daemon_recover_cb(struct job *job, void *arg)
+daemon_enqueue_stored(struct daemon *d, struct job *job, bool recovered)
 {
-	struct daemon *d = arg;
 	/* Its wait so far counts on this process's monotonic clock, so aging and the
 	 * order between recovered jobs carry over the restart. */
 	int64_t now_mono = vd_now_mono_ms(), now_wall = vd_now_wall_ms();
@@ -442,8 +456,87 @@ daemon_recover_cb(struct job *job, void *arg)
 	queue_push_recovered(d->queue, job);
 	/* A job that was running is queued again: the store (GET /api/jobs, /api/stats)
 	 * says so too, not only the job in memory (GET /api/job/{id}). */
-	daemon_job_changed(d, job);
+	if (recovered)
+		daemon_job_changed(d, job);
 	job_unref(job);
+}
+
+/* Recovery: every job that was queued, pending or running when vramd stopped (or when
+ * the previous leader did). */
+static void
+daemon_recover_cb(struct job *job, void *arg)
+{
+	struct daemon *d = arg;
+	if (daemon_job_find(d, job->id) != NULL) { /* taken from a notification already */
+		job_unref(job);
+		return;
+	}
+	daemon_enqueue_stored(d, job, true);
+}
+
+void
+daemon_take_job(struct daemon *d, const char *id)
+{
+	if (!d->leading || daemon_job_find(d, id) != NULL)
+		return; /* this instance's own submission, or taken already */
+	struct job *job = store_job_get(d->store, id);
+	if (job == NULL)
+		return;
+	if (job->status != JOB_QUEUED) { /* cancelled or finished since */
+		job_unref(job);
+		return;
+	}
+	daemon_enqueue_stored(d, job, false);
+	daemon_kick(d);
+}
+
+void
+daemon_job_changed_elsewhere(struct daemon *d, const char *id)
+{
+	int64_t seq;
+	if (!job_parse_id(id, &seq) || !waiters_for(&d->waiters, seq))
+		return; /* nobody here waits for it: no read */
+	struct job *job = store_job_get(d->store, id);
+	if (job == NULL)
+		return;
+	if (job_is_final(job)) {
+		struct waiter *w = waiters_take(&d->waiters, seq);
+		while (w != NULL) {
+			struct waiter *next = w->next;
+			struct daemon_waiter *dw = (struct daemon_waiter *)w;
+			job_unref(dw->job);
+			dw->job = job_ref(job);
+			daemon_waiter_answer(dw);
+			w = next;
+		}
+	}
+	job_unref(job);
+}
+
+int
+daemon_lead(struct daemon *d)
+{
+	if (d->leading)
+		return 0;
+	d->leading = true;
+	char *cause = NULL;
+	int rc = store_load_unfinished(d->store, daemon_recover_cb, d, &cause);
+	if (rc < 0) {
+		vd_error(QUEUE, "cannot read the unfinished jobs: %s", cause);
+		free(cause);
+		return rc;
+	}
+	if (rc > 0)
+		vd_log(QUEUE, "recovered %d unfinished jobs from %s", rc, store_path(d->store));
+	fleet_start(d->fleet);
+	return 0;
+}
+
+void
+daemon_stop(struct daemon *d, int exit_code)
+{
+	d->exit_code = exit_code;
+	event_base_loopexit(d->base, NULL);
 }
 
 /* Every complete GPU sample is a reason to decide again. */
@@ -717,12 +810,6 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	if (gpu_monitor_reading_count(d->gpus) > 0) /* the first sample came before it */
 		gpu_policy_on_sample(d->policy);
 
-	rc = store_load_unfinished(d->store, daemon_recover_cb, d, cause);
-	if (rc < 0)
-		goto out_fail;
-	if (rc > 0)
-		vd_log(QUEUE, "recovered %d unfinished jobs from %s", rc, store_path(d->store));
-
 	rc = daemon_load_keys(d, cause);
 	if (rc < 0)
 		goto out_fail;
@@ -736,7 +823,19 @@ daemon_new(struct config *config, struct daemon **out, char **cause)
 	evsignal_add(d->signal_term, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	fleet_start(d->fleet);
+	/* One instance leads now; one of a cluster once elected. */
+	rc = cluster_open(d, &d->cluster, cause);
+	if (rc < 0)
+		goto out_fail;
+	fleet_observe(d->fleet);
+	if (d->cluster == NULL) {
+		rc = daemon_lead(d);
+		if (rc < 0) {
+			*cause =
+			    xstrdup("cannot read the unfinished jobs from the store (see the log)");
+			goto out_fail;
+		}
+	}
 	*out = d;
 	return 0;
 out_fail:
@@ -750,7 +849,7 @@ daemon_run(struct daemon *d)
 	vd_log(SYSTEM, "vramd ready: %zu ollama node%s, data %s", fleet_count(d->fleet),
 	       fleet_count(d->fleet) == 1 ? "" : "s", store_path(d->store));
 	event_base_dispatch(d->base);
-	return 0;
+	return d->exit_code;
 }
 
 void
@@ -761,6 +860,7 @@ daemon_free(struct daemon *d)
 	for (struct waiter *w; (w = waiters_any(&d->waiters)) != NULL;)
 		daemon_waiter_answer((struct daemon_waiter *)w);
 	waiters_cleanup(&d->waiters);
+	cluster_free(d->cluster);
 	vd_httpd_free(d->http);
 	keys_free(d->keys);
 	fleet_free(d->fleet);

@@ -79,6 +79,11 @@ struct daemon {
 	struct waiters waiters;
 
 	struct event *signal_int, *signal_term;
+
+	/* Several instances on one PostgreSQL store (cluster.h); NULL with SQLite. */
+	struct cluster *cluster;
+	bool leading;  /* the fleet runs here: always without a cluster, else once elected */
+	int exit_code; /* what daemon_run returns (daemon_stop) */
 };
 
 /*
@@ -88,8 +93,20 @@ struct daemon {
  * Takes ownership of config.
  */
 int daemon_new(struct config *config, struct daemon **out, char **cause);
-/* Runs the loop until SIGINT/SIGTERM. */
+/* Runs the loop until SIGINT/SIGTERM or daemon_stop; returns the process's exit status. */
 int daemon_run(struct daemon *d);
+/* Ends daemon_run after this loop turn, which then returns exit_code. */
+void daemon_stop(struct daemon *d, int exit_code);
+
+/* Several instances (cluster.c). daemon_lead: this instance now runs the fleet, with
+ * every unfinished job of the store queued (those in flight under a previous leader run
+ * again); 0 or -errno with the cause logged. daemon_take_job: the leader queues a job
+ * another instance accepted (a no-op for a job it has, or one no longer queued).
+ * daemon_job_changed_elsewhere: a follower answers the long-polls of a job the leader
+ * finished. */
+int daemon_lead(struct daemon *d);
+void daemon_take_job(struct daemon *d, const char *id);
+void daemon_job_changed_elsewhere(struct daemon *d, const char *id);
 void daemon_free(struct daemon *d);
 
 /* Job table: non-final jobs by id. Borrowed pointer; NULL if not in memory. */

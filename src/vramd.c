@@ -241,11 +241,11 @@ main(int argc, char **argv)
 	}
 	struct vramd_main m;
 	vramd_main_start(&m, d);
-	daemon_run(d);
+	int status = daemon_run(d);
 	service_notify("STOPPING=1", "stopping: committing the job store");
 	vramd_main_stop(&m);
 	daemon_free(d);
 	vd_log(SYSTEM, "vramd stopped");
 	vd_log_close();
-	return 0;
+	return status;
 }

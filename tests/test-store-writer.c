@@ -64,7 +64,7 @@ teardown(void **state)
 static struct job *
 new_job(struct store *st, const char *model)
 {
-	struct job *job = job_new(store_next_seq(st), model, JOB_KIND_GENERATE, JOB_PRIO_NORMAL,
+	struct job *job = job_new(store_next_seq(st, NULL), model, JOB_KIND_GENERATE, JOB_PRIO_NORMAL,
 				  json_pack("{s:s}", "prompt", "hello"), NULL);
 	job->submitted_at_ms = 1700000000000;
 	return job;
@@ -317,7 +317,7 @@ test_update_keeps_the_request(void **state)
 	struct fixture *f = *state;
 	struct store *st = f->st;
 	struct job *job =
-	    job_new(store_next_seq(st), "m", JOB_KIND_CHAT, JOB_PRIO_HIGH,
+	    job_new(store_next_seq(st, NULL), "m", JOB_KIND_CHAT, JOB_PRIO_HIGH,
 		    json_pack("{s:s}", "prompt", "keep me"), json_pack("{s:i}", "n", 7));
 	job->key = xstrdup("team");
 	store_job_save(st, job, NULL);

@@ -248,11 +248,22 @@ api_door_run(struct daemon *d, struct vd_http_req *req, const struct api_door_jo
 		api_door_free(door);
 		return;
 	}
+	char *cause = NULL;
+	int64_t seq = store_next_seq(d->store, &cause);
+	if (seq < 0) {
+		msg = xasprintf("cannot give the job an id: %s", cause);
+		free(cause);
+		ops->error(door, 503, msg);
+		free(msg);
+		json_decref(dj->request);
+		door->req = NULL;
+		api_door_free(door);
+		return;
+	}
 	size_t request_bytes = job_request_bytes(dj->request);
 	bool full = queue_length(d->queue) >= queue_capacity(d->queue) ||
 		    !queue_has_room_bytes(d->queue, request_bytes);
-	struct job *job =
-	    job_new(store_next_seq(d->store), dj->model, dj->kind, priority, dj->request, NULL);
+	struct job *job = job_new(seq, dj->model, dj->kind, priority, dj->request, NULL);
 	door->job = job;
 	job->placement = (enum job_placement)placement;
 	job->key = key != NULL ? xstrdup(key->name) : NULL;

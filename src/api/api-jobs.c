@@ -14,6 +14,7 @@
 
 #include "api-parse.h"
 #include "backend.h"
+#include "cluster.h"
 #include "config.h"
 #include "daemon.h"
 #include "fleet.h"
@@ -211,8 +212,16 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 		goto out_error;
 	}
 
-	struct job *job = job_new_text(store_next_seq(d->store), name, sub.kind, sub.priority,
-				       request_text, sub.num_ctx, sub.metadata);
+	char *seq_cause = NULL;
+	int64_t seq = store_next_seq(d->store, &seq_cause);
+	if (seq < 0) {
+		status = 503;
+		msg = xasprintf("cannot give the job an id: %s", seq_cause);
+		free(seq_cause);
+		goto out_error;
+	}
+	struct job *job = job_new_text(seq, name, sub.kind, sub.priority, request_text, sub.num_ctx,
+				       sub.metadata);
 	request_text = NULL;
 	sub.metadata = NULL;
 	job->key = key != NULL ? xstrdup(key->name) : NULL;
@@ -322,6 +331,11 @@ api_job(struct vd_http_req *req, const char *path, void *arg)
 		return;
 	}
 	if (vd_http_req_method(req) == VD_HTTP_DELETE) {
+		/* A job not final is cancelled where it is queued or runs: on the leader. */
+		if (!job_is_final(job) && cluster_redirect_to_leader(d->cluster, req)) {
+			job_unref(job);
+			return;
+		}
 		api_job_cancel(d, req, job);
 		job_unref(job);
 		return;
@@ -347,7 +361,7 @@ api_job_status_json(struct daemon *d, struct job *job)
 	json_t *o = job_to_json(job);
 	/* A waiting job says where it stands: its place in dispatch order and when it
 	 * should start (null until vramd has run something to estimate from). */
-	if (job->status == JOB_QUEUED) {
+	if (job->status == JOB_QUEUED && !cluster_is_follower(d->cluster)) {
 		size_t position = queue_position(d->queue, job) + 1;
 		double eta = fleet_eta_s(d->fleet, job, position);
 		json_object_set_new(o, "queue_position", json_integer((json_int_t)position));

@@ -10,6 +10,7 @@
 #include "api.h"
 
 #include "backend.h"
+#include "cluster.h"
 #include "config.h"
 #include "daemon.h"
 #include "engine.h"
@@ -292,7 +293,18 @@ api_health(struct vd_http_req *req, const char *path, void *arg)
 	    json_integer(d->budget_mode ? 1 : (json_int_t)gpu_monitor_count(d->gpus)));
 	json_object_set_new(o, "monitoring", json_boolean(gpu_monitor_is_running(d->gpus)));
 	json_object_set_new(o, "servers", servers);
+	json_t *cluster = cluster_health_json(d->cluster);
+	if (cluster != NULL)
+		json_object_set_new(o, "cluster", cluster);
 	vd_http_reply_json(req, 200, o);
+}
+
+void
+api_cluster(struct vd_http_req *req, const char *path, void *arg)
+{
+	(void)path;
+	struct daemon *d = arg;
+	vd_http_reply_json(req, 200, cluster_json(d->cluster));
 }
 
 static int

@@ -17,6 +17,7 @@
  */
 #include "api.h"
 
+#include "cluster.h"
 #include "config.h"
 #include "daemon.h"
 #include "gpu.h"
@@ -82,6 +83,7 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_GET, "/api/jobs", false, api_jobs, 0},
     {VD_HTTP_GET, "/api/stats", false, api_stats, 0},
     {VD_HTTP_GET | VD_HTTP_HEAD, "/api/health", false, api_health, API_ROUTE_PUBLIC},
+    {VD_HTTP_GET, "/api/cluster", false, api_cluster, 0},
     {VD_HTTP_GET, "/api/models", false, api_models, 0},
     {VD_HTTP_GET, "/api/gpu/status", false, api_gpu_status, 0},
     {VD_HTTP_GET, "/api/gpu/status/all", false, api_gpu_status_all, 0},
@@ -90,18 +92,24 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_GET, "/api/gpu/temperature/trend", false, api_gpu_trend, 0},
     {VD_HTTP_GET, "/api/gpu/memory/available", false, api_gpu_memory, 0},
     {VD_HTTP_GET, "/api/gpu/throttle/status", false, api_gpu_throttle, 0},
-    {VD_HTTP_POST, "/api/gpu/memory/allocate", false, api_gpu_allocate, API_ROUTE_ADMIN},
-    {VD_HTTP_POST, "/api/gpu/memory/deallocate", false, api_gpu_deallocate, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/gpu/memory/allocate", false, api_gpu_allocate,
+     API_ROUTE_ADMIN | API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/gpu/memory/deallocate", false, api_gpu_deallocate,
+     API_ROUTE_ADMIN | API_ROUTE_LEADER},
     {VD_HTTP_POST, "/api/gpu/monitoring/start", false, api_gpu_monitoring_start, API_ROUTE_ADMIN},
     {VD_HTTP_POST, "/api/gpu/monitoring/stop", false, api_gpu_monitoring_stop, API_ROUTE_ADMIN},
     {VD_HTTP_GET, "/api/gpu/config", false, api_gpu_config, 0},
-    {VD_HTTP_PUT, "/api/gpu/config", false, api_gpu_config, API_ROUTE_ADMIN},
+    {VD_HTTP_PUT, "/api/gpu/config", false, api_gpu_config, API_ROUTE_ADMIN | API_ROUTE_LEADER},
     {VD_HTTP_GET, "/api/events", false, api_events, 0},
-    {VD_HTTP_POST, "/api/models/force_gpu", false, api_models_force_gpu, API_ROUTE_ADMIN},
-    {VD_HTTP_POST, "/api/models/force_cpu", false, api_models_force_cpu, API_ROUTE_ADMIN},
-    {VD_HTTP_POST, "/api/models/placement", false, api_models_placement, API_ROUTE_ADMIN},
-    {VD_HTTP_POST, "/api/models/load", false, api_models_load, API_ROUTE_ADMIN},
-    {VD_HTTP_POST, "/api/models/unload", false, api_models_unload, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/models/force_gpu", false, api_models_force_gpu,
+     API_ROUTE_ADMIN | API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/models/force_cpu", false, api_models_force_cpu,
+     API_ROUTE_ADMIN | API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/models/placement", false, api_models_placement,
+     API_ROUTE_ADMIN | API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/models/load", false, api_models_load, API_ROUTE_ADMIN | API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/models/unload", false, api_models_unload,
+     API_ROUTE_ADMIN | API_ROUTE_LEADER},
     {VD_HTTP_GET, "/api/vram_report", false, api_vram_report, 0},
     {VD_HTTP_GET, "/api/lb_stats", false, api_lb_stats, 0},
     {VD_HTTP_GET, "/api/nodes", false, api_nodes, 0},
@@ -109,23 +117,23 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_GET | VD_HTTP_HEAD, "/ui", true, api_ui, API_ROUTE_PUBLIC}, /* + /ui/FILE */
     {VD_HTTP_GET, "/api/whoami", false, api_whoami, API_ROUTE_PUBLIC},
     /* vramd answering as Ollama (api-ollama.c); a key's rights are checked per job */
-    {VD_HTTP_POST, "/api/generate", false, api_ollama_generate, 0},
-    {VD_HTTP_POST, "/api/chat", false, api_ollama_chat, 0},
-    {VD_HTTP_POST, "/api/embed", false, api_ollama_embed, 0},
-    {VD_HTTP_POST, "/api/embeddings", false, api_ollama_embeddings, 0},
+    {VD_HTTP_POST, "/api/generate", false, api_ollama_generate, API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/chat", false, api_ollama_chat, API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/embed", false, api_ollama_embed, API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/embeddings", false, api_ollama_embeddings, API_ROUTE_LEADER},
     /* ... and the rest of Ollama's API, for the nodes (api-ollama-admin.c) */
     {VD_HTTP_GET | VD_HTTP_HEAD, "/", false, api_ollama_root, API_ROUTE_PUBLIC},
     {VD_HTTP_GET | VD_HTTP_HEAD, "/api/version", false, api_ollama_version, API_ROUTE_PUBLIC},
     {VD_HTTP_GET | VD_HTTP_HEAD, "/api/tags", false, api_ollama_tags, 0},
     {VD_HTTP_GET, "/api/ps", false, api_ollama_ps, 0},
     {VD_HTTP_POST, "/api/show", false, api_ollama_show, 0},
-    {VD_HTTP_POST, "/api/pull", false, api_ollama_pull, API_ROUTE_ADMIN},
-    {VD_HTTP_DELETE, "/api/delete", false, api_ollama_delete, API_ROUTE_ADMIN},
-    {VD_HTTP_POST, "/api/copy", false, api_ollama_copy, API_ROUTE_ADMIN},
+    {VD_HTTP_POST, "/api/pull", false, api_ollama_pull, API_ROUTE_ADMIN | API_ROUTE_LEADER},
+    {VD_HTTP_DELETE, "/api/delete", false, api_ollama_delete, API_ROUTE_ADMIN | API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/copy", false, api_ollama_copy, API_ROUTE_ADMIN | API_ROUTE_LEADER},
     /* vramd answering as OpenAI (api-openai.c) */
-    {VD_HTTP_POST, "/v1/chat/completions", false, api_openai_chat, 0},
-    {VD_HTTP_POST, "/v1/completions", false, api_openai_completions, 0},
-    {VD_HTTP_POST, "/v1/embeddings", false, api_openai_embeddings, 0},
+    {VD_HTTP_POST, "/v1/chat/completions", false, api_openai_chat, API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/v1/completions", false, api_openai_completions, API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/v1/embeddings", false, api_openai_embeddings, API_ROUTE_LEADER},
     {VD_HTTP_GET, "/v1/models", false, api_openai_models, 0},
     {VD_HTTP_GET, "/v1/models/", true, api_openai_model, 0},
 };
@@ -279,9 +287,22 @@ api_request_cb(struct vd_http_req *req, void *arg)
 	vd_http_router_cb(req, &api_router);
 }
 
-/* Who may call route (see the top of this file); answers 401 or 403 itself. */
+static bool api_admit_key(struct vd_http_req *req, const struct vd_http_route *route, void *arg);
+
+/* Who may call route, and whether this instance serves it: answers 401 or 403 itself, and
+ * on a cluster's follower 307 to the leader for what only the leader does. */
 static bool
 api_admit(struct vd_http_req *req, const struct vd_http_route *route, void *arg)
+{
+	struct daemon *d = arg;
+	if (!api_admit_key(req, route, arg))
+		return false;
+	return !((route->flags & API_ROUTE_LEADER) && cluster_redirect_to_leader(d->cluster, req));
+}
+
+/* Who may call route (see the top of this file); answers 401 or 403 itself. */
+static bool
+api_admit_key(struct vd_http_req *req, const struct vd_http_route *route, void *arg)
 {
 	struct daemon *d = arg;
 	if (d->keys == NULL || (route->flags & API_ROUTE_PUBLIC))

@@ -21,6 +21,8 @@ struct vd_http_req;
 #define API_ROUTE_ADMIN	 (1u << 1) /* an admin key needed */
 #define API_ROUTE_METRICS                                                                          \
 	(1u << 2) /* public, unless METRICS_REQUIRE_KEY asks for any key (GET /metrics) */
+/* Served by a cluster's leader only: a follower redirects it (cluster.h). */
+#define API_ROUTE_LEADER (1u << 3)
 
 /*
  * The server's request callback (arg is the daemon): checks who is asking (Host, Origin,
@@ -79,6 +81,7 @@ void api_jobs(struct vd_http_req *req, const char *path, void *arg);
 /* api-status.c */
 void api_stats(struct vd_http_req *req, const char *path, void *arg);
 void api_health(struct vd_http_req *req, const char *path, void *arg);
+void api_cluster(struct vd_http_req *req, const char *path, void *arg);
 void api_models(struct vd_http_req *req, const char *path, void *arg);
 
 /* api-gpu.c: the /api/gpu endpoints (docs/api.md "GPUs"). */

@@ -109,6 +109,17 @@ waiters_take(struct waiters *ix, int64_t seq)
 	return taken;
 }
 
+bool
+waiters_for(const struct waiters *ix, int64_t seq)
+{
+	if (ix->nbuckets == 0)
+		return false;
+	for (const struct waiter *w = ix->buckets[waiters_bucket(ix, seq)]; w != NULL; w = w->next)
+		if (w->seq == seq)
+			return true;
+	return false;
+}
+
 struct waiter *
 waiters_any(const struct waiters *ix)
 {

@@ -40,6 +40,8 @@ bool waiters_has(const struct waiter *w);
  * ->next (NULL when none), in no particular order. Only seq's bucket is looked at.
  */
 struct waiter *waiters_take(struct waiters *ix, int64_t seq);
+/* Whether anyone waits for seq (only seq's bucket is looked at). */
+bool waiters_for(const struct waiters *ix, int64_t seq);
 /* Any indexed waiter, or NULL when none (scans the buckets: for shutdown only). */
 struct waiter *waiters_any(const struct waiters *ix);
 

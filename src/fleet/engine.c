@@ -2288,6 +2288,11 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 				      "not by vramd",
 				      m->name, engine_place_name(m->gpu, place, sizeof(place)),
 				      (unsigned long long)(size_vram >> 20));
+			/* A cluster's follower only watches what the leader loads. */
+			if (!d->leading) {
+				free(what);
+				continue;
+			}
 			vd_log(ENGINE, "%s", what);
 			events_emit(gpu_policy_events(d->policy), "model_adopted",
 				    json_pack("{s:s,s:s,s:o,s:s}", "model", m->name, "server",
@@ -2299,12 +2304,14 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 			char *what = xasprintf(
 			    "%s is no longer loaded on %s although vramd did not unload it",
 			    m->name, e->node->url);
-			vd_warn(ENGINE, "%s", what);
+			if (d->leading) { /* a follower only watches the leader's unloads */
+				vd_warn(ENGINE, "%s", what);
+				events_emit(gpu_policy_events(d->policy), "model_gone",
+					    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
+						      e->node->url, "message", what));
+			}
 			if (m->running > 0)
 				engine_requeue_runs(e, m, "its server restarted");
-			events_emit(gpu_policy_events(d->policy), "model_gone",
-				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
-					      e->node->url, "message", what));
 			free(what);
 			m->residency = SCHED_UNLOADED;
 			m->unloaded_ms = now;

@@ -7,6 +7,7 @@
 #include "fleet.h"
 
 #include "backend.h"
+#include "cluster.h"
 #include "config.h"
 #include "daemon.h"
 #include "gpu.h"
@@ -41,6 +42,8 @@ struct fleet {
 	size_t nnodes;
 	struct event *kick_event;
 	struct event *tick;
+	bool started;	/* fleet_start: decisions run (a cluster's follower never starts) */
+	bool observing; /* fleet_observe: the nodes' monitors poll */
 	bool kick_requested;
 	/* Working memory of a decision, kept to avoid allocating each time. */
 	struct queue_model_summary *sums;
@@ -328,9 +331,6 @@ fleet_new(struct daemon *d, const struct fleet_hooks *hooks, struct fleet **out,
 	}
 	f->kick_event = event_new(d->base, -1, 0, fleet_kick_cb, f);
 	f->tick = event_new(d->base, -1, EV_PERSIST, fleet_decide_cb, f);
-	int64_t ms = config_int(d->config, CONFIG_SCHEDULER_LOOP_INTERVAL);
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-	event_add(f->tick, &tv);
 	*out = f;
 	return 0;
 }
@@ -338,9 +338,24 @@ fleet_new(struct daemon *d, const struct fleet_hooks *hooks, struct fleet **out,
 void
 fleet_start(struct fleet *f)
 {
+	if (f->started)
+		return;
+	f->started = true;
+	int64_t ms = config_int(f->d->config, CONFIG_SCHEDULER_LOOP_INTERVAL);
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	event_add(f->tick, &tv);
+	fleet_observe(f);
+	fleet_kick(f);
+}
+
+void
+fleet_observe(struct fleet *f)
+{
+	if (f->observing)
+		return;
+	f->observing = true;
 	for (size_t i = 0; i < f->nnodes; i++)
 		monitor_poll_now(f->nodes[i]->monitor);
-	fleet_kick(f);
 }
 
 void
@@ -371,7 +386,7 @@ fleet_free(struct fleet *f)
 void
 fleet_kick(struct fleet *f)
 {
-	if (f->kick_requested || f->kick_event == NULL)
+	if (f->kick_requested || !f->started)
 		return;
 	f->kick_requested = true;
 	event_active(f->kick_event, 0, 0);
@@ -651,6 +666,9 @@ fleet_decide_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct fleet *f = arg;
 	struct daemon *d = f->d;
+	/* A cluster's leader decides only while its lock is surely still its own. */
+	if (!cluster_may_act(d->cluster))
+		return;
 	int64_t now = vd_now_mono_ms();
 	size_t N = f->nnodes;
 	fleet_reserve(f, queue_model_count(d->queue));

@@ -38,8 +38,12 @@ struct fleet_hooks {
 int fleet_new(struct daemon *d, const struct fleet_hooks *hooks, struct fleet **out, char **cause);
 /* Stops every node; jobs in flight go back to queued in the store. */
 void fleet_free(struct fleet *f);
-/* Probes every node now. */
+/* Starts deciding (the scheduler's tick, kicks) and observing. Once; later calls do
+ * nothing. */
 void fleet_start(struct fleet *f);
+/* Starts only the nodes' monitors (/api/version, /api/tags, /api/ps): what a cluster's
+ * follower does, so it knows the models and what is loaded, and acts on nothing. */
+void fleet_observe(struct fleet *f);
 
 /* Runs the decision soon (once per loop turn at most). */
 void fleet_kick(struct fleet *f);

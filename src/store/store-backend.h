@@ -101,6 +101,11 @@ struct store_backend {
 	int (*counts)(struct store_db *db, store_count_row_cb *cb, void *arg, char **cause);
 	int (*reservations_load)(struct store_db *db, store_reservation_cb *cb, void *arg,
 				 char **cause);
+	/* Job seqs shared by several instances on one database: claims a block of seqs
+	 * and sets *first to its start (seq_block seqs). NULL: the one process owning the store
+	 * counts on from max_seq itself (SQLite). */
+	int (*claim_seqs)(struct store_db *db, int64_t *first, char **cause);
+	int64_t seq_block; /* how many seqs one claim gives */
 	void (*close)(struct store_db *db);
 };
 

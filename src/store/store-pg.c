@@ -38,7 +38,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STORE_PG_SCHEMA_VERSION 5
+#define STORE_PG_SCHEMA_VERSION 6
+/* Job seqs an instance claims from the shared sequence at once: one round trip per this
+ * many submissions. */
+#define STORE_PG_SEQ_BLOCK	256
+#define STORE_PG_SEQ_BLOCK_TEXT "256"
 /* Opening waits at most this long for the server (a URL's connect_timeout wins). */
 #define STORE_PG_CONNECT_TIMEOUT_S "10"
 /* The advisory lock the schema setup holds, so two vramd starting at once on one
@@ -172,6 +176,23 @@ static const struct {
     /* Where a job may run (issue 11); NULL for jobs from before, which the daemon gives
      * their model's default when it recovers them. */
     {5, "ALTER TABLE jobs ADD COLUMN placement TEXT;"},
+    /* Several instances on one database (issue 14; PostgreSQL's own, SQLite stays at 5):
+     * job seqs come from a sequence, each instance claiming STORE_PG_SEQ_BLOCK at a time;
+     * and every new job and every change of a job's status is announced on commit, for
+     * the leader's queue and the followers' long-polls (leader.h's channels). */
+    {6, "CREATE SEQUENCE vramd_job_seq INCREMENT BY " STORE_PG_SEQ_BLOCK_TEXT " MINVALUE 1;"
+	"SELECT setval('vramd_job_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), false);"
+	"CREATE FUNCTION vramd_jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  IF TG_OP = 'INSERT' THEN PERFORM pg_notify('vramd_job_submitted', NEW.id);"
+	"  ELSE PERFORM pg_notify('vramd_job_changed', NEW.id); END IF;"
+	"  RETURN NULL;"
+	" END $$;"
+	"CREATE TRIGGER jobs_submitted_notify AFTER INSERT ON jobs"
+	" FOR EACH ROW EXECUTE FUNCTION vramd_jobs_notify();"
+	"CREATE TRIGGER jobs_changed_notify AFTER UPDATE OF status ON jobs"
+	" FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)"
+	" EXECUTE FUNCTION vramd_jobs_notify();"},
 };
 
 /* One connection and whether its statements are prepared on it. */
@@ -665,6 +686,19 @@ store_pg_job_get(struct store_db *db, int64_t seq, const char *id, struct job **
 }
 
 static int
+store_pg_claim_seqs(struct store_db *db, int64_t *first, char **cause)
+{
+	/* The sequence's increment is the block (STORE_PG_SEQ_BLOCK_TEXT). */
+	PGresult *res = store_pg_read(db, NULL, "SELECT nextval('vramd_job_seq')", 0, NULL,
+				      "claim job seqs", cause);
+	if (res == NULL)
+		return -EIO;
+	*first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+static int
 store_pg_jobs_list(struct store_db *db, const struct store_query *q, store_job_cb *cb, void *arg,
 		   char **cause)
 {
@@ -732,5 +766,7 @@ const struct store_backend store_pg_backend = {
     .load_unfinished = store_pg_load_unfinished,
     .counts = store_pg_counts,
     .reservations_load = store_pg_reservations_load,
+    .claim_seqs = store_pg_claim_seqs,
+    .seq_block = STORE_PG_SEQ_BLOCK,
     .close = store_pg_close,
 };

@@ -48,6 +48,7 @@ struct store {
 	const struct store_backend *backend;
 	struct store_db *db; /* the backend's connections: writes on the writer thread */
 	int64_t next_seq;
+	int64_t seq_end; /* with claim_seqs: the end (exclusive) of the block claimed */
 
 	/* The loop's side: writes saved since the last flush, and the last ticket given. */
 	struct store_write *local, **local_tail;
@@ -208,12 +209,17 @@ store_open(const char *location, enum store_sync sync, struct store **out, char 
 	int rc = st->backend->open(location, sync, &st->db, &max_seq, cause);
 	if (rc < 0)
 		goto out_close;
-	st->next_seq = max_seq + 1;
+	/* A shared database gives seqs in blocks, claimed at the first submission. */
+	st->next_seq = st->backend->claim_seqs != NULL ? 0 : max_seq + 1;
 	rc = store_writer_start(st, cause);
 	if (rc < 0)
 		goto out_close;
-	vd_log(STORE, "opened %s (%s, commits on a writer thread), next job seq %lld",
-	       store_path(st), st->backend->name, (long long)st->next_seq);
+	if (st->backend->claim_seqs != NULL)
+		vd_log(STORE, "opened %s (%s, commits on a writer thread)", store_path(st),
+		       st->backend->name);
+	else
+		vd_log(STORE, "opened %s (%s, commits on a writer thread), next job seq %lld",
+		       store_path(st), st->backend->name, (long long)st->next_seq);
 	*out = st;
 	return 0;
 
@@ -265,8 +271,16 @@ store_path(const struct store *st)
 }
 
 int64_t
-store_next_seq(struct store *st)
+store_next_seq(struct store *st, char **cause)
 {
+	if (st->backend->claim_seqs != NULL && st->next_seq >= st->seq_end) {
+		int64_t first = 0;
+		int rc = st->backend->claim_seqs(st->db, &first, cause);
+		if (rc < 0)
+			return rc;
+		st->next_seq = first;
+		st->seq_end = first + st->backend->seq_block;
+	}
 	return st->next_seq++;
 }
 

@@ -65,9 +65,12 @@ void store_close(struct store *st);
  * logs. Borrowed, valid until store_close. */
 const char *store_path(const struct store *st);
 
-/* Hands out the next job sequence number (an in-memory counter that starts after the
- * largest seq in the database). Never returns the same number twice in a process. */
-int64_t store_next_seq(struct store *st);
+/* Hands out the next job sequence number: on SQLite an in-memory counter that starts
+ * after the largest seq in the database; on PostgreSQL from blocks claimed from a
+ * sequence shared by every instance on the database (one round trip per block), so
+ * several instances never hand out the same seq. Returns -errno with *cause when a block
+ * cannot be claimed (the server is down). */
+int64_t store_next_seq(struct store *st, char **cause);
 
 /*
  * Adds a write of job's whole row (status, request, metadata, result, error, times,

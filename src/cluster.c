@@ -1,0 +1,233 @@
+/*
+ * cluster.c: the daemon's side of several instances on one PostgreSQL store (see
+ * cluster.h). store/leader.c holds the lock and hears the notifications; this file turns
+ * them into the daemon's actions: lead (daemon_lead), take a job another instance
+ * accepted (daemon_take_job), wake long-polls for a job the leader changed
+ * (daemon_job_changed_elsewhere), stop when demoted.
+ */
+#include "cluster.h"
+
+#include "config.h"
+#include "daemon.h"
+#include "http-util.h"
+#include "httpd.h"
+#include "leader.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct cluster {
+	struct daemon *d;
+	struct leader *leader;
+	char *instance;
+	char *address; /* http://HOST:PORT where the others reach this instance */
+	bool leading;  /* between on_elected and the exit on demotion */
+};
+
+static void
+cluster_elected_cb(void *arg)
+{
+	struct cluster *c = arg;
+	c->leading = true;
+	vd_log(SYSTEM, "instance %s leads: taking over the fleet and the queue", c->instance);
+	daemon_lead(c->d);
+}
+
+static void
+cluster_demoted_cb(void *arg)
+{
+	struct cluster *c = arg;
+	if (!c->leading)
+		return;
+	c->leading = false;
+	/* Stopping is the one way to be sure nothing of this process acts again while
+	 * another instance leads; what ran here is re-queued by the next leader. */
+	vd_error(SYSTEM,
+		 "instance %s lost the leader lock (its database session ended): stopping so "
+		 "that two leaders never act; start it again to rejoin as a follower",
+		 c->instance);
+	daemon_stop(c->d, CLUSTER_EXIT_DEMOTED);
+}
+
+static void
+cluster_submitted_cb(const char *job_id, void *arg)
+{
+	struct cluster *c = arg;
+	if (c->leading)
+		daemon_take_job(c->d, job_id);
+}
+
+static void
+cluster_changed_cb(const char *job_id, void *arg)
+{
+	struct cluster *c = arg;
+	if (!c->leading)
+		daemon_job_changed_elsewhere(c->d, job_id);
+}
+
+/* HOST:PORT of LISTEN as the others can reach it: a wildcard address is replaced by this
+ * host's name. */
+static char *
+cluster_address(const char *listen)
+{
+	const char *colon = strrchr(listen, ':');
+	if (colon == NULL)
+		return xasprintf("http://%s", listen);
+	size_t hostlen = (size_t)(colon - listen);
+	if ((hostlen == 7 && strncmp(listen, "0.0.0.0", 7) == 0) || hostlen == 0 ||
+	    (hostlen == 4 && strncmp(listen, "[::]", 4) == 0)) {
+		char host[256] = "localhost";
+		gethostname(host, sizeof(host) - 1);
+		return xasprintf("http://%s%s", host, colon);
+	}
+	return xasprintf("http://%s", listen);
+}
+
+int
+cluster_open(struct daemon *d, struct cluster **out, char **cause)
+{
+	*out = NULL;
+	const char *store = config_str(d->config, CONFIG_STORE);
+	if (!vd_str_has_prefix(store, "postgresql://") && !vd_str_has_prefix(store, "postgres://"))
+		return 0;
+	struct cluster *c = xcalloc(1, sizeof(*c));
+	c->d = d;
+	c->address = cluster_address(config_str(d->config, CONFIG_LISTEN));
+	const char *id = config_str(d->config, CONFIG_INSTANCE_ID);
+	/* The default names the host and port, unique among instances that can reach
+	 * each other. */
+	c->instance = id[0] != '\0' ? xstrdup(id) : xstrdup(c->address + strlen("http://"));
+	struct leader_callbacks cb = {
+	    .on_elected = cluster_elected_cb,
+	    .on_demoted = cluster_demoted_cb,
+	    .on_job_submitted = cluster_submitted_cb,
+	    .on_job_changed = cluster_changed_cb,
+	};
+	struct leader_options opt = {
+	    .address = c->address + strlen("http://"),
+	    .takeover_ms = config_int(d->config, CONFIG_LEADER_TAKEOVER_S) * 1000,
+	};
+	int rc = leader_open(d->base, store, c->instance, &opt, &cb, c, &c->leader, cause);
+	if (rc < 0) {
+		cluster_free(c);
+		return rc;
+	}
+	vd_log(SYSTEM, "instance %s joins the cluster on %s as a follower", c->instance,
+	       store_path(d->store));
+	*out = c;
+	return 0;
+}
+
+void
+cluster_free(struct cluster *c)
+{
+	if (c == NULL)
+		return;
+	leader_close(c->leader);
+	free(c->instance);
+	free(c->address);
+	free(c);
+}
+
+bool
+cluster_is_follower(const struct cluster *c)
+{
+	return c != NULL && !c->leading;
+}
+
+bool
+cluster_may_act(const struct cluster *c)
+{
+	return c == NULL || (c->leading && leader_check(c->leader));
+}
+
+struct cluster_find {
+	const char *id;
+	char *address;
+};
+
+static void
+cluster_find_cb(const struct leader_instance *inst, void *arg)
+{
+	struct cluster_find *f = arg;
+	if (f->address == NULL && strcmp(inst->id, f->id) == 0 && inst->address[0] != '\0')
+		f->address = xstrdup(inst->address);
+}
+
+/* The leader's HOST:PORT as of the last listing (caller frees), or NULL. */
+static char *
+cluster_leader_address(const struct cluster *c)
+{
+	const char *id = leader_current(c->leader);
+	if (id == NULL)
+		return NULL;
+	struct cluster_find f = {id, NULL};
+	leader_instances(c->leader, cluster_find_cb, &f);
+	return f.address;
+}
+
+json_t *
+cluster_health_json(const struct cluster *c)
+{
+	if (c == NULL)
+		return NULL;
+	const char *leader = leader_current(c->leader);
+	char *address = cluster_leader_address(c);
+	json_t *o = json_pack("{s:s,s:s,s:o,s:o}", "instance", c->instance, "role",
+			      c->leading ? "leader" : "follower", "leader",
+			      leader != NULL ? json_string(leader) : json_null(), "leader_address",
+			      address != NULL ? json_string(address) : json_null());
+	free(address);
+	return o;
+}
+
+static void
+cluster_instance_cb(const struct leader_instance *inst, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:s,s:b,s:I}", "instance", inst->id,
+					     "address", inst->address, "role", inst->role,
+					     "holds_lock", inst->holds_lock, "last_seen_ms_ago",
+					     (json_int_t)inst->last_seen_age_ms));
+}
+
+json_t *
+cluster_json(const struct cluster *c)
+{
+	json_t *instances = json_array();
+	if (c == NULL)
+		return json_pack("{s:b,s:o}", "clustered", false, "instances", instances);
+	leader_instances(c->leader, cluster_instance_cb, instances);
+	json_t *o = cluster_health_json(c);
+	json_object_set_new(o, "clustered", json_true());
+	json_object_set_new(o, "instances", instances);
+	return o;
+}
+
+bool
+cluster_redirect_to_leader(const struct cluster *c, struct vd_http_req *req)
+{
+	if (!cluster_is_follower(c))
+		return false;
+	char *address = cluster_leader_address(c);
+	if (address == NULL) {
+		vd_http_req_set_header(req, "Retry-After", "1");
+		vd_http_reply_error(req, 503,
+				    "instance %s is a follower and no leader is known yet; retry "
+				    "shortly",
+				    c->instance);
+		return true;
+	}
+	const char *query = vd_http_req_query(req);
+	vd_http_set_header(req, "Location", "http://%s%s%s%s", address, vd_http_req_path(req),
+			   query != NULL ? "?" : "", query != NULL ? query : "");
+	vd_http_reply_error(
+	    req, 307, "instance %s is a follower: %s %s is served by the leader at http://%s",
+	    c->instance, vd_http_req_method_name(req), vd_http_req_path(req), address);
+	free(address);
+	return true;
+}

@@ -1,0 +1,61 @@
+/*
+ * cluster.h: several vramd instances on one PostgreSQL job store (issue 14).
+ *
+ * With STORE=postgresql://... every instance takes part in a leader election
+ * (store/leader.c). One instance, the leader, runs the fleet: the scheduler, the engine
+ * and the nodes' monitors, with every unfinished job of the store in its queue. The others,
+ * followers, accept submissions (committed to the shared store before their 202, then
+ * left to the leader, which the commit's notification wakes), answer job status and
+ * long-polls from the store (a job's change of status wakes them the same way) and the
+ * read-only views, and send what only the leader can do (front-door requests, cancels,
+ * model and GPU operations) to the leader with a 307 redirect.
+ *
+ * A leader that loses its lock (its database connection failed, the server restarted,
+ * the lock's session was terminated) stops at once: the process exits with status 75
+ * (EX_TEMPFAIL), so two leaders never act, and systemd's Restart= brings it back as a
+ * follower. The new leader re-queues what was in flight (at least once; attempts count).
+ *
+ * With SQLite (the default) there is no cluster: cluster_open leaves *out NULL, and every
+ * function here treats a NULL cluster as the one instance that always leads.
+ */
+#ifndef VRAMD_CLUSTER_H
+#define VRAMD_CLUSTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct cluster;
+struct daemon;
+struct vd_http_req;
+
+/* Exit status of a leader that lost its lock (EX_TEMPFAIL: start it again). */
+#define CLUSTER_EXIT_DEMOTED 75
+
+/*
+ * Joins the election when STORE is a PostgreSQL URL (else *out = NULL and 0). The
+ * instance starts as a follower; on election it calls daemon_lead(). Returns 0, or
+ * -errno with *cause (a bad INSTANCE_ID).
+ */
+int cluster_open(struct daemon *d, struct cluster **out, char **cause);
+void cluster_free(struct cluster *c);
+
+/* Whether this instance is a follower now (false without a cluster). */
+bool cluster_is_follower(const struct cluster *c);
+/* Whether this instance may act on the fleet now: no cluster, or it leads and the
+ * database cannot yet have given its lock to another (leader_check). */
+bool cluster_may_act(const struct cluster *c);
+
+/* {"instance", "role", "leader", "leader_address"} for GET /api/health; NULL without a
+ * cluster. */
+json_t *cluster_health_json(const struct cluster *c);
+/* GET /api/cluster's body: this instance and every instance of the last listing. */
+json_t *cluster_json(const struct cluster *c);
+
+/*
+ * On a follower: answers req with 307 to the same path on the leader (503 with
+ * Retry-After when no leader is known) and returns true. False on the leader, or without
+ * a cluster: the caller serves the request itself.
+ */
+bool cluster_redirect_to_leader(const struct cluster *c, struct vd_http_req *req);
+
+#endif

@@ -1,0 +1,193 @@
+"""Several vramd instances on one PostgreSQL store (issue 14), against one ollama-sim: one
+leader runs the fleet, every instance accepts jobs and answers their status and
+long-polls, a follower sends front-door requests to the leader, and when the leader is
+killed with -9 another takes over with no accepted job lost.
+
+A real PostgreSQL is started for the test (tests/pgserver.py)."""
+
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+from harness import http, http_json, run_tests, start_sim, wait_until  # noqa: E402
+from pgserver import PgServer  # noqa: E402
+from vramd_harness import start_vramd  # noqa: E402
+
+PG = None
+TAKEOVER_S = 3
+
+
+def setup_module():
+    global PG
+    PG = PgServer().start()
+
+
+def teardown_module():
+    if PG is not None:
+        PG.stop()
+
+
+def start_instances(sim, url, n):
+    return [start_vramd(sim, "--store", url, "--leader-takeover", TAKEOVER_S,
+                        "--instance-id", "i%d" % i) for i in range(n)]
+
+
+def role(v):
+    try:
+        status, body = v.get("/api/health", timeout=5)
+    except OSError:
+        return None
+    return body.get("cluster", {}).get("role") if status == 200 else None
+
+
+def wait_leader(instances, timeout=30):
+    """The one instance that says it leads, once exactly one does."""
+    found = []
+
+    def one():
+        found[:] = [v for v in instances if role(v) == "leader"]
+        return len(found) == 1
+    wait_until(one, timeout=timeout, what="exactly one leader")
+    return found[0]
+
+
+def stop_all(sim, instances):
+    for v in instances:
+        v.stop()
+    sim.stop()
+
+
+def test_one_leader_and_jobs_through_every_instance():
+    url = PG.create_database("cluster1")
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
+    instances = start_instances(sim, url, 3)
+    try:
+        leader = wait_leader(instances)
+        followers = [v for v in instances if v is not leader]
+        assert all(role(v) == "follower" for v in followers)
+        # Every instance lists the three, and agrees which leads.
+        for v in instances:
+            wait_until(lambda: len(v.get("/api/cluster")[1]["instances"]) == 3,
+                       what="three instances listed")
+            body = v.get("/api/cluster")[1]
+            assert body["leader"] == leader.get("/api/health")[1]["cluster"]["instance"], body
+            assert sum(1 for i in body["instances"] if i["holds_lock"]) == 1, body
+        models = ["qwen2.5:0.5b", "smollm:360m", "tinyllama:1.1b"]
+        ids = []
+        for i in range(60):
+            v = instances[i % 3]
+            ids.append(v.submit_ok({"model": models[i % 3], "prompt": "hi %d" % i,
+                                    "options": {"num_predict": 4}}))
+        assert len(set(ids)) == 60, "job ids collide across instances"
+        # Status from any instance; each job ran exactly once.
+        for i, jid in enumerate(ids):
+            job = instances[(i + 1) % 3].wait_final(jid, timeout=120)
+            assert job["status"] == "complete", job
+            assert job["attempts"] == 1, job
+        stats = followers[0].stats()
+        assert stats["jobs"]["by_status"]["complete"] == 60, stats["jobs"]
+    finally:
+        stop_all(sim, instances)
+
+
+def test_follower_long_poll_and_redirects():
+    url = PG.create_database("cluster2")
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=50)
+    instances = start_instances(sim, url, 2)
+    try:
+        leader = wait_leader(instances)
+        follower = [v for v in instances if v is not leader][0]
+        jid = follower.submit_ok({"model": "qwen2.5:0.5b", "prompt": "hi",
+                                  "options": {"num_predict": 40}})
+        t0 = time.monotonic()
+        status, job = follower.get("/api/job/%s?wait=60" % jid, timeout=90)
+        waited = time.monotonic() - t0
+        assert status == 200 and job["status"] == "complete", (status, job)
+        assert waited < 30, waited
+        # What only the leader does is sent there.
+        status, headers, body = http("POST", follower.url + "/api/generate",
+                                     json_body={"model": "qwen2.5:0.5b", "prompt": "x"})
+        assert status == 307, (status, body)
+        assert headers["location"] == leader.url + "/api/generate", headers
+        status, body = http_json("POST", follower.url + "/api/models/unload",
+                                 json_body={"model": "qwen2.5:0.5b"})
+        assert status == 307 and "leader" in body["error"], (status, body)
+        # Cancelling a queued job on a follower: redirected too; a final one is 409 here.
+        status, body = http_json("DELETE", follower.url + "/api/job/" + jid)
+        assert status == 409, (status, body)
+    finally:
+        stop_all(sim, instances)
+
+
+def test_leader_killed_under_load_loses_nothing():
+    kills = int(os.environ.get("VRAMD_CLUSTER_KILLS", "3"))
+    url = PG.create_database("cluster3")
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
+    instances = start_instances(sim, url, 3)
+    accepted = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def submitter():
+        rng = random.Random(7)
+        n = 0
+        while not stop.is_set():
+            with lock:
+                live = [v for v in instances if v.proc.alive()]
+            v = rng.choice(live)
+            try:
+                status, body = v.submit({"model": rng.choice(["qwen2.5:0.5b", "smollm:360m"]),
+                                         "prompt": "p%d" % n, "options": {"num_predict": 3}},
+                                        timeout=10)
+            except OSError:
+                continue  # the instance died under it: not accepted
+            if status == 202:
+                accepted.append(body["job_id"])
+                n += 1
+            time.sleep(0.02)
+
+    t = threading.Thread(target=submitter)
+    t.start()
+    takeovers = []
+    try:
+        leader = wait_leader(instances)
+        for k in range(kills):
+            time.sleep(1.5)
+            idx = instances.index(leader)
+            os.kill(leader.proc.pid, signal.SIGKILL)
+            leader.proc.popen.wait()
+            t0 = time.monotonic()
+            with lock:
+                survivors = [v for v in instances if v is not leader]
+            leader = wait_leader(survivors, timeout=TAKEOVER_S * 4)
+            takeovers.append(time.monotonic() - t0)
+            # The killed one comes back (as systemd would restart it) as a follower.
+            with lock:
+                instances[idx] = start_vramd(None, "--store", url, "--leader-takeover",
+                                             TAKEOVER_S, "--instance-id", "i%d-%d" % (idx, k),
+                                             "--ollama", sim.url)
+        time.sleep(1)
+    finally:
+        stop.set()
+        t.join()
+    try:
+        print("accepted %d jobs; takeovers (s): %s" %
+              (len(accepted), ", ".join("%.2f" % x for x in takeovers)))
+        assert len(accepted) > 50, len(accepted)
+        assert max(takeovers) < TAKEOVER_S * 2, takeovers
+        any_v = instances[0]
+        for jid in accepted:
+            job = any_v.wait_final(jid, timeout=180)
+            assert job["status"] == "complete", job
+    finally:
+        stop_all(sim, instances)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
