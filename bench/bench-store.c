@@ -31,8 +31,8 @@ bench_run(const char *dir, enum store_sync sync, int batch, int jobs)
 					"Summarise the following paragraph in one sentence.",
 					"options", "temperature", 0.7, "num_predict", 128);
 		json_t *meta = json_pack("{s:s,s:i}", "client", "bench", "n", i);
-		struct job *job = job_new(store_next_seq(st, NULL), "llama3.2:latest", JOB_KIND_GENERATE,
-					  (enum job_priority)(i % 3), req, meta);
+		struct job *job = job_new(store_next_seq(st, NULL), "llama3.2:latest",
+					  JOB_KIND_GENERATE, (enum job_priority)(i % 3), req, meta);
 		job->submitted_at_ms = vd_now_wall_ms();
 		if (store_job_save(st, job, &cause) < 0) {
 			fprintf(stderr, "bench-store: %s\n", cause);

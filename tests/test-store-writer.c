@@ -64,8 +64,8 @@ teardown(void **state)
 static struct job *
 new_job(struct store *st, const char *model)
 {
-	struct job *job = job_new(store_next_seq(st, NULL), model, JOB_KIND_GENERATE, JOB_PRIO_NORMAL,
-				  json_pack("{s:s}", "prompt", "hello"), NULL);
+	struct job *job = job_new(store_next_seq(st, NULL), model, JOB_KIND_GENERATE,
+				  JOB_PRIO_NORMAL, json_pack("{s:s}", "prompt", "hello"), NULL);
 	job->submitted_at_ms = 1700000000000;
 	return job;
 }
