@@ -23,7 +23,7 @@ check_owner() { # header-regex allowed-files-regex what
 	fi
 }
 check_owner 'sqlite3\.h' '^src/store/store-sqlite\.c$' 'sqlite3.h'
-check_owner 'libpq-fe\.h' '^src/store/store-pg\.c$' 'libpq-fe.h'
+check_owner 'libpq-fe\.h' '^src/store/(store-pg|leader)\.c$' 'libpq-fe.h'
 check_owner 'curl/' '^src/fleet/httpc\.c$' 'curl/curl.h'
 check_owner 'dlfcn\.h' '^src/gpu/gpu-nvml\.c$' 'dlfcn.h (NVML loading)'
 check_owner 'systemd/' '^src/service\.c$' 'systemd/sd-daemon.h'
