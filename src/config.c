@@ -308,11 +308,12 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 	[CONFIG_DYNAMIC_LOADING_ENABLED] = {"DYNAMIC_LOADING_ENABLED", "DYNAMIC_LOADING_ENABLED",
 		"--dynamic-loading", CONFIG_TYPE_BOOL, "true", 0, 0, NULL, "", true,
 		"false: only the PIN_MODELS are loaded; a job for any other model is refused at "
-		"submission with a message saying so (seed 004)."},
+		"submission with a message saying so, and PREWARM loads none (seed 004)."},
 	[CONFIG_MODEL_CACHE_SIZE] = {"MODEL_CACHE_SIZE", "MODEL_CACHE_SIZE", "--model-cache-size",
 		CONFIG_TYPE_INT, "0", 0, 1000, NULL, "models", true,
-		"Models resident per GPU (seed 004): a node holds at most this many times its GPUs "
-		"(at least one), or MAX_LOADED_MODELS when that is lower; 0 = no cap of its own."},
+		"Models resident on each GPU at most (seed 004): a GPU holding this many takes no "
+		"further load while another GPU may, else an idle model there is unloaded first "
+		"(MAX_LOADED_MODELS still caps the node); 0 = no cap of its own."},
 	[CONFIG_SCHEDULER_STRATEGY] = {"SCHEDULER_STRATEGY", "SCHEDULER_STRATEGY",
 		"--scheduler-strategy", CONFIG_TYPE_ENUM, "demand_based", 0, 0, "demand_based", "",
 		false,

@@ -42,6 +42,13 @@ struct sched_config {
 					   likely to be asked for next, never evicting for it */
 	uint64_t host_memory_min_bytes; /* HOST_MEMORY_MIN_MB: below this much available
 					   host memory, idle CPU models are unloaded; 0 = off */
+	/* Added for seed 004's keys (zero: off, the behaviour before): */
+	int max_models_per_gpu; /* MODEL_CACHE_SIZE: models resident on one GPU at most (a
+				   split model counts on each GPU, an unloading one until it
+				   is gone); a GPU at it takes no load while another GPU may,
+				   else an idle model on a full GPU is unloaded; 0 = no cap */
+	bool pinned_only;	/* DYNAMIC_LOADING_ENABLED=false: pre-warm loads only pinned
+				   models (so, in practice, none: the pinned are wanted) */
 };
 
 struct sched_gpu {

@@ -1640,6 +1640,10 @@ engine_sched_config(struct engine *e, struct sched_config *cfg)
 	    .priority_aging_ms = config_int(c, CONFIG_PRIORITY_AGING_S) * 1000,
 	    .prewarm = config_bool(c, CONFIG_PREWARM),
 	    .host_memory_min_bytes = (uint64_t)config_int(c, CONFIG_HOST_MEMORY_MIN_MB) * VD_MIB,
+	    /* Seed 004: MODEL_CACHE_SIZE is per GPU; DYNAMIC_LOADING_ENABLED=false keeps
+	     * pre-warm to the pinned models. */
+	    .max_models_per_gpu = (int)config_int(c, CONFIG_MODEL_CACHE_SIZE),
+	    .pinned_only = !config_bool(c, CONFIG_DYNAMIC_LOADING_ENABLED),
 	};
 	/* Ollama 0.30+ keeps ENGINE_FIT_RESERVE free on each GPU and spills to the CPU what
 	 * would eat into it: planning with a smaller margin only produces spills. */
@@ -1896,10 +1900,6 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		dec->own_pending[g] = dec->gpus[g].pending_bytes;
 	if (cfg->max_loaded_models == 0) /* Ollama's default: 3 per GPU */
 		cfg->max_loaded_models = 3 * (int)(ngpus > 0 ? ngpus : 1);
-	/* MODEL_CACHE_SIZE (seed 004): models per GPU, as a cap on the node's total. */
-	int64_t per_gpu = config_int(d->config, CONFIG_MODEL_CACHE_SIZE);
-	if (per_gpu > 0 && per_gpu * (int64_t)(ngpus > 0 ? ngpus : 1) < cfg->max_loaded_models)
-		cfg->max_loaded_models = (int)(per_gpu * (int64_t)(ngpus > 0 ? ngpus : 1));
 	engine_size_kv_caches(e, dec->gpus, ngpus);
 	/* After the KV tier, which follows the GPUs' real size as Ollama's does. */
 	for (size_t g = 0; g < ngpus; g++)
