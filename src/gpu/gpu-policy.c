@@ -62,7 +62,6 @@ struct gpu_policy {
 	struct policy_gpu gpus[GPU_MAX_DEVICES];
 	struct gpu_reservation *res;
 	size_t nres;
-	int64_t default_ttl_s;
 };
 
 static struct policy_gpu *
@@ -521,13 +520,7 @@ gpu_policy_reservation_at(const struct gpu_policy *p, size_t i)
 int64_t
 gpu_policy_default_ttl_s(const struct gpu_policy *p)
 {
-	return p->default_ttl_s;
-}
-
-void
-gpu_policy_set_default_ttl_s(struct gpu_policy *p, int64_t ttl_s)
-{
-	p->default_ttl_s = ttl_s;
+	return config_int(p->d->config, CONFIG_RESERVATION_DEFAULT_TTL_S);
 }
 
 static void
@@ -829,7 +822,6 @@ gpu_policy_new(struct daemon *d)
 {
 	struct gpu_policy *p = xcalloc(1, sizeof(*p));
 	p->d = d;
-	p->default_ttl_s = 3600;
 	p->events = events_new(d->base, d->httpc, d->config);
 	char *cause = NULL;
 	int n = store_reservations_load(d->store, policy_load_cb, p, &cause);

@@ -111,8 +111,8 @@ int gpu_policy_release(struct gpu_policy *p, const char *id, struct gpu_reservat
 /* Whether id is 1-64 characters of A-Za-z0-9._- */
 bool gpu_reservation_id_is_valid(const char *id);
 
-/* reservation_default_ttl_s of the GPU config (runtime only; default 3600). */
+/* The ttl of a reservation that gives none: RESERVATION_DEFAULT_TTL_S
+ * (reservation_default_ttl_s in PUT /api/gpu/config). */
 int64_t gpu_policy_default_ttl_s(const struct gpu_policy *p);
-void gpu_policy_set_default_ttl_s(struct gpu_policy *p, int64_t ttl_s);
 
 #endif
