@@ -302,9 +302,10 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"POSTs; not changeable through the API."},
 	[CONFIG_TEMP_SHUTDOWN_C] = {"TEMP_SHUTDOWN_C", NULL, "--temp-shutdown", CONFIG_TYPE_INT,
 		"0", 0, 150, NULL, "C", true,
-		"Seed 002's temp_critical (90 there), the shutdown-side bound: when set it must be "
-		"above TEMP_CRITICAL_C; it changes no decision, since a GPU is CRITICAL (no new "
-		"work) from TEMP_CRITICAL_C on (0: not set)."},
+		"Seed 002's temp_critical (90 there): at or above it a GPU is SHUTDOWN: its jobs "
+		"are stopped and queued again, vramd's models there unloaded, and nothing is "
+		"placed there until it is below TEMP_CRITICAL_C; must be above TEMP_CRITICAL_C "
+		"(0: no such state)."},
 	[CONFIG_GPU_MEMORY_FRACTION] = {"GPU_MEMORY_FRACTION", "GPU_MEMORY_FRACTION",
 		"--gpu-memory-fraction", CONFIG_TYPE_DOUBLE, "1.0", 0.01, 1, NULL, "", true,
 		"Share of each GPU's memory vramd may fill with its models, beside reservations "

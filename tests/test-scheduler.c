@@ -1043,6 +1043,11 @@ random_world(struct world *w, uint64_t *seed)
 	w->snap.cpu_total_bytes = (vd_rand64(seed) % 2) * 64 * GIB;
 	w->cfg.max_models_per_gpu = vd_rand64(seed) % 3 == 0 ? 1 + (int)(vd_rand64(seed) % 3) : 0;
 	w->cfg.pinned_only = vd_rand64(seed) % 4 == 0;
+	for (size_t g = 0; g < w->ngpus; g++)
+		if (vd_rand64(seed) % 8 == 0) {
+			w->gpus[g].shutdown = true;
+			w->gpus[g].available = false;
+		}
 }
 
 /* How urgent a model's next job is, as the rules say (written here from the rules, not
@@ -1079,11 +1084,22 @@ model_urgency(const struct world *w, size_t i)
 }
 
 /* Plans keep their invariants on random snapshots. */
+/* Whether m sits on a GPU in shutdown (a split model: on any), from the rule. */
+static bool
+model_on_shutdown_gpu(const struct world *w, const struct sched_model *m)
+{
+	for (size_t g = 0; g < w->ngpus; g++)
+		if (w->gpus[g].shutdown && (m->gpu == w->gpus[g].id || m->gpu == SCHED_GPU_SPLIT))
+			return true;
+	return false;
+}
+
 static void
 test_invariants_random(void **state)
 {
 	uint64_t seed = 42;
 	int prewarms = 0, host_unloads = 0, deadline_orders = 0, cpu_loads = 0, capped = 0;
+	int evacuated = 0;
 
 	(void)state;
 	for (int round = 0; round < 2000; round++) {
@@ -1122,6 +1138,11 @@ test_invariants_random(void **state)
 			switch (a->type) {
 			case SCHED_ACTION_UNLOAD:
 				assert_int_equal(m->residency, SCHED_LOADED);
+				if (a->reason == SCHED_REASON_SHUTDOWN) {
+					evacuated++;
+					assert_true(model_on_shutdown_gpu(&w, m));
+					break;
+				}
 				assert_int_equal(m->running, 0);
 				make_room = make_room || a->reason == SCHED_REASON_MAKE_ROOM;
 				if (a->reason == SCHED_REASON_MAKE_ROOM ||
@@ -1212,6 +1233,11 @@ test_invariants_random(void **state)
 			}
 			prev = a;
 		}
+		/* Every loaded model on a GPU in shutdown leaves it, whatever it does. */
+		for (size_t i = 0; i < w.nmodels; i++)
+			if (w.models[i].residency == SCHED_LOADED &&
+			    model_on_shutdown_gpu(&w, &w.models[i]))
+				assert_true(seen[i]);
 		/* Pre-warm never evicts; CPU loads leave HOST_MEMORY_MIN_MB available. */
 		assert_false(prewarm && make_room);
 		if (w.snap.cpu_total_bytes > 0 && cpu_loaded > 0)
@@ -1225,6 +1251,7 @@ test_invariants_random(void **state)
 	assert_true(deadline_orders > 0);
 	assert_true(cpu_loads > 0);
 	assert_true(capped > 0);
+	assert_true(evacuated > 0);
 }
 
 static void
@@ -2367,6 +2394,57 @@ test_prewarm_pinned_only(void **state)
 	world_cleanup(&w);
 }
 
+/* A GPU in shutdown (TEMP_SHUTDOWN_C): every loaded model on it is unloaded at once,
+ * with jobs running, queued, or pinned; nothing loads or dispatches there; the jobs'
+ * model loads on the other GPU. A loading model is left to finish (unloaded next). */
+static void
+test_shutdown_evacuates(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	size_t g0 = gpu_add(&w, 0, 24 * GIB);
+	size_t g1 = gpu_add(&w, 1, 24 * GIB);
+	size_t a = model_add(&w, "a", 2 * GIB);
+	size_t b = model_add(&w, "b", 2 * GIB);
+	size_t c = model_add(&w, "c", 2 * GIB);
+	size_t d = model_add(&w, "d", 2 * GIB);
+	model_loaded(&w, a, g0, NOW - 10);
+	w.models[a].running = 2;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 3, NOW - 100);
+	model_loaded(&w, b, g0, NOW - 10);
+	w.models[b].pinned = true;
+	w.models[b].wanted = true;
+	model_loaded(&w, c, g1, NOW - 10);
+	w.models[d].residency = SCHED_LOADING;
+	w.models[d].gpu = 0;
+	w.gpus[g0].free_bytes -= 2 * GIB;
+
+	/* Not in shutdown: a dispatches. */
+	decide(&w);
+	expect_n(&w, 0); /* a is at its cap of 2 */
+
+	w.gpus[g0].shutdown = true;
+	w.gpus[g0].available = false;
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_SHUTDOWN);
+	expect(&w, 1, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_SHUTDOWN);
+
+	/* Once they are gone (the engine requeued a's two runs), a loads on GPU 1. */
+	w.models[a].residency = SCHED_UNLOADED;
+	w.models[a].running = 0;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 5, NOW - 100);
+	w.models[b].residency = SCHED_UNLOADED;
+	w.gpus[g0].free_bytes += 4 * GIB;
+	w.models[d].residency = SCHED_LOADED; /* its load ended: it goes too */
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, d, 0, 0, SCHED_REASON_SHUTDOWN);
+	expect(&w, 1, SCHED_ACTION_LOAD, a, 1, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
 int
 main(void)
 {
@@ -2418,6 +2496,7 @@ main(void)
 	    cmocka_unit_test(test_starving_oldest_first),
 	    cmocka_unit_test(test_model_cache_per_gpu),
 	    cmocka_unit_test(test_prewarm_pinned_only),
+	    cmocka_unit_test(test_shutdown_evacuates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -292,13 +292,13 @@ api_gpu_json(struct daemon *d, const struct gpu_device *dev, bool full)
 	return o;
 }
 
+/* The rank of a state name in thermal.h's order (OPTIMAL .. SHUTDOWN, UNAVAILABLE last):
+ * the overall state is the worst. */
 static int
 api_gpu_state_rank(const char *state)
 {
-	static const char *const order[] = {"OPTIMAL", "NORMAL", "THROTTLED", "CRITICAL",
-					    "UNAVAILABLE"};
-	for (int i = 0; i < 5; i++)
-		if (strcmp(order[i], state) == 0)
+	for (int i = 0; i < THERMAL_NSTATES; i++)
+		if (strcmp(thermal_state_name((enum thermal_state)i), state) == 0)
 			return i;
 	return 0;
 }

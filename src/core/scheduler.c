@@ -5,6 +5,8 @@
  * between calls is the plan's scratch memory, which never influences a decision.
  *
  * The decision, in order (docs/scheduling.md has the long version):
+ *   0. Shutdown: every loaded model on a GPU in shutdown (TEMP_SHUTDOWN_C) is unloaded,
+ *      busy or pinned alike; the caller stops and requeues its jobs first.
  *   1. Keep-alive: idle models (LOADED, nothing running or queued) unused for
  *      keep_alive_ms are unloaded, and idle models that spilled to the CPU at once
  *      (where the CPU is allowed, only when a GPU has room for all of it now).
@@ -44,7 +46,9 @@
  * Invariants: a plan never commits more memory on a GPU than
  * free - pending - reserved - margin (each load or claim lowers the GPU's headroom in
  * the plan); a model with running jobs, or a LOADING / UNLOADING one, is never
- * unloaded; an empty plan means nothing can progress until the snapshot changes.
+ * unloaded, except that a LOADED model on a GPU in shutdown (gpu.shutdown) always is,
+ * whatever runs or waits: its GPU must cool, and the caller requeues its jobs; an empty plan means
+ * nothing can progress until the snapshot changes.
  *
  * Caller: the engine's loop (on every event and every SCHEDULER_LOOP_INTERVAL);
  * tests/test-scheduler.c and bench/bench-scheduler.c on hand-made snapshots.
@@ -1210,6 +1214,39 @@ sched_relieve_host(const struct sched_snapshot *snap, struct sched_plan *plan,
 	}
 }
 
+/* Whether model m sits on a GPU in shutdown (for a split model: any of the server's). */
+static bool
+sched_model_on_shutdown_gpu(const struct sched_snapshot *snap, const struct sched_mstate *ms,
+			    const struct sched_model *m)
+{
+	if (m->gpu == SCHED_GPU_SPLIT) {
+		for (size_t g = 0; g < snap->ngpus; g++)
+			if (snap->gpus[g].shutdown)
+				return true;
+		return false;
+	}
+	return ms->gpu_index >= 0 && snap->gpus[ms->gpu_index].shutdown;
+}
+
+/*
+ * Step 0, shutdown: every loaded model on a GPU in shutdown is unloaded now, busy,
+ * pinned or wanted alike, so the GPU cools; its jobs go back to the queue (the caller
+ * stops them) and load elsewhere or once the GPU is usable again.
+ */
+static void
+sched_evacuate(const struct sched_snapshot *snap, struct sched_plan *plan, struct sched_scratch *s)
+{
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		struct sched_mstate *ms = &s->models[i];
+		if (m->residency != SCHED_LOADED || !sched_model_on_shutdown_gpu(snap, ms, m))
+			continue;
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0, SCHED_REASON_SHUTDOWN);
+		ms->gone = true;
+		ms->frozen = true;
+	}
+}
+
 /* Steps 1 and 2: keep-alive expiry, reservations and memory pressure (GPU and host), and
  * relocation off paused or lost GPUs. */
 static void
@@ -1222,6 +1259,8 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		const struct sched_model *m = &snap->models[i];
 		struct sched_mstate *ms = &s->models[i];
 
+		if (ms->gone)
+			continue; /* sched_evacuate took it */
 		if (m->residency == SCHED_LOADED && m->unload_requested) {
 			ms->frozen = true;
 			if (m->running > 0)
@@ -1255,7 +1294,7 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		int best = -1;
 
 		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued == 0 ||
-		    m->gpu == SCHED_GPU_CPU)
+		    m->gpu == SCHED_GPU_CPU || ms->gone)
 			continue;
 		if (ms->gpu_index >= 0 && s->gpus[ms->gpu_index].usable)
 			continue;
@@ -1454,6 +1493,7 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 		if (m->residency != SCHED_UNLOADED && (m->running > 0 || s->models[i].queued > 0))
 			s->resident_busy = true;
 	}
+	sched_evacuate(snap, plan, s);
 	sched_unload_idle(snap, plan, s);
 	sched_move_misplaced(snap, plan, s);
 
@@ -1567,6 +1607,8 @@ sched_reason_name(enum sched_reason reason)
 		return "prewarm";
 	case SCHED_REASON_HOST_MEMORY:
 		return "host_memory";
+	case SCHED_REASON_SHUTDOWN:
+		return "gpu_shutdown";
 	}
 	return "unknown";
 }

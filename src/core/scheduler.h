@@ -62,6 +62,10 @@ struct sched_gpu {
 	/* Added later (zero when a caller does not set it): memory the driver keeps for itself
 	 * (NVML's reserved), never free, so never counted as room a model could ever have. */
 	uint64_t driver_reserved_bytes;
+	/* Added for TEMP_SHUTDOWN_C (zero: no): the GPU is too hot to use at all (it is not
+	 * available either). Every model of ours on it is unloaded at once, with its jobs
+	 * running: the engine stops them and puts them back in the queue first. */
+	bool shutdown;
 };
 
 enum sched_residency {
@@ -177,6 +181,9 @@ enum sched_reason {
 				     likely to be asked for next (config.prewarm) */
 	SCHED_REASON_HOST_MEMORY, /* unload: an idle CPU model, host memory is below
 				     host_memory_min_bytes */
+	SCHED_REASON_SHUTDOWN,	  /* unload: its GPU (or one GPU of its split) is SHUTDOWN;
+				     even with jobs running (the engine requeues them first),
+				     pinned or with jobs queued */
 };
 
 struct sched_action {

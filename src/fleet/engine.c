@@ -219,6 +219,8 @@ static void engine_unload_cb(const struct backend_status *st, void *arg);
 static uint64_t engine_model_vram(const struct engine *e, const struct engine_model *m);
 static int64_t engine_auto_ctx(const struct engine *e, const struct engine_model *m);
 static void engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram);
+static size_t engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why,
+				  bool counted);
 static char *engine_model_waiting_reason(const struct engine *e, const char *name);
 
 static int64_t
@@ -709,6 +711,7 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 		g->available = dev->state == GPU_DEVICE_AVAILABLE && mem_known;
 		if (engine_gpus_are_local(e)) {
 			g->available = g->available && gpu_policy_accepts_work(d->policy, g->id);
+			g->shutdown = gpu_policy_is_shutdown(d->policy, g->id);
 			g->speed = gpu_policy_speed(d->policy, g->id);
 			g->reserved_bytes = gpu_policy_reserved_bytes(d->policy, g->id);
 		}
@@ -1546,6 +1549,17 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			       sched_reason_name(a->reason));
 			if (a->reason == SCHED_REASON_HOST_MEMORY)
 				engine_host_pressure_event(e, m, snap);
+			/* Its GPU reached TEMP_SHUTDOWN_C: its runs stop and wait in the queue
+			 * for another GPU or for this one to cool. */
+			if (a->reason == SCHED_REASON_SHUTDOWN && m->running > 0) {
+				int running = m->running;
+				size_t n = engine_requeue_runs(
+				    e, m, "its GPU reached TEMP_SHUTDOWN_C", false);
+				vd_warn(ENGINE,
+					"%s%s: GPU %d reached TEMP_SHUTDOWN_C: %d running jobs "
+					"stopped, %zu requeued; unloading it",
+					e->tag, m->name, m->gpu, running, n);
+			}
 			engine_ops_unloading(e, m, a->reason);
 			/* A guess that went unused, or a user's unload, is not repeated until
 			 * a job asks for the model (else pre-warm and keep-alive would take
@@ -2117,15 +2131,19 @@ engine_fail_placement(struct engine *e, const char *name, enum job_placement pla
 
 /* --- Reconciling with /api/ps ----------------------------------------------------------- */
 
-/* Puts the jobs running on m back at the head of the queue (its server restarted: their
- * connections are dead, or soon will be). Each attempt was counted at dispatch; a job
- * out of attempts fails. */
-static void
-engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
+/* Puts the jobs running on m back at the head of the queue, their transfers aborted: its
+ * server restarted (their connections are dead, or soon will be), or its GPU reached
+ * TEMP_SHUTDOWN_C. With counted, the attempt counted at dispatch stays and a job out of
+ * attempts fails; without (a GPU shutdown: not the job's fault), the stopped run is not
+ * counted, so no job fails for it. A job whose client already got part of an answer
+ * cannot run again and fails either way. Returns the jobs requeued. */
+static size_t
+engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why, bool counted)
 {
 	struct daemon *d = e->d;
 	struct engine_run **p = &e->runs;
 	int64_t now = engine_now();
+	size_t requeued = 0;
 	while (*p != NULL) {
 		struct engine_run *run = *p;
 		if (run->model != m) {
@@ -2138,23 +2156,29 @@ engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
 		m->running--;
 		job->engine_transfer = NULL;
 		job->run_ms = now - run->started_mono_ms;
-		if (job->attempts >= ENGINE_MAX_ATTEMPTS || !engine_job_can_rerun(job)) {
+		if ((counted && job->attempts >= ENGINE_MAX_ATTEMPTS) ||
+		    !engine_job_can_rerun(job)) {
 			char *msg = xasprintf("%s after %d attempts", why, job->attempts);
 			job_finish(job, JOB_FAILED, NULL, msg, vd_now_wall_ms());
 			free(msg);
 			e->counters.failed++;
 		} else {
-			vd_warn(ENGINE, "%sjob %s attempt %d on %s: %s; requeued", m->engine->tag,
-				job->id, job->attempts, m->name, why);
+			vd_warn(ENGINE, "%sjob %s attempt %d on %s: %s; requeued%s", m->engine->tag,
+				job->id, job->attempts, m->name, why,
+				counted ? "" : " (the attempt is not counted)");
+			if (!counted && job->attempts > 0)
+				job->attempts--;
 			e->counters.retries++;
 			job->status = JOB_QUEUED;
 			job->enqueued_mono_ms = now;
 			queue_push_front(d->queue, job);
+			requeued++;
 		}
 		e->hooks.job_changed(job, e->hooks.arg);
 		job_unref(job);
 		free(run);
 	}
+	return requeued;
 }
 
 /*
@@ -2290,7 +2314,7 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 			    m->name, e->node->url);
 			vd_warn(ENGINE, "%s", what);
 			if (m->running > 0)
-				engine_requeue_runs(e, m, "its server restarted");
+				engine_requeue_runs(e, m, "its server restarted", true);
 			events_emit(gpu_policy_events(d->policy), "model_gone",
 				    json_pack("{s:s,s:s,s:s}", "model", m->name, "server",
 					      e->node->url, "message", what));

@@ -45,6 +45,9 @@ void gpu_policy_config_changed(struct gpu_policy *p);
 /* Scheduling inputs for the GPU with this provider index. */
 double gpu_policy_speed(const struct gpu_policy *p, int gpu);	   /* 1.0 .. 0.0 */
 bool gpu_policy_accepts_work(const struct gpu_policy *p, int gpu); /* not paused/unavailable */
+/* Whether the GPU is SHUTDOWN (TEMP_SHUTDOWN_C): vramd's models leave it, its jobs are
+ * stopped and requeued, nothing is placed there until it cools. */
+bool gpu_policy_is_shutdown(const struct gpu_policy *p, int gpu);
 /* The GPU's state name: "OPTIMAL", "NORMAL", "THROTTLED", "CRITICAL" or "UNAVAILABLE"
  * (static string; "OPTIMAL" for a GPU the policy does not track, such as the budget). */
 const char *gpu_policy_state_name(const struct gpu_policy *p, int gpu);
