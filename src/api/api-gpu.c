@@ -855,6 +855,7 @@ static const struct api_gpu_key {
     {"temp_optimal_max_c", API_KEY_CONFIG, CONFIG_TEMP_NORMAL_C, true, 20, 120},
     {"temp_normal_max_c", API_KEY_CONFIG, CONFIG_TEMP_THROTTLED_C, true, 20, 120},
     {"temp_throttled_max_c", API_KEY_CONFIG, CONFIG_TEMP_CRITICAL_C, true, 20, 120},
+    {"temp_shutdown_c", API_KEY_CONFIG, CONFIG_TEMP_SHUTDOWN_C, true, 0, 150},
     {"memory_optimal_max_percent", API_KEY_CONFIG, CONFIG_MEMORY_NORMAL_PCT, false, 1, 100},
     {"memory_normal_max_percent", API_KEY_CONFIG, CONFIG_MEMORY_THROTTLED_PCT, false, 1, 100},
     {"memory_throttled_max_percent", API_KEY_CONFIG, CONFIG_MEMORY_CRITICAL_PCT, false, 1, 100},

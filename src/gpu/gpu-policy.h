@@ -1,6 +1,6 @@
 /*
  * gpu-policy.h: what vramd does with GPU telemetry (issue 4). Per GPU a thermal/memory
- * state (OPTIMAL, NORMAL, THROTTLED, CRITICAL, UNAVAILABLE) with hysteresis, the speed
+ * state (OPTIMAL, NORMAL, THROTTLED, CRITICAL, SHUTDOWN, UNAVAILABLE) with hysteresis, the speed
  * multiplier it implies for scheduling, the CRITICAL pause, and VRAM reservations for
  * programs that are not models (persisted in the store, expiring after their ttl).
  * State changes are published as events (events.h); the policy creates the event bus.

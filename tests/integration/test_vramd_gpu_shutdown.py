@@ -53,6 +53,18 @@ def placed():
     return [(m["name"], m["gpu"]) for m in SIM.state()["models"]]
 
 
+def test_config_shows_and_changes_it():
+    status, c = http_json("GET", V.url + "/api/gpu/config")
+    assert status == 200 and c["temp_shutdown_c"] == 90, c
+    # Seed 002's name for it, through PUT; it must stay above the CRITICAL bound.
+    status, c = http_json("PUT", V.url + "/api/gpu/config", json_body={"temp_critical": 95})
+    assert status == 200 and c["temp_shutdown_c"] == 95, c
+    status, e = http_json("PUT", V.url + "/api/gpu/config", json_body={"temp_shutdown_c": 80})
+    assert status == 400 and "temp_shutdown_c" in e["error"], e
+    status, c = http_json("PUT", V.url + "/api/gpu/config", json_body={"temp_shutdown_c": 90})
+    assert status == 200 and c["temp_shutdown_c"] == 90, c
+
+
 def test_shutdown_requeues_unloads_and_reruns_elsewhere():
     job_id = V.submit_ok(JOB)
     wait_until(lambda: V.job(job_id)["status"] == "running", timeout=60, what="job running")
