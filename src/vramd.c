@@ -108,9 +108,10 @@ vramd_hup_cb(evutil_socket_t sig, short what, void *arg)
 			name, config_str(d->config, k));
 	}
 	daemon_config_changed(d, changed, "SIGHUP");
-	/* The keys the file took back leave runtime-config.json. The reload already
-	 * happened, so a failure here is only logged. */
-	if (json_object_size(changed) > 0 && config_persist_save(d->config, &cause) < 0) {
+	/* The keys the file took back leave runtime-config.json (also one whose value the
+	 * file repeated, so it is in no "changed"). The reload already happened, so a
+	 * failure here is only logged. */
+	if (config_persist_save(d->config, &cause) < 0) {
 		vd_warn(CONFIG, "run-time configuration not kept for the next start: %s", cause);
 		free(cause);
 		cause = NULL;
