@@ -34,10 +34,10 @@ static const struct {
 	const char *state;
 	enum top_attr attr;
 } top_state_attrs[] = {
-    {"OPTIMAL", TOP_ATTR_GOOD}, {"NORMAL", TOP_ATTR_NORMAL},   {"THROTTLED", TOP_ATTR_WARN},
-    {"CRITICAL", TOP_ATTR_BAD}, {"UNAVAILABLE", TOP_ATTR_BAD}, {"running", TOP_ATTR_GOOD},
-    {"pending", TOP_ATTR_WARN}, {"queued", TOP_ATTR_WARN},     {"loaded", TOP_ATTR_GOOD},
-    {"loading", TOP_ATTR_WARN}, {"unloading", TOP_ATTR_WARN},
+    {"OPTIMAL", TOP_ATTR_GOOD}, {"NORMAL", TOP_ATTR_NORMAL}, {"THROTTLED", TOP_ATTR_WARN},
+    {"CRITICAL", TOP_ATTR_BAD}, {"SHUTDOWN", TOP_ATTR_BAD},  {"UNAVAILABLE", TOP_ATTR_BAD},
+    {"running", TOP_ATTR_GOOD}, {"pending", TOP_ATTR_WARN},  {"queued", TOP_ATTR_WARN},
+    {"loaded", TOP_ATTR_GOOD},	{"loading", TOP_ATTR_WARN},  {"unloading", TOP_ATTR_WARN},
 };
 
 /* The line being built and how many columns it has left. */

@@ -32,7 +32,7 @@ enum top_attr {
 	TOP_ATTR_FREE,	   /* memory bar: free */
 	TOP_ATTR_GOOD,	   /* OPTIMAL, up, running */
 	TOP_ATTR_WARN,	   /* NORMAL/THROTTLED, queued */
-	TOP_ATTR_BAD,	   /* CRITICAL/UNAVAILABLE, errors */
+	TOP_ATTR_BAD,	   /* CRITICAL/SHUTDOWN/UNAVAILABLE, errors */
 	TOP_ATTR_COUNT,
 };
 

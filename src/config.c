@@ -297,6 +297,10 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 	[CONFIG_MEMORY_RESERVE_MB] = {"MEMORY_RESERVE_MB", NULL, "--memory-reserve-mb",
 		CONFIG_TYPE_INT, "0", 0, 16777216, NULL, "MiB", true,
 		"GPU memory reservations may never take (kept for the system)."},
+	[CONFIG_RESERVATION_DEFAULT_TTL_S] = {"RESERVATION_DEFAULT_TTL_S", NULL,
+		"--reservation-default-ttl", CONFIG_TYPE_INT, "3600", 1, 604800, NULL, "s", true,
+		"Lifetime of a VRAM reservation (POST /api/gpu/memory/allocate) that gives no ttl_s; "
+		"reservation_default_ttl_s in PUT /api/gpu/config."},
 	[CONFIG_WEBHOOK_URLS] = {"WEBHOOK_URLS", NULL, "--webhook-urls", CONFIG_TYPE_URLS, "", 0, 16,
 		NULL, "", false,
 		"Comma-separated http:// or https:// URLs (at most 16) that receive GPU events as JSON "
@@ -313,9 +317,10 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 		"/api/cluster and vramctl cluster; unique among them (empty: HOST:PORT of LISTEN)."},
 	[CONFIG_TEMP_SHUTDOWN_C] = {"TEMP_SHUTDOWN_C", NULL, "--temp-shutdown", CONFIG_TYPE_INT,
 		"0", 0, 150, NULL, "C", true,
-		"Seed 002's temp_critical (90 there), the shutdown-side bound: when set it must be "
-		"above TEMP_CRITICAL_C; it changes no decision, since a GPU is CRITICAL (no new "
-		"work) from TEMP_CRITICAL_C on (0: not set)."},
+		"Seed 002's temp_critical (90 there): at or above it a GPU is SHUTDOWN: its jobs "
+		"are stopped and queued again, vramd's models there unloaded, and nothing is "
+		"placed there until it is below TEMP_CRITICAL_C; must be above TEMP_CRITICAL_C "
+		"(0: no such state)."},
 	[CONFIG_GPU_MEMORY_FRACTION] = {"GPU_MEMORY_FRACTION", "GPU_MEMORY_FRACTION",
 		"--gpu-memory-fraction", CONFIG_TYPE_DOUBLE, "1.0", 0.01, 1, NULL, "", true,
 		"Share of each GPU's memory vramd may fill with its models, beside reservations "
@@ -323,11 +328,12 @@ static const struct config_def config_table[CONFIG_NKEYS] = {
 	[CONFIG_DYNAMIC_LOADING_ENABLED] = {"DYNAMIC_LOADING_ENABLED", "DYNAMIC_LOADING_ENABLED",
 		"--dynamic-loading", CONFIG_TYPE_BOOL, "true", 0, 0, NULL, "", true,
 		"false: only the PIN_MODELS are loaded; a job for any other model is refused at "
-		"submission with a message saying so (seed 004)."},
+		"submission with a message saying so, and PREWARM loads none (seed 004)."},
 	[CONFIG_MODEL_CACHE_SIZE] = {"MODEL_CACHE_SIZE", "MODEL_CACHE_SIZE", "--model-cache-size",
 		CONFIG_TYPE_INT, "0", 0, 1000, NULL, "models", true,
-		"Models resident per GPU (seed 004): a node holds at most this many times its GPUs "
-		"(at least one), or MAX_LOADED_MODELS when that is lower; 0 = no cap of its own."},
+		"Models resident on each GPU at most (seed 004): a GPU holding this many takes no "
+		"further load while another GPU may, else an idle model there is unloaded first "
+		"(MAX_LOADED_MODELS still caps the node); 0 = no cap of its own."},
 	[CONFIG_SCHEDULER_STRATEGY] = {"SCHEDULER_STRATEGY", "SCHEDULER_STRATEGY",
 		"--scheduler-strategy", CONFIG_TYPE_ENUM, "demand_based", 0, 0, "demand_based", "",
 		false,
@@ -1337,9 +1343,17 @@ config_value_json(const struct config_value *v, enum config_key k)
 	return json_string(v[k].text);
 }
 
-int
-config_set_many(struct config *cfg, const json_t *obj, json_t **changed, char **cause)
+static int config_persist_save_values(const struct config_value *v, char **cause);
+
+/* config_set_many and config_set_many_kept: with keep, the new values are written to
+ * runtime-config.json before they replace cfg's (*persist_failed tells that failure from
+ * a bad request). */
+static int
+config_set_many_do(struct config *cfg, const json_t *obj, json_t **changed, bool keep,
+		   bool *persist_failed, char **cause)
 {
+	if (persist_failed != NULL)
+		*persist_failed = false;
 	if (!json_is_object(obj))
 		return vd_fail(cause, -EINVAL, "configuration must be a JSON object");
 	struct config_value tmp[CONFIG_NKEYS];
@@ -1376,6 +1390,14 @@ config_set_many(struct config *cfg, const json_t *obj, json_t **changed, char **
 	rc = config_check_order(tmp, cause);
 	if (rc < 0)
 		goto out;
+	if (keep) {
+		rc = config_persist_save_values(tmp, cause);
+		if (rc < 0) {
+			if (persist_failed != NULL)
+				*persist_failed = true;
+			goto out;
+		}
+	}
 	if (changed != NULL) {
 		*changed = json_object();
 		for (int k = 0; k < CONFIG_NKEYS; k++)
@@ -1389,6 +1411,19 @@ config_set_many(struct config *cfg, const json_t *obj, json_t **changed, char **
 out:
 	config_values_free(tmp);
 	return rc;
+}
+
+int
+config_set_many(struct config *cfg, const json_t *obj, json_t **changed, char **cause)
+{
+	return config_set_many_do(cfg, obj, changed, false, NULL, cause);
+}
+
+int
+config_set_many_kept(struct config *cfg, const json_t *obj, json_t **changed, bool *persist_failed,
+		     char **cause)
+{
+	return config_set_many_do(cfg, obj, changed, true, persist_failed, cause);
 }
 
 const char *
@@ -1790,10 +1825,16 @@ config_reload_file(struct config *cfg, json_t **changed, json_t **needs_restart,
 
 /* --- Run-time changes kept across restarts ---------------------------------------------- */
 
+static char *
+config_persist_path_of(const struct config_value *v)
+{
+	return xasprintf("%s/%s", v[CONFIG_DATA_DIR].text, CONFIG_PERSIST_FILE);
+}
+
 char *
 config_persist_path(const struct config *cfg)
 {
-	return xasprintf("%s/%s", cfg->v[CONFIG_DATA_DIR].text, CONFIG_PERSIST_FILE);
+	return config_persist_path_of(cfg->v);
 }
 
 /* Writes text to path through path.tmp, fsync and rename, then syncs the directory, so
@@ -1856,24 +1897,30 @@ out:
 	return rc;
 }
 
-int
-config_persist_save(const struct config *cfg, char **cause)
+/* Writes every value of v whose source is runtime to runtime-config.json. */
+static int
+config_persist_save_values(const struct config_value *v, char **cause)
 {
 	json_t *keys = json_object();
 	for (int k = 0; k < CONFIG_NKEYS; k++)
-		if (cfg->v[k].source == CONFIG_SRC_RUNTIME)
-			json_object_set_new(keys, config_table[k].name,
-					    json_string(cfg->v[k].text));
+		if (v[k].source == CONFIG_SRC_RUNTIME)
+			json_object_set_new(keys, config_table[k].name, json_string(v[k].text));
 	json_t *doc = json_pack("{s:i, s:o}", "version", 1, "config", keys);
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(doc);
 	char *with_nl = xasprintf("%s\n", text);
 	free(text);
-	char *path = config_persist_path(cfg);
+	char *path = config_persist_path_of(v);
 	int rc = config_write_atomic(path, with_nl, cause);
 	free(path);
 	free(with_nl);
 	return rc;
+}
+
+int
+config_persist_save(const struct config *cfg, char **cause)
+{
+	return config_persist_save_values(cfg->v, cause);
 }
 
 int

@@ -122,6 +122,7 @@ enum config_key {
 	CONFIG_THROTTLE_COOLDOWN_SECONDS,
 	CONFIG_MEMORY_LIMIT_MB,
 	CONFIG_MEMORY_RESERVE_MB,
+	CONFIG_RESERVATION_DEFAULT_TTL_S,
 	CONFIG_WEBHOOK_URLS,
 	/* Several instances on one PostgreSQL database (issue 14). */
 	CONFIG_LEADER_TAKEOVER_S,
@@ -209,6 +210,15 @@ int config_set(struct config *cfg, const char *key, const char *value, char **ca
  * *changed (may be NULL) receives a new JSON object of the keys whose value changed.
  */
 int config_set_many(struct config *cfg, const json_t *obj, json_t **changed, char **cause);
+/*
+ * config_set_many, with the result written to DATA_DIR/runtime-config.json before it
+ * takes effect (persist first, then apply): a change the next start would not see is
+ * not made. On a bad key or value: as config_set_many, *persist_failed false. When the
+ * file cannot be written: -errno, *cause naming the file and the error, *persist_failed
+ * true, and nothing changed. persist_failed may be NULL.
+ */
+int config_set_many_kept(struct config *cfg, const json_t *obj, json_t **changed,
+			 bool *persist_failed, char **cause);
 
 /* Typed getters. Strings are borrowed until the key changes. */
 const char *config_str(const struct config *cfg, enum config_key key);

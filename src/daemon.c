@@ -413,11 +413,6 @@ daemon_config_changed(struct daemon *d, const json_t *changed, const char *why)
 		daemon_apply_monitors(d);
 	gpu_policy_config_changed(d->policy);
 	daemon_kick(d);
-	char *cause = NULL;
-	if (config_persist_save(d->config, &cause) < 0) {
-		vd_warn(CONFIG, "run-time configuration not kept for the next start: %s", cause);
-		free(cause);
-	}
 }
 
 int64_t

@@ -143,9 +143,9 @@ void daemon_kick(struct daemon *d);
 /*
  * After run-time configuration keys changed (PUT /api/gpu/config, SIGHUP): logs each key
  * of changed (an object of new values, borrowed) with why ("PUT /api/gpu/config"),
- * passes the ones a component caches on to it, re-evaluates the GPU policy, runs the
- * scheduler, and writes the run-time changes to DATA_DIR/runtime-config.json (a failure
- * is logged: the change holds until vramd stops).
+ * passes the ones a component caches on to it, re-evaluates the GPU policy and runs the
+ * scheduler. It writes nothing: PUT /api/gpu/config has already kept the change in
+ * DATA_DIR/runtime-config.json (config_set_many_kept), and SIGHUP rewrites it itself.
  */
 void daemon_config_changed(struct daemon *d, const json_t *changed, const char *why);
 

@@ -44,6 +44,7 @@ static const char *const events_types[] = {
     "throttle",
     "resume",
     "critical",
+    "gpu_shutdown",
     "overheat",
     "gpu_lost",
     "gpu_recovered",

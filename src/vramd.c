@@ -108,6 +108,14 @@ vramd_hup_cb(evutil_socket_t sig, short what, void *arg)
 			name, config_str(d->config, k));
 	}
 	daemon_config_changed(d, changed, "SIGHUP");
+	/* The keys the file took back leave runtime-config.json (also one whose value the
+	 * file repeated, so it is in no "changed"). The reload already happened, so a
+	 * failure here is only logged. */
+	if (config_persist_save(d->config, &cause) < 0) {
+		vd_warn(CONFIG, "run-time configuration not kept for the next start: %s", cause);
+		free(cause);
+		cause = NULL;
+	}
 	vd_log(CONFIG, "SIGHUP: %zu run-time key%s changed, %zu key%s need a restart",
 	       json_object_size(changed), json_object_size(changed) == 1 ? "" : "s",
 	       json_array_size(restart), json_array_size(restart) == 1 ? "" : "s");

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char *empty_env[] = {NULL};
@@ -200,6 +201,60 @@ test_file_errors(void **state)
 
 	assert_int_equal(config_load_text(cfg, "vramd_sync = NORMAL\n", "f", &cause), 0);
 	assert_string_equal(config_str(cfg, CONFIG_SYNC), "normal");
+	config_free(cfg);
+}
+
+/* config_set_many_kept writes runtime-config.json before the change applies: when the
+ * file cannot be written (here a directory stands in its place), nothing changes, the
+ * cause names the file and the error, and persist_failed tells it from a bad value. */
+static void
+test_runtime_changes_kept_first(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/vramd-test-config-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct config *cfg = config_new();
+	char *cause = NULL;
+	json_t *changed = NULL;
+	bool failed = true;
+	assert_int_equal(config_set(cfg, "DATA_DIR", dir, &cause), 0);
+
+	json_t *ok = json_pack("{s:i}", "HYSTERESIS_C", 4);
+	assert_int_equal(config_set_many_kept(cfg, ok, &changed, &failed, &cause), 0);
+	assert_false(failed);
+	assert_int_equal(config_int(cfg, CONFIG_HYSTERESIS_C), 4);
+	json_decref(changed);
+	char *path = config_persist_path(cfg);
+	char *tmp = xasprintf("%s.tmp", path);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	fclose(f);
+
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	json_t *more = json_pack("{s:i,s:i}", "HYSTERESIS_C", 6, "RESERVATION_DEFAULT_TTL_S", 99);
+	assert_int_equal(config_set_many_kept(cfg, more, &changed, &failed, &cause), -EISDIR);
+	assert_true(failed);
+	assert_non_null(strstr(cause, "runtime-config.json"));
+	assert_non_null(strstr(cause, "Is a directory"));
+	vd_free(cause);
+	assert_int_equal(config_int(cfg, CONFIG_HYSTERESIS_C), 4);
+	assert_int_equal(config_int(cfg, CONFIG_RESERVATION_DEFAULT_TTL_S), 3600);
+	assert_int_equal(access(tmp, F_OK), -1);
+
+	/* A bad value is not a persistence failure. */
+	json_t *bad = json_pack("{s:i}", "HYSTERESIS_C", 500);
+	assert_int_equal(config_set_many_kept(cfg, bad, NULL, &failed, &cause), -EINVAL);
+	assert_false(failed);
+	vd_free(cause);
+
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	json_decref(bad);
+	json_decref(more);
+	json_decref(ok);
+	free(tmp);
+	free(path);
 	config_free(cfg);
 }
 
@@ -854,6 +909,7 @@ main(void)
 	    cmocka_unit_test(test_validation_messages),
 	    cmocka_unit_test(test_file_errors),
 	    cmocka_unit_test(test_runtime_changes),
+	    cmocka_unit_test(test_runtime_changes_kept_first),
 	    cmocka_unit_test(test_webhook_urls),
 	    cmocka_unit_test(test_repeated_ollama),
 	    cmocka_unit_test(test_gpu_remote_url),

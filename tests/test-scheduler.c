@@ -1041,6 +1041,13 @@ random_world(struct world *w, uint64_t *seed)
 	w->cfg.min_swap_batch = (int)(vd_rand64(seed) % 4);
 	w->cfg.host_memory_min_bytes = (vd_rand64(seed) % 3) * 8 * GIB;
 	w->snap.cpu_total_bytes = (vd_rand64(seed) % 2) * 64 * GIB;
+	w->cfg.max_models_per_gpu = vd_rand64(seed) % 3 == 0 ? 1 + (int)(vd_rand64(seed) % 3) : 0;
+	w->cfg.pinned_only = vd_rand64(seed) % 4 == 0;
+	for (size_t g = 0; g < w->ngpus; g++)
+		if (vd_rand64(seed) % 8 == 0) {
+			w->gpus[g].shutdown = true;
+			w->gpus[g].available = false;
+		}
 }
 
 /* How urgent a model's next job is, as the rules say (written here from the rules, not
@@ -1077,24 +1084,44 @@ model_urgency(const struct world *w, size_t i)
 }
 
 /* Plans keep their invariants on random snapshots. */
+/* Whether m sits on a GPU in shutdown (a split model: on any), from the rule. */
+static bool
+model_on_shutdown_gpu(const struct world *w, const struct sched_model *m)
+{
+	for (size_t g = 0; g < w->ngpus; g++)
+		if (w->gpus[g].shutdown && (m->gpu == w->gpus[g].id || m->gpu == SCHED_GPU_SPLIT))
+			return true;
+	return false;
+}
+
 static void
 test_invariants_random(void **state)
 {
 	uint64_t seed = 42;
-	int prewarms = 0, host_unloads = 0, deadline_orders = 0, cpu_loads = 0;
+	int prewarms = 0, host_unloads = 0, deadline_orders = 0, cpu_loads = 0, capped = 0;
+	int evacuated = 0;
 
 	(void)state;
 	for (int round = 0; round < 2000; round++) {
 		struct world w;
 		int64_t used[MAX_GPUS] = {0};
 		bool seen[MAX_MOD] = {0};
-		int loads = 0;
+		int loads = 0, on_gpu[MAX_GPUS] = {0}, nsplit = 0;
 		int64_t margin, cpu_loaded = 0;
 		bool make_room = false, prewarm = false, any_queued = false;
 
 		random_world(&w, &seed);
 		decide(&w);
 		margin = (int64_t)w.cfg.safety_margin_bytes;
+		/* Models on each GPU before the plan (MODEL_CACHE_SIZE counts every one that is
+		 * not unloaded, and a split one on each GPU). */
+		for (size_t i = 0; i < w.nmodels; i++) {
+			if (w.models[i].residency == SCHED_UNLOADED)
+				continue;
+			nsplit += w.models[i].gpu == SCHED_GPU_SPLIT;
+			for (size_t g = 0; g < w.ngpus; g++)
+				on_gpu[g] += w.gpus[g].id == w.models[i].gpu;
+		}
 		for (size_t i = 0; i < w.nmodels; i++)
 			for (int p = 0; p < JOB_NPRIORITIES; p++)
 				any_queued = any_queued || w.models[i].queued[p] > 0;
@@ -1111,6 +1138,11 @@ test_invariants_random(void **state)
 			switch (a->type) {
 			case SCHED_ACTION_UNLOAD:
 				assert_int_equal(m->residency, SCHED_LOADED);
+				if (a->reason == SCHED_REASON_SHUTDOWN) {
+					evacuated++;
+					assert_true(model_on_shutdown_gpu(&w, m));
+					break;
+				}
 				assert_int_equal(m->running, 0);
 				make_room = make_room || a->reason == SCHED_REASON_MAKE_ROOM;
 				if (a->reason == SCHED_REASON_MAKE_ROOM ||
@@ -1136,6 +1168,7 @@ test_invariants_random(void **state)
 					assert_false(any_queued);
 					assert_true(a->gpu != SCHED_GPU_CPU);
 					assert_true(m->arrival_rate > 0);
+					assert_true(m->pinned || !w.cfg.pinned_only);
 				} else {
 					assert_true(queued > 0);
 				}
@@ -1147,6 +1180,12 @@ test_invariants_random(void **state)
 					while (w.gpus[g].id != a->gpu)
 						g++;
 					assert_true(w.gpus[g].available && w.gpus[g].speed > 0);
+					if (w.cfg.max_models_per_gpu > 0) {
+						assert_true(on_gpu[g] + nsplit <
+							    w.cfg.max_models_per_gpu);
+						capped++;
+					}
+					on_gpu[g]++;
 					used[g] += (int64_t)m->footprint_bytes;
 					assert_true(used[g] <=
 						    (int64_t)w.gpus[g].free_bytes -
@@ -1194,6 +1233,11 @@ test_invariants_random(void **state)
 			}
 			prev = a;
 		}
+		/* Every loaded model on a GPU in shutdown leaves it, whatever it does. */
+		for (size_t i = 0; i < w.nmodels; i++)
+			if (w.models[i].residency == SCHED_LOADED &&
+			    model_on_shutdown_gpu(&w, &w.models[i]))
+				assert_true(seen[i]);
 		/* Pre-warm never evicts; CPU loads leave HOST_MEMORY_MIN_MB available. */
 		assert_false(prewarm && make_room);
 		if (w.snap.cpu_total_bytes > 0 && cpu_loaded > 0)
@@ -1206,6 +1250,8 @@ test_invariants_random(void **state)
 	assert_true(host_unloads > 0);
 	assert_true(deadline_orders > 0);
 	assert_true(cpu_loads > 0);
+	assert_true(capped > 0);
+	assert_true(evacuated > 0);
 }
 
 static void
@@ -2252,6 +2298,153 @@ test_starving_oldest_first(void **state)
 	world_cleanup(&w);
 }
 
+/* MODEL_CACHE_SIZE is per GPU (seed 004): a GPU holding that many models takes no further
+ * load while another GPU may, even when it has the memory; when every GPU is full, an
+ * idle model on one is unloaded first and the load follows once it is gone. A node-wide
+ * cap of 2 x 2 GPUs would have let the third model onto the first GPU. */
+static void
+test_model_cache_per_gpu(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.max_models_per_gpu = 2;
+	w.cfg.spread = false; /* pack: the fuller GPU 0 would be the best fit */
+	size_t g0 = gpu_add(&w, 0, 24 * GIB);
+	size_t g1 = gpu_add(&w, 1, 24 * GIB);
+	size_t a = model_add(&w, "a", 1 * GIB);
+	size_t b = model_add(&w, "b", 1 * GIB);
+	size_t c = model_add(&w, "c", 1 * GIB);
+	size_t d = model_add(&w, "d", 1 * GIB);
+	size_t e = model_add(&w, "e", 1 * GIB);
+	model_loaded(&w, a, g0, NOW - 5000);
+	model_loaded(&w, b, g0, NOW - 9000);
+	model_queue(&w, c, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 1, 0, SCHED_REASON_DEMAND);
+
+	/* Without the cap, pack puts it beside a and b on GPU 0. */
+	w.cfg.max_models_per_gpu = 0;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, c, 0, 0, SCHED_REASON_DEMAND);
+	w.cfg.max_models_per_gpu = 2;
+
+	/* A loading model counts: c loading on GPU 1 and d queued: d goes to GPU 1 too
+	 * (one slot left there), then c is resident. */
+	w.models[c].residency = SCHED_LOADING;
+	w.models[c].gpu = 1;
+	w.gpus[g1].free_bytes -= 1 * GIB;
+	model_queue(&w, c, JOB_PRIO_NORMAL, 0, 0);
+	model_queue(&w, d, JOB_PRIO_NORMAL, 1, NOW - 10);
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, d, 1, 0, SCHED_REASON_DEMAND);
+	w.models[c].residency = SCHED_LOADED;
+	w.models[c].last_used_ms = NOW - 7000;
+
+	/* Both GPUs full (a, b on 0; c, d on 1): e gets the least recently used idle
+	 * model unloaded (b), and loads only once it is gone. */
+	model_loaded(&w, d, g1, NOW - 3000);
+	model_queue(&w, d, JOB_PRIO_NORMAL, 0, 0);
+	model_queue(&w, e, JOB_PRIO_NORMAL, 1, NOW - 10);
+	w.cfg.min_swap_batch = 0;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_MAKE_ROOM);
+	w.models[b].residency = SCHED_UNLOADING;
+	decide(&w);
+	expect_n(&w, 0);
+	w.models[b].residency = SCHED_UNLOADED;
+	w.gpus[g0].free_bytes += 1 * GIB;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, e, 0, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
+/* DYNAMIC_LOADING_ENABLED=false (config.pinned_only): pre-warm loads no model that is not
+ * pinned, however likely; a pinned one it still may. */
+static void
+test_prewarm_pinned_only(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.cfg.prewarm = true;
+	gpu_add(&w, 0, 8 * GIB);
+	size_t a = model_add(&w, "a", 2 * GIB);
+	size_t b = model_add(&w, "b", 2 * GIB);
+	w.models[a].arrival_rate = 0.5;
+	w.models[b].arrival_rate = 0.1;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, a, 0, 0, SCHED_REASON_PREWARM);
+
+	w.cfg.pinned_only = true;
+	decide(&w);
+	expect_n(&w, 0);
+
+	/* A pinned model (here not yet marked wanted) is still a candidate. */
+	w.models[b].pinned = true;
+	decide(&w);
+	expect_n(&w, 1);
+	expect(&w, 0, SCHED_ACTION_LOAD, b, 0, 0, SCHED_REASON_PREWARM);
+	world_cleanup(&w);
+}
+
+/* A GPU in shutdown (TEMP_SHUTDOWN_C): every loaded model on it is unloaded at once,
+ * with jobs running, queued, or pinned; nothing loads or dispatches there; the jobs'
+ * model loads on the other GPU. A loading model is left to finish (unloaded next). */
+static void
+test_shutdown_evacuates(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	size_t g0 = gpu_add(&w, 0, 24 * GIB);
+	size_t g1 = gpu_add(&w, 1, 24 * GIB);
+	size_t a = model_add(&w, "a", 2 * GIB);
+	size_t b = model_add(&w, "b", 2 * GIB);
+	size_t c = model_add(&w, "c", 2 * GIB);
+	size_t d = model_add(&w, "d", 2 * GIB);
+	model_loaded(&w, a, g0, NOW - 10);
+	w.models[a].running = 2;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 3, NOW - 100);
+	model_loaded(&w, b, g0, NOW - 10);
+	w.models[b].pinned = true;
+	w.models[b].wanted = true;
+	model_loaded(&w, c, g1, NOW - 10);
+	w.models[d].residency = SCHED_LOADING;
+	w.models[d].gpu = 0;
+	w.gpus[g0].free_bytes -= 2 * GIB;
+
+	/* Not in shutdown: a dispatches. */
+	decide(&w);
+	expect_n(&w, 0); /* a is at its cap of 2 */
+
+	w.gpus[g0].shutdown = true;
+	w.gpus[g0].available = false;
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, a, 0, 0, SCHED_REASON_SHUTDOWN);
+	expect(&w, 1, SCHED_ACTION_UNLOAD, b, 0, 0, SCHED_REASON_SHUTDOWN);
+
+	/* Once they are gone (the engine requeued a's two runs), a loads on GPU 1. */
+	w.models[a].residency = SCHED_UNLOADED;
+	w.models[a].running = 0;
+	model_queue(&w, a, JOB_PRIO_NORMAL, 5, NOW - 100);
+	w.models[b].residency = SCHED_UNLOADED;
+	w.gpus[g0].free_bytes += 4 * GIB;
+	w.models[d].residency = SCHED_LOADED; /* its load ended: it goes too */
+	decide(&w);
+	expect_n(&w, 2);
+	expect(&w, 0, SCHED_ACTION_UNLOAD, d, 0, 0, SCHED_REASON_SHUTDOWN);
+	expect(&w, 1, SCHED_ACTION_LOAD, a, 1, 0, SCHED_REASON_DEMAND);
+	world_cleanup(&w);
+}
+
 int
 main(void)
 {
@@ -2301,6 +2494,9 @@ main(void)
 	    cmocka_unit_test(test_host_memory_pressure),
 	    cmocka_unit_test(test_cap_victim_makes_room),
 	    cmocka_unit_test(test_starving_oldest_first),
+	    cmocka_unit_test(test_model_cache_per_gpu),
+	    cmocka_unit_test(test_prewarm_pinned_only),
+	    cmocka_unit_test(test_shutdown_evacuates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -310,6 +310,65 @@ test_lost_and_back(void **state)
 	assert_string_equal(thermal_state_name(THERMAL_UNAVAILABLE), "UNAVAILABLE");
 }
 
+/* TEMP_SHUTDOWN_C (seed 002's temp_critical): at or above it SHUTDOWN, no work and speed
+ * 0; held while the temperature stays at or above the CRITICAL boundary (or is unknown);
+ * then the GPU steps down as from CRITICAL: CRITICAL within the hysteresis, with a new
+ * pause. Unset (0), the same temperatures give CRITICAL only. */
+static void
+test_shutdown(void **state)
+{
+	(void)state;
+	struct thermal_config cfg;
+	thermal_config_default(&cfg);
+	cfg.temp_shutdown_c = 90;
+	cfg.critical_pause_ms = 5000;
+	cfg.throttle_cooldown_ms = 0;
+	struct thermal_status st;
+	thermal_init(&st, 0);
+	int64_t t = 0;
+	assert_int_equal(step_temp(&st, &cfg, 86, t += 1000), THERMAL_CRITICAL);
+	assert_int_equal(step_temp(&st, &cfg, 89, t += 1000), THERMAL_CRITICAL);
+	assert_int_equal(step_temp(&st, &cfg, 90, t += 1000), THERMAL_SHUTDOWN);
+	assert_int_equal(st.since_ms, t);
+	assert_true(has_reason(&st, "90 C >= 90 C (TEMP_SHUTDOWN_C)"));
+	assert_string_equal(thermal_state_name(st.state), "SHUTDOWN");
+	assert_false(thermal_accepts_work(&st, &cfg, t));
+	assert_true(thermal_speed(&st, &cfg) == 0.0);
+	assert_int_equal(st.paused_until_ms, 0);
+
+	/* Held while at or above the CRITICAL boundary (85), and without a temperature. */
+	assert_int_equal(step_temp(&st, &cfg, 87, t += 1000), THERMAL_SHUTDOWN);
+	assert_int_equal(step_temp(&st, &cfg, 85, t += 1000), THERMAL_SHUTDOWN);
+	assert_true(has_reason(&st, "falls below 85 C"));
+	struct thermal_input none = {.available = true};
+	thermal_step(&st, &none, &cfg, t += 1000, &st);
+	assert_int_equal(st.state, THERMAL_SHUTDOWN);
+	assert_int_equal(st.since_ms, t - 3000); /* entered once */
+
+	/* Below it: CRITICAL within the hysteresis, with a new pause; then down as usual. */
+	assert_int_equal(step_temp(&st, &cfg, 84, t += 1000), THERMAL_CRITICAL);
+	assert_int_equal(st.paused_until_ms, t + 5000);
+	assert_false(thermal_accepts_work(&st, &cfg, t));
+	assert_int_equal(step_temp(&st, &cfg, 80, t += 6000), THERMAL_THROTTLED);
+	assert_true(thermal_accepts_work(&st, &cfg, t));
+
+	/* Straight from a cool reading to SHUTDOWN, and from SHUTDOWN far below: the
+	 * hysteresis levels apply. */
+	assert_int_equal(step_temp(&st, &cfg, 95, t += 1000), THERMAL_SHUTDOWN);
+	assert_int_equal(step_temp(&st, &cfg, 50, t += 1000), THERMAL_OPTIMAL);
+
+	/* Lost while SHUTDOWN: UNAVAILABLE, as any state. */
+	assert_int_equal(step_temp(&st, &cfg, 92, t += 1000), THERMAL_SHUTDOWN);
+	struct thermal_input lost = {.available = false, .lost = true};
+	thermal_step(&st, &lost, &cfg, t += 1000, &st);
+	assert_int_equal(st.state, THERMAL_UNAVAILABLE);
+
+	/* Unset: no SHUTDOWN at any temperature. */
+	cfg.temp_shutdown_c = 0;
+	thermal_init(&st, t);
+	assert_int_equal(step_temp(&st, &cfg, 120, t += 1000), THERMAL_CRITICAL);
+}
+
 int
 main(void)
 {
@@ -322,6 +381,7 @@ main(void)
 	    cmocka_unit_test(test_critical_pause),
 	    cmocka_unit_test(test_throttle_cooldown),
 	    cmocka_unit_test(test_lost_and_back),
+	    cmocka_unit_test(test_shutdown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

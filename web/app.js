@@ -19,7 +19,7 @@
   const MAX_EVENTS = 200;
   const KEY_STORE = 'vramd.apiKey';
   const PRIORITIES = ['high', 'normal', 'low'];
-  const STATES = ['OPTIMAL', 'NORMAL', 'THROTTLED', 'CRITICAL', 'UNAVAILABLE'];
+  const STATES = ['OPTIMAL', 'NORMAL', 'THROTTLED', 'CRITICAL', 'SHUTDOWN', 'UNAVAILABLE'];
 
   const $ = (id) => document.getElementById(id);
   let who = null; // GET /api/whoami

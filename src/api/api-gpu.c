@@ -292,13 +292,13 @@ api_gpu_json(struct daemon *d, const struct gpu_device *dev, bool full)
 	return o;
 }
 
+/* The rank of a state name in thermal.h's order (OPTIMAL .. SHUTDOWN, UNAVAILABLE last):
+ * the overall state is the worst. */
 static int
 api_gpu_state_rank(const char *state)
 {
-	static const char *const order[] = {"OPTIMAL", "NORMAL", "THROTTLED", "CRITICAL",
-					    "UNAVAILABLE"};
-	for (int i = 0; i < 5; i++)
-		if (strcmp(order[i], state) == 0)
+	for (int i = 0; i < THERMAL_NSTATES; i++)
+		if (strcmp(thermal_state_name((enum thermal_state)i), state) == 0)
 			return i;
 	return 0;
 }
@@ -838,10 +838,9 @@ api_gpu_monitoring_stop(struct vd_http_req *req, const char *path, void *arg)
 /* --- GET / PUT /api/gpu/config ----------------------------------------------------------- */
 
 enum api_gpu_key_kind {
-	API_KEY_CONFIG,	     /* maps to a configuration key */
-	API_KEY_INTERVAL,    /* the monitor's sampling period, in ms (MEMORY_MONITORING_INTERVAL) */
-	API_KEY_DEFAULT_TTL, /* the policy's default reservation ttl */
-	API_KEY_WEBHOOKS,    /* WEBHOOK_URLS as an array, read-only, credentials masked */
+	API_KEY_CONFIG,	  /* maps to a configuration key */
+	API_KEY_INTERVAL, /* the monitor's sampling period, in ms (MEMORY_MONITORING_INTERVAL) */
+	API_KEY_WEBHOOKS, /* WEBHOOK_URLS as an array, read-only, credentials masked */
 };
 
 static const struct api_gpu_key {
@@ -856,6 +855,7 @@ static const struct api_gpu_key {
     {"temp_optimal_max_c", API_KEY_CONFIG, CONFIG_TEMP_NORMAL_C, true, 20, 120},
     {"temp_normal_max_c", API_KEY_CONFIG, CONFIG_TEMP_THROTTLED_C, true, 20, 120},
     {"temp_throttled_max_c", API_KEY_CONFIG, CONFIG_TEMP_CRITICAL_C, true, 20, 120},
+    {"temp_shutdown_c", API_KEY_CONFIG, CONFIG_TEMP_SHUTDOWN_C, true, 0, 150},
     {"memory_optimal_max_percent", API_KEY_CONFIG, CONFIG_MEMORY_NORMAL_PCT, false, 1, 100},
     {"memory_normal_max_percent", API_KEY_CONFIG, CONFIG_MEMORY_THROTTLED_PCT, false, 1, 100},
     {"memory_throttled_max_percent", API_KEY_CONFIG, CONFIG_MEMORY_CRITICAL_PCT, false, 1, 100},
@@ -869,7 +869,8 @@ static const struct api_gpu_key {
     {"memory_limit_mb", API_KEY_CONFIG, CONFIG_MEMORY_LIMIT_MB, true, 0, 16777216},
     {"memory_reserve_mb", API_KEY_CONFIG, CONFIG_MEMORY_RESERVE_MB, true, 0, 16777216},
     {"safety_margin_mb", API_KEY_CONFIG, CONFIG_VRAM_SAFETY_MARGIN_MB, true, 0, 1048576},
-    {"reservation_default_ttl_s", API_KEY_DEFAULT_TTL, 0, true, 1, 604800},
+    {"reservation_default_ttl_s", API_KEY_CONFIG, CONFIG_RESERVATION_DEFAULT_TTL_S, true, 1,
+     604800},
     {"webhooks", API_KEY_WEBHOOKS, 0, false, 0, 0},
 };
 
@@ -895,9 +896,6 @@ api_gpu_config_json(struct daemon *d)
 			break;
 		case API_KEY_INTERVAL:
 			v = json_integer(gpu_monitor_interval_ms(d->gpus));
-			break;
-		case API_KEY_DEFAULT_TTL:
-			v = json_integer(gpu_policy_default_ttl_s(d->policy));
 			break;
 		case API_KEY_WEBHOOKS:
 			v = config_urls_json(config_str(d->config, CONFIG_WEBHOOK_URLS));
@@ -983,9 +981,7 @@ api_gpu_config_parse(const json_t *body, struct api_gpu_config_change *out, char
 			out->interval_ms = (int64_t)x;
 			json_object_set_new(out->config, "MEMORY_MONITORING_INTERVAL",
 					    json_sprintf("%lldms", (long long)x));
-		} else if (k->kind == API_KEY_DEFAULT_TTL)
-			out->ttl_s = (int64_t)x;
-		else
+		} else
 			json_object_set(out->config, config_def(k->key)->name, v);
 	}
 	return 0;
@@ -1005,17 +1001,23 @@ api_gpu_config_put(struct vd_http_req *req, struct daemon *d)
 		vd_http_reply_error(req, status, "%s", cause);
 		goto out;
 	}
-	if (config_set_many(d->config, change.config, &changed, &cause) < 0) {
+	/* Persist first, then apply: a change that the next start would silently lose is
+	 * refused (500) and nothing changes. */
+	bool persist_failed = false;
+	if (config_set_many_kept(d->config, change.config, &changed, &persist_failed, &cause) < 0) {
+		if (persist_failed) {
+			vd_error(CONFIG, "PUT /api/gpu/config refused, nothing changed: %s", cause);
+			vd_http_reply_error(req, 500,
+					    "run-time configuration not changed: it could not be "
+					    "kept for the next start: %s",
+					    cause);
+			goto out;
+		}
 		api_gpu_cause_names(&cause);
 		vd_http_reply_error(req, 400, "%s", cause);
 		goto out;
 	}
-	if (change.ttl_s > 0 && change.ttl_s != gpu_policy_default_ttl_s(d->policy)) {
-		gpu_policy_set_default_ttl_s(d->policy, change.ttl_s);
-		vd_log(CONFIG, "reservation_default_ttl_s set to %lld (PUT /api/gpu/config)",
-		       (long long)change.ttl_s);
-	}
-	/* Logs, applies and persists the change (DATA_DIR/runtime-config.json). */
+	/* Logs and applies the change (already in DATA_DIR/runtime-config.json). */
 	daemon_config_changed(d, changed, "PUT /api/gpu/config");
 	vd_http_reply_json(req, 200, api_gpu_config_json(d));
 out:

@@ -176,7 +176,6 @@ int api_gpu_allocate_parse(const json_t *body, struct api_gpu_allocation *out, c
 struct api_gpu_config_change {
 	json_t *config;	     /* configuration keys to set (config_set_many); caller decrefs */
 	int64_t interval_ms; /* monitoring_interval_ms, 0 when absent */
-	int64_t ttl_s;	     /* reservation_default_ttl_s, 0 when absent */
 };
 int api_gpu_config_parse(const json_t *body, struct api_gpu_config_change *out, char **cause);
 

@@ -5,6 +5,8 @@
  * between calls is the plan's scratch memory, which never influences a decision.
  *
  * The decision, in order (docs/scheduling.md has the long version):
+ *   0. Shutdown: every loaded model on a GPU in shutdown (TEMP_SHUTDOWN_C) is unloaded,
+ *      busy or pinned alike; the caller stops and requeues its jobs first.
  *   1. Keep-alive: idle models (LOADED, nothing running or queued) unused for
  *      keep_alive_ms are unloaded, and idle models that spilled to the CPU at once
  *      (where the CPU is allowed, only when a GPU has room for all of it now).
@@ -34,7 +36,9 @@
  *      a busy model would pass max_batch_wait, so the bound holds.
  *      Then wanted models with no job (pinned, manual loads, moves) are placed the same
  *      way. A model's placement limits where it may go; pinned models are never
- *      victims of keep-alive, room-making or the resident cap. With nothing waiting,
+ *      victims of keep-alive, room-making or the resident cap. With a per-GPU cap
+ *      (max_models_per_gpu) a full GPU takes no load while another may; when all are
+ *      full, an idle model on one of them is unloaded first. With nothing waiting,
  *      config.prewarm loads the likeliest model into free room (never evicting).
  *   4. Dispatch: every loaded model that is not frozen gets up to its concurrency cap
  *      (scaled by its GPU's speed), models with higher-ranked jobs first.
@@ -42,7 +46,9 @@
  * Invariants: a plan never commits more memory on a GPU than
  * free - pending - reserved - margin (each load or claim lowers the GPU's headroom in
  * the plan); a model with running jobs, or a LOADING / UNLOADING one, is never
- * unloaded; an empty plan means nothing can progress until the snapshot changes.
+ * unloaded, except that a LOADED model on a GPU in shutdown (gpu.shutdown) always is,
+ * whatever runs or waits: its GPU must cool, and the caller requeues its jobs; an empty plan means
+ * nothing can progress until the snapshot changes.
  *
  * Caller: the engine's loop (on every event and every SCHEDULER_LOOP_INTERVAL);
  * tests/test-scheduler.c and bench/bench-scheduler.c on hand-made snapshots.
@@ -84,6 +90,7 @@ struct sched_gstate {
 	int64_t incoming; /* memory that unloads in progress or in this plan give back */
 	int64_t ours;	  /* footprints of models resident (or loading) there */
 	int nmodels;	  /* models resident (or loading) there */
+	int planned;	  /* loads this plan puts there (the per-GPU cap counts them) */
 	int running;	  /* jobs running on them */
 	size_t lru_begin, lru_end; /* this GPU's range in scratch.lru */
 	bool usable;		   /* available and speed > 0: loads and dispatch may go here */
@@ -124,6 +131,7 @@ struct sched_scratch {
 	size_t nresident;   /* models not unloaded in the snapshot (a decision changes no
 			       residency: victims it picks still count until they go) */
 	size_t nlru;	    /* entries in lru */
+	int nsplit;	    /* split models resident: each counts on every GPU's cap */
 	bool any_resident;  /* some model is resident, loading or unloading: the server's
 			       pre-flight applies to the next load */
 };
@@ -226,6 +234,16 @@ static bool
 sched_gpu_is_usable(const struct sched_gpu *gpu)
 {
 	return gpu->available && gpu->speed > 0.0;
+}
+
+/* Whether GPU index g holds max_models_per_gpu models (MODEL_CACHE_SIZE): its resident,
+ * loading and unloading models, the loads this plan puts there and the split models.
+ * Such a GPU takes no further load. */
+static bool
+sched_gpu_is_full(const struct sched_snapshot *snap, const struct sched_scratch *s, size_t g)
+{
+	int cap = snap->config->max_models_per_gpu;
+	return cap > 0 && s->gpus[g].nmodels + s->gpus[g].planned + s->nsplit >= cap;
 }
 
 /* Whether m's placement lets it load on GPU id gpu. */
@@ -481,6 +499,10 @@ sched_evict_plan(const struct sched_snapshot *snap, struct sched_scratch *s, siz
 	int64_t room = gs->head + gs->incoming;
 
 	*ev = (struct sched_evict){.gpu_index = gi};
+	/* Evicting for memory frees no slot: a GPU at its cap of models waits for the unload
+	 * sched_gpu_slot plans, and is not a target until it is done. */
+	if (sched_gpu_is_full(snap, s, (size_t)gi))
+		return false;
 	for (int pass = 0; pass < 2 && room + ev->evicted < xs->need; pass++) {
 		if (pass == 1 && !xs->starving)
 			break;
@@ -551,6 +573,69 @@ sched_victim_is_cheaper(const struct sched_snapshot *snap, const struct sched_sc
 }
 
 /*
+ * The per-GPU cap (MODEL_CACHE_SIZE, config.max_models_per_gpu): returns true when some
+ * usable GPU that x may load on (and that could ever hold it) is below the cap, so the
+ * placement finds it there. When every such GPU is full and eviction is allowed, plans
+ * the unload of the cheapest idle model to lose on one of them (one whose memory also
+ * makes room for x first), unless an unload there is already under way; the load waits
+ * for a later decision. A model no single GPU could hold (CPU, split) is not held here.
+ */
+static bool
+sched_gpu_slot(const struct sched_snapshot *snap, struct sched_plan *plan, struct sched_scratch *s,
+	       size_t x, bool may_evict)
+{
+	const struct sched_model *xm = &snap->models[x];
+	int64_t margin = sched_bytes(snap->config->safety_margin_bytes);
+	size_t victim = SIZE_MAX, helps = SIZE_MAX;
+	bool any = false, unloading = false;
+
+	if (snap->config->max_models_per_gpu <= 0 || xm->placement == SCHED_PLACE_CPU)
+		return true;
+	for (size_t g = 0; g < snap->ngpus; g++) {
+		if (!s->gpus[g].usable || !sched_placement_allows_gpu(xm, snap->gpus[g].id) ||
+		    s->models[x].footprint > sched_gpu_capacity(&snap->gpus[g]) - margin)
+			continue;
+		if (!sched_gpu_is_full(snap, s, g))
+			return true;
+		any = true;
+	}
+	if (!any)
+		return true;
+	if (!may_evict)
+		return false;
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		const struct sched_mstate *ms = &s->models[i];
+		int gi = ms->gpu_index;
+		if (m->residency == SCHED_UNLOADED || gi < 0 || !s->gpus[gi].usable ||
+		    !sched_placement_allows_gpu(xm, snap->gpus[gi].id) ||
+		    !sched_gpu_is_full(snap, s, (size_t)gi) ||
+		    s->models[x].footprint > sched_gpu_capacity(&snap->gpus[gi]) - margin)
+			continue;
+		if (m->residency == SCHED_UNLOADING || ms->gone) {
+			unloading = true;
+			continue;
+		}
+		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued > 0 || m->pinned)
+			continue;
+		if (victim == SIZE_MAX || sched_victim_is_cheaper(snap, s, i, victim))
+			victim = i;
+		if (s->gpus[gi].head + s->gpus[gi].incoming + ms->footprint >= s->models[x].need &&
+		    (helps == SIZE_MAX || sched_victim_is_cheaper(snap, s, i, helps)))
+			helps = i;
+	}
+	if (helps != SIZE_MAX)
+		victim = helps;
+	if (!unloading && victim != SIZE_MAX) {
+		s->models[victim].gone = true;
+		s->models[victim].frozen = true;
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, victim, snap->models[victim].gpu, 0,
+				SCHED_REASON_MAKE_ROOM);
+	}
+	return false;
+}
+
+/*
  * The resident-model cap: the Ollama server evicts on its own beyond
  * OLLAMA_MAX_LOADED_MODELS, so a load must wait until fewer models are resident.
  * Returns true when one more may load. Otherwise, unless an unload is already under way,
@@ -566,6 +651,8 @@ sched_resident_room(const struct sched_snapshot *snap, struct sched_plan *plan,
 	size_t resident = nloads;
 	size_t victim = SIZE_MAX, helps = SIZE_MAX;
 	bool unloading = false;
+	if (!sched_gpu_slot(snap, plan, s, x, may_evict))
+		return false;
 	if (cap <= 0 || nloads + s->nresident < (size_t)cap)
 		return true;
 	/* At the cap. Without leave to evict the answer is no: the scan for a victim below
@@ -690,12 +777,14 @@ sched_fit_is_better(const struct sched_snapshot *snap, const struct sched_scratc
 	return snap->gpus[a].id < snap->gpus[b].id;
 }
 
-/* Whether GPU index g can take model x now, without evicting anything. */
+/* Whether GPU index g can take model x now, without evicting anything (nor at its cap of
+ * models). */
 static bool
 sched_gpu_takes(const struct sched_snapshot *snap, const struct sched_scratch *s, size_t x,
 		size_t g)
 {
 	return s->gpus[g].usable && s->gpus[g].head >= s->models[x].need &&
+	       !sched_gpu_is_full(snap, s, g) &&
 	       sched_placement_allows_gpu(&snap->models[x], snap->gpus[g].id);
 }
 
@@ -758,8 +847,8 @@ sched_place_split(const struct sched_snapshot *snap, struct sched_plan *plan,
 			return false; /* fits one GPU: it waits for room there */
 	bool each_holds_overhead = true;
 	for (size_t g = 0; g < n; g++) {
-		if (!s->gpus[g].usable)
-			return true; /* the split needs every GPU */
+		if (!s->gpus[g].usable || sched_gpu_is_full(snap, s, g))
+			return true; /* the split needs every GPU, and a slot on each */
 		each_holds_overhead = each_holds_overhead && s->gpus[g].head >= overhead;
 		room += s->gpus[g].head - overhead;
 		incoming += s->gpus[g].incoming;
@@ -785,6 +874,7 @@ sched_place_split(const struct sched_snapshot *snap, struct sched_plan *plan,
 			sp->gpu[g] = snap->gpus[g].id;
 			sp->bytes[g] = (uint64_t)(share + overhead);
 			s->gpus[g].head -= share + overhead;
+			s->gpus[g].planned++;
 		}
 		s->loads[(*nloads)++] = (struct sched_action){.type = SCHED_ACTION_LOAD,
 							      .model = x,
@@ -861,6 +951,7 @@ sched_place(const struct sched_snapshot *snap, struct sched_plan *plan, struct s
 			(*load_slots)--;
 		}
 		s->gpus[best].head -= xs->need;
+		s->gpus[best].planned++;
 		return;
 	}
 
@@ -924,6 +1015,7 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 	size_t nlru = 0;
 
 	s->any_resident = false;
+	s->nsplit = 0;
 	/* The longest a busy resident model (running, or with work that keeps it running)
 	 * takes to drain, for the lead of a starving load. Counting queued work too keeps
 	 * the lead, and so the starvation, from vanishing the moment such a model drained. */
@@ -994,6 +1086,8 @@ sched_derive(const struct sched_snapshot *snap, struct sched_scratch *s)
 			s->any_resident = true;
 		if (m->residency == SCHED_UNLOADED || m->gpu == SCHED_GPU_CPU)
 			continue;
+		if (m->gpu == SCHED_GPU_SPLIT)
+			s->nsplit++;
 		ms->gpu_index = sched_gpu_index(snap, m->gpu);
 		if (ms->gpu_index < 0)
 			continue;
@@ -1120,6 +1214,39 @@ sched_relieve_host(const struct sched_snapshot *snap, struct sched_plan *plan,
 	}
 }
 
+/* Whether model m sits on a GPU in shutdown (for a split model: any of the server's). */
+static bool
+sched_model_on_shutdown_gpu(const struct sched_snapshot *snap, const struct sched_mstate *ms,
+			    const struct sched_model *m)
+{
+	if (m->gpu == SCHED_GPU_SPLIT) {
+		for (size_t g = 0; g < snap->ngpus; g++)
+			if (snap->gpus[g].shutdown)
+				return true;
+		return false;
+	}
+	return ms->gpu_index >= 0 && snap->gpus[ms->gpu_index].shutdown;
+}
+
+/*
+ * Step 0, shutdown: every loaded model on a GPU in shutdown is unloaded now, busy,
+ * pinned or wanted alike, so the GPU cools; its jobs go back to the queue (the caller
+ * stops them) and load elsewhere or once the GPU is usable again.
+ */
+static void
+sched_evacuate(const struct sched_snapshot *snap, struct sched_plan *plan, struct sched_scratch *s)
+{
+	for (size_t i = 0; i < snap->nmodels; i++) {
+		const struct sched_model *m = &snap->models[i];
+		struct sched_mstate *ms = &s->models[i];
+		if (m->residency != SCHED_LOADED || !sched_model_on_shutdown_gpu(snap, ms, m))
+			continue;
+		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0, SCHED_REASON_SHUTDOWN);
+		ms->gone = true;
+		ms->frozen = true;
+	}
+}
+
 /* Steps 1 and 2: keep-alive expiry, reservations and memory pressure (GPU and host), and
  * relocation off paused or lost GPUs. */
 static void
@@ -1132,6 +1259,8 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		const struct sched_model *m = &snap->models[i];
 		struct sched_mstate *ms = &s->models[i];
 
+		if (ms->gone)
+			continue; /* sched_evacuate took it */
 		if (m->residency == SCHED_LOADED && m->unload_requested) {
 			ms->frozen = true;
 			if (m->running > 0)
@@ -1165,13 +1294,14 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		int best = -1;
 
 		if (m->residency != SCHED_LOADED || m->running > 0 || ms->queued == 0 ||
-		    m->gpu == SCHED_GPU_CPU)
+		    m->gpu == SCHED_GPU_CPU || ms->gone)
 			continue;
 		if (ms->gpu_index >= 0 && s->gpus[ms->gpu_index].usable)
 			continue;
 		for (size_t g = 0; g < snap->ngpus; g++) {
 			const struct sched_gstate *gs = &s->gpus[g];
-			if (!gs->usable || gs->head < ms->footprint)
+			if (!gs->usable || gs->head < ms->footprint ||
+			    sched_gpu_is_full(snap, s, g))
 				continue;
 			if (best < 0 || gs->head < s->gpus[best].head ||
 			    (gs->head == s->gpus[best].head &&
@@ -1183,6 +1313,7 @@ sched_unload_idle(const struct sched_snapshot *snap, struct sched_plan *plan,
 		sched_plan_push(plan, SCHED_ACTION_UNLOAD, i, m->gpu, 0, SCHED_REASON_RELOCATE);
 		ms->gone = true;
 		s->gpus[best].head -= ms->footprint; /* keep its new place for it */
+		s->gpus[best].planned++;
 	}
 }
 
@@ -1207,7 +1338,8 @@ sched_move_target(const struct sched_snapshot *snap, struct sched_scratch *s, si
 		int64_t room = gs->head + gs->incoming, freed = 0;
 		size_t n = 0;
 
-		if (!gs->usable || !sched_placement_allows_gpu(xm, snap->gpus[g].id))
+		if (!gs->usable || !sched_placement_allows_gpu(xm, snap->gpus[g].id) ||
+		    sched_gpu_is_full(snap, s, g))
 			continue;
 		for (size_t i = gs->lru_begin; i < gs->lru_end && room + freed < fp; i++) {
 			size_t y = s->lru[i].model;
@@ -1291,8 +1423,9 @@ sched_move_misplaced(const struct sched_snapshot *snap, struct sched_plan *plan,
  * Pre-warm (config.prewarm): when no job waits anywhere and nothing loads, the unloaded
  * model with the highest learned arrival rate is loaded where it fits now, without
  * evicting anything and within the resident cap; only a model expected to be asked for
- * within its keep-alive (rate x keep_alive >= 1), so it is not unloaded again unused.
- * The engine marks it prewarmed until a job uses it: it is then the first victim.
+ * within its keep-alive (rate x keep_alive >= 1), so it is not unloaded again unused;
+ * with config.pinned_only (dynamic loading off) only a pinned model. The engine marks
+ * it prewarmed until a job uses it: it is then the first victim.
  */
 static void
 sched_prewarm(const struct sched_snapshot *snap, struct sched_scratch *s, int *load_slots,
@@ -1313,6 +1446,7 @@ sched_prewarm(const struct sched_snapshot *snap, struct sched_scratch *s, int *l
 			continue;
 		}
 		if (!(m->arrival_rate > 0.0) || m->placement == SCHED_PLACE_CPU ||
+		    (cfg->pinned_only && !m->pinned) ||
 		    (cfg->keep_alive_ms > 0 &&
 		     m->arrival_rate * (double)cfg->keep_alive_ms / 1000.0 < 1.0))
 			continue;
@@ -1331,6 +1465,7 @@ sched_prewarm(const struct sched_snapshot *snap, struct sched_scratch *s, int *l
 						      .reason = SCHED_REASON_PREWARM};
 	(*load_slots)--;
 	s->gpus[g].head -= s->models[best].need;
+	s->gpus[g].planned++;
 }
 
 void
@@ -1358,6 +1493,7 @@ sched_decide(const struct sched_snapshot *snap, struct sched_plan *plan)
 		if (m->residency != SCHED_UNLOADED && (m->running > 0 || s->models[i].queued > 0))
 			s->resident_busy = true;
 	}
+	sched_evacuate(snap, plan, s);
 	sched_unload_idle(snap, plan, s);
 	sched_move_misplaced(snap, plan, s);
 
@@ -1471,6 +1607,8 @@ sched_reason_name(enum sched_reason reason)
 		return "prewarm";
 	case SCHED_REASON_HOST_MEMORY:
 		return "host_memory";
+	case SCHED_REASON_SHUTDOWN:
+		return "gpu_shutdown";
 	}
 	return "unknown";
 }

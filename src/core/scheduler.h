@@ -42,6 +42,13 @@ struct sched_config {
 					   likely to be asked for next, never evicting for it */
 	uint64_t host_memory_min_bytes; /* HOST_MEMORY_MIN_MB: below this much available
 					   host memory, idle CPU models are unloaded; 0 = off */
+	/* Added for seed 004's keys (zero: off, the behaviour before): */
+	int max_models_per_gpu; /* MODEL_CACHE_SIZE: models resident on one GPU at most (a
+				   split model counts on each GPU, an unloading one until it
+				   is gone); a GPU at it takes no load while another GPU may,
+				   else an idle model on a full GPU is unloaded; 0 = no cap */
+	bool pinned_only;	/* DYNAMIC_LOADING_ENABLED=false: pre-warm loads only pinned
+				   models (so, in practice, none: the pinned are wanted) */
 };
 
 struct sched_gpu {
@@ -55,6 +62,10 @@ struct sched_gpu {
 	/* Added later (zero when a caller does not set it): memory the driver keeps for itself
 	 * (NVML's reserved), never free, so never counted as room a model could ever have. */
 	uint64_t driver_reserved_bytes;
+	/* Added for TEMP_SHUTDOWN_C (zero: no): the GPU is too hot to use at all (it is not
+	 * available either). Every model of ours on it is unloaded at once, with its jobs
+	 * running: the engine stops them and puts them back in the queue first. */
+	bool shutdown;
 };
 
 enum sched_residency {
@@ -170,6 +181,9 @@ enum sched_reason {
 				     likely to be asked for next (config.prewarm) */
 	SCHED_REASON_HOST_MEMORY, /* unload: an idle CPU model, host memory is below
 				     host_memory_min_bytes */
+	SCHED_REASON_SHUTDOWN,	  /* unload: its GPU (or one GPU of its split) is SHUTDOWN;
+				     even with jobs running (the engine requeues them first),
+				     pinned or with jobs queued */
 };
 
 struct sched_action {

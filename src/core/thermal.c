@@ -20,9 +20,9 @@
 #include <string.h>
 
 static const char *const thermal_names[THERMAL_NSTATES] = {
-    [THERMAL_OPTIMAL] = "OPTIMAL",	   [THERMAL_NORMAL] = "NORMAL",
-    [THERMAL_THROTTLED] = "THROTTLED",	   [THERMAL_CRITICAL] = "CRITICAL",
-    [THERMAL_UNAVAILABLE] = "UNAVAILABLE",
+    [THERMAL_OPTIMAL] = "OPTIMAL",     [THERMAL_NORMAL] = "NORMAL",
+    [THERMAL_THROTTLED] = "THROTTLED", [THERMAL_CRITICAL] = "CRITICAL",
+    [THERMAL_SHUTDOWN] = "SHUTDOWN",   [THERMAL_UNAVAILABLE] = "UNAVAILABLE",
 };
 
 const char *
@@ -122,6 +122,21 @@ static void
 thermal_explain(struct thermal_status *st, const struct thermal_input *in,
 		const struct thermal_config *cfg, int32_t critical_c, enum thermal_state up)
 {
+	if (st->state == THERMAL_SHUTDOWN) {
+		if (in->has_temp && in->temp_c >= cfg->temp_shutdown_c)
+			thermal_reason(st,
+				       "temperature %d C >= %d C (TEMP_SHUTDOWN_C): vramd stops "
+				       "using this GPU until it cools",
+				       in->temp_c, cfg->temp_shutdown_c);
+		else if (in->has_temp)
+			thermal_reason(st,
+				       "held in SHUTDOWN until the temperature (%d C) falls below "
+				       "%d C",
+				       in->temp_c, critical_c);
+		else
+			thermal_reason(st, "held in SHUTDOWN: no temperature reading");
+		return;
+	}
 	if (in->has_temp) {
 		enum thermal_state t = thermal_level(in->temp_c, cfg->temp_normal_c,
 						     cfg->temp_throttled_c, critical_c, 0);
@@ -199,10 +214,31 @@ thermal_step(const struct thermal_status *prev, const struct thermal_input *in,
 	enum thermal_state up = thermal_reading_level(in, cfg, critical_c, false);
 	enum thermal_state hyst = thermal_reading_level(in, cfg, critical_c, true);
 	enum thermal_state from = prev->state == THERMAL_UNAVAILABLE ? up : prev->state;
+	/* SHUTDOWN: entered at or above temp_shutdown_c, held until the temperature falls
+	 * below the CRITICAL boundary (or is unknown). Leaving it is leaving CRITICAL. */
+	bool shutdown =
+	    cfg->temp_shutdown_c > 0 &&
+	    (in->has_temp ? in->temp_c >= cfg->temp_shutdown_c ||
+				(prev->state == THERMAL_SHUTDOWN && in->temp_c >= critical_c)
+			  : prev->state == THERMAL_SHUTDOWN);
+	if (shutdown) {
+		if (prev->state != THERMAL_SHUTDOWN)
+			st.since_ms = now_ms;
+		st.state = THERMAL_SHUTDOWN;
+		st.paused_until_ms = 0;
+		st.cooldown_until_ms = 0;
+		thermal_explain(&st, in, cfg, critical_c, up);
+		*out = st;
+		return;
+	}
+	if (from == THERMAL_SHUTDOWN) {
+		from = THERMAL_CRITICAL;
+		st.paused_until_ms = 0; /* a new pause starts if it stays CRITICAL */
+	}
 
 	enum thermal_state next = up >= from ? up : (hyst < from ? hyst : from);
 	/* The CRITICAL pause holds the state until it ends, then re-evaluates. */
-	if (from == THERMAL_CRITICAL && prev->paused_until_ms > now_ms)
+	if (from == THERMAL_CRITICAL && st.paused_until_ms > now_ms)
 		next = THERMAL_CRITICAL;
 
 	/* Leaving THROTTLED (or CRITICAL) for a cooler state waits the cooldown. */
@@ -222,7 +258,7 @@ thermal_step(const struct thermal_status *prev, const struct thermal_input *in,
 	if (next == THERMAL_CRITICAL) {
 		if (cfg->critical_pause_ms <= 0)
 			st.paused_until_ms = 0;
-		else if (from != THERMAL_CRITICAL || prev->paused_until_ms <= now_ms)
+		else if (from != THERMAL_CRITICAL || st.paused_until_ms <= now_ms)
 			st.paused_until_ms = now_ms + cfg->critical_pause_ms;
 	} else {
 		st.paused_until_ms = 0;
@@ -238,7 +274,7 @@ thermal_step(const struct thermal_status *prev, const struct thermal_input *in,
 double
 thermal_speed(const struct thermal_status *st, const struct thermal_config *cfg)
 {
-	if (st->state >= THERMAL_UNAVAILABLE)
+	if (st->state >= THERMAL_SHUTDOWN)
 		return 0.0;
 	return cfg->speed[st->state];
 }
@@ -247,7 +283,7 @@ bool
 thermal_accepts_work(const struct thermal_status *st, const struct thermal_config *cfg,
 		     int64_t now_ms)
 {
-	if (st->state == THERMAL_UNAVAILABLE)
+	if (st->state == THERMAL_UNAVAILABLE || st->state == THERMAL_SHUTDOWN)
 		return false;
 	if (st->state == THERMAL_CRITICAL && st->paused_until_ms > now_ms)
 		return false;

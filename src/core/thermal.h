@@ -6,9 +6,14 @@
  * globals, so tests drive it sample by sample (tests/test-thermal.c); gpu-policy.c runs
  * it on every GPU sample.
  *
- * States, hottest last: OPTIMAL < NORMAL < THROTTLED < CRITICAL; UNAVAILABLE when the
- * GPU is not detected or lost. Going up is immediate. Going down needs the reading to
- * be a hysteresis margin below the boundary (hysteresis_c degrees, and as many
+ * States, hottest last: OPTIMAL < NORMAL < THROTTLED < CRITICAL < SHUTDOWN; UNAVAILABLE
+ * when the GPU is not detected or lost. SHUTDOWN (only with temp_shutdown_c set, seed
+ * 002's temp_critical) is where vramd stops using the GPU entirely: its jobs are stopped
+ * and requeued and its models unloaded so it can cool (the engine acts on it). It is
+ * entered at or above temp_shutdown_c and held until the temperature falls below the
+ * CRITICAL boundary; then the GPU steps down as from CRITICAL (hysteresis, a new pause,
+ * the cooldown). A reading without a temperature holds it. Going up is immediate. Going down needs
+ * the reading to be a hysteresis margin below the boundary (hysteresis_c degrees, and as many
  * percentage points of memory), so a GPU sitting at a boundary does not flap. On top:
  *   - CRITICAL pauses dispatch for critical_pause_ms; the state is held until the pause
  *     ends, then re-evaluated (a GPU still critical starts a new pause);
@@ -27,21 +32,23 @@ enum thermal_state {
 	THERMAL_NORMAL,
 	THERMAL_THROTTLED,
 	THERMAL_CRITICAL,
+	THERMAL_SHUTDOWN,
 	THERMAL_UNAVAILABLE,
 };
-#define THERMAL_NSTATES 5
+#define THERMAL_NSTATES 6
 
 /* Thresholds and timings (from the configuration; see config.h). */
 struct thermal_config {
 	int32_t temp_normal_c;	  /* at or above: NORMAL (TEMP_NORMAL_C) */
 	int32_t temp_throttled_c; /* at or above: THROTTLED (TEMP_THROTTLED_C) */
 	int32_t temp_critical_c;  /* above: CRITICAL (TEMP_CRITICAL_C), clamped to slowdown - 2 */
+	int32_t temp_shutdown_c;  /* at or above: SHUTDOWN (TEMP_SHUTDOWN_C); 0: no such state */
 	double mem_normal_pct;	  /* at or above: NORMAL (MEMORY_NORMAL_PCT) */
 	double mem_throttled_pct; /* at or above: THROTTLED */
 	double mem_critical_pct;  /* above: CRITICAL */
 	double hysteresis_c;	  /* degrees below a boundary before moving down */
 	double hysteresis_pct;	  /* percentage points of memory below a boundary */
-	double speed[4];	  /* multiplier of OPTIMAL .. CRITICAL */
+	double speed[4];	  /* multiplier of OPTIMAL .. CRITICAL (SHUTDOWN: 0) */
 	int64_t critical_pause_ms;
 	int64_t throttle_cooldown_ms;
 };
@@ -89,10 +96,10 @@ void thermal_init(struct thermal_status *st, int64_t now_ms);
 void thermal_step(const struct thermal_status *prev, const struct thermal_input *in,
 		  const struct thermal_config *cfg, int64_t now_ms, struct thermal_status *out);
 
-/* The speed multiplier of a status (UNAVAILABLE: 0). */
+/* The speed multiplier of a status (SHUTDOWN, UNAVAILABLE: 0). */
 double thermal_speed(const struct thermal_status *st, const struct thermal_config *cfg);
-/* Whether new work may be dispatched at now_ms: not UNAVAILABLE, not in a CRITICAL
- * pause, and a speed above 0. */
+/* Whether new work may be dispatched at now_ms: not UNAVAILABLE or SHUTDOWN, not in a
+ * CRITICAL pause, and a speed above 0. */
 bool thermal_accepts_work(const struct thermal_status *st, const struct thermal_config *cfg,
 			  int64_t now_ms);
 /* "OPTIMAL", ... (static strings). */

@@ -219,6 +219,8 @@ static void engine_unload_cb(const struct backend_status *st, void *arg);
 static uint64_t engine_model_vram(const struct engine *e, const struct engine_model *m);
 static int64_t engine_auto_ctx(const struct engine *e, const struct engine_model *m);
 static void engine_adopt_placement(struct engine *e, struct engine_model *m, uint64_t size_vram);
+static size_t engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why,
+				  bool counted);
 static char *engine_model_waiting_reason(const struct engine *e, const char *name);
 
 static int64_t
@@ -720,6 +722,7 @@ engine_snapshot_gpus(struct engine *e, struct sched_gpu *gpus)
 		g->available = dev->state == GPU_DEVICE_AVAILABLE && mem_known;
 		if (engine_gpus_are_local(e)) {
 			g->available = g->available && gpu_policy_accepts_work(d->policy, g->id);
+			g->shutdown = gpu_policy_is_shutdown(d->policy, g->id);
 			g->speed = gpu_policy_speed(d->policy, g->id);
 			g->reserved_bytes = gpu_policy_reserved_bytes(d->policy, g->id);
 		}
@@ -1557,6 +1560,17 @@ engine_apply(struct engine *e, const struct sched_snapshot *snap, struct engine_
 			       sched_reason_name(a->reason));
 			if (a->reason == SCHED_REASON_HOST_MEMORY)
 				engine_host_pressure_event(e, m, snap);
+			/* Its GPU reached TEMP_SHUTDOWN_C: its runs stop and wait in the queue
+			 * for another GPU or for this one to cool. */
+			if (a->reason == SCHED_REASON_SHUTDOWN && m->running > 0) {
+				int running = m->running;
+				size_t n = engine_requeue_runs(
+				    e, m, "its GPU reached TEMP_SHUTDOWN_C", false);
+				vd_warn(ENGINE,
+					"%s%s: GPU %d reached TEMP_SHUTDOWN_C: %d running jobs "
+					"stopped, %zu requeued; unloading it",
+					e->tag, m->name, m->gpu, running, n);
+			}
 			engine_ops_unloading(e, m, a->reason);
 			/* A guess that went unused, or a user's unload, is not repeated until
 			 * a job asks for the model (else pre-warm and keep-alive would take
@@ -1651,6 +1665,10 @@ engine_sched_config(struct engine *e, struct sched_config *cfg)
 	    .priority_aging_ms = config_int(c, CONFIG_PRIORITY_AGING_S) * 1000,
 	    .prewarm = config_bool(c, CONFIG_PREWARM),
 	    .host_memory_min_bytes = (uint64_t)config_int(c, CONFIG_HOST_MEMORY_MIN_MB) * VD_MIB,
+	    /* Seed 004: MODEL_CACHE_SIZE is per GPU; DYNAMIC_LOADING_ENABLED=false keeps
+	     * pre-warm to the pinned models. */
+	    .max_models_per_gpu = (int)config_int(c, CONFIG_MODEL_CACHE_SIZE),
+	    .pinned_only = !config_bool(c, CONFIG_DYNAMIC_LOADING_ENABLED),
 	};
 	/* Ollama 0.30+ keeps ENGINE_FIT_RESERVE free on each GPU and spills to the CPU what
 	 * would eat into it: planning with a smaller margin only produces spills. */
@@ -1907,10 +1925,6 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		dec->own_pending[g] = dec->gpus[g].pending_bytes;
 	if (cfg->max_loaded_models == 0) /* Ollama's default: 3 per GPU */
 		cfg->max_loaded_models = 3 * (int)(ngpus > 0 ? ngpus : 1);
-	/* MODEL_CACHE_SIZE (seed 004): models per GPU, as a cap on the node's total. */
-	int64_t per_gpu = config_int(d->config, CONFIG_MODEL_CACHE_SIZE);
-	if (per_gpu > 0 && per_gpu * (int64_t)(ngpus > 0 ? ngpus : 1) < cfg->max_loaded_models)
-		cfg->max_loaded_models = (int)(per_gpu * (int64_t)(ngpus > 0 ? ngpus : 1));
 	engine_size_kv_caches(e, dec->gpus, ngpus);
 	/* After the KV tier, which follows the GPUs' real size as Ollama's does. */
 	for (size_t g = 0; g < ngpus; g++)
@@ -2128,15 +2142,19 @@ engine_fail_placement(struct engine *e, const char *name, enum job_placement pla
 
 /* --- Reconciling with /api/ps ----------------------------------------------------------- */
 
-/* Puts the jobs running on m back at the head of the queue (its server restarted: their
- * connections are dead, or soon will be). Each attempt was counted at dispatch; a job
- * out of attempts fails. */
-static void
-engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
+/* Puts the jobs running on m back at the head of the queue, their transfers aborted: its
+ * server restarted (their connections are dead, or soon will be), or its GPU reached
+ * TEMP_SHUTDOWN_C. With counted, the attempt counted at dispatch stays and a job out of
+ * attempts fails; without (a GPU shutdown: not the job's fault), the stopped run is not
+ * counted, so no job fails for it. A job whose client already got part of an answer
+ * cannot run again and fails either way. Returns the jobs requeued. */
+static size_t
+engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why, bool counted)
 {
 	struct daemon *d = e->d;
 	struct engine_run **p = &e->runs;
 	int64_t now = engine_now();
+	size_t requeued = 0;
 	while (*p != NULL) {
 		struct engine_run *run = *p;
 		if (run->model != m) {
@@ -2149,23 +2167,29 @@ engine_requeue_runs(struct engine *e, struct engine_model *m, const char *why)
 		m->running--;
 		job->engine_transfer = NULL;
 		job->run_ms = now - run->started_mono_ms;
-		if (job->attempts >= ENGINE_MAX_ATTEMPTS || !engine_job_can_rerun(job)) {
+		if ((counted && job->attempts >= ENGINE_MAX_ATTEMPTS) ||
+		    !engine_job_can_rerun(job)) {
 			char *msg = xasprintf("%s after %d attempts", why, job->attempts);
 			job_finish(job, JOB_FAILED, NULL, msg, vd_now_wall_ms());
 			free(msg);
 			e->counters.failed++;
 		} else {
-			vd_warn(ENGINE, "%sjob %s attempt %d on %s: %s; requeued", m->engine->tag,
-				job->id, job->attempts, m->name, why);
+			vd_warn(ENGINE, "%sjob %s attempt %d on %s: %s; requeued%s", m->engine->tag,
+				job->id, job->attempts, m->name, why,
+				counted ? "" : " (the attempt is not counted)");
+			if (!counted && job->attempts > 0)
+				job->attempts--;
 			e->counters.retries++;
 			job->status = JOB_QUEUED;
 			job->enqueued_mono_ms = now;
 			queue_push_front(d->queue, job);
+			requeued++;
 		}
 		e->hooks.job_changed(job, e->hooks.arg);
 		job_unref(job);
 		free(run);
 	}
+	return requeued;
 }
 
 /*
@@ -2311,7 +2335,7 @@ engine_observe_ps(struct engine *e, const struct backend_running_list *list, int
 						      e->node->url, "message", what));
 			}
 			if (m->running > 0)
-				engine_requeue_runs(e, m, "its server restarted");
+				engine_requeue_runs(e, m, "its server restarted", true);
 			free(what);
 			m->residency = SCHED_UNLOADED;
 			m->unloaded_ms = now;

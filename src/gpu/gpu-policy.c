@@ -5,7 +5,7 @@
  * policy keeps the thermal status (thermal.c), whether the GPU was lost, and the
  * baseline of other-process memory its reservations are measured against. On every
  * complete sample it steps every GPU's state machine, emits the events the change
- * implies (state_change, throttle, resume, critical, overheat, gpu_lost,
+ * implies (state_change, throttle, resume, critical, gpu_shutdown, overheat, gpu_lost,
  * gpu_recovered), expires reservations and marks them satisfied. A one-second timer
  * also expires reservations while sampling is stopped.
  *
@@ -62,7 +62,6 @@ struct gpu_policy {
 	struct policy_gpu gpus[GPU_MAX_DEVICES];
 	struct gpu_reservation *res;
 	size_t nres;
-	int64_t default_ttl_s;
 };
 
 static struct policy_gpu *
@@ -101,6 +100,7 @@ gpu_policy_thermal_config(const struct gpu_policy *p, struct thermal_config *out
 	    .temp_normal_c = (int32_t)config_int(cfg, CONFIG_TEMP_NORMAL_C),
 	    .temp_throttled_c = (int32_t)config_int(cfg, CONFIG_TEMP_THROTTLED_C),
 	    .temp_critical_c = (int32_t)config_int(cfg, CONFIG_TEMP_CRITICAL_C),
+	    .temp_shutdown_c = (int32_t)config_int(cfg, CONFIG_TEMP_SHUTDOWN_C),
 	    .mem_normal_pct = config_double(cfg, CONFIG_MEMORY_NORMAL_PCT),
 	    .mem_throttled_pct = config_double(cfg, CONFIG_MEMORY_THROTTLED_PCT),
 	    .mem_critical_pct = config_double(cfg, CONFIG_MEMORY_CRITICAL_PCT),
@@ -521,13 +521,7 @@ gpu_policy_reservation_at(const struct gpu_policy *p, size_t i)
 int64_t
 gpu_policy_default_ttl_s(const struct gpu_policy *p)
 {
-	return p->default_ttl_s;
-}
-
-void
-gpu_policy_set_default_ttl_s(struct gpu_policy *p, int64_t ttl_s)
-{
-	p->default_ttl_s = ttl_s;
+	return config_int(p->d->config, CONFIG_RESERVATION_DEFAULT_TTL_S);
 }
 
 static void
@@ -636,6 +630,24 @@ policy_emit_changes(struct gpu_policy *p, struct policy_gpu *g, const struct gpu
 			json_object_set_new(o, "paused_until",
 					    policy_wall_time(st->paused_until_ms));
 			events_emit(p->events, "critical", o);
+		} else if (st->state == THERMAL_SHUTDOWN) {
+			/* The engine stops the GPU's jobs (requeued) and unloads its models. */
+			o = json_object();
+			json_object_set_new(o, "gpu", json_integer(gpu));
+			json_object_set_new(
+			    o, "message",
+			    json_sprintf(
+				"GPU %d reached TEMP_SHUTDOWN_C %d C: vramd stops its jobs "
+				"(requeued), unloads its models and uses it again once it "
+				"is below %d C",
+				gpu, tc.temp_shutdown_c, st->critical_above_c));
+			json_object_set_new(o, "temperature_c",
+					    has_temp ? json_integer(s->temperature_c)
+						     : json_null());
+			json_object_set_new(o, "shutdown_c", json_integer(tc.temp_shutdown_c));
+			json_object_set_new(o, "resume_below_c",
+					    json_integer(st->critical_above_c));
+			events_emit(p->events, "gpu_shutdown", o);
 		} else if (old_known && st->state != THERMAL_UNAVAILABLE &&
 			   st->state > old->state && st->state >= THERMAL_NORMAL) {
 			o = json_object();
@@ -791,6 +803,13 @@ gpu_policy_speed(const struct gpu_policy *p, int gpu)
 }
 
 bool
+gpu_policy_is_shutdown(const struct gpu_policy *p, int gpu)
+{
+	const struct policy_gpu *g = policy_gpu_find(p, gpu);
+	return g != NULL && g->st.state == THERMAL_SHUTDOWN;
+}
+
+bool
 gpu_policy_accepts_work(const struct gpu_policy *p, int gpu)
 {
 	const struct policy_gpu *g = policy_gpu_find(p, gpu);
@@ -829,7 +848,6 @@ gpu_policy_new(struct daemon *d)
 {
 	struct gpu_policy *p = xcalloc(1, sizeof(*p));
 	p->d = d;
-	p->default_ttl_s = 3600;
 	p->events = events_new(d->base, d->httpc, d->config);
 	char *cause = NULL;
 	int n = store_reservations_load(d->store, policy_load_cb, p, &cause);

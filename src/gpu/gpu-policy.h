@@ -1,6 +1,6 @@
 /*
  * gpu-policy.h: what vramd does with GPU telemetry (issue 4). Per GPU a thermal/memory
- * state (OPTIMAL, NORMAL, THROTTLED, CRITICAL, UNAVAILABLE) with hysteresis, the speed
+ * state (OPTIMAL, NORMAL, THROTTLED, CRITICAL, SHUTDOWN, UNAVAILABLE) with hysteresis, the speed
  * multiplier it implies for scheduling, the CRITICAL pause, and VRAM reservations for
  * programs that are not models (persisted in the store, expiring after their ttl).
  * State changes are published as events (events.h); the policy creates the event bus.
@@ -45,6 +45,9 @@ void gpu_policy_config_changed(struct gpu_policy *p);
 /* Scheduling inputs for the GPU with this provider index. */
 double gpu_policy_speed(const struct gpu_policy *p, int gpu);	   /* 1.0 .. 0.0 */
 bool gpu_policy_accepts_work(const struct gpu_policy *p, int gpu); /* not paused/unavailable */
+/* Whether the GPU is SHUTDOWN (TEMP_SHUTDOWN_C): vramd's models leave it, its jobs are
+ * stopped and requeued, nothing is placed there until it cools. */
+bool gpu_policy_is_shutdown(const struct gpu_policy *p, int gpu);
 /* The GPU's state name: "OPTIMAL", "NORMAL", "THROTTLED", "CRITICAL" or "UNAVAILABLE"
  * (static string; "OPTIMAL" for a GPU the policy does not track, such as the budget). */
 const char *gpu_policy_state_name(const struct gpu_policy *p, int gpu);
@@ -111,8 +114,8 @@ int gpu_policy_release(struct gpu_policy *p, const char *id, struct gpu_reservat
 /* Whether id is 1-64 characters of A-Za-z0-9._- */
 bool gpu_reservation_id_is_valid(const char *id);
 
-/* reservation_default_ttl_s of the GPU config (runtime only; default 3600). */
+/* The ttl of a reservation that gives none: RESERVATION_DEFAULT_TTL_S
+ * (reservation_default_ttl_s in PUT /api/gpu/config). */
 int64_t gpu_policy_default_ttl_s(const struct gpu_policy *p);
-void gpu_policy_set_default_ttl_s(struct gpu_policy *p, int64_t ttl_s);
 
 #endif

@@ -212,7 +212,7 @@ def test_exposition_format_and_promtool():
                and s[1]["name"] for s in gpus), gpus
     states = [s for s in families["vramd_gpu_state"]["samples"] if s[1]["index"] == "0"]
     assert sorted(s[1]["state"] for s in states) == sorted(
-        ["optimal", "normal", "throttled", "critical", "unavailable"]), states
+        ["optimal", "normal", "throttled", "critical", "shutdown", "unavailable"]), states
     assert sum(s[2] for s in states) == 1, states
     assert families["vramd_http_server_errors_total"]["samples"][0][2] >= 1, families[
         "vramd_http_server_errors_total"]
