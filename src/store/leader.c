@@ -31,11 +31,31 @@
 #define LEADER_QUEUE_MAX	   10000
 #define LEADER_PAYLOAD_MAX	   7999 /* PostgreSQL's limit is 8000 bytes */
 
-/* "The lock is held by this session", as SQL (pg_locks shows a two-int4 advisory lock
- * as classid = first key, objid = second key, objsubid = 2). */
-#define LEADER_SQL_HELD_BY(pid_expr)                                                               \
-	"EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted AND "        \
-	"k.pid = " pid_expr " AND k.classid = 1987207533 AND k.objid = 1 AND k.objsubid = 2)"
+/* "The lock is held by this session" (HELD_SELF) and "by the session of row i"
+ * (HELD_ROW), as SQL formats taking LEADER_LOCK_SPACE and LEADER_LOCK_LEADER: pg_locks
+ * shows a two-int4 advisory lock as classid = first key, objid = second, objsubid = 2. */
+#define LEADER_SQL_LOCK_ROW                                                                        \
+	"k.locktype = 'advisory' AND k.granted AND (k.classid, k.objid, k.objsubid) = "            \
+	"(%d::oid, %d::oid, 2)"
+#define LEADER_SQL_HELD_SELF                                                                       \
+	"EXISTS (SELECT 1 FROM pg_locks k WHERE " LEADER_SQL_LOCK_ROW                              \
+	" AND k.pid = pg_backend_pid())"
+#define LEADER_SQL_HELD_ROW                                                                        \
+	"EXISTS (SELECT 1 FROM pg_locks k WHERE " LEADER_SQL_LOCK_ROW " AND k.pid = "              \
+	"i.backend_pid)"
+
+/* The part of every tick after its first statement: this instance's row (its id and
+ * address as SQL literals, then the lock keys), then the whole table with who holds the
+ * lock (the lock keys again). */
+static const char leader_sql_tick_rest[] =
+    "INSERT INTO vramd_instances (id, address, role, backend_pid, last_seen) "
+    "VALUES (%s, %s, CASE WHEN " LEADER_SQL_HELD_SELF " THEN 'leader' ELSE 'follower' END, "
+    "pg_backend_pid(), now()) "
+    "ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, role = EXCLUDED.role, "
+    "backend_pid = EXCLUDED.backend_pid, last_seen = EXCLUDED.last_seen;"
+    "SELECT i.id, i.address, i.role, "
+    "(extract(epoch FROM now() - i.last_seen) * 1000)::bigint, " LEADER_SQL_HELD_ROW " "
+    "FROM vramd_instances i ORDER BY i.id";
 
 enum leader_state { LEADER_DOWN, LEADER_CONNECTING, LEADER_SETUP, LEADER_READY };
 
@@ -346,20 +366,6 @@ leader_build_ticks(struct leader *l)
 {
 	char *id = PQescapeLiteral(l->conn, l->id, strlen(l->id));
 	char *addr = PQescapeLiteral(l->conn, l->address, strlen(l->address));
-	const char *rest_fmt =
-	    "INSERT INTO vramd_instances (id, address, role, backend_pid, last_seen) VALUES "
-	    "(%s, %s, CASE WHEN " LEADER_SQL_HELD_BY(
-		"pg_backend_pid()") " THEN 'leader' "
-				    "ELSE 'follower' END, pg_backend_pid(), now()) ON CONFLICT "
-				    "(id) DO UPDATE SET "
-				    "address = EXCLUDED.address, role = EXCLUDED.role, backend_pid "
-				    "= "
-				    "EXCLUDED.backend_pid, last_seen = EXCLUDED.last_seen;"
-				    "SELECT i.id, i.address, i.role, (extract(epoch FROM now() - "
-				    "i.last_seen) * "
-				    "1000)::bigint, " LEADER_SQL_HELD_BY(
-					"i.backend_pid") " FROM vramd_instances i "
-							 "ORDER BY i.id";
 	char *rest;
 
 	if (id == NULL || addr == NULL) {
@@ -367,15 +373,16 @@ leader_build_ticks(struct leader *l)
 		PQfreemem(addr);
 		return -1;
 	}
-	rest = xasprintf(rest_fmt, id, addr);
+	rest = xasprintf(leader_sql_tick_rest, id, addr, LEADER_LOCK_SPACE, LEADER_LOCK_LEADER,
+			 LEADER_LOCK_SPACE, LEADER_LOCK_LEADER);
 	PQfreemem(id);
 	PQfreemem(addr);
 	/* A follower tries the lock; a leader checks it still has it (it would lose it only
 	 * with the session, or to pg_advisory_unlock_all, but the check is one probe). */
 	l->tick_sql_follower = xasprintf("SELECT pg_try_advisory_lock(%d, %d);%s",
 					 LEADER_LOCK_SPACE, LEADER_LOCK_LEADER, rest);
-	l->tick_sql_leader =
-	    xasprintf("SELECT " LEADER_SQL_HELD_BY("pg_backend_pid()") ";%s", rest);
+	l->tick_sql_leader = xasprintf("SELECT " LEADER_SQL_HELD_SELF ";%s", LEADER_LOCK_SPACE,
+				       LEADER_LOCK_LEADER, rest);
 	l->tick_sql_held_off = xasprintf("SELECT false;%s", rest);
 	free(rest);
 	return 0;
@@ -428,6 +435,7 @@ leader_tick_done(struct leader *l)
 		/* The session lives but the lock is gone (someone ran pg_advisory_unlock_all
 		 * on it?): stop leading; the next tick competes again. */
 		l->leader = false;
+		l->holdoff_until_ms = vd_now_mono_ms() + l->takeover_ms / 2;
 		vd_warn(STORE, "leader %s: the leader lock is no longer held; stepping down",
 			l->id);
 		if (l->cb.on_demoted != NULL)

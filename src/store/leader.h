@@ -62,6 +62,10 @@
  * including the ones its own instance sent: the callbacks are wake-ups and must be
  * idempotent.
  *
+ * Requirements: PostgreSQL 12 or later (tcp_user_timeout); a direct connection (no
+ * pooler); a host name in pg_url is resolved by libpq synchronously, on the loop, at each
+ * connect, so give an IP address or a name the local resolver answers at once.
+ *
  * Threads: everything here runs on the loop's thread. Callbacks run on the loop; they
  * may call any leader_ function, leader_close included.
  */
