@@ -126,7 +126,7 @@ def test_follower_long_poll_and_redirects():
 
 
 def test_leader_killed_under_load_loses_nothing():
-    kills = int(os.environ.get("VRAMD_CLUSTER_KILLS", "3"))
+    kills = int(os.environ.get("VRAMD_CLUSTER_KILLS", "20"))
     url = PG.create_database("cluster3")
     sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
     instances = start_instances(sim, url, 3)
