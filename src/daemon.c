@@ -208,6 +208,26 @@ daemon_commit_cb(evutil_socket_t fd, short what, void *arg)
 	store_flush(d->store);
 }
 
+/*
+ * Withdraws a job whose submission did not commit, so the 500 its client hears ("not
+ * accepted") is true: still queued, it leaves the queue; already dispatched (the engine
+ * may start it in the loop turn of its submission, before the writer reports), its run
+ * is cancelled. Returns what became of it, for the reply. A job that already ended ran
+ * to its end and only leaves the job table (done when it became final).
+ */
+static const char *
+daemon_withdraw_uncommitted(struct daemon *d, struct job *job)
+{
+	if (job_is_final(job))
+		return "it had already ended";
+	if (job->status != JOB_QUEUED && fleet_cancel_job(d->fleet, job))
+		return "its run was cancelled"; /* final now: out of the table, bytes released */
+	queue_remove(d->queue, job);
+	queue_release_bytes(d->queue, job);
+	daemon_jobs_remove(&d->jobs, job);
+	return "it was not queued";
+}
+
 /* The writer finished a commit through ticket through: answer the submissions waiting
  * on it, 202 if it is durable, else 500 with the job withdrawn. */
 static void
@@ -226,10 +246,11 @@ daemon_committed_cb(uint64_t through, int rc, const char *cause, void *arg)
 		} else {
 			/* Not durable, so not accepted: withdraw the job. */
 			json_decref(r->body);
-			queue_remove(d->queue, r->job);
-			queue_release_bytes(d->queue, r->job);
-			daemon_jobs_remove(&d->jobs, r->job);
-			vd_http_reply_error(r->req, 500, "could not store the job: %s", cause);
+			const char *fate = daemon_withdraw_uncommitted(d, r->job);
+			vd_warn(STORE, "job %s withdrawn, its submission did not commit: %s",
+				r->job->id, fate);
+			vd_http_reply_error(r->req, 500, "could not store the job: %s (%s)", cause,
+					    fate);
 		}
 		job_unref(r->job);
 		free(r);
