@@ -69,7 +69,7 @@
 #define ENGINE_MAX_LOAD_FAILURES 3
 #define ENGINE_UNLOAD_CONFIRM_MS 5000
 #define ENGINE_LOAD_BACKOFF_MS	 1000
-#define ENGINE_RELEASE_POLL_MS	 20    /* GPU samples while an unloaded runner holds memory */
+#define ENGINE_RELEASE_POLL_MS	 50    /* GPU samples while an unloaded runner holds memory */
 #define ENGINE_RECONCILE_WAIT_MS 10000 /* after an outage, the longest wait for a listing */
 #define ENGINE_FIT_RESERVE	 (1024 * VD_MIB) /* llama-server --fit's free memory per GPU */
 /* Arrival rates decay with this time constant: a model asked for a few minutes ago still
@@ -177,7 +177,6 @@ struct engine {
 	struct daemon *d;
 	struct node *node;
 	struct engine_hooks hooks;	/* how results travel up: a job changed, decide again */
-	struct event *release_timer;	/* the next GPU sample while an unloaded runner holds */
 	struct engine *const *siblings; /* every node's engine, for runners on shared GPUs */
 	size_t nsiblings;
 	char tag[80]; /* "node NAME: " before its log lines when there are several; "" */
@@ -370,14 +369,6 @@ engine_sample_now(struct engine *e)
 		gpu_monitor_sample_now(e->node->gpus);
 }
 
-static void
-engine_release_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	engine_sample_now(arg);
-}
-
 struct engine *
 engine_new(struct daemon *d, struct node *node, const struct engine_hooks *hooks)
 {
@@ -385,7 +376,6 @@ engine_new(struct daemon *d, struct node *node, const struct engine_hooks *hooks
 	e->d = d;
 	e->node = node;
 	e->hooks = *hooks;
-	e->release_timer = evtimer_new(d->base, engine_release_timer_cb, e);
 	e->backend_up = false;
 	e->run_ms_mean = -1;
 	sched_plan_init(&e->plan);
@@ -1076,8 +1066,7 @@ engine_load_cb(const struct backend_status *st, void *arg)
 			m->not_before_ms = now + ENGINE_LOAD_BACKOFF_MS * (1 << m->load_failures);
 		}
 	}
-	/* The listing shows the load's measured size (or its absence) to the next decision. */
-	monitor_ps_now(e->node->monitor);
+	monitor_refresh_ps(e->node->monitor);
 	engine_sample_now(e);
 	engine_kick(e);
 }
@@ -1091,11 +1080,7 @@ engine_unload_cb(const struct backend_status *st, void *arg)
 	if (st->error == BACKEND_OK || st->http_status == 404) {
 		/* Ollama answers before the runner is gone: wait for /api/ps to agree. */
 		m->unload_replied_ms = engine_now();
-		vd_debug(ENGINE, "%sollama answered the unload of %s", m->engine->tag, m->name);
-		/* Confirmed by a listing and a GPU sample requested after this answer: both
-		 * now, so the decision that uses the freed memory need not wait for a poll. */
-		monitor_ps_now(e->node->monitor);
-		engine_sample_now(e);
+		monitor_refresh_ps(e->node->monitor);
 	} else {
 		vd_warn(ENGINE, "%sunloading %s failed: %s", m->engine->tag, m->name, st->message);
 		/* An abandoned load never became a resident model vramd can use. */
@@ -1111,9 +1096,7 @@ engine_unload_cb(const struct backend_status *st, void *arg)
  * Whether the runner of an unloaded model still shows in NVML: Ollama answers the unload
  * and drops the model from /api/ps before the driver frees its memory (v0.33: about
  * 300 ms later), and until then that memory is not free to plan with. Asks for a fresh
- * sample every ENGINE_RELEASE_POLL_MS while it does, on a timer: a sample's arrival runs
- * the next decision, while waiting for the next decision (SCHEDULER_LOOP_INTERVAL) to ask
- * would hold every swap that long. False when the runner is unknown.
+ * sample every ENGINE_RELEASE_POLL_MS while it does. False when the runner is unknown.
  */
 static bool
 engine_runner_holds_memory(struct engine *e, const struct engine_model *m)
@@ -1124,14 +1107,8 @@ engine_runner_holds_memory(struct engine *e, const struct engine_model *m)
 	if (s->mono_ms > m->unload_replied_ms && engine_sample_process(s, m->runner_pid) == NULL)
 		return false;
 	/* A sample's arrival runs the engine again: asking on every decision would spin. */
-	int64_t age = engine_now() - s->mono_ms;
-	if (age >= ENGINE_RELEASE_POLL_MS) {
+	if (engine_now() - s->mono_ms >= ENGINE_RELEASE_POLL_MS)
 		engine_sample_now(e);
-	} else if (!evtimer_pending(e->release_timer, NULL)) {
-		int64_t wait_ms = ENGINE_RELEASE_POLL_MS - age;
-		struct timeval tv = {0, (suseconds_t)(wait_ms * 1000)};
-		evtimer_add(e->release_timer, &tv);
-	}
 	return true;
 }
 
@@ -2682,7 +2659,6 @@ engine_free(struct engine *e)
 	free(e->models);
 	free(e->model_slots);
 	free(e->by_sum);
-	event_free(e->release_timer);
 	free(e->dec.models);
 	free(e->dec.src);
 	free(e->dec.sum);

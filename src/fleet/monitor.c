@@ -9,10 +9,7 @@
  * /api/ps that cannot connect counts as the server going down. A new version answering
  * /api/version is a restart: the up hook hears "down" then "up".
  *
- * At most one probe chain and one extra /api/ps refresh are in flight at a time. An
- * /api/ps asked for at once (monitor_ps_now, when a load or unload has been answered)
- * while a refresh is in flight is sent as soon as that one returns: the one in flight was
- * requested before the change, and its listing cannot confirm it.
+ * At most one probe chain and one extra /api/ps refresh are in flight at a time.
  */
 #include "monitor.h"
 
@@ -53,11 +50,9 @@ struct monitor {
 	int64_t tags_sent_ms;	     /* monotonic: when the chain's /api/tags was sent */
 	int64_t tags_fresh_since_ms; /* monotonic: request time of the newest tags applied */
 	bool tags_again;	     /* monitor_refresh_tags during a chain: poll again after it */
-	bool ps_again;		     /* monitor_ps_now during a refresh: another right after it */
 };
 
 static void monitor_schedule(struct monitor *m, int64_t delay_ms);
-static void monitor_send_ps(struct monitor *m);
 
 static void
 monitor_apply_ps(struct monitor *m, const struct backend_status *st,
@@ -107,10 +102,6 @@ monitor_refresh_ps_cb(const struct backend_status *st, const struct backend_runn
 	struct monitor *m = arg;
 	m->ps_call = NULL;
 	monitor_apply_ps(m, st, list, m->refresh_ps_sent_ms);
-	if (m->ps_again) {
-		m->ps_again = false;
-		monitor_send_ps(m);
-	}
 }
 
 static void
@@ -217,23 +208,16 @@ monitor_schedule(struct monitor *m, int64_t delay_ms)
 	m->next_probe_wall_ms = vd_now_wall_ms() + delay_ms;
 }
 
-/* Sends the extra /api/ps now unless one is in flight or the server is down (the probe
- * chain lists it again once it is back). */
-static void
-monitor_send_ps(struct monitor *m)
-{
-	if (m->ps_call == NULL && m->up) {
-		m->refresh_ps_sent_ms = vd_now_mono_ms();
-		m->ps_call = backend_list_running(m->backend, monitor_refresh_ps_cb, m);
-	}
-}
-
 static void
 monitor_ps_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	monitor_send_ps(arg);
+	struct monitor *m = arg;
+	if (m->ps_call == NULL && m->up) {
+		m->refresh_ps_sent_ms = vd_now_mono_ms();
+		m->ps_call = backend_list_running(m->backend, monitor_refresh_ps_cb, m);
+	}
 }
 
 struct monitor *
@@ -289,17 +273,6 @@ monitor_refresh_ps(struct monitor *m)
 		return;
 	struct timeval tv = {0, MONITOR_PS_REFRESH_MS * 1000};
 	evtimer_add(m->ps_timer, &tv);
-}
-
-void
-monitor_ps_now(struct monitor *m)
-{
-	/* This listing supersedes a delayed refresh; one in flight predates the change. */
-	evtimer_del(m->ps_timer);
-	if (m->ps_call != NULL)
-		m->ps_again = true;
-	else
-		monitor_send_ps(m);
 }
 
 bool

@@ -44,13 +44,8 @@ void monitor_refresh_tags(struct monitor *m);
 /* When the newest /api/tags listing applied to the registry was requested (monotonic ms;
  * 0 if never): the registry's installed models are at least that fresh. */
 int64_t monitor_tags_fresh_since(const struct monitor *m);
-/* Refreshes /api/ps soon (MONITOR_PS_REFRESH_MS: a backstop while a change is not listed
- * yet). */
+/* Refreshes /api/ps soon (after a load or unload). */
 void monitor_refresh_ps(struct monitor *m);
-/* Lists /api/ps at once, or right after the refresh in flight (requested before the
- * caller's change): a load or unload Ollama just answered shows in the next decision
- * without waiting for the refresh delay or the poll. */
-void monitor_ps_now(struct monitor *m);
 
 bool monitor_server_up(const struct monitor *m);
 /* When the newest successful /api/ps listing was requested (monotonic ms; 0 if never):
