@@ -209,15 +209,31 @@ daemon_commit_cb(evutil_socket_t fd, short what, void *arg)
 	store_flush(d->store);
 }
 
-/* A follower's accepted job is the leader's from its commit on (the commit's
- * notification wakes the leader): it leaves this instance's memory, and its status is
- * read from the store. */
+/* Takes a job out of this instance's memory: the queue, its request bytes, the table. */
 static void
-daemon_hand_over(struct daemon *d, struct job *job)
+daemon_forget_job(struct daemon *d, struct job *job)
 {
 	queue_remove(d->queue, job);
 	queue_release_bytes(d->queue, job);
 	daemon_jobs_remove(&d->jobs, job);
+}
+
+/*
+ * Withdraws a job whose submission did not commit, so the 500 its client hears ("not
+ * accepted") is true: still queued, it leaves the queue; already dispatched (the engine
+ * may start it in the loop turn of its submission, before the writer reports), its run
+ * is cancelled. Returns what became of it, for the reply. A job that already ended ran
+ * to its end and only leaves the job table (done when it became final).
+ */
+static const char *
+daemon_withdraw_uncommitted(struct daemon *d, struct job *job)
+{
+	if (job_is_final(job))
+		return "it had already ended";
+	if (job->status != JOB_QUEUED && fleet_cancel_job(d->fleet, job))
+		return "its run was cancelled"; /* final now: out of the table, bytes released */
+	daemon_forget_job(d, job);
+	return "it was not queued";
 }
 
 /* The writer finished a commit through ticket through: answer the submissions waiting
@@ -235,15 +251,19 @@ daemon_committed_cb(uint64_t through, int rc, const char *cause, void *arg)
 			d->replies_tail = &d->replies;
 		if (rc == 0) {
 			vd_http_reply_json(r->req, 202, r->body);
+			/* A follower's accepted job is the leader's from its commit on
+			 * (the commit's notification wakes the leader); its status is read
+			 * from the store. */
 			if (!d->leading)
-				daemon_hand_over(d, r->job);
+				daemon_forget_job(d, r->job);
 		} else {
 			/* Not durable, so not accepted: withdraw the job. */
 			json_decref(r->body);
-			queue_remove(d->queue, r->job);
-			queue_release_bytes(d->queue, r->job);
-			daemon_jobs_remove(&d->jobs, r->job);
-			vd_http_reply_error(r->req, 500, "could not store the job: %s", cause);
+			const char *fate = daemon_withdraw_uncommitted(d, r->job);
+			vd_warn(STORE, "job %s withdrawn, its submission did not commit: %s",
+				r->job->id, fate);
+			vd_http_reply_error(r->req, 500, "could not store the job: %s (%s)", cause,
+					    fate);
 		}
 		job_unref(r->job);
 		free(r);

@@ -179,6 +179,46 @@ test_snapshot_lookups_per_decision(void **state)
 	assert_true(again < first / 100);
 }
 
+/* The decision's other lookups by name: the engine's own index and the queue's. Each
+ * was one per waiting model and decision (the summary's model found in the engine, then
+ * its head job peeked in the queue); the queue's summaries carry the head now, and the
+ * engine finds each summary's model where the last decision did. */
+static void
+test_snapshot_name_lookups_per_decision(void **state)
+{
+	struct fixture *fx = *state;
+	size_t n;
+	fx_decide(fx, &n);
+	size_t engine_before = engine_lookup_count(fx->e);
+	size_t queue_before = queue_lookup_count(fx->d->queue);
+	fx_decide(fx, &n);
+	assert_int_equal(n, NMODELS);
+	size_t engine_again = engine_lookup_count(fx->e) - engine_before;
+	size_t queue_again = queue_lookup_count(fx->d->queue) - queue_before;
+	printf("lookups by name in a second decision at %d models: engine %zu, queue %zu\n",
+	       NMODELS, engine_again, queue_again);
+	assert_true(engine_again <= 4);
+	assert_true(queue_again <= 4);
+
+	/* A new model's jobs change the summaries: every model is still the right one. */
+	char name[64];
+	snprintf(name, sizeof(name), "model-new:latest");
+	registry_set_installed(fx->node->registry, name, VD_GIB, "llama", "7B", "Q4_K_M", 0);
+	for (int j = 0; j < 3; j++) {
+		struct job *job =
+		    job_new(NQUEUED + j + 1, name, JOB_KIND_GENERATE, JOB_PRIO_NORMAL, NULL, NULL);
+		assert_int_equal(queue_push(fx->d->queue, job), 0);
+		job_unref(job);
+	}
+	free(fx->sums);
+	fx->sums = xcalloc(queue_model_count(fx->d->queue) + 1, sizeof(*fx->sums));
+	fx->nsum = queue_summaries(fx->d->queue, fx->sums, queue_model_count(fx->d->queue));
+	fx_decide(fx, &n);
+	assert_int_equal(fx_demand(fx, name), 3);
+	fx_name(name, sizeof(name), 7);
+	assert_int_equal(fx_demand(fx, name), NQUEUED / NMODELS);
+}
+
 static void
 test_model_learned_later_is_found(void **state)
 {
@@ -203,6 +243,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_snapshot_lookups_per_decision, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_name_lookups_per_decision, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_model_learned_later_is_found, fx_setup,
 					    fx_teardown),

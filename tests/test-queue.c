@@ -269,15 +269,21 @@ test_summaries(void **state)
 	assert_int_equal(sa->oldest_enqueued_ms[JOB_PRIO_HIGH], 0);
 	assert_int_equal(sb->count[JOB_PRIO_HIGH], 1);
 	assert_int_equal(sb->oldest_enqueued_ms[JOB_PRIO_HIGH], 3000);
+	/* Each summary carries the job a peek returns (the engine's snapshot reads it). */
+	assert_ptr_equal(sa->head, queue_peek_model(q, "a"));
+	assert_ptr_equal(sb->head, queue_peek_model(q, "b"));
+	assert_non_null(sa->head);
 
 	struct queue_model_summary one;
 	queue_summary(q, "a", &one);
 	assert_string_equal(one.model, "a");
 	assert_int_equal(one.count[JOB_PRIO_LOW], 2);
 	struct job *popped = queue_pop_model(q, "a");
-	job_unref(popped);
 	queue_summary(q, "a", &one);
 	assert_int_equal(one.oldest_enqueued_ms[JOB_PRIO_LOW], 2000);
+	assert_ptr_equal(one.head, queue_peek_model(q, "a"));
+	assert_ptr_not_equal(one.head, popped);
+	job_unref(popped);
 	assert_non_null(queue_peek_model(q, "b"));
 	assert_null(queue_peek_model(q, "zzz"));
 	queue_free(q);

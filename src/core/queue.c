@@ -112,6 +112,7 @@ struct queue {
 	size_t nactive, active_alloc;
 	double vclock;		       /* see the top of this file */
 	struct queue_flow *free_flows; /* recycled flows (linked by next) */
+	size_t lookups;		       /* models looked up by name (queue_lookup_count) */
 };
 
 /* --- order statistics treap ------------------------------------------------------ */
@@ -267,6 +268,7 @@ queue_hash(const char *name)
 static struct queue_model *
 queue_model_lookup(const struct queue *q, const char *name)
 {
+	((struct queue *)q)->lookups++; /* a statistic, not the queue's state */
 	uint64_t h = queue_hash(name);
 	for (struct queue_model *m = q->buckets[h & (q->nbuckets - 1)]; m != NULL; m = m->hnext)
 		if (m->hash == h && strcmp(m->name, name) == 0)
@@ -906,6 +908,7 @@ queue_fill_summary(const struct queue_model *m, struct queue_model_summary *out)
 	}
 	for (int i = 0; i < JOB_NPLACEMENTS; i++)
 		out->placed[i] = m->placed[i];
+	out->head = queue_model_next(m, 0, 0);
 }
 
 void
@@ -916,6 +919,12 @@ queue_each_model_job(const struct queue *q, const char *model,
 	for (int p = 0; m != NULL && p < JOB_NPRIORITIES; p++)
 		for (struct job *job = m->head[p]; job != NULL; job = job->queue_next)
 			fn(job, arg);
+}
+
+size_t
+queue_lookup_count(const struct queue *q)
+{
+	return q->lookups;
 }
 
 size_t

@@ -43,6 +43,10 @@ struct queue_model_summary {
 	 * priority; 0 when none of them has one */
 	int64_t earliest_deadline_ms[JOB_NPRIORITIES];
 	int placed[JOB_NPLACEMENTS]; /* the same jobs by placement (gpu, ...) */
+	/* The job queue_peek_model would return (borrowed, valid until the queue changes):
+	 * the engine's snapshot reads it for every waiting model, and a second lookup by
+	 * name per model was a tenth of a decision's time (bench-decide). */
+	const struct job *head;
 };
 
 struct queue *queue_new(size_t max_size);
@@ -107,6 +111,9 @@ size_t queue_deadline_ahead(const struct queue *q, const struct job *job);
 /* Number of models with waiting jobs, and their summaries in no particular order.
  * summaries must have room for queue_model_count() entries; returns the count written. */
 size_t queue_model_count(const struct queue *q);
+/* How many times a model was looked up by name (hashed): a decision must not look up
+ * every waiting model again (issue 12; tests/test-engine.c counts them). */
+size_t queue_lookup_count(const struct queue *q);
 size_t queue_summaries(const struct queue *q, struct queue_model_summary *summaries, size_t max);
 /* Summary for one model (all zero counts if it has no waiting jobs). */
 void queue_summary(const struct queue *q, const char *model, struct queue_model_summary *out);

@@ -187,6 +187,11 @@ struct engine {
 	 * was most of vramd's CPU at 1000 models. Models are never removed. */
 	size_t *model_slots;
 	size_t nmodel_slots;
+	/* The model of each queue summary index in the last snapshot: the queue keeps its
+	 * models in a stable order, so a name compare usually replaces the hash lookup. */
+	struct engine_model **by_sum;
+	size_t by_sum_alloc;
+	size_t name_lookups; /* engine_model_find calls (engine_lookup_count) */
 	struct engine_run *runs;
 	struct engine_decision dec;
 	bool heads_valid; /* the models' head fields hold this snapshot's queue heads: only
@@ -243,6 +248,7 @@ engine_model_slot(const struct engine *e, const char *name)
 static struct engine_model *
 engine_model_find(const struct engine *e, const char *name)
 {
+	((struct engine *)e)->name_lookups++; /* a statistic, not the engine's state */
 	if (e->nmodel_slots == 0)
 		return NULL;
 	size_t s = e->model_slots[engine_model_slot(e, name)];
@@ -424,6 +430,12 @@ engine_hold_backend(struct engine *e, const char *what)
 			e->node->url);
 	engine_set_backend_up(e, false);
 	monitor_poll_now(e->node->monitor);
+}
+
+size_t
+engine_lookup_count(const struct engine *e)
+{
+	return e->name_lookups;
 }
 
 void
@@ -1936,12 +1948,21 @@ engine_snapshot(struct engine *e, int64_t now, const struct queue_model_summary 
 		e->models[i]->sum_index = -1;
 		e->models[i]->head = NULL;
 	}
+	if (nsum > e->by_sum_alloc) {
+		size_t old = e->by_sum_alloc;
+		e->by_sum_alloc = nsum * 2;
+		e->by_sum = xreallocarray(e->by_sum, e->by_sum_alloc, sizeof(*e->by_sum));
+		memset(e->by_sum + old, 0, (e->by_sum_alloc - old) * sizeof(*e->by_sum));
+	}
 	for (size_t i = 0; i < nsum; i++) {
-		struct engine_model *m = engine_model_get(e, sums[i].model);
+		struct engine_model *m = e->by_sum[i];
+		if (m == NULL || strcmp(m->name, sums[i].model) != 0)
+			m = e->by_sum[i] = engine_model_get(e, sums[i].model);
 		m->queue = sums[i];
 		m->queue.model = NULL; /* borrowed from the queue: not kept */
+		m->queue.head = NULL;  /* borrowed: m->head holds it for this decision */
 		m->sum_index = (int)i;
-		m->head = queue_peek_model(d->queue, m->name);
+		m->head = sums[i].head;
 	}
 	e->heads_valid = true;
 	engine_ops_prepare(e);
@@ -2679,6 +2700,7 @@ engine_free(struct engine *e)
 	}
 	free(e->models);
 	free(e->model_slots);
+	free(e->by_sum);
 	free(e->dec.models);
 	free(e->dec.src);
 	free(e->dec.sum);

@@ -92,6 +92,9 @@ struct engine_counters {
 	int64_t cpu_spills; /* loads planned on a GPU that the server put partly on the CPU */
 };
 void engine_counters(const struct engine *e, struct engine_counters *out);
+/* How many times the engine looked a model up by name (hashed): a decision must not look
+ * up every waiting model again (issue 12; tests/test-engine.c counts them). */
+size_t engine_lookup_count(const struct engine *e);
 
 /* A job's estimated start in seconds from now (rough); < 0 when unknown. */
 double engine_eta_s(const struct engine *e, const struct job *job, size_t position);
