@@ -543,6 +543,8 @@ daemon_lead(struct daemon *d)
 	}
 	if (rc > 0)
 		vd_log(QUEUE, "recovered %d unfinished jobs from %s", rc, store_path(d->store));
+	if (d->cluster != NULL) /* made through the previous leader since this one started */
+		gpu_policy_load_reservations(d->policy);
 	fleet_start(d->fleet);
 	return 0;
 }

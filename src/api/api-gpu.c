@@ -13,6 +13,7 @@
 #include "api.h"
 
 #include "api-parse.h"
+#include "cluster.h"
 #include "config.h"
 #include "daemon.h"
 #include "fleet.h"
@@ -543,6 +544,9 @@ api_gpu_memory(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
+	/* A follower shows the reservations the leader keeps, as stored now. */
+	if (cluster_is_follower(d->cluster))
+		gpu_policy_load_reservations(d->policy);
 	json_t *gpus = json_array();
 	uint64_t total = 0;
 	for (size_t i = 0; i < gpu_monitor_count(d->gpus); i++) {

@@ -843,20 +843,35 @@ gpu_policy_events(struct gpu_policy *p)
 
 /* --- Lifecycle ----------------------------------------------------------------------- */
 
+int
+gpu_policy_load_reservations(struct gpu_policy *p)
+{
+	char *cause = NULL;
+	struct gpu_reservation *old = p->res;
+	size_t nold = p->nres;
+	p->res = NULL;
+	p->nres = 0;
+	int n = store_reservations_load(p->d->store, policy_load_cb, p, &cause);
+	if (n < 0) {
+		vd_error(GPU, "cannot load reservations: %s", cause);
+		free(cause);
+		free(p->res); /* keep what was known */
+		p->res = old;
+		p->nres = nold;
+		return n;
+	}
+	free(old);
+	return n;
+}
+
 struct gpu_policy *
 gpu_policy_new(struct daemon *d)
 {
 	struct gpu_policy *p = xcalloc(1, sizeof(*p));
 	p->d = d;
 	p->events = events_new(d->base, d->httpc, d->config);
-	char *cause = NULL;
-	int n = store_reservations_load(d->store, policy_load_cb, p, &cause);
-	if (n < 0) {
-		vd_error(GPU, "cannot load reservations: %s", cause);
-		free(cause);
-	} else if (n > 0) {
+	if (gpu_policy_load_reservations(p) > 0)
 		vd_log(GPU, "loaded %zu reservation(s) from the store", p->nres);
-	}
 	p->timer = event_new(d->base, -1, EV_PERSIST, policy_timer_cb, p);
 	struct timeval tv = {.tv_sec = 1};
 	event_add(p->timer, &tv);

@@ -24,6 +24,10 @@ struct gpu_policy;
 
 /* Creates the policy and its event bus, and loads the stored reservations (expired
  * ones are deleted). Call after d->gpus, d->store and d->httpc exist. Never NULL. */
+/* (Re)reads the reservations from the store, replacing those in memory: at start, and
+ * when a cluster's instance starts to lead or a follower shows them (another instance
+ * made them). Returns how many, or -errno (logged; memory unchanged). */
+int gpu_policy_load_reservations(struct gpu_policy *p);
 struct gpu_policy *gpu_policy_new(struct daemon *d);
 
 /* Where the policy learns what vramd's models hold on this host's GPUs (the daemon wires

@@ -46,8 +46,17 @@ def role(v):
     return body.get("cluster", {}).get("role") if status == 200 else None
 
 
+def known_leader(v):
+    try:
+        status, body = v.get("/api/health", timeout=5)
+    except OSError:
+        return None
+    return body.get("cluster", {}).get("leader") if status == 200 else None
+
+
 def wait_leader(instances, timeout=30):
-    """The one instance that says it leads, once exactly one does."""
+    """The one instance that says it leads, once exactly one does (and, when agree, once
+    every instance names it as the leader)."""
     found = []
 
     def one():
@@ -55,6 +64,13 @@ def wait_leader(instances, timeout=30):
         return len(found) == 1
     wait_until(one, timeout=timeout, what="exactly one leader")
     return found[0]
+
+
+def wait_agree(instances, timeout=10):
+    """Every instance names the same leader (their listings are one tick apart)."""
+    wait_until(lambda: len({known_leader(v) for v in instances} - {None}) == 1 and
+               None not in {known_leader(v) for v in instances},
+               timeout=timeout, what="every instance to know the leader")
 
 
 def stop_all(sim, instances):
@@ -102,6 +118,7 @@ def test_follower_long_poll_and_redirects():
     instances = start_instances(sim, url, 2)
     try:
         leader = wait_leader(instances)
+        wait_agree(instances)
         follower = [v for v in instances if v is not leader][0]
         jid = follower.submit_ok({"model": "qwen2.5:0.5b", "prompt": "hi",
                                   "options": {"num_predict": 40}})
@@ -185,6 +202,40 @@ def test_leader_killed_under_load_loses_nothing():
         for jid in accepted:
             job = any_v.wait_final(jid, timeout=180)
             assert job["status"] == "complete", job
+    finally:
+        stop_all(sim, instances)
+
+
+def test_reservations_shared_and_kept_over_failover():
+    url = PG.create_database("cluster4")
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
+    instances = start_instances(sim, url, 2)
+    try:
+        leader = wait_leader(instances)
+        wait_agree(instances)
+        follower = [v for v in instances if v is not leader][0]
+        status, body = http_json("POST", follower.url + "/api/gpu/memory/allocate",
+                                 json_body={"id": "sd", "mb": 1024, "gpu": 0})
+        assert status == 307, (status, body)
+        wait_until(lambda: leader.get("/api/gpu/memory/available")[1]["gpus"][0]
+                   ["total_bytes"] > 0, what="the leader to know the GPU")
+        status, body = http_json("POST", leader.url + "/api/gpu/memory/allocate",
+                                 json_body={"id": "sd", "mb": 1024, "gpu": 0})
+        assert status in (200, 202), (status, body)
+
+        def ids(v):
+            return [r["id"] for r in v.get("/api/gpu/memory/available")[1]["reservations"]]
+        # The leader's reply may leave just before its commit (docs/api.md).
+        wait_until(lambda: ids(follower) == ["sd"], timeout=5,
+                   what="the follower to show the leader's reservation")
+        os.kill(leader.proc.pid, signal.SIGKILL)
+        leader.proc.popen.wait()
+        assert wait_leader([follower], timeout=TAKEOVER_S * 4) is follower
+        assert ids(follower) == ["sd"], ids(follower)
+        status, body = http_json("POST", follower.url + "/api/gpu/memory/deallocate",
+                                 json_body={"id": "sd"})
+        assert status == 200, (status, body)
+        assert ids(follower) == [], ids(follower)
     finally:
         stop_all(sim, instances)
 
