@@ -17,6 +17,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,13 +46,16 @@ cluster_demoted_cb(void *arg)
 	if (!c->leading)
 		return;
 	c->leading = false;
-	/* Stopping is the one way to be sure nothing of this process acts again while
-	 * another instance leads; what ran here is re-queued by the next leader. */
+	/* Stopping at once, as a crash would, is the one way to be sure nothing of this
+	 * process acts again while another instance leads: an orderly stop would still put
+	 * its runs back to queued in the store, over what the new leader writes. What was
+	 * accepted is committed already; what ran here, the next leader re-queues. */
 	vd_error(SYSTEM,
-		 "instance %s lost the leader lock (its database session ended): stopping so "
-		 "that two leaders never act; start it again to rejoin as a follower",
+		 "instance %s lost the leader lock (its database session ended): stopping now "
+		 "so that two leaders never act; start it again to rejoin as a follower",
 		 c->instance);
-	daemon_stop(c->d, CLUSTER_EXIT_DEMOTED);
+	fflush(NULL);
+	_exit(CLUSTER_EXIT_DEMOTED);
 }
 
 static void

@@ -11,9 +11,10 @@
  * model and GPU operations) to the leader with a 307 redirect.
  *
  * A leader that loses its lock (its database connection failed, the server restarted,
- * the lock's session was terminated) stops at once: the process exits with status 75
- * (EX_TEMPFAIL), so two leaders never act, and systemd's Restart= brings it back as a
- * follower. The new leader re-queues what was in flight (at least once; attempts count).
+ * the lock's session was terminated) stops at once, as a crash would, without writing
+ * anything more: the process exits with status 75 (EX_TEMPFAIL), so two leaders never
+ * act, and systemd's Restart= brings it back as a follower. The new leader re-queues
+ * what was in flight (at least once; attempts count).
  *
  * With SQLite (the default) there is no cluster: cluster_open leaves *out NULL, and every
  * function here treats a NULL cluster as the one instance that always leads.

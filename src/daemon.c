@@ -549,13 +549,6 @@ daemon_lead(struct daemon *d)
 	return 0;
 }
 
-void
-daemon_stop(struct daemon *d, int exit_code)
-{
-	d->exit_code = exit_code;
-	event_base_loopexit(d->base, NULL);
-}
-
 /* Every complete GPU sample is a reason to decide again. */
 static void
 daemon_gpu_sample_cb(struct gpu_monitor *mon, void *arg)
@@ -866,7 +859,7 @@ daemon_run(struct daemon *d)
 	vd_log(SYSTEM, "vramd ready: %zu ollama node%s, data %s", fleet_count(d->fleet),
 	       fleet_count(d->fleet) == 1 ? "" : "s", store_path(d->store));
 	event_base_dispatch(d->base);
-	return d->exit_code;
+	return 0;
 }
 
 void

@@ -82,8 +82,7 @@ struct daemon {
 
 	/* Several instances on one PostgreSQL store (cluster.h); NULL with SQLite. */
 	struct cluster *cluster;
-	bool leading;  /* the fleet runs here: always without a cluster, else once elected */
-	int exit_code; /* what daemon_run returns (daemon_stop) */
+	bool leading; /* the fleet runs here: always without a cluster, else once elected */
 };
 
 /*
@@ -93,10 +92,8 @@ struct daemon {
  * Takes ownership of config.
  */
 int daemon_new(struct config *config, struct daemon **out, char **cause);
-/* Runs the loop until SIGINT/SIGTERM or daemon_stop; returns the process's exit status. */
+/* Runs the loop until SIGINT/SIGTERM. */
 int daemon_run(struct daemon *d);
-/* Ends daemon_run after this loop turn, which then returns exit_code. */
-void daemon_stop(struct daemon *d, int exit_code);
 
 /* Several instances (cluster.c). daemon_lead: this instance now runs the fleet, with
  * every unfinished job of the store queued (those in flight under a previous leader run

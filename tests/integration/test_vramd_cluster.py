@@ -206,6 +206,31 @@ def test_leader_killed_under_load_loses_nothing():
         stop_all(sim, instances)
 
 
+def test_leader_whose_lock_session_ends_stops_at_once():
+    # Only the lock's session is ended (the store's connections live on): the leader must
+    # stop without writing anything more, and the other instance finishes every job.
+    url = PG.create_database("cluster5")
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=20)
+    instances = start_instances(sim, url, 2)
+    try:
+        leader = wait_leader(instances)
+        other = [v for v in instances if v is not leader][0]
+        ids = [leader.submit_ok({"model": "qwen2.5:0.5b", "prompt": "p%d" % i,
+                                 "options": {"num_predict": 20}}) for i in range(20)]
+        ended = PG.psql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE "
+                        "locktype = 'advisory' AND objid = 1 AND granted", database="cluster5")
+        assert ended == "t", ended
+        leader.proc.popen.wait(timeout=10)
+        assert leader.proc.popen.returncode == 75, leader.proc.popen.returncode
+        assert "lost the leader lock" in leader.proc.log_text()
+        assert wait_leader([other], timeout=TAKEOVER_S * 4) is other
+        for jid in ids:
+            job = other.wait_final(jid, timeout=120)
+            assert job["status"] == "complete", job
+    finally:
+        stop_all(sim, instances)
+
+
 def test_reservations_shared_and_kept_over_failover():
     url = PG.create_database("cluster4")
     sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
