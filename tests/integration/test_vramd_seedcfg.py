@@ -188,8 +188,11 @@ def test_memory_limit_bounds_loads():
         unload_all()
     # The limit also counts what is resident: qwen2.5:0.5b (1.2 GiB with its CUDA context)
     # and gemma:2b (2.3 GiB) do not fit 3600 MiB less the 1 GiB fit reserve together, so
-    # the second load unloads the first. (Under 3000 MiB gemma:2b never fits at all once
-    # vramd has measured the CUDA context.)
+    # one of them is unloaded. Which one depends on what vramd knew when it planned
+    # gemma:2b's load: with the CUDA context measured, qwen2.5:0.5b makes room first;
+    # planned on the estimates (1.8 GiB for gemma:2b, the context not measured yet) both
+    # load, and once measured the one the eviction policy values least goes. (Under
+    # 3000 MiB gemma:2b never fits at all once vramd has measured the CUDA context.)
     v = start_vramd(sim, *FAST, "--memory-limit-mb", "3600", "--min-swap-batch", "0")
     try:
         wait_ready(v)
@@ -197,8 +200,10 @@ def test_memory_limit_bounds_loads():
         assert job["status"] == "complete", job
         job = run_job(v, "gemma:2b")
         assert job["status"] == "complete", (job, v.proc.log_tail(30))
-        wait_until(lambda: [m["name"] for m in sim.state().get("models", [])] == ["gemma:2b"],
-                   timeout=30, what="qwen2.5:0.5b unloaded for gemma:2b under the limit")
+        wait_until(lambda: len(sim.state().get("models", [])) == 1, timeout=30,
+                   what="one of qwen2.5:0.5b and gemma:2b unloaded under the limit")
+        time.sleep(1)  # and it stays so: the other is not loaded back beside it
+        assert len(sim.state().get("models", [])) == 1, sim.state().get("models")
     finally:
         v.stop()
     unload_all()
