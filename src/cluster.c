@@ -30,12 +30,55 @@ struct cluster {
 	bool leading;  /* between on_elected and the exit on demotion */
 };
 
+#define CLUSTER_CONFIG_SETTING "runtime-config"
+
+/* config_set_many_kept's keeper: a change made through the API (on the leader) goes to
+ * the shared store before it is applied, so the next leader applies it too. */
+static int
+cluster_keep_config_cb(const char *doc, void *arg, char **cause)
+{
+	struct cluster *c = arg;
+	return store_setting_put(c->d->store, CLUSTER_CONFIG_SETTING, doc, cause);
+}
+
+void
+cluster_refresh_config(struct cluster *c)
+{
+	if (c == NULL)
+		return;
+	struct daemon *d = c->d;
+	char *doc = NULL, *cause = NULL;
+	if (store_setting_get(d->store, CLUSTER_CONFIG_SETTING, &doc, &cause) < 0) {
+		vd_warn(CONFIG, "cannot read the cluster's run-time configuration: %s", cause);
+		free(cause);
+		return;
+	}
+	if (doc == NULL)
+		return; /* never changed through the API */
+	json_t *changed = NULL, *skipped = json_array();
+	if (config_apply_runtime_doc(d->config, doc, "the cluster's run-time configuration",
+				     &changed, skipped, &cause) < 0) {
+		vd_warn(CONFIG, "%s", cause);
+		free(cause);
+	} else if (json_object_size(changed) > 0) {
+		daemon_config_changed(d, changed, "the cluster's shared store");
+	}
+	size_t i;
+	json_t *why;
+	json_array_foreach(skipped, i, why) vd_warn(
+	    CONFIG, "the cluster's run-time configuration: %s skipped", json_string_value(why));
+	json_decref(changed);
+	json_decref(skipped);
+	free(doc);
+}
+
 static void
 cluster_elected_cb(void *arg)
 {
 	struct cluster *c = arg;
 	c->leading = true;
 	vd_log(SYSTEM, "instance %s leads: taking over the fleet and the queue", c->instance);
+	cluster_refresh_config(c); /* changes made through the previous leader */
 	daemon_lead(c->d);
 }
 
@@ -121,6 +164,7 @@ cluster_open(struct daemon *d, struct cluster **out, char **cause)
 		cluster_free(c);
 		return rc;
 	}
+	config_set_keeper(d->config, cluster_keep_config_cb, c);
 	vd_log(SYSTEM, "instance %s joins the cluster on %s as a follower", c->instance,
 	       store_path(d->store));
 	*out = c;
@@ -132,6 +176,7 @@ cluster_free(struct cluster *c)
 {
 	if (c == NULL)
 		return;
+	config_set_keeper(c->d->config, NULL, NULL);
 	leader_close(c->leader);
 	free(c->instance);
 	free(c->address);

@@ -46,6 +46,11 @@ bool cluster_is_follower(const struct cluster *c);
  * database cannot yet have given its lock to another (leader_check). */
 bool cluster_may_act(const struct cluster *c);
 
+/* Applies the run-time configuration kept in the shared store (changes made through the
+ * API on any leader): when an instance starts to lead, and on a follower before it shows
+ * the configuration. No-op without a cluster. */
+void cluster_refresh_config(struct cluster *c);
+
 /* {"instance", "role", "leader", "leader_address"} for GET /api/health; NULL without a
  * cluster. */
 json_t *cluster_health_json(const struct cluster *c);

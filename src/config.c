@@ -421,6 +421,8 @@ struct config_origin;
 struct config {
 	struct config_value v[CONFIG_NKEYS];
 	struct config_origin *origin; /* set by config_load, for config_reload_file */
+	config_keep_fn *keeper;	      /* config_set_keeper: a second place run-time changes go */
+	void *keeper_arg;
 };
 
 static void config_origin_free(struct config_origin *origin);
@@ -1344,6 +1346,7 @@ config_value_json(const struct config_value *v, enum config_key k)
 }
 
 static int config_persist_save_values(const struct config_value *v, char **cause);
+static char *config_runtime_doc_of(const struct config_value *v);
 
 /* config_set_many and config_set_many_kept: with keep, the new values are written to
  * runtime-config.json before they replace cfg's (*persist_failed tells that failure from
@@ -1390,6 +1393,16 @@ config_set_many_do(struct config *cfg, const json_t *obj, json_t **changed, bool
 	rc = config_check_order(tmp, cause);
 	if (rc < 0)
 		goto out;
+	if (keep && cfg->keeper != NULL) { /* the shared copy first: it outlives this file */
+		char *doc = config_runtime_doc_of(tmp);
+		rc = cfg->keeper(doc, cfg->keeper_arg, cause);
+		free(doc);
+		if (rc < 0) {
+			if (persist_failed != NULL)
+				*persist_failed = true;
+			goto out;
+		}
+	}
 	if (keep) {
 		rc = config_persist_save_values(tmp, cause);
 		if (rc < 0) {
@@ -1897,9 +1910,9 @@ out:
 	return rc;
 }
 
-/* Writes every value of v whose source is runtime to runtime-config.json. */
-static int
-config_persist_save_values(const struct config_value *v, char **cause)
+/* {"version": 1, "config": {...}}: every value of v whose source is runtime. */
+static char *
+config_runtime_doc_of(const struct config_value *v)
 {
 	json_t *keys = json_object();
 	for (int k = 0; k < CONFIG_NKEYS; k++)
@@ -1908,6 +1921,27 @@ config_persist_save_values(const struct config_value *v, char **cause)
 	json_t *doc = json_pack("{s:i, s:o}", "version", 1, "config", keys);
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(doc);
+	return text;
+}
+
+char *
+config_runtime_doc(const struct config *cfg)
+{
+	return config_runtime_doc_of(cfg->v);
+}
+
+void
+config_set_keeper(struct config *cfg, config_keep_fn *fn, void *arg)
+{
+	cfg->keeper = fn;
+	cfg->keeper_arg = arg;
+}
+
+/* Writes every value of v whose source is runtime to runtime-config.json. */
+static int
+config_persist_save_values(const struct config_value *v, char **cause)
+{
+	char *text = config_runtime_doc_of(v);
 	char *with_nl = xasprintf("%s\n", text);
 	free(text);
 	char *path = config_persist_path_of(v);
@@ -1938,14 +1972,26 @@ config_persist_load(struct config *cfg, json_t **skipped, char **cause)
 	}
 	if (rc < 0)
 		goto out;
+	rc = config_apply_runtime_doc(cfg, text, path, NULL, *skipped, cause);
+out:
+	free(text);
+	free(path);
+	return rc;
+}
+
+int
+config_apply_runtime_doc(struct config *cfg, const char *text, const char *where, json_t **changed,
+			 json_t *skipped, char **cause)
+{
+	int rc = 0;
+	const char *path = where;
 	json_error_t jerr;
 	json_t *doc = json_loads(text, 0, &jerr);
 	json_t *keys = json_object_get(doc, "config");
 	if (!json_is_object(keys) || json_integer_value(json_object_get(doc, "version")) != 1) {
 		json_decref(doc);
-		rc = vd_fail(cause, -EINVAL, "%s: not a vramd run-time configuration (version 1)",
-			     path);
-		goto out;
+		return vd_fail(cause, -EINVAL, "%s: not a vramd run-time configuration (version 1)",
+			       path);
 	}
 	struct config_value tmp[CONFIG_NKEYS];
 	config_values_copy(tmp, cfg->v);
@@ -1964,7 +2010,7 @@ config_persist_load(struct config *cfg, json_t **skipped, char **cause)
 			 why == NULL)
 			why = xasprintf("%s: invalid value", key);
 		if (why != NULL)
-			json_array_append_new(*skipped, json_string(why));
+			json_array_append_new(skipped, json_string(why));
 		free(why);
 	}
 	json_decref(doc);
@@ -1974,12 +2020,16 @@ config_persist_load(struct config *cfg, json_t **skipped, char **cause)
 		char *inner = *cause;
 		*cause = xasprintf("%s: %s", path, inner);
 		free(inner);
-		goto out;
+		return rc;
+	}
+	if (changed != NULL) {
+		*changed = json_object();
+		for (int k = 0; k < CONFIG_NKEYS; k++)
+			if (strcmp(tmp[k].text, cfg->v[k].text) != 0)
+				json_object_set_new(*changed, config_table[k].name,
+						    config_value_json(tmp, k));
 	}
 	config_values_free(cfg->v);
 	memcpy(cfg->v, tmp, sizeof(tmp));
-out:
-	free(text);
-	free(path);
-	return rc;
+	return 0;
 }

@@ -269,6 +269,21 @@ int config_persist_save(const struct config *cfg, char **cause);
  */
 int config_persist_load(struct config *cfg, json_t **skipped, char **cause);
 
+/*
+ * Several instances (cluster.c) keep the run-time changes in their shared store too.
+ * config_runtime_doc: the document runtime-config.json holds (caller frees).
+ * config_set_keeper: config_set_many_kept hands that document of the new values to fn
+ * before it writes the file (a failure there fails the change: nothing changes).
+ * config_apply_runtime_doc: applies such a document (where names it in errors), as
+ * config_persist_load does; *changed (may be NULL) as config_set_many's, entries that no
+ * longer apply are appended to skipped.
+ */
+typedef int config_keep_fn(const char *doc, void *arg, char **cause);
+char *config_runtime_doc(const struct config *cfg);
+void config_set_keeper(struct config *cfg, config_keep_fn *fn, void *arg);
+int config_apply_runtime_doc(struct config *cfg, const char *text, const char *where,
+			     json_t **changed, json_t *skipped, char **cause);
+
 /* The --help text from the table. */
 void config_print_help(FILE *out, const char *progname);
 /* Markdown table of every key (docs/configuration.md is written from it). */

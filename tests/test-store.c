@@ -885,7 +885,7 @@ test_pg_schema_upgrade(void **state)
 
 	struct store *st = open_store(loc);
 	char *v = pg_value("SELECT MAX(version) FROM vramd_schema_version");
-	assert_string_equal(v, "6");
+	assert_string_equal(v, "7");
 	free(v);
 	struct job *old = store_job_get(st, "j-0000000000000007");
 	assert_non_null(old);

@@ -1036,8 +1036,11 @@ api_gpu_config(struct vd_http_req *req, const char *path, void *arg)
 {
 	(void)path;
 	struct daemon *d = arg;
-	if (vd_http_req_method(req) == VD_HTTP_PUT)
+	if (vd_http_req_method(req) == VD_HTTP_PUT) {
 		api_gpu_config_put(req, d);
-	else
-		vd_http_reply_json(req, 200, api_gpu_config_json(d));
+		return;
+	}
+	if (cluster_is_follower(d->cluster)) /* it shows the leader's changes */
+		cluster_refresh_config(d->cluster);
+	vd_http_reply_json(req, 200, api_gpu_config_json(d));
 }

@@ -105,6 +105,11 @@ struct store_backend {
 	 * and sets *first to its start (seq_block seqs). NULL: the one process owning the store
 	 * counts on from max_seq itself (SQLite). */
 	int (*claim_seqs)(struct store_db *db, int64_t *first, char **cause);
+	/* Named documents shared by several instances (the run-time configuration), on the
+	 * loop's connection, committed at once. get sets *value NULL when there is none.
+	 * NULL: not shared (SQLite). */
+	int (*setting_get)(struct store_db *db, const char *name, char **value, char **cause);
+	int (*setting_put)(struct store_db *db, const char *name, const char *value, char **cause);
 	int64_t seq_block; /* how many seqs one claim gives */
 	void (*close)(struct store_db *db);
 };

@@ -38,7 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STORE_PG_SCHEMA_VERSION 6
+#define STORE_PG_SCHEMA_VERSION 7
 /* Job seqs an instance claims from the shared sequence at once: one round trip per this
  * many submissions. */
 #define STORE_PG_SEQ_BLOCK	256
@@ -193,6 +193,9 @@ static const struct {
 	"CREATE TRIGGER jobs_changed_notify AFTER UPDATE OF status ON jobs"
 	" FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)"
 	" EXECUTE FUNCTION vramd_jobs_notify();"},
+    /* Documents every instance shares: the run-time configuration (issue 14). */
+    {7, "CREATE TABLE vramd_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL,"
+	" updated_at TIMESTAMPTZ NOT NULL DEFAULT now());"},
 };
 
 /* One connection and whether its statements are prepared on it. */
@@ -699,6 +702,36 @@ store_pg_claim_seqs(struct store_db *db, int64_t *first, char **cause)
 }
 
 static int
+store_pg_setting_get(struct store_db *db, const char *name, char **value, char **cause)
+{
+	*value = NULL;
+	const char *params[] = {name};
+	PGresult *res = store_pg_read(db, NULL, "SELECT value FROM vramd_settings WHERE name = $1",
+				      1, params, "read setting", cause);
+	if (res == NULL)
+		return -EIO;
+	if (PQntuples(res) > 0)
+		*value = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+static int
+store_pg_setting_put(struct store_db *db, const char *name, const char *value, char **cause)
+{
+	const char *params[] = {name, value};
+	PGresult *res = store_pg_read(
+	    db, NULL,
+	    "INSERT INTO vramd_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) "
+	    "DO UPDATE SET value = EXCLUDED.value, updated_at = now() RETURNING name",
+	    2, params, "write setting", cause);
+	if (res == NULL)
+		return -EIO;
+	PQclear(res);
+	return 0;
+}
+
+static int
 store_pg_jobs_list(struct store_db *db, const struct store_query *q, store_job_cb *cb, void *arg,
 		   char **cause)
 {
@@ -767,6 +800,8 @@ const struct store_backend store_pg_backend = {
     .counts = store_pg_counts,
     .reservations_load = store_pg_reservations_load,
     .claim_seqs = store_pg_claim_seqs,
+    .setting_get = store_pg_setting_get,
+    .setting_put = store_pg_setting_put,
     .seq_block = STORE_PG_SEQ_BLOCK,
     .close = store_pg_close,
 };

@@ -270,6 +270,25 @@ store_path(const struct store *st)
 	return st->db != NULL ? st->backend->describe(st->db) : "(store not open)";
 }
 
+int
+store_setting_get(struct store *st, const char *name, char **value, char **cause)
+{
+	*value = NULL;
+	if (st->backend->setting_get == NULL)
+		return vd_fail(cause, -ENOTSUP, "the %s store shares no settings",
+			       st->backend->name);
+	return st->backend->setting_get(st->db, name, value, cause);
+}
+
+int
+store_setting_put(struct store *st, const char *name, const char *value, char **cause)
+{
+	if (st->backend->setting_put == NULL)
+		return vd_fail(cause, -ENOTSUP, "the %s store shares no settings",
+			       st->backend->name);
+	return st->backend->setting_put(st->db, name, value, cause);
+}
+
 int64_t
 store_next_seq(struct store *st, char **cause)
 {

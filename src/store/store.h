@@ -72,6 +72,13 @@ const char *store_path(const struct store *st);
  * cannot be claimed (the server is down). */
 int64_t store_next_seq(struct store *st, char **cause);
 
+/* Named documents every instance on a PostgreSQL store shares (the run-time
+ * configuration), read and written at once on the loop's connection (not through the
+ * writer's batches). get sets *value (caller frees) or NULL when there is none. On
+ * SQLite, which one process owns, both are -ENOTSUP. */
+int store_setting_get(struct store *st, const char *name, char **value, char **cause);
+int store_setting_put(struct store *st, const char *name, const char *value, char **cause);
+
 /*
  * Adds a write of job's whole row (status, request, metadata, result, error, times,
  * metrics, attempts, key) to the current batch: an insert, or a replacement of the

@@ -231,6 +231,39 @@ def test_leader_whose_lock_session_ends_stops_at_once():
         stop_all(sim, instances)
 
 
+def test_runtime_config_shared_and_kept_over_failover():
+    url = PG.create_database("cluster6")
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
+    instances = start_instances(sim, url, 2)
+    try:
+        leader = wait_leader(instances)
+        wait_agree(instances)
+        follower = [v for v in instances if v is not leader][0]
+        status, body = http_json("PUT", follower.url + "/api/gpu/config",
+                                 json_body={"temp_throttle": 81})
+        assert status == 307, (status, body)
+        status, body = http_json("PUT", leader.url + "/api/gpu/config",
+                                 json_body={"temp_throttle": 81})
+        assert status == 200, (status, body)
+
+        def throttle(v):
+            return v.get("/api/gpu/config")[1]["temp_throttled_max_c"]
+        assert throttle(leader) == 81
+        assert throttle(follower) == 81, follower.get("/api/gpu/config")[1]
+        os.kill(leader.proc.pid, signal.SIGKILL)
+        leader.proc.popen.wait()
+        assert wait_leader([follower], timeout=TAKEOVER_S * 4) is follower
+        assert throttle(follower) == 81
+        # A new instance with its own empty data directory reads it from the store.
+        late = start_vramd(sim, "--store", url, "--leader-takeover", TAKEOVER_S,
+                           "--instance-id", "late")
+        instances.append(late)
+        wait_agree([follower, late])
+        assert throttle(late) == 81
+    finally:
+        stop_all(sim, instances)
+
+
 def test_reservations_shared_and_kept_over_failover():
     url = PG.create_database("cluster4")
     sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
