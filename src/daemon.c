@@ -159,6 +159,9 @@ daemon_jobs_cleanup(struct daemon_job_table *t)
 	t->count = 0;
 }
 
+/* The name of the API keys' document in a cluster's shared store (store_setting_get). */
+#define DAEMON_KEYS_SETTING "api-keys"
+
 /* --- Group commit ------------------------------------------------------------------ */
 
 #define DAEMON_LAZY_COMMIT_MS 100 /* the most a front-door job's final record waits */
@@ -636,11 +639,37 @@ static int
 daemon_load_keys(struct daemon *d, char **cause)
 {
 	const char *path = config_str(d->config, CONFIG_API_KEYS_FILE);
-	if (path[0] == '\0')
+	bool shared = store_shares_settings(d->store);
+	char *text = NULL;
+	int rc;
+	if (path[0] != '\0') {
+		rc = keys_load_text(path, &d->keys, shared ? &text : NULL, cause);
+		if (rc < 0)
+			return rc;
+		/* Several instances answer alike: the file of the instance started last is
+		 * the one every instance started after it uses. */
+		if (shared) {
+			rc = store_setting_put(d->store, DAEMON_KEYS_SETTING, text, cause);
+			explicit_bzero(text, strlen(text));
+			free(text);
+			if (rc < 0)
+				return rc;
+		}
+	} else if (shared) {
+		rc = store_setting_get(d->store, DAEMON_KEYS_SETTING, &text, cause);
+		if (rc < 0)
+			return rc;
+		if (text == NULL)
+			return 0; /* no instance was given API_KEYS_FILE */
+		rc = keys_parse(text, "the cluster's API keys (from the store)", &d->keys, cause);
+		explicit_bzero(text, strlen(text));
+		free(text);
+		if (rc < 0)
+			return rc;
+		path = "the cluster's shared store";
+	} else {
 		return 0;
-	int rc = keys_load(path, &d->keys, cause);
-	if (rc < 0)
-		return rc;
+	}
 	size_t admins = 0;
 	for (size_t i = 0; i < keys_count(d->keys); i++) {
 		const struct api_key *key = keys_at(d->keys, i);
@@ -648,7 +677,8 @@ daemon_load_keys(struct daemon *d, char **cause)
 		admins += key->admin;
 	}
 	struct stat sb;
-	if (stat(path, &sb) == 0 && (sb.st_mode & 077) != 0)
+	if (config_str(d->config, CONFIG_API_KEYS_FILE)[0] != '\0' && stat(path, &sb) == 0 &&
+	    (sb.st_mode & 077) != 0)
 		vd_warn(API, "API_KEYS_FILE %s can be read by other users: chmod 600 it", path);
 	vd_log(API, "API keys: %zu from %s (%zu admin); every endpoint but /api/health needs one",
 	       keys_count(d->keys), path, admins);

@@ -390,7 +390,15 @@ out:
 int
 keys_load(const char *path, struct api_keys **out, char **cause)
 {
+	return keys_load_text(path, out, NULL, cause);
+}
+
+int
+keys_load_text(const char *path, struct api_keys **out, char **text, char **cause)
+{
 	*out = NULL;
+	if (text != NULL)
+		*text = NULL;
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return vd_fail(cause, -errno, "cannot open API_KEYS_FILE %s: %s", path,
@@ -412,6 +420,8 @@ keys_load(const char *path, struct api_keys **out, char **cause)
 		char *label = xasprintf("API_KEYS_FILE %s", path);
 		rc = keys_parse(buf, label, out, cause);
 		free(label);
+		if (rc == 0 && text != NULL)
+			*text = xstrdup(buf);
 	}
 	explicit_bzero(buf, len < KEYS_FILE_MAX_BYTES + 1 ? len : KEYS_FILE_MAX_BYTES + 1);
 	free(buf);

@@ -50,6 +50,9 @@ struct api_keys;
  * file, the entry ("key 2 (\"batch\")") and the field.
  */
 int keys_load(const char *path, struct api_keys **out, char **cause);
+/* keys_load, also giving the file's text in *text on success (caller wipes with
+ * explicit_bzero and frees): what a cluster's instance shares through the store. */
+int keys_load_text(const char *path, struct api_keys **out, char **text, char **cause);
 /* The same on the file's text; label names the file in messages (tests, fuzzing). */
 int keys_parse(const char *text, const char *label, struct api_keys **out, char **cause);
 /* Frees the keys, wiping their secrets from memory. NULL is a no-op. */

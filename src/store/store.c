@@ -270,6 +270,12 @@ store_path(const struct store *st)
 	return st->db != NULL ? st->backend->describe(st->db) : "(store not open)";
 }
 
+bool
+store_shares_settings(const struct store *st)
+{
+	return st->backend->setting_get != NULL;
+}
+
 int
 store_setting_get(struct store *st, const char *name, char **value, char **cause)
 {

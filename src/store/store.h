@@ -76,6 +76,7 @@ int64_t store_next_seq(struct store *st, char **cause);
  * configuration), read and written at once on the loop's connection (not through the
  * writer's batches). get sets *value (caller frees) or NULL when there is none. On
  * SQLite, which one process owns, both are -ENOTSUP. */
+bool store_shares_settings(const struct store *st);
 int store_setting_get(struct store *st, const char *name, char **value, char **cause);
 int store_setting_put(struct store *st, const char *name, const char *value, char **cause);
 

@@ -5,10 +5,12 @@ killed with -9 another takes over with no accepted job lost.
 
 A real PostgreSQL is started for the test (tests/pgserver.py)."""
 
+import json
 import os
 import random
 import signal
 import sys
+import tempfile
 import threading
 import time
 
@@ -260,6 +262,33 @@ def test_runtime_config_shared_and_kept_over_failover():
         instances.append(late)
         wait_agree([follower, late])
         assert throttle(late) == 81
+    finally:
+        stop_all(sim, instances)
+
+
+def test_api_keys_shared_through_the_store():
+    # The instance given API_KEYS_FILE shares it; one started after without the file
+    # asks for the same keys.
+    url = PG.create_database("cluster7")
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
+    admin = "sk-cluster-admin-0123456789abcdef"
+    keys_file = os.path.join(tempfile.mkdtemp(prefix="vramd-keys-"), "keys.json")
+    with open(keys_file, "w") as f:
+        json.dump([{"key": admin, "name": "ops", "admin": True}], f)
+    os.chmod(keys_file, 0o600)
+    first = start_vramd(sim, "--store", url, "--api-keys-file", keys_file,
+                        "--instance-id", "with-file")
+    instances = [first]
+    try:
+        second = start_vramd(sim, "--store", url, "--instance-id", "without-file")
+        instances.append(second)
+        assert "the cluster's shared store" in second.proc.log_text()
+        for v in instances:
+            status, _, _ = http("GET", v.url + "/api/stats")
+            assert status == 401, (v.url, status)
+            status, _, _ = http("GET", v.url + "/api/stats",
+                                headers={"Authorization": "Bearer " + admin})
+            assert status == 200, (v.url, status)
     finally:
         stop_all(sim, instances)
 
