@@ -220,6 +220,19 @@ cluster_leader_address(const struct cluster *c)
 	return f.address;
 }
 
+char *
+cluster_leader_url(const struct cluster *c)
+{
+	if (!cluster_is_follower(c))
+		return NULL;
+	char *address = cluster_leader_address(c);
+	if (address == NULL)
+		return NULL;
+	char *url = xasprintf("http://%s", address);
+	free(address);
+	return url;
+}
+
 json_t *
 cluster_health_json(const struct cluster *c)
 {

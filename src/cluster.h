@@ -57,6 +57,10 @@ json_t *cluster_health_json(const struct cluster *c);
 /* GET /api/cluster's body: this instance and every instance of the last listing. */
 json_t *cluster_json(const struct cluster *c);
 
+/* On a follower: http://HOST:PORT of the leader as of the last listing (caller frees);
+ * NULL on the leader, without a cluster, or while no leader is known. */
+char *cluster_leader_url(const struct cluster *c);
+
 /*
  * On a follower: answers req with 307 to the same path on the leader (503 with
  * Retry-After when no leader is known) and returns true. False on the leader, or without

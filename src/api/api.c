@@ -117,10 +117,10 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_GET | VD_HTTP_HEAD, "/ui", true, api_ui, API_ROUTE_PUBLIC}, /* + /ui/FILE */
     {VD_HTTP_GET, "/api/whoami", false, api_whoami, API_ROUTE_PUBLIC},
     /* vramd answering as Ollama (api-ollama.c); a key's rights are checked per job */
-    {VD_HTTP_POST, "/api/generate", false, api_ollama_generate, API_ROUTE_LEADER},
-    {VD_HTTP_POST, "/api/chat", false, api_ollama_chat, API_ROUTE_LEADER},
-    {VD_HTTP_POST, "/api/embed", false, api_ollama_embed, API_ROUTE_LEADER},
-    {VD_HTTP_POST, "/api/embeddings", false, api_ollama_embeddings, API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/api/generate", false, api_ollama_generate, API_ROUTE_RELAY},
+    {VD_HTTP_POST, "/api/chat", false, api_ollama_chat, API_ROUTE_RELAY},
+    {VD_HTTP_POST, "/api/embed", false, api_ollama_embed, API_ROUTE_RELAY},
+    {VD_HTTP_POST, "/api/embeddings", false, api_ollama_embeddings, API_ROUTE_RELAY},
     /* ... and the rest of Ollama's API, for the nodes (api-ollama-admin.c) */
     {VD_HTTP_GET | VD_HTTP_HEAD, "/", false, api_ollama_root, API_ROUTE_PUBLIC},
     {VD_HTTP_GET | VD_HTTP_HEAD, "/api/version", false, api_ollama_version, API_ROUTE_PUBLIC},
@@ -131,9 +131,9 @@ static const struct vd_http_route api_routes[] = {
     {VD_HTTP_DELETE, "/api/delete", false, api_ollama_delete, API_ROUTE_ADMIN | API_ROUTE_LEADER},
     {VD_HTTP_POST, "/api/copy", false, api_ollama_copy, API_ROUTE_ADMIN | API_ROUTE_LEADER},
     /* vramd answering as OpenAI (api-openai.c) */
-    {VD_HTTP_POST, "/v1/chat/completions", false, api_openai_chat, API_ROUTE_LEADER},
-    {VD_HTTP_POST, "/v1/completions", false, api_openai_completions, API_ROUTE_LEADER},
-    {VD_HTTP_POST, "/v1/embeddings", false, api_openai_embeddings, API_ROUTE_LEADER},
+    {VD_HTTP_POST, "/v1/chat/completions", false, api_openai_chat, API_ROUTE_RELAY},
+    {VD_HTTP_POST, "/v1/completions", false, api_openai_completions, API_ROUTE_RELAY},
+    {VD_HTTP_POST, "/v1/embeddings", false, api_openai_embeddings, API_ROUTE_RELAY},
     {VD_HTTP_GET, "/v1/models", false, api_openai_models, 0},
     {VD_HTTP_GET, "/v1/models/", true, api_openai_model, 0},
 };
@@ -290,13 +290,17 @@ api_request_cb(struct vd_http_req *req, void *arg)
 static bool api_admit_key(struct vd_http_req *req, const struct vd_http_route *route, void *arg);
 
 /* Who may call route, and whether this instance serves it: answers 401 or 403 itself, and
- * on a cluster's follower 307 to the leader for what only the leader does. */
+ * on a cluster's follower the front doors relayed to the leader (API_ROUTE_RELAY) and
+ * 307 to the leader for what else only the leader does (API_ROUTE_LEADER). */
 static bool
 api_admit(struct vd_http_req *req, const struct vd_http_route *route, void *arg)
 {
 	struct daemon *d = arg;
 	if (!api_admit_key(req, route, arg))
 		return false;
+	if ((route->flags & API_ROUTE_RELAY) && cluster_is_follower(d->cluster))
+		return !(api_relay_to_leader(d, req) ||
+			 cluster_redirect_to_leader(d->cluster, req));
 	return !((route->flags & API_ROUTE_LEADER) && cluster_redirect_to_leader(d->cluster, req));
 }
 

@@ -23,6 +23,8 @@ struct vd_http_req;
 	(1u << 2) /* public, unless METRICS_REQUIRE_KEY asks for any key (GET /metrics) */
 /* Served by a cluster's leader only: a follower redirects it (cluster.h). */
 #define API_ROUTE_LEADER (1u << 3)
+/* A front door: a follower relays it to the leader and streams the answer back. */
+#define API_ROUTE_RELAY (1u << 4)
 
 /*
  * The server's request callback (arg is the daemon): checks who is asking (Host, Origin,
@@ -82,6 +84,9 @@ void api_jobs(struct vd_http_req *req, const char *path, void *arg);
 void api_stats(struct vd_http_req *req, const char *path, void *arg);
 void api_health(struct vd_http_req *req, const char *path, void *arg);
 void api_cluster(struct vd_http_req *req, const char *path, void *arg);
+/* On a cluster's follower: relays req to the leader (api-relay.c) and returns true; false
+ * while no leader is known. */
+bool api_relay_to_leader(struct daemon *d, struct vd_http_req *req);
 void api_models(struct vd_http_req *req, const char *path, void *arg);
 
 /* api-gpu.c: the /api/gpu endpoints (docs/api.md "GPUs"). */

@@ -48,6 +48,7 @@ struct httpc_request {
 	struct vd_buf reply; /* capped reply body */
 	bool too_large;
 	bool (*on_data)(int status, const char *data, size_t len, void *arg); /* streaming */
+	void (*on_start)(int status, const char *content_type, void *arg);
 	void *data_arg;
 	size_t streamed;
 	char errbuf[CURL_ERROR_SIZE];
@@ -208,6 +209,11 @@ httpc_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	if (req->on_data != NULL) {
 		long status = 0;
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (req->streamed == 0 && req->on_start != NULL) {
+			char *ctype = NULL;
+			curl_easy_getinfo(req->easy, CURLINFO_CONTENT_TYPE, &ctype);
+			req->on_start((int)status, ctype, req->data_arg);
+		}
 		req->streamed += len;
 		return req->on_data((int)status, data, len, req->data_arg) ? len : 0;
 	}
@@ -413,6 +419,7 @@ httpc_start(struct httpc *client, const struct httpc_options *opts, httpc_done_c
 	req->cb = cb;
 	req->arg = arg;
 	req->on_data = opts->on_data;
+	req->on_start = opts->on_start;
 	req->data_arg = opts->data_arg;
 	req->started_ms = vd_now_mono_ms();
 	vd_buf_init(&req->reply,

@@ -61,6 +61,9 @@ struct httpc_options {
 	 * Returning false aborts the transfer (HTTPC_ERR_TRANSPORT). It must not cancel
 	 * or free anything of the client itself. */
 	bool (*on_data)(int status, const char *data, size_t len, void *data_arg);
+	/* With on_data, optional: called once before the first piece, with the reply's
+	 * status and Content-Type (NULL if none; borrowed for the call). */
+	void (*on_start)(int status, const char *content_type, void *data_arg);
 	void *data_arg;
 };
 

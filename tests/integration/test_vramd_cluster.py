@@ -114,7 +114,7 @@ def test_one_leader_and_jobs_through_every_instance():
         stop_all(sim, instances)
 
 
-def test_follower_long_poll_and_redirects():
+def test_follower_long_poll_relay_and_redirects():
     url = PG.create_database("cluster2")
     sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=50)
     instances = start_instances(sim, url, 2)
@@ -129,11 +129,33 @@ def test_follower_long_poll_and_redirects():
         waited = time.monotonic() - t0
         assert status == 200 and job["status"] == "complete", (status, job)
         assert waited < 30, waited
-        # What only the leader does is sent there.
+        # A front door on a follower: relayed to the leader, which runs the job, and the
+        # answer streamed back to the client of the follower.
         status, headers, body = http("POST", follower.url + "/api/generate",
-                                     json_body={"model": "qwen2.5:0.5b", "prompt": "x"})
-        assert status == 307, (status, body)
-        assert headers["location"] == leader.url + "/api/generate", headers
+                                     json_body={"model": "qwen2.5:0.5b", "prompt": "x",
+                                                "stream": False,
+                                                "options": {"num_predict": 5}})
+        assert status == 200, (status, body)
+        assert json.loads(body)["done"] is True, body
+        status, headers, body = http("POST", follower.url + "/api/chat",
+                                     json_body={"model": "qwen2.5:0.5b",
+                                                "messages": [{"role": "user", "content": "hi"}],
+                                                "options": {"num_predict": 6}})
+        assert status == 200, (status, body)
+        assert headers["content-type"].startswith("application/x-ndjson"), headers
+        lines = [json.loads(x) for x in body.decode().splitlines() if x.strip()]
+        assert len(lines) >= 2 and lines[-1]["done"] is True, lines
+        status, headers, body = http("POST", follower.url + "/v1/chat/completions",
+                                     json_body={"model": "qwen2.5:0.5b", "stream": True,
+                                                "max_tokens": 4,
+                                                "messages": [{"role": "user", "content": "hi"}]})
+        assert status == 200, (status, body)
+        assert headers["content-type"].startswith("text/event-stream"), headers
+        assert body.decode().rstrip().endswith("data: [DONE]"), body
+        # An unknown model: the leader's own error, relayed.
+        status, headers, body = http("POST", follower.url + "/api/generate",
+                                     json_body={"model": "no-such:model", "prompt": "x"})
+        assert status == 404, (status, body)
         status, body = http_json("POST", follower.url + "/api/models/unload",
                                  json_body={"model": "qwen2.5:0.5b"})
         assert status == 307 and "leader" in body["error"], (status, body)
