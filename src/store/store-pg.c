@@ -37,8 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define STORE_PG_SCHEMA_VERSION 7
+#define STORE_PG_SCHEMA_VERSION 8
 /* Job seqs an instance claims from the shared sequence at once: one round trip per this
  * many submissions. */
 #define STORE_PG_SEQ_BLOCK	256
@@ -108,8 +109,8 @@ static const struct {
 				 "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE status IN "
 				 "('queued', 'pending', 'running') ORDER BY seq"},
     [STORE_PG_COUNTS] = {"vramd_counts", false,
-			 "SELECT model, status, priority, NULLIF(key, ''), n FROM job_counts "
-			 "WHERE n > 0"},
+			 "SELECT model, status, priority, NULLIF(key, ''), SUM(n) FROM job_counts "
+			 "GROUP BY model, status, priority, key HAVING SUM(n) > 0"},
     [STORE_PG_RES_LOAD] = {"vramd_res_load", false,
 			   "SELECT id, gpu, bytes, created_at, expires_at, ttl_ms, owner "
 			   "FROM reservations ORDER BY created_at, id"},
@@ -196,6 +197,30 @@ static const struct {
     /* Documents every instance shares: the run-time configuration (issue 14). */
     {7, "CREATE TABLE vramd_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL,"
 	" updated_at TIMESTAMPTZ NOT NULL DEFAULT now());"},
+    /* Counts per writer (issue 14): with one shared row per (model, status, priority,
+     * key), two instances' batches took the same rows' locks in different orders and
+     * deadlocked. Each writer connection now moves only its own rows (the session's
+     * vramd.writer; a job's change may take one of them below zero), and a read sums
+     * them. Rows stay bounded by the writers that ever ran times the combinations. */
+    {8, "ALTER TABLE job_counts ADD COLUMN writer TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE job_counts DROP CONSTRAINT job_counts_pkey;"
+	"ALTER TABLE job_counts ADD PRIMARY KEY (model, status, priority, key, writer);"
+	"CREATE OR REPLACE FUNCTION vramd_jobs_count() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" DECLARE w TEXT := COALESCE(current_setting('vramd.writer', true), '');"
+	" BEGIN"
+	" IF TG_OP IN ('UPDATE', 'DELETE') THEN"
+	"  INSERT INTO job_counts (model, status, priority, key, writer, n)"
+	"   VALUES (OLD.model, OLD.status, OLD.priority, COALESCE(OLD.key, ''), w, -1)"
+	"   ON CONFLICT (model, status, priority, key, writer)"
+	"   DO UPDATE SET n = job_counts.n - 1;"
+	" END IF;"
+	" IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+	"  INSERT INTO job_counts (model, status, priority, key, writer, n)"
+	"   VALUES (NEW.model, NEW.status, NEW.priority, COALESCE(NEW.key, ''), w, 1)"
+	"   ON CONFLICT (model, status, priority, key, writer)"
+	"   DO UPDATE SET n = job_counts.n + 1;"
+	" END IF;"
+	" RETURN NULL; END $$;"},
 };
 
 /* One connection and whether its statements are prepared on it. */
@@ -209,7 +234,8 @@ struct store_db {
 	char *url;   /* as configured: may hold a password; never logged */
 	char *shown; /* the URL as logs and errors show it */
 	struct store_pg_conn w, r;
-	int w_unread; /* the writer's statements sent in pipeline mode, results not read */
+	char writer[64]; /* this store's name for its counter rows: host, pid, start time */
+	int w_unread;	 /* the writer's statements sent in pipeline mode, results not read */
 };
 
 /* libpq's messages span lines ("...failed: Connection refused\n\tIs the server
@@ -296,9 +322,13 @@ static int
 store_pg_session(const struct store_db *db, struct store_pg_conn *c, char **cause)
 {
 	PQsetNoticeProcessor(c->pg, store_pg_notice_cb, NULL);
-	if (c->writes)
-		return store_pg_exec(db, c, "SET synchronous_commit = on", "session", cause);
-	return 0;
+	if (!c->writes)
+		return 0;
+	/* The writer's own counter rows (schema 8): this process and connection. */
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SET synchronous_commit = on; SET vramd.writer = '%s'",
+		 db->writer);
+	return store_pg_exec(db, c, sql, "session", cause);
 }
 
 static int
@@ -423,6 +453,14 @@ store_pg_open(const char *url, enum store_sync sync, struct store_db **out, int6
 	db->url = xstrdup(url);
 	db->shown = vd_url_redact(url);
 	db->w.writes = true;
+	char host[32] = "host";
+	gethostname(host, sizeof(host) - 1);
+	for (char *h = host; *h != '\0'; h++)
+		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
+		      (*h >= '0' && *h <= '9') || *h == '-' || *h == '.'))
+			*h = '_'; /* it goes into a SET between quotes */
+	snprintf(db->writer, sizeof(db->writer), "%s-%ld-%lld", host, (long)getpid(),
+		 (long long)vd_now_wall_ms());
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(url, &err);
 	int rc;
