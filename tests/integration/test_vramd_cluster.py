@@ -20,7 +20,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from harness import http, http_json, run_tests, start_sim, wait_until  # noqa: E402
 from pgserver import PgServer  # noqa: E402
-from vramd_harness import start_vramd, vramctl_path  # noqa: E402
+from vramd_harness import start_vramd, vramctl_path, wait_models_known  # noqa: E402
 
 PG = None
 TAKEOVER_S = 3
@@ -74,6 +74,8 @@ def test_one_leader_and_jobs_through_every_instance():
         leader = wait_leader(instances)
         followers = [v for v in instances if v is not leader]
         assert all(role(v) == "follower" for v in followers)
+        for v in instances:
+            wait_models_known(v)
         # Every instance lists the three, and agrees which leads.
         for v in instances:
             wait_until(lambda: len(v.get("/api/cluster")[1]["instances"]) == 3,
@@ -106,6 +108,8 @@ def test_follower_long_poll_and_redirects():
     try:
         leader = wait_leader(instances)
         follower = [v for v in instances if v is not leader][0]
+        # A submission before the follower has read the node's model list is a 503.
+        wait_models_known(follower)
         jid = follower.submit_ok({"model": "qwen2.5:0.5b", "prompt": "hi",
                                   "options": {"num_predict": 40}})
         t0 = time.monotonic()
