@@ -6,9 +6,10 @@
  * waits, runs, loads, scheduler decisions, HTTP requests) live in d->metrics, a
  * struct metrics built from the table below, and are updated where the events happen
  * (daemon.c, engine.c, the HTTP status hook here) by one-line calls naming the family.
- * Everything else (GPU readings, resident models, queue lengths, node health, the
- * process) is state vramd already observes, read at scrape time, so /metrics never
- * disagrees with /api/gpu/status or /api/stats and nothing is remembered twice.
+ * Everything else (GPU readings, resident models, queue lengths, node health, which
+ * instance of a cluster leads, the process) is state vramd already observes, read at
+ * scrape time, so /metrics never disagrees with /api/gpu/status or /api/stats and
+ * nothing is remembered twice.
  *
  * Units are Prometheus's base units (bytes, seconds, ratios 0..1, watts, celsius);
  * enumerations are one gauge per value (vramd_gpu_state{state="normal"} 1, the others 0)

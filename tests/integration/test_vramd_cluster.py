@@ -1,7 +1,8 @@
 """Several vramd instances on one PostgreSQL store (issue 14), against one ollama-sim: one
 leader runs the fleet, every instance accepts jobs and answers their status and
 long-polls, a follower sends front-door requests to the leader, and when the leader is
-killed with -9 another takes over with no accepted job lost.
+killed with -9 another takes over with no accepted job lost. /metrics says which
+instance leads and how many are alive, and vramctl cluster lists them.
 
 A real PostgreSQL is started for the test (tests/pgserver.py)."""
 
@@ -254,7 +255,7 @@ def test_metrics_and_vramctl_say_who_leads():
         assert body["clustered"] is True and body["leader"] == names[leader], body
         assert len(body["instances"]) == 2, body
 
-        # A stopped instance keeps its row (and vramctl lists it), but the gauge counts
+        # A stopped instance keeps its row (GET /api/cluster lists it), but the gauge counts
         # only instances heard from within LEADER_TAKEOVER_S.
         follower.stop()
         wait_until(lambda: cluster_gauges(leader)["vramd_cluster_instances"][1] == 1,
