@@ -20,11 +20,12 @@
 #include "util.h"
 
 static const struct ctl_cmd *const ctl_cmd_table[] = {
-    &ctl_cmd_submit,	&ctl_cmd_job,	  &ctl_cmd_cancel, &ctl_cmd_jobs,	 &ctl_cmd_stats,
-    &ctl_cmd_models,	&ctl_cmd_health,  &ctl_cmd_bench,  &ctl_cmd_gpus,	 &ctl_cmd_gpu_watch,
-    &ctl_cmd_reserve,	&ctl_cmd_release, &ctl_cmd_events, &ctl_cmd_force_gpu,	 &ctl_cmd_force_cpu,
-    &ctl_cmd_placement, &ctl_cmd_load,	  &ctl_cmd_unload, &ctl_cmd_vram_report, &ctl_cmd_lb_stats,
-    &ctl_cmd_nodes,	&ctl_cmd_top,
+    &ctl_cmd_submit, &ctl_cmd_job,	 &ctl_cmd_cancel,      &ctl_cmd_jobs,
+    &ctl_cmd_stats,  &ctl_cmd_models,	 &ctl_cmd_health,      &ctl_cmd_bench,
+    &ctl_cmd_gpus,   &ctl_cmd_gpu_watch, &ctl_cmd_reserve,     &ctl_cmd_release,
+    &ctl_cmd_events, &ctl_cmd_force_gpu, &ctl_cmd_force_cpu,   &ctl_cmd_placement,
+    &ctl_cmd_load,   &ctl_cmd_unload,	 &ctl_cmd_vram_report, &ctl_cmd_lb_stats,
+    &ctl_cmd_nodes,  &ctl_cmd_top,	 &ctl_cmd_cluster,
 };
 
 static void

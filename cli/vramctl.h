@@ -43,7 +43,7 @@ extern const struct ctl_cmd ctl_cmd_submit, ctl_cmd_job, ctl_cmd_cancel, ctl_cmd
     ctl_cmd_stats, ctl_cmd_models, ctl_cmd_health, ctl_cmd_bench, ctl_cmd_gpus, ctl_cmd_gpu_watch,
     ctl_cmd_reserve, ctl_cmd_release, ctl_cmd_events, ctl_cmd_force_gpu, ctl_cmd_force_cpu,
     ctl_cmd_placement, ctl_cmd_load, ctl_cmd_unload, ctl_cmd_vram_report, ctl_cmd_lb_stats,
-    ctl_cmd_nodes, ctl_cmd_top;
+    ctl_cmd_nodes, ctl_cmd_top, ctl_cmd_cluster;
 
 /* Long options every command accepts; put CTL_COMMON_LONGOPTS before the terminator. */
 #define CTL_OPT_JSON	1000

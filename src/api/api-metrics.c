@@ -6,9 +6,10 @@
  * waits, runs, loads, scheduler decisions, HTTP requests) live in d->metrics, a
  * struct metrics built from the table below, and are updated where the events happen
  * (daemon.c, engine.c, the HTTP status hook here) by one-line calls naming the family.
- * Everything else (GPU readings, resident models, queue lengths, node health, the
- * process) is state vramd already observes, read at scrape time, so /metrics never
- * disagrees with /api/gpu/status or /api/stats and nothing is remembered twice.
+ * Everything else (GPU readings, resident models, queue lengths, node health, which
+ * instance of a cluster leads, the process) is state vramd already observes, read at
+ * scrape time, so /metrics never disagrees with /api/gpu/status or /api/stats and
+ * nothing is remembered twice.
  *
  * Units are Prometheus's base units (bytes, seconds, ratios 0..1, watts, celsius);
  * enumerations are one gauge per value (vramd_gpu_state{state="normal"} 1, the others 0)
@@ -19,6 +20,7 @@
  */
 #include "api.h"
 
+#include "cluster.h"
 #include "config.h"
 #include "daemon.h"
 #include "fleet.h"
@@ -606,6 +608,51 @@ api_metrics_write_httpd(struct daemon *d, struct metrics_out *out)
 	}
 }
 
+/* --- Scrape-time series: the cluster ------------------------------------------------- */
+
+/* Whether an instance of GET /api/cluster's listing is alive: its row was written within
+ * LEADER_TAKEOVER_S (leader.h: older means likely gone; stopped instances keep their row
+ * for a day, so counting every row would count the departed too). */
+static bool
+api_metrics_instance_is_alive(const json_t *inst, int64_t takeover_ms)
+{
+	const json_t *age = json_object_get(inst, "last_seen_ms_ago");
+	return json_is_integer(age) && json_integer_value(age) <= takeover_ms;
+}
+
+/* Which instance leads, and how many there are: only with several instances on one
+ * PostgreSQL store (cluster.h), so a scrape of any instance says whether it leads. The
+ * values come from the latest listing of the database's vramd_instances table, as
+ * GET /api/cluster does. */
+static void
+api_metrics_write_cluster(struct daemon *d, struct metrics_out *out)
+{
+	if (d->cluster == NULL)
+		return;
+	json_t *c = cluster_json(d->cluster);
+	struct metrics_label label = {"instance",
+				      json_string_value(json_object_get(c, "instance"))};
+	int64_t takeover_ms = config_int(d->config, CONFIG_LEADER_TAKEOVER_S) * 1000;
+	size_t alive = 0, i;
+	json_t *inst;
+	json_array_foreach(json_object_get(c, "instances"), i, inst)
+	{
+		if (api_metrics_instance_is_alive(inst, takeover_ms))
+			alive++;
+	}
+	metrics_write_head(out, "vramd_cluster_leader", METRICS_GAUGE,
+			   "1 when this instance leads the instances sharing its PostgreSQL store "
+			   "(runs the scheduler), 0 on a follower.");
+	metrics_write_sample(out, "vramd_cluster_leader", &label, 1,
+			     !cluster_is_follower(d->cluster));
+	metrics_write_head(
+	    out, "vramd_cluster_instances", METRICS_GAUGE,
+	    "Instances sharing this PostgreSQL store whose last heartbeat, as of the "
+	    "latest listing, is at most LEADER_TAKEOVER_S old.");
+	metrics_write_sample(out, "vramd_cluster_instances", &label, 1, (double)alive);
+	json_decref(c);
+}
+
 /* Counts the entries of /proc/self/fd (less the directory's own descriptor). */
 static int
 api_metrics_open_fds(void)
@@ -690,6 +737,7 @@ api_metrics(struct vd_http_req *req, const char *path, void *arg)
 	api_metrics_write_nodes(d, &out);
 	metrics_write(d->metrics, &out);
 	api_metrics_write_httpd(d, &out);
+	api_metrics_write_cluster(d, &out);
 	api_metrics_write_process(d, &out);
 	if (out.err < 0) {
 		vd_buf_cleanup(&out.buf);

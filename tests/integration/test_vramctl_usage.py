@@ -18,7 +18,7 @@ from harness import build_dir, free_port, run_tests  # noqa: E402
 
 COMMANDS = ["submit", "job", "cancel", "jobs", "stats", "models", "health", "bench",
             "gpus", "gpu-watch", "reserve", "release", "events", "force-gpu", "force-cpu",
-            "placement", "load", "unload", "vram-report", "lb-stats", "nodes", "top"]
+            "placement", "load", "unload", "vram-report", "lb-stats", "nodes", "top", "cluster"]
 
 
 def vramctl_path():
@@ -313,6 +313,7 @@ def test_usage_errors_exit_2_with_a_message_and_send_nothing():
         (("vram-report", "m"), 'unexpected argument "m"'),
         (("lb-stats", "--node", "x"), "unknown option --node"),
         (("nodes", "all"), 'unexpected argument "all"'),
+        (("cluster", "all"), 'unexpected argument "all"'),
     ]
     for args, message in cases:
         rc, out, err = vramctl(*args, url=f.url)

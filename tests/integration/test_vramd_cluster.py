@@ -1,14 +1,17 @@
 """Several vramd instances on one PostgreSQL store (issue 14), against one ollama-sim: one
 leader runs the fleet, every instance accepts jobs and answers their status and
 long-polls, a follower sends front-door requests to the leader, and when the leader is
-killed with -9 another takes over with no accepted job lost.
+killed with -9 another takes over with no accepted job lost. /metrics says which
+instance leads and how many are alive, and vramctl cluster lists them.
 
 A real PostgreSQL is started for the test (tests/pgserver.py)."""
 
 import json
 import os
 import random
+import re
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -19,7 +22,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from harness import http, http_json, run_tests, start_sim, wait_until  # noqa: E402
 from pgserver import PgServer  # noqa: E402
-from vramd_harness import start_vramd  # noqa: E402
+from vramd_harness import start_vramd, vramctl_path, wait_models_known  # noqa: E402
 
 PG = None
 TAKEOVER_S = 3
@@ -89,6 +92,8 @@ def test_one_leader_and_jobs_through_every_instance():
         leader = wait_leader(instances)
         followers = [v for v in instances if v is not leader]
         assert all(role(v) == "follower" for v in followers)
+        for v in instances:
+            wait_models_known(v)
         # Every instance lists the three, and agrees which leads.
         for v in instances:
             wait_until(lambda: len(v.get("/api/cluster")[1]["instances"]) == 3,
@@ -122,6 +127,8 @@ def test_follower_long_poll_relay_and_redirects():
         leader = wait_leader(instances)
         wait_agree(instances)
         follower = [v for v in instances if v is not leader][0]
+        # A submission before the follower has read the node's model list is a 503.
+        wait_models_known(follower)
         jid = follower.submit_ok({"model": "qwen2.5:0.5b", "prompt": "hi",
                                   "options": {"num_predict": 40}})
         t0 = time.monotonic()
@@ -346,6 +353,82 @@ def test_reservations_shared_and_kept_over_failover():
         assert status == 200, (status, body)
         assert ids(follower) == [], ids(follower)
     finally:
+        stop_all(sim, instances)
+
+
+def cluster_gauges(v):
+    """{name: (instance label, value)} of the vramd_cluster_* samples of v's /metrics."""
+    status, _, body = http("GET", v.url + "/metrics")
+    assert status == 200, status
+    found = {}
+    for m in re.finditer(r'^(vramd_cluster_\w+)\{instance="([^"]*)"\} (\S+)$', body.decode(),
+                         re.M):
+        found[m.group(1)] = (m.group(2), float(m.group(3)))
+    return found
+
+
+def vramctl(v, *args):
+    p = subprocess.run([vramctl_path(), "--url", v.url] + list(args), capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_metrics_and_vramctl_say_who_leads():
+    url = PG.create_database("cluster8")
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=50)
+    instances = start_instances(sim, url, 2)
+    plain = None
+    try:
+        leader = wait_leader(instances)
+        follower = [v for v in instances if v is not leader][0]
+        names = {v: v.get("/api/health")[1]["cluster"]["instance"] for v in instances}
+        # Each instance's listing catches up within a tick of the other's first row.
+        for v in instances:
+            wait_until(lambda: cluster_gauges(v).get("vramd_cluster_instances",
+                                                     (None, 0))[1] == 2,
+                       what="vramd_cluster_instances 2 on %s" % names[v])
+        assert cluster_gauges(leader)["vramd_cluster_leader"] == (names[leader], 1)
+        assert cluster_gauges(follower)["vramd_cluster_leader"] == (names[follower], 0)
+        assert cluster_gauges(follower)["vramd_cluster_instances"][0] == names[follower]
+
+        # vramctl cluster against the follower: its view, the leader's lock.
+        rc, out, err = vramctl(follower, "cluster")
+        assert rc == 0, (rc, out, err)
+        lines = out.splitlines()
+        assert lines[0].split() == ["this", "instance:", names[follower], "(follower)"], out
+        assert lines[1].split()[:4] == ["leader:", names[leader], "at",
+                                        leader.url[len("http://"):]], out
+        header = next(i for i, line in enumerate(lines) if line.startswith("INSTANCE"))
+        assert re.split(r"\s{2,}", lines[header].strip()) == \
+            ["INSTANCE", "ADDRESS", "ROLE", "LOCK", "LAST SEEN"], out
+        rows = {r[0]: r for r in (re.split(r"\s{2,}", line.strip())
+                                  for line in lines[header + 1:] if line.strip())}
+        assert set(rows) == set(names.values()), out
+        assert rows[names[leader]][1:4] == [leader.url[len("http://"):], "leader", "held"], out
+        assert rows[names[follower]][1:4] == [follower.url[len("http://"):], "follower",
+                                              "-"], out
+        assert all(r[4].endswith(" s ago") for r in rows.values()), out
+        rc, out, err = vramctl(follower, "--json", "cluster")
+        assert rc == 0, (rc, out, err)
+        body = json.loads(out)
+        assert body["clustered"] is True and body["leader"] == names[leader], body
+        assert len(body["instances"]) == 2, body
+
+        # A stopped instance keeps its row (GET /api/cluster lists it), but the gauge counts
+        # only instances heard from within LEADER_TAKEOVER_S.
+        follower.stop()
+        wait_until(lambda: cluster_gauges(leader)["vramd_cluster_instances"][1] == 1,
+                   timeout=TAKEOVER_S * 4, what="the stopped follower no longer counted")
+        assert len(leader.get("/api/cluster")[1]["instances"]) == 2
+
+        # Without a cluster: no cluster series, and vramctl says so.
+        plain = start_vramd(sim)
+        assert cluster_gauges(plain) == {}
+        rc, out, err = vramctl(plain, "cluster")
+        assert (rc, out) == (0, "not clustered (SQLite store)\n"), (rc, out, err)
+    finally:
+        if plain is not None:
+            plain.stop()
         stop_all(sim, instances)
 
 
