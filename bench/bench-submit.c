@@ -7,8 +7,12 @@
  * after, so a run of 100 000 jobs against a vramd whose jobs cannot leave the queue
  * also gives the memory cost of queued jobs. See bench/README.md for the setup.
  *
- * usage: bench-submit [--url http://127.0.0.1:5001] [--jobs N] [--conns N] [--pid PID]
- *                     [--model M]
+ * --url may list several servers separated by commas (the instances of a cluster on one
+ * store): connection i goes to server i modulo their number, so the load is spread round
+ * robin and the percentiles are those of every submit together (cluster-bench.py).
+ *
+ * usage: bench-submit [--url http://127.0.0.1:5001[,http://...]] [--jobs N] [--conns N]
+ *                     [--pid PID] [--model M]
  */
 #include "util.h"
 
@@ -19,11 +23,20 @@
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct bench;
+
+/* At most this many servers in --url. */
+#define BENCH_MAX_SERVERS 64
+
+struct bench_server {
+	char host[256];
+	int port;
+};
 
 struct bench_conn {
 	struct bench *b;
@@ -33,8 +46,8 @@ struct bench_conn {
 
 struct bench {
 	struct event_base *base;
-	char host[256];
-	int port;
+	struct bench_server servers[BENCH_MAX_SERVERS];
+	int nservers;
 	const char *model;
 	int64_t jobs;	  /* to submit in all */
 	int64_t sent;	  /* requests started */
@@ -144,9 +157,30 @@ bench_pct_ms(const int64_t *sorted, int64_t n, double p)
 static void
 bench_usage(void)
 {
-	fprintf(stderr, "usage: bench-submit [--url http://HOST:PORT] [--jobs N] [--conns N] "
-			"[--pid PID] [--model M]\n");
+	fprintf(stderr, "usage: bench-submit [--url http://HOST:PORT[,http://HOST:PORT...]] "
+			"[--jobs N] [--conns N] [--pid PID] [--model M]\n");
 	exit(2);
+}
+
+/* Parses --url's comma-separated http://HOST:PORT list into b->servers; false if one is
+ * malformed or there are too many. */
+static bool
+bench_parse_servers(struct bench *b, const char *urls)
+{
+	const char *p = urls;
+	while (*p != '\0') {
+		if (b->nservers == BENCH_MAX_SERVERS || strncmp(p, "http://", 7) != 0)
+			return false;
+		struct bench_server *s = &b->servers[b->nservers++];
+		if (sscanf(p + 7, "%255[^:/,]:%d", s->host, &s->port) != 2 || s->port <= 0 ||
+		    s->port > 65535)
+			return false;
+		const char *comma = strchr(p, ',');
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	return b->nservers > 0;
 }
 
 int
@@ -188,8 +222,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (strncmp(url, "http://", 7) != 0 ||
-	    sscanf(url + 7, "%255[^:/]:%d", b.host, &b.port) != 2 || b.port <= 0)
+	if (!bench_parse_servers(&b, url))
 		bench_usage();
 	if (conns > jobs)
 		conns = jobs;
@@ -202,7 +235,8 @@ main(int argc, char **argv)
 	int64_t start = vd_now_mono_ns();
 	for (int64_t i = 0; i < conns; i++) {
 		cs[i].b = &b;
-		cs[i].evcon = evhttp_connection_base_new(b.base, NULL, b.host, (uint16_t)b.port);
+		const struct bench_server *s = &b.servers[i % b.nservers];
+		cs[i].evcon = evhttp_connection_base_new(b.base, NULL, s->host, (uint16_t)s->port);
 		evhttp_connection_set_timeout(cs[i].evcon, 60);
 		bench_send(&cs[i]);
 	}

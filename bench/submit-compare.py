@@ -86,13 +86,16 @@ def bench(build, url, jobs, conns, pid=None):
     return r
 
 
-def start_vramd(args, sim_port, data_dir, log, store=None):
+def start_vramd(args, sim_port, data_dir, log, store=None, extra=()):
+    """vramd on a free port in front of the sim; extra: more arguments (cluster-bench.py
+    gives each instance its --instance-id)."""
     port = free_port()
     proc = start([args.vramd or os.path.join(args.build, "src", "vramd"), "--listen",
                   "127.0.0.1:%d" % port,
                   "--ollama", "http://127.0.0.1:%d" % sim_port, "--data-dir", data_dir,
                   "--gpu-source", "none", "--vram-budget", "8GiB", "--queue-max-size",
-                  "1000000", "--sync", args.sync] + (["--store", store] if store else []), log)
+                  "1000000", "--sync", args.sync] + (["--store", store] if store else []) +
+                 list(extra), log)
     wait_http("http://127.0.0.1:%d/api/health" % port)
     time.sleep(1)  # its first poll of the sim
     return proc, "http://127.0.0.1:%d" % port
