@@ -12,7 +12,9 @@
  * robin and the percentiles are those of every submit together (cluster-bench.py).
  *
  * usage: bench-submit [--url http://127.0.0.1:5001[,http://...]] [--jobs N] [--conns N]
- *                     [--pid PID] [--model M]
+ *                     [--pid PID] [--model M] [--priority high|normal|low]
+ *
+ * Without --priority the jobs take the three priorities in turn.
  */
 #include "util.h"
 
@@ -49,12 +51,13 @@ struct bench {
 	struct bench_server servers[BENCH_MAX_SERVERS];
 	int nservers;
 	const char *model;
-	int64_t jobs;	  /* to submit in all */
-	int64_t sent;	  /* requests started */
-	int64_t done;	  /* replies received */
-	int64_t accepted; /* 202 replies */
-	int64_t other;	  /* replies other than 202 */
-	int64_t failed;	  /* requests without a reply */
+	const char *priority; /* NULL: the three priorities in turn */
+	int64_t jobs;	      /* to submit in all */
+	int64_t sent;	      /* requests started */
+	int64_t done;	      /* replies received */
+	int64_t accepted;     /* 202 replies */
+	int64_t other;	      /* replies other than 202 */
+	int64_t failed;	      /* requests without a reply */
 	int64_t *latency_ns;
 	int last_code;
 	char last_error[256];
@@ -105,7 +108,8 @@ bench_send(struct bench_conn *c)
 	evbuffer_add_printf(evhttp_request_get_output_buffer(req),
 			    "{\"model\":\"%s\",\"prompt\":\"bench job %" PRId64 "\","
 			    "\"priority\":\"%s\",\"metadata\":{\"n\":%" PRId64 "}}",
-			    b->model, b->sent, prio[b->sent % 3], b->sent);
+			    b->model, b->sent,
+			    b->priority != NULL ? b->priority : prio[b->sent % 3], b->sent);
 	b->sent++;
 	c->sent_ns = vd_now_mono_ns();
 	if (evhttp_make_request(c->evcon, req, EVHTTP_REQ_POST, "/api/submit") != 0) {
@@ -158,7 +162,7 @@ static void
 bench_usage(void)
 {
 	fprintf(stderr, "usage: bench-submit [--url http://HOST:PORT[,http://HOST:PORT...]] "
-			"[--jobs N] [--conns N] [--pid PID] [--model M]\n");
+			"[--jobs N] [--conns N] [--pid PID] [--model M] [--priority P]\n");
 	exit(2);
 }
 
@@ -189,10 +193,13 @@ main(int argc, char **argv)
 	const char *url = "http://127.0.0.1:5001";
 	int64_t jobs = 20000, conns = 16, pid = 0;
 	struct bench b = {.model = "qwen2.5:0.5b"};
-	static const struct option opts[] = {
-	    {"url", required_argument, NULL, 'u'},   {"jobs", required_argument, NULL, 'n'},
-	    {"conns", required_argument, NULL, 'c'}, {"pid", required_argument, NULL, 'p'},
-	    {"model", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+					     {"jobs", required_argument, NULL, 'n'},
+					     {"conns", required_argument, NULL, 'c'},
+					     {"pid", required_argument, NULL, 'p'},
+					     {"model", required_argument, NULL, 'm'},
+					     {"priority", required_argument, NULL, 'r'},
+					     {NULL, 0, NULL, 0}};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		char *cause = NULL;
@@ -212,6 +219,12 @@ main(int argc, char **argv)
 			break;
 		case 'm':
 			b.model = optarg;
+			break;
+		case 'r':
+			if (strcmp(optarg, "high") != 0 && strcmp(optarg, "normal") != 0 &&
+			    strcmp(optarg, "low") != 0)
+				bench_usage();
+			b.priority = optarg;
 			break;
 		default:
 			bench_usage();

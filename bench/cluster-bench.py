@@ -26,7 +26,11 @@ systemd's Restart= would), which rejoins as a follower. At the end every accepte
 seconds) and re-run (attempts above 1: jobs running at a kill, at least once by design).
 
 usage: python3 bench/cluster-bench.py [--build build-rel] [--jobs 10000] [--kills 20]
-           [--instances 1,2,4] [--leader-takeover 5] [--json]
+           [--instances 1,2,4] [--priority high|normal|low] [--leader-takeover 5] [--json]
+
+--priority gives every submit one priority (bench-submit's default takes the three in
+turn): the store's per-(model, status, priority) job counter is then one row, which
+separates the instances' lock-order deadlocks on that counter from its serialisation.
 
 PostgreSQL is a throw-away server (tests/pgserver.py: Debian's PostgreSQL, fsync on) on
 the same machine, so it competes with vramd and the client for the CPU. It exits 1 when a
@@ -152,7 +156,8 @@ def cb_row(args, name, store, instances, targets, log):
     before = cb_stored_jobs(instances[0].url)
     errors = cb_count_lines(log.name, "commit failed")
     deadlocks = cb_count_lines(log.name, "deadlock detected")
-    r = sc.bench(args.build, ",".join(v.url for v in targets), args.jobs, CONNS)
+    r = sc.bench(args.build, ",".join(v.url for v in targets), args.jobs, CONNS,
+                 extra=["--priority", args.priority] if args.priority else [])
     after = cb_stored_jobs(instances[0].url)
     r.update(setup=name, store=store, instances=len(instances), targets=len(targets),
              stored=sum(after.values()) - sum(before.values()),
@@ -361,6 +366,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=10000, help="submits per throughput row")
     ap.add_argument("--instances", default="1,2,4", help="PostgreSQL cluster sizes")
     ap.add_argument("--sync", default="full", choices=("full", "normal"), help="SQLite's SYNC")
+    ap.add_argument("--priority", default=None, choices=("high", "normal", "low"),
+                    help="every submit at this priority (default: the three in turn)")
     ap.add_argument("--kills", type=int, default=20, help="0: no takeover measurement")
     ap.add_argument("--interval", type=float, default=1.5, help="seconds between kills")
     ap.add_argument("--gap", type=float, default=0.05, help="seconds between takeover submits")
@@ -392,10 +399,12 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps({"jobs_per_row": args.jobs, "conns": CONNS, "sync": args.sync,
+                          "priority": args.priority or "high, normal, low in turn",
                           "rows": rows, "takeover": tk}, indent=2))
     else:
         print("cluster-bench: %d durable submits per row over %d connections, SQLite "
-              "SYNC=%s\n" % (args.jobs, CONNS, args.sync))
+              "SYNC=%s, priorities %s\n" % (args.jobs, CONNS, args.sync,
+                                             args.priority or "high, normal, low in turn"))
         cb_print(rows, tk)
     bad = any(r["other"] + r["failed"] > 0 or r["stored"] != r["accepted"] or r["complete"]
               for r in rows)

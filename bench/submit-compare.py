@@ -69,9 +69,10 @@ ROW = re.compile(r"^(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\
 RSS = re.compile(r"^\d+\s+([\d.]+)\s+([\d.]+)\s+(-?\d+)", re.M)
 
 
-def bench(build, url, jobs, conns, pid=None):
+def bench(build, url, jobs, conns, pid=None, extra=()):
+    """Runs bench-submit (extra: more of its arguments) and returns its figures."""
     argv = [os.path.join(build, "bench", "bench-submit"), "--url", url, "--jobs", str(jobs),
-            "--conns", str(conns)]
+            "--conns", str(conns)] + list(extra)
     if pid:
         argv += ["--pid", str(pid)]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=900).stdout
