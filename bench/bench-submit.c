@@ -7,8 +7,14 @@
  * after, so a run of 100 000 jobs against a vramd whose jobs cannot leave the queue
  * also gives the memory cost of queued jobs. See bench/README.md for the setup.
  *
- * usage: bench-submit [--url http://127.0.0.1:5001] [--jobs N] [--conns N] [--pid PID]
- *                     [--model M]
+ * --url may list several servers separated by commas (the instances of a cluster on one
+ * store): connection i goes to server i modulo their number, so the load is spread round
+ * robin and the percentiles are those of every submit together (cluster-bench.py).
+ *
+ * usage: bench-submit [--url http://127.0.0.1:5001[,http://...]] [--jobs N] [--conns N]
+ *                     [--pid PID] [--model M] [--priority high|normal|low]
+ *
+ * Without --priority the jobs take the three priorities in turn.
  */
 #include "util.h"
 
@@ -19,11 +25,20 @@
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct bench;
+
+/* At most this many servers in --url. */
+#define BENCH_MAX_SERVERS 64
+
+struct bench_server {
+	char host[256];
+	int port;
+};
 
 struct bench_conn {
 	struct bench *b;
@@ -33,15 +48,16 @@ struct bench_conn {
 
 struct bench {
 	struct event_base *base;
-	char host[256];
-	int port;
+	struct bench_server servers[BENCH_MAX_SERVERS];
+	int nservers;
 	const char *model;
-	int64_t jobs;	  /* to submit in all */
-	int64_t sent;	  /* requests started */
-	int64_t done;	  /* replies received */
-	int64_t accepted; /* 202 replies */
-	int64_t other;	  /* replies other than 202 */
-	int64_t failed;	  /* requests without a reply */
+	const char *priority; /* NULL: the three priorities in turn */
+	int64_t jobs;	      /* to submit in all */
+	int64_t sent;	      /* requests started */
+	int64_t done;	      /* replies received */
+	int64_t accepted;     /* 202 replies */
+	int64_t other;	      /* replies other than 202 */
+	int64_t failed;	      /* requests without a reply */
 	int64_t *latency_ns;
 	int last_code;
 	char last_error[256];
@@ -92,7 +108,8 @@ bench_send(struct bench_conn *c)
 	evbuffer_add_printf(evhttp_request_get_output_buffer(req),
 			    "{\"model\":\"%s\",\"prompt\":\"bench job %" PRId64 "\","
 			    "\"priority\":\"%s\",\"metadata\":{\"n\":%" PRId64 "}}",
-			    b->model, b->sent, prio[b->sent % 3], b->sent);
+			    b->model, b->sent,
+			    b->priority != NULL ? b->priority : prio[b->sent % 3], b->sent);
 	b->sent++;
 	c->sent_ns = vd_now_mono_ns();
 	if (evhttp_make_request(c->evcon, req, EVHTTP_REQ_POST, "/api/submit") != 0) {
@@ -144,9 +161,30 @@ bench_pct_ms(const int64_t *sorted, int64_t n, double p)
 static void
 bench_usage(void)
 {
-	fprintf(stderr, "usage: bench-submit [--url http://HOST:PORT] [--jobs N] [--conns N] "
-			"[--pid PID] [--model M]\n");
+	fprintf(stderr, "usage: bench-submit [--url http://HOST:PORT[,http://HOST:PORT...]] "
+			"[--jobs N] [--conns N] [--pid PID] [--model M] [--priority P]\n");
 	exit(2);
+}
+
+/* Parses --url's comma-separated http://HOST:PORT list into b->servers; false if one is
+ * malformed or there are too many. */
+static bool
+bench_parse_servers(struct bench *b, const char *urls)
+{
+	const char *p = urls;
+	while (*p != '\0') {
+		if (b->nservers == BENCH_MAX_SERVERS || strncmp(p, "http://", 7) != 0)
+			return false;
+		struct bench_server *s = &b->servers[b->nservers++];
+		if (sscanf(p + 7, "%255[^:/,]:%d", s->host, &s->port) != 2 || s->port <= 0 ||
+		    s->port > 65535)
+			return false;
+		const char *comma = strchr(p, ',');
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	return b->nservers > 0;
 }
 
 int
@@ -155,10 +193,13 @@ main(int argc, char **argv)
 	const char *url = "http://127.0.0.1:5001";
 	int64_t jobs = 20000, conns = 16, pid = 0;
 	struct bench b = {.model = "qwen2.5:0.5b"};
-	static const struct option opts[] = {
-	    {"url", required_argument, NULL, 'u'},   {"jobs", required_argument, NULL, 'n'},
-	    {"conns", required_argument, NULL, 'c'}, {"pid", required_argument, NULL, 'p'},
-	    {"model", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+					     {"jobs", required_argument, NULL, 'n'},
+					     {"conns", required_argument, NULL, 'c'},
+					     {"pid", required_argument, NULL, 'p'},
+					     {"model", required_argument, NULL, 'm'},
+					     {"priority", required_argument, NULL, 'r'},
+					     {NULL, 0, NULL, 0}};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		char *cause = NULL;
@@ -179,6 +220,12 @@ main(int argc, char **argv)
 		case 'm':
 			b.model = optarg;
 			break;
+		case 'r':
+			if (strcmp(optarg, "high") != 0 && strcmp(optarg, "normal") != 0 &&
+			    strcmp(optarg, "low") != 0)
+				bench_usage();
+			b.priority = optarg;
+			break;
 		default:
 			bench_usage();
 		}
@@ -188,8 +235,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (strncmp(url, "http://", 7) != 0 ||
-	    sscanf(url + 7, "%255[^:/]:%d", b.host, &b.port) != 2 || b.port <= 0)
+	if (!bench_parse_servers(&b, url))
 		bench_usage();
 	if (conns > jobs)
 		conns = jobs;
@@ -202,7 +248,8 @@ main(int argc, char **argv)
 	int64_t start = vd_now_mono_ns();
 	for (int64_t i = 0; i < conns; i++) {
 		cs[i].b = &b;
-		cs[i].evcon = evhttp_connection_base_new(b.base, NULL, b.host, (uint16_t)b.port);
+		const struct bench_server *s = &b.servers[i % b.nservers];
+		cs[i].evcon = evhttp_connection_base_new(b.base, NULL, s->host, (uint16_t)s->port);
 		evhttp_connection_set_timeout(cs[i].evcon, 60);
 		bench_send(&cs[i]);
 	}

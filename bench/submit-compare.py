@@ -69,9 +69,10 @@ ROW = re.compile(r"^(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\
 RSS = re.compile(r"^\d+\s+([\d.]+)\s+([\d.]+)\s+(-?\d+)", re.M)
 
 
-def bench(build, url, jobs, conns, pid=None):
+def bench(build, url, jobs, conns, pid=None, extra=()):
+    """Runs bench-submit (extra: more of its arguments) and returns its figures."""
     argv = [os.path.join(build, "bench", "bench-submit"), "--url", url, "--jobs", str(jobs),
-            "--conns", str(conns)]
+            "--conns", str(conns)] + list(extra)
     if pid:
         argv += ["--pid", str(pid)]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=900).stdout
@@ -86,13 +87,16 @@ def bench(build, url, jobs, conns, pid=None):
     return r
 
 
-def start_vramd(args, sim_port, data_dir, log, store=None):
+def start_vramd(args, sim_port, data_dir, log, store=None, extra=()):
+    """vramd on a free port in front of the sim; extra: more arguments (cluster-bench.py
+    gives each instance its --instance-id)."""
     port = free_port()
     proc = start([args.vramd or os.path.join(args.build, "src", "vramd"), "--listen",
                   "127.0.0.1:%d" % port,
                   "--ollama", "http://127.0.0.1:%d" % sim_port, "--data-dir", data_dir,
                   "--gpu-source", "none", "--vram-budget", "8GiB", "--queue-max-size",
-                  "1000000", "--sync", args.sync] + (["--store", store] if store else []), log)
+                  "1000000", "--sync", args.sync] + (["--store", store] if store else []) +
+                 list(extra), log)
     wait_http("http://127.0.0.1:%d/api/health" % port)
     time.sleep(1)  # its first poll of the sim
     return proc, "http://127.0.0.1:%d" % port
