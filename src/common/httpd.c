@@ -171,6 +171,10 @@ vd_http_reason(int status)
 		return "Accepted";
 	case 204:
 		return "No Content";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
 	case 400:
 		return "Bad Request";
 	case 401:
