@@ -6,6 +6,8 @@ instance leads and how many are alive, and vramctl cluster lists them.
 
 A real PostgreSQL is started for the test (tests/pgserver.py)."""
 
+import contextlib
+import itertools
 import json
 import os
 import random
@@ -60,8 +62,7 @@ def known_leader(v):
 
 
 def wait_leader(instances, timeout=30):
-    """The one instance that says it leads, once exactly one does (and, when agree, once
-    every instance names it as the leader)."""
+    """The one instance that says it leads, once exactly one does."""
     found = []
 
     def one():
@@ -84,11 +85,24 @@ def stop_all(sim, instances):
     sim.stop()
 
 
-def test_one_leader_and_jobs_through_every_instance():
-    url = PG.create_database("cluster1")
-    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
-    instances = start_instances(sim, url, 3)
+_DATABASES = itertools.count(1)
+
+
+@contextlib.contextmanager
+def cluster(n, time_scale=200):
+    """n instances on a new database in front of one ollama-sim (8 GiB): yields (url, sim,
+    instances) and stops them all at the end, also those the test appended."""
+    url = PG.create_database("cluster%d" % next(_DATABASES))
+    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=time_scale)
+    instances = start_instances(sim, url, n)
     try:
+        yield url, sim, instances
+    finally:
+        stop_all(sim, instances)
+
+
+def test_one_leader_and_jobs_through_every_instance():
+    with cluster(3, time_scale=200) as (url, sim, instances):
         leader = wait_leader(instances)
         followers = [v for v in instances if v is not leader]
         assert all(role(v) == "follower" for v in followers)
@@ -115,15 +129,10 @@ def test_one_leader_and_jobs_through_every_instance():
             assert job["attempts"] == 1, job
         stats = followers[0].stats()
         assert stats["jobs"]["by_status"]["complete"] == 60, stats["jobs"]
-    finally:
-        stop_all(sim, instances)
 
 
 def test_follower_long_poll_relay_and_redirects():
-    url = PG.create_database("cluster2")
-    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=50)
-    instances = start_instances(sim, url, 2)
-    try:
+    with cluster(2, time_scale=50) as (url, sim, instances):
         leader = wait_leader(instances)
         wait_agree(instances)
         follower = [v for v in instances if v is not leader][0]
@@ -169,13 +178,11 @@ def test_follower_long_poll_relay_and_redirects():
         # Cancelling a queued job on a follower: redirected too; a final one is 409 here.
         status, body = http_json("DELETE", follower.url + "/api/job/" + jid)
         assert status == 409, (status, body)
-    finally:
-        stop_all(sim, instances)
 
 
 def test_leader_killed_under_load_loses_nothing():
     kills = int(os.environ.get("VRAMD_CLUSTER_KILLS", "20"))
-    url = PG.create_database("cluster3")
+    url = PG.create_database("cluster%d" % next(_DATABASES))
     sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
     instances = start_instances(sim, url, 3)
     accepted = []
@@ -240,16 +247,14 @@ def test_leader_killed_under_load_loses_nothing():
 def test_leader_whose_lock_session_ends_stops_at_once():
     # Only the lock's session is ended (the store's connections live on): the leader must
     # stop without writing anything more, and the other instance finishes every job.
-    url = PG.create_database("cluster5")
-    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=20)
-    instances = start_instances(sim, url, 2)
-    try:
+    with cluster(2, time_scale=20) as (url, sim, instances):
         leader = wait_leader(instances)
         other = [v for v in instances if v is not leader][0]
         ids = [leader.submit_ok({"model": "qwen2.5:0.5b", "prompt": "p%d" % i,
                                  "options": {"num_predict": 20}}) for i in range(20)]
         ended = PG.psql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE "
-                        "locktype = 'advisory' AND objid = 1 AND granted", database="cluster5")
+                        "locktype = 'advisory' AND objid = 1 AND granted",
+                        database=url.rsplit("/", 1)[1])
         assert ended == "t", ended
         leader.proc.popen.wait(timeout=10)
         assert leader.proc.popen.returncode == 75, leader.proc.popen.returncode
@@ -258,15 +263,10 @@ def test_leader_whose_lock_session_ends_stops_at_once():
         for jid in ids:
             job = other.wait_final(jid, timeout=120)
             assert job["status"] == "complete", job
-    finally:
-        stop_all(sim, instances)
 
 
 def test_runtime_config_shared_and_kept_over_failover():
-    url = PG.create_database("cluster6")
-    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
-    instances = start_instances(sim, url, 2)
-    try:
+    with cluster(2, time_scale=200) as (url, sim, instances):
         leader = wait_leader(instances)
         wait_agree(instances)
         follower = [v for v in instances if v is not leader][0]
@@ -291,14 +291,12 @@ def test_runtime_config_shared_and_kept_over_failover():
         instances.append(late)
         wait_agree([follower, late])
         assert throttle(late) == 81
-    finally:
-        stop_all(sim, instances)
 
 
 def test_api_keys_shared_through_the_store():
     # The instance given API_KEYS_FILE shares it; one started after without the file
     # asks for the same keys.
-    url = PG.create_database("cluster7")
+    url = PG.create_database("cluster%d" % next(_DATABASES))
     sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
     admin = "sk-cluster-admin-0123456789abcdef"
     keys_file = os.path.join(tempfile.mkdtemp(prefix="vramd-keys-"), "keys.json")
@@ -323,10 +321,7 @@ def test_api_keys_shared_through_the_store():
 
 
 def test_reservations_shared_and_kept_over_failover():
-    url = PG.create_database("cluster4")
-    sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=200)
-    instances = start_instances(sim, url, 2)
-    try:
+    with cluster(2, time_scale=200) as (url, sim, instances):
         leader = wait_leader(instances)
         wait_agree(instances)
         follower = [v for v in instances if v is not leader][0]
@@ -352,8 +347,6 @@ def test_reservations_shared_and_kept_over_failover():
                                  json_body={"id": "sd"})
         assert status == 200, (status, body)
         assert ids(follower) == [], ids(follower)
-    finally:
-        stop_all(sim, instances)
 
 
 def cluster_gauges(v):
@@ -374,7 +367,7 @@ def vramctl(v, *args):
 
 
 def test_metrics_and_vramctl_say_who_leads():
-    url = PG.create_database("cluster8")
+    url = PG.create_database("cluster%d" % next(_DATABASES))
     sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=50)
     instances = start_instances(sim, url, 2)
     plain = None
