@@ -76,30 +76,19 @@ cmd_cluster_print(const json_t *c)
 	ctl_table_free(t);
 }
 
+static void
+cmd_cluster_show(const json_t *reply)
+{
+	if (!json_is_true(json_object_get(reply, "clustered")))
+		printf("not clustered (SQLite store)\n");
+	else
+		cmd_cluster_print(reply);
+}
+
 static int
 cmd_cluster_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	static const struct option longopts[] = {CTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct ctl_reply reply = {0};
-	int opt, rc = CTL_EXIT_OK;
-
-	while ((opt = ctl_getopt(ctl, cmd, argc, argv, "", longopts, &rc)) != -1)
-		if (opt == -2)
-			return rc;
-	if (optind < argc)
-		return ctl_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
-	rc = ctl_api_print(ctl, "GET", "/api/cluster", NULL, CTL_DEFAULT_TIMEOUT_S, &reply);
-	if (rc != CTL_EXIT_OK)
-		goto out;
-	if (ctl->json)
-		ctl_print_raw(&reply);
-	else if (!json_is_true(json_object_get(reply.json, "clustered")))
-		printf("not clustered (SQLite store)\n");
-	else
-		cmd_cluster_print(reply.json);
-out:
-	ctl_reply_cleanup(&reply);
-	return rc;
+	return ctl_view_exec(ctl, cmd, argc, argv, "/api/cluster", cmd_cluster_show);
 }
 
 const struct ctl_cmd ctl_cmd_cluster = {

@@ -45,29 +45,13 @@ models_where(const json_t *model, char *buf, size_t size)
 	vd_buf_cleanup(&b);
 }
 
-static int
-cmd_models_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+static void
+cmd_models_print(const json_t *reply)
 {
-	static const struct option longopts[] = {CTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct ctl_reply reply = {0};
-	int opt, rc = CTL_EXIT_OK;
-
-	while ((opt = ctl_getopt(ctl, cmd, argc, argv, "", longopts, &rc)) != -1)
-		if (opt == -2)
-			return rc;
-	if (optind < argc)
-		return ctl_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
-	rc = ctl_api_print(ctl, "GET", "/api/models", NULL, CTL_DEFAULT_TIMEOUT_S, &reply);
-	if (rc != CTL_EXIT_OK)
-		goto out;
-	if (ctl->json) {
-		ctl_print_raw(&reply);
-		goto out;
-	}
-	json_t *models = json_object_get(reply.json, "models");
+	json_t *models = json_object_get(reply, "models");
 	if (json_array_size(models) == 0) {
 		printf("no models\n");
-		goto out;
+		return;
 	}
 	struct ctl_table *t = ctl_table_new(10, "NAME", "FILE", "ESTIMATE", "MEASURED", "PLANNED",
 					    "LOADED", "QUEUED", "RUNNING", "LOADS", "MEAN_LOAD_MS");
@@ -97,9 +81,12 @@ cmd_models_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **arg
 	}
 	ctl_table_print(t, stdout);
 	ctl_table_free(t);
-out:
-	ctl_reply_cleanup(&reply);
-	return rc;
+}
+
+static int
+cmd_models_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	return ctl_view_exec(ctl, cmd, argc, argv, "/api/models", cmd_models_print);
 }
 
 const struct ctl_cmd ctl_cmd_models = {

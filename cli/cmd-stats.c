@@ -136,26 +136,9 @@ stats_print_loaded(const json_t *loaded)
 	ctl_table_free(t);
 }
 
-static int
-cmd_stats_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+static void
+cmd_stats_print(const json_t *s)
 {
-	static const struct option longopts[] = {CTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct ctl_reply reply = {0};
-	int opt, rc = CTL_EXIT_OK;
-
-	while ((opt = ctl_getopt(ctl, cmd, argc, argv, "", longopts, &rc)) != -1)
-		if (opt == -2)
-			return rc;
-	if (optind < argc)
-		return ctl_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
-	rc = ctl_api_print(ctl, "GET", "/api/stats", NULL, CTL_DEFAULT_TIMEOUT_S, &reply);
-	if (rc != CTL_EXIT_OK)
-		goto out;
-	if (ctl->json) {
-		ctl_print_raw(&reply);
-		goto out;
-	}
-	const json_t *s = reply.json;
 	const json_t *queue = json_object_get(s, "queue");
 	char a[32], b[32], c[32], d[32], e[32], f[32];
 	printf("uptime %s s, queue %s/%s, loads %s, unloads %s, load failures %s\n\n",
@@ -169,9 +152,12 @@ cmd_stats_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv
 	stats_print_models(json_object_get(s, "per_model"));
 	stats_print_gpus(json_object_get(s, "gpus"));
 	stats_print_loaded(json_object_get(s, "loaded_models"));
-out:
-	ctl_reply_cleanup(&reply);
-	return rc;
+}
+
+static int
+cmd_stats_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	return ctl_view_exec(ctl, cmd, argc, argv, "/api/stats", cmd_stats_print);
 }
 
 const struct ctl_cmd ctl_cmd_stats = {

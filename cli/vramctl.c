@@ -238,6 +238,30 @@ ctl_print_raw(const struct ctl_reply *reply)
 		fputc('\n', stdout);
 }
 
+int
+ctl_view_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv, const char *path,
+	      void (*print)(const json_t *reply))
+{
+	static const struct option longopts[] = {CTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+	struct ctl_reply reply = {0};
+	int opt, rc = CTL_EXIT_OK;
+
+	while ((opt = ctl_getopt(ctl, cmd, argc, argv, "", longopts, &rc)) != -1)
+		if (opt == -2)
+			return rc;
+	if (optind < argc)
+		return ctl_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+	rc = ctl_api_print(ctl, "GET", path, NULL, CTL_DEFAULT_TIMEOUT_S, &reply);
+	if (rc == CTL_EXIT_OK) {
+		if (ctl->json)
+			ctl_print_raw(&reply);
+		else
+			print(reply.json);
+	}
+	ctl_reply_cleanup(&reply);
+	return rc;
+}
+
 const char *
 ctl_fmt_num(const json_t *v, char *buf, size_t size)
 {

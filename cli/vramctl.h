@@ -97,6 +97,10 @@ int ctl_api_print(const struct ctl *ctl, const char *method, const char *path, j
 void ctl_reply_cleanup(struct ctl_reply *reply);
 /* Writes the raw reply body to stdout, ending with a newline. */
 void ctl_print_raw(const struct ctl_reply *reply);
+/* The whole of a command that takes no arguments of its own and shows one GET: the
+ * reply as it came with --json, else print(reply's JSON). Returns the exit status. */
+int ctl_view_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv,
+		  const char *path, void (*print)(const json_t *reply));
 
 /* Formatting helpers for table cells; each writes into buf and returns it. A missing
  * or null value prints as "-". */
