@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "http-util.h"
 #include "httpd.h"
+#include "job.h"
 #include "leader.h"
 #include "log.h"
 #include "store.h"
@@ -28,7 +29,13 @@ struct cluster {
 	char *instance;
 	char *address; /* http://HOST:PORT where the others reach this instance */
 	bool leading;  /* between on_elected and the exit on demotion */
+	/* A follower's view of the jobs queued in the whole cluster (store counts), read
+	 * at most every CLUSTER_QUEUED_MAX_AGE_MS. */
+	int64_t queued;
+	int64_t queued_read_ms;
 };
+
+#define CLUSTER_QUEUED_MAX_AGE_MS 200
 
 #define CLUSTER_CONFIG_SETTING "runtime-config"
 
@@ -187,6 +194,28 @@ bool
 cluster_is_follower(const struct cluster *c)
 {
 	return c != NULL && !c->leading;
+}
+
+int64_t
+cluster_queued(struct cluster *c)
+{
+	if (!cluster_is_follower(c))
+		return -1;
+	int64_t now = vd_now_mono_ms();
+	if (c->queued_read_ms == 0 || now - c->queued_read_ms > CLUSTER_QUEUED_MAX_AGE_MS) {
+		struct store_counts counts;
+		char *cause = NULL;
+		if (store_counts(c->d->store, &counts, &cause) < 0) {
+			vd_warn(STORE, "cannot count the cluster's queued jobs: %s", cause);
+			free(cause);
+			return c->queued_read_ms != 0 ? c->queued : -1;
+		}
+		c->queued = counts.by_status[JOB_QUEUED];
+		c->queued_read_ms = now;
+		json_decref(counts.per_model);
+		json_decref(counts.per_key);
+	}
+	return c->queued;
 }
 
 bool

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct cluster;
 struct daemon;
@@ -42,6 +43,11 @@ void cluster_free(struct cluster *c);
 
 /* Whether this instance is a follower now (false without a cluster). */
 bool cluster_is_follower(const struct cluster *c);
+/* On a follower: the jobs queued in the whole cluster as the shared store counts them
+ * (read at most every 200 ms), so QUEUE_MAX_SIZE holds for submissions through any
+ * instance; -1 on the leader (its own queue is the cluster's), without a cluster, or when
+ * the count cannot be read. */
+int64_t cluster_queued(struct cluster *c);
 /* Whether this instance may act on the fleet now: no cluster, or it leads and the
  * database cannot yet have given its lock to another (leader_check). */
 bool cluster_may_act(const struct cluster *c);

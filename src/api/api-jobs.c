@@ -197,7 +197,11 @@ api_submit(struct vd_http_req *req, const char *path, void *arg)
 				request_bytes, queue_capacity_bytes(d->queue));
 		goto out_error;
 	}
-	bool full = queue_length(d->queue) >= queue_capacity(d->queue);
+	/* A follower's own queue holds only what it is committing: the cluster's is counted
+	 * by the shared store. */
+	int64_t shared = cluster_queued(d->cluster);
+	bool full = queue_length(d->queue) >= queue_capacity(d->queue) ||
+		    (shared >= 0 && (size_t)shared >= queue_capacity(d->queue));
 	if (full || !queue_has_room_bytes(d->queue, request_bytes)) {
 		api_submit_retry_after(d, req, name, queue_length(d->queue));
 		status = 429;

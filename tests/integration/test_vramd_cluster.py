@@ -40,9 +40,9 @@ def teardown_module():
         PG.stop()
 
 
-def start_instances(sim, url, n):
+def start_instances(sim, url, n, *args):
     return [start_vramd(sim, "--store", url, "--leader-takeover", TAKEOVER_S,
-                        "--instance-id", "i%d" % i) for i in range(n)]
+                        "--instance-id", "i%d" % i, *args) for i in range(n)]
 
 
 def role(v):
@@ -89,12 +89,12 @@ _DATABASES = itertools.count(1)
 
 
 @contextlib.contextmanager
-def cluster(n, time_scale=200):
-    """n instances on a new database in front of one ollama-sim (8 GiB): yields (url, sim,
-    instances) and stops them all at the end, also those the test appended."""
+def cluster(n, *args, time_scale=200):
+    """n instances (given args) on a new database in front of one ollama-sim (8 GiB): yields
+    (url, sim, instances) and stops them all at the end, also those the test appended."""
     url = PG.create_database("cluster%d" % next(_DATABASES))
     sim = start_sim("--gpus", "8GiB", state_file=True, time_scale=time_scale)
-    instances = start_instances(sim, url, n)
+    instances = start_instances(sim, url, n, *args)
     try:
         yield url, sim, instances
     finally:
@@ -318,6 +318,32 @@ def test_api_keys_shared_through_the_store():
             assert status == 200, (v.url, status)
     finally:
         stop_all(sim, instances)
+
+
+def test_queue_limit_holds_through_a_follower():
+    # QUEUE_MAX_SIZE 5 and the GPU held, so jobs stay queued: five through the leader fill
+    # the cluster's queue, and the follower refuses the sixth.
+    with cluster(2, "--queue-max-size", 5) as (url, sim, instances):
+        leader = wait_leader(instances)
+        wait_agree(instances)
+        follower = [v for v in instances if v is not leader][0]
+        wait_until(lambda: leader.get("/api/gpu/memory/available")[1]["gpus"][0]
+                   ["reservable_mb"] > 0, what="the leader to know the GPU")
+        mb = leader.get("/api/gpu/memory/available")[1]["gpus"][0]["reservable_mb"]
+        status, body = http_json("POST", leader.url + "/api/gpu/memory/allocate",
+                                 json_body={"id": "hold", "mb": mb, "gpu": 0})
+        assert status == 200, (status, body)
+        job = {"model": "qwen2.5:0.5b", "prompt": "hi", "options": {"num_predict": 2}}
+        for _ in range(5):
+            leader.submit_ok(job)
+        time.sleep(0.3)  # the follower's count of the shared queue is at most 200 ms old
+        status, body = follower.submit(job)
+        assert status == 429 and "queue is full" in body["error"], (status, body)
+        status, body = http_json("POST", leader.url + "/api/gpu/memory/deallocate",
+                                 json_body={"id": "hold"})
+        assert status == 200, (status, body)
+        wait_until(lambda: follower.submit(job)[0] == 202, timeout=30,
+                   what="the follower to take jobs once the queue drains")
 
 
 def test_reservations_shared_and_kept_over_failover():
