@@ -900,7 +900,6 @@ daemon_free(struct daemon *d)
 	for (struct waiter *w; (w = waiters_any(&d->waiters)) != NULL;)
 		daemon_waiter_answer((struct daemon_waiter *)w);
 	waiters_cleanup(&d->waiters);
-	cluster_free(d->cluster);
 	vd_httpd_free(d->http);
 	keys_free(d->keys);
 	fleet_free(d->fleet);
@@ -910,6 +909,10 @@ daemon_free(struct daemon *d)
 		store_wait(d->store);
 		store_completions(d->store, daemon_committed_cb, d);
 	}
+	/* The leader lock goes last: the runs fleet_free put back to queued are committed
+	 * before another instance can lead and run them. */
+	cluster_free(d->cluster);
+	d->cluster = NULL;
 	if (d->store_event != NULL)
 		event_free(d->store_event); /* before store_close closes its descriptor */
 	gpu_monitor_free(d->gpus);
