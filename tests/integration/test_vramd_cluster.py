@@ -346,6 +346,24 @@ def test_queue_limit_holds_through_a_follower():
                    what="the follower to take jobs once the queue drains")
 
 
+def test_official_openai_client_through_a_follower():
+    # The official openai npm client, pointed at a follower: every case of
+    # tests/npm/openai.test.mjs (models, chat streamed and not, completions, embeddings,
+    # the 404 and 400 errors) relayed to the leader and back.
+    with cluster(2, time_scale=100) as (url, sim, instances):
+        leader = wait_leader(instances)
+        wait_agree(instances)
+        follower = [v for v in instances if v is not leader][0]
+        wait_models_known(follower)
+        wait_models_known(leader)
+        script = os.path.join(os.path.dirname(HERE), "npm", "run.sh")
+        env = dict(os.environ, VRAMD_URL=follower.url)
+        out = subprocess.run([script, "openai.test.mjs"], env=env, capture_output=True,
+                             text=True, timeout=240)
+        print(out.stdout[-3000:], out.stderr[-2000:])
+        assert out.returncode == 0 and " 0 failed" in out.stdout, out.stdout
+
+
 def test_reservations_shared_and_kept_over_failover():
     with cluster(2, time_scale=200) as (url, sim, instances):
         leader = wait_leader(instances)
