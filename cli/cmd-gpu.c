@@ -81,17 +81,7 @@ gpu_print_table(const json_t *status)
 static int
 gpu_fetch_and_print(const struct ctl *ctl)
 {
-	struct ctl_reply reply = {0};
-	int rc =
-	    ctl_api_print(ctl, "GET", "/api/gpu/status/all", NULL, CTL_DEFAULT_TIMEOUT_S, &reply);
-	if (rc == CTL_EXIT_OK) {
-		if (ctl->json)
-			ctl_print_raw(&reply);
-		else
-			gpu_print_table(reply.json);
-	}
-	ctl_reply_cleanup(&reply);
-	return rc;
+	return ctl_view_show(ctl, "/api/gpu/status/all", gpu_print_table);
 }
 
 static int

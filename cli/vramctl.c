@@ -243,7 +243,6 @@ ctl_view_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv,
 	      void (*print)(const json_t *reply))
 {
 	static const struct option longopts[] = {CTL_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct ctl_reply reply = {0};
 	int opt, rc = CTL_EXIT_OK;
 
 	while ((opt = ctl_getopt(ctl, cmd, argc, argv, "", longopts, &rc)) != -1)
@@ -251,7 +250,14 @@ ctl_view_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv,
 			return rc;
 	if (optind < argc)
 		return ctl_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
-	rc = ctl_api_print(ctl, "GET", path, NULL, CTL_DEFAULT_TIMEOUT_S, &reply);
+	return ctl_view_show(ctl, path, print);
+}
+
+int
+ctl_view_show(const struct ctl *ctl, const char *path, void (*print)(const json_t *reply))
+{
+	struct ctl_reply reply = {0};
+	int rc = ctl_api_print(ctl, "GET", path, NULL, CTL_DEFAULT_TIMEOUT_S, &reply);
 	if (rc == CTL_EXIT_OK) {
 		if (ctl->json)
 			ctl_print_raw(&reply);

@@ -101,6 +101,8 @@ void ctl_print_raw(const struct ctl_reply *reply);
  * reply as it came with --json, else print(reply's JSON). Returns the exit status. */
 int ctl_view_exec(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv,
 		  const char *path, void (*print)(const json_t *reply));
+/* Its GET and output alone (for commands with options of their own, or --watch). */
+int ctl_view_show(const struct ctl *ctl, const char *path, void (*print)(const json_t *reply));
 
 /* Formatting helpers for table cells; each writes into buf and returns it. A missing
  * or null value prints as "-". */

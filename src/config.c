@@ -1346,6 +1346,22 @@ config_value_json(const struct config_value *v, enum config_key k)
 }
 
 static int config_persist_save_values(const struct config_value *v, char **cause);
+
+/* Replaces cfg's values with tmp's (taking them); *changed (when not NULL) receives a new
+ * object of the keys whose value differs, typed. */
+static void
+config_take_values(struct config *cfg, struct config_value *tmp, json_t **changed)
+{
+	if (changed != NULL) {
+		*changed = json_object();
+		for (int k = 0; k < CONFIG_NKEYS; k++)
+			if (strcmp(tmp[k].text, cfg->v[k].text) != 0)
+				json_object_set_new(*changed, config_table[k].name,
+						    config_value_json(tmp, k));
+	}
+	config_values_free(cfg->v);
+	memcpy(cfg->v, tmp, sizeof(cfg->v));
+}
 static char *config_runtime_doc_of(const struct config_value *v);
 
 /* config_set_many and config_set_many_kept: with keep, the new values are written to
@@ -1411,15 +1427,7 @@ config_set_many_do(struct config *cfg, const json_t *obj, json_t **changed, bool
 			goto out;
 		}
 	}
-	if (changed != NULL) {
-		*changed = json_object();
-		for (int k = 0; k < CONFIG_NKEYS; k++)
-			if (strcmp(tmp[k].text, cfg->v[k].text) != 0)
-				json_object_set_new(*changed, config_table[k].name,
-						    config_value_json(tmp, k));
-	}
-	config_values_free(cfg->v);
-	memcpy(cfg->v, tmp, sizeof(tmp));
+	config_take_values(cfg, tmp, changed);
 	return 0;
 out:
 	config_values_free(tmp);
@@ -2022,14 +2030,6 @@ config_apply_runtime_doc(struct config *cfg, const char *text, const char *where
 		free(inner);
 		return rc;
 	}
-	if (changed != NULL) {
-		*changed = json_object();
-		for (int k = 0; k < CONFIG_NKEYS; k++)
-			if (strcmp(tmp[k].text, cfg->v[k].text) != 0)
-				json_object_set_new(*changed, config_table[k].name,
-						    config_value_json(tmp, k));
-	}
-	config_values_free(cfg->v);
-	memcpy(cfg->v, tmp, sizeof(tmp));
+	config_take_values(cfg, tmp, changed);
 	return 0;
 }

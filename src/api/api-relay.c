@@ -27,10 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The headers a front door reads, passed to the leader as they came. */
+/* The headers a front door reads, passed to the leader as they came (Content-Type goes
+ * as the body's type). */
 static const char *const api_relay_headers[] = {
-    "Content-Type",	 "Authorization",     "Accept", "X-Vramd-Priority", "X-Vramd-Deadline",
-    "X-Vramd-Placement", "X-Vramd-Client-Id",
+    "Authorization",	 "Accept", "X-Vramd-Priority", "X-Vramd-Deadline", "X-Vramd-Placement",
+    "X-Vramd-Client-Id",
 };
 
 struct api_relay {
@@ -107,7 +108,7 @@ api_relay_to_leader(struct daemon *d, struct vd_http_req *req)
 	size_t n = 0;
 	for (size_t i = 0; i < VD_ARRAY_LEN(api_relay_headers); i++) {
 		const char *v = vd_http_req_header(req, api_relay_headers[i]);
-		if (v == NULL || strcmp(api_relay_headers[i], "Content-Type") == 0)
+		if (v == NULL)
 			continue;
 		owned[n] = xasprintf("%s: %s", api_relay_headers[i], v);
 		lines[n] = owned[n];
